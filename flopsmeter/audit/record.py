@@ -1,0 +1,168 @@
+"""Audit record schema v1: one JSON object per terminal training job (DESIGN.md, "Audit record").
+
+FLOP counts are JSON numbers (floats; Athena ``double``): they overflow ``bigint``. ``sha256`` is the
+SHA-256 of the canonical JSON of every other field (sorted keys, no whitespace, UTF-8), so anyone can
+recompute it from the stored object alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = frozenset({1})
+RECORD_NAMESPACE = uuid.UUID("6f1c1a52-3d1e-4bb0-9a55-2f4b3c8e9d10")  # uuid5 namespace of record ids
+
+
+def _finite_non_negative(value: float) -> float:
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+FlopCount = Annotated[float, AfterValidator(_finite_non_negative)]
+Outcome = Literal["below", "approaching", "exceeds"]
+FlopsMethod = Literal["metered", "hardware_ceiling", "declared"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobInfo(_Model):
+    name: str = Field(min_length=1, max_length=63)
+    arn: str
+    account_id: str
+    region: str
+    status: Literal["Completed", "Failed", "Stopped"]
+    failure_reason: str | None = None
+    creation_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime
+    instance_type: str
+    instance_count: int = Field(ge=1)
+    billable_seconds: int | None = Field(default=None, ge=0)
+    training_seconds: float = Field(ge=0)
+    training_seconds_source: str = "TrainingStartTime..TrainingEndTime"
+
+
+class BaseModelInfo(_Model):
+    model_id: str | None = None
+    pretrain_flops: FlopCount | None = None
+    source: Literal["environment", "tag", "catalog", "argument", "unknown"]
+    basis: str
+    systemic_risk: bool = False
+    raw_value: str | None = None
+
+
+class HardwareCeilingInfo(_Model):
+    flops: FlopCount
+    bf16_flops: FlopCount
+    accelerator: str
+    chips_per_instance: int
+    instance_count: int
+    seconds: float
+    peak_flops_per_chip: float
+    precision: str
+    known_instance: bool
+    peak_source: str
+
+
+class FlopsInfo(_Model):
+    method: FlopsMethod  # which figure the classification used
+    classified_flops: FlopCount  # the job's own FLOPs used for classification (before lineage)
+    metered: FlopCount | None = None
+    hardware_ceiling: HardwareCeilingInfo
+    declared: FlopCount | None = None
+    tokens: int | None = Field(default=None, ge=0)
+    non_padding_tokens: int | None = Field(default=None, ge=0)
+    recompute_flops: FlopCount | None = None  # gradient checkpointing; recorded, not added
+    formula_version: str | None = None
+    uncertainty: str
+
+
+class PolicyClassification(_Model):
+    policy: str
+    scenario: Literal["default", "relative", "systemic"]
+    threshold: FlopCount
+    ratio: float
+    outcome: Outcome
+    basis: str
+
+
+class CloudTrailRef(_Model):
+    status: Literal["found", "not_found"]
+    event_id: str | None = None
+    event_time: datetime | None = None
+    principal_arn: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    reason: str | None = None
+
+
+class Lineage(_Model):
+    parent_job: str | None = None
+    parent_record_key: str | None = None
+    own_flops: FlopCount
+    parent_cumulative_flops: FlopCount = 0.0
+    cumulative_flops: FlopCount
+    chain: list[str] = Field(default_factory=list)  # ancestors, oldest first
+
+
+class AuditRecord(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    record_id: str
+    recorded_at: datetime
+    job: JobInfo
+    base_model: BaseModelInfo
+    flops: FlopsInfo
+    classifications: list[PolicyClassification] = Field(min_length=1)
+    primary_policy: str
+    outcome: Outcome  # the primary policy's outcome, for queries
+    cloudtrail: CloudTrailRef
+    eventbridge_event_id: str | None = None
+    lineage: Lineage
+    warnings: list[str] = Field(default_factory=list)
+    sha256: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """Every field but ``sha256``, as JSON-ready values."""
+        return self.model_dump(mode="json", exclude={"sha256"})
+
+    def sealed(self) -> AuditRecord:
+        """A copy with ``sha256`` set from the canonical JSON of the body."""
+        return self.model_copy(update={"sha256": body_sha256(self.body())})
+
+    def to_json_bytes(self) -> bytes:
+        return canonical_json({**self.body(), "sha256": self.sha256})
+
+
+def canonical_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def body_sha256(body: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def stored_sha256_matches(document: dict[str, Any]) -> bool:
+    """Recompute a stored record's hash from the document alone (no pydantic, any schema version)."""
+    claimed = document.get("sha256")
+    body = {k: v for k, v in document.items() if k != "sha256"}
+    return isinstance(claimed, str) and body_sha256(body) == claimed
+
+
+def record_id_for(job_arn: str) -> str:
+    """Deterministic: a redelivered event produces the same id (and the same key)."""
+    return str(uuid.uuid5(RECORD_NAMESPACE, job_arn))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

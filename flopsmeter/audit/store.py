@@ -1,0 +1,179 @@
+"""The only code that reads and writes the audit bucket.
+
+Records are written once: ``If-None-Match: *`` makes the first write win and a redelivery a no-op, and
+every object carries Object Lock COMPLIANCE retention. ClientErrors become ``AuditStoreError`` (or
+``TransientStoreError`` for throttling and 5xx, which callers retry); code above sees only our errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.domain.errors import FlopsMeterError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
+    "InternalError", "ServiceUnavailable", "503", "500", "RequestLimitExceeded", "TooManyRequestsException",
+})
+
+
+class AuditStoreError(FlopsMeterError):
+    """The audit bucket refused or failed an operation."""
+
+
+class TransientStoreError(AuditStoreError):
+    """Throttling, 5xx or a timeout: retry later."""
+
+
+def is_transient(err: ClientError | BotoCoreError) -> bool:
+    if isinstance(err, BotoCoreError):
+        return True  # connection errors, read timeouts
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code in TRANSIENT_CODES or status >= 500 or status == 429
+
+
+def store_error(err: ClientError | BotoCoreError, what: str) -> AuditStoreError:
+    cls = TransientStoreError if is_transient(err) else AuditStoreError
+    return cls(f"{what}: {err}")
+
+
+@dataclass(frozen=True)
+class PutResult:
+    key: str
+    written: bool  # False: an object already existed at the key (duplicate delivery), nothing changed
+    version_id: str | None
+    sha256: str
+    retain_until: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    version_id: str | None
+    last_modified: datetime | None
+
+
+class AuditStore:
+    """Record store over one S3 bucket (any boto3 S3 client: AWS, the local emulator, moto)."""
+
+    def __init__(self, s3: S3Client, bucket: str, *, retention_years: int = DEFAULT_RETENTION_YEARS) -> None:
+        if retention_years < 1:
+            raise ValueError("retention must be at least one year")
+        self.s3 = s3
+        self.bucket = bucket
+        self.retention_years = retention_years
+
+    def retain_until(self, now: datetime | None = None) -> datetime:
+        start = now or datetime.now(UTC)
+        return start + timedelta(days=366 * self.retention_years)
+
+    def put_immutable(self, key: str, body: bytes, *, content_type: str = "application/json",
+                      metadata: dict[str, str] | None = None) -> tuple[bool, str | None, datetime]:
+        """Write ``body`` at ``key`` only if no object exists there; COMPLIANCE-locked. Returns (written, version, until)."""
+        until = self.retain_until()
+        try:
+            reply = self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*",
+                ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+                ChecksumAlgorithm="SHA256", Metadata=metadata or {},
+            )
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                return False, None, until
+            raise store_error(err, f"writing s3://{self.bucket}/{key}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"writing s3://{self.bucket}/{key}") from err
+        return True, reply.get("VersionId"), until
+
+    def put_record(self, key: str, record: AuditRecord) -> PutResult:
+        sealed = record if record.sha256 else record.sealed()
+        written, version, until = self.put_immutable(
+            key, sealed.to_json_bytes(), metadata={"sha256": sealed.sha256, "schema-version": str(sealed.schema_version)}
+        )
+        if not written:
+            existing = self.head(key)
+            return PutResult(key, False, existing.get("VersionId"), existing.get("Metadata", {}).get("sha256", ""),
+                             existing.get("ObjectLockRetainUntilDate"))
+        return PutResult(key, True, version, sealed.sha256, until)
+
+    def head(self, key: str) -> dict[str, Any]:
+        try:
+            return dict(self.s3.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as err:
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+        return True
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            reply = self.s3.get_object(**kwargs)
+            body = reply["Body"].read()
+        except ClientError as err:
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
+        return StoredObject(key, body, reply.get("VersionId"), reply.get("LastModified"))
+
+    def get_json(self, key: str) -> dict[str, Any]:
+        document = json.loads(self.get(key).body)
+        if not isinstance(document, dict):
+            raise AuditStoreError(f"s3://{self.bucket}/{key} is not a JSON object")
+        return document
+
+    def get_record(self, key: str) -> AuditRecord:
+        return AuditRecord.model_validate(self.get_json(key))
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield ``{"Key", "LastModified", "Size", "ETag"}`` for every object under ``prefix``, in key order."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        try:
+            for page in paginator.paginate(**kwargs):
+                yield from page.get("Contents", [])
+        except ClientError as err:
+            raise store_error(err, f"listing s3://{self.bucket}/{prefix}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"listing s3://{self.bucket}/{prefix}") from err
+
+    def list_versions(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every version (and delete marker, with ``IsDeleteMarker``) under ``prefix``."""
+        paginator = self.s3.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                yield from page.get("Versions", [])
+                for marker in page.get("DeleteMarkers", []):
+                    yield {**marker, "IsDeleteMarker": True}
+        except ClientError as err:
+            raise store_error(err, f"listing versions of s3://{self.bucket}/{prefix}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"listing versions of s3://{self.bucket}/{prefix}") from err

@@ -1,0 +1,60 @@
+"""``flopsmeter``: one argparse tree; each command group lives in its own module with a ``register``.
+
+Errors print one human line and exit non-zero: 2 for usage errors, 1 for failures. Heavy imports
+(boto3, duckdb, torch) happen inside the command functions, so ``flopsmeter --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from flopsmeter.domain.errors import FlopsMeterError
+
+# Command-group modules, each with ``register(subparsers)``; every command sets ``func(args) -> int``.
+COMMAND_MODULES = ("compliance", "local", "audit")
+
+
+class UsageError(FlopsMeterError):
+    """Bad arguments that argparse cannot catch (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"flopsmeter: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(prog="flopsmeter", description="EU AI Act compute compliance for LLM fine-tuning on SageMaker")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"flopsmeter.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        print(f"flopsmeter: error: {err}", file=sys.stderr)
+        return 2
+    except FlopsMeterError as err:
+        print(f"flopsmeter: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("flopsmeter: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

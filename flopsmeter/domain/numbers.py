@@ -1,0 +1,91 @@
+"""Parsing FLOP counts as people write them (``PRETRAIN_FLOPS=1.5e24`` and friends).
+
+A parse never raises: a value that is not a finite, positive number comes back as ``None`` with a
+warning that says why, so that the caller falls back to the conservative "unknown" branch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+MAX_RAW_LENGTH = 64  # longer strings are not numbers anyone typed; refuse them before any regex runs
+
+# "1.5x10^24", "1.5 × 10^24", "1.5*10**24", "1.5·10^24"
+_TIMES_TEN = re.compile(r"^([0-9][0-9_]*(?:\.[0-9_]*)?)\s*(?:x|×|\*|·)\s*10\s*(?:\^|\*\*)\s*([+-]?[0-9]+)$", re.IGNORECASE)
+_PLAIN = re.compile(r"^[+-]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:e[+-]?[0-9]+)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedFlops:
+    """The outcome of parsing a raw FLOP count: a value, or None and the reason."""
+
+    value: float | None
+    raw: str | None
+    warning: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+
+def _shown(raw: str) -> str:
+    """A safe, short rendering of untrusted input for a warning (no control characters, bounded)."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in raw[:MAX_RAW_LENGTH])
+    return repr(cleaned + ("…" if len(raw) > MAX_RAW_LENGTH else ""))
+
+
+def parse_flops(raw: str | float | int | None, *, field: str = "PRETRAIN_FLOPS") -> ParsedFlops:
+    """Parse a FLOP count; anything but a finite number > 0 becomes unknown, with a warning.
+
+    Accepts ``1.5e24``, ``1.5E+24``, `` 1500000000000000000000000 ``, ``1_500e21`` and ``1.5x10^24``.
+    """
+    if raw is None:
+        return ParsedFlops(None, None)
+    if isinstance(raw, bool):
+        return ParsedFlops(None, str(raw), f"{field}={raw!r} is not a number; treated as unknown")
+    if isinstance(raw, int | float):
+        return _check(float(raw) if _fits_float(raw) else math.inf, str(raw), field)
+    text = raw.strip()
+    if not text:
+        return ParsedFlops(None, raw, f"{field} is empty; treated as unknown")
+    if len(text) > MAX_RAW_LENGTH:
+        return ParsedFlops(None, raw[:MAX_RAW_LENGTH], f"{field}={_shown(raw)} is too long to be a number; treated as unknown")
+    match = _TIMES_TEN.match(text)
+    try:
+        if match:
+            mantissa, exponent = match.groups()
+            value = float(mantissa) * 10.0 ** int(exponent)
+        elif _PLAIN.match(text):
+            value = float(text)
+        else:
+            raise ValueError(text)
+    except (ValueError, OverflowError):
+        return ParsedFlops(None, raw, f"{field}={_shown(raw)} is not a number; treated as unknown")
+    return _check(value, raw, field)
+
+
+def _fits_float(value: int | float) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _check(value: float, raw: str, field: str) -> ParsedFlops:
+    if math.isnan(value):
+        return ParsedFlops(None, raw, f"{field}={_shown(raw)} is NaN; treated as unknown")
+    if math.isinf(value):
+        return ParsedFlops(None, raw, f"{field}={_shown(raw)} is infinite or out of range; treated as unknown")
+    if value < 0:
+        return ParsedFlops(None, raw, f"{field}={_shown(raw)} is negative; treated as unknown")
+    if value == 0:
+        return ParsedFlops(None, raw, f"{field}={_shown(raw)} is zero; treated as unknown")
+    return ParsedFlops(value, raw)
+
+
+def format_flops(value: float | None) -> str:
+    """FLOPs as the style guide prints them: ``3.30e+22`` (``unknown`` for None)."""
+    return "unknown" if value is None else f"{value:.2e}"
