@@ -114,8 +114,9 @@ def classify(
             "(guideline para. 17); the one-third test may not apply as such - refer to legal review"
         )
     results = tuple(
-        classify_against(value, threshold_for(p, pretrain_flops, systemic_risk_base=systemic_risk_base),
-                         approaching_fraction)
+        classify_against(
+            value, threshold_for(p, pretrain_flops, systemic_risk_base=systemic_risk_base), approaching_fraction
+        )
         for p in chosen
     )
     return Classification(primary_policy=primary.policy_id, results=results, warnings=tuple(notes))

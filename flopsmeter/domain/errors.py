@@ -25,3 +25,7 @@ class UnknownInstanceType(FlopsMeterError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown instance type"
+
+
+class InvalidFineTuning(FlopsMeterError, ValueError):
+    """A fine-tuning description (method, LoRA rank or targets, trainable layers) the formulas cannot use."""

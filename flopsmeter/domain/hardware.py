@@ -54,8 +54,16 @@ def _family(accelerator: Accelerator, chips_by_size: dict[str, int], prefix: str
     return {f"{prefix}.{size}": InstanceSpec(f"{prefix}.{size}", accelerator, n) for size, n in chips_by_size.items()}
 
 
-_G_SIZES = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4,
-            "48xlarge": 8}
+_G_SIZES = {
+    "xlarge": 1,
+    "2xlarge": 1,
+    "4xlarge": 1,
+    "8xlarge": 1,
+    "16xlarge": 1,
+    "12xlarge": 4,
+    "24xlarge": 4,
+    "48xlarge": 8,
+}
 
 INSTANCE_CATALOG: dict[str, InstanceSpec] = {
     **_family(A100, {"24xlarge": 8}, "ml.p4d"),
@@ -72,13 +80,15 @@ INSTANCE_CATALOG: dict[str, InstanceSpec] = {
     **_family(TRAINIUM2, {"48xlarge": 16}, "ml.trn2"),
     **_family(V100, {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8}, "ml.p3"),
     **_family(V100, {"24xlarge": 8}, "ml.p3dn"),
-    **_family(T4, {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
-                   "metal": 8}, "ml.g4dn"),
+    **_family(
+        T4, {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "metal": 8}, "ml.g4dn"
+    ),
 }
 
 # Unknown instance type: the fastest chip we know, eight of them per instance. Deliberately high, never zero.
-UNKNOWN_INSTANCE_ACCELERATOR = max((s.accelerator for s in INSTANCE_CATALOG.values()),
-                                   key=lambda a: a.max_dense_flops_per_s)
+UNKNOWN_INSTANCE_ACCELERATOR = max(
+    (s.accelerator for s in INSTANCE_CATALOG.values()), key=lambda a: a.max_dense_flops_per_s
+)
 UNKNOWN_INSTANCE_CHIPS = 8
 
 

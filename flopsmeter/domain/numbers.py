@@ -13,7 +13,9 @@ from dataclasses import dataclass
 MAX_RAW_LENGTH = 64  # longer strings are not numbers anyone typed; refuse them before any regex runs
 
 # "1.5x10^24", "1.5 × 10^24", "1.5*10**24", "1.5·10^24"
-_TIMES_TEN = re.compile(r"^([0-9][0-9_]*(?:\.[0-9_]*)?)\s*(?:x|×|\*|·)\s*10\s*(?:\^|\*\*)\s*([+-]?[0-9]+)$", re.IGNORECASE)
+_TIMES_TEN = re.compile(
+    r"^([0-9][0-9_]*(?:\.[0-9_]*)?)\s*(?:x|×|\*|·)\s*10\s*(?:\^|\*\*)\s*([+-]?[0-9]+)$", re.IGNORECASE
+)
 _PLAIN = re.compile(r"^[+-]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:e[+-]?[0-9]+)?$", re.IGNORECASE)
 
 
@@ -51,7 +53,9 @@ def parse_flops(raw: str | float | int | None, *, field: str = "PRETRAIN_FLOPS")
     if not text:
         return ParsedFlops(None, raw, f"{field} is empty; treated as unknown")
     if len(text) > MAX_RAW_LENGTH:
-        return ParsedFlops(None, raw[:MAX_RAW_LENGTH], f"{field}={_shown(raw)} is too long to be a number; treated as unknown")
+        return ParsedFlops(
+            None, raw[:MAX_RAW_LENGTH], f"{field}={_shown(raw)} is too long to be a number; treated as unknown"
+        )
     match = _TIMES_TEN.match(text)
     try:
         if match:

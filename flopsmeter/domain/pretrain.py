@@ -56,8 +56,15 @@ def resolve_pretrain_compute(
         parsed = parse_flops(raw, field=label)
         shown = None if parsed.raw is None else str(parsed.raw)
         if parsed.value is None:
-            return PretrainCompute(None, PretrainSource.UNKNOWN, f"{label} present but unusable", base_model_id,
-                                   systemic, shown, (parsed.warning or f"{label} unusable",))
+            return PretrainCompute(
+                None,
+                PretrainSource.UNKNOWN,
+                f"{label} present but unusable",
+                base_model_id,
+                systemic,
+                shown,
+                (parsed.warning or f"{label} unusable",),
+            )
         return PretrainCompute(parsed.value, source, f"declared in {label}", base_model_id, systemic, shown)
     if model is not None:
         used = model.used_estimate
@@ -68,9 +75,15 @@ def resolve_pretrain_compute(
                 f"catalog also lists {e.flops:.2e} ({e.method}) for {model.model_id}; the lower figure is used"
                 for e in others
             )
-            return PretrainCompute(used.flops, PretrainSource.CATALOG, basis, model.model_id, systemic,
-                                   warnings=warnings)
-        return PretrainCompute(None, PretrainSource.UNKNOWN, f"catalog {model.model_id}: no published estimate",
-                               model.model_id, systemic)
-    basis = "no PRETRAIN_FLOPS and base model not in the catalog" if base_model_id else "no PRETRAIN_FLOPS, no base model id"
+            return PretrainCompute(
+                used.flops, PretrainSource.CATALOG, basis, model.model_id, systemic, warnings=warnings
+            )
+        return PretrainCompute(
+            None, PretrainSource.UNKNOWN, f"catalog {model.model_id}: no published estimate", model.model_id, systemic
+        )
+    basis = (
+        "no PRETRAIN_FLOPS and base model not in the catalog"
+        if base_model_id
+        else "no PRETRAIN_FLOPS, no base model id"
+    )
     return PretrainCompute(None, PretrainSource.UNKNOWN, basis, base_model_id, systemic)

@@ -84,7 +84,9 @@ class Threshold:
     basis: str
 
 
-def threshold_for(policy: ThresholdPolicy, pretrain_flops: float | None, *, systemic_risk_base: bool = False) -> Threshold:
+def threshold_for(
+    policy: ThresholdPolicy, pretrain_flops: float | None, *, systemic_risk_base: bool = False
+) -> Threshold:
     """The compute threshold for a modification of a base model with the given pretraining compute.
 
     ``pretrain_flops`` is None when unknown; callers parse raw input with ``numbers.parse_flops`` first,
@@ -93,14 +95,30 @@ def threshold_for(policy: ThresholdPolicy, pretrain_flops: float | None, *, syst
     pid = policy.policy_id
     if pretrain_flops is None:
         if systemic_risk_base:
-            return Threshold(pid, policy.systemic_unknown_threshold, Scenario.SYSTEMIC,
-                             "base model declared systemic-risk, pretraining compute unknown")
+            return Threshold(
+                pid,
+                policy.systemic_unknown_threshold,
+                Scenario.SYSTEMIC,
+                "base model declared systemic-risk, pretraining compute unknown",
+            )
         return Threshold(pid, policy.unknown_threshold, Scenario.DEFAULT, "base model pretraining compute unknown")
     if policy.systemic_known_pretrain is not None and pretrain_flops >= policy.systemic_known_pretrain:
-        return Threshold(pid, policy.systemic_unknown_threshold, Scenario.SYSTEMIC,
-                         f"known pretraining compute {pretrain_flops:.2e} >= {policy.systemic_known_pretrain:.0e}")
+        return Threshold(
+            pid,
+            policy.systemic_unknown_threshold,
+            Scenario.SYSTEMIC,
+            f"known pretraining compute {pretrain_flops:.2e} >= {policy.systemic_known_pretrain:.0e}",
+        )
     if policy.relative_floor_pretrain is not None and pretrain_flops < policy.relative_floor_pretrain:
-        return Threshold(pid, policy.unknown_threshold, Scenario.DEFAULT,
-                         f"known pretraining compute {pretrain_flops:.2e} < {policy.relative_floor_pretrain:.0e}")
-    return Threshold(pid, policy.relative_fraction * pretrain_flops, Scenario.RELATIVE,
-                     f"{policy.relative_fraction:.4g} x known pretraining compute {pretrain_flops:.2e}")
+        return Threshold(
+            pid,
+            policy.unknown_threshold,
+            Scenario.DEFAULT,
+            f"known pretraining compute {pretrain_flops:.2e} < {policy.relative_floor_pretrain:.0e}",
+        )
+    return Threshold(
+        pid,
+        policy.relative_fraction * pretrain_flops,
+        Scenario.RELATIVE,
+        f"{policy.relative_fraction:.4g} x known pretraining compute {pretrain_flops:.2e}",
+    )
