@@ -20,8 +20,14 @@ Per token, training FLOPs are linear in the sequence length: ``total = constant 
 (the attention products grow with the context, everything else does not). A meter can therefore keep two
 sums, ``sum(tokens)`` and ``sum(tokens * seq_len)``, and convert to FLOPs only when it reports.
 
-Module layout is that of Hugging Face ``transformers`` 5: mixture-of-experts routers and experts are plain
-parameters (not ``nn.Linear``), so LoRA ("all-linear" included) never targets them.
+Module layout is that of Hugging Face ``transformers`` 5, where a mixture-of-experts router and its experts
+are plain parameters, not ``nn.Linear``. LoRA reaches them only as PEFT ``target_parameters`` (targets
+``router`` and ``experts`` here), which PEFT (0.18+) adds on its own when it resolves ``all-linear`` for
+Mixtral- and Qwen3-MoE-style models; ``all-linear`` here therefore includes them on every MoE layer (on a model
+PEFT leaves alone, such as Qwen2-MoE with PEFT 0.21, that overcounts: the conservative side). Such an
+adapter makes the expert weights effectively trainable (weight-gradient matmuls per token) and PEFT rebuilds
+``W + B @ A`` for every expert once per forward call: ``FlopsPerToken.per_forward_call``, a cost per
+micro-batch rather than per token.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ FORMULA_VERSION = "arch-v1"
 
 METHODS = ("full", "lora", "qlora", "spectrum")
 ALL_LINEAR = "all-linear"
+# Mixture-of-experts parameters LoRA can target (PEFT ``target_parameters``); not nn.Linear modules.
+ROUTER = "router"
+EXPERTS = "experts"
 
 # LoRA target names other architectures use for the same matmuls (Falcon).
 MODULE_ALIASES: Mapping[str, str] = {
@@ -50,8 +59,6 @@ MODULE_ALIASES: Mapping[str, str] = {
 ATTENTION_PROJECTIONS = "attention_projections"
 ATTENTION_SCORES = "attention_scores"  # QK^T and AV
 MLP = "mlp"
-ROUTER = "router"
-EXPERTS = "experts"
 SHARED_EXPERT = "shared_expert"
 LM_HEAD = "lm_head"
 LORA_ADAPTERS = "lora_adapters"
@@ -215,10 +222,9 @@ class ModelShape:
         layers = _positive_int(pick("num_hidden_layers", "n_layer", "num_layers"), "num_hidden_layers")
         heads = _positive_int(pick("num_attention_heads", "n_head"), "num_attention_heads")
         if model_type == "falcon" and not config.get("new_decoder_architecture"):
-            kv_default = 1 if config.get("multi_query", True) else heads
+            kv_heads = 1 if config.get("multi_query", True) else heads  # the old layout ignores num_kv_heads
         else:
-            kv_default = heads
-        kv_heads = pick("num_key_value_heads", "num_kv_heads", default=kv_default)
+            kv_heads = pick("num_key_value_heads", "num_kv_heads", default=heads)
         head_dim = pick("head_dim", default=hidden // heads if hidden % heads == 0 else 0)
         if not head_dim:
             raise InvalidModelSpec(
@@ -328,7 +334,8 @@ class FlopsPerToken:
     ``total = forward + backward = constant + per_position * seq_len``. ``components`` maps each
     component name to its training FLOPs per token (they sum to ``total``); ``attention`` is the
     ``attention_scores`` part (QK^T and AV). ``recompute`` is the extra forward that gradient
-    checkpointing would do, not included in ``total``.
+    checkpointing would do, not included in ``total``. ``per_forward_call`` is a cost per forward call
+    (micro-batch) on top of the per-token figures; it is zero except for LoRA on MoE router/experts.
     """
 
     seq_len: int
@@ -340,15 +347,17 @@ class FlopsPerToken:
     per_position: float
     recompute: float
     components: Mapping[str, float] = field(default_factory=dict)
+    per_forward_call: float = 0.0
     formula_version: str = FORMULA_VERSION
 
     def at(self, seq_len: int) -> float:
         """Training FLOPs per token at another sequence length (same model and fine-tuning)."""
         return self.constant + self.per_position * seq_len
 
-    def flops_for(self, tokens: float, tokens_times_seq_len: float) -> float:
-        """Training FLOPs of ``sum(tokens)`` tokens whose sequences gave ``sum(tokens * seq_len)``."""
-        return self.constant * tokens + self.per_position * tokens_times_seq_len
+    def flops_for(self, tokens: float, tokens_times_seq_len: float, forward_calls: float = 0) -> float:
+        """Training FLOPs of ``sum(tokens)`` tokens whose sequences gave ``sum(tokens * seq_len)``, in
+        ``forward_calls`` forward passes (micro-batches; only matters when ``per_forward_call`` is not zero)."""
+        return self.constant * tokens + self.per_position * tokens_times_seq_len + self.per_forward_call * forward_calls
 
 
 class _Tally:
@@ -358,6 +367,7 @@ class _Tally:
         self.forward = [0.0, 0.0]
         self.backward = [0.0, 0.0]
         self.components: dict[str, list[float]] = {}
+        self.per_call = 0.0  # training FLOPs per forward call, independent of the tokens (PEFT parameter LoRA)
 
     def matmul(
         self, component: str, flops: float, input_grad: bool, weight_grad: bool, *, positional: bool = False
@@ -386,11 +396,14 @@ def _layer_plans(shape: ModelShape, tuning: FineTuning) -> list[_LayerPlan]:
     plans = []
     for layer in range(shape.num_layers):
         modules = set(shape.linear_modules(layer))
-        whole = modules | {"norms", "router", "experts"}
+        whole = modules | {"norms", ROUTER, EXPERTS}
         if tuning.method == "full":
             plans.append(_LayerPlan(frozenset(whole), frozenset()))
         elif tuning.is_lora:
-            targets = modules if ALL_LINEAR in tuning.lora_targets else modules & tuning.lora_targets
+            params = {ROUTER, EXPERTS} if shape.is_moe_layer(layer) else set()
+            targets = (
+                modules | params if ALL_LINEAR in tuning.lora_targets else (modules | params) & tuning.lora_targets
+            )
             plans.append(_LayerPlan(frozenset(), frozenset(targets)))
         elif layer in tuning.trainable_layers:
             chosen = whole if tuning.trainable_modules is None else whole & tuning.trainable_modules
@@ -403,11 +416,12 @@ def _layer_plans(shape: ModelShape, tuning: FineTuning) -> list[_LayerPlan]:
 def _check_tuning(shape: ModelShape, tuning: FineTuning) -> None:
     known = set().union(*(shape.linear_modules(i) for i in range(shape.num_layers)))
     if tuning.is_lora:
-        unknown = sorted(tuning.lora_targets - known - {ALL_LINEAR})
+        moe_params = {ROUTER, EXPERTS} if shape.num_experts else set()
+        unknown = sorted(tuning.lora_targets - known - moe_params - {ALL_LINEAR})
         if unknown:
             raise InvalidFineTuning(
                 f"LoRA targets {', '.join(unknown)} are not linear modules of this model "
-                f"(it has {', '.join(sorted(known))}, or use {ALL_LINEAR!r})"
+                f"(it has {', '.join(sorted(known | moe_params))}, or use {ALL_LINEAR!r})"
             )
     if tuning.method == "spectrum":
         if not tuning.trainable_layers:
@@ -416,7 +430,7 @@ def _check_tuning(shape: ModelShape, tuning: FineTuning) -> None:
         if too_high:
             raise InvalidFineTuning(f"trainable layers {too_high} do not exist (the model has {shape.num_layers})")
         if tuning.trainable_modules is not None:
-            unknown = sorted(tuning.trainable_modules - known - {"norms", "router", "experts"})
+            unknown = sorted(tuning.trainable_modules - known - {"norms", ROUTER, EXPERTS})
             if unknown:
                 raise InvalidFineTuning(f"trainable modules {', '.join(unknown)} are not modules of this model")
 
@@ -467,12 +481,20 @@ def _mlp(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPla
     mods = shape.linear_modules(layer)
     if not shape.is_moe_layer(layer):
         return _dense_mlp(t, MLP, shape, mods, x_grad, plan, rank)
-    h, k = shape.hidden_size, shape.num_experts_per_tok
-    router_grad = t.matmul(ROUTER, 2.0 * h * shape.num_experts, x_grad, "router" in plan.trainable)
-    experts_trainable = "experts" in plan.trainable
-    first = (2 if shape.gated_mlp else 1) * shape.expert_intermediate_size
-    mid_grad = t.matmul(EXPERTS, 2.0 * k * h * first, x_grad, experts_trainable)
-    out_grad = t.matmul(EXPERTS, 2.0 * k * shape.expert_intermediate_size * h, mid_grad, experts_trainable)
+    h, k, n, inter = shape.hidden_size, shape.num_experts_per_tok, shape.num_experts, shape.expert_intermediate_size
+    router_trainable = ROUTER in plan.trainable or ROUTER in plan.lora
+    router_grad = t.matmul(ROUTER, 2.0 * h * n, x_grad, router_trainable)
+    experts_trainable = EXPERTS in plan.trainable or EXPERTS in plan.lora
+    fused = 2 if shape.gated_mlp else 1  # gate and up are one stacked parameter (transformers 5)
+    mid_grad = t.matmul(EXPERTS, 2.0 * k * h * fused * inter, x_grad, experts_trainable)
+    out_grad = t.matmul(EXPERTS, 2.0 * k * inter * h, mid_grad, experts_trainable)
+    # PEFT parameter LoRA builds W + B @ A per forward call and backpropagates into B and A. For the 3-D expert
+    # stacks PEFT 0.21 builds the product twice per call (FlopCounterMode sees 2 forward + 2 backward), for the
+    # router once (3 in all). PEFT gives the fused gate_up stack rank ``fused x r``.
+    if ROUTER in plan.lora:
+        t.per_call += 3 * 2.0 * n * rank * h
+    if EXPERTS in plan.lora:
+        t.per_call += 4 * 2.0 * n * h * (fused * inter * fused * rank + rank * inter)
     out_grad = out_grad or router_grad  # routing weights scale the experts' outputs
     if shape.shared_expert_intermediate_size:
         out_grad = _dense_mlp(t, SHARED_EXPERT, shape, mods, x_grad, plan, rank) or out_grad
@@ -531,6 +553,7 @@ def flops_per_token(shape: ModelShape, seq_len: int, tuning: FineTuning | None =
         per_position=t.forward[1] + t.backward[1],
         recompute=recompute[0] + recompute[1] * s,
         components=components,
+        per_forward_call=t.per_call,
     )
 
 
@@ -545,9 +568,18 @@ def _check_count(value: float, name: str) -> float:
     return float(value)
 
 
-def training_flops(shape: ModelShape, seq_len: int, tokens: int, tuning: FineTuning | None = None) -> float:
-    """Training FLOPs of ``tokens`` tokens (padding included if it was computed) in sequences of ``seq_len``."""
-    return flops_per_token(shape, seq_len, tuning).total * _check_count(tokens, "tokens")
+def training_flops(
+    shape: ModelShape, seq_len: int, tokens: int, tuning: FineTuning | None = None, *, forward_calls: int | None = None
+) -> float:
+    """Training FLOPs of ``tokens`` tokens (padding included if it was computed) in sequences of ``seq_len``.
+
+    ``forward_calls`` (micro-batches) only matters for LoRA on MoE router/experts; when not given it is
+    ``ceil(tokens / seq_len)``, one sequence per micro-batch, the most calls and so the conservative figure.
+    """
+    fpt = flops_per_token(shape, seq_len, tuning)
+    count = _check_count(tokens, "tokens")
+    calls = math.ceil(count / fpt.seq_len) if forward_calls is None else _check_count(forward_calls, "forward_calls")
+    return fpt.total * count + fpt.per_forward_call * calls
 
 
 def trainable_params(shape: ModelShape, tuning: FineTuning | None = None) -> int:
@@ -564,14 +596,18 @@ def trainable_params(shape: ModelShape, tuning: FineTuning | None = None) -> int
         count += vocab * h * (int(tuning.embeddings_trainable) + int(tuning.lm_head_trainable))
     for layer, plan in enumerate(_layer_plans(shape, tuning)):
         mods = shape.linear_modules(layer)
-        count += sum(tuning.lora_rank * (mods[n][0] + mods[n][1]) for n in plan.lora)
+        count += sum(tuning.lora_rank * (mods[n][0] + mods[n][1]) for n in plan.lora if n in mods)
         count += sum(mods[n][0] * mods[n][1] for n in plan.trainable if n in mods)
         if "norms" in plan.trainable:
             count += shape.norms_per_layer * h + (shape.q_dim + 2 * shape.kv_dim if shape.qkv_bias else 0)
         if shape.is_moe_layer(layer):
             mats = 3 if shape.gated_mlp else 2
-            count += shape.num_experts * h if "router" in plan.trainable else 0
-            count += shape.num_experts * mats * h * shape.expert_intermediate_size if "experts" in plan.trainable else 0
+            count += shape.num_experts * h if ROUTER in plan.trainable else 0
+            count += shape.num_experts * mats * h * shape.expert_intermediate_size if EXPERTS in plan.trainable else 0
+            r, n, inter = tuning.lora_rank, shape.num_experts, shape.expert_intermediate_size
+            count += r * (h + n) if ROUTER in plan.lora else 0
+            fused = 2 if shape.gated_mlp else 1
+            count += fused * r * n * (h + fused * inter) + r * n * (inter + h) if EXPERTS in plan.lora else 0
     return count
 
 
