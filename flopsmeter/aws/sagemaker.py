@@ -1,0 +1,52 @@
+"""SageMaker facts of a training job: DescribeTrainingJob, ListTags, ListTrainingJobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flopsmeter.aws.errors import error_code, translate
+from flopsmeter.service.errors import JobNotFound
+
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound", "ResourceNotFoundException"})
+
+
+class SageMakerJobs:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def describe(self, job_name: str) -> Mapping[str, Any]:
+        try:
+            reply = self.client.describe_training_job(TrainingJobName=job_name)
+        except ClientError as err:
+            if error_code(err) in NOT_FOUND_CODES:  # SageMaker answers "Requested resource not found" this way
+                raise JobNotFound(f"training job {job_name} does not exist: {err}") from err
+            raise translate(err, f"DescribeTrainingJob {job_name}") from err
+        except BotoCoreError as err:
+            raise translate(err, f"DescribeTrainingJob {job_name}") from err
+        reply.pop("ResponseMetadata", None)
+        return dict(reply)
+
+    def tags(self, job_arn: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        try:
+            for page in self.client.get_paginator("list_tags").paginate(ResourceArn=job_arn):
+                tags.update({str(t["Key"]): str(t.get("Value", "")) for t in page.get("Tags", [])})
+        except (ClientError, BotoCoreError) as err:
+            raise translate(err, f"ListTags {job_arn}") from err
+        return tags
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        paginator = self.client.get_paginator("list_training_jobs")
+        for status in TERMINAL_STATUSES:
+            try:
+                for page in paginator.paginate(
+                    LastModifiedTimeAfter=since, StatusEquals=status, PaginationConfig={"PageSize": 100}
+                ):
+                    yield from page.get("TrainingJobSummaries", [])
+            except (ClientError, BotoCoreError) as err:
+                raise translate(err, f"ListTrainingJobs {status} since {since.isoformat()}") from err

@@ -1,0 +1,103 @@
+"""What the classifier service talks to, as small protocols, and the plain values that cross them.
+
+The Lambda handlers hand the service boto3-backed adapters (``flopsmeter.aws``); tests hand it fakes.
+Adapters raise only ``flopsmeter.service.errors`` types (``TransientError`` / ``PermanentError`` and their
+subclasses), never botocore's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.audit.store import PutResult
+
+
+@dataclass(frozen=True)
+class MeteredFigures:
+    """Maxima of the meter's cumulative CloudWatch metrics over the job's time window (None: no datapoint).
+
+    Values are passed through raw: the service decides what is sane (NaN, inf and negatives are not).
+    """
+
+    cumulative_flops: float | None = None
+    tokens: float | None = None
+    non_padding_tokens: float | None = None
+    recompute_flops: float | None = None
+    datapoints: int = 0
+
+
+@dataclass(frozen=True)
+class TrailHit:
+    """The CloudTrail ``CreateTrainingJob`` event of a job."""
+
+    event_id: str
+    event_time: datetime | None
+    principal_arn: str | None
+    source_ip: str | None
+    user_agent: str | None
+
+
+class JobSource(Protocol):
+    def describe(self, job_name: str) -> Mapping[str, Any]:
+        """DescribeTrainingJob; raises ``JobNotFound`` for an unknown job."""
+        ...
+
+    def tags(self, job_arn: str) -> dict[str, str]: ...
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        """ListTrainingJobs summaries of Completed/Failed/Stopped jobs modified after ``since``."""
+        ...
+
+
+class MeterSource(Protocol):
+    def job_metrics(self, job_name: str, start: datetime, end: datetime) -> MeteredFigures: ...
+
+
+class TrailSource(Protocol):
+    def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None: ...
+
+
+class RecordStore(Protocol):
+    """The subset of ``flopsmeter.audit.store.AuditStore`` the service uses."""
+
+    bucket: str
+
+    def exists(self, key: str) -> bool: ...
+
+    def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
+
+    def get_record(self, key: str) -> AuditRecord: ...
+
+    def put_immutable(
+        self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
+    ) -> tuple[bool, str | None, datetime]: ...
+
+
+class Publisher(Protocol):
+    def recorded(self, detail: Mapping[str, Any], *, resources: list[str]) -> None:
+        """Publish a "FLOPs Classification Recorded" event."""
+        ...
+
+    def alert(self, subject: str, message: str, attributes: Mapping[str, str]) -> None:
+        """Send an alert (SNS) about an approaching or exceeding job."""
+        ...
+
+
+class MetricSink(Protocol):
+    """Powertools ``Metrics`` satisfies this (EMF); tests use a list."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class LogSink(Protocol):
+    """A stdlib ``logging.Logger`` or a Powertools ``Logger``."""
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...

@@ -1,0 +1,98 @@
+"""Classifier Lambda: SQS batch of EventBridge "SageMaker Training Job State Change" events.
+
+Per record: parse (Powertools parser), set the correlation id to the EventBridge event id, ignore non-terminal
+statuses, call the service. A record that raises is reported as a batch-item failure: SQS redelivers it after
+the visibility timeout and, after maxReceiveCount, the redrive policy moves it to the dead-letter queue. The
+reason is always logged; nothing is dropped silently and one bad record never fails the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from flopsmeter.service.classifier import ClassifyRequest, ClassifyResult, Dependencies, ServiceConfig
+from flopsmeter.service.classifier import classify_and_record as _classify_and_record
+from flopsmeter.service.errors import MalformedEvent, PermanentError, TransientError
+from flopsmeter.service.events import TrainingJobStateChange
+from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.settings import settings
+
+MALFORMED_EVENT = "MalformedEvent"
+PERMANENT_FAILURE = "PermanentFailure"
+IGNORED_NON_TERMINAL = "NonTerminalIgnored"
+MAX_REASON = 1000
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@functools.cache
+def dependencies() -> tuple[Dependencies, ServiceConfig]:
+    """Settings are validated and clients built once per container, at the first invocation."""
+    from lambdas.shared.wiring import aws_dependencies, service_config
+
+    current = settings()
+    return aws_dependencies(current), service_config(current)
+
+
+def parse_event(body: str) -> TrainingJobStateChange:
+    """The SQS body as a state-change event, or ``MalformedEvent`` with a short reason (no input echoed)."""
+    try:
+        # parse() validates a JSON string directly (pydantic validate_json), though it is typed for dicts
+        event: TrainingJobStateChange = parse(event=body, model=TrainingJobStateChange)  # type: ignore[call-overload]
+        return event
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in err.errors(include_url=False, include_input=False)[:10]
+        )
+        raise MalformedEvent(f"not a SageMaker Training Job State Change event: {problems}"[:MAX_REASON]) from None
+
+
+def record_handler(record: SQSRecord) -> ClassifyResult | None:
+    logger.set_correlation_id(record.message_id)
+    log_fields = {"message_id": record.message_id, "receive_count": record.attributes.approximate_receive_count}
+    try:
+        event = parse_event(record.body)
+        logger.set_correlation_id(event.id)
+        log_fields |= {"job": event.job_name, "event_status": event.detail.TrainingJobStatus}
+        if not event.is_terminal:
+            metrics.add_metric(name=IGNORED_NON_TERMINAL, unit="Count", value=1)
+            logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
+            return None
+        deps, config = dependencies()
+        return _classify_and_record(ClassifyRequest(event.job_name, event.id), deps, config)
+    except MalformedEvent as err:
+        metrics.add_metric(name=MALFORMED_EVENT, unit="Count", value=1)
+        logger.error("malformed event; will end in the dead-letter queue", extra=log_fields | {"reason": str(err)})
+        raise
+    except PermanentError as err:
+        metrics.add_metric(name=PERMANENT_FAILURE, unit="Count", value=1)
+        logger.error(
+            "permanent failure; will end in the dead-letter queue",
+            extra=log_fields | {"reason": str(err)[:MAX_REASON], "error": type(err).__name__},
+        )
+        raise
+    except TransientError as err:
+        logger.warning(
+            "transient failure; the message will be retried",
+            extra=log_fields | {"reason": str(err)[:MAX_REASON], "error": type(err).__name__},
+        )
+        raise
+    except Exception:
+        logger.exception("unexpected error; the message will be retried", extra=log_fields)
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,60 @@
+"""Lambda settings, validated once per container from the environment the CDK stack sets (names in
+``flopsmeter.contract.LAMBDA_ENV``). Logic receives values; nothing else reads ``os.environ``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flopsmeter.contract import LAMBDA_ENV
+from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
+
+
+class SettingsError(FlopsMeterError):
+    """The function's environment is missing or has an invalid setting (fix the stack, not the message)."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    AUDIT_BUCKET_NAME: str = Field(min_length=3, max_length=63)
+    RETENTION_YEARS: int = Field(default=10, ge=1, le=100)
+    PRIMARY_POLICY: str = DEFAULT_PRIMARY_POLICY
+    APPROACHING_FRACTION: float = Field(default=DEFAULT_APPROACHING_FRACTION, gt=0, le=1)
+    ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}$")
+    EVENT_BUS_NAME: str = Field(default="default", min_length=1, max_length=1600)
+    CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
+    RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
+    CLASSIFIER_QUEUE_URL: str | None = None
+    DIGEST_SIGNING_KEY_ID: str | None = None
+    STAGE: str = Field(default="dev", min_length=1, max_length=32)
+
+    @field_validator("PRIMARY_POLICY")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in POLICIES:
+            raise ValueError(f"unknown policy {value!r}; known: {', '.join(sorted(POLICIES))}")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {name: env[name] for name in LAMBDA_ENV if env.get(name, "").strip()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in err.errors(include_url=False, include_input=False)
+            )
+            raise SettingsError(f"invalid function settings: {problems}") from None
+
+
+@functools.cache
+def settings() -> Settings:
+    """The container's settings (validated on first use, then cached)."""
+    return Settings.from_env()
