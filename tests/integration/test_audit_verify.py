@@ -1,0 +1,208 @@
+"""verify against the bucket (moto: Object Lock bucket + KMS RSA key; LastModified on an emulated clock).
+
+Object Lock protects versions, not keys: tampering here means writing a new version or a delete marker, which
+S3 allows, and which verify must catch. Each test tampers in one way and checks the precise finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from moto import mock_aws
+
+from flopsmeter.audit.record import canonical_json
+from flopsmeter.audit.verify import BucketSource, render_text, verify
+from flopsmeter.cli.main import main
+from tests.unit.audit.trail import BUCKET, T0, Trail, build_trail, make_signing_key, tamper_digest
+
+
+@pytest.fixture
+def trail(monkeypatch):
+    with mock_aws():
+        yield build_trail(monkeypatch)
+
+
+def run(trail: Trail, **kwargs):
+    return verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now), **kwargs)
+
+
+def problems(report) -> set[tuple[str, str]]:
+    return {(f.object, f.problem) for f in report.failures}
+
+
+def test_untouched_trail_verifies_and_lists_the_uncovered_record(trail):
+    report = run(trail)
+    assert report.ok, render_text(report)
+    assert report.records_checked == 6 and report.digests_checked == 3
+    assert report.not_yet_covered == [trail.key("job-f")]
+
+
+def test_digests_chain_and_cover_every_record_once(trail):
+    docs = [json.loads(trail.store.get(k).body) for k in trail.digests]
+    assert docs[0]["previous_digest"] is None and docs[0]["chain_note"] == "first digest of this chain"
+    assert [d["record_count"] for d in docs] == [3, 2, 0]  # the empty hour still gets a digest
+    assert docs[1]["previous_digest"]["key"] == trail.digests[0]
+    assert docs[2]["period_start"] == docs[1]["period_end"] == "2026-01-05T11:00:00Z"
+
+
+def test_rerunning_the_digest_for_a_closed_hour_is_a_no_op(trail):
+    assert trail.digest(T0 + timedelta(hours=2), T0 + timedelta(hours=3, minutes=40)) == []
+    assert len(list(trail.store.list_versions("digests/v1/account="))) == 3
+
+
+def test_altered_record_body_is_caught(trail):
+    key = trail.key("job-b")
+    document = json.loads(trail.store.get(key).body)
+    document["flops"]["classified_flops"] = 1.0e20  # looks harmless now
+    trail.clock.set(T0 + timedelta(hours=3, minutes=25))
+    trail.s3.put_object(Bucket=BUCKET, Key=key, Body=canonical_json(document))
+    report = run(trail)
+    assert (key, "record_altered") in problems(report)
+    assert (key, "record_overwritten") in problems(report)
+    assert not report.ok
+
+
+def test_resealed_record_is_caught_by_the_digest(trail):
+    from flopsmeter.audit.record import AuditRecord
+
+    key = trail.key("job-b")
+    record = AuditRecord.model_validate_json(trail.store.get(key).body)
+    forged = record.model_copy(update={"outcome": "below", "sha256": ""}).sealed()  # self-consistent forgery
+    trail.s3.put_object(Bucket=BUCKET, Key=key, Body=forged.to_json_bytes())
+    finding = next(f for f in run(trail).failures if f.problem == "record_resealed")
+    assert finding.object == key and record.sha256[:16] in finding.detail
+
+
+def test_altered_sha256_field_is_caught(trail):
+    key = trail.key("job-a")
+    document = json.loads(trail.store.get(key).body)
+    document["sha256"] = "0" * 64
+    trail.s3.put_object(Bucket=BUCKET, Key=key, Body=canonical_json(document))
+    assert (key, "record_sha256_altered") in problems(run(trail))
+
+
+def test_deleted_record_is_caught(trail):
+    key = trail.key("job-d")
+    trail.s3.delete_object(Bucket=BUCKET, Key=key)  # a delete marker; the locked version stays
+    finding = next(f for f in run(trail).failures if f.object == key)
+    assert finding.problem == "record_deleted" and "locked version(s) still present" in finding.detail
+
+
+def test_extra_record_in_a_covered_hour_is_caught(trail):
+    key = trail.write("job-x", T0 + timedelta(hours=1, minutes=50))  # back-dated into the digested hour 10
+    report = run(trail)
+    finding = next(f for f in report.failures if f.object == key)
+    assert finding.problem == "not_in_digest" and "extra record" in finding.detail
+
+
+def test_record_written_after_the_last_digest_is_not_a_failure_but_its_hash_is_checked(trail):
+    key = trail.key("job-f")
+    assert run(trail).ok
+    document = json.loads(trail.store.get(key).body)
+    document["flops"]["classified_flops"] = 1.0
+    trail.s3.put_object(Bucket=BUCKET, Key=key, Body=canonical_json(document))
+    assert (key, "record_altered") in problems(run(trail))
+
+
+def test_altered_digest_entry_is_caught(trail):
+    key = trail.digests[0]
+    tamper_digest(trail, key, lambda d: d["records"][0].update(object_sha256="f" * 64))
+    assert {(key, "digest_altered"), (key, "digest_overwritten")} <= problems(run(trail))
+
+
+def test_reordered_digest_entries_are_caught(trail):
+    key = trail.digests[0]
+    tamper_digest(trail, key, lambda d: d["records"].reverse())
+    assert {(key, "digest_entries_reordered"), (key, "digest_altered")} <= problems(run(trail))
+
+
+def test_removed_digest_entry_is_caught_even_when_re_signed_by_an_insider(trail):
+    key, record_key = trail.digests[1], trail.key("job-d")
+
+    def drop(document):
+        document["records"] = [e for e in document["records"] if e["key"] != record_key]
+        document["record_count"] = len(document["records"])
+
+    tamper_digest(trail, key, drop, resign=True)  # valid signature: only the chain can tell
+    found = problems(run(trail))
+    assert (key, "chain_broken") in found  # digest 11 chained to the original bytes of digest 10
+    assert (record_key, "not_in_digest") in found
+    assert (key, "bad_signature") not in found
+
+
+def test_bad_signature_is_caught(trail):
+    key = trail.digests[2]
+    other = make_signing_key(trail.kms)
+    forged = trail.kms.sign(KeyId=other, Message=b"x", MessageType="RAW", SigningAlgorithm="RSASSA_PSS_SHA_256")
+
+    def swap(document):
+        document["signature"]["value"] = base64.b64encode(forged["Signature"]).decode()
+
+    tamper_digest(trail, key, swap)
+    assert (key, "bad_signature") in problems(run(trail))
+
+
+def test_digest_signed_by_another_key_is_caught(trail):
+    import boto3
+
+    from flopsmeter.audit.digests import KmsSigner, digest_body, public_key_fingerprint, signing_string
+    from flopsmeter.audit.record import body_sha256
+
+    key = trail.digests[2]
+    other = KmsSigner(boto3.client("kms", region_name="eu-west-1"), make_signing_key(trail.kms))
+
+    def resign_with_other(document):
+        body_hash = body_sha256(digest_body(document))
+        document["signature"].update(key_id=other.key_arn,
+                                     public_key_sha256=public_key_fingerprint(other.public_key_der()),
+                                     value=base64.b64encode(other.sign(signing_string(key, document["period_end"],
+                                                                                       body_hash))).decode())
+
+    tamper_digest(trail, key, resign_with_other)
+    assert (key, "signing_key_changed") in problems(run(trail))
+
+
+def test_deleted_digest_is_caught(trail):
+    key = trail.digests[1]
+    trail.s3.delete_object(Bucket=BUCKET, Key=key)
+    found = problems(run(trail))
+    assert (key, "digest_deleted") in found
+    assert (key, "digest_missing") in found  # named as previous by the next digest
+
+
+def test_deleted_newest_digest_is_caught(trail):
+    key = trail.digests[-1]
+    trail.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert (key, "digest_deleted") in problems(run(trail))
+
+
+def test_stopped_digest_function_is_reported_as_overdue(trail):
+    trail.clock.set(T0 + timedelta(hours=6))
+    report = run(trail)
+    assert [f.problem for f in report.failures] == ["digest_overdue"]
+
+
+def test_period_filter_checks_only_that_period(trail):
+    key = trail.key("job-a")
+    trail.s3.delete_object(Bucket=BUCKET, Key=key)
+    later = run(trail, start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=3))
+    assert later.ok and later.records_checked == 2
+    assert not run(trail, start=T0, end=T0 + timedelta(hours=1)).ok
+
+
+def test_cli_verify_exits_1_and_names_the_object(trail, capsys, monkeypatch):
+    monkeypatch.setattr("flopsmeter.cli.audit.utcnow", lambda: trail.clock.now)
+    assert main(["verify", "--bucket", BUCKET]) == 0
+    capsys.readouterr()
+    key = trail.key("job-c")
+    trail.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert main(["verify", "--bucket", BUCKET, "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    assert {"object": key, "problem": "record_deleted"}.items() <= document["failures"][0].items()
+    assert main(["verify", "--bucket", BUCKET]) == 1
+    text = capsys.readouterr().out
+    assert f"FAIL {key}: record_deleted" in text and "Result: FAILED" in text
