@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Training Job State Change"
 TERMINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Stopped"})
-TrainingJobStatus = Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+JobStatus = Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
 
 # SageMaker's own TrainingJobName pattern (also what flopsmeter.audit.keys accepts); length checked first.
 JobName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
-TrainingJobArn = Annotated[
+JobArn = Annotated[
     str, StringConstraints(max_length=256, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:training-job/.+$")
 ]
 
@@ -33,8 +33,8 @@ class TrainingJobDetail(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     TrainingJobName: JobName
-    TrainingJobArn: TrainingJobArn | None = None
-    TrainingJobStatus: TrainingJobStatus
+    TrainingJobArn: JobArn | None = None
+    TrainingJobStatus: JobStatus
     SecondaryStatus: str | None = Field(default=None, max_length=64)
     FailureReason: str | None = None
     CreationTime: datetime | None = None  # epoch ms (number or numeric string) or ISO 8601

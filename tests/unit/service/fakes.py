@@ -1,0 +1,208 @@
+"""In-memory fakes of what the classifier service talks to (ports in flopsmeter.service.ports).
+
+FakeStore follows AuditStore's contract (first write wins, duplicates are no-ops, nothing is ever replaced);
+tests/integration/test_classifier_moto.py runs the same service against the real AuditStore on moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.audit.store import PutResult
+from flopsmeter.service.errors import JobNotFound
+from flopsmeter.service.ports import MeteredFigures, TrailHit
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+class Faults:
+    """Raise the queued exception on the next call of a named method."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, list[BaseException]] = {}
+
+    def add(self, method: str, error: BaseException, times: int = 1) -> None:
+        self.queued.setdefault(method, []).extend([error] * times)
+
+    def check(self, method: str) -> None:
+        queue = self.queued.get(method)
+        if queue:
+            raise queue.pop(0)
+
+
+class FakeJobs:
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tag_map: dict[str, dict[str, str]] = {}
+        self.faults = Faults()
+        self.calls: Counter[str] = Counter()
+
+    def add(
+        self,
+        name: str,
+        *,
+        status: str = "Completed",
+        instance_type: str = "ml.p4d.24xlarge",
+        count: int = 1,
+        hours: float = 2.0,
+        end: datetime = END,
+        billable: int | None = None,
+        environment: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        failure_reason: str | None = None,
+        end_time: bool = True,
+    ) -> dict[str, Any]:
+        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
+        start = end - timedelta(hours=hours)
+        job: dict[str, Any] = {
+            "TrainingJobName": name,
+            "TrainingJobArn": arn,
+            "TrainingJobStatus": status,
+            "SecondaryStatus": status,
+            "CreationTime": start - timedelta(minutes=5),
+            "TrainingStartTime": start,
+            "LastModifiedTime": end,
+            "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": count},
+            "Environment": dict(environment or {}),
+        }
+        if end_time:
+            job["TrainingEndTime"] = end
+        if billable is not None:
+            job["BillableTimeInSeconds"] = billable
+        if failure_reason:
+            job["FailureReason"] = failure_reason
+        self.jobs[name] = job
+        self.tag_map[arn] = dict(tags or {})
+        return job
+
+    def describe(self, job_name: str) -> Mapping[str, Any]:
+        self.calls["describe"] += 1
+        self.faults.check("describe")
+        if job_name not in self.jobs:
+            raise JobNotFound(f"training job {job_name} does not exist")
+        return copy.deepcopy(self.jobs[job_name])
+
+    def tags(self, job_arn: str) -> dict[str, str]:
+        self.calls["tags"] += 1
+        self.faults.check("tags")
+        return dict(self.tag_map.get(job_arn, {}))
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        self.faults.check("recent_terminal_jobs")
+        for job in self.jobs.values():
+            if job["TrainingJobStatus"] in {"Completed", "Failed", "Stopped"} and job["LastModifiedTime"] >= since:
+                yield {
+                    k: job[k]
+                    for k in (
+                        "TrainingJobName",
+                        "TrainingJobArn",
+                        "TrainingJobStatus",
+                        "CreationTime",
+                        "LastModifiedTime",
+                    )
+                    if k in job
+                } | {"TrainingEndTime": job.get("TrainingEndTime")}
+
+
+class FakeMeter:
+    def __init__(self) -> None:
+        self.figures: dict[str, MeteredFigures] = {}
+        self.faults = Faults()
+        self.windows: list[tuple[str, datetime, datetime]] = []
+
+    def job_metrics(self, job_name: str, start: datetime, end: datetime) -> MeteredFigures:
+        self.faults.check("job_metrics")
+        self.windows.append((job_name, start, end))
+        return self.figures.get(job_name, MeteredFigures())
+
+
+class FakeTrail:
+    def __init__(self) -> None:
+        self.hits: dict[str, TrailHit] = {}
+        self.faults = Faults()
+
+    def add(self, job_name: str, created: datetime = END - timedelta(hours=2, minutes=5)) -> TrailHit:
+        hit = TrailHit(
+            event_id=f"ct-{job_name}",
+            event_time=created,
+            principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/alice",
+            source_ip="203.0.113.10",
+            user_agent="aws-sdk-python",
+        )
+        self.hits[job_name] = hit
+        return hit
+
+    def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None:
+        self.faults.check("find_create_training_job")
+        return self.hits.get(job_name)
+
+
+class FakeStore:
+    """AuditStore semantics in memory: If-None-Match (first write wins), nothing replaced or deleted."""
+
+    def __init__(self, bucket: str = "audit-test") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+        self.faults = Faults()
+        self.writes = 0
+
+    def exists(self, key: str) -> bool:
+        self.faults.check("exists")
+        return key in self.objects
+
+    def put_immutable(
+        self, key: str, body: bytes, *, content_type: str = "application/json", metadata: dict[str, str] | None = None
+    ) -> tuple[bool, str | None, datetime]:
+        self.faults.check("put_immutable")
+        until = datetime.now(UTC) + timedelta(days=3660)
+        if key in self.objects:
+            return False, None, until
+        self.objects[key] = body
+        self.writes += 1
+        return True, f"v{self.writes}", until
+
+    def put_record(self, key: str, record: AuditRecord) -> PutResult:
+        self.faults.check("put_record")
+        sealed = record if record.sha256 else record.sealed()
+        written, version, until = self.put_immutable(key, sealed.to_json_bytes())
+        return PutResult(key, written, version, sealed.sha256, until)
+
+    def get_record(self, key: str) -> AuditRecord:
+        self.faults.check("get_record")
+        return AuditRecord.model_validate(json.loads(self.objects[key]))
+
+    def records(self) -> dict[str, AuditRecord]:
+        return {
+            k: AuditRecord.model_validate(json.loads(v)) for k, v in self.objects.items() if k.startswith("records/")
+        }
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.alerts: list[tuple[str, str, dict[str, str]]] = []
+        self.faults = Faults()
+
+    def recorded(self, detail: Mapping[str, Any], *, resources: list[str]) -> None:
+        self.faults.check("recorded")
+        self.events.append(dict(detail))
+
+    def alert(self, subject: str, message: str, attributes: Mapping[str, str]) -> None:
+        self.faults.check("alert")
+        self.alerts.append((subject, message, dict(attributes)))
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.counts[name] += int(value)
