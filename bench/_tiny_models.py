@@ -1,0 +1,90 @@
+"""Tiny random-init models and data for the meter's tests and benchmarks (CPU, seconds).
+
+Shared by ``tests/**/test_training_*`` and ``bench/accuracy.py`` / ``bench/overhead.py``. Every model is
+built with eager attention (and eager MoE experts) so that ``FlopCounterMode`` sees every matmul: on CPU,
+SDPA attention and grouped-mm experts are counted as zero by torch 2.13.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VOCAB = 256
+
+
+def llama_config(*, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 4, inter: int = 128,
+                 vocab: int = VOCAB) -> Any:  # fmt: skip
+    from transformers import LlamaConfig
+
+    return LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
+                       max_position_embeddings=4096, tie_word_embeddings=False)  # fmt: skip
+
+
+def moe_config(*, hidden: int = 64, layers: int = 2, experts: int = 4, top_k: int = 2, inter: int = 96) -> Any:
+    from transformers import MixtralConfig
+
+    return MixtralConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                         num_local_experts=experts, num_experts_per_tok=top_k, max_position_embeddings=4096,
+                         tie_word_embeddings=False)  # fmt: skip
+
+
+def build(config: Any, *, seed: int = 0) -> Any:
+    """A causal LM from ``config`` with eager attention and eager experts, random weights from ``seed``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config._attn_implementation = "eager"
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    if getattr(config, "num_local_experts", 0):
+        kwargs["experts_implementation"] = "eager"
+    try:
+        return AutoModelForCausalLM.from_config(config, **kwargs)
+    except TypeError:  # older transformers: no experts_implementation
+        kwargs.pop("experts_implementation", None)
+        return AutoModelForCausalLM.from_config(config, **kwargs)
+
+
+def add_lora(model: Any, *, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets)))
+
+
+def batches(count: int, *, batch: int = 4, seq: int = 32, pad_from: int | None = None, seed: int = 0) -> list[dict]:
+    """``count`` batches of random token ids with labels; if ``pad_from`` is set, positions from there on in
+    the second row of each batch are padding (attention_mask 0)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        ids = torch.randint(0, VOCAB, (batch, seq), generator=gen)
+        mask = torch.ones_like(ids)
+        if pad_from is not None and batch > 1:
+            mask[1, pad_from:] = 0
+        labels = ids.masked_fill(mask == 0, -100)
+        out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
+    return out
+
+
+class TokenDataset:
+    """A map-style dataset of fixed-length random sequences (what ``Trainer`` needs)."""
+
+    def __init__(self, rows: int, *, seq: int = 32, seed: int = 0, pad_every: int = 0) -> None:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, VOCAB, (rows, seq), generator=gen)
+        self.mask = torch.ones_like(self.ids)
+        if pad_every:
+            self.mask[::pad_every, seq // 2 :] = 0  # some rows half padding
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __getitem__(self, i: int) -> dict:
+        ids, mask = self.ids[i], self.mask[i]
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}

@@ -1,0 +1,231 @@
+"""Where the meter's totals go: stdout lines, ``flops_meter.json`` and CloudWatch.
+
+None of them may crash training: each failure is logged (stdlib ``logging``) and counted. boto3 is imported
+only when the CloudWatch emitter starts, so the meter runs in containers without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from flopsmeter import contract
+
+logger = logging.getLogger("flopsmeter.training")
+
+LINE_PREFIX = "flopsmeter:"
+
+# SageMaker MetricDefinitions for the stdout lines (documented in docs/training.md and tested against the
+# real output). SageMaker takes the first capture group of each regex as the metric value.
+METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
+    {"Name": "flopsmeter:cumulative_flops", "Regex": r"flopsmeter: .*cumulative_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:tokens", "Regex": r"flopsmeter: .* tokens=([0-9]+)"},
+    {"Name": "flopsmeter:non_padding_tokens", "Regex": r"flopsmeter: .*non_padding_tokens=([0-9]+)"},
+    {"Name": "flopsmeter:flops_per_token", "Regex": r"flopsmeter: .*flops_per_token=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:ceiling_ratio", "Regex": r"flopsmeter: .*ceiling_ratio=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:threshold_ratio", "Regex": r"flopsmeter: .*threshold_ratio=([0-9.eE+-]+)"},
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What every emitter gets at an emission point (global totals, already summed over ranks)."""
+
+    step: int
+    cumulative_flops: float
+    tokens: int
+    non_padding_tokens: int
+    recompute_flops: float
+    flops_per_token: float
+    ceiling_ratio: float | None
+    threshold_ratio: float | None
+    status: str
+
+
+def format_line(snap: Snapshot) -> str:
+    """One stdout line; every field is ``name=value`` with a plain number, so the regexes above match."""
+    parts = [
+        LINE_PREFIX,
+        f"step={snap.step}",
+        f"cumulative_flops={snap.cumulative_flops:.9e}",
+        f"tokens={snap.tokens}",
+        f"non_padding_tokens={snap.non_padding_tokens}",
+        f"flops_per_token={snap.flops_per_token:.6e}",
+        f"recompute_flops={snap.recompute_flops:.6e}",
+    ]
+    if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
+        parts.append(f"ceiling_ratio={snap.ceiling_ratio:.6e}")
+    if snap.threshold_ratio is not None and math.isfinite(snap.threshold_ratio):
+        parts.append(f"threshold_ratio={snap.threshold_ratio:.6e}")
+    parts.append(f"status={snap.status}")
+    return " ".join(parts)
+
+
+class StdoutEmitter:
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    def emit(self, snap: Snapshot) -> None:
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(format_line(snap) + "\n")
+            stream.flush()
+        except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
+            logger.warning("stdout metric line not written", extra={"error": str(err)})
+
+
+def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FileEmitter:
+    """Keeps ``flops_meter.json`` current: rewritten at every emission, so even a killed job leaves its last totals."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.failures = 0
+
+    def write(self, document: Mapping[str, Any]) -> bool:
+        try:
+            write_json_atomic(self.path, document)
+        except (OSError, TypeError, ValueError) as err:
+            self.failures += 1
+            logger.warning("flops_meter.json not written", extra={"path": str(self.path), "error": str(err)})
+            return False
+        return True
+
+
+def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
+    """The CloudWatch datums for one snapshot (namespace, names and dimension from flopsmeter.contract)."""
+    now = datetime.now(UTC)
+    dims = [{"Name": contract.METRIC_DIMENSION, "Value": job_name}]
+    values: list[tuple[str, float]] = [
+        (contract.METRIC_CUMULATIVE_FLOPS, snap.cumulative_flops),
+        (contract.METRIC_CUMULATIVE_TOKENS, float(snap.tokens)),
+        (contract.METRIC_CUMULATIVE_NON_PADDING_TOKENS, float(snap.non_padding_tokens)),
+        (contract.METRIC_RECOMPUTE_FLOPS, snap.recompute_flops),
+        (contract.METRIC_FLOPS_PER_TOKEN, snap.flops_per_token),
+    ]
+    if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
+        values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
+    return [
+        {"MetricName": name, "Dimensions": dims, "Value": value, "Unit": "Count", "Timestamp": now}
+        for name, value in values
+    ]
+
+
+def _default_client_factory(region: str | None, endpoint_url: str | None) -> Any:
+    import boto3  # lazy: the training container may not have it
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=10)
+    return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+class CloudWatchEmitter:
+    """Sends snapshots from one background thread, in order, with retries; training never waits on the network.
+
+    ``close`` waits (bounded) for what is queued. A failed datum is retried ``attempts`` times with backoff and
+    then logged and counted, never raised.
+    """
+
+    def __init__(
+        self,
+        job_name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+        client_factory: Callable[[str | None, str | None], Any] = _default_client_factory,
+    ) -> None:
+        self.job_name = job_name
+        self.attempts = max(1, attempts)
+        self.backoff_s = backoff_s
+        self.sent = 0
+        self.failures = 0
+        self._factory = client_factory
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client: Any = None
+        self._queue: queue.Queue[Snapshot | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import boto3  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def emit(self, snap: Snapshot) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="flopsmeter-cloudwatch", daemon=True)
+                self._thread.start()
+        self._queue.put(snap)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        thread.join(timeout_s)
+        if thread.is_alive():
+            logger.warning("cloudwatch emitter still busy at close", extra={"pending": self._queue.qsize()})
+        with self._lock:
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            snap = self._queue.get()
+            if snap is None:
+                return
+            self._send(snap)
+
+    def _send(self, snap: Snapshot) -> None:
+        data = metric_data(snap, self.job_name)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if self._client is None:
+                    self._client = self._factory(self._region, self._endpoint_url)
+                self._client.put_metric_data(Namespace=contract.METRICS_NAMESPACE, MetricData=data)
+            except Exception as err:  # any failure (import, credentials, throttling) is logged
+                if attempt == self.attempts:
+                    self.failures += 1
+                    logger.warning(
+                        "cloudwatch put_metric_data failed",
+                        extra={"attempts": attempt, "step": snap.step, "error": f"{type(err).__name__}: {err}"},
+                    )
+                    return
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            else:
+                self.sent += 1
+                return

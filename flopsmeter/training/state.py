@@ -1,0 +1,87 @@
+"""The meter's cumulative totals, and how they travel with checkpoints so a resumed run loses nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from flopsmeter.training.emitters import write_json_atomic
+
+logger = logging.getLogger("flopsmeter.training")
+
+STATE_FILE_NAME = "flops_meter_state.json"  # written into each checkpoint folder
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Global (all ranks) cumulative counts since the start of the run, resumes included."""
+
+    steps: int = 0  # optimizer steps
+    micro_steps: int = 0  # forward passes counted (summed over ranks)
+    tokens: int = 0  # every token computed, padding included
+    non_padding_tokens: int = 0
+    token_positions: int = 0  # sum over tokens of the attention span (sequence length)
+    flops: float = 0.0  # training FLOPs (forward + backward), recompute excluded
+    recompute_flops: float = 0.0  # gradient-checkpointing recompute: recorded, never added
+    seconds: float = 0.0  # metered wall time (for the hardware ceiling)
+
+    def plus(self, **deltas: float) -> Totals:
+        return replace(self, **{k: getattr(self, k) + v for k, v in deltas.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Totals:
+        """Validate a saved state: every field present, a finite number >= 0 (else ``ValueError``)."""
+        if not isinstance(data, dict):
+            raise ValueError("meter state must be a JSON object")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = data.get(f.name)
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
+                raise ValueError(f"meter state field {f.name!r} must be a finite number >= 0, got {raw!r}")
+            values[f.name] = int(raw) if f.type == "int" else float(raw)
+        return cls(**values)
+
+
+def state_document(totals: Totals, *, formula_version: str, job_name: str | None) -> dict[str, Any]:
+    return {
+        "version": STATE_VERSION,
+        "totals": totals.as_dict(),
+        "formula_version": formula_version,
+        "training_job_name": job_name,
+    }
+
+
+def totals_from_document(document: Any) -> Totals:
+    version = document.get("version") if isinstance(document, dict) else None
+    if version != STATE_VERSION:
+        raise ValueError(f"unsupported meter state (version {version!r}, expected {STATE_VERSION})")
+    return Totals.from_dict(document.get("totals"))
+
+
+def save_state(folder: str | Path, document: dict[str, Any]) -> Path:
+    path = Path(folder) / STATE_FILE_NAME
+    write_json_atomic(path, document)
+    return path
+
+
+def load_state(folder: str | Path) -> dict[str, Any] | None:
+    """The saved state document in ``folder``, or None if there is none. A corrupt file raises ``ValueError``."""
+    path = Path(folder) / STATE_FILE_NAME
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    totals_from_document(document)  # validate now, so callers get the error here
+    return dict(document)
