@@ -13,6 +13,8 @@ from flopsmeter.contract import LAMBDA_ENV
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+
 
 class SettingsError(FlopsMeterError):
     """The function's environment is missing or has an invalid setting (fix the stack, not the message)."""
@@ -25,7 +27,7 @@ class Settings(BaseModel):
     RETENTION_YEARS: int = Field(default=10, ge=1, le=100)
     PRIMARY_POLICY: str = DEFAULT_PRIMARY_POLICY
     APPROACHING_FRACTION: float = Field(default=DEFAULT_APPROACHING_FRACTION, gt=0, le=1)
-    ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}$")
+    ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=SNS_TOPIC_ARN)
     EVENT_BUS_NAME: str = Field(default="default", min_length=1, max_length=1600)
     CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
     RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
