@@ -106,6 +106,8 @@ class ModelShape:
     parallel_attention: bool = False  # attention and MLP both read the layer input (Falcon)
     qkv_bias: bool = False  # parameter count only (a bias add is not a matmul)
     norms_per_layer: int = 2  # parameter count only
+    norm_bias: bool = False  # LayerNorm with a bias (Falcon); parameter count only
+    qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3); parameter count only
     model_type: str = ""
 
     def __post_init__(self) -> None:
@@ -177,25 +179,30 @@ class ModelShape:
     def _layer_params(self, layer: int, experts: int) -> int:
         h = self.hidden_size
         count = sum(i * o for i, o in self.linear_modules(layer).values())
-        count += (self.q_dim + 2 * self.kv_dim if self.qkv_bias else 0) + self.norms_per_layer * h
+        count += (self.q_dim + 2 * self.kv_dim if self.qkv_bias else 0) + self.norms_per_layer * self._norm_params
+        count += 2 * self.head_dim if self.qk_norm else 0
         if self.is_moe_layer(layer):
             mats = 3 if self.gated_mlp else 2
             count += self.num_experts * h + experts * mats * h * self.expert_intermediate_size
         return count
 
     @property
+    def _norm_params(self) -> int:
+        return self.hidden_size * (2 if self.norm_bias else 1)
+
+    @property
     def total_params(self) -> int:
         """All parameters: embeddings (and an untied LM head), every layer with every expert, norms."""
         experts = self.num_experts
         layers = sum(self._layer_params(i, experts) for i in range(self.num_layers))
-        return self._embedding_params() + layers + self.hidden_size
+        return self._embedding_params() + layers + self._norm_params
 
     @property
     def active_params(self) -> int:
         """Parameters used per token: as ``total_params`` but with only the top-k experts of each MoE layer."""
         experts = self.num_experts_per_tok
         layers = sum(self._layer_params(i, experts) for i in range(self.num_layers))
-        return self._embedding_params() + layers + self.hidden_size
+        return self._embedding_params() + layers + self._norm_params
 
     # ---- construction -----------------------------------------------------------------------------
     @classmethod
@@ -268,10 +275,20 @@ class ModelShape:
             fused_qkv=fused_qkv,
             fused_gate_up=model_type == "phi3",
             parallel_attention=model_type == "falcon" and bool(config.get("parallel_attn", True)),
-            qkv_bias=model_type == "qwen2" or bool(config.get("attention_bias") or config.get("bias")),
-            norms_per_layer=4 if model_type.startswith("gemma2") or model_type.startswith("gemma3") else 2,
+            qkv_bias=model_type in {"qwen2", "qwen2_moe"} or bool(config.get("attention_bias") or config.get("bias")),
+            norms_per_layer=_norms_per_layer(model_type, config),
+            norm_bias=model_type == "falcon",
+            qk_norm=model_type in {"qwen3", "qwen3_moe"},
             model_type=model_type,
         )
+
+
+def _norms_per_layer(model_type: str, config: Mapping[str, Any]) -> int:
+    if model_type.startswith(("gemma2", "gemma3")):
+        return 4
+    if model_type == "falcon" and not config.get("new_decoder_architecture"):
+        return 1 if config.get("parallel_attn", True) else 2
+    return 2
 
 
 @dataclass(frozen=True)
@@ -599,7 +616,8 @@ def trainable_params(shape: ModelShape, tuning: FineTuning | None = None) -> int
         count += sum(tuning.lora_rank * (mods[n][0] + mods[n][1]) for n in plan.lora if n in mods)
         count += sum(mods[n][0] * mods[n][1] for n in plan.trainable if n in mods)
         if "norms" in plan.trainable:
-            count += shape.norms_per_layer * h + (shape.q_dim + 2 * shape.kv_dim if shape.qkv_bias else 0)
+            count += shape.norms_per_layer * shape._norm_params + (2 * shape.head_dim if shape.qk_norm else 0)
+            count += shape.q_dim + 2 * shape.kv_dim if shape.qkv_bias else 0
         if shape.is_moe_layer(layer):
             mats = 3 if shape.gated_mlp else 2
             count += shape.num_experts * h if ROUTER in plan.trainable else 0
