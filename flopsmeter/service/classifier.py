@@ -110,8 +110,10 @@ class ClassifyResult:
     notified: bool = False
 
 
-def notification_marker_key(record_key: str) -> str:
-    return NOTIFICATIONS_PREFIX + record_key.removeprefix(RECORDS_PREFIX)
+def notification_marker_key(record_key: str, step: str | None = None) -> str:
+    """Marker of a record's announcement: every step done (no ``step``), or one step (``"event"``)."""
+    marker = NOTIFICATIONS_PREFIX + record_key.removeprefix(RECORDS_PREFIX)
+    return marker if step is None else marker.removesuffix(".json") + f".{step}.json"
 
 
 def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: ServiceConfig) -> ClassifyResult:
@@ -189,7 +191,7 @@ def _duplicate(request: ClassifyRequest, deps: Dependencies, key: str, config: S
         deps.log.warning("existing record unreadable; not re-announced", extra={"key": key, "error": str(err)})
         return ClassifyResult("duplicate", request.job_name, key, reason=f"record exists but is unreadable: {err}")
     deps.log.warning("record exists but was never announced; announcing now", extra={"key": key})
-    _notify(existing, key, deps, config)
+    _notify(existing, key, deps, config, fresh=False)
     return ClassifyResult(
         "duplicate", request.job_name, key, existing, "record already exists; announced now", notified=True
     )
@@ -200,8 +202,12 @@ def _worst(record: AuditRecord) -> str:
     return max((c.outcome for c in record.classifications), key=lambda o: severity[o])
 
 
-def _notify(record: AuditRecord, key: str, deps: Dependencies, config: ServiceConfig) -> None:
-    """EventBridge event, SNS alert when approaching/exceeding, then the marker that says both went out."""
+def _notify(record: AuditRecord, key: str, deps: Dependencies, config: ServiceConfig, *, fresh: bool = True) -> None:
+    """EventBridge event, then the SNS alert when approaching/exceeding, each step marked once done.
+
+    The step markers make a retry (after a throttled publish) repeat only the step that failed. ``fresh``: the
+    record was just written, so no step can have run yet.
+    """
     primary = next(c for c in record.classifications if c.policy == record.primary_policy)
     worst = _worst(record)
     detail = ClassificationRecordedDetail(
@@ -223,26 +229,25 @@ def _notify(record: AuditRecord, key: str, deps: Dependencies, config: ServiceCo
         eventbridge_event_id=record.eventbridge_event_id,
         reconciled=any(w.startswith("reconciled:") for w in record.warnings),
     ).model_dump(mode="json")
-    deps.publisher.recorded(detail, resources=[record.job.arn])
+    event_marker = notification_marker_key(key, step="event")
+    if fresh or not _exists(deps, event_marker):
+        deps.publisher.recorded(detail, resources=[record.job.arn])
+        _mark(deps, event_marker, record)
     if config.alerts_enabled and worst in (Outcome.APPROACHING.value, Outcome.EXCEEDS.value):
         deps.publisher.alert(
             _alert_subject(record, worst, primary.ratio),
             _alert_message(record, detail),
             {"outcome": worst, "job": record.job.name, "policy": record.primary_policy},
         )
-    body = json.dumps(
-        {
-            "record_key": key,
-            "record_id": record.record_id,
-            "sha256": record.sha256,
-            "announced_at": deps.clock().isoformat(),
-            "alerted": worst != Outcome.BELOW.value,
-        }
-    ).encode()
+    _mark(deps, notification_marker_key(key), record)
+
+
+def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
+    body = json.dumps({"record_id": record.record_id, "sha256": record.sha256, "at": deps.clock().isoformat()}).encode()
     try:
-        deps.store.put_immutable(notification_marker_key(key), body)
-    except AuditStoreError as err:  # the announcement went out; a missing marker only risks a repeat
-        deps.log.warning("notification marker not written", extra={"key": key, "error": str(err)})
+        deps.store.put_immutable(marker, body)
+    except AuditStoreError as err:  # the step went out; a missing marker only risks repeating it on a retry
+        deps.log.warning("notification marker not written", extra={"key": marker, "error": str(err)})
 
 
 def _alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:

@@ -1,0 +1,235 @@
+"""The classifier handler end to end on moto: SQS message -> handler -> adapters -> locked S3 record -> events.
+
+Emulated (see conftest): Object Lock and If-None-Match (moto), SageMaker job lifecycle/Environment and CloudTrail
+LookupEvents (flopsmeter.local.moto_ext), SQS redrive to the DLQ (moto). Lambda's SQS event source mapping is
+emulated by ``drain`` (receive, invoke, delete what did not fail).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from flopsmeter.audit.keys import record_key
+from flopsmeter.local import moto_ext
+from flopsmeter.service.classifier import notification_marker_key
+from lambdas.classifier import handler
+from tests.integration.conftest import ACCOUNT, BUCKET, REGION, inject_faults, state_change
+
+G5_PEAK = 125e12  # ml.g5.xlarge: one A10G, bounded by the A10's dense BF16 peak
+
+
+class Ctx:
+    function_name = "flopsmeter-classifier"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-classifier"
+    aws_request_id = "it-request"
+
+
+@pytest.fixture
+def wired(aws, monkeypatch):
+    monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
+    return aws
+
+
+def drain(aws, *, rounds: int = 10) -> list[dict]:
+    """Lambda's SQS event source mapping, emulated: receive, invoke, delete the records that did not fail."""
+    responses = []
+    for _ in range(rounds):
+        messages = (
+            aws["sqs"]
+            .receive_message(QueueUrl=aws.classifier_queue, MaxNumberOfMessages=10, AttributeNames=["All"])
+            .get("Messages", [])
+        )
+        if not messages:
+            break
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "awsRegion": REGION,
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier",
+                }
+                for m in messages
+            ]
+        }
+        response = handler.lambda_handler(event, Ctx())
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                aws["sqs"].delete_message(QueueUrl=aws.classifier_queue, ReceiptHandle=m["ReceiptHandle"])
+    return responses
+
+
+def send(aws, *bodies: str) -> None:
+    for body in bodies:
+        aws["sqs"].send_message(QueueUrl=aws.classifier_queue, MessageBody=body)
+
+
+def key(name, end):
+    return record_key(ACCOUNT, REGION, end, name)
+
+
+@pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped"])
+def test_each_terminal_status_is_recorded_locked_and_announced(wired, status):
+    end = wired.job(
+        f"job-{status.lower()}",
+        status=status,
+        hours=2,
+        failure_reason="AlgorithmError: OOM" if status == "Failed" else None,
+    )
+    send(wired, state_change(f"job-{status.lower()}", status))
+    drain(wired)
+    stored = wired.store.get_record(key(f"job-{status.lower()}", end))
+    assert stored.job.status == status and stored.flops.method == "hardware_ceiling"
+    assert stored.flops.classified_flops == pytest.approx(G5_PEAK * 7200)
+    assert stored.cloudtrail.status == "found" and stored.cloudtrail.principal_arn.startswith("arn:aws:")
+    head = wired["s3"].head_object(Bucket=BUCKET, Key=key(f"job-{status.lower()}", end))
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    (announced,) = wired.messages(wired.recorded_queue)
+    assert announced["detail"]["record_id"] == stored.record_id and announced["source"] == "flopsmeter"
+    with pytest.raises(ClientError):  # a record cannot be deleted (locked version)
+        wired["s3"].delete_object(Bucket=BUCKET, Key=key(f"job-{status.lower()}", end), VersionId=head["VersionId"])
+
+
+def test_metered_job_uses_the_maximum_of_its_cumulative_metric(wired):
+    end = wired.job("job-metered", environment={"PRETRAIN_FLOPS": "1.5e24", "FLOPSMETER_BASE_MODEL": "llama-3-70b"})
+    wired.meter("job-metered", [1.0e17, 4.0e17, 2.5e17])  # out of order: the maximum counts, not the last
+    wired.meter("job-metered", [5e5], metric="CumulativeTokens")
+    send(wired, state_change("job-metered"))
+    drain(wired)
+    record = wired.store.get_record(key("job-metered", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 4.0e17
+    assert record.flops.tokens == 500_000
+    assert record.base_model.source == "environment" and record.classifications[0].threshold == pytest.approx(4.5e23)
+
+
+@pytest.mark.parametrize(
+    ("environment", "tags", "threshold"),
+    [
+        ({}, {}, 3.3e22),
+        ({"PRETRAIN_FLOPS": "1e24 OR 1=1"}, {"flopsmeter:pretrain-flops": "1e26"}, 3.3e22),
+        ({"PRETRAIN_FLOPS": "-1"}, {}, 3.3e22),
+        ({}, {"flopsmeter:pretrain-flops": "1e24"}, 3.0e23),
+    ],
+)
+def test_missing_or_bad_pretrain_flops(wired, environment, tags, threshold):
+    end = wired.job("job-pretrain", environment=environment, tags=tags)
+    send(wired, state_change("job-pretrain"))
+    drain(wired)
+    record = wired.store.get_record(key("job-pretrain", end))
+    primary = next(c for c in record.classifications if c.policy == "aws-30pct-2026")
+    assert primary.threshold == pytest.approx(threshold)
+
+
+def test_duplicate_and_out_of_order_events_leave_one_record(wired):
+    end = wired.job("job-dup")
+    send(wired, state_change("job-dup", event_id="first"), state_change("job-dup", event_id="second"))
+    drain(wired)
+    send(wired, state_change("job-dup", "InProgress", event_id="late-in-progress"))
+    drain(wired)
+    versions = list(wired.store.list_versions(key("job-dup", end)))
+    assert len(versions) == 1
+    assert wired.store.get_record(key("job-dup", end)).eventbridge_event_id == "first"
+    assert wired.metrics.counts["DuplicateDelivery"] == 1 and wired.metrics.counts["JobsClassified"] == 1
+    assert len(wired.messages(wired.recorded_queue)) == 1
+
+
+def test_malformed_and_vanished_job_events_end_in_the_dlq(wired):
+    end = wired.job("job-good")
+    send(wired, "{truncated", state_change("job-never-created"), state_change("job-good"))
+    drain(wired)
+    dead = [m["Body"] for m in wired["sqs"].receive_message(QueueUrl=wired.dlq, MaxNumberOfMessages=10)["Messages"]]
+    assert len(dead) == 2 and "{truncated" in dead
+    assert wired.store.exists(key("job-good", end))
+
+
+def test_cloudtrail_late_then_found(wired):
+    moto_ext.set_cloudtrail_lag(10**6, account_id=ACCOUNT, region=REGION)  # nothing delivered yet
+    end = wired.job("job-late")
+    wired.now = end + timedelta(minutes=5)
+    send(wired, state_change("job-late"))
+    responses = drain(wired, rounds=1)
+    assert len(responses[0]["batchItemFailures"]) == 1 and not wired.store.exists(key("job-late", end))
+    moto_ext.set_cloudtrail_lag(0, account_id=ACCOUNT, region=REGION)
+    drain(wired)
+    assert wired.store.get_record(key("job-late", end)).cloudtrail.status == "found"
+
+
+def test_cloudtrail_absent_after_the_wait_is_recorded_as_not_found(wired):
+    end = wired.job("job-untrailed")
+    moto_ext.clear_cloudtrail_events("job-untrailed", account_id=ACCOUNT, region=REGION)
+    wired.now = end + timedelta(hours=2)
+    send(wired, state_change("job-untrailed"))
+    drain(wired)
+    record = wired.store.get_record(key("job-untrailed", end))
+    assert record.cloudtrail.status == "not_found" and "waited up to 3600s" in record.cloudtrail.reason
+    assert wired.metrics.counts["CloudTrailNotFound"] == 1
+
+
+THROTTLED = [
+    ("sagemaker", "DescribeTrainingJob"),
+    ("sagemaker", "ListTags"),
+    ("cloudwatch", "GetMetricData"),
+    ("cloudtrail", "LookupEvents"),
+    ("s3", "HeadObject"),
+    ("s3", "PutObject"),
+    ("events", "PutEvents"),
+    ("sns", "Publish"),
+]
+
+
+@pytest.mark.parametrize(("service", "operation"), THROTTLED)
+def test_throttling_on_any_call_is_retried_and_never_less_conservative(wired, service, operation):
+    """A throttle fails the message (retried by SQS); the record that ends up written equals a clean run's."""
+    big = {"instance_type": "ml.p5.48xlarge", "count": 16, "hours": 500, "environment": {"PRETRAIN_FLOPS": "2e23"}}
+    end = wired.job("job-throttle", **big)
+    wired.job("job-clean", **big)
+    for name in ("job-throttle", "job-clean"):
+        wired.meter(name, [2.0e19, 5.0e22])  # 5e22 of a 6e22 threshold: approaching, so SNS is exercised too
+    send(wired, state_change("job-clean"))
+    drain(wired)
+    injected = inject_faults(wired[service], operation, times=1)
+    send(wired, state_change("job-throttle"))
+    first = drain(wired, rounds=1)
+    assert injected["injected"] == 1 and len(first[0]["batchItemFailures"]) == 1
+    drain(wired)
+    throttled = wired.store.get_record(key("job-throttle", end))
+    clean = wired.store.get_record(key("job-clean", end))
+    assert (
+        (throttled.flops.method, throttled.flops.classified_flops, throttled.outcome)
+        == (clean.flops.method, clean.flops.classified_flops, clean.outcome)
+        == ("metered", 5.0e22, "approaching")
+    )
+    assert [c.threshold for c in throttled.classifications] == [c.threshold for c in clean.classifications]
+    assert wired.store.exists(notification_marker_key(key("job-throttle", end)))
+    recorded = [m["detail"]["job_name"] for m in wired.messages(wired.recorded_queue)]
+    assert recorded.count("job-throttle") == 1
+    alerts = [json.loads(m["Message"].split("\n\n", 1)[1])["job_name"] for m in wired.messages(wired.alerts_queue)]
+    assert alerts.count("job-throttle") == 1
+
+
+def test_lineage_accumulates_across_jobs(wired):
+    parent_end = wired.job("job-sft", hours=1)
+    wired.meter("job-sft", [2.0e22])
+    send(wired, state_change("job-sft"))
+    drain(wired)
+    end = wired.job("job-dpo", hours=1, tags={"flopsmeter:parent-job": "job-sft"})
+    wired.meter("job-dpo", [1.5e22])
+    send(wired, state_change("job-dpo"))
+    drain(wired)
+    child = wired.store.get_record(key("job-dpo", end))
+    assert child.lineage.parent_record_key == key("job-sft", parent_end)
+    assert child.lineage.cumulative_flops == pytest.approx(3.5e22) and child.outcome == "exceeds"
+    (alert,) = wired.messages(wired.alerts_queue)
+    assert "job-dpo" in alert["Subject"] and alert["MessageAttributes"]["outcome"]["Value"] == "exceeds"
