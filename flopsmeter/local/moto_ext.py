@@ -9,6 +9,7 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   ``TrainingTimeInSeconds``, ``BillableTimeInSeconds``, ``FailureReason``, ``FinalMetricDataList``.
   Tags stay where AWS keeps them: ``ListTags`` on the job ARN (``DescribeTrainingJob`` has no ``Tags``
   member in the real API, so botocore would drop it).
+* EventBridge -> SQS: moto's default target input leaves out the envelope's ``account``; it is put back.
 * CloudTrail ``LookupEvents`` is not implemented. After ``install()`` every ``CreateTrainingJob`` records a
   management event in the shape LookupEvents returns (``EventId``, ``EventTime``, ``Username``,
   ``AccessKeyId``, ``Resources``, ``CloudTrailEvent`` as a JSON string with ``userIdentity.arn``,
@@ -85,6 +86,7 @@ def install() -> None:
             return
         _patch_sagemaker()
         _patch_cloudtrail()
+        _patch_eventbridge()
         _add_control_routes()
         _installed = True
 
@@ -153,6 +155,17 @@ def _patch_cloudtrail() -> None:
         return json.dumps(reply)
 
     CloudTrailResponse.lookup_events = lookup_events  # type: ignore[attr-defined]
+
+
+def _patch_eventbridge() -> None:
+    """moto's default target input drops the envelope's ``account``; EventBridge always sends it."""
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"version": "0", ', '"version": "0", "account": "<account>", '
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- CloudTrail
@@ -460,6 +473,7 @@ def _apply_state(body: dict[str, Any]) -> dict[str, Any]:
     if creation:
         job.creation_time = creation
         job.secondary_status_transitions[0]["StartTime"] = creation
+        _retime_create_event(body["account_id"], body["region"], job.training_job_name, creation)
     if start:
         job.training_start_time = start
     if end:
@@ -492,6 +506,16 @@ def _apply_state(body: dict[str, Any]) -> dict[str, Any]:
         ]
     job.last_modified_time = now
     return _state_view(job)
+
+
+def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:
+    """A job backdated to ``when`` was created then: its CreateTrainingJob event moves with it."""
+    for event in _events(_cloudtrail_backend(account_id, region)):
+        if event["EventName"] == "CreateTrainingJob" and _matches(event, "ResourceName", job_name):
+            event["EventTime"] = _aware(when).timestamp()
+            detail = json.loads(event["CloudTrailEvent"])
+            detail["eventTime"] = _aware(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+            event["CloudTrailEvent"] = json.dumps(detail)
 
 
 def _close_transition(job: Any, when: datetime | None) -> None:

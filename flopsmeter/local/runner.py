@@ -1,0 +1,354 @@
+"""Play Lambda's SQS event source mapping on the emulator: moto delivers EventBridge -> SQS but runs no Lambda.
+
+``drain`` receives batches from the classifier queue, calls the real ``lambdas.classifier.handler`` in this
+process with the SQS event shape Lambda sends (``Records[].messageId/receiptHandle/body/attributes/...``),
+the environment the stack sets (``LocalResources.lambda_env``) and ``AWS_ENDPOINT_URL`` at the emulator, and
+honours ``batchItemFailures`` like Lambda with ``ReportBatchItemFailures``: successes are deleted, failures stay
+in the queue and reappear after the visibility timeout. The redrive policy is SQS's own: moto moves a message
+to the dead-letter queue once it has been received ``maxReceiveCount`` times (checked in moto 5.2.5, not
+emulated here). Handler logs (Powertools JSON, EMF metrics) go to a log file, not the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flopsmeter.local.clients import client
+from flopsmeter.local.provision import LocalResources
+
+Handler = Callable[[dict[str, Any], Any], Any]
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+_CACHED_MODULE_PREFIXES = ("lambdas.", "flopsmeter.aws", "flopsmeter.service")
+_log_stream: io.TextIOBase | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery of one message to the handler."""
+
+    message_id: str
+    receive_count: int
+    ok: bool
+    job_name: str | None
+    event_id: str | None
+    reason: str | None = None
+
+
+@dataclass
+class DrainReport:
+    invocations: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    dead_lettered: list[dict[str, Any]] = field(default_factory=list)  # messages now in the DLQ (body + count)
+    remaining: int = 0  # messages still in the queue when the deadline passed
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.ok]
+
+    @property
+    def failed(self) -> list[Attempt]:
+        return [a for a in self.attempts if not a.ok]
+
+
+class FakeLambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    def __init__(self, resources: LocalResources, timeout_s: float = 60.0) -> None:
+        self.function_name = "flopsmeter-classifier"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{resources.region}:{resources.account_id}:function:flopsmeter-classifier"
+        )
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = "/aws/lambda/flopsmeter-classifier"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def clear_client_caches() -> None:
+    """Forget per-container state (cached settings and boto3 clients) so the next call sees this emulator."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name.startswith(_CACHED_MODULE_PREFIXES) or name == "lambdas"):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+
+
+_warm_signature: tuple[tuple[str, str], ...] | None = None
+
+
+@contextlib.contextmanager
+def lambda_environment(resources: LocalResources, *, keep_warm: bool = False) -> Iterator[None]:
+    """The classifier's environment, with fake credentials, for the duration of the block (then restored).
+
+    Cached settings and clients (the "container") are dropped when the environment changes. ``keep_warm``
+    keeps them after the block, like a warm Lambda container (fast repeated drains against one emulator);
+    without it they are dropped on the way out too, so nothing cached points at this emulator afterwards.
+    """
+    global _warm_signature
+    wanted = {**resources.lambda_env(), **FAKE_CREDENTIALS}
+    saved = {k: os.environ.get(k) for k in [*wanted, "AWS_PROFILE"]}
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(wanted)
+    signature = tuple(sorted(wanted.items()))
+    if signature != _warm_signature:
+        clear_client_caches()
+    _warm_signature = signature
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if not keep_warm:
+            clear_client_caches()
+            _warm_signature = None
+
+
+def open_log(path: Path | None) -> io.TextIOBase:
+    """Where handler output goes: a file (kept open: Powertools binds its stream at import) or nowhere."""
+    global _log_stream
+    if _log_stream is None or _log_stream.closed:
+        if path is None:
+            _log_stream = io.StringIO()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _log_stream = path.open("a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    return _log_stream
+
+
+def load_classifier_handler() -> Handler:
+    root = str(repo_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from lambdas.classifier.handler import lambda_handler
+
+    return lambda_handler  # type: ignore[no-any-return]
+
+
+def sqs_event(messages: list[dict[str, Any]], resources: LocalResources) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping passes to the function."""
+    records = []
+    for m in messages:
+        attrs = m.get("Attributes", {})
+        records.append(
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
+                    "SenderId": attrs.get("SenderId", "AIDAEXAMPLE"),
+                    "ApproximateFirstReceiveTimestamp": attrs.get(
+                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                    ),
+                },
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": resources.queue_arn,
+                "awsRegion": resources.region,
+            }
+        )
+    return {"Records": records}
+
+
+def _identity(body: str) -> tuple[str | None, str | None]:
+    try:
+        event = json.loads(body)
+        detail = event.get("detail") or {}
+        name = detail.get("TrainingJobName") if isinstance(detail, dict) else None
+        return (str(name) if name is not None else None), (str(event["id"]) if event.get("id") else None)
+    except (ValueError, AttributeError, TypeError):
+        return None, None
+
+
+def _failure_reasons(handler: Handler) -> dict[str, str]:
+    """Per failed message id, the exception Powertools' batch processor caught (best effort)."""
+    module = sys.modules.get(getattr(handler, "__module__", ""), None)
+    processor = getattr(module, "processor", None)
+    reasons: dict[str, str] = {}
+    for record, info in zip(
+        getattr(processor, "fail_messages", []), getattr(processor, "exceptions", []), strict=False
+    ):
+        message_id = getattr(record, "message_id", None) or (
+            record.get("messageId") if isinstance(record, dict) else None
+        )
+        if message_id and info and info[0] is not None:
+            reasons[str(message_id)] = f"{info[0].__name__}: {info[1]}"
+    return reasons
+
+
+def drain(
+    resources: LocalResources,
+    *,
+    handler: Handler | None = None,
+    deadline_s: float = 90.0,
+    batch_size: int = 10,
+    log_path: Path | None = None,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    keep_warm: bool = False,
+) -> DrainReport:
+    """Deliver every message in the classifier queue to the handler until none is left (or the deadline)."""
+    sqs: Any = client("sqs", resources.endpoint, resources.region)
+    report = DrainReport()
+    started = time.monotonic()
+    stream = open_log(log_path)
+    with lambda_environment(resources, keep_warm=keep_warm):
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            handler = handler or load_classifier_handler()
+        while time.monotonic() - started < deadline_s:
+            messages = sqs.receive_message(
+                QueueUrl=resources.queue_url,
+                MaxNumberOfMessages=batch_size,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                if _queue_empty(sqs, resources.queue_url):
+                    break
+                time.sleep(0.2)
+                continue
+            _invoke(sqs, resources, handler, messages, report, stream, on_attempt)
+    report.remaining = 0 if _queue_empty(sqs, resources.queue_url) else _queue_depth(sqs, resources.queue_url)
+    report.dead_lettered = peek_dead_letters(resources)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _invoke(
+    sqs: Any,
+    resources: LocalResources,
+    handler: Handler,
+    messages: list[dict[str, Any]],
+    report: DrainReport,
+    stream: io.TextIOBase,
+    on_attempt: Callable[[Attempt], None] | None,
+) -> None:
+    event = sqs_event(messages, resources)
+    report.invocations += 1
+    crash: str | None = None
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            reply = handler(event, FakeLambdaContext(resources))
+        failed = {str(f["itemIdentifier"]) for f in (reply or {}).get("batchItemFailures", [])}
+    except Exception as err:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
+        failed = {m["MessageId"] for m in messages}
+        crash = f"invocation failed: {type(err).__name__}: {err}"
+    reasons = {} if crash else _failure_reasons(handler)
+    done = [m for m in messages if m["MessageId"] not in failed]
+    for start in range(0, len(done), 10):
+        sqs.delete_message_batch(
+            QueueUrl=resources.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ],
+        )
+    for m in messages:
+        job, event_id = _identity(m["Body"])
+        ok = m["MessageId"] not in failed
+        attempt = Attempt(
+            m["MessageId"],
+            int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            ok,
+            job,
+            event_id,
+            None if ok else (crash or reasons.get(m["MessageId"]) or "reported as failed"),
+        )
+        report.attempts.append(attempt)
+        if on_attempt:
+            on_attempt(attempt)
+
+
+def _queue_depth(sqs: Any, url: str) -> int:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ],
+    )["Attributes"]
+    return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+
+
+def _queue_empty(sqs: Any, url: str) -> bool:
+    return _queue_depth(sqs, url) == 0
+
+
+def peek_dead_letters(resources: LocalResources) -> list[dict[str, Any]]:
+    """The messages in the DLQ, read without consuming them (received with visibility 0)."""
+    sqs = client("sqs", resources.endpoint, resources.region)
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(10):
+        batch = sqs.receive_message(
+            QueueUrl=resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        new = [m for m in batch if m["MessageId"] not in seen]
+        if not new:
+            break
+        for m in new:
+            job, event_id = _identity(m["Body"])
+            seen[m["MessageId"]] = {
+                "message_id": m["MessageId"],
+                "body": m["Body"],
+                "job_name": job,
+                "event_id": event_id,
+                "receive_count": int(m["Attributes"].get("ApproximateReceiveCount", 0)),
+            }
+    return list(seen.values())
+
+
+def put_state_change(resources: LocalResources, event: dict[str, Any]) -> str:
+    """Put an EventBridge event on the default bus as SageMaker would; returns the new event id.
+
+    EventBridge assigns its own id, time and account: the rule -> SQS target then carries the full envelope.
+    """
+    events = client("events", resources.endpoint, resources.region)
+    detail = event.get("detail")
+    reply = events.put_events(
+        Entries=[
+            {
+                "Source": str(event.get("source", "")),
+                "DetailType": str(event.get("detail-type", "")),
+                "Detail": json.dumps(detail if detail is not None else {}),
+                "Resources": [str(r) for r in event.get("resources", [])],
+                "EventBusName": resources.event_bus_name,
+            }
+        ]
+    )
+    entry = reply["Entries"][0]
+    if reply.get("FailedEntryCount"):
+        raise ValueError(f"EventBridge refused the event: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+    return str(entry["EventId"])
+
+
+def send_raw(resources: LocalResources, body: str) -> str:
+    """Put a raw body straight on the classifier queue (what a misconfigured producer could do)."""
+    sqs = client("sqs", resources.endpoint, resources.region)
+    return str(sqs.send_message(QueueUrl=resources.queue_url, MessageBody=body)["MessageId"])

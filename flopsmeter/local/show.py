@@ -1,0 +1,98 @@
+"""Rich renderings shared by ``flopsmeter local ...`` and ``flopsmeter demo``: records, attempts, dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.local.runner import Attempt
+
+OUTCOME_STYLE = {"below": "green", "approaching": "yellow", "exceeds": "bold red"}
+
+
+def flops(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def outcome(text: str) -> str:
+    return f"[{OUTCOME_STYLE.get(text, 'white')}]{text}[/]"
+
+
+def principal(record: AuditRecord) -> str:
+    trail = record.cloudtrail
+    if trail.status == "found":
+        return trail.principal_arn or "(found, no principal)"
+    return f"[dim]not found: {(trail.reason or '')[:60]}[/]"
+
+
+def records_table(records: Iterable[AuditRecord], *, title: str = "Audit records") -> Table:
+    table = Table(title=title, show_lines=True, expand=False)
+    for name, justify in (
+        ("job", "left"),
+        ("status", "left"),
+        ("FLOPs (method)", "right"),
+        ("cumulative", "right"),
+        ("threshold (primary)", "right"),
+        ("ratio", "right"),
+        ("outcome per policy", "left"),
+        ("created by (CloudTrail)", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in records:
+        primary = next((c for c in r.classifications if c.policy == r.primary_policy), r.classifications[0])
+        per_policy = "\n".join(
+            f"{'*' if c.policy == r.primary_policy else ' '}{c.policy}: {outcome(c.outcome)} ({c.scenario})"
+            for c in r.classifications
+        )
+        lineage = f"\n[dim]parent {r.lineage.parent_job}[/]" if r.lineage.parent_job else ""
+        table.add_row(
+            r.job.name,
+            r.job.status,
+            f"{flops(r.flops.classified_flops)}\n[dim]{r.flops.method}[/]",
+            f"{flops(r.lineage.cumulative_flops)}{lineage}",
+            f"{flops(primary.threshold)}\n[dim]{primary.scenario}[/]",
+            f"{primary.ratio:.3f}",
+            per_policy,
+            principal(r),
+        )
+    return table
+
+
+def attempts_table(attempts: Iterable[Attempt], *, title: str = "Deliveries to the classifier") -> Table:
+    table = Table(title=title)
+    for name in ("job", "event id", "delivery", "result"):
+        table.add_column(name, overflow="fold")
+    for a in attempts:
+        result = "[green]ok[/]" if a.ok else f"[red]failed[/]: {(a.reason or '')[:160]}"
+        table.add_row(a.job_name or "[dim](unparseable)[/]", (a.event_id or "-")[:13], str(a.receive_count), result)
+    return table
+
+
+def dead_letters_table(entries: Iterable[dict[str, Any]], reasons: dict[str, str] | None = None) -> Table:
+    table = Table(title="Dead-letter queue")
+    for name in ("message", "job", "deliveries", "why (last failure)", "body (start)"):
+        table.add_column(name, overflow="fold")
+    for e in entries:
+        body = e.get("body", "")
+        with contextlib.suppress(ValueError):
+            body = json.dumps(json.loads(body), separators=(",", ":"))
+        table.add_row(
+            e["message_id"][:8],
+            e.get("job_name") or "[dim]-[/]",
+            str(e.get("receive_count", "?")),
+            (reasons or {}).get(e["message_id"], "[dim]see the classifier log[/]"),
+            body[:90],
+        )
+    return table
+
+
+def console() -> Console:
+    """Terminal width on a terminal; wide (no folding of ARNs and job names) when piped or captured."""
+    probe = Console()
+    return Console(highlight=False, soft_wrap=False, width=None if probe.is_terminal else 200)
