@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""CDK app: reads cdk.json context into a DeployConfig, builds the FLOPs Meter stack, synths. No AWS calls.
+
+``CDK_OUTDIR=cdk.out python app.py`` (make synth) works offline; ``npx aws-cdk@2 deploy`` runs the same file.
+A bad configuration stops synth with one line per problem.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from infra.config import ConfigError  # noqa: E402
+from infra.synth import build_app, cdk_json_context  # noqa: E402
+
+
+def main() -> int:
+    try:
+        app, _ = build_app(cdk_json_context())
+    except ConfigError as err:
+        print(f"synth stopped: {err}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""Deployment configuration: ``cdk.json`` context validated into a typed, frozen ``DeployConfig`` at synth.
+
+Every problem is collected and reported at once (``ConfigError``), naming the context key, the bad value
+and what is allowed, so a bad ``cdk.json`` or ``-c key=value`` fails synth before anything is built.
+Values given on the command line arrive as strings (``-c retention_years=7``); they are parsed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
+
+# CloudWatch Logs accepts only these retention periods (days); 0 would mean "never expire".
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+STAGES = ("dev", "test", "prod")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class ConfigError(ValueError):
+    """The deployment configuration is invalid; the message lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid cdk.json context:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What one deployment of the stack is made of. Defaults are the production-safe choices."""
+
+    stage: str = "prod"  # dev|test|prod: prod retains every stateful resource, others may be destroyed
+    retention_years: int = 10  # Object Lock COMPLIANCE default retention (AI Act Art. 54(3)(b): 10 years)
+    primary_policy: str = DEFAULT_PRIMARY_POLICY  # a policy id of flopsmeter.domain.thresholds.POLICIES
+    approaching_fraction: float = DEFAULT_APPROACHING_FRACTION  # "approaching" from this share of a threshold
+    alert_email: str | None = None  # subscribed to the alert topic when set (confirmation e-mail follows)
+    powertools_layer_version: int = 27  # AWSLambdaPowertoolsPythonV3-python314-arm64:<this>
+    reconcile_lookback_hours: int = 24  # how far back the reconciler lists ended training jobs
+    reconcile_every_minutes: int = 60  # reconciler schedule
+    log_retention_days: int = 365  # CloudWatch Logs retention of the functions' log groups
+    log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
+    cloudtrail_max_wait_seconds: int = 1800  # how long the classifier waits for CloudTrail before "not_found"
+    classifier_reserved_concurrency: int = 5  # also caps CloudTrail LookupEvents calls (2 TPS per account)
+    access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
+    athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
+
+    @property
+    def is_production(self) -> bool:
+        return self.stage == "prod"
+
+    @property
+    def retention_days(self) -> int:
+        """The shortest retention, in days, a record may be written with (years x 365)."""
+        return self.retention_years * 365
+
+    @classmethod
+    def from_context(cls, node: Any) -> DeployConfig:
+        """Read every field from a construct's context (``app.node``), falling back to the defaults."""
+        names = [f.name for f in fields(cls)]
+        return cls.from_mapping({n: node.try_get_context(n) for n in names})
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> DeployConfig:
+        """Validate a plain mapping (``None`` means "use the default"); raise ``ConfigError`` listing all problems."""
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = context.get(f.name)
+            if raw is None:
+                continue
+            check = _CHECKS[f.name]
+            try:
+                values[f.name] = check(raw)
+            except ValueError as err:
+                problems.append(f"{f.name}={raw!r}: {err}")
+        if not problems:
+            problems.extend(_cross_field_problems(cls(**values)))
+        if problems:
+            raise ConfigError(problems)
+        return cls(**values)
+
+
+def _cross_field_problems(cfg: DeployConfig) -> list[str]:
+    problems = []
+    if cfg.reconcile_lookback_hours * 60 < cfg.reconcile_every_minutes:
+        problems.append(
+            f"reconcile_lookback_hours={cfg.reconcile_lookback_hours} is shorter than reconcile_every_minutes="
+            f"{cfg.reconcile_every_minutes}: jobs ending between two runs would never be reconciled"
+        )
+    return problems
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        try:
+            value = int(str(raw).strip()) if not isinstance(raw, int) else raw
+        except ValueError:
+            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if isinstance(raw, float) or not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _one_of(choices: tuple[Any, ...], parse: Callable[[Any], Any] = str) -> Callable[[Any], Any]:
+    def check(raw: Any) -> Any:
+        try:
+            value = parse(raw)
+        except ValueError:
+            value = None
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(str(c) for c in choices))
+        return value
+
+    return check
+
+
+def _stage(raw: Any) -> str:
+    value = str(raw).strip()
+    if not _STAGE_NAME.match(value):
+        raise ValueError("must be a lowercase name (letters, digits, '-'), e.g. " + ", ".join(STAGES))
+    return value
+
+
+def _policy(raw: Any) -> str:
+    value = str(raw).strip()
+    if value not in POLICIES:
+        raise ValueError("unknown policy; known policies: " + ", ".join(sorted(POLICIES)))
+    return value
+
+
+def _fraction(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("must be a number greater than 0 and less than 1")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number greater than 0 and less than 1") from None
+    if not 0.0 < value < 1.0:  # also rejects NaN
+        raise ValueError("must be a number greater than 0 and less than 1")
+    return value
+
+
+def _email(raw: Any) -> str | None:
+    value = str(raw).strip()
+    if value == "":
+        return None  # empty string in cdk.json means "no subscription"
+    if not _EMAIL.match(value):
+        raise ValueError("must be an e-mail address (or empty for none)")
+    return value
+
+
+def _log_level(raw: Any) -> str:
+    value = str(raw).strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+    return value
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "stage": _stage,
+    "retention_years": _int_in(1, 100),
+    "primary_policy": _policy,
+    "approaching_fraction": _fraction,
+    "alert_email": _email,
+    "powertools_layer_version": _int_in(1, 10_000),
+    "reconcile_lookback_hours": _int_in(1, 24 * 30),
+    "reconcile_every_minutes": _int_in(5, 24 * 60),
+    "log_retention_days": _one_of(LOG_RETENTION_DAYS, int),
+    "log_level": _log_level,
+    "cloudtrail_max_wait_seconds": _int_in(0, 6 * 3600),
+    "classifier_reserved_concurrency": _int_in(2, 100),
+    "access_log_retention_days": _int_in(1, 36_500),
+    "athena_bytes_scanned_cutoff_gb": _int_in(1, 10_000),
+}

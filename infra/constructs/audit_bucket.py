@@ -1,0 +1,176 @@
+"""The audit bucket: Object Lock COMPLIANCE, versioned, KMS, TLS only, access-logged, retained, write-once.
+
+Who may set retention. ``PutObject`` with ``x-amz-object-lock-mode``/``-retain-until-date`` headers is
+authorised as ``s3:PutObject`` *and* ``s3:PutObjectRetention`` (the same action as the stand-alone
+PutObjectRetention call on an existing object). IAM cannot tell the two apart, so the bucket policy
+denies ``s3:PutObjectRetention`` to every principal except the one writer of each prefix (the classifier
+under ``records/``, the digest function under ``digests/``), and denies even those any retention shorter
+than the configured years. COMPLIANCE mode already forbids anyone (root included) to shorten or remove
+a retention, so what remains possible for the two writers is extending a retention, which deletes nothing.
+Deleting object versions, bypassing governance retention and writing without ``If-None-Match`` are denied
+to everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
+
+RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
+DIGESTS_ROOT = DIGESTS_PREFIX.split("/", 1)[0] + "/"  # "digests/"
+ACCESS_LOG_PREFIX = "audit-bucket/"
+
+
+class AuditBucket(Construct):
+    """Exposes ``bucket``, ``key`` (the CMK) and ``log_bucket`` (server access logs of every bucket here)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, retention_years: int, access_log_retention_days: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.retention_years = retention_years
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="FLOPs Meter audit records: S3 objects and Athena results",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,  # the records stay for years; so must the key that opens them
+        )
+        # Without the key the locked records are unreadable: nobody may schedule its deletion or disable it.
+        # (An administrator can still edit this key policy first; that edit is itself in CloudTrail.)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyKeyDestruction",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:ScheduleKeyDeletion", "kms:DisableKey"],
+                resources=["*"],
+            )
+        )
+
+        self.log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging supports SSE-S3 targets only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(access_log_retention_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            object_lock_enabled=True,
+            versioned=True,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,  # one KMS call per bucket key, not per object
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.log_bucket,
+            server_access_logs_prefix=ACCESS_LOG_PREFIX,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The L2 construct states a default retention in Days; say Years, as configured (no leap-day drift).
+        cfn_bucket = self.bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.object_lock_configuration = s3.CfnBucket.ObjectLockConfigurationProperty(
+            object_lock_enabled="Enabled",
+            rule=s3.CfnBucket.ObjectLockRuleProperty(
+                default_retention=s3.CfnBucket.DefaultRetentionProperty(mode="COMPLIANCE", years=retention_years),
+            ),
+        )
+        self._deny_for_everyone()
+
+    def objects(self, prefix: str = "") -> str:
+        return self.bucket.arn_for_objects(f"{prefix}*")
+
+    def _deny_for_everyone(self) -> None:
+        everyone = [iam.AnyPrincipal()]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyDeletingOrUnlocking",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"],
+                resources=[self.objects()],
+            )
+        )
+        # Every write must be conditional (If-None-Match: *): the first write of a key wins, nothing is replaced.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyUnconditionalWrites",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:PutObject"],
+                resources=[self.objects()],
+                conditions={"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+            )
+        )
+        # A retention given at write time must be COMPLIANCE mode ...
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyNonComplianceLockMode",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:PutObject", "s3:PutObjectRetention"],
+                resources=[self.objects()],
+                conditions={
+                    "Null": {"s3:object-lock-mode": "false"},
+                    "StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"},
+                },
+            )
+        )
+        # ... and at least the configured number of years.
+        min_days = str(365 * self.retention_years)
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyShortRetention",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:PutObject", "s3:PutObjectRetention"],
+                resources=[self.objects()],
+                conditions={"NumericLessThan": {"s3:object-lock-remaining-retention-days": min_days}},
+            )
+        )
+
+    def restrict_retention_to(self, writers: Mapping[str, iam.IRole]) -> None:
+        """Deny ``s3:PutObjectRetention`` to everyone but ``writers`` (prefix -> role), each only under its prefix."""
+        everyone = [iam.AnyPrincipal()]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyRetentionExceptWriters",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:PutObjectRetention"],
+                resources=[self.objects()],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in writers.values()]}},
+            )
+        )
+        for index, (prefix, role) in enumerate(sorted(writers.items())):
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"DenyRetentionOutsidePrefix{index}",
+                    effect=iam.Effect.DENY,
+                    principals=everyone,
+                    actions=["s3:PutObjectRetention"],
+                    not_resources=[self.objects(prefix)],
+                    conditions={"ArnEquals": {"aws:PrincipalArn": role.role_arn}},
+                )
+            )

@@ -1,0 +1,175 @@
+"""Alerts and the operations view: an encrypted SNS topic, alarms, and one CloudWatch dashboard.
+
+The business metrics are the classifier's Powertools EMF metrics: namespace ``SERVICE_METRICS_NAMESPACE``,
+dimension ``service`` = ``SERVICE_NAME`` (both set on every function by the stack, so code and
+dashboard agree). Names are in ``ServiceMetric``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.functions import ServiceFunction
+
+SERVICE_NAME = "flopsmeter"
+SERVICE_METRICS_NAMESPACE = "FlopsMeterService"
+STALE_MESSAGE_SECONDS = 2 * 3600  # older than the CloudTrail wait + retries: the pipeline is stuck
+
+
+class ServiceMetric(StrEnum):
+    JOBS_CLASSIFIED = "JobsClassified"  # count, one per record written
+    THRESHOLD_EXCEEDED = "ThresholdExceeded"  # count, primary policy outcome "exceeds"
+    THRESHOLD_APPROACHING = "ThresholdApproaching"  # count, primary policy outcome "approaching"
+    THRESHOLD_RATIO = "ThresholdRatio"  # per job: classified FLOPs / primary threshold (dashboard: Maximum)
+    AUDIT_WRITE_FAILED = "AuditWriteFailed"  # count
+
+
+def service_metric(name: ServiceMetric, statistic: str = "Sum", period: Duration | None = None) -> cw.Metric:
+    return cw.Metric(
+        namespace=SERVICE_METRICS_NAMESPACE,
+        metric_name=name.value,
+        dimensions_map={"service": SERVICE_NAME},
+        statistic=statistic,
+        period=period or Duration.hours(1),
+    )
+
+
+class AlertTopic(Construct):
+    """Exposes ``topic``: SNS, encrypted with ``key``; CloudWatch alarms may publish to it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, email: str | None) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Topic", display_name="FLOPs Meter alerts", master_key=key, enforce_ssl=True)
+        # CloudWatch alarm actions publish to an encrypted topic only if the key lets CloudWatch use it.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        if email:
+            self.topic.add_subscription(subs.EmailSubscription(email))
+
+
+class Monitoring(Construct):
+    """The dashboard and the alarms; every alarm notifies ``topic``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topic: sns.ITopic,
+        dead_letter_queue: sqs.IQueue,
+        queue: sqs.IQueue,
+        functions: Sequence[ServiceFunction],
+        dashboard_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        action = cw_actions.SnsAction(topic)
+        self.alarms: list[cw.Alarm] = []
+
+        dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic="Maximum"
+        )
+        self._alarm(
+            "DeadLettersAlarm",
+            dlq_depth,
+            threshold=1,
+            action=action,
+            description="A training-job event could not be classified and is in the dead-letter queue.",
+        )
+        oldest = queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(5), statistic="Maximum")
+        self._alarm(
+            "StaleQueueAlarm",
+            oldest,
+            threshold=STALE_MESSAGE_SECONDS,
+            action=action,
+            description="Events wait in the classifier queue for longer than the CloudTrail wait allows.",
+        )
+        for fn in functions:
+            errors = fn.function.metric_errors(period=Duration.minutes(5), statistic="Sum")
+            self._alarm(
+                f"{fn.node.id}ErrorsAlarm",
+                errors,
+                threshold=1,
+                action=action,
+                description=f"The {fn.node.id} function failed an invocation.",
+            )
+        write_failed = service_metric(ServiceMetric.AUDIT_WRITE_FAILED, period=Duration.minutes(5))
+        self._alarm(
+            "AuditWriteFailedAlarm",
+            write_failed,
+            threshold=1,
+            action=action,
+            description="The classifier could not write an audit record.",
+        )
+
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Jobs classified (per hour)", width=8, left=[service_metric(ServiceMetric.JOBS_CLASSIFIED)]
+            ),
+            cw.GraphWidget(
+                title="Threshold crossings (per hour)",
+                width=8,
+                left=[
+                    service_metric(ServiceMetric.THRESHOLD_EXCEEDED).with_(label="exceeds"),
+                    service_metric(ServiceMetric.THRESHOLD_APPROACHING).with_(label="approaching"),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Largest job / its threshold",
+                width=8,
+                left=[service_metric(ServiceMetric.THRESHOLD_RATIO, statistic="Maximum")],
+                left_annotations=[cw.HorizontalAnnotation(value=1.0, label="threshold")],
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=[dlq_depth]),
+            cw.GraphWidget(title="Oldest message in the classifier queue (s)", width=8, left=[oldest]),
+            cw.GraphWidget(
+                title="Errors",
+                width=8,
+                left=[
+                    *[
+                        fn.function.metric_errors(period=Duration.minutes(5), statistic="Sum").with_(label=fn.node.id)
+                        for fn in functions
+                    ],
+                    write_failed.with_(label="audit write failed"),
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24))
+
+    def _alarm(
+        self, construct_id: str, metric: cw.IMetric, *, threshold: float, action: cw_actions.SnsAction, description: str
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(action)
+        self.alarms.append(alarm)
+        return alarm

@@ -1,0 +1,130 @@
+"""SageMaker job state changes -> EventBridge rule -> encrypted SQS queue (+ DLQ) -> classifier Lambda.
+
+The numbers, and why (docs/infra.md has the table):
+- function timeout ``CLASSIFIER_TIMEOUT`` (60 s) for a batch of ``BATCH_SIZE`` (5) records: a record is a
+  handful of AWS calls (SageMaker, CloudWatch, CloudTrail, S3, EventBridge, SNS), about a second each at worst.
+- queue visibility timeout = 6 x the function timeout (AWS's recommendation for SQS event sources, so a
+  throttled or retried batch is not redelivered while still in flight). It is also the retry interval
+  while the classifier waits for CloudTrail to show the job's CreateTrainingJob event (typically ~5 minutes,
+  up to ~15): a record that is not ready yet is reported as a batch item failure and comes back after it.
+- maxReceiveCount covers that wait (``cloudtrail_max_wait_seconds`` / visibility, rounded up), one final
+  receive that records CloudTrail as ``not_found``, and ``SPARE_RECEIVES`` for transient failures; only
+  after that does a message go to the DLQ, which alarms at the first message.
+"""
+
+from __future__ import annotations
+
+import math
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.functions import ServiceFunction
+
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+SAGEMAKER_SOURCE = "aws.sagemaker"
+STATE_CHANGE_DETAIL_TYPE = "SageMaker Training Job State Change"
+CLASSIFIER_TIMEOUT = Duration.seconds(60)
+VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)  # 6 x CLASSIFIER_TIMEOUT
+BATCH_SIZE = 5
+SPARE_RECEIVES = 4
+QUEUE_RETENTION = Duration.days(4)
+DLQ_RETENTION = Duration.days(14)  # the SQS maximum: two weeks to notice, fix and redrive
+
+
+def max_receive_count(cloudtrail_max_wait_seconds: int, visibility_seconds: int = 360) -> int:
+    """Receives before a message is dead-lettered: the CloudTrail wait, one final try, and spare retries."""
+    return math.ceil(cloudtrail_max_wait_seconds / visibility_seconds) + 1 + SPARE_RECEIVES
+
+
+def training_job_state_change_pattern() -> events.EventPattern:
+    return events.EventPattern(
+        source=[SAGEMAKER_SOURCE],
+        detail_type=[STATE_CHANGE_DETAIL_TYPE],
+        detail={"TrainingJobStatus": list(TERMINAL_STATUSES)},
+    )
+
+
+class ClassifierQueue(Construct):
+    """The buffer in front of the classifier. Exposes ``queue``, ``dead_letter_queue`` and ``rule``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        cloudtrail_max_wait_seconds: int,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = key
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            data_key_reuse=Duration.hours(1),
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+            removal_policy=removal_policy,
+        )
+        self.max_receive_count = max_receive_count(cloudtrail_max_wait_seconds, int(VISIBILITY_TIMEOUT.to_seconds()))
+        redrive = sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=self.max_receive_count)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            data_key_reuse=Duration.hours(1),
+            enforce_ssl=True,
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            retention_period=QUEUE_RETENTION,
+            dead_letter_queue=redrive,
+            removal_policy=removal_policy,
+        )
+        # Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ,
+        # with the event as the message body, so one redrive handles both kinds.
+        self.rule = events.Rule(
+            self,
+            "TrainingJobEnded",
+            description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
+            event_pattern=training_job_state_change_pattern(),
+            targets=[
+                targets.SqsQueue(
+                    self.queue,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
+        # CDK leaves the source condition off the encrypted queue's policy (to avoid a key-policy cycle);
+        # state it here: EventBridge may deliver into this queue only for this rule (no confused deputy).
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheTrainingJobRule",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnNotEquals": {"aws:SourceArn": self.rule.rule_arn}},
+            )
+        )
+
+    def feed(self, classifier: ServiceFunction, *, max_concurrency: int) -> None:
+        """Let the classifier consume the queue in batches, reporting per-record failures."""
+        classifier.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=max_concurrency,
+            )
+        )

@@ -1,0 +1,131 @@
+"""Query at scale: a Glue table over the records (JSON SerDe, partition projection) and an Athena workgroup.
+
+Partition projection computes partitions from the key layout
+``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json`` (flopsmeter.audit.keys), so there is
+no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is written. ``account`` and
+``region`` are this stack's own (the classifier records jobs of its own account and region).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from flopsmeter.audit.keys import RECORDS_PREFIX
+from infra.glue_schema import record_columns
+
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+PARTITION_KEYS = ("account", "region", "date")
+FIRST_RECORD_DATE = "2024-01-01"
+RESULTS_EXPIRE_DAYS = 30
+
+
+class RecordsQuery(Construct):
+    """Exposes ``database_name``, ``table_name``, ``workgroup_name`` and ``results_bucket``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        records_bucket: s3.IBucket,
+        key: kms.IKey,
+        log_bucket: s3.IBucket,
+        bytes_scanned_cutoff_gb: int,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Humans type these in queries, so they have fixed, stage-qualified names.
+        self.database_name = f"flopsmeter_{stage}".replace("-", "_")
+        self.table_name = "records"
+        self.workgroup_name = f"flopsmeter-{stage}"
+
+        database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=self.database_name,
+                description="FLOPs Meter audit records (EU AI Act compute compliance)",
+            ),
+        )
+        location = f"s3://{records_bucket.bucket_name}/{RECORDS_PREFIX}"
+        table = glue.CfnTable(
+            self,
+            "RecordsTable",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=self.table_name,
+                description="One row per terminal SageMaker training job (schema: flopsmeter.audit.record.AuditRecord)",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "json",
+                    "EXTERNAL": "TRUE",
+                    "projection.enabled": "true",
+                    "projection.account.type": "enum",
+                    "projection.account.values": Aws.ACCOUNT_ID,
+                    "projection.region.type": "enum",
+                    "projection.region.values": Aws.REGION,
+                    "projection.date.type": "date",
+                    "projection.date.format": "yyyy-MM-dd",
+                    "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
+                    "projection.date.interval": "1",
+                    "projection.date.interval.unit": "DAYS",
+                    "storage.location.template": location + "account=${account}/region=${region}/date=${date}/",
+                },
+                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=location,
+                    input_format="org.apache.hadoop.mapred.TextInputFormat",
+                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=JSON_SERDE,
+                        # A malformed object must fail the query loudly, not vanish from the results.
+                        parameters={"ignore.malformed.json": "FALSE", "case.insensitive": "TRUE"},
+                    ),
+                    columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in record_columns()],
+                ),
+            ),
+        )
+        table.node.add_dependency(database)
+
+        self.results_bucket = s3.Bucket(
+            self,
+            "Results",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=log_bucket,
+            server_access_logs_prefix="athena-results/",
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(RESULTS_EXPIRE_DAYS))],
+            removal_policy=removal_policy,
+        )
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "WorkGroup",
+            name=self.workgroup_name,
+            description="FLOPs Meter audit queries (results encrypted with the audit key)",
+            recursive_delete_option=removal_policy == RemovalPolicy.DESTROY,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_gb * 1024**3,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{self.results_bucket.bucket_name}/results/",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_KMS",
+                        kms_key=key.key_arn,
+                    ),
+                ),
+            ),
+        )
+        self.workgroup.apply_removal_policy(removal_policy)

@@ -1,0 +1,49 @@
+"""Build the CDK app from ``cdk.json`` context (plus overrides) without any AWS call: used by app.py and tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.assets import DEFAULT_ASSET_DIR, REPO_ROOT, stage_lambda_asset
+from infra.config import DeployConfig
+from infra.stack import FlopsMeterStack
+
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The ``context`` object of ``cdk.json`` (the CDK CLI passes it itself; ``python app.py`` does not)."""
+    return dict(json.loads(path.read_text()).get("context", {}))
+
+
+def stack_name(config: DeployConfig) -> str:
+    return f"FlopsMeter-{config.stage}"
+
+
+def build_app(
+    context: Mapping[str, Any] | None = None, *, outdir: str | None = None, asset_dir: Path | None = None
+) -> tuple[cdk.App, FlopsMeterStack]:
+    """Validate the context into a ``DeployConfig`` (``ConfigError`` if bad), stage the Lambda asset, build
+    the stack and turn cdk-nag on. Context from the CDK CLI (``-c key=value``) overrides ``context``."""
+    app = cdk.App(context=dict(context or {}), outdir=outdir)
+    config = DeployConfig.from_context(app.node)
+    staged = stage_lambda_asset(asset_dir or DEFAULT_ASSET_DIR)
+    stack = FlopsMeterStack(
+        app,
+        stack_name(config),
+        config=config,
+        asset_dir=str(staged),
+        description="FLOPs Meter: EU AI Act compute compliance for SageMaker fine-tuning (audit trail, classifier)",
+        # Account and region come from the CLI's credentials at deploy time; synth needs neither.
+        env=cdk.Environment(account=None, region=None),
+    )
+    cdk.Tags.of(stack).add("application", "flopsmeter")
+    cdk.Tags.of(stack).add("stage", config.stage)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app, stack
