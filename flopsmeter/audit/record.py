@@ -117,7 +117,7 @@ class Lineage(_Model):
 
 
 class AuditRecord(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     record_id: str
     recorded_at: datetime
     job: JobInfo

@@ -22,10 +22,21 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
-TRANSIENT_CODES = frozenset({
-    "Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
-    "InternalError", "ServiceUnavailable", "503", "500", "RequestLimitExceeded", "TooManyRequestsException",
-})
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
+)
 
 
 class AuditStoreError(FlopsMeterError):
@@ -80,15 +91,22 @@ class AuditStore:
         start = now or datetime.now(UTC)
         return start + timedelta(days=366 * self.retention_years)
 
-    def put_immutable(self, key: str, body: bytes, *, content_type: str = "application/json",
-                      metadata: dict[str, str] | None = None) -> tuple[bool, str | None, datetime]:
-        """Write ``body`` at ``key`` only if no object exists there; COMPLIANCE-locked. Returns (written, version, until)."""
+    def put_immutable(
+        self, key: str, body: bytes, *, content_type: str = "application/json", metadata: dict[str, str] | None = None
+    ) -> tuple[bool, str | None, datetime]:
+        """Write ``body`` at ``key`` only if nothing is there; COMPLIANCE-locked. Returns (written, version, until)."""
         until = self.retain_until()
         try:
             reply = self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*",
-                ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
-                ChecksumAlgorithm="SHA256", Metadata=metadata or {},
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                IfNoneMatch="*",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=until,
+                ChecksumAlgorithm="SHA256",
+                Metadata=metadata or {},
             )
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
@@ -102,12 +120,19 @@ class AuditStore:
     def put_record(self, key: str, record: AuditRecord) -> PutResult:
         sealed = record if record.sha256 else record.sealed()
         written, version, until = self.put_immutable(
-            key, sealed.to_json_bytes(), metadata={"sha256": sealed.sha256, "schema-version": str(sealed.schema_version)}
+            key,
+            sealed.to_json_bytes(),
+            metadata={"sha256": sealed.sha256, "schema-version": str(sealed.schema_version)},
         )
         if not written:
             existing = self.head(key)
-            return PutResult(key, False, existing.get("VersionId"), existing.get("Metadata", {}).get("sha256", ""),
-                             existing.get("ObjectLockRetainUntilDate"))
+            return PutResult(
+                key,
+                False,
+                existing.get("VersionId"),
+                existing.get("Metadata", {}).get("sha256", ""),
+                existing.get("ObjectLockRetainUntilDate"),
+            )
         return PutResult(key, True, version, sealed.sha256, until)
 
     def head(self, key: str) -> dict[str, Any]:
@@ -159,7 +184,8 @@ class AuditStore:
             kwargs["StartAfter"] = start_after
         try:
             for page in paginator.paginate(**kwargs):
-                yield from page.get("Contents", [])
+                for item in page.get("Contents", []):
+                    yield dict(item)
         except ClientError as err:
             raise store_error(err, f"listing s3://{self.bucket}/{prefix}") from err
         except BotoCoreError as err:
@@ -170,7 +196,8 @@ class AuditStore:
         paginator = self.s3.get_paginator("list_object_versions")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                yield from page.get("Versions", [])
+                for version in page.get("Versions", []):
+                    yield dict(version)
                 for marker in page.get("DeleteMarkers", []):
                     yield {**marker, "IsDeleteMarker": True}
         except ClientError as err:

@@ -18,10 +18,18 @@ BUCKET = "flopsmeter-audit-test"
 def s3():
     with mock_aws():
         client = boto3.client("s3", region_name="eu-west-1")
-        client.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True,
-                             CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        client.put_object_lock_configuration(Bucket=BUCKET, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 10}}})
+        client.create_bucket(
+            Bucket=BUCKET,
+            ObjectLockEnabledForBucket=True,
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+        )
+        client.put_object_lock_configuration(
+            Bucket=BUCKET,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 10}},
+            },
+        )
         yield client
 
 

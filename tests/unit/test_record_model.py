@@ -65,8 +65,12 @@ def test_record_id_is_deterministic_per_job_arn():
 def test_record_key_derives_from_job_only_and_parses_back():
     key = record_key("123456789012", "eu-west-1", datetime(2026, 11, 20, 23, 59, tzinfo=UTC), "job-1")
     assert key == "records/v1/account=123456789012/region=eu-west-1/date=2026-11-20/job-1.json"
-    assert parse_record_key(key) == {"account": "123456789012", "region": "eu-west-1", "date": "2026-11-20",
-                                     "job": "job-1"}
+    assert parse_record_key(key) == {
+        "account": "123456789012",
+        "region": "eu-west-1",
+        "date": "2026-11-20",
+        "job": "job-1",
+    }
     assert record_key("123456789012", "eu-west-1", date(2026, 11, 20), "job-1") == key
 
 
