@@ -122,6 +122,7 @@ class FlopsMeter:
         self.measure_steps = max(0, int(measure_steps))
         self.calibrate = calibrate
         self.handle_signals = handle_signals
+        self.final_flush_s = 20.0  # how long the end waits for CloudWatch (SageMaker allows ~120 s after SIGTERM)
         self._clock = clock
         self.warnings: list[str] = []
         self.profile: ModelProfile | None = profile
@@ -303,7 +304,7 @@ class FlopsMeter:
         recompute = 0.0
         if profile.gradient_checkpointing:
             recompute = profile.recompute.flops(reduced.tokens, reduced.positions)
-        elapsed = now - (self._last_sync_at or now)
+        elapsed = now - (now if self._last_sync_at is None else self._last_sync_at)
         self.totals = Totals(
             steps=steps,
             micro_steps=self.totals.micro_steps + reduced.micro_steps,
@@ -333,7 +334,7 @@ class FlopsMeter:
     def _proposal(self, now: float, steps: int) -> int:
         """Rank 0's proposal for the steps until the next sync: about ``emit_every_s`` at the recent pace."""
         done = steps - self._last_sync_step
-        elapsed = now - (self._last_sync_at or now)
+        elapsed = now - (now if self._last_sync_at is None else self._last_sync_at)
         if self.emit_every_s == 0 or done <= 0 or elapsed <= 0:
             return 1
         return max(1, math.floor(self.emit_every_s * done / elapsed))
@@ -364,15 +365,18 @@ class FlopsMeter:
         ceiling = self._ceiling()
         return self.totals.flops / ceiling.flops if ceiling and ceiling.flops else None
 
-    def _emit(self) -> None:
+    def _emit(self, *, final: bool = False) -> None:
         if not self.world.is_main:
             return
         snap = self.snapshot()
         if self._stdout:
             self._stdout.emit(snap)
+        self._file.write(self.document())  # first, so an interruption cannot lose it to a slow network
         if self._cloudwatch:
             self._cloudwatch.emit(snap)
-        self._file.write(self.document())
+            if final:
+                self._cloudwatch.close(timeout_s=self.final_flush_s)
+                self._file.write(self.document())  # again, with the final delivery counts
 
     def document(self) -> dict[str, Any]:
         """The content of ``flops_meter.json``."""
@@ -503,11 +507,9 @@ class FlopsMeter:
                 self.status = status
             if reason and not self.stop_reason:
                 self.stop_reason = reason
-            self._emit()
+            self._emit(final=True)
             self._started_at = None
             self.detach()
-            if self._cloudwatch:
-                self._cloudwatch.close()
             self._restore_signal()
 
     def _absorb_local(self) -> None:
@@ -516,6 +518,7 @@ class FlopsMeter:
         if not delta.tokens:
             return
         profile = self._ensure_profile()
+        now = self._clock()
         scale = float(self.world.size)
         device = int(delta.non_padding_device.item()) if delta.non_padding_device is not None else 0
         if self.world.size > 1:
@@ -534,7 +537,7 @@ class FlopsMeter:
                 if profile.gradient_checkpointing
                 else 0.0
             ),
-            seconds=self._clock() - (self._last_sync_at or self._clock()),
+            seconds=now - (now if self._last_sync_at is None else self._last_sync_at),
         )
         self.totals = Totals(**{**self.totals.as_dict(), "steps": self.steps})
 

@@ -1,0 +1,66 @@
+"""Where the callback finds the totals when training resumes (no training run needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from bench._tiny_models import build, llama_config  # noqa: E402
+from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
+from flopsmeter.training.environment import read_job_environment  # noqa: E402
+from flopsmeter.training.meter import FlopsMeter  # noqa: E402
+from flopsmeter.training.state import Totals, save_state, state_document  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def _doc(steps: int, flops: float) -> dict:
+    return state_document(Totals(steps=steps, tokens=steps * 10, flops=flops), formula_version="arch-v1", job_name=None)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    state = transformers.TrainerState(global_step=3)
+    env = read_job_environment({}, output_dir=tmp_path / "out", resource_config_path=str(tmp_path / "x"))
+    meter = FlopsMeter(build(llama_config()), environment=env, stdout=False, handle_signals=False)
+    return args, state, meter, tmp_path / "checkpoint-3"
+
+
+def test_checkpoint_file_is_preferred(setup) -> None:
+    args, state, meter, folder = setup
+    save_state(folder, _doc(3, 30.0))
+    state.stateful_callbacks = {"FlopsMeterCallback": {"args": {}, "attributes": {"resume_state": _doc(3, 99.0)}}}
+    FlopsMeterCallback()._restore(meter, args, state)
+    assert meter.totals.flops == 30.0 and meter.restored.steps == 3 and meter.warnings == []
+
+
+def test_trainer_state_copy_is_used_when_the_file_is_missing(setup) -> None:
+    args, state, meter, _ = setup
+    state.stateful_callbacks = {"FlopsMeterCallback": {"args": {}, "attributes": {"resume_state": _doc(3, 99.0)}}}
+    FlopsMeterCallback()._restore(meter, args, state)
+    assert meter.totals.flops == 99.0
+
+
+def test_corrupt_file_falls_back_with_a_warning(setup) -> None:
+    args, state, meter, folder = setup
+    folder.mkdir()
+    (folder / "flops_meter_state.json").write_text("{")
+    state.stateful_callbacks = {"FlopsMeterCallback": {"args": {}, "attributes": {"resume_state": _doc(3, 99.0)}}}
+    FlopsMeterCallback()._restore(meter, args, state)
+    assert meter.totals.flops == 99.0 and any("unusable" in w for w in meter.warnings)
+
+
+def test_resume_without_saved_totals_is_recorded_as_a_gap(setup) -> None:
+    args, state, meter, _ = setup
+    FlopsMeterCallback()._restore(meter, args, state)
+    assert meter.totals.flops == 0.0 and any("FLOPs before the resume are missing" in w for w in meter.warnings)
+
+
+def test_callback_state_recreates_an_equal_callback() -> None:
+    callback = FlopsMeterCallback(stop_at="approaching", pretrain_flops="1.5e24", emit_every_s=30)
+    exported = callback.state()
+    again = FlopsMeterCallback(**exported["args"])
+    assert again.config == callback.config
