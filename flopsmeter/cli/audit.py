@@ -1,14 +1,277 @@
-"""CLI commands: audit (placeholder until its issue lands)."""
+"""CLI commands of the audit trail: verify, query, report, reevaluate.
+
+Each reads the audit bucket (``--bucket``, through ``--endpoint-url`` for the local emulator) or a local
+mirror (``--dir``, same key layout; ``flopsmeter query --bucket B --pull --dir D`` makes one). Everything is
+read-only. Heavy imports happen inside the command functions.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+DEFAULT_CACHE_ROOT = Path(".local/cache")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(text: str) -> datetime:
+    """A date or ISO date-time (UTC when no zone is given), for --from/--to."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or ISO date-time: {text[:40]!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--bucket", help="audit bucket name")
+    where.add_argument("--dir", type=Path, help="local mirror of the bucket (same key layout)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local emulator)")
+    parser.add_argument("--region", help="AWS region (default: from the environment)")
+
+
+def _client(args: argparse.Namespace, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from flopsmeter.audit.store import AuditStore
+
+    return AuditStore(_client(args, "s3"), args.bucket)
+
+
+def _local_dir(args: argparse.Namespace, *, pull: bool = True) -> Path:
+    """The directory to read: --dir, or a cache of --bucket refreshed incrementally (by key)."""
+    from flopsmeter.cli.main import UsageError
+
+    if args.bucket:
+        from flopsmeter.audit.mirror import pull as pull_bucket
+
+        root = args.dir if getattr(args, "dir", None) else DEFAULT_CACHE_ROOT / args.bucket
+        if pull:
+            stats = pull_bucket(_store(args), root)
+            print(
+                f"pulled s3://{args.bucket} into {root}: {stats.downloaded} new or changed, {stats.unchanged} "
+                f"unchanged, {stats.removed} removed",
+                file=sys.stderr,
+            )
+        return Path(root)
+    if args.dir:
+        return Path(args.dir)
+    raise UsageError("give --bucket BUCKET or --dir DIR")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# verify
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from flopsmeter.audit.verify import BucketSource, DirSource, render_text, verify
+    from flopsmeter.cli.main import UsageError
+
+    if args.bucket:
+        source: Any = BucketSource(
+            _store(args), kms=_client(args, "kms"), public_key_file=args.public_key, now=utcnow()
+        )
+    elif args.dir:
+        source = DirSource(args.dir, public_key_file=args.public_key)
+    else:
+        raise UsageError("give --bucket BUCKET or --dir DIR")
+    max_age = None if args.max_digest_age_hours <= 0 else timedelta(hours=args.max_digest_age_hours)
+    report = verify(source, start=args.start, end=args.end, max_digest_age=max_age)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else render_text(report))
+    return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# query
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from flopsmeter.audit.query import Preset, preset_sql, render, run_athena, run_duckdb
+    from flopsmeter.cli.main import UsageError
+
+    preset = Preset(
+        exceeding=args.exceeding, job=args.job, since=args.since, by_base_model=args.by_base_model, limit=args.limit
+    )
+    uses_preset = args.exceeding or args.job or args.since or args.by_base_model
+    if args.sql and uses_preset:
+        raise UsageError("give either SQL or preset options (--exceeding, --job, --since, --by-base-model), not both")
+    sql = args.sql or preset_sql(preset)
+    if args.show_sql:
+        print(sql, file=sys.stderr)
+    if args.engine == "athena":
+        if not (args.workgroup and args.database):
+            raise UsageError("--engine athena needs --workgroup and --database (stack outputs)")
+        result = run_athena(
+            _client(args, "athena"),
+            sql,
+            workgroup=args.workgroup,
+            database=args.database,
+            output_location=args.output_location,
+        )
+    else:
+        root = _local_dir(args, pull=args.bucket is not None)
+        if args.pull_only:
+            return 0
+        result = run_duckdb(root, sql)
+    print(render(result, args.format))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from flopsmeter.audit.report import write_report
+    from flopsmeter.audit.verify import DirSource, verify
+    from flopsmeter.cli.main import UsageError
+
+    if args.job and (args.start or args.end):
+        raise UsageError("give --job NAME or --from/--to, not both")
+    root = _local_dir(args)
+    verification = None
+    if not args.no_verify:
+        verification = verify(DirSource(root), max_digest_age=None)
+    data = write_report(
+        root,
+        args.out,
+        job=args.job,
+        start=args.start,
+        end=args.end,
+        source=f"s3://{args.bucket}" if args.bucket else str(root),
+        verification=verification,
+    )
+    if args.job and not data.jobs:
+        print(f"flopsmeter: no record for job {args.job!r}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {args.out} ({len(data.jobs)} job(s); integrity "
+        f"{'not checked' if verification is None else 'OK' if verification.ok else 'FAILED'})"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reevaluate
+
+
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    from flopsmeter.audit.query import Result, render
+    from flopsmeter.audit.reevaluate import read_dir, reevaluate, resolve_policy
+    from flopsmeter.cli.main import UsageError
+
+    if (args.policy is None) == (args.policy_file is None):
+        raise UsageError("give exactly one of --policy ID or --policy-file FILE")
+    policy = resolve_policy(args.policy, args.policy_file)
+    run = reevaluate(read_dir(_local_dir(args)), policy, args.approaching_fraction)
+    if args.format == "json":
+        print(json.dumps(run.to_dict(), indent=1))
+        return 0
+    shown = run.results if args.all else run.changes
+    columns = [
+        "job",
+        "flops",
+        "pretrain_flops",
+        "stored_outcome",
+        "new_threshold",
+        "new_ratio",
+        "new_outcome",
+        "scenario",
+        "changed",
+    ]
+    rows = [
+        (
+            r.job,
+            r.flops,
+            r.pretrain_flops,
+            r.stored_outcome_this_policy or r.stored_primary_outcome,
+            r.threshold,
+            r.ratio,
+            r.outcome,
+            r.scenario,
+            "yes" if r.changed else "no",
+        )
+        for r in shown
+    ]
+    print(render(Result(columns, rows, 0.0), args.format))
+    if args.format == "table":
+        moves = ", ".join(f"{k}: {v}" for k, v in run.transitions().items()) or "none"
+        print(
+            f"Policy {policy.policy_id}: {len(run.results)} records re-evaluated (stored records untouched), "
+            f"{len(run.changes)} change outcome ({moves})."
+        )
+        for key, why in run.errors:
+            print(f"  not re-evaluated: {key}: {why}")
+    return 1 if run.errors else 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def register(sub: Any) -> None:
-    """Add this module's commands to the flopsmeter parser."""
-    del sub
+    """Add verify, query, report and reevaluate to the flopsmeter parser."""
+    p = sub.add_parser("verify", help="check records and digests: hashes, coverage, chain, signatures")
+    _source_args(p)
+    p.add_argument("--from", dest="start", type=_when, help="first moment (date or ISO time, UTC) to check")
+    p.add_argument("--to", dest="end", type=_when, help="end of the period (exclusive)")
+    p.add_argument("--public-key", type=Path, help="PEM public key of the digest signing key (trust anchor)")
+    p.add_argument(
+        "--max-digest-age-hours",
+        type=float,
+        default=2.0,
+        help="fail when the newest digest is older than this (0: do not check; default 2)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("query", help="SQL over the audit records (DuckDB locally, or Athena)")
+    p.add_argument("sql", nargs="?", help="SQL over the table `records` (default: a preset listing)")
+    _source_args(p)
+    p.add_argument("--engine", choices=("duckdb", "athena"), default="duckdb")
+    p.add_argument("--exceeding", action="store_true", help="jobs whose primary outcome is 'exceeds'")
+    p.add_argument("--job", help="one training job by name")
+    p.add_argument("--since", help="jobs that ended on or after this date (UTC)")
+    p.add_argument("--by-base-model", action="store_true", help="totals per base model")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--pull",
+        dest="pull_only",
+        action="store_true",
+        help="with --bucket [--dir D]: only refresh the local mirror (incremental) and stop",
+    )
+    p.add_argument("--workgroup", help="Athena workgroup (stack output AthenaWorkGroup)")
+    p.add_argument("--database", help="Glue database of the records table")
+    p.add_argument("--output-location", help="Athena results location, if the workgroup does not enforce one")
+    p.add_argument("--show-sql", action="store_true", help="print the SQL to stderr")
+    p.set_defaults(func=cmd_query)
 
-__all__ = ["register", "argparse"]
+    p = sub.add_parser("report", help="HTML report for a compliance officer")
+    _source_args(p)
+    p.add_argument("--job", help="one training job")
+    p.add_argument("--from", dest="start", type=_when, help="jobs ending on or after (UTC)")
+    p.add_argument("--to", dest="end", type=_when, help="jobs ending before (UTC)")
+    p.add_argument("--out", type=Path, default=Path("report.html"))
+    p.add_argument("--no-verify", action="store_true", help="skip the integrity check shown in the report")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reevaluate", help="re-classify stored records under another policy (read-only)")
+    _source_args(p)
+    p.add_argument("--policy", help="a built-in policy id")
+    p.add_argument("--policy-file", type=Path, help="JSON of a new ThresholdPolicy (field names as in the code)")
+    p.add_argument("--approaching-fraction", type=float, default=0.8)
+    p.add_argument("--all", action="store_true", help="list every record, not only changed outcomes")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_reevaluate)

@@ -156,10 +156,11 @@ def test_digest_signed_by_another_key_is_caught(trail):
 
     def resign_with_other(document):
         body_hash = body_sha256(digest_body(document))
-        document["signature"].update(key_id=other.key_arn,
-                                     public_key_sha256=public_key_fingerprint(other.public_key_der()),
-                                     value=base64.b64encode(other.sign(signing_string(key, document["period_end"],
-                                                                                       body_hash))).decode())
+        document["signature"].update(
+            key_id=other.key_arn,
+            public_key_sha256=public_key_fingerprint(other.public_key_der()),
+            value=base64.b64encode(other.sign(signing_string(key, document["period_end"], body_hash))).decode(),
+        )
 
     tamper_digest(trail, key, resign_with_other)
     assert (key, "signing_key_changed") in problems(run(trail))

@@ -43,17 +43,24 @@ def install_clock(monkeypatch: Any, clock: Clock) -> None:
 
 def make_bucket(region: str = REGION) -> tuple[Any, Any]:
     s3 = boto3.client("s3", region_name=region)
-    s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True,
-                     CreateBucketConfiguration={"LocationConstraint": region})
-    s3.put_object_lock_configuration(Bucket=BUCKET, ObjectLockConfiguration={
-        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 10}}})
+    s3.create_bucket(
+        Bucket=BUCKET, ObjectLockEnabledForBucket=True, CreateBucketConfiguration={"LocationConstraint": region}
+    )
+    s3.put_object_lock_configuration(
+        Bucket=BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 10}},
+        },
+    )
     kms = boto3.client("kms", region_name=region)
     return s3, kms
 
 
 def make_signing_key(kms: Any) -> str:
     return kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", Description="flopsmeter digests")["KeyMetadata"][
-        "KeyId"]
+        "KeyId"
+    ]
 
 
 def key_of(record: AuditRecord) -> str:

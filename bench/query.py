@@ -1,0 +1,220 @@
+"""Query presets over 100 000 synthetic audit records (DuckDB), printed as JSON.
+
+Records are real ``AuditRecord``s (pydantic-validated, sealed), classified by the domain code, spread over a
+year, 40 accounts' worth of job names, the bundled base-model catalog and the accelerator catalog. They are
+generated once and cached under ``.local/bench/query-records/`` (same key layout as the bucket).
+
+    python bench/query.py [--records N] [--dir PATH]      (make bench-query)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flopsmeter.audit.keys import record_key
+from flopsmeter.audit.query import CACHE_NAME, Preset, preset_sql, run_duckdb
+from flopsmeter.audit.record import (
+    AuditRecord,
+    BaseModelInfo,
+    CloudTrailRef,
+    FlopsInfo,
+    HardwareCeilingInfo,
+    JobInfo,
+    Lineage,
+    PolicyClassification,
+    record_id_for,
+)
+from flopsmeter.domain.catalog import BASE_MODELS
+from flopsmeter.domain.classification import classify
+from flopsmeter.domain.hardware import hardware_ceiling
+
+DEFAULT_DIR = Path(".local/bench/query-records")
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+INSTANCES = (
+    "ml.p5.48xlarge",
+    "ml.p4d.24xlarge",
+    "ml.g5.12xlarge",
+    "ml.g6e.48xlarge",
+    "ml.trn1.32xlarge",
+    "ml.g5.2xlarge",
+)
+PRESETS = {
+    "all_jobs_latest_100": Preset(limit=100),
+    "exceeding": Preset(exceeding=True),
+    "job": Preset(job="ft-job-0042424"),
+    "since_last_30_days": Preset(since="2026-10-01"),
+    "by_base_model": Preset(by_base_model=True),
+}
+
+
+def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord:
+    """One realistic record: a real catalog base model (or unknown), a real instance, FLOPs log-uniform."""
+    name = f"ft-job-{i:07d}"
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
+    end = start + timedelta(seconds=rng.randrange(365 * 86400))
+    seconds = float(rng.randrange(600, 5 * 86400))
+    instance = rng.choice(INSTANCES)
+    count = rng.choice((1, 1, 1, 2, 4, 8))
+    ceiling = hardware_ceiling(instance, count, seconds)
+    base = rng.choice(BASE_MODELS) if rng.random() < 0.85 else None
+    pretrain = base.pretrain_flops if base else None
+    metered = rng.random() < 0.7
+    flops = ceiling.flops * rng.uniform(0.15, 0.55) if metered else ceiling.flops
+    flops = min(flops, 10 ** rng.uniform(18, 24.5))
+    parent = f"ft-job-{rng.randrange(i):07d}" if i and rng.random() < 0.1 else None
+    parent_flops = 10 ** rng.uniform(18, 23) if parent else 0.0
+    cumulative = flops + parent_flops
+    result = classify(cumulative, pretrain, systemic_risk_base=bool(base and base.systemic_risk))
+    record = AuditRecord(
+        record_id=record_id_for(arn),
+        recorded_at=end + timedelta(minutes=rng.randrange(1, 20)),
+        job=JobInfo(
+            name=name,
+            arn=arn,
+            account_id=ACCOUNT,
+            region=REGION,
+            status=rng.choice(("Completed", "Completed", "Completed", "Failed", "Stopped")),
+            start_time=end - timedelta(seconds=seconds),
+            end_time=end,
+            instance_type=instance,
+            instance_count=count,
+            billable_seconds=int(seconds),
+            training_seconds=seconds,
+        ),
+        base_model=BaseModelInfo(
+            model_id=base.model_id if base else None,
+            pretrain_flops=pretrain,
+            source="catalog" if base else "unknown",
+            basis=(base.used_estimate.note if base and base.used_estimate else "not declared"),
+            systemic_risk=bool(base and base.systemic_risk),
+        ),
+        flops=FlopsInfo(
+            method="metered" if metered else "hardware_ceiling",
+            classified_flops=flops,
+            metered=flops if metered else None,
+            hardware_ceiling=HardwareCeilingInfo(
+                flops=ceiling.flops,
+                bf16_flops=ceiling.bf16_flops,
+                accelerator=ceiling.accelerator,
+                chips_per_instance=ceiling.chips_per_instance,
+                instance_count=count,
+                seconds=ceiling.seconds,
+                peak_flops_per_chip=ceiling.peak_flops_per_chip,
+                precision=ceiling.precision,
+                known_instance=True,
+                peak_source=ceiling.peak_source,
+            ),
+            tokens=int(flops / 6e9) if metered else None,
+            formula_version="arch-v1" if metered else None,
+            uncertainty=(
+                "architecture-based, +-5 %"
+                if metered
+                else "upper bound: chips x seconds x dense peak (utilisation 1.0)"
+            ),
+        ),
+        classifications=[
+            PolicyClassification(
+                policy=r.policy,
+                scenario=r.scenario.value,
+                threshold=r.threshold,
+                ratio=r.ratio,
+                outcome=r.outcome.value,
+                basis=r.basis,
+            )
+            for r in result.results
+        ],
+        primary_policy=result.primary_policy,
+        outcome=result.primary.outcome.value,
+        cloudtrail=CloudTrailRef(
+            status="found",
+            event_id=f"{i:08x}-0000-4000-8000-000000000000",
+            event_time=end - timedelta(seconds=seconds + 60),
+            principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/user{i % 97}",
+            source_ip="203.0.113.10",
+        ),
+        lineage=Lineage(
+            parent_job=parent,
+            own_flops=flops,
+            parent_cumulative_flops=parent_flops,
+            cumulative_flops=cumulative,
+            chain=[parent] if parent else [],
+        ),
+        warnings=list(result.warnings),
+    )
+    return record.sealed()
+
+
+def generate(root: Path, count: int, *, seed: int = 7) -> float:
+    """Write ``count`` records under ``root`` unless they are already there; returns seconds spent."""
+    marker = root / ".generated.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("count") == count:
+        return 0.0
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    start = datetime(2025, 11, 1, tzinfo=UTC)
+    for i in range(count):
+        record = synthetic_record(i, rng, start)
+        path = root / record_key(ACCOUNT, REGION, record.job.end_time, record.job.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(record.to_json_bytes())
+    marker.write_text(json.dumps({"count": count, "seed": seed}))
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    args = parser.parse_args(argv)
+    generated = generate(args.dir, args.records)
+    (args.dir / CACHE_NAME).unlink(missing_ok=True)
+    started = time.perf_counter()
+    run_duckdb(args.dir, "SELECT count(*) FROM records")  # builds the DuckDB cache from the JSON files
+    cold = time.perf_counter() - started
+    presets = {}
+    for name, preset in PRESETS.items():
+        timings = []
+        rows = 0
+        for _ in range(3):
+            t = time.perf_counter()
+            result = run_duckdb(args.dir, preset_sql(preset))
+            timings.append(time.perf_counter() - t)
+            rows = len(result.rows)
+        presets[name] = {
+            "rows": rows,
+            "seconds_median": round(sorted(timings)[1], 4),
+            "seconds_max": round(max(timings), 4),
+        }
+    print(
+        json.dumps(
+            {
+                "benchmark": "query-presets",
+                "engine": "duckdb",
+                "records": args.records,
+                "dir": str(args.dir),
+                "generate_seconds": round(generated, 2),
+                "cold_load_seconds": round(cold, 2),
+                "presets": presets,
+                "note": "per-preset time includes opening the cache and the incremental freshness scan",
+                "cpu_count": __import__("os").cpu_count(),
+                "python": sys.version.split()[0],
+                "log10_span": [18, math.log10(3.3e24)],
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

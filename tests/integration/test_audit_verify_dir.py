@@ -1,0 +1,158 @@
+"""verify --dir on a mirror pulled from a real trail (moto), tampered file by file.
+
+The trail is built once per module on moto (Object Lock bucket, KMS RSA key, emulated clock) and pulled with
+``mirror.pull``; each test tampers a copy of that mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+
+import pytest
+from moto import mock_aws
+
+from flopsmeter.audit.digests import public_key_pem
+from flopsmeter.audit.mirror import MANIFEST_NAME, pull
+from flopsmeter.audit.record import canonical_json
+from flopsmeter.audit.verify import DirSource, render_text, verify
+from flopsmeter.cli.main import main
+from tests.unit.audit.trail import T0, build_trail
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mirror")
+    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+        trail = build_trail(mp)
+        stats = pull(trail.store, root, now=trail.clock.now)
+        pem = tmp_path_factory.mktemp("key") / "digest-key.pem"
+        pem.write_bytes(public_key_pem(bytes(trail.kms.get_public_key(KeyId=trail.key_id)["PublicKey"])))
+        names = {name: trail.key(name) for name in trail.records}
+    return {"root": root, "pem": pem, "keys": names, "digests": list(trail.digests), "stats": stats}
+
+
+@pytest.fixture
+def mirror(golden, tmp_path):
+    root = tmp_path / "mirror"
+    shutil.copytree(golden["root"], root)
+    return root
+
+
+def check(root, **kwargs):
+    return verify(DirSource(root, **kwargs))
+
+
+def problems(report):
+    return {(f.object, f.problem) for f in report.failures}
+
+
+def edit_json(path, change):
+    document = json.loads(path.read_bytes())
+    change(document)
+    path.write_bytes(canonical_json(document))
+
+
+def test_pulled_mirror_verifies_with_the_supplied_public_key(golden, mirror):
+    assert golden["stats"].downloaded == 6 + 3 + 1  # records, digests, the public key copy
+    report = check(mirror, public_key_file=golden["pem"])
+    assert report.ok, render_text(report)
+    assert report.notes[0] == "public key: supplied with --public-key"
+    assert report.not_yet_covered == [golden["keys"]["job-f"]]
+
+
+def test_mirror_key_copy_is_used_but_flagged_as_not_a_trust_anchor(mirror):
+    report = check(mirror)
+    assert report.ok
+    assert "not an independent trust anchor" in report.notes[0]
+
+
+def test_altered_record_body_in_the_mirror(golden, mirror):
+    key = golden["keys"]["job-b"]
+    edit_json(mirror / key, lambda d: d["flops"].update(classified_flops=1.0))
+    finding = next(f for f in check(mirror).failures if f.object == key)
+    assert finding.problem == "record_altered" and "no longer matches its sha256 field" in finding.detail
+
+
+def test_altered_sha256_field_in_the_mirror(golden, mirror):
+    key = golden["keys"]["job-a"]
+    edit_json(mirror / key, lambda d: d.update(sha256="1" * 64))
+    assert (key, "record_sha256_altered") in problems(check(mirror))
+
+
+def test_deleted_record_in_the_mirror(golden, mirror):
+    key = golden["keys"]["job-d"]
+    (mirror / key).unlink()
+    finding = next(f for f in check(mirror).failures if f.object == key)
+    assert finding.problem == "record_missing" and golden["digests"][1] in finding.detail
+
+
+def test_extra_record_without_manifest_entry_is_dated_by_recorded_at(golden, mirror):
+    source = mirror / golden["keys"]["job-a"]
+    extra = source.with_name("job-zz.json")
+    edit_json(source, lambda d: None)
+    extra.write_bytes(source.read_bytes())  # a copy, claiming a time inside the digested hours
+    key = extra.relative_to(mirror).as_posix()
+    assert (key, "not_in_digest") in problems(check(mirror))
+
+
+def test_reordered_digest_entries_in_the_mirror(golden, mirror):
+    key = golden["digests"][0]
+    edit_json(mirror / key, lambda d: d["records"].reverse())
+    assert {(key, "digest_entries_reordered"), (key, "digest_altered")} <= problems(check(mirror))
+
+
+def test_altered_digest_entry_in_the_mirror(golden, mirror):
+    key = golden["digests"][1]
+    edit_json(mirror / key, lambda d: d["records"][0].update(version_id="forged"))
+    assert (key, "digest_altered") in problems(check(mirror))
+
+
+def test_swapped_digests_break_location_and_chain(golden, mirror):
+    first, second = (mirror / golden["digests"][1]), (mirror / golden["digests"][2])
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    report = check(mirror)
+    print(render_text(report))
+    assert {(golden["digests"][1], "digest_moved"), (golden["digests"][2], "digest_moved")} <= problems(report)
+    assert {(golden["digests"][1], "bad_signature"), (golden["digests"][2], "bad_signature")} <= problems(report)
+
+
+def test_deleted_digest_in_the_mirror(golden, mirror):
+    key = golden["digests"][1]
+    (mirror / key).unlink()
+    assert (key, "digest_missing") in problems(check(mirror))
+
+
+def test_bad_signature_in_the_mirror(golden, mirror):
+    key = golden["digests"][2]
+
+    def flip(document):
+        value = document["signature"]["value"]
+        document["signature"]["value"] = ("B" if value[0] == "A" else "A") + value[1:]
+
+    edit_json(mirror / key, flip)
+    assert (key, "bad_signature") in problems(check(mirror, public_key_file=golden["pem"]))
+
+
+def test_overdue_digest_from_the_manifest_pull_time(golden, mirror):
+    manifest = mirror / MANIFEST_NAME
+    edit_json(manifest, lambda d: d.update(pulled_at=(T0 + timedelta(hours=8)).isoformat()))
+    assert [f.problem for f in check(mirror).failures] == ["digest_overdue"]
+
+
+def test_mirror_without_manifest_still_verifies_hashes_and_chain(golden, mirror):
+    (mirror / MANIFEST_NAME).unlink()
+    report = check(mirror)
+    assert report.ok and "without manifest" in report.source
+
+
+def test_cli_verify_dir_json(golden, mirror, capsys):
+    (mirror / golden["keys"]["job-c"]).write_bytes(b"not json")
+    assert main(["verify", "--dir", str(mirror), "--public-key", str(golden["pem"]), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [(f["object"], f["problem"]) for f in document["failures"]] == [
+        (golden["keys"]["job-c"], "record_unreadable")
+    ]

@@ -1,0 +1,171 @@
+"""query: DuckDB over a directory of real records (schema from AuditRecord), presets, formats, and the Athena
+request shape (botocore Stubber: moto's Athena runs no SQL)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from flopsmeter.audit.query import Preset, QueryError, preset_sql, record_columns, run_athena, run_duckdb
+from flopsmeter.cli.main import main
+from tests.record_factory import make_record
+from tests.unit.audit.trail import key_of
+
+JOBS = {  # name: (cumulative FLOPs, pretrain, end)
+    "small-1": (1.0e20, 1.5e24, datetime(2026, 1, 3, tzinfo=UTC)),
+    "near-1": (4.0e23, 1.5e24, datetime(2026, 2, 3, tzinfo=UTC)),  # 0.89 of 4.5e23: approaching
+    "over-1": (5.0e22, None, datetime(2026, 3, 3, tzinfo=UTC)),  # unknown base: over 3.3e22
+    "over-2": (9.0e23, 1.5e24, datetime(2026, 3, 9, tzinfo=UTC)),
+}
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("records")
+    for name, (flops, pretrain, end) in JOBS.items():
+        record = make_record(name, flops=flops, pretrain=pretrain, end=end)
+        path = root / key_of(record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(record.to_json_bytes())
+    return root
+
+
+def test_columns_follow_the_audit_record_with_flops_as_double():
+    columns = record_columns()
+    assert list(columns)[:3] == ["schema_version", "record_id", "recorded_at"]
+    assert "classified_flops DOUBLE" in columns["flops"].replace('"', "")
+    assert columns["classifications"].startswith("STRUCT(") and columns["classifications"].endswith("[]")
+    assert columns["warnings"] == "VARCHAR[]"
+
+
+def test_exceeding_preset_finds_exactly_the_jobs_over_the_line(records_dir):
+    result = run_duckdb(records_dir, preset_sql(Preset(exceeding=True)), cache=False)
+    assert sorted(r[0] for r in result.rows) == ["over-1", "over-2"]
+    threshold = dict(zip(result.columns, result.rows[0], strict=True))["threshold"]
+    assert threshold in (3.3e22, 0.3 * 1.5e24)
+
+
+def test_job_and_since_presets(records_dir):
+    assert [r[0] for r in run_duckdb(records_dir, preset_sql(Preset(job="near-1"))).rows] == ["near-1"]
+    since = run_duckdb(records_dir, preset_sql(Preset(since="2026-03-01")))
+    assert sorted(r[0] for r in since.rows) == ["over-1", "over-2"]
+
+
+def test_by_base_model_totals(records_dir):
+    result = run_duckdb(records_dir, preset_sql(Preset(by_base_model=True)))
+    rows = {r[0]: dict(zip(result.columns, r, strict=True)) for r in result.rows}
+    llama = rows["meta-llama/Meta-Llama-3-70B"]
+    assert llama["jobs"] == 4 and llama["exceeding"] == 2 and llama["approaching"] == 1
+    assert llama["total_flops"] == pytest.approx(1.0e20 + 4.0e23 + 5.0e22 + 9.0e23)
+
+
+def test_cache_is_incremental_by_key(records_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(records_dir, root)
+    assert run_duckdb(root, "SELECT count(*) FROM records").rows == [(4,)]
+    extra = make_record("late-1", flops=1.0e21, end=datetime(2026, 4, 1, tzinfo=UTC))
+    (root / key_of(extra)).parent.mkdir(parents=True, exist_ok=True)
+    (root / key_of(extra)).write_bytes(extra.to_json_bytes())
+    next(root.rglob("small-1.json")).unlink()
+    names = run_duckdb(root, "SELECT job.name FROM records ORDER BY 1").rows
+    assert names == [("late-1",), ("near-1",), ("over-1",), ("over-2",)]
+
+
+def test_shared_sql_subset_runs_unnest_and_partitions(records_dir):
+    sql = (
+        "SELECT job.name, c.policy, c.outcome FROM records CROSS JOIN UNNEST(classifications) AS t(c) "
+        "WHERE c.outcome = 'exceeds' AND account = '123456789012' ORDER BY 1, 2"
+    )
+    rows = run_duckdb(records_dir, sql).rows
+    assert ("over-2", "aws-30pct-2026", "exceeds") in rows and ("over-2", "eu-guideline-2025-07", "exceeds") in rows
+
+
+def test_presets_refuse_values_that_would_change_the_sql():
+    with pytest.raises(QueryError):
+        preset_sql(Preset(job="x' OR '1'='1"))
+    with pytest.raises(QueryError):
+        preset_sql(Preset(since="2026-01-01'; DROP"))
+
+
+def test_bad_sql_is_a_clear_error(records_dir):
+    with pytest.raises(QueryError, match="query failed"):
+        run_duckdb(records_dir, "SELECT nope FROM records")
+
+
+def test_cli_formats(records_dir, capsys):
+    assert main(["query", "--dir", str(records_dir), "--exceeding", "--format", "json"]) == 0
+    assert sorted(r["job"] for r in json.loads(capsys.readouterr().out)) == ["over-1", "over-2"]
+    assert main(["query", "--dir", str(records_dir), "--job", "near-1", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["job"] == "near-1" and float(rows[0]["flops"]) == 4.0e23
+    assert main(["query", "--dir", str(records_dir), "--by-base-model"]) == 0
+    assert "meta-llama/Meta-Llama-3-70B" in capsys.readouterr().out
+    assert main(["query", "SELECT 1", "--dir", str(records_dir), "--exceeding"]) == 2
+
+
+def test_athena_path_sends_the_same_sql_and_pages_results():
+    athena = boto3.client("athena", region_name="eu-west-1")
+    sql = preset_sql(Preset(exceeding=True))
+    stub = Stubber(athena)
+    stub.add_response(
+        "start_query_execution",
+        {"QueryExecutionId": "q-1"},
+        {"QueryString": sql, "WorkGroup": "flopsmeter", "QueryExecutionContext": {"Database": "flopsmeter_audit"}},
+    )
+    stub.add_response(
+        "get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}}, {"QueryExecutionId": "q-1"}
+    )
+    stub.add_response(
+        "get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}}, {"QueryExecutionId": "q-1"}
+    )
+    meta = {"ColumnInfo": [{"Name": "job", "Type": "varchar"}, {"Name": "flops", "Type": "double"}]}
+    stub.add_response(
+        "get_query_results",
+        {
+            "ResultSet": {
+                "ResultSetMetadata": meta,
+                "Rows": [
+                    {"Data": [{"VarCharValue": "job"}, {"VarCharValue": "flops"}]},
+                    {"Data": [{"VarCharValue": "over-1"}, {"VarCharValue": "5.0E22"}]},
+                ],
+            },
+            "NextToken": "t2",
+        },
+        {"QueryExecutionId": "q-1"},
+    )
+    stub.add_response(
+        "get_query_results",
+        {
+            "ResultSet": {
+                "ResultSetMetadata": meta,
+                "Rows": [{"Data": [{"VarCharValue": "over-2"}, {"VarCharValue": "9.0E23"}]}],
+            }
+        },
+        {"QueryExecutionId": "q-1", "NextToken": "t2"},
+    )
+    sleeps = []
+    with stub:
+        result = run_athena(athena, sql, workgroup="flopsmeter", database="flopsmeter_audit", sleep=sleeps.append)
+    stub.assert_no_pending_responses()
+    assert result.columns == ["job", "flops"] and result.rows == [("over-1", "5.0E22"), ("over-2", "9.0E23")]
+    assert sleeps == [1.0]
+
+
+def test_athena_failure_is_reported_with_its_reason():
+    athena = boto3.client("athena", region_name="eu-west-1")
+    stub = Stubber(athena)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
+    stub.add_response(
+        "get_query_execution",
+        {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": "COLUMN_NOT_FOUND: line 1:8"}}},
+    )
+    with stub, pytest.raises(QueryError, match="COLUMN_NOT_FOUND"):
+        run_athena(athena, "SELECT nope FROM records", workgroup="w", database="d", sleep=lambda s: None)
