@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
         _add_estimate_args(p)
         _add_base_model_args(p)
         if name == "gate":
-            p.add_argument("--strict", action="store_true", help="also block when the primary policy says approaching")
+            p.add_argument("--strict", action="store_true", help="block unless every policy says below")
             p.set_defaults(func=run_gate)
         else:
             p.set_defaults(func=run_estimate)
@@ -113,7 +113,8 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_gate(args: argparse.Namespace) -> int:
     report, result = _estimate(args)
     primary = result.primary.outcome
-    blocked = primary is Outcome.EXCEEDS or (args.strict and primary is Outcome.APPROACHING)
+    # --strict: every policy must say below (the gate then refuses what any reading would flag)
+    blocked = primary is Outcome.EXCEEDS or (args.strict and result.worst is not Outcome.BELOW)
     others = sorted({r.policy for r in result.results if r.outcome is not Outcome.BELOW} - {result.primary_policy})
     report["gate"] = {"decision": "block" if blocked else "pass", "strict": args.strict, "exit_code": int(blocked)}
     if args.json:

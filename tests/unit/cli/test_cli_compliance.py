@@ -139,3 +139,17 @@ def test_gate_approaching_passes_with_warning_and_blocks_when_strict(capsys) -> 
     assert code == 0 and "warning" in err
     code, _, _ = run(capsys, *GATE, "--tokens", tokens, "--strict")
     assert code == 1
+
+
+def test_gate_strict_blocks_when_another_policy_flags_what_the_primary_does_not(capsys) -> None:
+    # Known pretraining compute 6e22 (< 1e23): the AWS reading falls back to 3.3e22, the guideline's one third is
+    # 2e22. At 2.5e22 the primary (AWS) says below while the guideline says exceeds.
+    gate = ["gate", "--config", "llama-3-70b", "--seq-len", "8192", "--pretrain-flops", "6e22", "--json"]
+    per_token = flops_per_token(ModelShape.from_hf_config(load_bundled_config("llama-3-70b")), 8192).total
+    tokens = str(int(2.5e22 / per_token))
+    code, out, err = run(capsys, *gate, "--tokens", tokens)
+    outcomes = {c["policy"]: c["outcome"] for c in json.loads(out)["classification"]["classifications"]}
+    assert outcomes == {"aws-30pct-2026": "below", "eu-guideline-2025-07": "exceeds"}
+    assert code == 0 and "eu-guideline-2025-07: exceeds" in err
+    code, out, _ = run(capsys, *gate, "--tokens", tokens, "--strict")
+    assert code == 1 and json.loads(out)["gate"]["decision"] == "block"
