@@ -1,0 +1,113 @@
+"""DeployConfig: cdk.json context validated at synth; bad configuration fails with a clear message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flopsmeter.domain.thresholds import POLICIES
+from infra.assets import REPO_ROOT
+from infra.config import ConfigError, DeployConfig
+from infra.synth import cdk_json_context
+
+pytestmark = pytest.mark.infra
+
+
+def test_defaults_are_the_production_safe_choices() -> None:
+    cfg = DeployConfig.from_mapping({})
+    assert (cfg.stage, cfg.retention_years, cfg.primary_policy, cfg.alert_email) == ("prod", 10, "aws-30pct-2026", None)
+    assert cfg.is_production and cfg.retention_days == 3650
+
+
+def test_committed_cdk_json_is_valid_and_has_no_unknown_keys() -> None:
+    context = cdk_json_context()
+    DeployConfig.from_mapping(context)
+    known = set(DeployConfig.__dataclass_fields__)
+    ours = {k for k in context if not k.startswith("@aws-cdk/") and not k.startswith("aws:")}
+    assert ours <= known, f"cdk.json keys DeployConfig does not read: {sorted(ours - known)}"
+
+
+def test_command_line_strings_are_parsed() -> None:
+    cfg = DeployConfig.from_mapping(
+        {
+            "retention_years": "7",
+            "approaching_fraction": "0.9",
+            "log_level": "debug",
+            "alert_email": "  a@b.example ",
+            "stage": "dev",
+        }
+    )
+    assert (cfg.retention_years, cfg.approaching_fraction, cfg.log_level) == (7, 0.9, "DEBUG")
+    assert cfg.alert_email == "a@b.example" and not cfg.is_production
+
+
+def test_empty_alert_email_means_no_subscription() -> None:
+    assert DeployConfig.from_mapping({"alert_email": ""}).alert_email is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("retention_years", 0, "from 1 to 100"),
+        ("retention_years", "ten", "whole number"),
+        ("retention_years", 7.5, "whole number"),
+        ("retention_years", True, "whole number"),
+        ("primary_policy", "eu-2099", "known policies: " + ", ".join(sorted(POLICIES))),
+        ("approaching_fraction", 1.0, "greater than 0 and less than 1"),
+        ("approaching_fraction", "nan", "greater than 0 and less than 1"),
+        ("approaching_fraction", 0, "greater than 0 and less than 1"),
+        ("alert_email", "not-an-address", "e-mail address"),
+        ("log_retention_days", 10, "one of"),
+        ("log_level", "LOUD", "one of DEBUG"),
+        ("stage", "Prod!", "lowercase name"),
+        ("powertools_layer_version", -1, "whole number"),
+        ("reconcile_lookback_hours", 0, "whole number"),
+        ("cloudtrail_max_wait_seconds", 999999, "whole number"),
+        ("classifier_reserved_concurrency", 1, "from 2 to 100"),
+    ],
+)
+def test_bad_value_fails_naming_the_key_the_value_and_what_is_allowed(key: str, value: object, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({key: value})
+    message = str(caught.value)
+    assert f"{key}={value!r}" in message and hint in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({"retention_years": -3, "primary_policy": "nope", "log_level": "x"})
+    assert len(caught.value.problems) == 3
+
+
+def test_lookback_shorter_than_the_schedule_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="would never be reconciled"):
+        DeployConfig.from_mapping({"reconcile_lookback_hours": 1, "reconcile_every_minutes": 120})
+
+
+def test_config_is_frozen() -> None:
+    cfg = DeployConfig.from_mapping({})
+    with pytest.raises(AttributeError):
+        cfg.retention_years = 1  # type: ignore[misc]
+
+
+def test_synth_with_bad_context_stops_with_a_clear_message(tmp_path: Path) -> None:
+    # The CDK CLI hands `-c key=value` to app.py through CDK_CONTEXT_JSON; it overrides cdk.json.
+    # (A subprocess: the in-process jsii kernel keeps the environment it started with.)
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"retention_years": 0, "primary_policy": "made-up"}),
+        "CDK_OUTDIR": str(tmp_path / "cdk.out"),
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert "synth stopped: invalid cdk.json context:" in result.stderr
+    assert "retention_years=0" in result.stderr and "primary_policy='made-up'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "cdk.out").glob("*.template.json"))
