@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     demo.add_argument(
         "--skip-training",
         action="store_true",
-        help="do not run the tiny fine-tuning (the metered job is then emitted from a recorded run)",
+        help="do not run the tiny fine-tuning (that job is then classified on its hardware ceiling)",
     )
     demo.add_argument("--out", type=Path, default=Path(".local/demo"), help="where the demo leaves its artefacts")
     demo.set_defaults(func=cmd_demo)

@@ -387,6 +387,10 @@ def _parse_time(value: Any) -> datetime | None:
         return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value).astimezone(UTC).replace(tzinfo=None)
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -468,8 +472,9 @@ def _apply_state(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status")
     if status is not None and status not in JOB_STATUSES:
         raise EmulatorError(f"unknown training job status {status!r}; one of {', '.join(JOB_STATUSES)}")
-    now = datetime.now(UTC)
-    creation, start, end = (_parse_time(body.get(k)) for k in ("creation", "start", "end"))
+    # moto keeps naive UTC datetimes (its utcnow()) and compares them with request values: stay naive
+    now = _naive(datetime.now(UTC))
+    creation, start, end = (_naive(_parse_time(body.get(k))) for k in ("creation", "start", "end"))
     if creation:
         job.creation_time = creation
         job.secondary_status_transitions[0]["StartTime"] = creation
@@ -520,7 +525,7 @@ def _retime_create_event(account_id: str, region: str, job_name: str, when: date
 
 def _close_transition(job: Any, when: datetime | None) -> None:
     if job.secondary_status_transitions and "EndTime" not in job.secondary_status_transitions[-1]:
-        job.secondary_status_transitions[-1]["EndTime"] = when or datetime.now(UTC)
+        job.secondary_status_transitions[-1]["EndTime"] = when or _naive(datetime.now(UTC))
 
 
 def _state_view(job: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flopsmeter.audit.record import AuditRecord
@@ -27,8 +28,8 @@ def outcome(text: str) -> str:
 def principal(record: AuditRecord) -> str:
     trail = record.cloudtrail
     if trail.status == "found":
-        return trail.principal_arn or "(found, no principal)"
-    return f"[dim]not found: {(trail.reason or '')[:60]}[/]"
+        return escape(trail.principal_arn or "(found, no principal)")
+    return f"[dim]not found: {escape((trail.reason or '')[:60])}[/]"
 
 
 def records_table(records: Iterable[AuditRecord], *, title: str = "Audit records") -> Table:
@@ -69,12 +70,20 @@ def attempts_table(attempts: Iterable[Attempt], *, title: str = "Deliveries to t
     for name in ("job", "event id", "delivery", "result"):
         table.add_column(name, overflow="fold")
     for a in attempts:
-        result = "[green]ok[/]" if a.ok else f"[red]failed[/]: {(a.reason or '')[:160]}"
-        table.add_row(a.job_name or "[dim](unparseable)[/]", (a.event_id or "-")[:13], str(a.receive_count), result)
+        result = "[green]ok[/]" if a.ok else f"[red]failed[/]: {escape((a.reason or '')[:160])}"
+        table.add_row(
+            escape(a.job_name or "") or "[dim](unparseable)[/]",
+            escape((a.event_id or "-")[:13]),
+            str(a.receive_count),
+            result,
+        )
     return table
 
 
-def dead_letters_table(entries: Iterable[dict[str, Any]], reasons: dict[str, str] | None = None) -> Table:
+def dead_letters_table(
+    entries: Iterable[dict[str, Any]], reasons: dict[str, str] | None = None, deliveries: dict[str, int] | None = None
+) -> Table:
+    """DLQ messages; ``reasons``/``deliveries`` per message id from the runner's attempts, when known."""
     table = Table(title="Dead-letter queue")
     for name in ("message", "job", "deliveries", "why (last failure)", "body (start)"):
         table.add_column(name, overflow="fold")
@@ -82,12 +91,14 @@ def dead_letters_table(entries: Iterable[dict[str, Any]], reasons: dict[str, str
         body = e.get("body", "")
         with contextlib.suppress(ValueError):
             body = json.dumps(json.loads(body), separators=(",", ":"))
+        count = (deliveries or {}).get(e["message_id"], e.get("receive_count", "?"))
+        why = (reasons or {}).get(e["message_id"])
         table.add_row(
             e["message_id"][:8],
-            e.get("job_name") or "[dim]-[/]",
-            str(e.get("receive_count", "?")),
-            (reasons or {}).get(e["message_id"], "[dim]see the classifier log[/]"),
-            body[:90],
+            escape(e.get("job_name") or "-"),
+            str(count),
+            escape(why) if why else "[dim]see the classifier log[/]",
+            escape(body[:90]),
         )
     return table
 
