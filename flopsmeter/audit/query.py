@@ -87,6 +87,11 @@ def record_columns() -> dict[str, str]:
 # presets
 
 
+def ratio_of(record: AuditRecord) -> float:
+    """The record's primary-policy ratio (FLOPs / threshold)."""
+    return next((c.ratio for c in record.classifications if c.policy == record.primary_policy), 0.0)
+
+
 @dataclass(frozen=True)
 class Preset:
     exceeding: bool = False

@@ -72,7 +72,13 @@ class Reevaluation:
 
     @property
     def changed(self) -> bool:
-        return self.outcome != (self.stored_outcome_this_policy or self.stored_primary_outcome)
+        """The outcome differs from what the record decided (its primary policy's outcome)."""
+        return self.outcome != self.stored_primary_outcome
+
+    @property
+    def drift(self) -> bool:
+        """The record has a result under this policy id and it differs now (the policy's constants changed)."""
+        return self.stored_outcome_this_policy is not None and self.stored_outcome_this_policy != self.outcome
 
 
 @dataclass
@@ -86,9 +92,7 @@ class ReevaluationRun:
         return [r for r in self.results if r.changed]
 
     def transitions(self) -> dict[str, int]:
-        counts = Counter(
-            f"{r.stored_outcome_this_policy or r.stored_primary_outcome} -> {r.outcome}" for r in self.changes
-        )
+        counts = Counter(f"{r.stored_primary_outcome} -> {r.outcome}" for r in self.changes)
         return dict(sorted(counts.items()))
 
     def to_dict(self) -> dict[str, Any]:

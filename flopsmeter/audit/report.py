@@ -128,10 +128,14 @@ def period_chart_svg(jobs: list[JobView]) -> str:
         gx = x(10.0**exp)
         parts.append(f'<line x1="{gx:.1f}" y1="{top - 6:.0f}" x2="{gx:.1f}" y2="{height - 26:.0f}" class="grid"/>')
         parts.append(f'<text x="{gx:.1f}" y="{height - 10:.0f}" class="tick">{10.0**exp:g}x</text>')
-    for label, ratio, cls in (("threshold", 1.0, "threshold"), ("80 %", 0.8, "near")):
+    for label, ratio, cls, dx, anchor in (
+        ("threshold", 1.0, "threshold", 4, "start"),
+        ("80 %", 0.8, "near", -4, "end"),
+    ):
         parts.append(
             f'<line x1="{x(ratio):.1f}" y1="{top - 10:.0f}" x2="{x(ratio):.1f}" y2="{height - 26:.0f}" '
-            f'class="{cls}"/><text x="{x(ratio) + 3:.1f}" y="{top - 8:.0f}" class="small">{label}</text>'
+            f'class="{cls}"/><text x="{x(ratio) + dx:.1f}" y="{top - 8:.0f}" class="small" '
+            f'text-anchor="{anchor}">{label}</text>'
         )
     for i, job in enumerate(rows):
         y = top + i * row_h

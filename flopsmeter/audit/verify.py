@@ -297,7 +297,7 @@ def verify(
     max_digest_age: timedelta | None = DEFAULT_MAX_DIGEST_AGE,
 ) -> VerifyReport:
     """Verify records and digests written in ``[start, end)`` (all when None). Read-only."""
-    report = VerifyReport(source.description, {"from": start and iso(start), "to": end and iso(end)})
+    report = VerifyReport(source.description, {"from": iso(start) if start else None, "to": iso(end) if end else None})
     _check_digest_versions(source, report)
     chains = _load_chains(source, report, start, end)
     entries = _check_chains(source, report, chains, start, end, max_digest_age)
@@ -341,7 +341,7 @@ def _load_chains(
         chosen = [k for k in keys if _key_overlaps(k, start, end)]
         if chosen and keys.index(chosen[0]) > 0:  # the digest just before the range, to check the first link
             chosen.insert(0, keys[keys.index(chosen[0]) - 1])
-        chain = _Chain(name, has_digests=bool(keys))
+        current = _Chain(name, has_digests=bool(keys))
         for key in chosen:
             body = source.read(key)
             document = None
@@ -359,8 +359,8 @@ def _load_chains(
                     digest.period_start = None if ps is None else parse_iso(str(ps))
                 except (KeyError, ValueError):
                     digest.period_end = None
-            chain.digests.append(digest)
-        chains[name] = chain
+            current.digests.append(digest)
+        chains[name] = current
     report.chains = sorted(chains)
     return chains
 
@@ -435,7 +435,7 @@ def _check_one_digest(source: Source, report: VerifyReport, digest: _Digest) -> 
         entry_sort_key(e) for e in records if isinstance(e, dict)
     ):
         report.fail(key, "digest_entries_reordered", "record entries are not in canonical (key, time) order")
-    signature = doc.get("signature") if isinstance(doc.get("signature"), dict) else {}
+    signature: dict[str, Any] = doc["signature"] if isinstance(doc.get("signature"), dict) else {}
     body_hash = body_sha256(digest_body(doc))
     if signature.get("body_sha256") != body_hash:
         report.fail(
@@ -670,16 +670,16 @@ def _check_record(
             f"(to {iso(chain.covered_to)}), but listed in no digest (an extra record)",
         )
         return
-    if chain is None or not chain.has_digests:
-        overdue = max_age is not None and end is None and source.as_of and written and written + max_age < source.as_of
-        if overdue:
-            report.fail(
-                key,
-                "digest_overdue",
-                f"written at {iso(written)} and no digest covers "
-                f"account={parsed_key['account']}/region={parsed_key['region']} yet",
-            )
-            return
+    no_chain = chain is None or not chain.has_digests
+    as_of = source.as_of
+    if no_chain and max_age is not None and end is None and as_of and written and written + max_age < as_of:
+        report.fail(
+            key,
+            "digest_overdue",
+            f"written at {iso(written)} and no digest covers "
+            f"account={parsed_key['account']}/region={parsed_key['region']} yet",
+        )
+        return
     report.not_yet_covered.append(key)
 
 

@@ -41,7 +41,7 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace, service: str) -> Any:
     import boto3
 
-    return boto3.client(service, endpoint_url=args.endpoint_url, region_name=args.region)
+    return boto3.session.Session().client(service, endpoint_url=args.endpoint_url, region_name=args.region)  # type: ignore[call-overload]
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -180,23 +180,13 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_dict(), indent=1))
         return 0
     shown = run.results if args.all else run.changes
-    columns = [
-        "job",
-        "flops",
-        "pretrain_flops",
-        "stored_outcome",
-        "new_threshold",
-        "new_ratio",
-        "new_outcome",
-        "scenario",
-        "changed",
-    ]
+    columns = ["job", "flops", "pretrain_flops", "decided", "threshold", "ratio", "outcome", "scenario", "changed"]
     rows = [
         (
             r.job,
             r.flops,
             r.pretrain_flops,
-            r.stored_outcome_this_policy or r.stored_primary_outcome,
+            f"{r.stored_primary_outcome} ({r.stored_primary_policy})",
             r.threshold,
             r.ratio,
             r.outcome,
