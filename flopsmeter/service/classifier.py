@@ -63,6 +63,7 @@ from flopsmeter.service.ports import (
 JOBS_CLASSIFIED = "JobsClassified"
 THRESHOLD_EXCEEDED = "ThresholdExceeded"
 THRESHOLD_APPROACHING = "ThresholdApproaching"
+THRESHOLD_RATIO = "ThresholdRatio"  # job FLOPs / threshold under the strictest policy (dashboard: Maximum)
 DUPLICATE_DELIVERY = "DuplicateDelivery"
 AUDIT_WRITE_FAILED = "AuditWriteFailed"
 CLOUDTRAIL_NOT_FOUND = "CloudTrailNotFound"
@@ -144,6 +145,7 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
     sealed = record if record.sha256 else record.sealed()
     worst = _worst(sealed)
     deps.metrics.add_metric(JOBS_CLASSIFIED, "Count", 1)
+    deps.metrics.add_metric(THRESHOLD_RATIO, "None", max(c.ratio for c in sealed.classifications))
     if worst == Outcome.EXCEEDS.value:
         deps.metrics.add_metric(THRESHOLD_EXCEEDED, "Count", 1)
     elif worst == Outcome.APPROACHING.value:
