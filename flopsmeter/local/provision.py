@@ -17,6 +17,7 @@ Provisioning is idempotent: running it twice returns the same resources.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,9 +31,12 @@ TRAINING_STATE_PATTERN = {
     "detail-type": ["SageMaker Training Job State Change"],
     "detail": {"TrainingJobStatus": list(TERMINAL_STATUSES)},
 }
-LOCAL_VISIBILITY_TIMEOUT_SECONDS = 1  # the stack uses minutes (6 x the function timeout); seconds keep the demo short
-LOCAL_MAX_RECEIVE_COUNT = 5  # deliveries before SQS moves a message to the DLQ
+LOCAL_VISIBILITY_TIMEOUT_SECONDS = 1  # the stack: 6 x the 60 s function timeout; seconds keep the demo short
 LOCAL_CLOUDTRAIL_MAX_WAIT_SECONDS = 3  # the stack waits up to 30 min for CloudTrail's ~15 min delivery delay
+LOCAL_BATCH_SIZE = 5  # the stack's event source batch size
+# Same rule as infra/constructs/pipeline.py max_receive_count (not imported: it pulls in aws_cdk): enough
+# receives to cover the CloudTrail wait, one that records not_found, and 4 spare ones for transient failures.
+LOCAL_MAX_RECEIVE_COUNT = math.ceil(LOCAL_CLOUDTRAIL_MAX_WAIT_SECONDS / LOCAL_VISIBILITY_TIMEOUT_SECONDS) + 1 + 4
 LOCAL_RETENTION_YEARS = 10
 
 

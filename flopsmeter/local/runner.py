@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.local.clients import client
-from flopsmeter.local.provision import LocalResources
+from flopsmeter.local.provision import LOCAL_BATCH_SIZE, LocalResources
 
 Handler = Callable[[dict[str, Any], Any], Any]
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -209,7 +209,7 @@ def drain(
     *,
     handler: Handler | None = None,
     deadline_s: float = 90.0,
-    batch_size: int = 10,
+    batch_size: int = LOCAL_BATCH_SIZE,
     log_path: Path | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
     keep_warm: bool = False,

@@ -226,3 +226,53 @@ def test_install_is_idempotent() -> None:
     patched = SageMakerResponse.create_training_job
     moto_ext.install()
     assert SageMakerResponse.create_training_job is patched and moto_ext.installed()
+
+
+def test_backdated_creation_moves_the_create_event_and_list_filters_work(emulator: Emulator) -> None:
+    sm, ct = emulator.client("sagemaker"), emulator.client("cloudtrail")
+    _create_job(sm, "job-old")
+    created = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+    moto_ext.set_training_job_state(
+        "job-old",
+        status="Completed",
+        creation=created,
+        start=created + timedelta(minutes=5),
+        end=created + timedelta(hours=1),
+        region=REGION,
+        endpoint=emulator.endpoint,
+    )
+    [event] = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": "job-old"}])[
+        "Events"
+    ]
+    recent = sm.list_training_jobs(LastModifiedTimeAfter=datetime.now(UTC) - timedelta(minutes=5))
+    later = sm.list_training_jobs(CreationTimeAfter=created + timedelta(days=1))
+
+    assert event["EventTime"] == created
+    assert json.loads(event["CloudTrailEvent"])["eventTime"] == "2026-01-05T08:00:00Z"
+    assert sm.describe_training_job(TrainingJobName="job-old")["CreationTime"] == created
+    assert [j["TrainingJobName"] for j in recent["TrainingJobSummaries"]] == ["job-old"]
+    assert later["TrainingJobSummaries"] == []
+
+
+def test_eventbridge_to_sqs_keeps_the_envelope_account(emulator: Emulator) -> None:
+    events, sqs = emulator.client("events"), emulator.client("sqs")
+    queue = sqs.create_queue(QueueName="envelope")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all-sagemaker", EventPattern=json.dumps({"source": ["aws.sagemaker"]}))
+    events.put_targets(Rule="all-sagemaker", Targets=[{"Id": "q", "Arn": arn}])
+
+    events.put_events(
+        Entries=[
+            {
+                "Source": "aws.sagemaker",
+                "DetailType": "SageMaker Training Job State Change",
+                "Detail": json.dumps({"TrainingJobName": "x", "TrainingJobStatus": "Completed"}),
+            }
+        ]
+    )
+    [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+
+    envelope = json.loads(message["Body"])
+    assert envelope["account"] == "123456789012"
+    assert {"version", "id", "detail-type", "source", "time", "region", "resources", "detail"} <= set(envelope)
