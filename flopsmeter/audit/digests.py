@@ -134,11 +134,10 @@ def public_key_der(key: Any) -> bytes:
 
 
 def public_key_pem(der: bytes) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return bytes(
-        load_public_key(der).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    """PEM of a DER SubjectPublicKeyInfo (standard library only: the digest Lambda has no ``cryptography``)."""
+    text = base64.b64encode(der).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return ("-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n").encode()
 
 
 def signature_valid(document: dict[str, Any], key: str, public_key: Any) -> bool:

@@ -31,9 +31,13 @@ def _when(text: str) -> datetime:
 
 
 def _source_args(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--bucket", help="audit bucket name")
-    where.add_argument("--dir", type=Path, help="local mirror of the bucket (same key layout)")
+    parser.add_argument("--bucket", help="audit bucket name")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="local mirror of the bucket (same key layout); with --bucket: where "
+        "to keep the pulled copy (default .local/cache/<bucket>)",
+    )
     parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local emulator)")
     parser.add_argument("--region", help="AWS region (default: from the environment)")
 
@@ -79,6 +83,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from flopsmeter.audit.verify import BucketSource, DirSource, render_text, verify
     from flopsmeter.cli.main import UsageError
 
+    if args.bucket and args.dir:
+        raise UsageError("give --bucket BUCKET or --dir DIR, not both (verify reads one of them)")
     if args.bucket:
         source: Any = BucketSource(
             _store(args), kms=_client(args, "kms"), public_key_file=args.public_key, now=utcnow()

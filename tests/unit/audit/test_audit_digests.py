@@ -87,3 +87,13 @@ def test_signature_verifies_offline_and_binds_body_and_location():
     assert not signature_valid(document, key, private.public_key())
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert not signature_valid(_signed(private, key), key, other.public_key())
+
+
+def test_public_key_pem_matches_cryptography_without_needing_it():
+    from cryptography.hazmat.primitives import serialization
+
+    from flopsmeter.audit.digests import public_key_der, public_key_pem
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    expected = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert public_key_pem(public_key_der(key)) == expected
