@@ -1,14 +1,15 @@
 """FlopsMeterStack: composes the constructs, does every grant where both sides are visible, sets outputs.
 
 IAM, per role (nothing else is granted; nothing anywhere may delete audit objects):
-- classifier: s3:PutObject + s3:PutObjectRetention on records/*; s3:GetObject + s3:GetObjectRetention on
-  records/* (lineage, duplicate check); s3:ListBucket limited to records/ (so a missing record is a 404,
-  not a 403); the audit key to encrypt/decrypt; sagemaker:DescribeTrainingJob + sagemaker:ListTags on
-  training jobs; cloudwatch:GetMetricData/GetMetricStatistics and cloudtrail:LookupEvents (these three
-  support no resource-level permissions, so their resource is "*"); events:PutEvents on the default bus
-  for source "flopsmeter" only; sns:Publish on the alert topic; consuming its queue.
-- reconciler: sagemaker:ListTrainingJobs ("*": no resource-level permissions) + DescribeTrainingJob;
-  read records/ (list, get); sqs:SendMessage to the classifier queue.
+- classifier: s3:PutObject + s3:PutObjectRetention on records/* and notifications/* (the "announced" markers);
+  s3:GetObject + s3:GetObjectRetention there (lineage, duplicate check); s3:ListBucket limited to those
+  prefixes (so a missing record is a 404, not a 403); the audit key to encrypt/decrypt;
+  sagemaker:DescribeTrainingJob + sagemaker:ListTags on training jobs; cloudwatch:GetMetricData/
+  GetMetricStatistics and cloudtrail:LookupEvents (no resource-level permissions exist for these, so their
+  resource is "*"); events:PutEvents on the default bus for source "flopsmeter" only; sns:Publish on the
+  alert topic; consuming its queue.
+- reconciler: runs the same classification code for jobs that have no record, so the classifier's grants
+  except the queue, plus sagemaker:ListTrainingJobs ("*": no resource-level permissions).
 - digest: list + read records/ and digests/ (object versions included); s3:PutObject +
   s3:PutObjectRetention on digests/*; kms:Sign (RSASSA_PSS_SHA_256 only) + kms:GetPublicKey on the signing key.
 """
@@ -24,6 +25,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE
+from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import DIGESTS_ROOT, RECORDS_ROOT, AuditBucket
 from infra.constructs.functions import ServiceFunction, powertools_layer
@@ -59,6 +61,7 @@ LOG_RETENTION = {
     3653: "TEN_YEARS",
 }
 EVENT_BUS_NAME = "default"
+NOTIFICATIONS_ROOT = NOTIFICATIONS_PREFIX.split("/", 1)[0] + "/"  # classifier's "event/alert sent" markers
 
 
 class FlopsMeterStack(Stack):
@@ -150,11 +153,10 @@ class FlopsMeterStack(Stack):
         reconciler = function(
             "Reconciler",
             "reconciler",
-            "Re-queues ended training jobs that have no record",
-            timeout=Duration.minutes(5),
-            memory_mb=256,
+            "Classifies ended training jobs that have no record (a lost event never means a lost record)",
+            timeout=Duration.minutes(10),
+            memory_mb=512,
             reserved=1,
-            extra_env={"CLASSIFIER_QUEUE_URL": intake.queue.queue_url},
         )
         digest = function(
             "Digest",
@@ -176,9 +178,15 @@ class FlopsMeterStack(Stack):
         )
 
         self._grant_classifier(classifier.role, audit, alerts)
-        self._grant_reconciler(reconciler.role, audit, intake)
+        self._grant_reconciler(reconciler.role, audit, alerts)
         self._grant_digest(digest.role, audit, signing_key)
-        audit.restrict_retention_to({RECORDS_ROOT: classifier.role, DIGESTS_ROOT: digest.role})
+        audit.restrict_retention_to(
+            [
+                (classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
+                (reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
+                (digest.role, (DIGESTS_ROOT,)),
+            ]
+        )
 
         query = RecordsQuery(
             self,
@@ -219,19 +227,18 @@ class FlopsMeterStack(Stack):
 
     # ---- grants -------------------------------------------------------------------------------------------
 
-    def _grant_classifier(self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic) -> None:
-        records = audit.objects(RECORDS_ROOT)
+    def _grant_classify(self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic) -> None:
+        """What classifying a job takes (the classifier, and the reconciler which runs the same service code)."""
+        written = [audit.objects(RECORDS_ROOT), audit.objects(NOTIFICATIONS_ROOT)]
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="WriteRecordsOnce", actions=["s3:PutObject", "s3:PutObjectRetention"], resources=[records]
+                sid="WriteRecordsOnce", actions=["s3:PutObject", "s3:PutObjectRetention"], resources=written
             )
         )
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadRecords", actions=["s3:GetObject", "s3:GetObjectRetention"], resources=[records]
-            )
+            iam.PolicyStatement(sid="ReadRecords", actions=["s3:GetObject", "s3:GetObjectRetention"], resources=written)
         )
-        self._list_prefixes(role, audit, RECORDS_ROOT)
+        self._list_prefixes(role, audit, RECORDS_ROOT, NOTIFICATIONS_ROOT)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="AuditKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[audit.key.key_arn]
@@ -248,12 +255,16 @@ class FlopsMeterStack(Stack):
             iam.PolicyStatement(
                 sid="MeteredFlops",
                 actions=["cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics"],
-                resources=["*"],
+                resources=["*"],  # CloudWatch metric reads support no resource-level permissions
             )
-        )  # CloudWatch metric reads support no resource-level permissions
+        )
         role.add_to_principal_policy(
-            iam.PolicyStatement(sid="CreateTrainingJobEvent", actions=["cloudtrail:LookupEvents"], resources=["*"])
-        )  # LookupEvents supports no resource-level permissions
+            iam.PolicyStatement(
+                sid="CreateTrainingJobEvent",
+                actions=["cloudtrail:LookupEvents"],
+                resources=["*"],  # LookupEvents supports no resource-level permissions
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="RecordedEvents",
@@ -268,17 +279,13 @@ class FlopsMeterStack(Stack):
             )
         )
         alerts.topic.grant_publish(role)
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "CloudWatch metric reads, CloudTrail LookupEvents and "
-            "X-Ray trace writes support no resource-level permissions.",
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{self._logical(audit.bucket)}.Arn>/{RECORDS_ROOT}*]",
-            "Records are one object per job under records/; the prefix is the narrowest scope.",
-        )
+        bucket = self._logical(audit.bucket)
+        for prefix in (RECORDS_ROOT, NOTIFICATIONS_ROOT):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{prefix}*]",
+                "One object per job under this prefix; the prefix is the narrowest scope.",
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
@@ -290,44 +297,28 @@ class FlopsMeterStack(Stack):
             "CDK's SNS publish grant for the topic's CMK; limited to that one key.",
         )
 
-    def _grant_reconciler(self, role: iam.IRole, audit: AuditBucket, intake: ClassifierQueue) -> None:
-        role.add_to_principal_policy(
-            iam.PolicyStatement(sid="ListEndedJobs", actions=["sagemaker:ListTrainingJobs"], resources=["*"])
-        )  # ListTrainingJobs supports no resource-level permissions
+    def _grant_classifier(self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic) -> None:
+        self._grant_classify(role, audit, alerts)  # + consuming its queue (granted by the event source)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch metric reads, CloudTrail LookupEvents and X-Ray trace writes have no resource-level scope.",
+        )
+
+    def _grant_reconciler(self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic) -> None:
+        self._grant_classify(role, audit, alerts)
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="TrainingJobFacts", actions=["sagemaker:DescribeTrainingJob"], resources=[self._training_jobs_arn()]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(sid="ReadRecords", actions=["s3:GetObject"], resources=[audit.objects(RECORDS_ROOT)])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(sid="AuditKeyRead", actions=["kms:Decrypt"], resources=[audit.key.key_arn])
-        )
-        self._list_prefixes(role, audit, RECORDS_ROOT)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(sid="RequeueJobs", actions=["sqs:SendMessage"], resources=[intake.queue.queue_arn])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="QueueKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[intake.key.key_arn]
+                sid="ListEndedJobs",
+                actions=["sagemaker:ListTrainingJobs"],
+                resources=["*"],  # ListTrainingJobs supports no resource-level permissions
             )
         )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
-            "sagemaker:ListTrainingJobs and X-Ray trace writes support no resource-level permissions.",
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{self._logical(audit.bucket)}.Arn>/{RECORDS_ROOT}*]",
-            "Read-only existence checks of records under records/.",
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
-            "Every training job in this account is in scope.",
+            "ListTrainingJobs, CloudWatch metric reads, CloudTrail LookupEvents and X-Ray trace writes have no "
+            "resource-level scope.",
         )
 
     def _grant_digest(self, role: iam.IRole, audit: AuditBucket, signing_key: kms.IKey) -> None:

@@ -3,17 +3,18 @@
 Who may set retention. ``PutObject`` with ``x-amz-object-lock-mode``/``-retain-until-date`` headers is
 authorised as ``s3:PutObject`` *and* ``s3:PutObjectRetention`` (the same action as the stand-alone
 PutObjectRetention call on an existing object). IAM cannot tell the two apart, so the bucket policy
-denies ``s3:PutObjectRetention`` to every principal except the one writer of each prefix (the classifier
-under ``records/``, the digest function under ``digests/``), and denies even those any retention shorter
-than the configured years. COMPLIANCE mode already forbids anyone (root included) to shorten or remove
-a retention, so what remains possible for the two writers is extending a retention, which deletes nothing.
+denies ``s3:PutObjectRetention`` to every principal except the writers, each only under its own prefixes
+(the classifier and the reconciler, which runs the same code, under ``records/`` and ``notifications/``;
+the digest function under ``digests/``), and denies even those COMPLIANCE-less or shorter-than-configured
+retentions. COMPLIANCE mode already forbids anyone (root included) to shorten or remove a retention, so
+what stays possible for the writers is extending one, which deletes nothing.
 Deleting object versions, bypassing governance retention and writing without ``If-None-Match`` are denied
 to everyone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -150,8 +151,9 @@ class AuditBucket(Construct):
             )
         )
 
-    def restrict_retention_to(self, writers: Mapping[str, iam.IRole]) -> None:
-        """Deny ``s3:PutObjectRetention`` to everyone but ``writers`` (prefix -> role), each only under its prefix."""
+    def restrict_retention_to(self, writers: Sequence[tuple[iam.IRole, Sequence[str]]]) -> None:
+        """Deny ``s3:PutObjectRetention`` to everyone but ``writers`` ((role, prefixes) pairs), each only under its
+        own prefixes."""
         everyone = [iam.AnyPrincipal()]
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -160,17 +162,17 @@ class AuditBucket(Construct):
                 principals=everyone,
                 actions=["s3:PutObjectRetention"],
                 resources=[self.objects()],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in writers.values()]}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role, _ in writers]}},
             )
         )
-        for index, (prefix, role) in enumerate(sorted(writers.items())):
+        for index, (role, prefixes) in enumerate(writers):
             self.bucket.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid=f"DenyRetentionOutsidePrefix{index}",
+                    sid=f"DenyRetentionOutsideOwnPrefixes{index}",
                     effect=iam.Effect.DENY,
                     principals=everyone,
                     actions=["s3:PutObjectRetention"],
-                    not_resources=[self.objects(prefix)],
+                    not_resources=[self.objects(prefix) for prefix in prefixes],
                     conditions={"ArnEquals": {"aws:PrincipalArn": role.role_arn}},
                 )
             )

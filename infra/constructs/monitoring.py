@@ -29,9 +29,9 @@ STALE_MESSAGE_SECONDS = 2 * 3600  # older than the CloudTrail wait + retries: th
 
 class ServiceMetric(StrEnum):
     JOBS_CLASSIFIED = "JobsClassified"  # count, one per record written
-    THRESHOLD_EXCEEDED = "ThresholdExceeded"  # count, primary policy outcome "exceeds"
-    THRESHOLD_APPROACHING = "ThresholdApproaching"  # count, primary policy outcome "approaching"
-    THRESHOLD_RATIO = "ThresholdRatio"  # per job: classified FLOPs / primary threshold (dashboard: Maximum)
+    THRESHOLD_EXCEEDED = "ThresholdExceeded"  # count, worst outcome across policies "exceeds"
+    THRESHOLD_APPROACHING = "ThresholdApproaching"  # count, worst outcome across policies "approaching"
+    THRESHOLD_RATIO = "ThresholdRatio"  # per job: FLOPs / threshold of the strictest policy (dashboard: Maximum)
     AUDIT_WRITE_FAILED = "AuditWriteFailed"  # count
 
 
@@ -134,7 +134,7 @@ class Monitoring(Construct):
                 ],
             ),
             cw.GraphWidget(
-                title="Largest job / its threshold",
+                title="Largest job / its threshold (strictest policy)",
                 width=8,
                 left=[service_metric(ServiceMetric.THRESHOLD_RATIO, statistic="Maximum")],
                 left_annotations=[cw.HorizontalAnnotation(value=1.0, label="threshold")],

@@ -15,7 +15,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
 pytestmark = pytest.mark.infra
 
-NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Synthesized:
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return self.template["Resources"]
+        resources: dict[str, dict[str, Any]] = self.template["Resources"]
+        return resources
 
     def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}

@@ -10,6 +10,7 @@ which are true when the key is absent.
 
 from __future__ import annotations
 
+import operator as op
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -57,11 +58,11 @@ def _condition_true(operator: str, key: str, expected: list[str], context: Mappi
     if operator.startswith("Numeric"):
         number, limits = float(actual), [float(e) for e in expected]
         compare = {
-            "NumericLessThan": lambda a, b: a < b,
-            "NumericLessThanEquals": lambda a, b: a <= b,
-            "NumericGreaterThan": lambda a, b: a > b,
-            "NumericGreaterThanEquals": lambda a, b: a >= b,
-            "NumericEquals": lambda a, b: a == b,
+            "NumericLessThan": op.lt,
+            "NumericLessThanEquals": op.le,
+            "NumericGreaterThan": op.gt,
+            "NumericGreaterThanEquals": op.ge,
+            "NumericEquals": op.eq,
         }[operator]
         return any(compare(number, limit) for limit in limits)
     if operator == "Bool":

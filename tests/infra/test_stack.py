@@ -55,7 +55,7 @@ def function(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
 
 def role_of(synth: Synthesized, name: str) -> str:
     _, fn = function(synth, name)
-    return fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    return str(fn["Properties"]["Role"]["Fn::GetAtt"][0])
 
 
 def role_arn(synth: Synthesized, name: str) -> str:
@@ -71,7 +71,8 @@ def audit_bucket(synth: Synthesized) -> tuple[str, dict[str, Any]]:
 def bucket_policy(synth: Synthesized, bucket_id: str) -> dict[str, Any]:
     for policy in synth.of_type("AWS::S3::BucketPolicy").values():
         if policy["Properties"]["Bucket"] == {"Ref": bucket_id}:
-            return policy["Properties"]["PolicyDocument"]
+            document: dict[str, Any] = policy["Properties"]["PolicyDocument"]
+            return document
     raise AssertionError(f"no bucket policy for {bucket_id}")
 
 
@@ -523,3 +524,19 @@ def test_cdk_nag_reports_no_unacknowledged_finding(synth: Synthesized) -> None:
     report = json.loads((synth.outdir / "validation-report.json").read_text())
     violations = [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
     assert violations == []
+
+
+def test_dashboard_and_alarms_read_the_metrics_the_service_emits(synth: Synthesized) -> None:
+    from flopsmeter.service import classifier as service
+    from infra.constructs.monitoring import SERVICE_METRICS_NAMESPACE, SERVICE_NAME, ServiceMetric
+    from lambdas.shared import observability
+
+    emitted = {v for k, v in vars(service).items() if k.isupper() and isinstance(v, str)}
+    assert {m.value for m in ServiceMetric} <= emitted
+    assert (observability.DEFAULT_SERVICE, observability.DEFAULT_NAMESPACE) == (SERVICE_NAME, SERVICE_METRICS_NAMESPACE)
+    (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(resolve(dashboard["Properties"]["DashboardBody"]))
+    for metric in ServiceMetric:
+        if metric is not ServiceMetric.AUDIT_WRITE_FAILED:
+            assert metric.value in body
+    assert "ApproximateNumberOfMessagesVisible" in body and "Errors" in body

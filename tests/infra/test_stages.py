@@ -1,52 +1,72 @@
-"""A dev stage may be torn down, except what holds the evidence: the locked bucket and its keys stay."""
+"""A dev stage may be torn down, except what holds the evidence; and cdk-nag stops a careless change.
+
+One synth serves both (a synth costs ~10 s): the dev stage plus one deliberately careless bucket. cdk-nag must
+fail that synth; CDK writes the template before the validation report, so the dev assertions read it.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import NO_BUNDLING, Synthesized
 
 pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("dev"), stage="dev")
-
-
-def test_dev_stack_is_named_by_stage(dev: Synthesized) -> None:
-    assert dev.stack_name == "FlopsMeter-dev"
-    (workgroup,) = dev.of_type("AWS::Athena::WorkGroup").values()
-    assert workgroup["Properties"]["Name"] == "flopsmeter-dev"
-
-
-def test_evidence_is_retained_even_in_dev(dev: Synthesized) -> None:
-    locked = [b for b in dev.of_type("AWS::S3::Bucket").values() if b["Properties"].get("ObjectLockEnabled")]
-    assert [b["DeletionPolicy"] for b in locked] == ["Retain"]
-    for key in dev.of_type("AWS::KMS::Key").values():
-        description = key["Properties"]["Description"]
-        if "audit" in description or "digest" in description:
-            assert key["DeletionPolicy"] == "Retain", description
-
-
-def test_disposable_parts_are_destroyed_in_dev(dev: Synthesized) -> None:
-    for cfn_type in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
-        for resource in dev.of_type(cfn_type).values():
-            assert resource["DeletionPolicy"] == "Delete", cfn_type
-
-
-def test_cdk_nag_stops_synth_on_an_unacknowledged_finding(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The same app builder, plus one bucket without TLS or access logs: synth must fail and name the rules."""
+def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, str]:
     from infra.synth import build_app, cdk_json_context
-    from tests.infra.conftest import NO_BUNDLING
 
-    tmp = tmp_path_factory.mktemp("nag")
+    tmp = tmp_path_factory.mktemp("dev")
     app, stack = build_app(
         {**cdk_json_context(), **NO_BUNDLING, "stage": "dev"}, outdir=str(tmp / "out"), asset_dir=tmp / "asset"
     )
-    s3.Bucket(stack, "Careless")
-    with pytest.raises(RuntimeError, match="ValidationFailed"):
+    s3.Bucket(stack, "Careless")  # no TLS policy, no access logs
+    with pytest.raises(RuntimeError) as caught:
         app.synth()
-    report = (tmp / "out" / "validation-report.json").read_text()
-    assert "AwsSolutions-S1" in report and "AwsSolutions-S10" in report and "Careless" in report
+    template = json.loads(Path(tmp / "out" / f"{stack.stack_name}.template.json").read_text())
+    return Synthesized(template, tmp / "out", tmp / "asset", stack.stack_name), str(caught.value)
+
+
+def test_cdk_nag_stops_synth_on_an_unacknowledged_finding(dev: tuple[Synthesized, str]) -> None:
+    synth, error = dev
+    assert error.startswith("ValidationFailed")
+    report = json.loads((synth.outdir / "validation-report.json").read_text())
+    findings = {
+        (v["ruleName"], c["constructPath"])
+        for plugin in report["pluginReports"]
+        for v in plugin["violations"]
+        for c in v["violatingConstructs"]
+    }
+    # Exactly the careless bucket's two findings: everything else in the stack is compliant or acknowledged.
+    assert findings == {
+        ("AwsSolutions-S1", "FlopsMeter-dev/Careless/Resource"),
+        ("AwsSolutions-S10", "FlopsMeter-dev/Careless/Resource"),
+    }
+
+
+def test_dev_stack_is_named_by_stage(dev: tuple[Synthesized, str]) -> None:
+    synth, _ = dev
+    assert synth.stack_name == "FlopsMeter-dev"
+    (workgroup,) = synth.of_type("AWS::Athena::WorkGroup").values()
+    assert workgroup["Properties"]["Name"] == "flopsmeter-dev"
+
+
+def test_evidence_is_retained_even_in_dev(dev: tuple[Synthesized, str]) -> None:
+    synth, _ = dev
+    locked = [b for b in synth.of_type("AWS::S3::Bucket").values() if b["Properties"].get("ObjectLockEnabled")]
+    assert [b["DeletionPolicy"] for b in locked] == ["Retain"]
+    retained_keys = [k for k in synth.of_type("AWS::KMS::Key").values() if k.get("DeletionPolicy") == "Retain"]
+    descriptions = sorted(k["Properties"]["Description"] for k in retained_keys)
+    assert len(descriptions) == 2 and "audit" in descriptions[0] and "digest" in descriptions[1]
+
+
+def test_disposable_parts_are_destroyed_in_dev(dev: tuple[Synthesized, str]) -> None:
+    synth, _ = dev
+    for cfn_type in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
+        for resource in synth.of_type(cfn_type).values():
+            assert resource["DeletionPolicy"] == "Delete", cfn_type
