@@ -11,7 +11,7 @@ from typing import Any
 
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 20
-MAX_ATTEMPTS = 4  # botocore "standard" retry mode: exponential backoff with jitter on throttling and 5xx
+MAX_ATTEMPTS = 4  # in all, first try included (botocore "standard" mode: backoff with jitter on throttling and 5xx)
 
 
 @functools.cache
@@ -20,7 +20,7 @@ def client(service: str, region: str | None = None) -> Any:
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # "max_attempts" would be 1 + 4
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         user_agent_extra="flopsmeter",
