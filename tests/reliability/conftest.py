@@ -1,0 +1,150 @@
+"""Reliability fixtures: the real classifier handler on moto, with the production boto3 client configuration.
+
+On top of ``tests/integration/conftest.py`` (moto ``mock_aws`` + ``flopsmeter.local.moto_ext``: object-locked bucket,
+SQS queue with a redrive policy to a DLQ, EventBridge and SNS inboxes), the AWS dependencies here are built by
+``flopsmeter.aws.clients.client`` itself (standard retry mode, 4 attempts, connect/read timeouts), so a fault
+injected *below* botocore's retry loop (``before-send``) is retried exactly as in Lambda. botocore's back-off sleeps
+are recorded instead of slept. Powertools log lines of the handler are captured as the JSON CloudWatch would get.
+
+Emulated, not AWS: moto's Object Lock / If-None-Match / redrive behaviour, moto_ext's DescribeTrainingJob lifecycle
+and CloudTrail LookupEvents. Lambda's SQS event source mapping is played by ``Harness.drain``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import botocore.endpoint
+import pytest
+from moto import mock_aws
+
+from flopsmeter.aws.clients import client as production_client
+from lambdas.classifier import handler
+from lambdas.shared.observability import logger as powertools_logger
+from tests.integration.conftest import ACCOUNT, REGION, Aws, _clients, aws  # noqa: F401 - fixtures re-used here
+
+DEPENDENCIES = ("sagemaker", "cloudwatch", "cloudtrail", "s3", "events", "sns")
+MAX_RECEIVE_COUNT = 3  # the integration queue's redrive policy
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@dataclass
+class Harness:
+    aws: Aws
+    log: _Lines
+    slept: list[float]
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+
+    def __getitem__(self, service: str) -> Any:
+        return self.aws[service]
+
+    def send(self, *bodies: str) -> None:
+        for body in bodies:
+            self.sent.append(body)
+            self.aws["sqs"].send_message(QueueUrl=self.aws.classifier_queue, MessageBody=body)
+
+    def drain(self, *, rounds: int = 10, batch: int = 10) -> list[dict[str, Any]]:
+        """Lambda's SQS event source mapping: receive, invoke, delete the records that did not fail."""
+        sqs, queue = self.aws["sqs"], self.aws.classifier_queue
+        out = []
+        for _ in range(rounds):
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=batch, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m["Attributes"],
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "awsRegion": REGION,
+                        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier",
+                    }
+                    for m in messages
+                ]
+            }
+            response = handler.lambda_handler(event, _Context())
+            out.append(response)
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        self.responses += out
+        return out
+
+    def dead_letters(self) -> list[str]:
+        sqs, out = self.aws["sqs"], []
+        while batch := sqs.receive_message(QueueUrl=self.aws.dlq, MaxNumberOfMessages=10).get("Messages"):
+            for m in batch:
+                out.append(m["Body"])
+                sqs.delete_message(QueueUrl=self.aws.dlq, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
+        return [line for line in self.log.lines if line.get("message") == message]
+
+    def records(self) -> dict[str, Any]:
+        store = self.aws.store
+        return {item["Key"]: store.get_record(item["Key"]) for item in store.list_keys("records/")}
+
+
+class _Context:
+    function_name = "flopsmeter-classifier"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-classifier"
+    aws_request_id = "reliability"
+
+
+@pytest.fixture(scope="session")
+def _production_clients() -> dict[str, Any]:
+    """The classifier's own clients (flopsmeter.aws.clients: standard retries, timeouts), not its cached ones."""
+    with mock_aws():
+        return {s: production_client.__wrapped__(s, REGION) for s in DEPENDENCIES}
+
+
+@pytest.fixture
+def harness(aws: Aws, _production_clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:  # noqa: F811
+    aws.clients.update(_production_clients)
+    monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
+    slept: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=slept.append))
+    lines = _Lines()
+    lines.setFormatter(powertools_logger.registered_formatter)
+    powertools_logger.addHandler(lines)
+    try:
+        yield Harness(aws, lines, slept)
+    finally:
+        powertools_logger.removeHandler(lines)
+        for client in _production_clients.values():
+            for hook in _HOOKS.pop(id(client), []):
+                client.meta.events.unregister(*hook)
+
+
+_HOOKS: dict[int, list[tuple[str, Any]]] = {}
+
+
+def register_hook(client: Any, event: str, fn: Any) -> None:
+    """Register a botocore event hook that the ``harness`` fixture removes after the test."""
+    client.meta.events.register(event, fn)
+    _HOOKS.setdefault(id(client), []).append((event, fn))

@@ -1,0 +1,119 @@
+"""The bad-input corpus (tests/events/bad/) through SQS -> the real handler -> moto, with the logged outcome asserted.
+
+* MANIFEST.json: SQS bodies. Malformed ones and events for jobs SageMaker does not know end in the DLQ after the
+  redrive policy's receives, each with a Powertools log line whose ``reason`` names the problem (and never echoes
+  the input); a readable event full of junk is classified normally and none of the junk reaches the record.
+* job_settings.json: what a job carries (Environment, tags, CloudWatch metrics): injection attempts, 10 MB strings,
+  NaN / 1e400 / negative FLOPs. Every job is still classified, on the conservative side, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdas.classifier.handler import MAX_REASON
+from tests.integration.conftest import state_change
+from tests.reliability.conftest import MAX_RECEIVE_COUNT
+
+BAD = Path(__file__).resolve().parents[1] / "events" / "bad"
+MANIFEST: dict[str, dict[str, str]] = json.loads((BAD / "MANIFEST.json").read_text())["cases"]
+JOB_CASES: dict[str, dict[str, Any]] = json.loads((BAD / "job_settings.json").read_text(encoding="utf-8"))["cases"]
+LOG_MESSAGE = {
+    "malformed": "malformed event; will end in the dead-letter queue",
+    "job_not_found": "permanent failure; will end in the dead-letter queue",
+}
+AWS_POLICY_THRESHOLD_UNKNOWN = 3.3e22
+
+
+def test_manifest_lists_every_corpus_file():
+    on_disk = {p.name for p in BAD.iterdir()} - {"MANIFEST.json", "job_settings.json"}
+    assert on_disk == set(MANIFEST)
+    assert {c["outcome"] for c in MANIFEST.values()} <= {"malformed", "job_not_found", "recorded"}
+
+
+def test_every_bad_event_ends_in_the_dlq_with_a_logged_reason(harness):
+    """All corpus bodies in one go (as a burst would bring them): each gets its own outcome, none blocks another."""
+    harness.aws.job("llama3-8b-sft-001")  # the job the readable-but-junky events name
+    sqs = harness["sqs"]
+    sent: dict[str, str] = {}  # SQS message id -> corpus file
+    for name in sorted(MANIFEST):
+        body = (BAD / name).read_text(encoding="utf-8")
+        sent[sqs.send_message(QueueUrl=harness.aws.classifier_queue, MessageBody=body or " ")["MessageId"]] = name
+    harness.drain(rounds=100)  # until empty: every message is received MAX_RECEIVE_COUNT times, then moved
+
+    dead = harness.dead_letters()
+    expected_dead = [n for n, c in MANIFEST.items() if c["outcome"] != "recorded"]
+    assert len(dead) == len(expected_dead)
+    problems = []
+    for message_id, name in sent.items():
+        case = MANIFEST[name]
+        if case["outcome"] == "recorded":
+            continue
+        lines = [line for line in harness.log.lines if line.get("message_id") == message_id]
+        reasons = [line for line in lines if line["message"] == LOG_MESSAGE[case["outcome"]]]
+        if len(reasons) != MAX_RECEIVE_COUNT:  # logged on every receive, until the redrive policy moved it
+            problems.append(f"{name}: {len(reasons)} reason lines, want {MAX_RECEIVE_COUNT}: {lines[:1]}")
+            continue
+        reason = reasons[0]["reason"]
+        if case["reason_mentions"] not in reason or len(reason) > MAX_REASON:
+            problems.append(f"{name}: reason {reason[:200]!r} lacks {case['reason_mentions']!r}")
+        if any(len(json.dumps(line)) > 4 * MAX_REASON for line in lines):
+            problems.append(f"{name}: a log line echoes the input")
+    assert problems == []
+    records = harness.records()
+    assert [r.job.name for r in records.values()] == ["llama3-8b-sft-001"]  # only the readable event recorded
+    (record,) = records.values()
+    assert "A" * 100 not in record.to_json_bytes().decode()  # the event's junk FailureReason is not copied
+    assert harness.aws.metrics.counts["JobsClassified"] == 1
+
+
+def _value(spec: Any, job: str) -> str:
+    if isinstance(spec, dict):
+        return str(spec["repeat"]) * int(spec["times"])
+    return job if spec == "JOB" else str(spec)
+
+
+def test_bad_job_settings_are_classified_conservatively_with_a_warning(harness):
+    names = {}
+    for i, (case, spec) in enumerate(sorted(JOB_CASES.items())):
+        job = f"bad-settings-{i:02d}"
+        names[job] = case
+        harness.aws.job(
+            job,
+            environment={k: _value(v, job) for k, v in spec.get("environment", {}).items()},
+            tags={k: _value(v, job) for k, v in spec.get("tags", {}).items()},
+        )
+        if "metered" in spec:
+            harness.aws.meter(job, spec["metered"])
+    harness.send(*(state_change(job) for job in names))
+    harness.drain()
+
+    records = {r.job.name: r for r in harness.records().values()}
+    assert sorted(records) == sorted(names) and harness.dead_letters() == []  # every job classified, none dropped
+    problems = []
+    for job, case in names.items():
+        record, expect = records[job], JOB_CASES[case]["expect"]
+        primary = next(c for c in record.classifications if c.policy == record.primary_policy)
+        got = {
+            "threshold": primary.threshold,
+            "pretrain_flops": record.base_model.pretrain_flops,
+            "declared": record.flops.declared,
+            "method": record.flops.method,
+            "classified_flops": record.flops.classified_flops,
+            "outcome": record.outcome,
+        }
+        wrong = {k: (got[k], v) for k, v in expect.items() if k != "warning" and got[k] != pytest.approx(v)}
+        if wrong:
+            problems.append(f"{case}: {wrong}")
+        if not any(expect["warning"] in w for w in record.warnings):
+            problems.append(f"{case}: no warning with {expect['warning']!r} in {record.warnings}")
+        raw = record.base_model.raw_value or ""
+        if len(raw) > 64 or any(not ch.isprintable() for ch in raw):
+            problems.append(f"{case}: raw PRETRAIN_FLOPS stored unsafely: {raw[:80]!r}")
+        if len(record.to_json_bytes()) > 64_000 or any(len(w) > 1_000 for w in record.warnings):
+            problems.append(f"{case}: the record carries the input ({len(record.to_json_bytes())} bytes)")
+    assert problems == []
