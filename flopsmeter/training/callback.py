@@ -109,7 +109,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             if steps != state.global_step:
                 meter.warnings.append(f"meter state from {source} is for step {steps}, not {state.global_step}")
             meter.load_state_dict(document)
-            logger.info("flops meter totals restored", extra={"source": source, "step": steps})
+            logger.info("flops meter totals restored from %s at step %d", source, steps)
             return
         meter.warnings.append(
             f"resumed at step {state.global_step} without saved meter totals: FLOPs before the resume are missing"
@@ -146,7 +146,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
                 try:
                     save_state(folder, self.meter.state_dict())
                 except OSError as err:
-                    logger.warning("meter state not saved with checkpoint", extra={"error": str(err)})
+                    logger.warning("meter state not saved with checkpoint: %s", err)
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
         if self.meter is not None:

@@ -83,7 +83,7 @@ class StdoutEmitter:
             stream.write(format_line(snap) + "\n")
             stream.flush()
         except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
-            logger.warning("stdout metric line not written", extra={"error": str(err)})
+            logger.warning("stdout metric line not written: %s", err)
 
 
 def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
@@ -114,7 +114,7 @@ class FileEmitter:
             write_json_atomic(self.path, document)
         except (OSError, TypeError, ValueError) as err:
             self.failures += 1
-            logger.warning("flops_meter.json not written", extra={"path": str(self.path), "error": str(err)})
+            logger.warning("flops_meter.json not written to %s: %s", self.path, err)
             return False
         return True
 
@@ -199,7 +199,7 @@ class CloudWatchEmitter:
         self._queue.put(None)
         thread.join(timeout_s)
         if thread.is_alive():
-            logger.warning("cloudwatch emitter still busy at close", extra={"pending": self._queue.qsize()})
+            logger.warning("cloudwatch emitter still busy at close (%d snapshots pending)", self._queue.qsize())
         with self._lock:
             self._thread = None
 
@@ -220,10 +220,8 @@ class CloudWatchEmitter:
             except Exception as err:  # any failure (import, credentials, throttling) is logged
                 if attempt == self.attempts:
                     self.failures += 1
-                    logger.warning(
-                        "cloudwatch put_metric_data failed",
-                        extra={"attempts": attempt, "step": snap.step, "error": f"{type(err).__name__}: {err}"},
-                    )
+                    logger.warning("cloudwatch put_metric_data failed at step %d after %d attempts: %s: %s",
+                                   snap.step, attempt, type(err).__name__, err)  # fmt: skip
                     return
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             else:

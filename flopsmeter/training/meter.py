@@ -164,6 +164,7 @@ class FlopsMeter:
         self._next_sync_step = 1
         self._steps_local = 0
         self._measure_mark = (0, 0)
+        self._pending_measured: float | None = None
         self._last_sync_step = 0
         self._started_at: float | None = None
         self._last_sync_at: float | None = None
@@ -216,7 +217,7 @@ class FlopsMeter:
                 self._atexit_registered = True
             if self.handle_signals and threading.current_thread() is threading.main_thread():
                 self._prev_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
-        logger.info("flops meter started", extra={"method": profile.tuning.method, "job": self.job_name})
+        logger.info("flops meter started (method %s, job %s)", profile.tuning.method, self.job_name)
         return self
 
     def attach(self, model: Any) -> FlopsMeter:
@@ -256,19 +257,25 @@ class FlopsMeter:
             self._measure_mark = (self.counter.tokens, self.counter.positions)
 
     def end_measure(self) -> None:
-        """Leave FlopCounterMode (the callback calls this before the optimizer step)."""
+        """Leave FlopCounterMode (the callback calls this before the optimizer step); ``step()`` attributes it."""
         mode, self._flop_mode = self._flop_mode, None
         if mode is None:
             return
         mode.__exit__(None, None, None)
-        profile = self._ensure_profile()
+        self._pending_measured = (self._pending_measured or 0.0) + float(mode.get_total_flops())
+
+    def _attribute_measurement(self) -> None:
+        """Pair the measured FLOPs with the tokens the step counted (known only once the step ends)."""
+        if self._pending_measured is None:
+            return
         tokens = self.counter.tokens - self._measure_mark[0]
         positions = self.counter.positions - self._measure_mark[1]
-        self._measure["steps"] += 1
-        self._measure["tokens"] += tokens
-        self._measure["measured"] += float(mode.get_total_flops())
-        self._measure["formula"] += profile.training.flops(tokens, positions)
         m = self._measure
+        m["steps"] += 1
+        m["tokens"] += tokens
+        m["measured"] += self._pending_measured
+        m["formula"] += self._ensure_profile().training.flops(tokens, positions)
+        self._pending_measured = None
         self.measurement = Measurement(int(m["steps"]), int(m["tokens"]), m["measured"], m["formula"])
         if self.calibrate and self.measurement.ratio > 1:
             self._scale = self.measurement.ratio  # calibration only ever raises the figure
@@ -280,6 +287,7 @@ class FlopsMeter:
         if batch is not None:
             self.observe(batch)
         self.end_measure()
+        self._attribute_measurement()
         profile = self._ensure_profile()
         self.counter.end_step(profile.training.flops)
         self._steps_local += 1
@@ -326,7 +334,7 @@ class FlopsMeter:
         if guard.stop and self.stop_reason is None:
             self.stop_reason = guard.reason
             self.status = "stopped_by_guard"
-            logger.warning("flops guard stops training", extra={"reason": guard.reason})
+            logger.warning("flops guard stops training: %s", guard.reason)
         if emit:
             self._emit()
         return guard
@@ -475,7 +483,7 @@ class FlopsMeter:
             self.warnings.append(
                 f"resumed totals were computed with formula {version}, this run uses {self.profile.formula_version}"
             )
-        logger.info("flops meter resumed", extra={"steps": totals.steps, "flops": totals.flops})
+        logger.info("flops meter resumed at step %d with %.3e FLOPs", totals.steps, totals.flops)
 
     def save_checkpoint(self, folder: str | Path) -> Path | None:
         """Sync (collective) and, on rank 0, write the totals into a checkpoint folder."""
@@ -499,6 +507,7 @@ class FlopsMeter:
             if self._started_at is None:
                 return
             self.end_measure()
+            self._attribute_measurement()
             if collective:
                 self.sync(emit=False)
             else:

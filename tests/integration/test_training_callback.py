@@ -71,7 +71,7 @@ def _metric_max(client, name: str) -> float:
 def test_run_ends_with_expected_totals_in_cloudwatch_stdout_and_file(tmp_path, job_env, capsys) -> None:
     steps = 4
     with moto.mock_aws():
-        trainer = _trainer(tmp_path, [FlopsMeterCallback(emit_every_s=0)], max_steps=steps)
+        trainer = _trainer(tmp_path, [FlopsMeterCallback(emit_every_s=0, measure_steps=1)], max_steps=steps)
         trainer.train()
         client = boto3.client("cloudwatch", region_name="eu-west-1")
         cloudwatch = {name: _metric_max(client, name) for name in (
@@ -84,6 +84,9 @@ def test_run_ends_with_expected_totals_in_cloudwatch_stdout_and_file(tmp_path, j
     assert doc["flops"] == pytest.approx(expected_flops, rel=1e-9)
     assert doc["tokens"] == expected_tokens
     assert 0 < doc["non_padding_tokens"] < expected_tokens  # every third row is half padding
+    # measured mode: FlopCounterMode over the first optimizer step (both micro-batches) agrees with the formula
+    assert doc["measured"]["steps"] == 1 and doc["measured"]["tokens"] == BATCH * ACCUM * SEQ
+    assert doc["measured"]["measured_to_formula"] == pytest.approx(1.0, abs=1e-9)
     assert doc["emission"] == {"cloudwatch": True, "cloudwatch_sent": steps + 1, "cloudwatch_failures": 0,
                                "file_failures": 0}  # fmt: skip
     assert cloudwatch[contract.METRIC_CUMULATIVE_FLOPS] == pytest.approx(expected_flops, rel=1e-9)

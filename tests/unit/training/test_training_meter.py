@@ -114,6 +114,19 @@ def test_guard_stops_a_plain_loop_before_the_budget_is_crossed(tmp_path, model) 
     assert doc["guard"]["limit"] == pytest.approx(budget)
 
 
+def test_measured_mode_records_flop_counter_next_to_the_formula(tmp_path, model) -> None:
+    meter = _meter(tmp_path, model, emit_every_s=3600, measure_steps=1, calibrate=True).start()
+    for batch in batches(2, pad_from=16):
+        with meter.measuring():
+            model(**batch).loss.backward()
+        meter.step(batch)
+    meter.close()
+    assert meter.measurement.steps == 1 and meter.measurement.tokens == 4 * SEQ
+    assert meter.measurement.ratio == pytest.approx(1.0, abs=1e-9)  # eager attention: every matmul is seen
+    doc = json.loads((tmp_path / "flops_meter.json").read_text())
+    assert doc["measured"]["measured_to_formula"] == pytest.approx(1.0) and doc["calibration_scale"] == 1.0
+
+
 def test_state_dict_round_trip_continues_the_totals(tmp_path, model) -> None:
     first = _meter(tmp_path, model, emit_every_s=0).start()
     _train(model, first, batches(2))
