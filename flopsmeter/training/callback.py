@@ -81,6 +81,8 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         model = kwargs.get("model")
         if model is None:
             raise ValueError("FlopsMeterCallback needs the model (the Trainer passes it to callbacks)")
+        if self.meter is not None:  # an earlier train() call that raised: close it so it cannot overwrite later
+            self.meter.close("failed", "training raised before it ended", collective=False)
         meter = FlopsMeter(model, **self._meter_kwargs(args.output_dir))
         if state.global_step > 0:
             self._restore(meter, args, state)

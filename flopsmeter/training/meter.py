@@ -520,6 +520,9 @@ class FlopsMeter:
             self._started_at = None
             self.detach()
             self._restore_signal()
+            if self._atexit_registered:
+                atexit.unregister(self._at_exit)
+                self._atexit_registered = False
 
     def _absorb_local(self) -> None:
         """No collective possible (signal, exit): add this rank's unsynced counts, scaled to the world size."""
