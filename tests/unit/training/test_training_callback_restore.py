@@ -64,3 +64,17 @@ def test_callback_state_recreates_an_equal_callback() -> None:
     exported = callback.state()
     again = FlopsMeterCallback(**exported["args"])
     assert again.config == callback.config
+
+
+def test_a_second_train_call_closes_the_first_meter(tmp_path) -> None:
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    callback = FlopsMeterCallback(output_dir=str(tmp_path / "out"), stdout=False, cloudwatch=False,
+                                  handle_signals=False)  # fmt: skip
+    model = build(llama_config())
+    callback.on_train_begin(args, state, control, model=model)
+    first = callback.meter
+    callback.on_train_begin(args, state, control, model=model)  # the first train() raised; the user retries
+    assert first.status == "failed" and callback.meter is not first
+    callback.on_train_end(args, state, control)
+    assert callback.meter.status == "completed"
