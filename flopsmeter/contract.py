@@ -14,6 +14,9 @@ METRIC_CUMULATIVE_NON_PADDING_TOKENS = "CumulativeNonPaddingTokens"
 METRIC_RECOMPUTE_FLOPS = "RecomputeFlops"  # gradient-checkpointing recompute, recorded, never added
 METRIC_FLOPS_PER_TOKEN = "FlopsPerToken"
 METRIC_CEILING_RATIO = "CeilingRatio"  # cumulative FLOPs / hardware ceiling so far (a sanity check, <= 1)
+# 1 when the meter knows its totals do not cover the whole job (resumed without saved totals, an interruption
+# across ranks, or a model it could not meter); sent only then. The classifier then trusts the hardware ceiling.
+METRIC_METER_INCOMPLETE = "MeterIncomplete"
 
 # Job environment variables (CreateTrainingJob Environment) and their tag equivalents (tags win nothing:
 # environment first, then tags; see flopsmeter.domain.pretrain for the order and its reasons).

@@ -18,6 +18,7 @@ _QUERIES = {
     "tokens": contract.METRIC_CUMULATIVE_TOKENS,
     "nonpad": contract.METRIC_CUMULATIVE_NON_PADDING_TOKENS,
     "recompute": contract.METRIC_RECOMPUTE_FLOPS,
+    "incomplete": contract.METRIC_METER_INCOMPLETE,  # 1 when the meter knows its totals miss part of the job
 }
 
 
@@ -64,6 +65,7 @@ class JobMetrics:
             non_padding_tokens=_maximum(values["nonpad"]),
             recompute_flops=_maximum(values["recompute"]),
             datapoints=sum(len(v) for v in values.values()),
+            meter_incomplete=_maximum(values["incomplete"]),
         )
 
 

@@ -371,7 +371,8 @@ def _flops(
     declared = parse_flops(declared_raw, field="declared FLOPs")
     if declared.warning:
         warnings.append(declared.warning)
-    if metered is not None:
+    incomplete = _meter_incomplete(figures.meter_incomplete, metered, ceiling, warnings)
+    if metered is not None and not (incomplete and metered <= ceiling.flops):
         method, own, uncertainty = (
             "metered",
             metered,
@@ -422,6 +423,32 @@ def _flops(
         uncertainty=uncertainty,
     )
     return info, own
+
+
+def _meter_incomplete(
+    value: float | None, metered: float | None, ceiling: HardwareCeiling, warnings: list[str]
+) -> bool:
+    """Did the job's meter report (``MeterIncomplete``, Maximum over the window) that its totals miss part of the job?
+
+    None or 0 means no; any other value (1, NaN, a negative) means yes: a doubtful flag never makes the
+    classification less conservative. An incomplete metered figure is kept in the record but the job is classified
+    on its hardware ceiling (or on the metered figure, if that is larger).
+    """
+    if value is None or value == 0:
+        return False
+    if metered is None:
+        warnings.append(
+            f"the job's meter reported that it could not meter the job ({contract.METRIC_METER_INCOMPLETE}="
+            f"{value!r}) and sent no FLOPs; classified on the hardware ceiling"
+        )
+    else:
+        warnings.append(
+            f"the job's meter reported incomplete totals ({contract.METRIC_METER_INCOMPLETE}={value!r}: e.g. resumed "
+            f"without saved totals, or interrupted across ranks); its metered figure {metered:.2e} (which may "
+            f"include an extrapolated estimate) is recorded but not trusted: classified on the "
+            + ("hardware ceiling" if metered <= ceiling.flops else "metered figure, which exceeds the hardware ceiling")
+        )
+    return True
 
 
 def _cloudtrail(

@@ -28,6 +28,7 @@ class MeteredFigures:
     non_padding_tokens: float | None = None
     recompute_flops: float | None = None
     datapoints: int = 0
+    meter_incomplete: float | None = None  # Maximum of MeterIncomplete: anything but None or 0 distrusts the figure
 
 
 @dataclass(frozen=True)

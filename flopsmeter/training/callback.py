@@ -6,7 +6,10 @@ It relies only on the public callback events and the ``model`` they pass (not on
 other Trainer internal that TRL overrides): tokens are counted by a forward pre-hook on the model, which
 sees every training forward with its ``input_ids`` and ``attention_mask``. The totals are saved into each
 checkpoint folder (``flops_meter_state.json``) and into ``trainer_state.json`` (``ExportableState``), and
-restored when training resumes from a checkpoint.
+restored when training resumes from a checkpoint; a resume without them is flagged as incomplete.
+
+It never stops the user's training because of itself: a model it cannot meter leaves the job unmetered (see
+``FlopsMeter``), unless ``strict=True``. Bad arguments fail at construction, before any training.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from transformers.trainer_callback import ExportableState
 
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 from flopsmeter.training.environment import read_job_environment
-from flopsmeter.training.meter import FlopsMeter
+from flopsmeter.training.meter import FlopsMeter, check_arguments
 from flopsmeter.training.state import load_state, save_state, totals_from_document
 
 logger = logging.getLogger("flopsmeter.training")
@@ -49,13 +52,16 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         measure_steps: int = 0,
         calibrate: bool = False,
         handle_signals: bool = True,
+        strict: bool = False,
     ) -> None:
+        check_arguments(emit_every_s=emit_every_s, stop_at=stop_at, policy=policy,
+                        approaching_fraction=approaching_fraction)  # fmt: skip
         self.config: dict[str, Any] = {
             "emit_every_s": emit_every_s, "stop_at": stop_at, "policy": policy,
             "approaching_fraction": approaching_fraction, "pretrain_flops": pretrain_flops,
             "base_model": base_model, "prior_flops": prior_flops, "output_dir": output_dir, "job_name": job_name,
             "cloudwatch": cloudwatch, "stdout": stdout, "measure_steps": measure_steps, "calibrate": calibrate,
-            "handle_signals": handle_signals,
+            "handle_signals": handle_signals, "strict": strict,
         }  # fmt: skip
         self.meter: FlopsMeter | None = None
         self.resume_state: dict[str, Any] | None = None  # set by the Trainer when it restores callback states
@@ -78,15 +84,14 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        model = kwargs.get("model")
-        if model is None:
-            raise ValueError("FlopsMeterCallback needs the model (the Trainer passes it to callbacks)")
+        model = kwargs.get("model")  # None leaves the job unmetered (or raises with strict=True) in start()
         if self.meter is not None:  # an earlier train() call that raised: close it so it cannot overwrite later
             self.meter.close("failed", "training raised before it ended", collective=False)
         meter = FlopsMeter(model, **self._meter_kwargs(args.output_dir))
         if state.global_step > 0:
             self._restore(meter, args, state)
-        self.meter = meter.start().attach(model)
+        meter.start()
+        self.meter = meter if model is None else meter.attach(model)
 
     def _restore(self, meter: FlopsMeter, args: TrainingArguments, state: TrainerState) -> None:
         """Resuming: the checkpoint folder's file first, else the state saved in trainer_state.json."""
@@ -112,10 +117,8 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
                 meter.warnings.append(f"meter state from {source} is for step {steps}, not {state.global_step}")
             meter.load_state_dict(document)
             logger.info("flops meter totals restored from %s at step %d", source, steps)
-            return
-        meter.warnings.append(
-            f"resumed at step {state.global_step} without saved meter totals: FLOPs before the resume are missing"
-        )
+            break
+        meter.resume_at(state.global_step)  # steps the restored totals do not cover are flagged and estimated
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
         if self.meter is not None:

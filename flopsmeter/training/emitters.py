@@ -36,7 +36,9 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
     {"Name": "flopsmeter:flops_per_token", "Regex": r"flopsmeter: .*flops_per_token=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:ceiling_ratio", "Regex": r"flopsmeter: .*ceiling_ratio=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:threshold_ratio", "Regex": r"flopsmeter: .*threshold_ratio=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:meter_incomplete", "Regex": r"flopsmeter: .*meter_incomplete=([01])"},
 )
+NOTICE_PREFIX = "flopsmeter [{level}]"  # human notices: never "flopsmeter: ", so no MetricDefinition matches them
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,15 @@ class Snapshot:
     ceiling_ratio: float | None
     threshold_ratio: float | None
     status: str
+    incomplete: bool = False  # the meter knows the totals miss part of the job (MeterIncomplete = 1)
+    estimated_flops: float = 0.0  # extrapolated FLOPs of steps never metered, included in cumulative_flops
+    unmetered: bool = False  # the meter could not meter this job at all: no FLOPs are reported
 
 
 def format_line(snap: Snapshot) -> str:
     """One stdout line; every field is ``name=value`` with a plain number, so the regexes above match."""
+    if snap.unmetered:  # no FLOPs or tokens at all: a zero would read as a measurement
+        return f"{LINE_PREFIX} step={snap.step} meter_incomplete=1 status={snap.status}"
     parts = [
         LINE_PREFIX,
         f"step={snap.step}",
@@ -69,6 +76,9 @@ def format_line(snap: Snapshot) -> str:
         parts.append(f"ceiling_ratio={snap.ceiling_ratio:.6e}")
     if snap.threshold_ratio is not None and math.isfinite(snap.threshold_ratio):
         parts.append(f"threshold_ratio={snap.threshold_ratio:.6e}")
+    parts.append(f"meter_incomplete={int(snap.incomplete)}")
+    if snap.incomplete:
+        parts.append(f"estimated_flops={snap.estimated_flops:.6e}")
     parts.append(f"status={snap.status}")
     return " ".join(parts)
 
@@ -84,6 +94,15 @@ class StdoutEmitter:
             stream.flush()
         except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
             logger.warning("stdout metric line not written: %s", err)
+
+    def notice(self, level: str, message: str) -> None:
+        """A line for the person reading the job's log (``flopsmeter [ERROR] ...``), not for MetricDefinitions."""
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(f"{NOTICE_PREFIX.format(level=level)} {message}\n")
+            stream.flush()
+        except (OSError, ValueError) as err:
+            logger.warning("stdout notice not written: %s", err)
 
 
 def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
@@ -120,9 +139,15 @@ class FileEmitter:
 
 
 def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
-    """The CloudWatch datums for one snapshot (namespace, names and dimension from flopsmeter.contract)."""
+    """The CloudWatch datums for one snapshot (namespace, names and dimension from flopsmeter.contract).
+
+    ``MeterIncomplete`` = 1 is sent only when the totals are known to be incomplete (the classifier then uses the
+    hardware ceiling); an unmetered job sends nothing else, so no FLOPs figure can be mistaken for a measurement.
+    """
     now = datetime.now(UTC)
     dims = [{"Name": contract.METRIC_DIMENSION, "Value": job_name}]
+    if snap.unmetered:
+        return [_datum(contract.METRIC_METER_INCOMPLETE, 1.0, dims, now)]
     values: list[tuple[str, float]] = [
         (contract.METRIC_CUMULATIVE_FLOPS, snap.cumulative_flops),
         (contract.METRIC_CUMULATIVE_TOKENS, float(snap.tokens)),
@@ -132,10 +157,13 @@ def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
-    return [
-        {"MetricName": name, "Dimensions": dims, "Value": value, "Unit": "Count", "Timestamp": now}
-        for name, value in values
-    ]
+    if snap.incomplete:
+        values.append((contract.METRIC_METER_INCOMPLETE, 1.0))
+    return [_datum(name, value, dims, now) for name, value in values]
+
+
+def _datum(name: str, value: float, dims: list[dict[str, str]], now: datetime) -> dict[str, Any]:
+    return {"MetricName": name, "Dimensions": dims, "Value": value, "Unit": "Count", "Timestamp": now}
 
 
 def _default_client_factory(region: str | None, endpoint_url: str | None) -> Any:

@@ -17,6 +17,12 @@ optimizer step, or ``meter.attach(model)`` once (a forward pre-hook counts every
 Synchronisation points (one all-reduce, then emission by rank 0) happen at optimizer-step counts that every
 rank agrees on: step 1, then about every ``emit_every_s`` seconds as measured by rank 0 and shared through
 the same all-reduce, sooner when the guard needs it, at checkpoints and at the end.
+
+The meter never takes the training run down with it (unless ``strict=True``): a model it cannot describe (an
+architecture the formulas do not know, no readable config) leaves the job *unmetered*: an ERROR in the log, a
+notice on stdout, ``flops_meter.json`` with ``status: "unmetered"`` and the reason, no FLOPs sent anywhere (the
+classifier then uses the hardware ceiling). Totals it knows to be incomplete (a resume without saved totals, an
+interruption across ranks) are flagged everywhere they go, ``MeterIncomplete`` = 1 in CloudWatch included.
 """
 
 from __future__ import annotations
@@ -37,22 +43,32 @@ from types import FrameType, TracebackType
 from typing import IO, Any
 
 from flopsmeter.domain.classification import classify
-from flopsmeter.domain.flops import FineTuning, ModelShape
+from flopsmeter.domain.flops import FORMULA_VERSION, FineTuning, ModelShape
 from flopsmeter.domain.hardware import hardware_ceiling, lookup_instance
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, get_policy, threshold_for
 from flopsmeter.training import distributed
 from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
-from flopsmeter.training.guard import Budget, GuardPlan, plan, pretrain_compute, resolve_budget
+from flopsmeter.training.guard import STOP_AT_VALUES, Budget, GuardPlan, plan, pretrain_compute, resolve_budget
 from flopsmeter.training.model import ModelProfile, describe_model, profile_from_shape
-from flopsmeter.training.state import Totals, load_state, save_state, state_document, totals_from_document
+from flopsmeter.training.state import (
+    Gap,
+    Totals,
+    gap_from_document,
+    load_state,
+    save_state,
+    state_document,
+    totals_from_document,
+)
 from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
 
 SCHEMA = "flopsmeter.training/v1"
 MAX_INTERVAL_STEPS = 100_000
+UNMETERED = "unmetered"
+CEILING_NOTE = "the classifier does not trust an incomplete figure: it classifies the job on its hardware ceiling"
 
 
 @dataclass(frozen=True)
@@ -109,13 +125,14 @@ class FlopsMeter:
         measure_steps: int = 0,
         calibrate: bool = False,
         handle_signals: bool = True,
+        strict: bool = False,
         environment: JobEnvironment | None = None,
         cloudwatch_emitter: CloudWatchEmitter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if emit_every_s < 0 or not math.isfinite(emit_every_s):
-            raise ValueError(f"emit_every_s must be a finite number >= 0, got {emit_every_s!r}")
-        get_policy(policy)  # an unknown policy id fails here, before any training
+        check_arguments(emit_every_s=emit_every_s, stop_at=stop_at, policy=policy,
+                        approaching_fraction=approaching_fraction)  # fmt: skip
+        self.strict = strict
         self.env = environment or read_job_environment(output_dir=output_dir)
         self.job_name = job_name or self.env.job_name
         self.emit_every_s = emit_every_s
@@ -126,8 +143,7 @@ class FlopsMeter:
         self._clock = clock
         self.warnings: list[str] = []
         self.profile: ModelProfile | None = profile
-        if profile is None and shape is not None:
-            self.profile = profile_from_shape(shape, tuning)
+        self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
         self._model = model
         self._tuning = tuning
         self.pretrain = pretrain_compute(
@@ -158,6 +174,10 @@ class FlopsMeter:
         self.restored: Totals | None = None
         self.status = "created"
         self.stop_reason: str | None = None
+        self.unmetered_reason: str | None = None
+        self.run_status = "created"  # what the run did, while status says "unmetered"
+        self.gap = Gap()
+        self._counting_failed = False
         self.measurement: Measurement | None = None
         self._scale = 1.0
         self._max_step_flops = 0.0
@@ -194,16 +214,31 @@ class FlopsMeter:
 
     def _ensure_profile(self) -> ModelProfile:
         if self.profile is None:
-            if self._model is None:
+            if self._shape is not None:
+                self.profile = profile_from_shape(self._shape, self._tuning)
+            elif self._model is None:
                 raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
-            self.profile = describe_model(self._model, tuning=self._tuning)
+            else:
+                self.profile = describe_model(self._model, tuning=self._tuning)
         return self.profile
 
+    @property
+    def unmetered(self) -> bool:
+        return self.unmetered_reason is not None
+
     def start(self) -> FlopsMeter:
-        """Begin metering (idempotent): profile the model, install the exit and SIGTERM handlers."""
+        """Begin metering (idempotent): profile the model, install the exit and SIGTERM handlers.
+
+        A model the meter cannot profile raises only with ``strict=True``; otherwise the job goes unmetered.
+        """
         if self._started_at is not None:
             return self
-        profile = self._ensure_profile()
+        try:
+            profile = self._ensure_profile()
+        except Exception as err:  # whatever the model is, the user's training must go on
+            if self.strict:
+                raise
+            return self._go_unmetered(f"{type(err).__name__}: {err}")
         self.warnings.extend(w for w in profile.warnings if w not in self.warnings)
         if self.budget:
             self.warnings.extend(self.budget.warnings)
@@ -220,17 +255,82 @@ class FlopsMeter:
         logger.info("flops meter started (method %s, job %s)", profile.tuning.method, self.job_name)
         return self
 
+    def _go_unmetered(self, reason: str) -> FlopsMeter:
+        """Training continues without metering: say so everywhere, send no FLOPs (the ceiling applies)."""
+        self.unmetered_reason = reason
+        self.status = UNMETERED
+        self.run_status = "running"
+        self._started_at = self._clock()
+        logger.error("flops meter cannot meter this job; training continues unmetered: %s", reason)
+        if self.world.is_main:
+            if self._stdout:
+                self._stdout.notice(
+                    "ERROR",
+                    f"this job is NOT metered ({reason}); training continues; the compliance classifier will use "
+                    "the hardware ceiling (an upper bound). Pass strict=True to fail instead.",
+                )
+            self._emit()
+        return self
+
+    def mark_incomplete(self, reason: str, *, missing_steps: int = 0) -> None:
+        """Record that the totals miss part of the job. The flag is never cleared (it travels with checkpoints)."""
+        reasons = self.gap.reasons if reason in self.gap.reasons else (*self.gap.reasons, reason)
+        self.gap = Gap(self.gap.missing_steps + max(0, missing_steps), self.gap.estimated_flops, reasons)
+        if reason not in self.warnings:
+            self.warnings.append(reason)
+        logger.warning("flops meter totals incomplete: %s", reason)
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unmetered or bool(self.gap.reasons)
+
+    @property
+    def estimated_flops(self) -> float:
+        """Missing steps x the largest global step seen (never below an estimate restored from a checkpoint)."""
+        return max(self.gap.estimated_flops, self.gap.missing_steps * self._max_step_flops)
+
+    @property
+    def reported_flops(self) -> float:
+        """What is emitted as cumulative FLOPs: counted FLOPs plus the estimate of steps never metered."""
+        return self.totals.flops + self.estimated_flops
+
+    def resume_at(self, step: int) -> None:
+        """The run continues after optimizer step ``step`` (call it after ``load_state_dict``, or instead of it
+        when there is no saved state). Steps the totals do not cover are flagged and estimated, never ignored."""
+        covered = self.totals.steps
+        if step > covered:
+            missing = step - covered
+            what = (
+                "without saved meter totals: FLOPs before the resume are missing"
+                if self.restored is None
+                else f"with meter totals for step {covered} only: FLOPs of {missing} steps are missing"
+            )
+            reason = f"resumed at step {step} {what} (estimated as {missing} x the largest step seen)"
+            self.mark_incomplete(reason, missing_steps=missing)
+            if self.world.is_main and self._stdout:
+                self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
+        self._steps_local = max(self._steps_local, step)
+        self._last_sync_step = self._steps_local
+        self._next_sync_step = self._steps_local + 1
+
     def attach(self, model: Any) -> FlopsMeter:
         """Count every training forward of ``model`` (a forward pre-hook; eval and no-grad forwards are skipped)."""
         import torch
 
         self.detach()
+        if self.unmetered:
+            return self
 
         def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not module.training or not torch.is_grad_enabled():
                 return
             input_ids = kwargs.get("input_ids", args[0] if args else None)
-            self.counter.observe(input_ids, kwargs.get("attention_mask"), kwargs.get("inputs_embeds"))
+            try:
+                self.counter.observe(input_ids, kwargs.get("attention_mask"), kwargs.get("inputs_embeds"))
+            except Exception as err:  # the hook runs inside the user's forward: it must not break it
+                if self.strict:
+                    raise
+                self._counting_failed_once(err)
 
         self._hook = model.register_forward_pre_hook(hook, with_kwargs=True)
         return self
@@ -239,6 +339,12 @@ class FlopsMeter:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+
+    def _counting_failed_once(self, err: Exception) -> None:
+        if not self._counting_failed:
+            self._counting_failed = True
+            self.mark_incomplete(f"token counting failed at step {self.steps + 1} ({type(err).__name__}: {err}); "
+                                 "forwards it could not read are missing")  # fmt: skip
 
     # ---- per step ---------------------------------------------------------------------------------------
     def observe(self, batch: Any) -> int:
@@ -249,6 +355,8 @@ class FlopsMeter:
         """Start of an optimizer step: enters FlopCounterMode while measured steps remain."""
         if self._started_at is None:
             self.start()
+        if self.unmetered:
+            return
         if self._measure["steps"] < self.measure_steps and self._flop_mode is None:
             from torch.utils.flop_counter import FlopCounterMode
 
@@ -284,6 +392,9 @@ class FlopsMeter:
         """End of an optimizer step (``batch``, if given, is counted first). Synchronises when it is time."""
         if self._started_at is None:
             self.start()
+        if self.unmetered:
+            self._steps_local += 1
+            return StepResult(False, False)
         if batch is not None:
             self.observe(batch)
         self.end_measure()
@@ -303,6 +414,8 @@ class FlopsMeter:
     # ---- synchronisation ----------------------------------------------------------------------------------
     def sync(self, *, emit: bool = True) -> GuardPlan:
         """Collective on every rank: sum the counts, update totals, plan the next sync, emit (rank 0)."""
+        if self.unmetered:
+            return GuardPlan(False, None)
         profile = self._ensure_profile()
         now = self._clock()
         steps = self.steps
@@ -326,7 +439,7 @@ class FlopsMeter:
         self._last_sync_at = now
         self._last_sync_step = steps
         self._max_step_flops = max(self._max_step_flops, reduced.max_step_flops * self._scale)
-        guard = plan(self.totals.flops, self._max_step_flops, self.budget)
+        guard = plan(self.reported_flops, self._max_step_flops, self.budget)  # estimates count against the budget
         interval = max(1, min(int(reduced.proposal) or 1, MAX_INTERVAL_STEPS))
         if guard.steps_allowed is not None:
             interval = max(1, min(interval, guard.steps_allowed))
@@ -350,16 +463,21 @@ class FlopsMeter:
     # ---- emission ---------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         t = self.totals
+        if self.unmetered:
+            return Snapshot(self.steps, 0.0, 0, 0, 0.0, 0.0, None, None, self.status, incomplete=True, unmetered=True)
+        reported = self.reported_flops
         return Snapshot(
             step=t.steps,
-            cumulative_flops=t.flops,
+            cumulative_flops=reported,
             tokens=t.tokens,
             non_padding_tokens=t.non_padding_tokens,
             recompute_flops=t.recompute_flops,
             flops_per_token=t.flops / t.tokens if t.tokens else 0.0,
             ceiling_ratio=self._ceiling_ratio(),
-            threshold_ratio=(self.prior_flops + t.flops) / self.threshold.value,
+            threshold_ratio=(self.prior_flops + reported) / self.threshold.value,
             status=self.status,
+            incomplete=self.incomplete,
+            estimated_flops=self.estimated_flops,
         )
 
     def _ceiling(self) -> Any:
@@ -386,11 +504,58 @@ class FlopsMeter:
                 self._cloudwatch.close(timeout_s=self.final_flush_s)
                 self._file.write(self.document())  # again, with the final delivery counts
 
+    def _emission_block(self) -> dict[str, Any]:
+        cloudwatch = self._cloudwatch
+        return {
+            "cloudwatch": cloudwatch is not None,
+            "cloudwatch_sent": None if cloudwatch is None else cloudwatch.sent,
+            "cloudwatch_failures": None if cloudwatch is None else cloudwatch.failures,
+            "file_failures": self._file.failures,
+        }
+
+    def _pretrain_block(self) -> dict[str, Any]:
+        return {
+            "flops": self.pretrain.flops,
+            "source": str(self.pretrain.source),
+            "basis": self.pretrain.basis,
+            "base_model": self.pretrain.base_model_id,
+            "systemic_risk": self.pretrain.systemic_risk,
+        }
+
+    def _incomplete_block(self) -> dict[str, Any] | None:
+        if not self.gap.reasons:
+            return None
+        return {**self.gap.as_dict(), "estimated_flops": self.estimated_flops, "note": CEILING_NOTE}
+
+    def _unmetered_document(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "status": UNMETERED,
+            "unmetered_reason": self.unmetered_reason,
+            "run_status": self.run_status,
+            "stop_reason": self.stop_reason,
+            "meter_incomplete": True,
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "training_job_name": self.job_name,
+            "world_size": self.world.size,
+            "method": UNMETERED,
+            "flops": None,
+            "tokens": None,
+            "steps": self.steps,
+            "note": "no FLOPs were metered or sent; the classifier classifies this job on its hardware ceiling",
+            "pretrain": self._pretrain_block(),
+            "emission": self._emission_block(),
+            "warnings": list(self.warnings),
+        }
+
     def document(self) -> dict[str, Any]:
         """The content of ``flops_meter.json``."""
+        if self.unmetered:
+            return self._unmetered_document()
         t = self.totals
         profile = self._ensure_profile()
-        spent = self.prior_flops + t.flops
+        reported = self.reported_flops
+        spent = self.prior_flops + reported
         classification = classify(
             spent,
             self.pretrain.flops,
@@ -399,18 +564,20 @@ class FlopsMeter:
             approaching_fraction=self.approaching_fraction,
         )
         ceiling = self._ceiling()
-        cloudwatch = self._cloudwatch
         return {
             "schema": SCHEMA,
             "status": self.status,
             "stop_reason": self.stop_reason,
+            "meter_incomplete": self.incomplete,
+            "incomplete": self._incomplete_block(),
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "training_job_name": self.job_name,
             "world_size": self.world.size,
-            "method": "metered",
+            "method": "metered_incomplete" if self.incomplete else "metered",
             "formula_version": profile.formula_version,
             "totals": t.as_dict(),
-            "flops": t.flops,
+            "flops": reported,  # = totals.flops + incomplete.estimated_flops (the figure emitted everywhere)
+            "metered_flops": t.flops,
             "recompute_flops": t.recompute_flops,
             "tokens": t.tokens,
             "non_padding_tokens": t.non_padding_tokens,
@@ -419,13 +586,7 @@ class FlopsMeter:
             "cumulative_flops_with_prior": spent,
             "calibration_scale": self._scale,
             "model": profile.as_dict(),
-            "pretrain": {
-                "flops": self.pretrain.flops,
-                "source": str(self.pretrain.source),
-                "basis": self.pretrain.basis,
-                "base_model": self.pretrain.base_model_id,
-                "systemic_risk": self.pretrain.systemic_risk,
-            },
+            "pretrain": self._pretrain_block(),
             "classification": {
                 "primary_policy": classification.primary_policy,
                 "results": [
@@ -453,26 +614,30 @@ class FlopsMeter:
                 "flops": ceiling.flops,
                 "known_instance": ceiling.known_instance,
             },
-            "emission": {
-                "cloudwatch": cloudwatch is not None,
-                "cloudwatch_sent": None if cloudwatch is None else cloudwatch.sent,
-                "cloudwatch_failures": None if cloudwatch is None else cloudwatch.failures,
-                "file_failures": self._file.failures,
-            },
+            "emission": self._emission_block(),
             "warnings": list(self.warnings),
         }
 
     # ---- resume -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The totals as of the last sync (call ``sync()`` first on every rank for an exact checkpoint)."""
+        """The totals as of the last sync (call ``sync()`` first on every rank for an exact checkpoint), with what
+        they are known to miss. An unmetered run saves no totals, only why (a resume then flags every step)."""
+        if self.unmetered:
+            gap = Gap(reasons=(f"the run before this checkpoint was not metered ({self.unmetered_reason})",))
+            return state_document(Totals(), formula_version=FORMULA_VERSION, job_name=self.job_name, gap=gap)
+        gap = Gap(self.gap.missing_steps, self.estimated_flops, self.gap.reasons)
         return state_document(
-            self.totals, formula_version=self._ensure_profile().formula_version, job_name=self.job_name
+            self.totals, formula_version=self._ensure_profile().formula_version, job_name=self.job_name, gap=gap
         )
 
     def load_state_dict(self, document: Mapping[str, Any]) -> None:
         """Continue from saved totals (a resumed run). Raises ``ValueError`` on a malformed state."""
         totals = totals_from_document(dict(document))
+        saved_gap = gap_from_document(dict(document))
         self.totals = totals
+        self.gap = Gap(saved_gap.missing_steps, saved_gap.estimated_flops, self.gap.reasons)
+        for reason in saved_gap.reasons:  # the flag travels with the checkpoint: a resume cannot clear it
+            self.mark_incomplete(reason)
         self.restored = totals
         self._steps_local = totals.steps
         self._last_sync_step = totals.steps
@@ -512,7 +677,9 @@ class FlopsMeter:
                 self.sync(emit=False)
             else:
                 self._absorb_local()
-            if self.status != "stopped_by_guard" or status != "completed":
+            if self.unmetered:
+                self.run_status = status
+            elif self.status != "stopped_by_guard" or status != "completed":
                 self.status = status
             if reason and not self.stop_reason:
                 self.stop_reason = reason
@@ -527,14 +694,14 @@ class FlopsMeter:
     def _absorb_local(self) -> None:
         """No collective possible (signal, exit): add this rank's unsynced counts, scaled to the world size."""
         delta = self.counter.take()
-        if not delta.tokens:
+        if not delta.tokens or self.unmetered:
             return
         profile = self._ensure_profile()
         now = self._clock()
         scale = float(self.world.size)
         device = int(delta.non_padding_device.item()) if delta.non_padding_device is not None else 0
-        if self.world.size > 1:
-            self.warnings.append(
+        if self.world.size > 1:  # other ranks' counts are unknown: an estimate, so the totals are not trusted
+            self.mark_incomplete(
                 f"last {self.steps - self._last_sync_step} steps estimated from rank 0 "
                 f"x {self.world.size} ranks (no collective at interruption)"
             )
@@ -598,6 +765,17 @@ class FlopsMeter:
             yield
         finally:
             self.end_measure()
+
+
+def check_arguments(*, emit_every_s: float, stop_at: str | None, policy: str, approaching_fraction: float) -> None:
+    """Validate the meter's settings (``ValueError``), so a typo fails when the meter is created, not mid-run."""
+    if emit_every_s < 0 or not math.isfinite(emit_every_s):
+        raise ValueError(f"emit_every_s must be a finite number >= 0, got {emit_every_s!r}")
+    get_policy(policy)  # an unknown policy id fails here, before any training
+    if stop_at is not None and stop_at not in STOP_AT_VALUES:
+        raise ValueError(f"stop_at must be one of {STOP_AT_VALUES} or None, got {stop_at!r}")
+    if not 0 < approaching_fraction <= 1:
+        raise ValueError(f"approaching fraction must be in (0, 1], got {approaching_fraction!r}")
 
 
 def _prior_or_zero(raw: str | float | None) -> float:

@@ -50,13 +50,60 @@ class Totals:
         return cls(**values)
 
 
-def state_document(totals: Totals, *, formula_version: str, job_name: str | None) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True)
+class Gap:
+    """What the totals are known to miss. It travels with checkpoints, so a later resume cannot forget it."""
+
+    missing_steps: int = 0  # optimizer steps that ran but were never metered (a resume without saved totals)
+    estimated_flops: float = 0.0  # their extrapolated FLOPs, included in the reported cumulative figure
+    reasons: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"missing_steps": self.missing_steps, "estimated_flops": self.estimated_flops,
+                "reasons": list(self.reasons)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Gap:
+        """A saved gap; anything unreadable is still a gap (it can only make the figure less trusted)."""
+        if data is None:
+            return cls()
+        unreadable = cls(reasons=(f"a checkpoint's record of missing meter totals is unreadable: {data!r:.200}",))
+        if not isinstance(data, dict):
+            return unreadable
+        steps, flops, reasons = data.get("missing_steps"), data.get("estimated_flops"), data.get("reasons")
+        if (
+            isinstance(steps, bool)
+            or not isinstance(steps, int)
+            or steps < 0
+            or isinstance(flops, bool)
+            or not isinstance(flops, int | float)
+            or not math.isfinite(flops)
+            or flops < 0
+            or not isinstance(reasons, list)
+            or not all(isinstance(r, str) for r in reasons)
+        ):
+            return unreadable
+        if not reasons and (steps or flops):
+            reasons = ["a checkpoint recorded missing meter totals without a reason"]
+        return cls(steps, float(flops), tuple(reasons))
+
+
+def state_document(
+    totals: Totals, *, formula_version: str, job_name: str | None, gap: Gap | None = None
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
         "version": STATE_VERSION,
         "totals": totals.as_dict(),
         "formula_version": formula_version,
         "training_job_name": job_name,
     }
+    if gap is not None and gap.reasons:
+        document["incomplete"] = gap.as_dict()  # optional key: version-1 states without it still load
+    return document
+
+
+def gap_from_document(document: dict[str, Any]) -> Gap:
+    return Gap.from_dict(document.get("incomplete"))
 
 
 def totals_from_document(document: Any) -> Totals:

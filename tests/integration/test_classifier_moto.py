@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
+from flopsmeter import contract
 from flopsmeter.audit.keys import record_key
 from flopsmeter.local import moto_ext
 from flopsmeter.service.classifier import notification_marker_key
@@ -233,3 +234,48 @@ def test_lineage_accumulates_across_jobs(wired):
     assert child.lineage.cumulative_flops == pytest.approx(3.5e22) and child.outcome == "exceeds"
     (alert,) = wired.messages(wired.alerts_queue)
     assert "job-dpo" in alert["Subject"] and alert["MessageAttributes"]["outcome"]["Value"] == "exceeds"
+
+
+def test_meter_incomplete_job_is_classified_on_its_ceiling(wired):
+    end = wired.job("job-resumed", hours=1)
+    wired.meter("job-resumed", [3.0e15, 4.0e15])
+    wired.meter("job-resumed", [0.0, 1.0], metric=contract.METRIC_METER_INCOMPLETE)  # Maximum over the window: 1
+    send(wired, state_change("job-resumed"))
+    drain(wired)
+    record = wired.store.get_record(key("job-resumed", end))
+    assert record.flops.method == "hardware_ceiling" and record.flops.metered == 4.0e15
+    assert record.flops.classified_flops == pytest.approx(G5_PEAK * 3600)
+    assert any("MeterIncomplete" in w and "not trusted" in w for w in record.warnings)
+
+
+@pytest.mark.torch
+def test_real_meter_resumed_without_totals_reaches_the_classifier_as_incomplete(wired, tmp_path):
+    """The training meter (resumed at step 5 with no saved totals) sends to moto's CloudWatch; the handler then
+    classifies the job on its ceiling and keeps the meter's figure (3 counted steps + 5 estimated)."""
+    torch = pytest.importorskip("torch")
+    from flopsmeter.domain.flops import ModelShape, flops_per_token
+    from flopsmeter.training.emitters import CloudWatchEmitter
+    from flopsmeter.training.environment import read_job_environment
+    from flopsmeter.training.meter import FlopsMeter
+
+    end = wired.job("job-real-resume", hours=1)
+    shape = ModelShape(hidden_size=64, num_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=16,
+                       intermediate_size=128, vocab_size=256)  # fmt: skip
+    env = read_job_environment({}, output_dir=tmp_path, resource_config_path=str(tmp_path / "none.json"))
+    emitter = CloudWatchEmitter("job-real-resume", backoff_s=0.0, client_factory=lambda r, e: wired["cloudwatch"])
+    meter = FlopsMeter(shape=shape, environment=env, emit_every_s=0, stdout=False, handle_signals=False,
+                       cloudwatch_emitter=emitter)  # fmt: skip
+    meter.resume_at(5)
+    meter.start()
+    for _ in range(3):
+        meter.step({"input_ids": torch.zeros(4, 32, dtype=torch.long)})
+    meter.close()
+    per_step = flops_per_token(shape, 32).total * 4 * 32
+    assert emitter.sent == 4 and emitter.failures == 0
+    send(wired, state_change("job-real-resume"))
+    drain(wired)
+    record = wired.store.get_record(key("job-real-resume", end))
+    assert record.flops.method == "hardware_ceiling"
+    assert record.flops.classified_flops == pytest.approx(G5_PEAK * 3600)
+    assert record.flops.metered == pytest.approx(8 * per_step, rel=1e-9)
+    assert any("MeterIncomplete" in w for w in record.warnings)

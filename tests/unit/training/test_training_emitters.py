@@ -41,6 +41,7 @@ def test_metric_definitions_capture_every_value_of_a_line() -> None:
         "flopsmeter:flops_per_token": pytest.approx(3.014e16),
         "flopsmeter:ceiling_ratio": pytest.approx(0.41),
         "flopsmeter:threshold_ratio": pytest.approx(0.025),
+        "flopsmeter:meter_incomplete": 0,
     }
 
 
