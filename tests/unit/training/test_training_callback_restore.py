@@ -8,6 +8,7 @@ pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from bench._tiny_models import build, llama_config  # noqa: E402
+from flopsmeter.domain.errors import FlopsMeterError  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402
@@ -57,6 +58,22 @@ def test_resume_without_saved_totals_is_recorded_as_a_gap(setup) -> None:
     args, state, meter, _ = setup
     FlopsMeterCallback()._restore(meter, args, state)
     assert meter.totals.flops == 0.0 and any("FLOPs before the resume are missing" in w for w in meter.warnings)
+    assert meter.incomplete and meter.gap.missing_steps == 3 and meter.steps == 3  # steps continue at 4
+
+
+def test_trainer_state_copy_behind_the_trainer_flags_the_missing_steps(setup) -> None:
+    args, state, meter, _ = setup
+    state.stateful_callbacks = {"FlopsMeterCallback": {"args": {}, "attributes": {"resume_state": _doc(1, 10.0)}}}
+    FlopsMeterCallback()._restore(meter, args, state)
+    assert meter.totals.flops == 10.0 and meter.incomplete and meter.gap.missing_steps == 2
+
+
+@pytest.mark.parametrize(
+    "bad", [{"stop_at": "aproaching"}, {"policy": "no-such-policy"}, {"emit_every_s": -1}, {"approaching_fraction": 2}]
+)
+def test_bad_arguments_fail_when_the_callback_is_created_not_mid_run(bad) -> None:
+    with pytest.raises((ValueError, FlopsMeterError)):  # an unknown policy is UnknownPolicy
+        FlopsMeterCallback(**bad)
 
 
 def test_callback_state_recreates_an_equal_callback() -> None:
