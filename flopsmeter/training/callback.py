@@ -90,6 +90,9 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         meter = FlopsMeter(model, **self._meter_kwargs(args.output_dir))
         if state.global_step > 0:
             self._restore(meter, args, state)
+            stateful: Any = state.stateful_callbacks
+            if isinstance(stateful, dict):  # a checkpoint saved without this callback: Trainer._save_checkpoint
+                stateful.setdefault(type(self).__name__, self.state())  # indexes it and would raise KeyError
         meter.start()
         self.meter = meter if model is None else meter.attach(model)
 
