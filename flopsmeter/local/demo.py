@@ -466,10 +466,16 @@ class Demo:
             else:
                 self.out.print(f"[red]accepted[/]: {label}")
                 self.check(f"refused: {label}", False)
+        # In AWS the stack's bucket policy denies a PutObject without If-None-Match (tests/infra prove the
+        # statement); moto does not enforce bucket policies, so the emulator lets this one through.
+        self.out.print(
+            "a plain PUT (no If-None-Match): the deployed bucket policy denies it; the emulator does not enforce "
+            "bucket policies, so it goes through here"
+        )
         s3.put_object(Bucket=bucket, Key=key, Body=b'{"outcome": "below"}')
         kept = s3.head_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
         self.out.print(
-            f"a plain PUT only adds a new version: the original ({version['VersionId'][:8]}…) is still there, locked "
+            f"even so it only adds a new version: the original ({version['VersionId'][:8]}…) is still there, locked "
             f"until {kept['ObjectLockRetainUntilDate']:%Y-%m-%d} ({kept['ObjectLockMode']}); verify now reports it:"
         )
         source: Any = BucketSource(AuditStore(s3, bucket), kms=self.aws("kms"))
