@@ -261,13 +261,16 @@ class FlopsMeter:
         self.status = UNMETERED
         self.run_status = "running"
         self._started_at = self._clock()
+        if self.budget is not None:
+            self.warnings.append(f"the {self.budget.stop_at} guard is off: nothing is metered")
         logger.error("flops meter cannot meter this job; training continues unmetered: %s", reason)
         if self.world.is_main:
             if self._stdout:
+                guard = f"the stop_at={self.budget.stop_at!r} guard is OFF; " if self.budget is not None else ""
                 self._stdout.notice(
                     "ERROR",
-                    f"this job is NOT metered ({reason}); training continues; the compliance classifier will use "
-                    "the hardware ceiling (an upper bound). Pass strict=True to fail instead.",
+                    f"this job is NOT metered ({reason}); training continues; {guard}the compliance classifier "
+                    "will use the hardware ceiling (an upper bound). Pass strict=True to fail instead.",
                 )
             self._emit()
         return self

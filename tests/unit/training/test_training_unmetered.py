@@ -97,6 +97,18 @@ def test_unsupported_architecture_leaves_the_job_unmetered_and_training_goes_on(
     assert all(d["Value"] == 1.0 for batch in cloudwatch.batches for d in batch)
 
 
+def test_an_unmetered_job_says_its_guard_is_off(tmp_path) -> None:
+    out = io.StringIO()
+    model = TinyLM(MLA_CONFIG)
+    meter = _meter(tmp_path, model, stdout=out, cloudwatch=False, stop_at="threshold", pretrain_flops="1e24")
+    assert _train(model, meter, 2) == 2
+    assert "the stop_at='threshold' guard is OFF" in out.getvalue()
+    assert (
+        "the threshold guard is off: nothing is metered"
+        in json.loads((tmp_path / "flops_meter.json").read_text())["warnings"]
+    )
+
+
 def test_strict_raises_the_reason_instead(tmp_path) -> None:
     meter = _meter(tmp_path, TinyLM(MLA_CONFIG), stdout=False, cloudwatch=False, strict=True)
     with pytest.raises(InvalidModelSpec, match="latent attention"):
