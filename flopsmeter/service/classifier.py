@@ -361,6 +361,11 @@ def _flops(
     facts: JobFacts, figures: MeteredFigures, ceiling: HardwareCeiling, warnings: list[str]
 ) -> tuple[FlopsInfo, float]:
     metered = _sane(figures.cumulative_flops, contract.METRIC_CUMULATIVE_FLOPS, warnings)
+    if figures.restarts:
+        warnings.append(
+            f"the meter's cumulative FLOPs fell {figures.restarts} time(s) during the job (training restarted from "
+            "zero without its saved totals): the runs' peaks were added"
+        )
     if figures.cumulative_flops is not None and metered is None:
         warnings.append("the job is classified on its hardware ceiling because its metered FLOPs are unusable")
     tokens = _sane(figures.tokens, contract.METRIC_CUMULATIVE_TOKENS, warnings)

@@ -29,6 +29,7 @@ class MeteredFigures:
     recompute_flops: float | None = None
     datapoints: int = 0
     meter_incomplete: float | None = None  # Maximum of MeterIncomplete: anything but None or 0 distrusts the figure
+    restarts: int = 0  # falls in the cumulative series (the process started again from zero): segments were summed
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,10 @@ def test_an_unmetered_job_that_says_so_gets_the_ceiling_and_a_reason(world):
     record = _classify(world, "ft-unmetered", MeteredFigures(meter_incomplete=1.0))
     assert record.flops.method == "hardware_ceiling" and record.flops.metered is None
     assert any("could not meter" in w for w in record.warnings)
+
+
+def test_a_restarted_series_is_classified_on_the_summed_runs_and_says_so(world):
+    record = _classify(world, "ft-restarted", MeteredFigures(cumulative_flops=1.7e18, restarts=1))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 1.7e18
+    (why,) = [w for w in record.warnings if "fell" in w]
+    assert "1 time(s)" in why and "added" in why
