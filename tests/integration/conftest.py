@@ -119,8 +119,15 @@ class Aws:
             )
         return end
 
-    def meter(self, name: str, values: list[float], metric: str = contract.METRIC_CUMULATIVE_FLOPS) -> None:
-        for i, value in enumerate(values):
+    def meter(
+        self,
+        name: str,
+        values: list[float],
+        metric: str = contract.METRIC_CUMULATIVE_FLOPS,
+        minutes: list[int] | None = None,
+    ) -> None:
+        """Datapoints as the meter sends them (each stamped when measured); ``minutes`` after t0+10 min."""
+        for i, value in zip(minutes or range(len(values)), values, strict=True):
             self["cloudwatch"].put_metric_data(
                 Namespace=contract.METRICS_NAMESPACE,
                 MetricData=[

@@ -105,7 +105,9 @@ def test_each_terminal_status_is_recorded_locked_and_announced(wired, status):
 
 def test_metered_job_uses_the_maximum_of_its_cumulative_metric(wired):
     end = wired.job("job-metered", environment={"PRETRAIN_FLOPS": "1.5e24", "FLOPSMETER_BASE_MODEL": "llama-3-70b"})
-    wired.meter("job-metered", [1.0e17, 4.0e17, 2.5e17])  # out of order: the maximum counts, not the last
+    # sent out of order (a retried emission arrives late, keeping its measurement time): the series by time is
+    # 1e17, 2.5e17, 4e17, so the job's figure is 4e17, not the last value received
+    wired.meter("job-metered", [1.0e17, 4.0e17, 2.5e17], minutes=[0, 2, 1])
     wired.meter("job-metered", [5e5], metric="CumulativeTokens")
     send(wired, state_change("job-metered"))
     drain(wired)
@@ -279,3 +281,14 @@ def test_real_meter_resumed_without_totals_reaches_the_classifier_as_incomplete(
     assert record.flops.classified_flops == pytest.approx(G5_PEAK * 3600)
     assert record.flops.metered == pytest.approx(8 * per_step, rel=1e-9)
     assert any("MeterIncomplete" in w for w in record.warnings)
+
+
+def test_a_restart_from_zero_adds_the_runs_instead_of_keeping_the_largest(wired):
+    """The meter's series falls when the training process starts again without its saved totals."""
+    end = wired.job("job-restarted")
+    wired.meter("job-restarted", [1.0e17, 4.0e17, 0.5e17, 2.5e17])
+    send(wired, state_change("job-restarted"))
+    drain(wired)
+    record = wired.store.get_record(key("job-restarted", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == pytest.approx(6.5e17)
+    assert any("fell 1 time(s)" in w for w in record.warnings)
