@@ -122,17 +122,7 @@ def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord
                 else "upper bound: chips x seconds x dense peak (utilisation 1.0)"
             ),
         ),
-        classifications=[
-            PolicyClassification(
-                policy=r.policy,
-                scenario=r.scenario.value,
-                threshold=r.threshold,
-                ratio=r.ratio,
-                outcome=r.outcome.value,
-                basis=r.basis,
-            )
-            for r in result.results
-        ],
+        classifications=[PolicyClassification.from_result(r) for r in result.results],
         primary_policy=result.primary_policy,
         outcome=result.primary.outcome.value,
         cloudtrail=CloudTrailRef(

@@ -78,17 +78,7 @@ def make_record(
             formula_version="arch-v1",
             uncertainty="architecture-based; attention counted at full s x s",
         ),
-        classifications=[
-            PolicyClassification(
-                policy=r.policy,
-                scenario=r.scenario.value,
-                threshold=r.threshold,
-                ratio=r.ratio,
-                outcome=r.outcome.value,
-                basis=r.basis,
-            )
-            for r in result.results
-        ],
+        classifications=[PolicyClassification.from_result(r) for r in result.results],
         primary_policy=result.primary_policy,
         outcome=result.primary.outcome.value,
         cloudtrail=CloudTrailRef(

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from flopsmeter.domain.classification import PolicyResult
+
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = frozenset({1})
 RECORD_NAMESPACE = uuid.UUID("6f1c1a52-3d1e-4bb0-9a55-2f4b3c8e9d10")  # uuid5 namespace of record ids
@@ -95,6 +97,11 @@ class PolicyClassification(_Model):
     ratio: float
     outcome: Outcome
     basis: str
+
+    @classmethod
+    def from_result(cls, result: PolicyResult) -> PolicyClassification:
+        """The record's shape of one domain ``PolicyResult``."""
+        return cls.model_validate(result.as_dict())
 
 
 class CloudTrailRef(_Model):

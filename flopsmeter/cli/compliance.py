@@ -333,17 +333,7 @@ def _pretrain_json(pretrain: PretrainCompute) -> dict[str, Any]:
 def _classification_json(result: Classification) -> dict[str, Any]:
     return {
         "primary_policy": result.primary_policy,
-        "classifications": [
-            {
-                "policy": r.policy,
-                "scenario": str(r.scenario),
-                "threshold": r.threshold,
-                "ratio": r.ratio,
-                "outcome": str(r.outcome),
-                "basis": r.basis,
-            }  # fmt: skip
-            for r in result.results
-        ],
+        "classifications": [r.as_dict() for r in result.results],
         "warnings": list(result.warnings),
     }
 

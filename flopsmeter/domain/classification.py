@@ -43,6 +43,17 @@ class PolicyResult:
     outcome: Outcome
     basis: str
 
+    def as_dict(self) -> dict[str, str | float]:
+        """JSON-ready: ``policy``, ``scenario``, ``threshold``, ``ratio``, ``outcome``, ``basis``."""
+        return {
+            "policy": self.policy,
+            "scenario": self.scenario.value,
+            "threshold": self.threshold,
+            "ratio": self.ratio,
+            "outcome": self.outcome.value,
+            "basis": self.basis,
+        }
+
 
 @dataclass(frozen=True)
 class Classification:

@@ -508,17 +508,7 @@ def _job_info(facts: JobFacts, ceiling: HardwareCeiling) -> JobInfo:
 
 
 def _classifications(result: Classification) -> list[PolicyClassification]:
-    return [
-        PolicyClassification(
-            policy=r.policy,
-            scenario=r.scenario.value,
-            threshold=r.threshold,
-            ratio=r.ratio,
-            outcome=r.outcome.value,
-            basis=r.basis,
-        )
-        for r in result.results
-    ]
+    return [PolicyClassification.from_result(r) for r in result.results]
 
 
 def _lineage(parent: ParentCompute, own: float, cumulative: float) -> Lineage:

@@ -592,17 +592,7 @@ class FlopsMeter:
             "pretrain": self._pretrain_block(),
             "classification": {
                 "primary_policy": classification.primary_policy,
-                "results": [
-                    {
-                        "policy": r.policy,
-                        "scenario": str(r.scenario),
-                        "threshold": r.threshold,
-                        "ratio": r.ratio,
-                        "outcome": str(r.outcome),
-                        "basis": r.basis,
-                    }
-                    for r in classification.results
-                ],
+                "results": [r.as_dict() for r in classification.results],
                 "warnings": list(classification.warnings),
             },
             "guard": None if self.budget is None else self.budget.as_dict(),
