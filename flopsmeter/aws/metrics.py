@@ -86,12 +86,16 @@ def summed_segments(maxima: dict[datetime, float], minima: dict[datetime, float]
     """Cumulative FLOPs over the job and the number of restarts seen (falls in the cumulative series).
 
     ``maxima``/``minima`` map each period's timestamp to its Maximum/Minimum. Without a fall this is the plain
-    maximum. NaN anywhere gives NaN (the service then ignores the metric and uses the ceiling).
+    maximum. NaN anywhere gives NaN and a negative value gives the most negative one (the service then ignores the
+    metric and uses the ceiling; summing from 0 would have turned a lone negative datapoint into 0 FLOPs).
     """
     if not maxima:
         return None, 0
     if any(math.isnan(v) for v in (*maxima.values(), *minima.values())):
         return math.nan, 0
+    negative = min((*maxima.values(), *minima.values()))
+    if negative < 0:  # cumulative FLOPs cannot be negative: hand it on so the service ignores the metric (not 0)
+        return negative, 0
     total, peak, previous, restarts = 0.0, 0.0, None, 0
     for stamp in sorted(maxima):
         high = maxima[stamp]
