@@ -112,9 +112,9 @@ def fail_before_send(client: Any, operation: str, fault: str, times: int) -> dic
 
 
 FAULTS = ["read_timeout", "connect_timeout", "connection_refused", "response_lost"]
-# Each operation meets two of the four network faults; every fault meets four operations; PutObject meets both
-# ambiguous ones (a write whose answer is lost must not turn into a lost or a second record).
-NETWORK_CASES = [(svc, op, FAULTS[(i + k) % 4]) for i, (svc, op) in enumerate(OPERATIONS) for k in (0, 3)]
+# Each operation meets one network fault, each fault two operations; PutObject (with ListTags) meets the ambiguous
+# one: a write whose answer is lost must turn into neither a lost nor a second record.
+NETWORK_CASES = [(svc, op, FAULTS[(i + 2) % 4]) for i, (svc, op) in enumerate(OPERATIONS)]
 
 
 @pytest.mark.parametrize(("service", "operation", "fault"), NETWORK_CASES)
