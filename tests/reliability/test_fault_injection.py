@@ -5,8 +5,10 @@ or as a dead-letter-queue entry whose reason is logged. Never a silent skip, and
 than a fault-free run of the same job (same method, FLOPs, thresholds and outcome).
 
 Two injection points:
-* ``before-send`` (below botocore's retry loop, like a real network or service fault): read/connect timeouts and
-  HTTP 503s, retried by the production client config (standard mode, 4 attempts; back-off recorded, not slept);
+* ``before-send`` (below botocore's retry loop, like a real network fault): connect/read timeouts, refused
+  connections and lost responses (moto did the work, the answer timed out), retried by the production client
+  config (standard mode, 4 attempts in all; back-off recorded, not slept). A 503 *response* cannot be injected
+  there: moto's own ``before-send`` handler would still run the request;
 * ``before-call`` (above it, deterministic, protocol-independent): throttling, 5xx and AccessDenied ClientErrors,
   partial ``PutEvents`` failures and an unexpected exception, so the queue's retry / DLQ path is what is tested.
 """
