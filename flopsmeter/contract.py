@@ -52,4 +52,16 @@ LAMBDA_ENV = (
     "CLASSIFIER_QUEUE_URL",
     "DIGEST_SIGNING_KEY_ID",
     "STAGE",
+    "DEAD_LETTER_QUEUE_URL",  # classifier only: where it sends a permanently failed message itself, with why
 )
+
+# SQS message attributes on a message the classifier dead-lettered itself (a permanent failure). A message that
+# reached the dead-letter queue through the redrive policy instead (transient failures, maxReceiveCount spent)
+# has none of them.
+DLQ_ATTR_REASON = "flopsmeter-reason"  # String, the short reason (<= 1000 characters, never the input echoed)
+DLQ_ATTR_ERROR = "flopsmeter-error"  # String, the error type, e.g. MalformedEvent, JobNotFound
+DLQ_ATTR_SOURCE_MESSAGE_ID = "flopsmeter-source-message-id"  # String, the message id in the classifier queue
+DLQ_ATTR_RECEIVE_COUNT = "flopsmeter-receive-count"  # Number, the delivery on which it failed (1 = the first)
+DLQ_ATTR_FAILED_AT = "flopsmeter-failed-at"  # String, ISO 8601 UTC
+DLQ_ATTR_SOURCE_QUEUE = "flopsmeter-source-queue"  # String, the classifier queue's ARN (where to redrive to)
+DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the event could be read

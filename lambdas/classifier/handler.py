@@ -1,15 +1,24 @@
 """Classifier Lambda: SQS batch of EventBridge "SageMaker Training Job State Change" events.
 
 Per record: parse (Powertools parser), set the correlation id to the EventBridge event id, ignore non-terminal
-statuses, call the service. A record that raises is reported as a batch-item failure: SQS redelivers it after
-the visibility timeout and, after maxReceiveCount, the redrive policy moves it to the dead-letter queue. The
-reason is always logged; nothing is dropped silently and one bad record never fails the others.
+statuses, call the service. One bad record never fails the others, and nothing is dropped silently:
+
+* a PERMANENT failure (``PermanentError``: malformed event, unknown job, refused write) is sent to the dead-letter
+  queue at once by the handler itself, body unchanged, with SQS message attributes that say why
+  (``flopsmeter.aws.dead_letters``); the record is then reported as handled, so SQS deletes it from the queue. If
+  that send fails (throttled, refused, no DLQ configured), the record is reported as a batch-item failure instead
+  and the queue's redrive policy moves it after ``maxReceiveCount`` receives, as for any other failure;
+* a TRANSIENT failure or an unexpected error is a batch-item failure: SQS redelivers it after the visibility
+  timeout, and the redrive policy moves it to the DLQ (without attributes) after ``maxReceiveCount`` receives.
+
+The reason is always logged.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -25,9 +34,14 @@ from flopsmeter.service.events import TrainingJobStateChange
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.settings import settings
 
+if TYPE_CHECKING:
+    from flopsmeter.aws.dead_letters import DeadLetterQueue
+
 MALFORMED_EVENT = "MalformedEvent"
 PERMANENT_FAILURE = "PermanentFailure"
 IGNORED_NON_TERMINAL = "NonTerminalIgnored"
+DEAD_LETTERED = "DeadLettered"
+DEAD_LETTER_SEND_FAILED = "DeadLetterSendFailed"
 MAX_REASON = 1000
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -40,6 +54,52 @@ def dependencies() -> tuple[Dependencies, ServiceConfig]:
 
     current = settings()
     return aws_dependencies(current), service_config(current)
+
+
+@functools.cache
+def dead_letter_queue() -> DeadLetterQueue | None:
+    """The DLQ the handler sends permanent failures to (``DEAD_LETTER_QUEUE_URL``); None when not configured."""
+    url = settings().DEAD_LETTER_QUEUE_URL
+    if not url:
+        return None
+    from flopsmeter.aws.clients import client
+    from flopsmeter.aws.dead_letters import DeadLetterQueue
+
+    return DeadLetterQueue(client("sqs"), url)
+
+
+def dead_letter(record: SQSRecord, err: PermanentError, log_fields: dict[str, Any]) -> bool:
+    """Send ``record`` to the DLQ with why it failed; False (and logged) when it could not be sent."""
+    from flopsmeter.aws.dead_letters import DeadLetter
+
+    reason = str(err)[:MAX_REASON]
+    try:
+        queue = dead_letter_queue()
+        if queue is None:
+            raise LookupError("DEAD_LETTER_QUEUE_URL is not set")
+        letter = DeadLetter(
+            reason=reason,
+            error=type(err).__name__,
+            source_message_id=record.message_id,
+            receive_count=int(record.attributes.approximate_receive_count or 0),
+            failed_at=datetime.now(UTC),
+            source_queue_arn=record.get("eventSourceARN"),
+            job_name=log_fields.get("job"),
+        )
+        dead_letter_id = queue.send(record.body, letter)
+    except Exception as send_err:  # noqa: BLE001 - any failure here falls back to the redrive policy: nothing lost
+        metrics.add_metric(name=DEAD_LETTER_SEND_FAILED, unit="Count", value=1)
+        logger.warning(
+            "dead-letter send failed; the message is left to the queue's redrive policy",
+            extra=log_fields | {"send_error": f"{type(send_err).__name__}: {send_err}"[:MAX_REASON]},
+        )
+        return False
+    metrics.add_metric(name=DEAD_LETTERED, unit="Count", value=1)
+    logger.warning(
+        "sent to the dead-letter queue",
+        extra=log_fields | {"dead_letter_message_id": dead_letter_id, "error": type(err).__name__, "reason": reason},
+    )
+    return True
 
 
 def parse_event(body: str) -> TrainingJobStateChange:
@@ -72,6 +132,8 @@ def record_handler(record: SQSRecord) -> ClassifyResult | None:
     except MalformedEvent as err:
         metrics.add_metric(name=MALFORMED_EVENT, unit="Count", value=1)
         logger.error("malformed event; will end in the dead-letter queue", extra=log_fields | {"reason": str(err)})
+        if dead_letter(record, err, log_fields):
+            return None  # handled: SQS deletes it from the queue; the DLQ holds it with its reason
         raise
     except PermanentError as err:
         metrics.add_metric(name=PERMANENT_FAILURE, unit="Count", value=1)
@@ -79,6 +141,8 @@ def record_handler(record: SQSRecord) -> ClassifyResult | None:
             "permanent failure; will end in the dead-letter queue",
             extra=log_fields | {"reason": str(err)[:MAX_REASON], "error": type(err).__name__},
         )
+        if dead_letter(record, err, log_fields):
+            return None
         raise
     except TransientError as err:
         logger.warning(

@@ -14,6 +14,8 @@ from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 
 SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+# A standard (not FIFO) queue's URL: https://sqs.<region>.amazonaws.com/<account>/<name>, or an emulator's http URL.
+SQS_QUEUE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}$"
 
 
 class SettingsError(FlopsMeterError):
@@ -32,6 +34,7 @@ class Settings(BaseModel):
     CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
     RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
     CLASSIFIER_QUEUE_URL: str | None = None
+    DEAD_LETTER_QUEUE_URL: str | None = Field(default=None, pattern=SQS_QUEUE_URL)  # unset: redrive policy only
     DIGEST_SIGNING_KEY_ID: str | None = None
     STAGE: str = Field(default="dev", min_length=1, max_length=32)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.unit.service.conftest import World
 
@@ -60,9 +61,40 @@ def context() -> FakeContext:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
-    """The classifier handler wired to fakes (its dependencies() getter replaced)."""
+    """The classifier handler wired to fakes (its dependencies() getter replaced); no dead-letter queue configured
+    (``dead_letter_queue`` gives None, as without DEAD_LETTER_QUEUE_URL) unless the ``dlq`` fixture is used too."""
     from lambdas.classifier import handler
 
     w = World()
     monkeypatch.setattr(handler, "dependencies", lambda: (w.deps, w.config))
+    monkeypatch.setattr(handler, "dead_letter_queue", lambda: None)
     return w
+
+
+DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/flopsmeter-classifier-dlq"
+
+
+class FakeSqs:
+    """The one SQS call the handler makes (SendMessage), recorded; ``refuse`` makes it fail like AWS would."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.refuse: str | None = None  # an AWS error code, e.g. "AccessDenied"
+
+    def send_message(self, **kwargs: object) -> dict:
+        if self.refuse:
+            raise ClientError({"Error": {"Code": self.refuse, "Message": "refused (test)"}}, "SendMessage")
+        self.sent.append(dict(kwargs))
+        return {"MessageId": f"dlq-{len(self.sent)}"}
+
+
+@pytest.fixture
+def dlq(world: World, monkeypatch: pytest.MonkeyPatch) -> FakeSqs:
+    """The handler's dead-letter queue, on a fake SQS client (attributes and bodies recorded)."""
+    from flopsmeter.aws.dead_letters import DeadLetterQueue
+    from lambdas.classifier import handler
+
+    sqs = FakeSqs()
+    queue = DeadLetterQueue(sqs, DLQ_URL)
+    monkeypatch.setattr(handler, "dead_letter_queue", lambda: queue)
+    return sqs

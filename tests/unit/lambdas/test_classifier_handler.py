@@ -1,17 +1,22 @@
-"""The classifier Lambda handler: parsing, partial batch failures, non-terminal statuses, the bad-input corpus."""
+"""The classifier Lambda handler: parsing, partial batch failures, non-terminal statuses, the bad-input corpus,
+permanent failures sent to the dead-letter queue with their reason (on a fake SQS client)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flopsmeter.service.errors import JobNotFound, MalformedEvent
+from flopsmeter import contract
+from flopsmeter.aws.dead_letters import DeadLetter, message_attributes
+from flopsmeter.service.errors import JobNotFound, MalformedEvent, PermanentAuditWriteError
 from lambdas.classifier import handler
-from tests.unit.lambdas.conftest import EVENTS, event_json, event_text, sqs_event
-from tests.unit.service.fakes import END
+from tests.unit.lambdas.conftest import DLQ_URL, EVENTS, event_json, event_text, sqs_event
+from tests.unit.service.fakes import END, FakeMetrics
 
 MANIFEST = json.loads((EVENTS / "bad" / "MANIFEST.json").read_text())["cases"]
+REAL_DEAD_LETTER_QUEUE = handler.dead_letter_queue  # the getter over settings (fixtures replace it)
 
 
 def failed_ids(response: dict) -> list[str]:
@@ -39,7 +44,19 @@ def test_aws_docs_example_event_is_classified_through_the_handler(world, context
     assert record.flops.hardware_ceiling.known_instance is False  # unknown type: conservative default, warned
 
 
+def attributes(sent: dict) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in sent["MessageAttributes"].items()}
+
+
+@pytest.fixture
+def handler_metrics(monkeypatch: pytest.MonkeyPatch) -> FakeMetrics:
+    fake = FakeMetrics()
+    monkeypatch.setattr(handler, "metrics", fake)
+    return fake
+
+
 def test_one_bad_record_fails_alone_and_in_progress_is_acknowledged(world, context):
+    """Without a dead-letter queue configured, a malformed record is a batch-item failure (redrive policy)."""
     for name in ("llama3-8b-sft-001", "llama3-8b-sft-002"):
         world.jobs.add(name, status="Completed")
         world.trail.add(name)
@@ -77,32 +94,124 @@ def test_duplicate_event_in_one_batch_writes_one_record(world, context):
     assert len(world.store.records()) == 1 and world.metrics.counts["DuplicateDelivery"] == 1
 
 
-def test_transient_failure_is_reported_for_retry(world, context):
+def test_transient_failure_is_reported_for_retry_and_not_dead_lettered(world, dlq, context):
     world.jobs.add("llama3-8b-sft-001")  # no CloudTrail event yet, job ended 20 min ago
     response = handler.lambda_handler(sqs_event(event_text("training_job_completed.json")), context)
     assert len(failed_ids(response)) == 1 and world.store.objects == {}
+    assert dlq.sent == []  # retried after the visibility timeout; the redrive policy is the last resort
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in MANIFEST.items() if c["outcome"] == "malformed"))
-def test_bad_input_corpus_is_malformed_with_a_reason(name, world, context, caplog):
+def test_bad_input_corpus_is_dead_lettered_at_once_with_a_bounded_reason(name, world, dlq, context, handler_metrics):
     body = (EVENTS / "bad" / name).read_text()
     with pytest.raises(MalformedEvent) as caught:
         handler.parse_event(body)
     assert MANIFEST[name]["reason_mentions"] in str(caught.value)
     assert len(str(caught.value)) <= handler.MAX_REASON
     assert "a" * 200 not in str(caught.value)  # the input is never echoed back
-    response = handler.lambda_handler(sqs_event(body), context)
-    assert len(failed_ids(response)) == 1 and world.store.objects == {}
-    assert world.metrics.counts["JobsClassified"] == 0
+    event = sqs_event(body)
+    response = handler.lambda_handler(event, context)
+
+    assert response == {"batchItemFailures": []}  # handled: SQS deletes it from the classifier queue
+    (sent,) = dlq.sent
+    assert sent["QueueUrl"] == DLQ_URL and sent["MessageBody"] == body  # the original body, unchanged
+    attrs = attributes(sent)
+    assert attrs[contract.DLQ_ATTR_ERROR] == "MalformedEvent"
+    assert MANIFEST[name]["reason_mentions"] in attrs[contract.DLQ_ATTR_REASON]
+    assert all(len(v) <= handler.MAX_REASON and "a" * 200 not in v for v in attrs.values())
+    assert attrs[contract.DLQ_ATTR_SOURCE_MESSAGE_ID] == event["Records"][0]["messageId"]
+    assert attrs[contract.DLQ_ATTR_RECEIVE_COUNT] == "1"
+    assert sent["MessageAttributes"][contract.DLQ_ATTR_RECEIVE_COUNT]["DataType"] == "Number"
+    failed_at = datetime.fromisoformat(attrs[contract.DLQ_ATTR_FAILED_AT])
+    assert abs(datetime.now(UTC) - failed_at) < timedelta(minutes=1)
+    assert world.store.objects == {} and world.metrics.counts["JobsClassified"] == 0
+    assert handler_metrics.counts == {"MalformedEvent": 1, "DeadLettered": 1}
 
 
-def test_event_for_a_job_that_no_longer_exists_is_a_permanent_failure(world, context):
+def test_event_for_a_job_that_no_longer_exists_is_dead_lettered_with_its_name(world, dlq, context):
     body = (EVENTS / "bad" / "job_does_not_exist.json").read_text()
     event = handler.parse_event(body)
-    with pytest.raises(JobNotFound):
+    dlq.refuse = "AccessDenied"
+    with pytest.raises(JobNotFound):  # the send refused: the original error is raised (batch-item failure)
         handler.record_handler(handler.SQSRecord(sqs_event(body)["Records"][0]))
-    assert event.is_terminal
-    assert len(failed_ids(handler.lambda_handler(sqs_event(body), context))) == 1
+    assert event.is_terminal and dlq.sent == []
+    dlq.refuse = None
+
+    dlq_event = sqs_event(body)
+    dlq_event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+    assert failed_ids(handler.lambda_handler(dlq_event, context)) == []
+    (sent,) = dlq.sent
+    attrs = attributes(sent)
+    assert attrs[contract.DLQ_ATTR_ERROR] == "JobNotFound" and attrs[contract.DLQ_ATTR_JOB] == event.job_name
+    assert attrs[contract.DLQ_ATTR_RECEIVE_COUNT] == "2"
+    assert attrs[contract.DLQ_ATTR_SOURCE_QUEUE] == dlq_event["Records"][0]["eventSourceARN"]
+    assert event.job_name in attrs[contract.DLQ_ATTR_REASON]
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "ThrottlingException", "AWS.SimpleQueueService.NonExistentQueue"])
+def test_a_failed_dead_letter_send_falls_back_to_a_batch_item_failure(code, world, dlq, context, handler_metrics):
+    dlq.refuse = code
+    good = event_text("training_job_completed.json")
+    world.jobs.add("llama3-8b-sft-001")
+    world.trail.add("llama3-8b-sft-001")
+    event = sqs_event("{not json", good)
+    response = handler.lambda_handler(event, context)
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]  # left to the redrive policy: not lost
+    assert dlq.sent == [] and len(world.store.records()) == 1
+    assert handler_metrics.counts["DeadLetterSendFailed"] == 1 and handler_metrics.counts["DeadLettered"] == 0
+
+
+def test_no_dead_letter_queue_configured_falls_back_to_a_batch_item_failure(world, context, handler_metrics):
+    event = sqs_event("{not json")
+    assert failed_ids(handler.lambda_handler(event, context)) == [event["Records"][0]["messageId"]]
+    assert handler_metrics.counts["DeadLetterSendFailed"] == 1
+
+
+def test_invalid_settings_fall_back_to_the_redrive_policy(world, context, monkeypatch):
+    """The real getter: settings that fail validation must not lose the message."""
+    monkeypatch.setattr(handler, "dead_letter_queue", REAL_DEAD_LETTER_QUEUE)
+    monkeypatch.delenv("AUDIT_BUCKET_NAME", raising=False)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", DLQ_URL)
+    handler.settings.cache_clear()
+    try:
+        event = sqs_event("{not json")
+        assert failed_ids(handler.lambda_handler(event, context)) == [event["Records"][0]["messageId"]]
+    finally:
+        handler.settings.cache_clear()
+        handler.dead_letter_queue.cache_clear()
+
+
+def test_a_refused_audit_write_is_dead_lettered_with_the_aws_error(world, dlq, context, monkeypatch):
+    world.jobs.add("llama3-8b-sft-001")
+    world.trail.add("llama3-8b-sft-001")
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermanentAuditWriteError("S3 PutObject: AccessDenied (test)")
+
+    monkeypatch.setattr(world.store, "put_record", refuse)
+    response = handler.lambda_handler(sqs_event(event_text("training_job_completed.json")), context)
+    assert failed_ids(response) == []
+    (sent,) = dlq.sent
+    assert attributes(sent)[contract.DLQ_ATTR_ERROR] == "PermanentAuditWriteError"
+    assert "AccessDenied" in attributes(sent)[contract.DLQ_ATTR_REASON]
+
+
+def test_dead_letter_attributes_are_bounded_and_sqs_safe():
+    letter = DeadLetter(
+        reason="x\x00y" + "z" * 5000,
+        error="E" * 400,
+        source_message_id="m",
+        receive_count=3,
+        failed_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    attrs = {k: v["StringValue"] for k, v in message_attributes(letter).items()}
+    assert len(attrs[contract.DLQ_ATTR_REASON]) == 1000 and attrs[contract.DLQ_ATTR_REASON].startswith("x?y")
+    assert len(attrs[contract.DLQ_ATTR_ERROR]) <= 256
+    assert attrs[contract.DLQ_ATTR_FAILED_AT] == "2026-01-02T03:04:05.000+00:00"
+    assert contract.DLQ_ATTR_JOB not in attrs and contract.DLQ_ATTR_SOURCE_QUEUE not in attrs
+    assert len(attrs) <= 10  # SQS allows 10 message attributes
+    empty = DeadLetter(reason="", error="E", source_message_id="m", receive_count=1, failed_at=datetime.now(UTC))
+    assert message_attributes(empty)[contract.DLQ_ATTR_REASON]["StringValue"]  # SQS refuses empty values
 
 
 def test_fixture_events_have_the_status_their_name_says():

@@ -33,11 +33,29 @@ def test_settings_defaults_and_values():
         ({"AUDIT_BUCKET_NAME": "b-ok", "APPROACHING_FRACTION": "1.5"}, "APPROACHING_FRACTION"),
         ({"AUDIT_BUCKET_NAME": "b-ok", "CLOUDTRAIL_MAX_WAIT_SECONDS": "soon"}, "CLOUDTRAIL_MAX_WAIT_SECONDS"),
         ({"AUDIT_BUCKET_NAME": "b-ok", "ALERT_TOPIC_ARN": "not-an-arn"}, "ALERT_TOPIC_ARN"),
+        ({"AUDIT_BUCKET_NAME": "b-ok", "DEAD_LETTER_QUEUE_URL": "arn:aws:sqs:eu-west-1:1:q"}, "DEAD_LETTER_QUEUE_URL"),
+        (
+            {"AUDIT_BUCKET_NAME": "b-ok", "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/12/q.fifo"},
+            "DEAD_LETTER_QUEUE_URL",
+        ),
     ],
 )
 def test_invalid_settings_fail_with_a_clear_message(env, mentions):
     with pytest.raises(SettingsError, match=mentions):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/FlopsMeter-prod-IntakeDeadLetters1A2B3C-Xyz",
+        "http://127.0.0.1:49152/123456789012/flopsmeter-classifier-dlq",  # the local emulator
+    ],
+)
+def test_dead_letter_queue_url_is_optional_and_validated(url):
+    assert Settings.from_env({"AUDIT_BUCKET_NAME": "b-ok"}).DEAD_LETTER_QUEUE_URL is None
+    configured = Settings.from_env({"AUDIT_BUCKET_NAME": "b-ok", "DEAD_LETTER_QUEUE_URL": url})
+    assert url == configured.DEAD_LETTER_QUEUE_URL
 
 
 def test_reconciler_handler_reports_what_it_did(monkeypatch, context):
