@@ -1,8 +1,8 @@
 """The classifier handler end to end on moto: SQS message -> handler -> adapters -> locked S3 record -> events.
 
 Emulated (see conftest): Object Lock and If-None-Match (moto), SageMaker job lifecycle/Environment and CloudTrail
-LookupEvents (flopsmeter.local.moto_ext), SQS redrive to the DLQ (moto). Lambda's SQS event source mapping is
-emulated by ``drain`` (receive, invoke, delete what did not fail).
+LookupEvents (flopsmeter.local.moto_ext), SQS redrive to the DLQ and message attributes (moto). Lambda's SQS event
+source mapping is emulated by ``drain`` (receive, invoke, delete what did not fail).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from flopsmeter import contract
 from flopsmeter.audit.keys import record_key
+from flopsmeter.aws.dead_letters import DeadLetterQueue
 from flopsmeter.local import moto_ext
 from flopsmeter.service.classifier import notification_marker_key
 from lambdas.classifier import handler
@@ -33,6 +34,8 @@ class Ctx:
 @pytest.fixture
 def wired(aws, monkeypatch):
     monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
+    dead_letters = DeadLetterQueue(aws["sqs"], aws.dlq)  # DEAD_LETTER_QUEUE_URL, as the stack sets it
+    monkeypatch.setattr(handler, "dead_letter_queue", lambda: dead_letters)
     return aws
 
 
@@ -148,13 +151,44 @@ def test_duplicate_and_out_of_order_events_leave_one_record(wired):
     assert len(wired.messages(wired.recorded_queue)) == 1
 
 
-def test_malformed_and_vanished_job_events_end_in_the_dlq(wired):
+def test_malformed_and_vanished_job_events_are_in_the_dlq_after_one_delivery_with_their_reason(wired):
     end = wired.job("job-good")
-    send(wired, "{truncated", state_change("job-never-created"), state_change("job-good"))
-    drain(wired)
-    dead = [m["Body"] for m in wired["sqs"].receive_message(QueueUrl=wired.dlq, MaxNumberOfMessages=10)["Messages"]]
-    assert len(dead) == 2 and "{truncated" in dead
+    vanished = state_change("job-never-created")
+    sent_ids = {
+        body: wired["sqs"].send_message(QueueUrl=wired.classifier_queue, MessageBody=body)["MessageId"]
+        for body in ("{truncated", vanished, state_change("job-good"))
+    }
+    responses = drain(wired, rounds=1)  # ONE delivery: the queue's maxReceiveCount (3) is never reached
+
+    assert responses == [{"batchItemFailures": []}]
+    attrs = wired["sqs"].get_queue_attributes(QueueUrl=wired.classifier_queue, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    dead = wired["sqs"].receive_message(
+        QueueUrl=wired.dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: {k: v["StringValue"] for k, v in m["MessageAttributes"].items()} for m in dead}
+    assert set(by_body) == {"{truncated", vanished}  # the original bodies, unchanged
+    malformed, unknown = by_body["{truncated"], by_body[vanished]
+    assert malformed[contract.DLQ_ATTR_ERROR] == "MalformedEvent" and "JSON" in malformed[contract.DLQ_ATTR_REASON]
+    assert unknown[contract.DLQ_ATTR_ERROR] == "JobNotFound" and unknown[contract.DLQ_ATTR_JOB] == "job-never-created"
+    assert "job-never-created" in unknown[contract.DLQ_ATTR_REASON]
+    for body, attributes in by_body.items():
+        assert attributes[contract.DLQ_ATTR_SOURCE_MESSAGE_ID] == sent_ids[body]
+        assert attributes[contract.DLQ_ATTR_RECEIVE_COUNT] == "1" and attributes[contract.DLQ_ATTR_FAILED_AT]
+        assert len(attributes[contract.DLQ_ATTR_REASON]) <= handler.MAX_REASON
     assert wired.store.exists(key("job-good", end))
+
+
+def test_a_refused_dead_letter_send_falls_back_to_the_redrive_policy(wired):
+    """SendMessage to the DLQ refused (AccessDenied): the message fails, is redelivered, and moto's redrive moves the
+    bare body after maxReceiveCount (3) receives. Nothing is lost."""
+    send(wired, "{truncated")
+    fault = inject_faults(wired["sqs"], "SendMessage", times=10**6, code="AccessDenied", status=403)  # from here on
+    responses = drain(wired)
+    fault["remaining"] = 0  # disarmed: the client is shared with the other tests
+    assert [len(r["batchItemFailures"]) for r in responses] == [1, 1, 1]
+    (dead,) = wired["sqs"].receive_message(QueueUrl=wired.dlq, MessageAttributeNames=["All"])["Messages"]
+    assert dead["Body"] == "{truncated" and "MessageAttributes" not in dead
 
 
 def test_cloudtrail_late_then_found(wired):
