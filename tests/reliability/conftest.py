@@ -24,6 +24,7 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter.aws.clients import client as production_client
+from flopsmeter.aws.dead_letters import DeadLetterQueue
 from lambdas.classifier import handler
 from lambdas.shared.observability import logger as powertools_logger
 from tests.integration.conftest import ACCOUNT, REGION, Aws, _clients, aws  # noqa: F401 - fixtures re-used here
@@ -46,6 +47,7 @@ class Harness:
     aws: Aws
     log: _Lines
     slept: list[float]
+    dlq_client: Any = None  # the classifier's own SQS client for its dead-letter sends
     responses: list[dict[str, Any]] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
 
@@ -93,10 +95,16 @@ class Harness:
         return out
 
     def dead_letters(self) -> list[str]:
+        return [m["Body"] for m in self.dead_letter_messages()]
+
+    def dead_letter_messages(self) -> list[dict[str, Any]]:
+        """Every DLQ message (consumed), with its message attributes (the reason, when the handler sent it)."""
         sqs, out = self.aws["sqs"], []
-        while batch := sqs.receive_message(QueueUrl=self.aws.dlq, MaxNumberOfMessages=10).get("Messages"):
+        while batch := sqs.receive_message(
+            QueueUrl=self.aws.dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages"):
             for m in batch:
-                out.append(m["Body"])
+                out.append(m)
                 sqs.delete_message(QueueUrl=self.aws.dlq, ReceiptHandle=m["ReceiptHandle"])
         return out
 
@@ -120,20 +128,23 @@ class _Context:
 def _production_clients() -> dict[str, Any]:
     """The classifier's own clients (flopsmeter.aws.clients: standard retries, timeouts), not its cached ones."""
     with mock_aws():
-        return {s: production_client.__wrapped__(s, REGION) for s in DEPENDENCIES}
+        return {s: production_client.__wrapped__(s, REGION) for s in (*DEPENDENCIES, "sqs")}
 
 
 @pytest.fixture
 def harness(aws: Aws, _production_clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:  # noqa: F811
-    aws.clients.update(_production_clients)
+    aws.clients.update({s: c for s, c in _production_clients.items() if s in DEPENDENCIES})
     monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
+    # DEAD_LETTER_QUEUE_URL as the stack sets it, on the production client config (harness.dlq_client for faults)
+    dead_letters = DeadLetterQueue(_production_clients["sqs"], aws.dlq)
+    monkeypatch.setattr(handler, "dead_letter_queue", lambda: dead_letters)
     slept: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=slept.append))
     lines = _Lines()
     lines.setFormatter(powertools_logger.registered_formatter)
     powertools_logger.addHandler(lines)
     try:
-        yield Harness(aws, lines, slept)
+        yield Harness(aws, lines, slept, dlq_client=_production_clients["sqs"])
     finally:
         powertools_logger.removeHandler(lines)
         for client in _production_clients.values():

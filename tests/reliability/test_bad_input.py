@@ -1,8 +1,9 @@
 """The bad-input corpus (tests/events/bad/) through SQS -> the real handler -> moto, with the logged outcome asserted.
 
-* MANIFEST.json: SQS bodies. Malformed ones and events for jobs SageMaker does not know end in the DLQ after the
-  redrive policy's receives, each with a Powertools log line whose ``reason`` names the problem (and never echoes
-  the input); a readable event full of junk is classified normally and none of the junk reaches the record.
+* MANIFEST.json: SQS bodies. Malformed ones and events for jobs SageMaker does not know are sent to the DLQ by the
+  handler on their first delivery, body unchanged, with the reason as message attributes and in a Powertools log
+  line (never echoing the input); a readable event full of junk is classified normally and none of the junk
+  reaches the record.
 * job_settings.json: what a job carries (Environment, tags, CloudWatch metrics): injection attempts, 10 MB strings,
   NaN / 1e400 / negative FLOPs. Every job is still classified, on the conservative side, with a warning.
 """
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from flopsmeter import contract
 from lambdas.classifier.handler import MAX_REASON
 from tests.integration.conftest import state_change
-from tests.reliability.conftest import MAX_RECEIVE_COUNT
 
 BAD = Path(__file__).resolve().parents[1] / "events" / "bad"
 MANIFEST: dict[str, dict[str, str]] = json.loads((BAD / "MANIFEST.json").read_text())["cases"]
@@ -35,7 +36,7 @@ def test_manifest_lists_every_corpus_file():
     assert {c["outcome"] for c in MANIFEST.values()} <= {"malformed", "job_not_found", "recorded"}
 
 
-def test_every_bad_event_ends_in_the_dlq_with_a_logged_reason(harness):
+def test_every_bad_event_is_dead_lettered_at_once_with_its_reason(harness):
     """All corpus bodies in one go (as a burst would bring them): each gets its own outcome, none blocks another."""
     harness.aws.job("llama3-8b-sft-001")  # the job the readable-but-junky events name
     sqs = harness["sqs"]
@@ -43,11 +44,17 @@ def test_every_bad_event_ends_in_the_dlq_with_a_logged_reason(harness):
     for name in sorted(MANIFEST):
         body = (BAD / name).read_text(encoding="utf-8")
         sent[sqs.send_message(QueueUrl=harness.aws.classifier_queue, MessageBody=body or " ")["MessageId"]] = name
-    harness.drain(rounds=100)  # until empty: every message is received MAX_RECEIVE_COUNT times, then moved
+    responses = harness.drain(rounds=100)  # until empty
 
-    dead = harness.dead_letters()
-    expected_dead = [n for n, c in MANIFEST.items() if c["outcome"] != "recorded"]
-    assert len(dead) == len(expected_dead)
+    assert all(r == {"batchItemFailures": []} for r in responses)  # nothing left to the redrive policy
+    queue = sqs.get_queue_attributes(QueueUrl=harness.aws.classifier_queue, AttributeNames=["All"])["Attributes"]
+    assert (queue["ApproximateNumberOfMessages"], queue["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+    dead = {
+        m["MessageAttributes"][contract.DLQ_ATTR_SOURCE_MESSAGE_ID]["StringValue"]: m
+        for m in harness.dead_letter_messages()
+    }
+    expected_dead = {i for i, n in sent.items() if MANIFEST[n]["outcome"] != "recorded"}
+    assert set(dead) == expected_dead
     problems = []
     for message_id, name in sent.items():
         case = MANIFEST[name]
@@ -55,14 +62,21 @@ def test_every_bad_event_ends_in_the_dlq_with_a_logged_reason(harness):
             continue
         lines = [line for line in harness.log.lines if line.get("message_id") == message_id]
         reasons = [line for line in lines if line["message"] == LOG_MESSAGE[case["outcome"]]]
-        if len(reasons) != MAX_RECEIVE_COUNT:  # logged on every receive, until the redrive policy moved it
-            problems.append(f"{name}: {len(reasons)} reason lines, want {MAX_RECEIVE_COUNT}: {lines[:1]}")
+        if len(reasons) != 1:  # one delivery: dead-lettered by the handler at once
+            problems.append(f"{name}: {len(reasons)} reason lines, want 1: {lines[:1]}")
             continue
-        reason = reasons[0]["reason"]
-        if case["reason_mentions"] not in reason or len(reason) > MAX_REASON:
-            problems.append(f"{name}: reason {reason[:200]!r} lacks {case['reason_mentions']!r}")
+        attributes = {k: v["StringValue"] for k, v in dead[message_id]["MessageAttributes"].items()}
+        for reason in (reasons[0]["reason"], attributes[contract.DLQ_ATTR_REASON]):
+            if case["reason_mentions"] not in reason or len(reason) > MAX_REASON:
+                problems.append(f"{name}: reason {reason[:200]!r} lacks {case['reason_mentions']!r}")
+        if attributes[contract.DLQ_ATTR_RECEIVE_COUNT] != "1":
+            problems.append(f"{name}: dead-lettered on delivery {attributes[contract.DLQ_ATTR_RECEIVE_COUNT]}")
+        if dead[message_id]["Body"] != ((BAD / name).read_text(encoding="utf-8") or " "):
+            problems.append(f"{name}: the DLQ body is not the original")
         if any(len(json.dumps(line)) > 4 * MAX_REASON for line in lines):
             problems.append(f"{name}: a log line echoes the input")
+        if sum(len(v) for v in attributes.values()) > 2 * MAX_REASON:
+            problems.append(f"{name}: the DLQ attributes echo the input")
     assert problems == []
     records = harness.records()
     assert [r.job.name for r in records.values()] == ["llama3-8b-sft-001"]  # only the readable event recorded

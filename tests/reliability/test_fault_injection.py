@@ -1,7 +1,8 @@
 """Fault injection on every AWS dependency of the classifier, through the real handler, on moto.
 
 Every fault must end as a retried success (botocore's own retries, or SQS redelivery after a batch-item failure)
-or as a dead-letter-queue entry whose reason is logged. Never a silent skip, and never a record less conservative
+or as a dead-letter-queue entry whose reason is logged (and, for a permanent failure the handler dead-letters itself,
+attached to the message). Never a silent skip, and never a record less conservative
 than a fault-free run of the same job (same method, FLOPs, thresholds and outcome).
 
 Two injection points:
@@ -23,6 +24,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from moto.core.models import botocore_stubber
 
+from flopsmeter import contract
 from flopsmeter.aws.clients import MAX_ATTEMPTS
 from flopsmeter.service.classifier import notification_marker_key
 from tests.integration.conftest import REGION, inject_faults, state_change
@@ -214,13 +216,33 @@ def test_access_denied_is_a_permanent_failure_with_a_reason(harness, service, op
         assert conservative_view(record) == conservative_view(clean)
         assert harness.dead_letters() == []
         return
-    assert harness.dead_letters() == [state_change_body(harness, "job-faulted")]
-    failures = harness.logged("permanent failure; will end in the dead-letter queue")
-    assert failures and all("AccessDenied" in f["reason"] and operation in f["reason"] for f in failures)
+    (dead,) = harness.dead_letter_messages()
+    assert dead["Body"] == state_change_body(harness, "job-faulted")
+    (failure,) = harness.logged("permanent failure; will end in the dead-letter queue")  # one delivery, no retries
+    assert "AccessDenied" in failure["reason"] and operation in failure["reason"]
+    why = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert why[contract.DLQ_ATTR_REASON] == failure["reason"] and why[contract.DLQ_ATTR_JOB] == "job-faulted"
     if expected == "dlq_after_write":
         assert conservative_view(harness.aws.store.get_record(key)) == conservative_view(clean)
     else:
         assert not harness.aws.store.exists(key)
+
+
+@pytest.mark.parametrize(("code", "status"), [("AccessDenied", 403), ("ServiceUnavailable", 503)])
+def test_a_failed_dead_letter_send_leaves_the_message_to_the_redrive_policy(harness, code, status):
+    """The handler's own DLQ send refused or failing: the permanent failure is reported as a batch-item failure
+    instead, redelivered, and moved to the DLQ by the redrive policy (bare, no attributes). Never lost."""
+    harness.aws.job("job-faulted")
+    fault = inject_faults(harness.dlq_client, "SendMessage", times=10**6, code=code, status=status)
+    harness.send(state_change("job-faulted"), "{not json")  # the job exists: only the malformed body fails
+    harness.drain(rounds=MAX_RECEIVE_COUNT + 2)
+    fault["remaining"] = 0
+    (dead,) = harness.dead_letter_messages()
+    assert dead["Body"] == "{not json" and "MessageAttributes" not in dead
+    assert len(harness.logged("dead-letter send failed; the message is left to the queue's redrive policy")) == (
+        MAX_RECEIVE_COUNT
+    )
+    assert len(harness.records()) == 1
 
 
 def test_partial_batch_failure_retries_only_the_failed_record(harness):
