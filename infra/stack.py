@@ -7,7 +7,8 @@ IAM, per role (nothing else is granted; nothing anywhere may delete audit object
   sagemaker:DescribeTrainingJob + sagemaker:ListTags on training jobs; cloudwatch:GetMetricData/
   GetMetricStatistics and cloudtrail:LookupEvents (no resource-level permissions exist for these, so their
   resource is "*"); events:PutEvents on the default bus for source "flopsmeter" only; sns:Publish on the
-  alert topic; consuming its queue.
+  alert topic; consuming its queue; sqs:SendMessage on the dead-letter queue only (+ kms:GenerateDataKey /
+  kms:Decrypt on its key), where it puts a permanently failed message at once with the reason attached.
 - reconciler: runs the same classification code for jobs that have no record, so the classifier's grants
   except the queue, plus sagemaker:ListTrainingJobs ("*": no resource-level permissions).
 - digest: list + read records/ and digests/ (object versions included); s3:PutObject +
@@ -149,6 +150,7 @@ class FlopsMeterStack(Stack):
             timeout=CLASSIFIER_TIMEOUT,
             memory_mb=512,
             reserved=cfg.classifier_reserved_concurrency,
+            extra_env={"DEAD_LETTER_QUEUE_URL": intake.dead_letter_queue.queue_url},
         )
         reconciler = function(
             "Reconciler",
@@ -177,7 +179,7 @@ class FlopsMeterStack(Stack):
             events.Schedule.cron(minute="5"), "FLOPs Meter digest: hourly, five minutes past the hour"
         )
 
-        self._grant_classifier(classifier.role, audit, alerts)
+        self._grant_classifier(classifier.role, audit, alerts, intake)
         self._grant_reconciler(reconciler.role, audit, alerts)
         self._grant_digest(digest.role, audit, signing_key)
         audit.restrict_retention_to(
@@ -297,8 +299,27 @@ class FlopsMeterStack(Stack):
             "CDK's SNS publish grant for the topic's CMK; limited to that one key.",
         )
 
-    def _grant_classifier(self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic) -> None:
+    def _grant_classifier(
+        self, role: iam.IRole, audit: AuditBucket, alerts: AlertTopic, intake: ClassifierQueue
+    ) -> None:
         self._grant_classify(role, audit, alerts)  # + consuming its queue (granted by the event source)
+        # Permanent failures are sent to the DLQ by the handler itself, with the reason as message attributes.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeadLetterPermanentFailures",
+                actions=["sqs:SendMessage"],
+                resources=[intake.dead_letter_queue.queue_arn],
+            )
+        )
+        dead_letter_key = intake.dead_letter_queue.encryption_master_key
+        if dead_letter_key is not None:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="DeadLetterKey",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[dead_letter_key.key_arn],
+                )
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

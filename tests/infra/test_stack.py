@@ -62,6 +62,13 @@ def role_arn(synth: Synthesized, name: str) -> str:
     return f"<{role_of(synth, name)}.Arn>"
 
 
+def dead_letter_queue_id(synth: Synthesized) -> str:
+    """The classifier queue's redrive target (the queue the classifier consumes, found through its event source)."""
+    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    queue = synth.resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+    return str(queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+
+
 def audit_bucket(synth: Synthesized) -> tuple[str, dict[str, Any]]:
     found = [(k, v) for k, v in synth.of_type("AWS::S3::Bucket").items() if v["Properties"].get("ObjectLockEnabled")]
     assert len(found) == 1, "exactly one object-locked bucket"
@@ -272,6 +279,7 @@ def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) ->
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
+        "sqs:SendMessage",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
@@ -288,6 +296,17 @@ def test_classifier_may_put_only_its_own_events_on_the_default_bus(synth: Synthe
     assert put["Condition"] == {
         "StringEquals": {"events:source": RECORDED_EVENT_SOURCE, "events:detail-type": RECORDED_EVENT_DETAIL_TYPE}
     }
+
+
+def test_classifier_may_send_only_to_its_dead_letter_queue_with_its_key(synth: Synthesized) -> None:
+    dlq_id = dead_letter_queue_id(synth)
+    pairs = allowed(role_statements(synth, role_of(synth, "classifier")))
+    assert {r for a, r in pairs if a == "sqs:SendMessage"} == {f"<{dlq_id}.Arn>"}
+    key_id = synth.resources[dlq_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert (action, f"<{key_id}.Arn>") in pairs
+    for other in ("reconciler", "digest"):
+        assert not any(a == "sqs:SendMessage" for a, _ in allowed(role_statements(synth, role_of(synth, other))))
 
 
 def test_reconciler_role_is_the_classifier_set_plus_listing_jobs_minus_the_queue(synth: Synthesized) -> None:
@@ -409,10 +428,13 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
 def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str) -> None:
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
-    expected = set(LAMBDA_ENV) - {"CLASSIFIER_QUEUE_URL", "DIGEST_SIGNING_KEY_ID"}
+    expected = set(LAMBDA_ENV) - {"CLASSIFIER_QUEUE_URL", "DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL"}
     expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     if name == "digest":
         expected.add("DIGEST_SIGNING_KEY_ID")
+    if name == "classifier":
+        expected.add("DEAD_LETTER_QUEUE_URL")
+        assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter_queue_id(synth)}
     assert set(env) == expected
     assert env["RETENTION_YEARS"] == str(RETENTION_YEARS) and env["PRIMARY_POLICY"] == "aws-30pct-2026"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FlopsMeterService"
