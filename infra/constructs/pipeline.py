@@ -9,7 +9,9 @@ The numbers, and why (docs/infra.md has the table):
   up to ~15): a record that is not ready yet is reported as a batch item failure and comes back after it.
 - maxReceiveCount covers that wait (``cloudtrail_max_wait_seconds`` / visibility, rounded up), one final
   receive that records CloudTrail as ``not_found``, and ``SPARE_RECEIVES`` for transient failures; only
-  after that does a message go to the DLQ, which alarms at the first message.
+  after that does the redrive policy move a message to the DLQ, which alarms at the first message. A permanent
+  failure (malformed event, unknown job) does not wait for that: the classifier sends it to the DLQ itself on
+  its first delivery, with the reason as message attributes (``DEAD_LETTER_QUEUE_URL``, stack.py grants it).
 """
 
 from __future__ import annotations
