@@ -170,7 +170,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for key in result.record_keys:
             out.print(f"record: s3://{r.audit_bucket}/{key}")
     reasons = {a.message_id: a.reason or "" for a in result.report.failed}
-    mine = [d for d in result.report.dead_lettered if d["message_id"] in reasons]
+    handled = {a.message_id for a in result.report.attempts if a.dead_lettered} | set(reasons)
+    mine = [
+        d for d in result.report.dead_lettered if d["message_id"] in handled or d.get("source_message_id") in handled
+    ]
     if mine:
         out.print(dead_letters_table(mine, reasons))
     out.print(f"classifier log: {Path(args.state_dir) / 'logs' / 'classifier.log'}")

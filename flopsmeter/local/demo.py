@@ -238,7 +238,8 @@ class Demo:
         table.add_row(
             "events",
             f"EventBridge rule {r.rule_name} -> SQS {r.queue_url.rsplit('/', 1)[-1]} "
-            f"(DLQ after {r.max_receive_count} deliveries) -> classifier Lambda (run in-process)",
+            f"(DLQ: permanent failures at once with the reason, others after {r.max_receive_count} deliveries) "
+            "-> classifier Lambda (run in-process)",
         )
         table.add_row("alerts / signing", f"SNS {r.alert_topic_arn.rsplit(':', 1)[-1]}; KMS {r.signing_key_alias}")
         self.out.print(table)
@@ -375,11 +376,8 @@ class Demo:
         for r in records:
             if r.warnings:
                 self.out.print(f"[dim]{r.job.name} warnings: {'; '.join(r.warnings)[:300]}[/]")
-        reasons = {a.message_id: a.reason or "" for a in self.attempts if not a.ok}
-        deliveries: dict[str, int] = {}
-        for a in self.attempts:
-            deliveries[a.message_id] = deliveries.get(a.message_id, 0) + 1
-        self.out.print(dead_letters_table(peek_dead_letters(self.resources), reasons, deliveries))
+        dead_letters = peek_dead_letters(self.resources)
+        self.out.print(dead_letters_table(dead_letters))  # reasons and deliveries from the messages' attributes
         alerts = _drain_inbox(self.aws("sqs"), self.resources.alert_inbox_url)
         for body in alerts:
             message = json.loads(body)
@@ -404,7 +402,10 @@ class Demo:
             "a missing CloudTrail event is recorded as not_found with a reason",
             getattr(getattr(by_name.get("demo-failed-oom"), "cloudtrail", None), "status", None) == "not_found",
         )
-        self.check("the malformed event is in the dead-letter queue", len(peek_dead_letters(self.resources)) == 1)
+        self.check(
+            "the malformed event is in the dead-letter queue after 1 delivery, with its reason",
+            [(d["error"], d["deliveries"], bool(d["reason"])) for d in dead_letters] == [("MalformedEvent", 1, True)],
+        )
         self.check("alerts were sent for approaching/exceeds", len(alerts) >= 2)
         return records
 

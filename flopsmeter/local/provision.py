@@ -2,7 +2,7 @@
 
 * audit bucket: Object Lock on, versioned, default COMPLIANCE retention, SSE, public access blocked;
 * classifier queue + dead-letter queue with a redrive policy (``maxReceiveCount``), a queue policy that
-  lets EventBridge send;
+  lets EventBridge send; the classifier gets the DLQ's URL (``DEAD_LETTER_QUEUE_URL``), as in the stack;
 * the EventBridge rule on the default bus: ``aws.sagemaker`` / "SageMaker Training Job State Change" /
   terminal statuses -> the classifier queue;
 * the SNS alert topic, and an asymmetric KMS key (RSA_2048, SIGN_VERIFY) for signing digests;
@@ -77,6 +77,7 @@ class LocalResources:
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(self.cloudtrail_max_wait_seconds),
             "RECONCILE_LOOKBACK_HOURS": "24",
             "CLASSIFIER_QUEUE_URL": self.queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.dlq_url,  # permanent failures are sent here at once, with their reason
             "DIGEST_SIGNING_KEY_ID": self.signing_key_id,
             "STAGE": "local",
             "POWERTOOLS_SERVICE_NAME": "flopsmeter-classifier",

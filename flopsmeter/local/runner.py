@@ -4,14 +4,17 @@
 process with the SQS event shape Lambda sends (``Records[].messageId/receiptHandle/body/attributes/...``),
 the environment the stack sets (``LocalResources.lambda_env``) and ``AWS_ENDPOINT_URL`` at the emulator, and
 honours ``batchItemFailures`` like Lambda with ``ReportBatchItemFailures``: successes are deleted, failures stay
-in the queue and reappear after the visibility timeout. The redrive policy is SQS's own: moto moves a message
-to the dead-letter queue once it has been received ``maxReceiveCount`` times (checked in moto 5.2.5, not
-emulated here). Handler logs (Powertools JSON, EMF metrics) go to a log file, not the terminal.
+in the queue and reappear after the visibility timeout. A permanent failure is sent to the dead-letter queue by
+the handler itself (``DEAD_LETTER_QUEUE_URL``) with its reason as message attributes, and reported as handled;
+``drain`` marks those attempts ``dead_lettered`` from the DLQ's attributes. The redrive policy is SQS's own: moto
+moves a message to the dead-letter queue once it has been received ``maxReceiveCount`` times (checked in moto
+5.2.5, not emulated here). Handler logs (Powertools JSON, EMF metrics) go to a log file, not the terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flopsmeter import contract
 from flopsmeter.local.clients import client
 from flopsmeter.local.provision import LOCAL_BATCH_SIZE, LocalResources
 
@@ -43,6 +47,7 @@ class Attempt:
     job_name: str | None
     event_id: str | None
     reason: str | None = None
+    dead_lettered: bool = False  # handled by sending it to the DLQ (a permanent failure); ``reason`` says why
 
 
 @dataclass
@@ -238,6 +243,7 @@ def drain(
             _invoke(sqs, resources, handler, messages, report, stream, on_attempt)
     report.remaining = 0 if _queue_empty(sqs, resources.queue_url) else _queue_depth(sqs, resources.queue_url)
     report.dead_lettered = peek_dead_letters(resources)
+    report.attempts = _mark_dead_lettered(report.attempts, report.dead_lettered)
     report.seconds = time.monotonic() - started
     return report
 
@@ -286,6 +292,19 @@ def _invoke(
             on_attempt(attempt)
 
 
+def _mark_dead_lettered(attempts: list[Attempt], dead_letters: list[dict[str, Any]]) -> list[Attempt]:
+    """Attempts the handler settled by dead-lettering the message, told by the DLQ's source-message-id attribute."""
+    why = {d["source_message_id"]: d for d in dead_letters if d.get("source_message_id")}
+    return [
+        dataclasses.replace(
+            a, dead_lettered=True, reason=f"{why[a.message_id]['error']}: {why[a.message_id]['reason']}"
+        )
+        if a.ok and a.message_id in why and a.receive_count == why[a.message_id]["deliveries"]
+        else a
+        for a in attempts
+    ]
+
+
 def _queue_depth(sqs: Any, url: str) -> int:
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,
@@ -302,24 +321,40 @@ def _queue_empty(sqs: Any, url: str) -> bool:
 
 
 def peek_dead_letters(resources: LocalResources) -> list[dict[str, Any]]:
-    """The messages in the DLQ, read without consuming them (received with visibility 0)."""
+    """The messages in the DLQ, read without consuming them (received with visibility 0).
+
+    A message the classifier dead-lettered itself carries why (``reason``, ``error``), the classifier queue's
+    ``source_message_id`` and the delivery it failed on (``deliveries``), read from its message attributes; one
+    the redrive policy moved has None there (its reason is only in the classifier log).
+    """
     sqs = client("sqs", resources.endpoint, resources.region)
     seen: dict[str, dict[str, Any]] = {}
     for _ in range(10):
         batch = sqs.receive_message(
-            QueueUrl=resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+            QueueUrl=resources.dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         new = [m for m in batch if m["MessageId"] not in seen]
         if not new:
             break
         for m in new:
             job, event_id = _identity(m["Body"])
+            why = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
+            deliveries = why.get(contract.DLQ_ATTR_RECEIVE_COUNT)
             seen[m["MessageId"]] = {
                 "message_id": m["MessageId"],
                 "body": m["Body"],
                 "job_name": job,
                 "event_id": event_id,
                 "receive_count": int(m["Attributes"].get("ApproximateReceiveCount", 0)),
+                "reason": why.get(contract.DLQ_ATTR_REASON),
+                "error": why.get(contract.DLQ_ATTR_ERROR),
+                "source_message_id": why.get(contract.DLQ_ATTR_SOURCE_MESSAGE_ID),
+                "deliveries": int(deliveries) if deliveries and deliveries.isdigit() else None,
+                "failed_at": why.get(contract.DLQ_ATTR_FAILED_AT),
             }
     return list(seen.values())
 

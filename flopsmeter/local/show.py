@@ -70,7 +70,10 @@ def attempts_table(attempts: Iterable[Attempt], *, title: str = "Deliveries to t
     for name in ("job", "event id", "delivery", "result"):
         table.add_column(name, overflow="fold")
     for a in attempts:
-        result = "[green]ok[/]" if a.ok else f"[red]failed[/]: {escape((a.reason or '')[:160])}"
+        if a.dead_lettered:
+            result = f"[yellow]dead-lettered[/]: {escape((a.reason or '')[:160])}"
+        else:
+            result = "[green]ok[/]" if a.ok else f"[red]failed[/]: {escape((a.reason or '')[:160])}"
         table.add_row(
             escape(a.job_name or "") or "[dim](unparseable)[/]",
             escape((a.event_id or "-")[:13]),
@@ -83,23 +86,24 @@ def attempts_table(attempts: Iterable[Attempt], *, title: str = "Deliveries to t
 def dead_letters_table(
     entries: Iterable[dict[str, Any]], reasons: dict[str, str] | None = None, deliveries: dict[str, int] | None = None
 ) -> Table:
-    """DLQ messages; ``reasons``/``deliveries`` per message id from the runner's attempts, when known."""
+    """DLQ messages (``runner.peek_dead_letters``). The reason and the delivery count come from the message's own
+    attributes when the classifier dead-lettered it; for a message the redrive policy moved (no attributes),
+    ``reasons``/``deliveries`` per message id from the runner's attempts are shown when given."""
     table = Table(title="Dead-letter queue")
-    for name in ("message", "job", "deliveries", "why (last failure)", "body (start)"):
+    for name in ("message", "job", "deliveries", "why", "body (start)"):
         table.add_column(name, overflow="fold")
     for e in entries:
         body = e.get("body", "")
         with contextlib.suppress(ValueError):
             body = json.dumps(json.loads(body), separators=(",", ":"))
-        count = (deliveries or {}).get(e["message_id"], e.get("receive_count", "?"))
-        why = (reasons or {}).get(e["message_id"])
-        table.add_row(
-            e["message_id"][:8],
-            escape(e.get("job_name") or "-"),
-            str(count),
-            escape(why) if why else "[dim]see the classifier log[/]",
-            escape(body[:90]),
-        )
+        if e.get("reason"):
+            count: Any = e.get("deliveries") or "?"
+            why = f"{escape(e.get('error') or '')}: {escape(e['reason'])}"
+        else:
+            count = (deliveries or {}).get(e["message_id"], e.get("receive_count", "?"))
+            known = (reasons or {}).get(e["message_id"])
+            why = escape(known) if known else "[dim]no reason attached (moved by the redrive policy); see the log[/]"
+        table.add_row(e["message_id"][:8], escape(e.get("job_name") or "-"), str(count), why, escape(body[:90]))
     return table
 
 

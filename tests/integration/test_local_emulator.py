@@ -2,7 +2,8 @@
 classifier handler, the dead-letter path, and the detached ``flopsmeter local up|status|down`` lifecycle.
 
 Emulated (moto + flopsmeter.local.moto_ext): DescribeTrainingJob's lifecycle, CloudTrail LookupEvents, and
-the Lambda event source mapping (flopsmeter.local.runner). SQS redrive to the DLQ is moto's own.
+the Lambda event source mapping (flopsmeter.local.runner). SQS redrive to the DLQ is moto's own; a permanent
+failure is sent to the DLQ by the real handler (DEAD_LETTER_QUEUE_URL) with its reason as message attributes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from flopsmeter.audit.record import AuditRecord, stored_sha256_matches
 from flopsmeter.cli.main import main
+from flopsmeter.contract import LAMBDA_ENV
 from flopsmeter.local.clients import client
 from flopsmeter.local.emulator import Emulator, read_state
 from flopsmeter.local.provision import LocalResources
@@ -104,19 +106,31 @@ def test_non_terminal_event_is_filtered_by_the_rule(resources: LocalResources, t
     assert any("did not match" in note for note in result.notes)
 
 
-def test_malformed_event_ends_in_the_dlq_with_its_reason(resources: LocalResources, tmp_path: Path) -> None:
+def test_malformed_event_is_dead_lettered_on_its_first_delivery_with_its_reason(
+    resources: LocalResources, tmp_path: Path
+) -> None:
     event = load_event(DOCS_EXAMPLE)
     event["detail"]["TrainingJobName"] = "not a valid job name!"
 
     result = replay(resources, event, log_path=tmp_path / "classifier.log", deadline_s=60, keep_warm=True)
 
-    attempts = result.report.attempts
-    assert [a.receive_count for a in attempts] == list(range(1, resources.max_receive_count + 1))
-    assert not any(a.ok for a in attempts)
-    assert all(a.reason and a.reason.startswith("MalformedEvent") for a in attempts)
+    [attempt] = result.report.attempts  # one delivery, not maxReceiveCount
+    assert attempt.receive_count == 1 and attempt.ok and attempt.dead_lettered
+    assert attempt.reason and attempt.reason.startswith("MalformedEvent: ") and "TrainingJobName" in attempt.reason
     [dead] = result.report.dead_lettered
-    assert dead["message_id"] == attempts[0].message_id and dead["job_name"] == "not a valid job name!"
+    assert dead["source_message_id"] == attempt.message_id and dead["job_name"] == "not a valid job name!"
+    assert (dead["error"], dead["deliveries"]) == ("MalformedEvent", 1) and "TrainingJobName" in dead["reason"]
+    assert json.loads(dead["body"])["detail"] == event["detail"]  # the original body
     assert result.record_keys == [] and result.report.remaining == 0
+
+
+def test_the_emulated_classifier_gets_the_dead_letter_queue_like_the_stack(resources: LocalResources) -> None:
+    env = resources.lambda_env()
+    assert env["DEAD_LETTER_QUEUE_URL"] == resources.dlq_url
+    assert set(env) - {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"} - {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+    } <= set(LAMBDA_ENV)
 
 
 def test_detached_up_status_replay_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
