@@ -1,8 +1,9 @@
 """The classifier service's errors, told apart by type: transient ones are retried, permanent ones are not.
 
-A transient error leaves the SQS message on the queue (it comes back after the visibility timeout); a
-permanent one is reported as a batch-item failure too, so the queue's redrive policy moves it to the
-dead-letter queue with its reason in the log. Neither is ever swallowed.
+A transient error leaves the SQS message on the queue (it comes back after the visibility timeout, and the
+redrive policy moves it to the dead-letter queue after maxReceiveCount receives); a permanent one is sent to the
+dead-letter queue at once by the classifier handler, with its reason as message attributes (or, if that send
+fails, reported as a batch-item failure like a transient one). Neither is ever swallowed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class TransientError(ServiceError):
 
 
 class PermanentError(ServiceError):
-    """Retrying cannot help: the message ends in the dead-letter queue with this reason."""
+    """Retrying cannot help: the message goes to the dead-letter queue at once, with this reason attached."""
 
 
 class MalformedEvent(PermanentError):
