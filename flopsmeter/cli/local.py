@@ -91,7 +91,11 @@ def _print_resources(out: Any, resources: Any) -> None:
             f"{resources.audit_bucket} ({resources.retention_years} y default retention)",
         ),
         ("classifier queue", resources.queue_url),
-        ("dead-letter queue", f"{resources.dlq_url} (after {resources.max_receive_count} deliveries)"),
+        (
+            "dead-letter queue",
+            f"{resources.dlq_url} (permanent failures at once, with the reason; others after "
+            f"{resources.max_receive_count} deliveries)",
+        ),
         ("EventBridge rule (default bus)", f"{resources.rule_name}: aws.sagemaker, terminal statuses -> queue"),
         ("alert topic", resources.alert_topic_arn),
         ("digest signing key (RSA_2048 SIGN_VERIFY)", f"{resources.signing_key_alias} ({resources.signing_key_id})"),
