@@ -378,6 +378,7 @@ def run(
         )
         drained, _ = _wait_until_drained(res, dlq_expected, deadline_s)
         processing_s = time.perf_counter() - burst_start
+        still_queued = _queue_depth(client("sqs", res.endpoint, res.region), res.queue_url)
         stop.set()
         for proc in procs:
             proc.join(timeout=30)
@@ -396,7 +397,8 @@ def run(
         "records_written": bucket["records_in_bucket"] - bucket["duplicates_written"],
         "duplicates_suppressed": logs["duplicates_suppressed"],
         "duplicates_written": bucket["duplicates_written"],
-        "lost": bucket["lost"],
+        "lost": bucket["lost"],  # terminal jobs without a record; only final when "drained" is true
+        "queue_depth_at_end": still_queued,  # messages not yet processed when the deadline passed (0 if drained)
         "dlq": dlq["dlq"],
         "dlq_expected": dlq_expected,
         "dlq_kinds": dlq["dlq_kinds"],
@@ -445,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=5, help="handler processes (the stack's reserved concurrency)")
     parser.add_argument("--batch-size", type=int, default=10, choices=range(1, 11), metavar="1..10")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--deadline", type=float, default=1200, help="seconds to wait for the queue to drain")
+    parser.add_argument("--deadline", type=float, default=3600, help="seconds to wait for the queue to drain")
     parser.add_argument("--logs", type=Path, default=None, help="keep handler logs here (default: a temp dir)")
     args = parser.parse_args(argv)
     if args.events < 20:
