@@ -88,8 +88,12 @@ def speed_up_moto() -> None:
     # Every SendMessage recomputes the queue's attributes, approximate counts included: a scan of the queue that
     # asks each message "visible?" / "delayed?", each asking moto's clock (a datetime round trip, ~10 us). The
     # same clock from time.time() (seconds since the epoch, UTC) makes the scan ~20x cheaper.
-    slow_millis = sqs_models.unix_time_millis
-    sqs_models.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else slow_millis(dt)
+    slow_millis = sqs_models.unix_time_millis  # type: ignore[attr-defined]
+
+    def fast_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else float(slow_millis(dt))
+
+    sqs_models.unix_time_millis = fast_millis  # type: ignore[attr-defined]
 
     def valid(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
@@ -101,7 +105,7 @@ def speed_up_moto() -> None:
     # fresh PLY parser per event (~10 ms each); compiled expressions are immutable, so compile each once.
     import jsonpath_ng.ext
 
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     # The server finds each request's backend by listing moto's package directory and stat()-ing every entry,
     # several times per request (a third of the server's time in a profile). The directory does not change.
     import moto.backends
@@ -216,7 +220,7 @@ def backdate_create_events(resources: LocalResources, created: dict[str, datetim
     for event in events:
         if event["EventName"] != "CreateTrainingJob":
             continue
-        name = next((r.get("ResourceName") for r in event.get("Resources", [])), None)
+        name = next((str(r.get("ResourceName")) for r in event.get("Resources", [])), "")
         if name in created:
             when = created[name]
             event["EventTime"] = when.timestamp()
