@@ -9,9 +9,18 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 20
+# One call's worst case - every attempt timing out, plus the standard mode's back-off between attempts - must fit
+# in the classifier's function timeout (tests/infra/test_timeouts.py): a Lambda timeout fails the whole batch.
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 6
 MAX_ATTEMPTS = 4  # in all, first try included (botocore "standard" mode: backoff with jitter on throttling and 5xx)
+MAX_BACKOFF_S = 20  # botocore standard mode: min(20 s, random(0..1) x 2**attempt)
+
+
+def worst_case_call_seconds() -> float:
+    """Upper bound of one AWS call with every attempt timing out (connect + read) and the longest back-offs."""
+    backoffs = sum(min(MAX_BACKOFF_S, 1 << attempt) for attempt in range(1, MAX_ATTEMPTS))
+    return float(MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoffs)
 
 
 @functools.cache
