@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 .DEFAULT_GOAL := help
 .PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow lint format typecheck \
         check synth cfn-lint build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
-        bench-query bench-coldstart report-screenshot clean
+        bench-query bench-coldstart report-screenshot chromium clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ test-infra: $(STAMP) ## CDK synth + assertions + cdk-nag, and cfn-lint on the te
 test-torch: $(STAMP) ## formulas vs FlopCounterMode and the meter on real (tiny) fine-tuning runs
 	$(BIN)/pytest -q -m "torch and not slow" tests
 
-test-slow: $(STAMP) ## heavy suites kept out of `make test`
+test-slow: $(STAMP) chromium ## heavy suites kept out of `make test` (full demo with training, report in Chromium)
 	$(BIN)/pytest -q -m slow tests
 
 test: $(STAMP) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint (what CI runs)
@@ -101,7 +101,10 @@ bench-coldstart: $(STAMP) ## classifier init time and warm latency as packaged (
 
 bench: bench-accuracy bench-overhead bench-query bench-coldstart bench-load ## every benchmark
 
-report-screenshot: $(STAMP) ## render the demo's report in headless Chromium and save a PNG
+chromium: ## install Debian's chromium if it is missing (headless browser checks; needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+report-screenshot: $(STAMP) chromium ## render the demo's report in headless Chromium, check it, save a PNG
 	$(BIN)/python -m bench.report_screenshot
 
 clean: ## remove build outputs (keeps .venv)
