@@ -6,7 +6,7 @@
   ``flopsmeter.contract.LAMBDA_ENV``), pointed at the emulator, with fake credentials.
 * ``register_jobs()``: training jobs created through the SageMaker API (CreateTrainingJob over HTTP, so
   moto_ext records the CloudTrail event) and moved to their final state with ``moto_ext.set_training_job_state``.
-* ``sqs_event()``: an SQS batch in the shape Lambda's event source mapping sends it.
+* ``sqs_event()`` (from ``flopsmeter.local.runner``): an SQS batch in the shape Lambda's event source mapping sends it.
 * ``percentile()``.
 
 Everything here is emulation: moto stands in for AWS, Lambda's SQS poller is played by the caller.
@@ -32,6 +32,7 @@ from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
+from flopsmeter.local.runner import sqs_event  # noqa: F401  (re-exported for bench/load.py and bench/coldstart.py)
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 ROLE = "arn:aws:iam::{account}:role/SageMakerExecutionRole"
@@ -249,26 +250,6 @@ def state_change_event(
         "DetailType": "SageMaker Training Job State Change",
         "Detail": json.dumps(detail),
         "Resources": [arn],
-    }
-
-
-def sqs_event(messages: Sequence[dict[str, Any]], resources: LocalResources) -> dict[str, Any]:
-    """ReceiveMessage output as the SQS event Lambda's event source mapping hands the function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": resources.queue_arn,
-                "awsRegion": resources.region,
-            }
-            for m in messages
-        ]
     }
 
 

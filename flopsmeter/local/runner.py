@@ -22,7 +22,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +155,13 @@ def load_classifier_handler() -> Handler:
     return lambda_handler  # type: ignore[no-any-return]
 
 
-def sqs_event(messages: list[dict[str, Any]], resources: LocalResources) -> dict[str, Any]:
-    """The event Lambda's SQS event source mapping passes to the function."""
+def sqs_event(messages: Sequence[dict[str, Any]], resources: LocalResources) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping passes to the function, for the emulator's queue."""
+    return lambda_sqs_event(messages, queue_arn=resources.queue_arn, region=resources.region)
+
+
+def lambda_sqs_event(messages: Sequence[dict[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """ReceiveMessage output in the shape Lambda's SQS event source mapping hands the function."""
     records = []
     for m in messages:
         attrs = m.get("Attributes", {})
@@ -176,8 +181,8 @@ def sqs_event(messages: list[dict[str, Any]], resources: LocalResources) -> dict
                 "messageAttributes": m.get("MessageAttributes", {}),
                 "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode(), usedforsecurity=False).hexdigest(),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": resources.queue_arn,
-                "awsRegion": resources.region,
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
             }
         )
     return {"Records": records}

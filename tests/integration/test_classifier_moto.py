@@ -17,6 +17,7 @@ from flopsmeter import contract
 from flopsmeter.audit.keys import record_key
 from flopsmeter.aws.dead_letters import DeadLetterQueue
 from flopsmeter.local import moto_ext
+from flopsmeter.local.runner import lambda_sqs_event
 from flopsmeter.service.classifier import notification_marker_key
 from lambdas.classifier import handler
 from tests.integration.conftest import ACCOUNT, BUCKET, REGION, inject_faults, state_change
@@ -50,22 +51,7 @@ def drain(aws, *, rounds: int = 10) -> list[dict]:
         )
         if not messages:
             break
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m["Attributes"],
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "awsRegion": REGION,
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier",
-                }
-                for m in messages
-            ]
-        }
+        event = lambda_sqs_event(messages, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier", region=REGION)
         response = handler.lambda_handler(event, Ctx())
         responses.append(response)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}

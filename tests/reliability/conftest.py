@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from flopsmeter.aws.clients import client as production_client
 from flopsmeter.aws.dead_letters import DeadLetterQueue
+from flopsmeter.local.runner import lambda_sqs_event
 from lambdas.classifier import handler
 from lambdas.shared.observability import logger as powertools_logger
 from tests.integration.conftest import ACCOUNT, REGION, Aws, _clients, aws  # noqa: F401 - fixtures re-used here
@@ -69,22 +70,7 @@ class Harness:
             )
             if not messages:
                 break
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m["Attributes"],
-                        "messageAttributes": {},
-                        "md5OfBody": m["MD5OfBody"],
-                        "eventSource": "aws:sqs",
-                        "awsRegion": REGION,
-                        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier",
-                    }
-                    for m in messages
-                ]
-            }
+            event = lambda_sqs_event(messages, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier", region=REGION)
             response = handler.lambda_handler(event, _Context())
             out.append(response)
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
