@@ -93,7 +93,7 @@ class BucketSource:
         self.as_of = now or datetime.now(UTC)
         self._keys: dict[str, tuple[Any | None, str]] = {}
 
-    def record_versions(self) -> list[ObjectVersion]:
+    def _versions(self, prefix: str) -> list[ObjectVersion]:
         return [
             ObjectVersion(
                 v["Key"],
@@ -102,23 +102,17 @@ class BucketSource:
                 bool(v.get("IsLatest")),
                 bool(v.get("IsDeleteMarker")),
             )
-            for v in self.store.list_versions(RECORDS_PREFIX)
+            for v in self.store.list_versions(prefix)
         ]
+
+    def record_versions(self) -> list[ObjectVersion]:
+        return self._versions(RECORDS_PREFIX)
 
     def digest_keys(self) -> list[str]:
         return [o["Key"] for o in self.store.list_keys(DIGESTS_PREFIX) if not o["Key"].startswith(PUBLIC_KEYS_PREFIX)]
 
     def digest_versions(self) -> list[ObjectVersion]:
-        return [
-            ObjectVersion(
-                v["Key"],
-                v.get("VersionId"),
-                v["LastModified"].astimezone(UTC),
-                bool(v.get("IsLatest")),
-                bool(v.get("IsDeleteMarker")),
-            )
-            for v in self.store.list_versions(DIGESTS_PREFIX)
-        ]
+        return self._versions(DIGESTS_PREFIX)
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         try:
