@@ -5,6 +5,9 @@ Changing one of these breaks jobs already running with an older meter: add, neve
 
 from __future__ import annotations
 
+import math
+from enum import StrEnum
+
 # CloudWatch metrics emitted by the training meter (flopsmeter.training) and read by the classifier.
 METRICS_NAMESPACE = "FlopsMeter"
 METRIC_DIMENSION = "TrainingJobName"
@@ -34,6 +37,60 @@ TAG_DECLARED_FLOPS = "flopsmeter:declared-flops"
 
 # SageMaker sets this inside a training job; the meter reads it for the metric dimension.
 ENV_TRAINING_JOB_NAME = "TRAINING_JOB_NAME"
+
+# SageMaker training job statuses (DescribeTrainingJob / the state-change event) and the terminal ones the
+# service classifies. The EventBridge event the stack and the emulator subscribe to.
+JOB_STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+SAGEMAKER_EVENT_SOURCE = "aws.sagemaker"
+TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
+
+
+def training_job_state_change_pattern() -> dict[str, object]:
+    """The EventBridge pattern of the classifier's rule (the stack's and the emulator's)."""
+    return {
+        "source": [SAGEMAKER_EVENT_SOURCE],
+        "detail-type": [TRAINING_JOB_STATE_CHANGE],
+        "detail": {"TrainingJobStatus": list(TERMINAL_STATUSES)},
+    }
+
+
+# Receives before the classifier queue dead-letters a message: enough to cover the CloudTrail wait, one final
+# try that records not_found, and SPARE_RECEIVES for transient failures.
+SPARE_RECEIVES = 4
+
+
+def max_receive_count(cloudtrail_max_wait_seconds: int, visibility_seconds: int) -> int:
+    return math.ceil(cloudtrail_max_wait_seconds / visibility_seconds) + 1 + SPARE_RECEIVES
+
+
+# The service's own metrics (Powertools EMF): namespace, the "service" dimension, and the metric names.
+SERVICE_NAME = "flopsmeter"
+SERVICE_METRICS_NAMESPACE = "FlopsMeterService"  # not METRICS_NAMESPACE: that one holds the meter's metrics
+
+
+class ServiceMetric(StrEnum):
+    JOBS_CLASSIFIED = "JobsClassified"  # one per record written
+    THRESHOLD_EXCEEDED = "ThresholdExceeded"  # worst outcome across policies "exceeds"
+    THRESHOLD_APPROACHING = "ThresholdApproaching"  # worst outcome across policies "approaching"
+    THRESHOLD_RATIO = "ThresholdRatio"  # per job: FLOPs / threshold of the strictest policy (dashboard: Maximum)
+    DUPLICATE_DELIVERY = "DuplicateDelivery"
+    AUDIT_WRITE_FAILED = "AuditWriteFailed"
+    CLOUDTRAIL_NOT_FOUND = "CloudTrailNotFound"
+    MALFORMED_EVENT = "MalformedEvent"
+    PERMANENT_FAILURE = "PermanentFailure"
+    NON_TERMINAL_IGNORED = "NonTerminalIgnored"
+    DEAD_LETTERED = "DeadLettered"
+    DEAD_LETTER_SEND_FAILED = "DeadLetterSendFailed"
+    JOBS_RECONCILED = "JobsReconciled"
+    RECONCILE_DEFERRED = "ReconcileDeferred"
+    RECONCILE_FAILED = "ReconcileFailed"
+    DIGESTS_WRITTEN = "DigestsWritten"
+
+
+# Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
+SIGNING_KEY_SPEC = "RSA_2048"
+SIGNING_ALGORITHM = "RSASSA_PSS_SHA_256"
 
 # EventBridge events the service publishes.
 RECORDED_EVENT_SOURCE = "flopsmeter"
