@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from bench._tiny_models import add_lora, build, llama_config, moe_config  # noqa: E402
-from flopsmeter.domain.flops import aws_sample_flops, six_nd_flops  # noqa: E402
+from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Our FLOPs formula, 6·N·D and the AWS sample's formula against FlopCounterMode on tiny real models.
 
-    .venv/bin/python bench/formula_table.py              # JSON, one object per row
-    .venv/bin/python bench/formula_table.py --markdown   # the table in docs/formulas.md
+    python -m bench.formula_table              # JSON, one object per row
+    python -m bench.formula_table --markdown   # the table in docs/formulas.md
 
 Each row runs one forward + backward (eager attention, eager MoE experts) of a random-initialised
 ``transformers`` model under ``torch.utils.flop_counter.FlopCounterMode`` and compares. 6·N·D uses the
@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import peft
+import torch
+import transformers
+from torch.utils.flop_counter import FlopCounterMode
 
-import peft  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from flopsmeter.domain.flops import FineTuning, ModelShape, aws_sample_flops, flops_per_token, six_nd_flops  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token
+from flopsmeter.domain.methods import FineTuning
+from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
+from flopsmeter.domain.shape import ModelShape
 
 VOCAB = 512
 SEQ_LENS = (128, 512, 2048)

@@ -18,22 +18,14 @@ from typing import Any
 from flopsmeter.cli.main import UsageError
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import FlopsMeterError, UnknownPolicy
-from flopsmeter.domain.flops import (
-    FORMULA_VERSION,
-    METHODS,
-    FineTuning,
-    ModelShape,
-    aws_sample_flops,
-    flops_per_token,
-    lora_targets_from,
-    six_nd_flops,
-    trainable_params,
-    training_flops,
-)
+from flopsmeter.domain.flops import FORMULA_VERSION, flops_per_token, trainable_params, training_flops
 from flopsmeter.domain.hardware import hardware_ceiling
+from flopsmeter.domain.methods import METHODS, FineTuning, lora_targets_from
 from flopsmeter.domain.model_configs import bundled_config_names, load_bundled_config
 from flopsmeter.domain.numbers import format_flops, parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
+from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
+from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES, get_policy
 
 EXIT_PASS, EXIT_BLOCK = 0, 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from flopsmeter.domain.errors import InvalidFlops
+from flopsmeter.domain.numbers import check_non_negative
 from flopsmeter.domain.thresholds import (
     DEFAULT_APPROACHING_FRACTION,
     DEFAULT_PRIMARY_POLICY,
@@ -70,16 +69,6 @@ class Classification:
         return max((r.outcome for r in self.results), key=lambda o: o.severity)
 
 
-def check_flops(flops: float, *, what: str = "FLOPs") -> float:
-    """Return ``flops`` as a float if it is finite and >= 0, else raise ``InvalidFlops``."""
-    if isinstance(flops, bool) or not isinstance(flops, int | float):
-        raise InvalidFlops(f"{what} must be a number, got {type(flops).__name__}")
-    value = float(flops)
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise InvalidFlops(f"{what} must be a finite number >= 0, got {flops!r}")
-    return value
-
-
 def outcome_for(flops: float, threshold: float, approaching_fraction: float = DEFAULT_APPROACHING_FRACTION) -> Outcome:
     """``exceeds`` only when strictly greater than the threshold (equal does not cross)."""
     if flops > threshold:
@@ -111,7 +100,7 @@ def classify(
     warnings: Iterable[str] = (),
 ) -> Classification:
     """Classify a modification's FLOPs under every policy; ``primary_policy`` names the one that decides."""
-    value = check_flops(flops, what="modification FLOPs")
+    value = check_non_negative(flops, "modification FLOPs")
     if not 0 < approaching_fraction <= 1:
         raise ValueError(f"approaching fraction must be in (0, 1], got {approaching_fraction!r}")
     chosen = tuple(policies) if policies is not None else tuple(POLICIES.values())

@@ -20,12 +20,5 @@ class InvalidModelSpec(FlopsMeterError, ValueError):
     """A model configuration the FLOPs formulas cannot use."""
 
 
-class UnknownInstanceType(FlopsMeterError, KeyError):
-    """An instance type that is not in the accelerator catalog (callers usually get a conservative default)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown instance type"
-
-
 class InvalidFineTuning(FlopsMeterError, ValueError):
     """A fine-tuning description (method, LoRA rank or targets, trainable layers) the formulas cannot use."""

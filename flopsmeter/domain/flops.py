@@ -33,27 +33,15 @@ micro-batch rather than per token.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from flopsmeter.domain.errors import InvalidFineTuning, InvalidModelSpec
+from flopsmeter.domain.methods import ALL_LINEAR, EXPERTS, ROUTER, FineTuning
+from flopsmeter.domain.numbers import check_non_negative
+from flopsmeter.domain.shape import ModelShape
 
 FORMULA_VERSION = "arch-v1"
-
-METHODS = ("full", "lora", "qlora", "spectrum")
-ALL_LINEAR = "all-linear"
-# Mixture-of-experts parameters LoRA can target (PEFT ``target_parameters``); not nn.Linear modules.
-ROUTER = "router"
-EXPERTS = "experts"
-
-# LoRA target names other architectures use for the same matmuls (Falcon).
-MODULE_ALIASES: Mapping[str, str] = {
-    "query_key_value": "qkv_proj",
-    "dense": "o_proj",
-    "dense_h_to_4h": "up_proj",
-    "dense_4h_to_h": "down_proj",
-}
 
 # Component names of FlopsPerToken.components.
 ATTENTION_PROJECTIONS = "attention_projections"
@@ -62,286 +50,6 @@ MLP = "mlp"
 SHARED_EXPERT = "shared_expert"
 LM_HEAD = "lm_head"
 LORA_ADAPTERS = "lora_adapters"
-COMPONENTS = (ATTENTION_PROJECTIONS, ATTENTION_SCORES, MLP, ROUTER, EXPERTS, SHARED_EXPERT, LM_HEAD, LORA_ADAPTERS)
-
-# Hugging Face model types with a plain (ungated) MLP; everything else we accept is gated (SwiGLU/GeGLU).
-_UNGATED_MODEL_TYPES = frozenset({"falcon", "gpt_neox", "gpt2", "gptj", "opt", "bloom", "phi", "starcoder2"})
-# tie_word_embeddings defaults of the transformers config classes, for configs that leave it out.
-_TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "falcon"})
-_UNSUPPORTED_KEYS = {"kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3)"}
-
-
-def _positive_int(value: Any, name: str, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidModelSpec(f"{name} must be an integer, got {value!r}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise InvalidModelSpec(f"{name} must be an integer, got {value!r}")
-    number = int(value)
-    if number < 0 or (number == 0 and not allow_zero):
-        raise InvalidModelSpec(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value!r}")
-    return number
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The dimensions of a decoder-only transformer that decide its matmul FLOPs and parameter count."""
-
-    hidden_size: int
-    num_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    intermediate_size: int
-    vocab_size: int
-    tie_word_embeddings: bool = False
-    gated_mlp: bool = True
-    num_experts: int = 0  # 0 = dense
-    num_experts_per_tok: int = 0
-    moe_intermediate_size: int = 0  # 0 = intermediate_size
-    shared_expert_intermediate_size: int = 0  # Qwen2-MoE; 0 = no shared expert
-    shared_expert_gate: bool = False  # Qwen2-MoE: a Linear(hidden, 1) gating the shared expert
-    dense_layers: frozenset[int] = frozenset()  # MoE models: layers that use the dense MLP instead
-    fused_qkv: bool = False  # one qkv_proj (Phi-3, Falcon) instead of q_proj, k_proj, v_proj
-    fused_gate_up: bool = False  # one gate_up_proj (Phi-3)
-    parallel_attention: bool = False  # attention and MLP both read the layer input (Falcon)
-    qkv_bias: bool = False  # parameter count only (a bias add is not a matmul)
-    norms_per_layer: int = 2  # parameter count only
-    norm_bias: bool = False  # LayerNorm with a bias (Falcon); parameter count only
-    qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3); parameter count only
-    model_type: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-                     "intermediate_size", "vocab_size"):  # fmt: skip
-            _positive_int(getattr(self, name), name)
-        for name in ("num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"):
-            _positive_int(getattr(self, name), name, allow_zero=True)
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise InvalidModelSpec(
-                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
-                f"num_key_value_heads ({self.num_key_value_heads})"
-            )
-        if self.num_experts and not 1 <= self.num_experts_per_tok <= self.num_experts:
-            raise InvalidModelSpec(
-                f"num_experts_per_tok must be between 1 and num_experts ({self.num_experts}), "
-                f"got {self.num_experts_per_tok}"
-            )
-        if any(not 0 <= i < self.num_layers for i in self.dense_layers):
-            raise InvalidModelSpec(f"dense_layers must be layer indices below {self.num_layers}")
-        if self.fused_gate_up and not self.gated_mlp:
-            raise InvalidModelSpec("fused_gate_up needs a gated MLP")
-
-    # ---- derived dimensions -------------------------------------------------------------------------
-    @property
-    def q_dim(self) -> int:
-        return self.num_attention_heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.num_key_value_heads * self.head_dim
-
-    @property
-    def expert_intermediate_size(self) -> int:
-        return self.moe_intermediate_size or self.intermediate_size
-
-    def is_moe_layer(self, layer: int) -> bool:
-        return self.num_experts > 0 and layer not in self.dense_layers
-
-    def linear_modules(self, layer: int) -> dict[str, tuple[int, int]]:
-        """The ``nn.Linear`` modules of one decoder layer: name -> (in_features, out_features)."""
-        h = self.hidden_size
-        modules: dict[str, tuple[int, int]] = {}
-        if self.fused_qkv:
-            modules["qkv_proj"] = (h, self.q_dim + 2 * self.kv_dim)
-        else:
-            modules.update(q_proj=(h, self.q_dim), k_proj=(h, self.kv_dim), v_proj=(h, self.kv_dim))
-        modules["o_proj"] = (self.q_dim, h)
-        inter = self.intermediate_size
-        if self.is_moe_layer(layer):
-            if not self.shared_expert_intermediate_size:
-                return modules
-            inter = self.shared_expert_intermediate_size
-            if self.shared_expert_gate:
-                modules["shared_expert_gate"] = (h, 1)
-        if self.fused_gate_up:
-            modules["gate_up_proj"] = (h, 2 * inter)
-        elif self.gated_mlp:
-            modules.update(gate_proj=(h, inter), up_proj=(h, inter))
-        else:
-            modules["up_proj"] = (h, inter)
-        modules["down_proj"] = (inter, h)
-        return modules
-
-    # ---- parameter counts -----------------------------------------------------------------------------
-    def _embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
-
-    def _layer_params(self, layer: int, experts: int) -> int:
-        h = self.hidden_size
-        count = sum(i * o for i, o in self.linear_modules(layer).values())
-        count += (self.q_dim + 2 * self.kv_dim if self.qkv_bias else 0) + self.norms_per_layer * self._norm_params
-        count += 2 * self.head_dim if self.qk_norm else 0
-        if self.is_moe_layer(layer):
-            mats = 3 if self.gated_mlp else 2
-            count += self.num_experts * h + experts * mats * h * self.expert_intermediate_size
-        return count
-
-    @property
-    def _norm_params(self) -> int:
-        return self.hidden_size * (2 if self.norm_bias else 1)
-
-    @property
-    def total_params(self) -> int:
-        """All parameters: embeddings (and an untied LM head), every layer with every expert, norms."""
-        experts = self.num_experts
-        layers = sum(self._layer_params(i, experts) for i in range(self.num_layers))
-        return self._embedding_params() + layers + self._norm_params
-
-    @property
-    def active_params(self) -> int:
-        """Parameters used per token: as ``total_params`` but with only the top-k experts of each MoE layer."""
-        experts = self.num_experts_per_tok
-        layers = sum(self._layer_params(i, experts) for i in range(self.num_layers))
-        return self._embedding_params() + layers + self._norm_params
-
-    # ---- construction -----------------------------------------------------------------------------
-    @classmethod
-    def from_hf_config(cls, config: Mapping[str, Any]) -> ModelShape:
-        """Read a Hugging Face ``config.json`` (Llama, Mistral, Qwen2/3, Gemma 2, Mixtral, Qwen-MoE, Phi-3, Falcon)."""
-        if not isinstance(config, Mapping):
-            raise InvalidModelSpec(f"a model config must be a JSON object, got {type(config).__name__}")
-        if "hidden_size" not in config and isinstance(config.get("text_config"), Mapping):
-            config = {**config["text_config"], "tie_word_embeddings": config.get("tie_word_embeddings", False)}
-        model_type = str(config.get("model_type", ""))
-        for key, what in _UNSUPPORTED_KEYS.items():
-            if config.get(key):
-                raise InvalidModelSpec(f"{what} is not supported by formula {FORMULA_VERSION} (config has {key!r})")
-
-        def pick(*keys: str, default: Any = None) -> Any:
-            for key in keys:
-                if config.get(key) is not None:
-                    return config[key]
-            if default is None:
-                raise InvalidModelSpec(f"model config ({model_type or 'unknown type'}) lacks {' / '.join(keys)!r}")
-            return default
-
-        hidden = _positive_int(pick("hidden_size", "n_embd", "d_model"), "hidden_size")
-        layers = _positive_int(pick("num_hidden_layers", "n_layer", "num_layers"), "num_hidden_layers")
-        heads = _positive_int(pick("num_attention_heads", "n_head"), "num_attention_heads")
-        if model_type == "falcon" and not config.get("new_decoder_architecture"):
-            kv_heads = 1 if config.get("multi_query", True) else heads  # the old layout ignores num_kv_heads
-        else:
-            kv_heads = pick("num_key_value_heads", "num_kv_heads", default=heads)
-        head_dim = pick("head_dim", default=hidden // heads if hidden % heads == 0 else 0)
-        if not head_dim:
-            raise InvalidModelSpec(
-                f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}; give head_dim"
-            )
-        experts = pick("num_local_experts", "num_experts", default=0)
-        dense_layers: frozenset[int] = frozenset()
-        if experts:
-            step = _positive_int(config.get("decoder_sparse_step") or 1, "decoder_sparse_step")
-            only_mlp = config.get("mlp_only_layers") or []
-            if not isinstance(only_mlp, list) or not all(isinstance(i, int) for i in only_mlp):
-                raise InvalidModelSpec("mlp_only_layers must be a list of layer indices")
-            dense_layers = frozenset(i for i in range(layers) if i in only_mlp or (i + 1) % step)
-        fused_qkv = model_type in {"phi3", "falcon"}
-        return cls(
-            hidden_size=hidden,
-            num_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=_positive_int(kv_heads, "num_key_value_heads"),
-            head_dim=_positive_int(head_dim, "head_dim"),
-            intermediate_size=_positive_int(
-                pick("intermediate_size", "ffn_hidden_size", "n_inner", default=4 * hidden), "intermediate_size"
-            ),
-            vocab_size=_positive_int(pick("vocab_size"), "vocab_size"),
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", model_type in _TIED_BY_DEFAULT)),
-            gated_mlp=model_type not in _UNGATED_MODEL_TYPES,
-            num_experts=_positive_int(experts, "num_experts", allow_zero=True),
-            num_experts_per_tok=_positive_int(
-                config.get("num_experts_per_tok", 0) if experts else 0, "num_experts_per_tok", allow_zero=True
-            ),  # fmt: skip
-            moe_intermediate_size=_positive_int(
-                config.get("moe_intermediate_size") or 0, "moe_intermediate_size", allow_zero=True
-            ),  # fmt: skip
-            shared_expert_intermediate_size=_positive_int(
-                (config.get("shared_expert_intermediate_size") or 0) if experts else 0,
-                "shared_expert_intermediate_size",
-                allow_zero=True,
-            ),
-            shared_expert_gate=bool(experts and config.get("shared_expert_intermediate_size")),
-            dense_layers=dense_layers,
-            fused_qkv=fused_qkv,
-            fused_gate_up=model_type == "phi3",
-            parallel_attention=model_type == "falcon" and bool(config.get("parallel_attn", True)),
-            qkv_bias=model_type in {"qwen2", "qwen2_moe"} or bool(config.get("attention_bias") or config.get("bias")),
-            norms_per_layer=_norms_per_layer(model_type, config),
-            norm_bias=model_type == "falcon",
-            qk_norm=model_type in {"qwen3", "qwen3_moe"},
-            model_type=model_type,
-        )
-
-
-def _norms_per_layer(model_type: str, config: Mapping[str, Any]) -> int:
-    if model_type.startswith(("gemma2", "gemma3")):
-        return 4
-    if model_type == "falcon" and not config.get("new_decoder_architecture"):
-        return 1 if config.get("parallel_attn", True) else 2
-    return 2
-
-
-@dataclass(frozen=True)
-class FineTuning:
-    """What a fine-tuning run trains.
-
-    ``full``: every parameter. ``lora`` / ``qlora``: a frozen base plus rank-``lora_rank`` adapters on
-    ``lora_targets`` in every layer (QLoRA's 4-bit base is dequantised for the matmul, so its FLOPs are
-    LoRA's). ``spectrum``: the layers in ``trainable_layers`` (optionally only ``trainable_modules`` of
-    them), the rest frozen. ``train_embeddings`` / ``train_lm_head`` default to True for ``full`` and False
-    otherwise. ``input_requires_grad`` models PEFT's ``enable_input_require_grads()`` (used with reentrant
-    gradient checkpointing): the embeddings' output then needs a gradient and every layer gets its input
-    gradients.
-    """
-
-    method: str = "full"
-    lora_rank: int = 16
-    lora_targets: frozenset[str] = frozenset({"q_proj", "v_proj"})  # PEFT's default for Llama-style models
-    trainable_layers: frozenset[int] = frozenset()
-    trainable_modules: frozenset[str] | None = None
-    train_embeddings: bool | None = None
-    train_lm_head: bool | None = None
-    input_requires_grad: bool = False
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise InvalidFineTuning(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.is_lora:
-            if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 1:
-                raise InvalidFineTuning(f"lora_rank must be an integer >= 1, got {self.lora_rank!r}")
-            if not self.lora_targets:
-                raise InvalidFineTuning("LoRA needs at least one target module")
-        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.trainable_layers):
-            raise InvalidFineTuning("trainable_layers must be layer indices >= 0")
-
-    @property
-    def is_lora(self) -> bool:
-        return self.method in ("lora", "qlora")
-
-    @property
-    def embeddings_trainable(self) -> bool:
-        return self.method == "full" if self.train_embeddings is None else self.train_embeddings
-
-    @property
-    def lm_head_trainable(self) -> bool:
-        return self.method == "full" if self.train_lm_head is None else self.train_lm_head
-
-
-def lora_targets_from(names: Iterable[str] | str) -> frozenset[str]:
-    """``"q_proj,v_proj"`` or an iterable of names -> a normalised target set (aliases mapped, blanks dropped)."""
-    items = names.split(",") if isinstance(names, str) else names
-    cleaned = (str(n).strip() for n in items)
-    return frozenset(MODULE_ALIASES.get(n, n) for n in cleaned if n)
 
 
 @dataclass(frozen=True)
@@ -366,10 +74,6 @@ class FlopsPerToken:
     components: Mapping[str, float] = field(default_factory=dict)
     per_forward_call: float = 0.0
     formula_version: str = FORMULA_VERSION
-
-    def at(self, seq_len: int) -> float:
-        """Training FLOPs per token at another sequence length (same model and fine-tuning)."""
-        return self.constant + self.per_position * seq_len
 
     def flops_for(self, tokens: float, tokens_times_seq_len: float, forward_calls: float = 0) -> float:
         """Training FLOPs of ``sum(tokens)`` tokens whose sequences gave ``sum(tokens * seq_len)``, in
@@ -574,17 +278,6 @@ def flops_per_token(shape: ModelShape, seq_len: int, tuning: FineTuning | None =
     )
 
 
-def recompute_flops_per_token(shape: ModelShape, seq_len: int, tuning: FineTuning | None = None) -> float:
-    """Extra forward FLOPs per token that per-layer gradient checkpointing does (reported, never added)."""
-    return flops_per_token(shape, seq_len, tuning).recompute
-
-
-def _check_count(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidModelSpec(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def training_flops(
     shape: ModelShape, seq_len: int, tokens: int, tuning: FineTuning | None = None, *, forward_calls: int | None = None
 ) -> float:
@@ -594,8 +287,11 @@ def training_flops(
     ``ceil(tokens / seq_len)``, one sequence per micro-batch, the most calls and so the conservative figure.
     """
     fpt = flops_per_token(shape, seq_len, tuning)
-    count = _check_count(tokens, "tokens")
-    calls = math.ceil(count / fpt.seq_len) if forward_calls is None else _check_count(forward_calls, "forward_calls")
+    count = check_non_negative(tokens, "tokens", InvalidModelSpec)
+    if forward_calls is None:
+        calls: float = math.ceil(count / fpt.seq_len)
+    else:
+        calls = check_non_negative(forward_calls, "forward_calls", InvalidModelSpec)
     return fpt.total * count + fpt.per_forward_call * calls
 
 
@@ -616,7 +312,7 @@ def trainable_params(shape: ModelShape, tuning: FineTuning | None = None) -> int
         count += sum(tuning.lora_rank * (mods[n][0] + mods[n][1]) for n in plan.lora if n in mods)
         count += sum(mods[n][0] * mods[n][1] for n in plan.trainable if n in mods)
         if "norms" in plan.trainable:
-            count += shape.norms_per_layer * shape._norm_params + (2 * shape.head_dim if shape.qk_norm else 0)
+            count += shape.norms_per_layer * shape.norm_params + (2 * shape.head_dim if shape.qk_norm else 0)
             count += shape.q_dim + 2 * shape.kv_dim if shape.qkv_bias else 0
         if shape.is_moe_layer(layer):
             mats = 3 if shape.gated_mlp else 2
@@ -627,15 +323,3 @@ def trainable_params(shape: ModelShape, tuning: FineTuning | None = None) -> int
             fused = 2 if shape.gated_mlp else 1
             count += fused * r * n * (h + fused * inter) + r * n * (inter + h) if EXPERTS in plan.lora else 0
     return count
-
-
-def six_nd_flops(params: float, tokens: float) -> float:
-    """The plain 6 x N x D approximation (no attention term, every parameter trained)."""
-    return 6.0 * _check_count(params, "params") * _check_count(tokens, "tokens")
-
-
-def aws_sample_flops(total_params: float, trainable_params: float, tokens: float) -> float:
-    """The AWS sample meter's (4 x N_total + 2 x N_trainable) x D, for comparison."""
-    total = _check_count(total_params, "total_params")
-    trainable = _check_count(trainable_params, "trainable_params")
-    return (4.0 * total + 2.0 * trainable) * _check_count(tokens, "tokens")

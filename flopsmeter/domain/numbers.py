@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from flopsmeter.domain.errors import InvalidFlops
+
 MAX_RAW_LENGTH = 64  # longer strings are not numbers anyone typed; refuse them before any regex runs
 
 # "1.5x10^24", "1.5 × 10^24", "1.5*10**24", "1.5·10^24"
@@ -26,10 +28,6 @@ class ParsedFlops:
     value: float | None
     raw: str | None
     warning: str | None = None
-
-    @property
-    def known(self) -> bool:
-        return self.value is not None
 
 
 def _shown(raw: str) -> str:
@@ -88,6 +86,15 @@ def _check(value: float, raw: str, field: str) -> ParsedFlops:
     if value == 0:
         return ParsedFlops(None, raw, f"{field}={_shown(raw)} is zero; treated as unknown")
     return ParsedFlops(value, raw)
+
+
+def check_non_negative(value: float, what: str, error: type[ValueError] = InvalidFlops) -> float:
+    """``value`` as a float if it is a finite number >= 0 (not a bool), else raise ``error`` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise error(f"{what} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise error(f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def format_flops(value: float | None) -> str:

@@ -43,9 +43,11 @@ from types import FrameType, TracebackType
 from typing import IO, Any
 
 from flopsmeter.domain.classification import classify
-from flopsmeter.domain.flops import FORMULA_VERSION, FineTuning, ModelShape
+from flopsmeter.domain.flops import FORMULA_VERSION
 from flopsmeter.domain.hardware import hardware_ceiling, lookup_instance
+from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.numbers import parse_flops
+from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, get_policy, threshold_for
 from flopsmeter.training import distributed
 from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter

@@ -23,15 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flopsmeter.domain.errors import FlopsMeterError
-from flopsmeter.domain.flops import (
-    ALL_LINEAR,
-    FineTuning,
-    FlopsPerToken,
-    ModelShape,
-    flops_per_token,
-    lora_targets_from,
-    trainable_params,
-)
+from flopsmeter.domain.flops import FlopsPerToken, flops_per_token, trainable_params
+from flopsmeter.domain.methods import ALL_LINEAR, FineTuning, lora_targets_from
+from flopsmeter.domain.shape import ModelShape
 
 PARAM_MISMATCH_WARNING = 0.02  # warn when live and formula parameter counts differ by more than this
 

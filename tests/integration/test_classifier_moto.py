@@ -275,7 +275,8 @@ def test_real_meter_resumed_without_totals_reaches_the_classifier_as_incomplete(
     """The training meter (resumed at step 5 with no saved totals) sends to moto's CloudWatch; the handler then
     classifies the job on its ceiling and keeps the meter's figure (3 counted steps + 5 estimated)."""
     torch = pytest.importorskip("torch")
-    from flopsmeter.domain.flops import ModelShape, flops_per_token
+    from flopsmeter.domain.flops import flops_per_token
+    from flopsmeter.domain.shape import ModelShape
     from flopsmeter.training.emitters import CloudWatchEmitter
     from flopsmeter.training.environment import read_job_environment
     from flopsmeter.training.meter import FlopsMeter

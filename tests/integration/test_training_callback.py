@@ -21,7 +21,8 @@ moto = pytest.importorskip("moto")
 
 from bench._tiny_models import TokenDataset, build, llama_config  # noqa: E402
 from flopsmeter import contract  # noqa: E402
-from flopsmeter.domain.flops import ModelShape, flops_per_token  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
 from flopsmeter.training.emitters import METRIC_DEFINITIONS  # noqa: E402
 

@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from flopsmeter.domain.flops import ModelShape, flops_per_token  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 
 pytestmark = pytest.mark.torch
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,9 @@ peft = pytest.importorskip("peft")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from flopsmeter.domain.flops import FineTuning, ModelShape, flops_per_token, trainable_params  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token, trainable_params  # noqa: E402
+from flopsmeter.domain.methods import FineTuning  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

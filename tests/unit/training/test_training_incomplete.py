@@ -12,7 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from flopsmeter import contract  # noqa: E402
-from flopsmeter.domain.flops import ModelShape, flops_per_token  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.distributed import World  # noqa: E402
 from flopsmeter.training.emitters import METRIC_DEFINITIONS, metric_data  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402

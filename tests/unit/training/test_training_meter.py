@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from bench._tiny_models import batches, build, llama_config  # noqa: E402
-from flopsmeter.domain.flops import ModelShape, flops_per_token  # noqa: E402
+from flopsmeter.domain.flops import flops_per_token  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402
 from flopsmeter.training.tokens import TokenCounter  # noqa: E402
@@ -153,7 +154,7 @@ _CHILD = """
 import os, signal, sys, time
 sys.path.insert(0, {repo!r})
 import torch
-from flopsmeter.domain.flops import ModelShape
+from flopsmeter.domain.shape import ModelShape
 from flopsmeter.training.meter import FlopsMeter
 shape = ModelShape(hidden_size=64, num_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=16,
                    intermediate_size=128, vocab_size=256)

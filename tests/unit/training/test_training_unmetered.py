@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from flopsmeter import contract  # noqa: E402
 from flopsmeter.domain.errors import InvalidModelSpec  # noqa: E402
-from flopsmeter.domain.flops import ModelShape  # noqa: E402
+from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.emitters import METRIC_DEFINITIONS, metric_data  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402

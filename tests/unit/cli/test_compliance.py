@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from flopsmeter.cli.main import main
-from flopsmeter.domain.flops import FineTuning, ModelShape, flops_per_token
+from flopsmeter.domain.flops import flops_per_token
+from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.model_configs import load_bundled_config
+from flopsmeter.domain.shape import ModelShape
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
