@@ -85,10 +85,10 @@ test-e2e: $(STAMP) ## against a deployed stack: FLOPSMETER_STACK=<name> make tes
 	$(BIN)/pytest -q -m e2e tests/e2e
 
 bench-accuracy: $(STAMP) ## meter vs FlopCounterMode on short real fine-tuning runs (JSON)
-	$(BIN)/python bench/accuracy.py
+	$(BIN)/python -m bench.accuracy
 
 bench-overhead: $(STAMP) ## step time with and without the meter (JSON)
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python -m bench.overhead
 
 bench-load: $(STAMP) ## 10 000 events through EventBridge -> SQS -> handler on a local moto server (JSON)
 	$(BIN)/python -m bench.load

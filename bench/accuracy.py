@@ -7,7 +7,7 @@ padding and varying sequence lengths, all inside ``FlopCounterMode``. Printed as
 error, and on the same tokens the error of 6·N·D and of the AWS sample's ``(4·N_total + 2·N_trainable)·D``
 with its parameter counts taken as the sample takes them (before PEFT wraps the model).
 
-    .venv/bin/python bench/accuracy.py            # or: make bench-accuracy
+    .venv/bin/python -m bench.accuracy            # or: make bench-accuracy
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,15 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from bench._tiny_models import add_lora, build, llama_config, moe_config  # noqa: E402
-from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops  # noqa: E402
-from flopsmeter.training.environment import read_job_environment  # noqa: E402
-from flopsmeter.training.meter import FlopsMeter  # noqa: E402
+from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
+from flopsmeter.training.environment import read_job_environment
+from flopsmeter.training.meter import FlopsMeter
+from tests.support.tiny_models import add_lora, build, llama_config, moe_config
 
 TARGET_PCT = 2.0
 VOCAB = 512

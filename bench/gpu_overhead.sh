@@ -23,11 +23,11 @@ run() {  # name, time limit (s), command...
   echo "{\"part\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - started))}" >"$PARTS/$name.status"
 }
 
-run gpu_overhead 150 "$PY" -W ignore bench/overhead.py --device cuda --dtype bf16 --check-sync \
+run gpu_overhead 150 "$PY" -W ignore -m bench.overhead --device cuda --dtype bf16 --check-sync \
   --hidden 2048 --layers 8 --heads 16 --kv-heads 8 --inter 5632 --vocab 32000 --seq 2048 --batch 4 \
   --rounds 10 --block 5 --warmup 3
-run cpu_overhead 60 "$PY" -W ignore bench/overhead.py --rounds 10 --block 5
-run accuracy 60 "$PY" -W ignore bench/accuracy.py
+run cpu_overhead 60 "$PY" -W ignore -m bench.overhead --rounds 10 --block 5
+run accuracy 60 "$PY" -W ignore -m bench.accuracy
 
 "$PY" - "$PARTS" <<'PYEOF'
 import json, pathlib, platform, sys

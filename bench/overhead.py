@@ -8,8 +8,8 @@ figure is steadier than the difference of two noisy medians. On CUDA, ``--check-
 steps under ``torch.cuda.set_sync_debug_mode("error")`` to prove the meter adds no host synchronisation
 between emission points. Prints JSON.
 
-    .venv/bin/python bench/overhead.py                  # CPU here (or: make bench-overhead)
-    python3 bench/overhead.py --device cuda --check-sync --hidden 2048 --layers 8 ...   # see gpu_overhead.sh
+    .venv/bin/python -m bench.overhead                  # CPU here (or: make bench-overhead)
+    python3 -m bench.overhead --device cuda --check-sync --hidden 2048 --layers 8 ...   # see gpu_overhead.sh
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from flopsmeter.training.environment import read_job_environment  # noqa: E402
-from flopsmeter.training.meter import FlopsMeter  # noqa: E402
+from flopsmeter.training.environment import read_job_environment
+from flopsmeter.training.meter import FlopsMeter
 
 TARGET_PCT = 1.0
 

@@ -10,11 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from flopsmeter.training.meter import FlopsMeter, StepResult
 from flopsmeter.training.model import ModelProfile, count_parameters, describe_model
+from flopsmeter.training.options import MeterOptions
 
 if TYPE_CHECKING:
     from flopsmeter.training.callback import FlopsMeterCallback
 
-__all__ = ["FlopsMeter", "FlopsMeterCallback", "ModelProfile", "StepResult", "count_parameters", "describe_model"]
+__all__ = [
+    "FlopsMeter",
+    "FlopsMeterCallback",
+    "MeterOptions",
+    "ModelProfile",
+    "StepResult",
+    "count_parameters",
+    "describe_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,9 +21,9 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 from flopsmeter.training.environment import read_job_environment
-from flopsmeter.training.meter import FlopsMeter, check_arguments
+from flopsmeter.training.meter import FlopsMeter
+from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.state import load_state, save_state, totals_from_document
 
 logger = logging.getLogger("flopsmeter.training")
@@ -32,53 +32,23 @@ CHECKPOINT_PREFIX = "checkpoint"  # transformers.trainer_utils.PREFIX_CHECKPOINT
 
 
 class FlopsMeterCallback(TrainerCallback, ExportableState):
-    """Meters training FLOPs; see ``FlopsMeter`` for the arguments (all plain values, so the Trainer can
-    re-create the callback from ``trainer_state.json``)."""
+    """Meters training FLOPs: ``FlopsMeterCallback(stop_at="approaching")`` (keywords are ``MeterOptions`` fields)
+    or ``FlopsMeterCallback(options=MeterOptions(...))``. The Trainer can re-create it from ``trainer_state.json``."""
 
-    def __init__(
-        self,
-        *,
-        emit_every_s: float = 60.0,
-        stop_at: str | None = None,
-        policy: str = DEFAULT_PRIMARY_POLICY,
-        approaching_fraction: float = DEFAULT_APPROACHING_FRACTION,
-        pretrain_flops: str | float | None = None,
-        base_model: str | None = None,
-        prior_flops: str | float | None = None,
-        output_dir: str | None = None,
-        job_name: str | None = None,
-        cloudwatch: bool | None = None,
-        stdout: bool = True,
-        measure_steps: int = 0,
-        calibrate: bool = False,
-        handle_signals: bool = True,
-        strict: bool = False,
-    ) -> None:
-        check_arguments(emit_every_s=emit_every_s, stop_at=stop_at, policy=policy,
-                        approaching_fraction=approaching_fraction)  # fmt: skip
-        self.config: dict[str, Any] = {
-            "emit_every_s": emit_every_s, "stop_at": stop_at, "policy": policy,
-            "approaching_fraction": approaching_fraction, "pretrain_flops": pretrain_flops,
-            "base_model": base_model, "prior_flops": prior_flops, "output_dir": output_dir, "job_name": job_name,
-            "cloudwatch": cloudwatch, "stdout": stdout, "measure_steps": measure_steps, "calibrate": calibrate,
-            "handle_signals": handle_signals, "strict": strict,
-        }  # fmt: skip
+    def __init__(self, options: MeterOptions | None = None, **overrides: Any) -> None:
+        self.options = MeterOptions.of(options, overrides)  # bad values raise here, before any training
         self.meter: FlopsMeter | None = None
         self.resume_state: dict[str, Any] | None = None  # set by the Trainer when it restores callback states
         self._cloudwatch_emitter: Any = None  # tests inject a fake emitter here
 
-    def _meter_kwargs(self, fallback_dir: str | None) -> dict[str, Any]:
-        kwargs = dict(self.config)
-        output_dir = kwargs.pop("output_dir")
-        kwargs["environment"] = read_job_environment(output_dir=output_dir, fallback_output_dir=fallback_dir)
-        if self._cloudwatch_emitter is not None:
-            kwargs["cloudwatch_emitter"] = self._cloudwatch_emitter
-        return kwargs
+    def _new_meter(self, model: Any, fallback_dir: str | None) -> FlopsMeter:
+        environment = read_job_environment(output_dir=self.options.output_dir, fallback_output_dir=fallback_dir)
+        return FlopsMeter(model, self.options, environment=environment, cloudwatch_emitter=self._cloudwatch_emitter)
 
     # ---- ExportableState ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         saved = self.meter.state_dict() if self.meter is not None else self.resume_state
-        return {"args": dict(self.config), "attributes": {"resume_state": saved}}
+        return {"args": self.options.exported(), "attributes": {"resume_state": saved}}
 
     # ---- events ---------------------------------------------------------------------------------------
     def on_train_begin(
@@ -87,7 +57,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         model = kwargs.get("model")  # None leaves the job unmetered (or raises with strict=True) in start()
         if self.meter is not None:  # an earlier train() call that raised: close it so it cannot overwrite later
             self.meter.close("failed", "training raised before it ended", collective=False)
-        meter = FlopsMeter(model, **self._meter_kwargs(args.output_dir))
+        meter = self._new_meter(model, args.output_dir)
         if state.global_step > 0:
             self._restore(meter, args, state)
             stateful: Any = state.stateful_callbacks

@@ -49,20 +49,25 @@ def current_world() -> World:
     return World(int(dist.get_rank()), int(dist.get_world_size()))  # type: ignore[attr-defined]
 
 
+def local_estimate(delta: TokenDelta, world_size: int, proposal: float = 0.0) -> Reduced:
+    """This rank's counts times ``world_size``: the sum when alone, an estimate where no collective is possible."""
+    device_count = int(delta.non_padding_device.item()) if delta.non_padding_device is not None else 0
+    return Reduced(
+        delta.tokens * world_size,
+        delta.positions * world_size,
+        (delta.non_padding_host + device_count) * world_size,
+        delta.micro_steps * world_size,
+        delta.max_step_flops * world_size,
+        proposal,
+    )
+
+
 def reduce_deltas(delta: TokenDelta, proposal: float) -> Reduced:
     import torch
 
     dist = _dist()
     if dist is None or dist.get_world_size() == 1:  # type: ignore[attr-defined]
-        device_count = int(delta.non_padding_device.item()) if delta.non_padding_device is not None else 0
-        return Reduced(
-            delta.tokens,
-            delta.positions,
-            delta.non_padding_host + device_count,
-            delta.micro_steps,
-            delta.max_step_flops,
-            proposal,
-        )
+        return local_estimate(delta, 1, proposal)
     backend = str(dist.get_backend())  # type: ignore[attr-defined]
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
     values = torch.tensor(

@@ -255,3 +255,19 @@ class CloudWatchEmitter:
             else:
                 self.sent += 1
                 return
+
+
+def cloudwatch_for(
+    wanted: bool | None, job_name: str | None, is_main: bool, warnings: list[str]
+) -> CloudWatchEmitter | None:
+    """The CloudWatch emitter rank 0 uses, or None (why goes into ``warnings``): ``wanted`` None means "if possible"."""
+    if wanted is False or not is_main:
+        return None
+    if not job_name:
+        if wanted:
+            warnings.append("CloudWatch emission off: no training job name (TRAINING_JOB_NAME unset)")
+        return None
+    if not CloudWatchEmitter.available():
+        warnings.append("CloudWatch emission off: boto3 is not installed in this environment")
+        return None
+    return CloudWatchEmitter(job_name)

@@ -105,3 +105,25 @@ class TokenCounter:
         self.reset()
         self._step_tokens, self._step_positions = pending_tokens, pending_positions
         return delta
+
+
+def training_forward_hook(
+    counter: TokenCounter, on_error: Callable[[Exception], None], *, strict: bool
+) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], None]:
+    """A forward pre-hook (``with_kwargs=True``) that counts every training forward: eval and no-grad forwards are
+    skipped. A failure to read the inputs goes to ``on_error`` (the hook runs inside the user's forward and must not
+    break it), or is raised with ``strict``."""
+    import torch
+
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not module.training or not torch.is_grad_enabled():
+            return
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        try:
+            counter.observe(input_ids, kwargs.get("attention_mask"), kwargs.get("inputs_embeds"))
+        except Exception as err:
+            if strict:
+                raise
+            on_error(err)
+
+    return hook

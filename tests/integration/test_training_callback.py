@@ -19,12 +19,12 @@ transformers = pytest.importorskip("transformers")
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
-from bench._tiny_models import TokenDataset, build, llama_config  # noqa: E402
 from flopsmeter import contract  # noqa: E402
 from flopsmeter.domain.flops import flops_per_token  # noqa: E402
 from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
 from flopsmeter.training.emitters import METRIC_DEFINITIONS  # noqa: E402
+from tests.support.tiny_models import TokenDataset, build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 SEQ, BATCH, ACCUM = 32, 4, 2

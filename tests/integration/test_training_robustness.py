@@ -17,7 +17,6 @@ transformers = pytest.importorskip("transformers")
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
-from bench._tiny_models import TokenDataset  # noqa: E402
 from flopsmeter import contract  # noqa: E402
 from flopsmeter.domain.errors import InvalidModelSpec  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
@@ -29,6 +28,7 @@ from tests.integration.test_training_callback import (  # noqa: E402
     _trainer,
     job_env,  # noqa: F401  (fixture)
 )
+from tests.support.tiny_models import TokenDataset  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

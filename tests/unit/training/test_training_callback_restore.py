@@ -7,12 +7,12 @@ import pytest
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from bench._tiny_models import build, llama_config  # noqa: E402
 from flopsmeter.domain.errors import FlopsMeterError  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402
 from flopsmeter.training.state import Totals, save_state, state_document  # noqa: E402
+from tests.support.tiny_models import build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -80,7 +80,7 @@ def test_callback_state_recreates_an_equal_callback() -> None:
     callback = FlopsMeterCallback(stop_at="approaching", pretrain_flops="1.5e24", emit_every_s=30)
     exported = callback.state()
     again = FlopsMeterCallback(**exported["args"])
-    assert again.config == callback.config
+    assert again.options == callback.options
 
 
 def test_a_second_train_call_closes_the_first_meter(tmp_path) -> None:

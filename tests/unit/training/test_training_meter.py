@@ -15,12 +15,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bench._tiny_models import batches, build, llama_config  # noqa: E402
 from flopsmeter.domain.flops import flops_per_token  # noqa: E402
 from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402
 from flopsmeter.training.tokens import TokenCounter  # noqa: E402
+from tests.support.tiny_models import batches, build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 REPO = Path(__file__).resolve().parents[3]
@@ -122,8 +122,8 @@ def test_measured_mode_records_flop_counter_next_to_the_formula(tmp_path, model)
             model(**batch).loss.backward()
         meter.step(batch)
     meter.close()
-    assert meter.measurement.steps == 1 and meter.measurement.tokens == 4 * SEQ
-    assert meter.measurement.ratio == pytest.approx(1.0, abs=1e-9)  # eager attention: every matmul is seen
+    assert meter.calibration.measurement.steps == 1 and meter.calibration.measurement.tokens == 4 * SEQ
+    assert meter.calibration.measurement.ratio == pytest.approx(1.0, abs=1e-9)  # eager attention: every matmul is seen
     doc = json.loads((tmp_path / "flops_meter.json").read_text())
     assert doc["measured"]["measured_to_formula"] == pytest.approx(1.0) and doc["calibration_scale"] == 1.0
 

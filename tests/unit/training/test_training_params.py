@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from bench._tiny_models import add_lora, build, llama_config, moe_config  # noqa: E402
 from flopsmeter.domain.flops import trainable_params  # noqa: E402
 from flopsmeter.domain.methods import FineTuning  # noqa: E402
 from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.model import count_parameters, describe_model, logical_numel  # noqa: E402
+from tests.support.tiny_models import add_lora, build, llama_config, moe_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

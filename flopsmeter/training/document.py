@@ -1,0 +1,170 @@
+"""What the meter says at an emission point: the ``Snapshot`` every emitter gets and ``flops_meter.json``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from flopsmeter.domain.classification import classify
+from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling, lookup_instance
+from flopsmeter.training.emitters import Snapshot
+
+if TYPE_CHECKING:
+    from flopsmeter.training.meter import FlopsMeter
+
+SCHEMA = "flopsmeter.training/v1"
+UNMETERED = "unmetered"
+CEILING_NOTE = "the classifier does not trust an incomplete figure: it classifies the job on its hardware ceiling"
+
+
+def snapshot(meter: FlopsMeter) -> Snapshot:
+    t = meter.totals
+    if meter.unmetered:
+        return Snapshot(meter.steps, 0.0, 0, 0, 0.0, 0.0, None, None, meter.status, incomplete=True, unmetered=True)
+    reported = meter.reported_flops
+    return Snapshot(
+        step=t.steps,
+        cumulative_flops=reported,
+        tokens=t.tokens,
+        non_padding_tokens=t.non_padding_tokens,
+        recompute_flops=t.recompute_flops,
+        flops_per_token=t.flops / t.tokens if t.tokens else 0.0,
+        ceiling_ratio=ceiling_ratio(meter),
+        threshold_ratio=(meter.prior_flops + reported) / meter.threshold.value,
+        status=meter.status,
+        incomplete=meter.incomplete,
+        estimated_flops=meter.estimated_flops,
+    )
+
+
+def ceiling(meter: FlopsMeter) -> HardwareCeiling | None:
+    env = meter.env
+    if not env.instance_type or meter.totals.seconds <= 0:
+        return None
+    return hardware_ceiling(env.instance_type, env.instance_count, meter.totals.seconds)
+
+
+def ceiling_ratio(meter: FlopsMeter) -> float | None:
+    if not meter.env.instance_type or lookup_instance(meter.env.instance_type) is None:
+        return None  # an unknown instance gets a hypothetical ceiling: not worth a ratio
+    found = ceiling(meter)
+    return meter.totals.flops / found.flops if found and found.flops else None
+
+
+def _emission_block(meter: FlopsMeter) -> dict[str, Any]:
+    cloudwatch = meter.cloudwatch
+    return {
+        "cloudwatch": cloudwatch is not None,
+        "cloudwatch_sent": None if cloudwatch is None else cloudwatch.sent,
+        "cloudwatch_failures": None if cloudwatch is None else cloudwatch.failures,
+        "file_failures": meter.file.failures,
+    }
+
+
+def _pretrain_block(meter: FlopsMeter) -> dict[str, Any]:
+    p = meter.pretrain
+    return {
+        "flops": p.flops,
+        "source": str(p.source),
+        "basis": p.basis,
+        "base_model": p.base_model_id,
+        "systemic_risk": p.systemic_risk,
+    }
+
+
+def _incomplete_block(meter: FlopsMeter) -> dict[str, Any] | None:
+    if not meter.gap.reasons:
+        return None
+    return {**meter.gap.as_dict(), "estimated_flops": meter.estimated_flops, "note": CEILING_NOTE}
+
+
+def _header(meter: FlopsMeter) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "status": meter.status,
+        "stop_reason": meter.stop_reason,
+        "meter_incomplete": meter.incomplete,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_job_name": meter.job_name,
+        "world_size": meter.world.size,
+    }
+
+
+def unmetered_document(meter: FlopsMeter) -> dict[str, Any]:
+    return {
+        **_header(meter),
+        "unmetered_reason": meter.unmetered_reason,
+        "run_status": meter.run_status,
+        "method": UNMETERED,
+        "flops": None,
+        "tokens": None,
+        "steps": meter.steps,
+        "note": "no FLOPs were metered or sent; the classifier classifies this job on its hardware ceiling",
+        "pretrain": _pretrain_block(meter),
+        "emission": _emission_block(meter),
+        "warnings": list(meter.warnings),
+    }
+
+
+def _classification_block(meter: FlopsMeter, spent: float) -> dict[str, Any]:
+    classification = classify(
+        spent,
+        meter.pretrain.flops,
+        systemic_risk_base=meter.pretrain.systemic_risk,
+        primary_policy=meter.options.policy,
+        approaching_fraction=meter.options.approaching_fraction,
+    )
+    return {
+        "primary_policy": classification.primary_policy,
+        "results": [r.as_dict() for r in classification.results],
+        "warnings": list(classification.warnings),
+    }
+
+
+def _ceiling_block(meter: FlopsMeter) -> dict[str, Any] | None:
+    found = ceiling(meter)
+    if found is None:
+        return None
+    return {
+        "instance_type": found.instance_type,
+        "instance_count": found.instance_count,
+        "seconds": found.seconds,
+        "flops": found.flops,
+        "known_instance": found.known_instance,
+    }
+
+
+def document(meter: FlopsMeter) -> dict[str, Any]:
+    """The content of ``flops_meter.json``."""
+    if meter.unmetered:
+        return unmetered_document(meter)
+    t = meter.totals
+    profile = meter.ensure_profile()
+    reported = meter.reported_flops
+    spent = meter.prior_flops + reported
+    measurement = meter.calibration.measurement
+    return {
+        **_header(meter),
+        "incomplete": _incomplete_block(meter),
+        "method": "metered_incomplete" if meter.incomplete else "metered",
+        "formula_version": profile.formula_version,
+        "totals": t.as_dict(),
+        "flops": reported,  # = totals.flops + incomplete.estimated_flops (the figure emitted everywhere)
+        "metered_flops": t.flops,
+        "recompute_flops": t.recompute_flops,
+        "tokens": t.tokens,
+        "non_padding_tokens": t.non_padding_tokens,
+        "flops_per_token": t.flops / t.tokens if t.tokens else None,
+        "prior_flops": meter.prior_flops,
+        "cumulative_flops_with_prior": spent,
+        "calibration_scale": meter.calibration.scale,
+        "model": profile.as_dict(),
+        "pretrain": _pretrain_block(meter),
+        "classification": _classification_block(meter, spent),
+        "guard": None if meter.budget is None else meter.budget.as_dict(),
+        "measured": None if measurement is None else measurement.as_dict(),
+        "resumed_from": None if meter.restored is None else meter.restored.as_dict(),
+        "hardware_ceiling": _ceiling_block(meter),
+        "emission": _emission_block(meter),
+        "warnings": list(meter.warnings),
+    }
