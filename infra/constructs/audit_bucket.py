@@ -16,21 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
+from infra.constructs.nag import acknowledge
 
 RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
 DIGESTS_ROOT = DIGESTS_PREFIX.split("/", 1)[0] + "/"  # "digests/"
+NOTIFICATIONS_ROOT = NOTIFICATIONS_PREFIX.split("/", 1)[0] + "/"  # the classifier's "event/alert sent" markers
 ACCESS_LOG_PREFIX = "audit-bucket/"
 
 
 class AuditBucket(Construct):
-    """Exposes ``bucket``, ``key`` (the CMK) and ``log_bucket`` (server access logs of every bucket here)."""
+    """Exposes ``bucket``, ``key`` (the CMK) and ``log_bucket`` (server access logs of every bucket here), and the
+    grants on them: ``grant_write_once``/``grant_read``/``grant_list`` for the functions, ``grant_readers`` for
+    people, ``restrict_retention_to`` for the writers' bucket-policy fence."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, retention_years: int, access_log_retention_days: int
@@ -176,3 +181,74 @@ class AuditBucket(Construct):
                     conditions={"ArnEquals": {"aws:PrincipalArn": role.role_arn}},
                 )
             )
+
+    # ---- grants ----------------------------------------------------------------------------------------------
+
+    def grant_write_once(self, role: iam.IRole, sid: str, *prefixes: str) -> None:
+        """``s3:PutObject`` + ``s3:PutObjectRetention`` under ``prefixes`` (a locked write authorises both; the
+        bucket policy makes every write conditional) and the key to encrypt with."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                actions=["s3:PutObject", "s3:PutObjectRetention"],
+                resources=[self.objects(p) for p in prefixes],
+            )
+        )
+        self._grant_key(role)
+        self._acknowledge_prefixes(role, prefixes, "One object per key under this prefix; the prefix is the narrowest.")
+
+    def grant_read(self, role: iam.IRole, sid: str, *prefixes: str, actions: Sequence[str] = ("s3:GetObject",)) -> None:
+        """Read objects under ``prefixes`` (``actions``: GetObject and, say, its retention or versions), list only
+        those prefixes (so a missing key is a 404 for a ``ListObjectsV2``), and the key to decrypt with."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid=sid, actions=list(actions), resources=[self.objects(p) for p in prefixes])
+        )
+        versions = "s3:GetObjectVersion" in actions
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListOwnPrefixes",
+                actions=["s3:ListBucket", "s3:ListBucketVersions"] if versions else ["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+            )
+        )
+        self._grant_key(role)
+        self._acknowledge_prefixes(role, prefixes, "Every object under this prefix is in scope; the narrowest prefix.")
+
+    def grant_readers(self, policy: iam.ManagedPolicy) -> None:
+        """People who read and verify the records: every object and version, its retention; no write, no delete."""
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="ReadAudit",
+                actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"],
+                resources=[self.objects()],
+            ),
+            iam.PolicyStatement(
+                sid="ListAudit",
+                actions=["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
+                resources=[self.bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="OpenAudit", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]
+            ),
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{self.bucket_logical_id}.Arn>/*]",
+            "Readers may read every record and digest; the bucket policy forbids writes and deletes.",
+        )
+
+    @property
+    def bucket_logical_id(self) -> str:
+        return Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+
+    def _grant_key(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="AuditKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
+            )
+        )
+
+    def _acknowledge_prefixes(self, role: iam.IRole, prefixes: Sequence[str], reason: str) -> None:
+        for prefix in prefixes:
+            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{self.bucket_logical_id}.Arn>/{prefix}*]", reason)

@@ -1,12 +1,14 @@
 """One Lambda function as this service runs it: its own role, its own log group, arm64, Powertools layer.
 
-Each function gets a fresh role with nothing attached (no managed policies): the stack grants exactly
-what each one needs, so the role reads as the function's permission list.
+Each function gets a fresh role with nothing attached (no managed policies): the constructs that own the
+resources grant exactly what each one needs (``infra.constructs.service`` wires them), so the role reads as the
+function's permission list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
@@ -33,47 +35,49 @@ def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
     )
 
 
+@dataclass(frozen=True)
+class FunctionOptions:
+    """How one function runs. ``reserved_concurrency`` None: no reservation (the account's unreserved pool)."""
+
+    handler: str
+    description: str
+    code: lambda_.Code
+    layer: lambda_.ILayerVersion
+    environment: Mapping[str, str]
+    timeout: Duration
+    log_retention: logs.RetentionDays
+    removal_policy: RemovalPolicy
+    memory_mb: int = 512
+    reserved_concurrency: int | None = None
+
+
 class ServiceFunction(Construct):
     """Exposes ``function``, ``role`` and ``log_group``."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        handler: str,
-        description: str,
-        code: lambda_.Code,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
-        timeout: Duration,
-        memory_mb: int,
-        reserved_concurrency: int,
-        log_retention: logs.RetentionDays,
-        removal_policy: RemovalPolicy,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, options: FunctionOptions) -> None:
         super().__init__(scope, construct_id)
+        o = options
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"FLOPs Meter {construct_id}: only what this function needs",
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        self.log_group = logs.LogGroup(self, "Logs", retention=o.log_retention, removal_policy=o.removal_policy)
         self.function = lambda_.Function(
             self,
             "Function",
-            description=description,
+            description=o.description,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=handler,
-            code=code,
-            layers=[layer],
+            handler=o.handler,
+            code=o.code,
+            layers=[o.layer],
             role=self.role,
-            timeout=timeout,
-            memory_size=memory_mb,
-            reserved_concurrent_executions=reserved_concurrency,
-            environment=dict(environment),
+            timeout=o.timeout,
+            memory_size=o.memory_mb,
+            reserved_concurrent_executions=o.reserved_concurrency,
+            environment=dict(o.environment),
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
         )

@@ -1,14 +1,13 @@
 """Alerts and the operations view: an encrypted SNS topic, alarms, and one CloudWatch dashboard.
 
 The business metrics are the classifier's Powertools EMF metrics: namespace ``SERVICE_METRICS_NAMESPACE``,
-dimension ``service`` = ``SERVICE_NAME`` (both set on every function by the stack, so code and
-dashboard agree). Names are in ``ServiceMetric``.
+dimension ``service`` = ``SERVICE_NAME`` (both from ``flopsmeter.contract`` and set on every function, so code
+and dashboard agree). Names are ``flopsmeter.contract.ServiceMetric``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -20,19 +19,11 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from flopsmeter.contract import SERVICE_METRICS_NAMESPACE, SERVICE_NAME, ServiceMetric
 from infra.constructs.functions import ServiceFunction
+from infra.constructs.nag import acknowledge
 
-SERVICE_NAME = "flopsmeter"
-SERVICE_METRICS_NAMESPACE = "FlopsMeterService"
 STALE_MESSAGE_SECONDS = 2 * 3600  # older than the CloudTrail wait + retries: the pipeline is stuck
-
-
-class ServiceMetric(StrEnum):
-    JOBS_CLASSIFIED = "JobsClassified"  # count, one per record written
-    THRESHOLD_EXCEEDED = "ThresholdExceeded"  # count, worst outcome across policies "exceeds"
-    THRESHOLD_APPROACHING = "ThresholdApproaching"  # count, worst outcome across policies "approaching"
-    THRESHOLD_RATIO = "ThresholdRatio"  # per job: FLOPs / threshold of the strictest policy (dashboard: Maximum)
-    AUDIT_WRITE_FAILED = "AuditWriteFailed"  # count
 
 
 def service_metric(name: ServiceMetric, statistic: str = "Sum", period: Duration | None = None) -> cw.Metric:
@@ -62,6 +53,14 @@ class AlertTopic(Construct):
         )
         if email:
             self.topic.add_subscription(subs.EmailSubscription(email))
+
+    def grant_publish(self, role: iam.IRole) -> None:
+        self.topic.grant_publish(role)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "CDK's SNS publish grant for the topic's CMK; limited to that one key.",
+        )
 
 
 class Monitoring(Construct):

@@ -11,12 +11,10 @@ The numbers, and why (docs/infra.md has the table):
   receive that records CloudTrail as ``not_found``, and ``SPARE_RECEIVES`` for transient failures; only
   after that does the redrive policy move a message to the DLQ, which alarms at the first message. A permanent
   failure (malformed event, unknown job) does not wait for that: the classifier sends it to the DLQ itself on
-  its first delivery, with the reason as message attributes (``DEAD_LETTER_QUEUE_URL``, stack.py grants it).
+  its first delivery, with the reason as message attributes (``DEAD_LETTER_QUEUE_URL``, ``grant_dead_letter``).
 """
 
 from __future__ import annotations
-
-import math
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
@@ -27,34 +25,25 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from flopsmeter.contract import max_receive_count, training_job_state_change_pattern
 from infra.constructs.functions import ServiceFunction
 
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
-SAGEMAKER_SOURCE = "aws.sagemaker"
-STATE_CHANGE_DETAIL_TYPE = "SageMaker Training Job State Change"
 CLASSIFIER_TIMEOUT = Duration.seconds(60)
 VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)  # 6 x CLASSIFIER_TIMEOUT
 BATCH_SIZE = 5
-SPARE_RECEIVES = 4
 QUEUE_RETENTION = Duration.days(4)
 DLQ_RETENTION = Duration.days(14)  # the SQS maximum: two weeks to notice, fix and redrive
 
 
-def max_receive_count(cloudtrail_max_wait_seconds: int, visibility_seconds: int = 360) -> int:
-    """Receives before a message is dead-lettered: the CloudTrail wait, one final try, and spare retries."""
-    return math.ceil(cloudtrail_max_wait_seconds / visibility_seconds) + 1 + SPARE_RECEIVES
-
-
-def training_job_state_change_pattern() -> events.EventPattern:
-    return events.EventPattern(
-        source=[SAGEMAKER_SOURCE],
-        detail_type=[STATE_CHANGE_DETAIL_TYPE],
-        detail={"TrainingJobStatus": list(TERMINAL_STATUSES)},
-    )
+def event_pattern(pattern: dict[str, object]) -> events.EventPattern:
+    """A raw EventBridge pattern (``flopsmeter.contract``'s JSON shape) as CDK's ``EventPattern``."""
+    fields = {"detail-type": "detail_type"}
+    return events.EventPattern(**{fields.get(k, k): v for k, v in pattern.items()})  # type: ignore[arg-type]
 
 
 class ClassifierQueue(Construct):
-    """The buffer in front of the classifier. Exposes ``queue``, ``dead_letter_queue`` and ``rule``."""
+    """The buffer in front of the classifier. Exposes ``queue``, ``dead_letter_queue`` and ``rule``; ``feed``
+    connects the classifier, ``grant_dead_letter`` lets it dead-letter a permanent failure itself."""
 
     def __init__(
         self,
@@ -97,7 +86,7 @@ class ClassifierQueue(Construct):
             self,
             "TrainingJobEnded",
             description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
-            event_pattern=training_job_state_change_pattern(),
+            event_pattern=event_pattern(training_job_state_change_pattern()),
             targets=[
                 targets.SqsQueue(
                     self.queue,
@@ -128,5 +117,21 @@ class ClassifierQueue(Construct):
                 batch_size=BATCH_SIZE,
                 report_batch_item_failures=True,
                 max_concurrency=max_concurrency,
+            )
+        )
+
+    def grant_dead_letter(self, role: iam.IRole) -> None:
+        """``sqs:SendMessage`` on the dead-letter queue only, and its key: the classifier puts a permanently failed
+        message there at once, with the reason as message attributes."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeadLetterPermanentFailures",
+                actions=["sqs:SendMessage"],
+                resources=[self.dead_letter_queue.queue_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeadLetterKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
             )
         )

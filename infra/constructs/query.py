@@ -8,14 +8,16 @@ no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is writte
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flopsmeter.audit.keys import RECORDS_PREFIX
+from infra.constructs.nag import acknowledge
 from infra.glue_schema import record_columns
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
@@ -25,7 +27,8 @@ RESULTS_EXPIRE_DAYS = 30
 
 
 class RecordsQuery(Construct):
-    """Exposes ``database_name``, ``table_name``, ``workgroup_name`` and ``results_bucket``."""
+    """Exposes ``database_name``, ``table_name``, ``workgroup_name`` and ``results_bucket``; ``grant_readers``
+    lets people query."""
 
     def __init__(
         self,
@@ -129,3 +132,46 @@ class RecordsQuery(Construct):
             ),
         )
         self.workgroup.apply_removal_policy(removal_policy)
+
+    def grant_readers(self, policy: iam.ManagedPolicy) -> None:
+        """Run queries in this workgroup over this table, and read and write their results."""
+        workgroup_arn = f"arn:{Aws.PARTITION}:athena:{Aws.REGION}:{Aws.ACCOUNT_ID}:workgroup/{self.workgroup_name}"
+        glue_prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="Query",
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                    "athena:GetWorkGroup",
+                ],
+                resources=[workgroup_arn],
+            ),
+            iam.PolicyStatement(
+                sid="Catalog",
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
+                resources=[
+                    f"{glue_prefix}:catalog",
+                    f"{glue_prefix}:database/{self.database_name}",
+                    f"{glue_prefix}:table/{self.database_name}/{self.table_name}",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="QueryResults",
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[self.results_bucket.arn_for_objects("*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListQueryResults",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[self.results_bucket.bucket_arn],
+            ),
+        )
+        results = Stack.of(self).get_logical_id(self.results_bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{results}.Arn>/*]",
+            "Athena writes each query's results under a generated key in the results bucket.",
+        )

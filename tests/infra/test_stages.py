@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from tests.infra.conftest import NO_BUNDLING, Synthesized
+from tests.infra.template import NO_BUNDLING, Synthesized
 
 pytestmark = pytest.mark.infra
 

@@ -1,0 +1,210 @@
+"""The service's three functions and what each may do (IAM, per role; nothing anywhere may delete audit objects).
+
+- classifier: writes records/ and notifications/ once (``AuditBucket.grant_write_once``) and reads them back
+  with their retention (lineage, duplicate check), listing only those prefixes; SageMaker job facts, CloudWatch
+  metric reads, CloudTrail ``LookupEvents``; ``events:PutEvents`` on the default bus for its own source and
+  detail-type only; publishing to the alert topic; consuming its queue and dead-lettering a permanent failure.
+- reconciler: runs the same classification code for jobs that have no record, so the classifier's grants
+  except the queue, plus ``sagemaker:ListTrainingJobs``.
+- digest: lists and reads records/ and digests/ (versions included), writes digests/ once, signs with the
+  digest key (``SIGNING_ALGORITHM`` only).
+CloudWatch metric reads, CloudTrail ``LookupEvents``, ``ListTrainingJobs`` and X-Ray trace writes have no
+resource-level permissions, so their resource is "*".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from flopsmeter.contract import (
+    RECORDED_EVENT_DETAIL_TYPE,
+    RECORDED_EVENT_SOURCE,
+    SERVICE_METRICS_NAMESPACE,
+    SERVICE_NAME,
+)
+from infra.config import LOG_RETENTION, DeployConfig
+from infra.constructs.audit_bucket import DIGESTS_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
+from infra.constructs.functions import FunctionOptions, ServiceFunction, powertools_layer
+from infra.constructs.monitoring import AlertTopic
+from infra.constructs.nag import acknowledge
+from infra.constructs.pipeline import CLASSIFIER_TIMEOUT, ClassifierQueue
+from infra.constructs.signing import DigestSigningKey
+
+EVENT_BUS_NAME = "default"
+
+
+@dataclass(frozen=True)
+class ServiceResources:
+    """What the functions use: every grant below is made by the construct that owns the resource."""
+
+    audit: AuditBucket
+    alerts: AlertTopic
+    intake: ClassifierQueue
+    signing: DigestSigningKey
+
+
+class ServiceFunctions(Construct):
+    """Exposes ``classifier``, ``reconciler``, ``digest`` (``ServiceFunction``s) and ``all``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        asset_dir: str,
+        resources: ServiceResources,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cfg, res = config, resources
+        environment = {
+            "AUDIT_BUCKET_NAME": res.audit.bucket.bucket_name,
+            "RETENTION_YEARS": str(cfg.retention_years),
+            "PRIMARY_POLICY": cfg.primary_policy,
+            "APPROACHING_FRACTION": repr(cfg.approaching_fraction),
+            "ALERT_TOPIC_ARN": res.alerts.topic.topic_arn,
+            "EVENT_BUS_NAME": EVENT_BUS_NAME,
+            "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
+            "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours),
+            "STAGE": cfg.stage,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": cfg.log_level,
+        }
+        base = FunctionOptions(
+            handler="",
+            description="",
+            code=lambda_.Code.from_asset(asset_dir),
+            layer=powertools_layer(self, cfg.powertools_layer_version),
+            environment=environment,
+            timeout=CLASSIFIER_TIMEOUT,
+            log_retention=logs.RetentionDays[LOG_RETENTION[cfg.log_retention_days]],
+            removal_policy=removal_policy,
+        )
+        self.classifier = ServiceFunction(
+            self,
+            "Classifier",
+            _options(
+                base,
+                "classifier",
+                "Classifies ended SageMaker training jobs; writes records",
+                reserved_concurrency=cfg.classifier_reserved_concurrency,
+                environment={**environment, "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url},
+            ),
+        )
+        self.reconciler = ServiceFunction(
+            self,
+            "Reconciler",
+            _options(
+                base,
+                "reconciler",
+                "Classifies ended training jobs that have no record (a lost event never means a lost record)",
+                timeout=Duration.minutes(10),
+                reserved_concurrency=1,
+            ),
+        )
+        self.digest = ServiceFunction(
+            self,
+            "Digest",
+            _options(
+                base,
+                "digest",
+                "Writes the hourly signed, hash-chained digest of new records",
+                timeout=Duration.minutes(5),
+                reserved_concurrency=1,
+                environment={**environment, "DIGEST_SIGNING_KEY_ID": res.signing.key.key_id},
+            ),
+        )
+        self.all = (self.classifier, self.reconciler, self.digest)
+
+        res.intake.feed(self.classifier, max_concurrency=cfg.classifier_reserved_concurrency)
+        self.reconciler.run_on_schedule(
+            events.Schedule.rate(Duration.minutes(cfg.reconcile_every_minutes)),
+            "FLOPs Meter reconciler: classify ended training jobs that have no record",
+        )
+        self.digest.run_on_schedule(
+            events.Schedule.cron(minute="5"), "FLOPs Meter digest: hourly, five minutes past the hour"
+        )
+        self._grant(res)
+
+    def _grant(self, res: ServiceResources) -> None:
+        for fn in (self.classifier, self.reconciler):
+            _grant_classify(fn.role, res)
+        res.intake.grant_dead_letter(self.classifier.role)  # consuming the queue: granted by the event source
+        _allow_any_resource(self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs")
+        res.audit.grant_read(
+            self.digest.role, "ReadRecordsAndDigests", RECORDS_ROOT, DIGESTS_ROOT, actions=_READ_VERSIONS
+        )
+        res.audit.grant_write_once(self.digest.role, "WriteDigestsOnce", DIGESTS_ROOT)
+        res.signing.grant_sign(self.digest.role)
+        res.audit.restrict_retention_to(
+            [
+                (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
+                (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
+                (self.digest.role, (DIGESTS_ROOT,)),
+            ]
+        )
+        for fn in self.all:
+            acknowledge(
+                fn.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "ListTrainingJobs, CloudWatch metric reads, CloudTrail LookupEvents and X-Ray trace writes have no "
+                "resource-level scope.",
+            )
+
+
+_READ_VERSIONS = ("s3:GetObject", "s3:GetObjectVersion")
+
+
+def _options(base: FunctionOptions, folder: str, description: str, **changes: object) -> FunctionOptions:
+    handler = f"lambdas.{folder}.handler.lambda_handler"
+    return replace(base, handler=handler, description=description, **changes)  # type: ignore[arg-type]
+
+
+def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
+    """What classifying a job takes (the classifier, and the reconciler which runs the same service code)."""
+    res.audit.grant_write_once(role, "WriteRecordsOnce", RECORDS_ROOT, NOTIFICATIONS_ROOT)
+    res.audit.grant_read(
+        role, "ReadRecords", RECORDS_ROOT, NOTIFICATIONS_ROOT, actions=("s3:GetObject", "s3:GetObjectRetention")
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="TrainingJobFacts",
+            actions=["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/*"],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
+        "Every training job in this account is in scope.",
+    )
+    _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
+    _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="RecordedEvents",
+            actions=["events:PutEvents"],
+            resources=[f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/{EVENT_BUS_NAME}"],
+            conditions={
+                "StringEquals": {
+                    "events:source": RECORDED_EVENT_SOURCE,
+                    "events:detail-type": RECORDED_EVENT_DETAIL_TYPE,
+                }
+            },
+        )
+    )
+    res.alerts.grant_publish(role)
+
+
+def _allow_any_resource(role: iam.IRole, sid: str, *actions: str) -> None:
+    """Actions that support no resource-level permissions (their resource can only be "*")."""
+    role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=list(actions), resources=["*"]))

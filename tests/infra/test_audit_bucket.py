@@ -1,0 +1,149 @@
+"""The audit bucket: Object Lock, encryption, and its policy evaluated statement by statement."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT
+from tests.infra.policy import Request, denying_statements
+from tests.infra.template import RETENTION_YEARS, Synthesized, audit_bucket, bucket_policy, role_arn
+
+pytestmark = pytest.mark.infra
+
+
+def test_audit_bucket_locks_every_object_in_compliance_mode_for_the_configured_years(synth: Synthesized) -> None:
+    _, bucket = audit_bucket(synth)
+    lock = bucket["Properties"]["ObjectLockConfiguration"]
+    assert lock == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": RETENTION_YEARS}},
+    }
+    assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_audit_bucket_is_kms_encrypted_private_logged_and_retained(synth: Synthesized) -> None:
+    bucket_id, bucket = audit_bucket(synth)
+    props = bucket["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    key_id = sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+    key = synth.resources[key_id]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    log_target = props["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+    assert log_target != bucket_id and synth.resources[log_target]["Type"] == "AWS::S3::Bucket"
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_audit_key_cannot_be_scheduled_for_deletion_or_disabled(synth: Synthesized) -> None:
+    _, bucket = audit_bucket(synth)
+    key_id = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+    document = synth.resources[key_id]["Properties"]["KeyPolicy"]
+    for action in ("kms:ScheduleKeyDeletion", "kms:DisableKey"):
+        assert denying_statements(document, Request("arn:aws:iam::111122223333:root", action, "*"))
+
+
+def test_audit_bucket_policy_requires_tls(synth: Synthesized) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    document = bucket_policy(synth, bucket_id)
+    reader = "arn:aws:iam::111122223333:role/Auditor"
+    key = f"<{bucket_id}.Arn>/records/v1/x.json"
+    assert denying_statements(document, Request(reader, "s3:GetObject", key, {"aws:SecureTransport": "false"}))
+    assert not denying_statements(document, Request(reader, "s3:GetObject", key, {"aws:SecureTransport": "true"}))
+
+
+@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"])
+@pytest.mark.parametrize("who", ["classifier", "reconciler", "digest", "admin"])
+def test_nobody_may_delete_or_unlock_audit_objects(synth: Synthesized, action: str, who: str) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    principal = "arn:aws:iam::111122223333:role/Admin" if who == "admin" else role_arn(synth, who)
+    for key in ("records/v1/account=1/region=r/date=2026-01-01/job.json", "digests/v1/x.json", "other"):
+        request = Request(principal, action, f"<{bucket_id}.Arn>/{key}", {"aws:SecureTransport": "true"})
+        assert denying_statements(bucket_policy(synth, bucket_id), request), f"{who} may {action} {key}"
+
+
+def _write(
+    principal: str,
+    action: str,
+    resource: str,
+    *,
+    mode: str = "COMPLIANCE",
+    days: int = 366 * RETENTION_YEARS,
+    conditional: bool = True,
+) -> Request:
+    context = {
+        "aws:SecureTransport": "true",
+        "s3:object-lock-mode": mode,
+        "s3:object-lock-remaining-retention-days": str(days),
+        "s3:ObjectCreationOperation": "true",
+    }
+    if conditional:
+        context["s3:if-none-match"] = "*"
+    return Request(principal, action, resource, context)
+
+
+@pytest.mark.parametrize(
+    ("who", "prefix"),
+    [
+        ("classifier", "records/"),
+        ("reconciler", "records/"),
+        ("classifier", NOTIFICATIONS_ROOT),
+        ("digest", "digests/"),
+    ],
+)
+def test_writers_may_put_locked_objects_under_their_own_prefix(synth: Synthesized, who: str, prefix: str) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    resource = f"<{bucket_id}.Arn>/{prefix}v1/some-key.json"
+    for action in ("s3:PutObject", "s3:PutObjectRetention"):  # PutObject with lock headers authorises both
+        denied = denying_statements(bucket_policy(synth, bucket_id), _write(role_arn(synth, who), action, resource))
+        assert denied == [], f"{who} {action} under {prefix} denied by {denied}"
+
+
+@pytest.mark.parametrize(
+    ("who", "prefix"),
+    [
+        ("classifier", "digests/"),
+        ("reconciler", "digests/"),
+        ("digest", "records/"),
+        ("digest", NOTIFICATIONS_ROOT),
+        ("classifier", "elsewhere/"),
+    ],
+)
+def test_writers_may_not_set_retention_outside_their_prefix(synth: Synthesized, who: str, prefix: str) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    request = _write(role_arn(synth, who), "s3:PutObjectRetention", f"<{bucket_id}.Arn>/{prefix}v1/k.json")
+    assert denying_statements(bucket_policy(synth, bucket_id), request)
+
+
+def test_no_one_else_may_set_retention_anywhere(synth: Synthesized) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    for principal in ("arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:role/Admin"):
+        for prefix in ("records/", "digests/", NOTIFICATIONS_ROOT):
+            request = _write(principal, "s3:PutObjectRetention", f"<{bucket_id}.Arn>/{prefix}v1/k.json")
+            assert "DenyRetentionExceptWriters" in denying_statements(bucket_policy(synth, bucket_id), request)
+
+
+def test_writes_must_be_conditional_compliance_and_long_enough(synth: Synthesized) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    document = bucket_policy(synth, bucket_id)
+    classifier = role_arn(synth, "classifier")
+    resource = f"<{bucket_id}.Arn>/records/v1/job.json"
+    assert denying_statements(document, _write(classifier, "s3:PutObject", resource, conditional=False))
+    assert denying_statements(document, _write(classifier, "s3:PutObject", resource, mode="GOVERNANCE"))
+    short = 365 * RETENTION_YEARS - 1
+    assert denying_statements(document, _write(classifier, "s3:PutObjectRetention", resource, days=short))
+    exactly = 365 * RETENTION_YEARS
+    assert not denying_statements(document, _write(classifier, "s3:PutObjectRetention", resource, days=exactly))
+    # A conditional write without lock headers gets the bucket's default retention and is allowed.
+    plain = Request(
+        classifier,
+        "s3:PutObject",
+        resource,
+        {"aws:SecureTransport": "true", "s3:if-none-match": "*", "s3:ObjectCreationOperation": "true"},
+    )
+    assert not denying_statements(document, plain)

@@ -1,0 +1,122 @@
+"""Intake (rule, queue, DLQ, event source) and the functions as they run."""
+
+from __future__ import annotations
+
+import pytest
+
+from flopsmeter.contract import LAMBDA_ENV, max_receive_count, training_job_state_change_pattern
+from infra.assets import REPO_ROOT
+from tests.infra.policy import resolve
+from tests.infra.template import (
+    HANDLERS,
+    LAYER_VERSION,
+    RESERVED,
+    RETENTION_YEARS,
+    Synthesized,
+    audit_bucket,
+    classifier_queue,
+    dead_letter_queue_id,
+    function,
+)
+
+pytestmark = pytest.mark.infra
+
+
+def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(synth: Synthesized) -> None:
+    rules = [r for r in synth.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    assert len(rules) == 1
+    props = rules[0]["Properties"]
+    assert props["EventPattern"] == training_job_state_change_pattern()
+    assert props["EventPattern"]["detail"] == {"TrainingJobStatus": ["Completed", "Failed", "Stopped"]}
+    (target,) = props["Targets"]
+    queue = synth.resources[target["Arn"]["Fn::GetAtt"][0]]
+    assert queue["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in queue["Properties"]
+
+
+def test_queue_has_dlq_and_a_visibility_timeout_of_six_function_timeouts(synth: Synthesized) -> None:
+    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    queue = classifier_queue(synth)["Properties"]
+    _, classifier = function(synth, "classifier")
+    assert mapping["Properties"]["FunctionName"] == {"Ref": function(synth, "classifier")[0]}
+    assert queue["VisibilityTimeout"] >= 6 * classifier["Properties"]["Timeout"]
+    redrive = queue["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == max_receive_count(1800, queue["VisibilityTimeout"])
+    # The redeliveries span the whole CloudTrail wait before anything is dead-lettered.
+    assert (redrive["maxReceiveCount"] - 1) * queue["VisibilityTimeout"] >= 1800
+    dlq = synth.resources[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert "KmsMasterKeyId" in dlq and dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_dlq_depth_alarm_notifies_the_alert_topic(synth: Synthesized) -> None:
+    dlq_id = dead_letter_queue_id(synth)
+    alarms = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    topic_id, _ = synth.one("AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_classifier_consumes_in_batches_reporting_item_failures(synth: Synthesized) -> None:
+    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": RESERVED}
+    _, classifier = function(synth, "classifier")
+    assert classifier["Properties"]["ReservedConcurrentExecutions"] == RESERVED
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: Synthesized, name: str) -> None:
+    _, fn = function(synth, name)
+    props = fn["Properties"]
+    assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
+    (layer,) = props["Layers"]
+    assert resolve(layer) == (
+        f"arn:aws:lambda:<AWS::Region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:{LAYER_VERSION}"
+    )
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert "ReservedConcurrentExecutions" in props
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str) -> None:
+    _, fn = function(synth, name)
+    env = fn["Properties"]["Environment"]["Variables"]
+    expected = set(LAMBDA_ENV) - {"CLASSIFIER_QUEUE_URL", "DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL"}
+    expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    if name == "digest":
+        expected.add("DIGEST_SIGNING_KEY_ID")
+    if name == "classifier":
+        expected.add("DEAD_LETTER_QUEUE_URL")
+        assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter_queue_id(synth)}
+    assert set(env) == expected
+    assert env["RETENTION_YEARS"] == str(RETENTION_YEARS) and env["PRIMARY_POLICY"] == "aws-30pct-2026"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FlopsMeterService"
+    bucket_id, _ = audit_bucket(synth)
+    assert env["AUDIT_BUCKET_NAME"] == {"Ref": bucket_id}
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_handler_module_is_in_the_staged_asset(synth: Synthesized, name: str) -> None:
+    module_path = HANDLERS[name].rsplit(".", 1)[0].replace(".", "/") + ".py"
+    if not (REPO_ROOT / module_path).is_file():
+        pytest.skip(f"{module_path} is not written yet")
+    assert (synth.asset_dir / module_path).is_file()
+
+
+def test_reconciler_and_digest_run_on_schedules(synth: Synthesized) -> None:
+    scheduled = {}
+    for rule in synth.of_type("AWS::Events::Rule").values():
+        if "ScheduleExpression" in rule["Properties"]:
+            (target,) = rule["Properties"]["Targets"]
+            scheduled[target["Arn"]["Fn::GetAtt"][0]] = rule["Properties"]["ScheduleExpression"]
+    assert scheduled == {
+        function(synth, "reconciler")[0]: "rate(1 hour)",
+        function(synth, "digest")[0]: "cron(5 * * * ? *)",
+    }
