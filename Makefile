@@ -94,7 +94,7 @@ bench-load: $(STAMP) ## 10 000 events through EventBridge -> SQS -> handler on a
 	$(BIN)/python -m bench.load
 
 bench-query: $(STAMP) ## query presets over 100 000 synthetic records (JSON)
-	$(BIN)/python bench/query.py
+	$(BIN)/python -m bench.query
 
 bench-coldstart: $(STAMP) ## classifier init time and warm latency as packaged (JSON)
 	$(BIN)/python bench/coldstart.py

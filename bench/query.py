@@ -4,7 +4,7 @@ Records are real ``AuditRecord``s (pydantic-validated, sealed), classified by th
 year, 40 accounts' worth of job names, the bundled base-model catalog and the accelerator catalog. They are
 generated once and cached under ``.local/bench/query-records/`` (same key layout as the bucket).
 
-    python bench/query.py [--records N] [--dir PATH]      (make bench-query)
+    python -m bench.query [--records N] [--dir PATH]      (make bench-query)
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from flopsmeter.audit.keys import record_key
-from flopsmeter.audit.query import CACHE_NAME, Preset, connect, preset_sql, run_duckdb
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -34,6 +30,7 @@ from flopsmeter.audit.record import (
     PolicyClassification,
     record_id_for,
 )
+from flopsmeter.compliance.query import CACHE_NAME, Preset, connect, preset_sql, run_duckdb
 from flopsmeter.domain.catalog import BASE_MODELS
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import hardware_ceiling

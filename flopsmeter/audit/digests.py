@@ -24,21 +24,29 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.audit.keys import DIGESTS_PREFIX, digest_key, parse_record_key, records_prefix
+from flopsmeter.audit.keys import (
+    DIGESTS_PREFIX,
+    chain_prefix,
+    digest_key,
+    on_demand_digest_key,
+    parse_chain,
+    parse_record_key,
+    public_key_object_key,
+    records_prefix,
+)
 from flopsmeter.audit.record import body_sha256, canonical_json
 from flopsmeter.audit.store import AuditStore, is_transient
+from flopsmeter.contract import SIGNING_ALGORITHM
 from flopsmeter.domain.errors import FlopsMeterError
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
 DIGEST_FORMAT = "flopsmeter-digest/1"
-SIGNING_ALGORITHM = "RSASSA_PSS_SHA_256"
-PUBLIC_KEYS_PREFIX = f"{DIGESTS_PREFIX}public-keys/"
 MAX_CATCH_UP_HOURS = 24 * 31  # one run writes at most a month of missed hourly digests, oldest first
 HOUR = timedelta(hours=1)
 
@@ -52,7 +60,7 @@ class TransientDigestError(DigestError):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# time and key helpers
+# time helpers
 
 
 def iso(moment: datetime) -> str:
@@ -69,31 +77,6 @@ def parse_iso(text: str) -> datetime:
 
 def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def chain_prefix(account_id: str, region: str) -> str:
-    return f"{DIGESTS_PREFIX}account={account_id}/region={region}/"
-
-
-def on_demand_digest_key(account_id: str, region: str, end: datetime) -> str:
-    end = end.astimezone(UTC)
-    if end == floor_hour(end):
-        return digest_key(account_id, region, end - HOUR)
-    return f"{chain_prefix(account_id, region)}{end:%Y/%m/%d/%H-%M%S}.json"
-
-
-def public_key_object_key(fingerprint: str) -> str:
-    return f"{PUBLIC_KEYS_PREFIX}{fingerprint}.pem"
-
-
-def parse_chain(key: str) -> tuple[str, str] | None:
-    """``(account, region)`` of a digest key, or None when ``key`` is not a chain digest."""
-    if not key.startswith(DIGESTS_PREFIX) or not key.endswith(".json"):
-        return None
-    parts = key[len(DIGESTS_PREFIX) :].split("/")
-    if len(parts) < 3 or not parts[0].startswith("account=") or not parts[1].startswith("region="):
-        return None
-    return parts[0][len("account=") :], parts[1][len("region=") :]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,36 +221,50 @@ def entry_sort_key(entry: dict[str, Any]) -> tuple[str, str, str]:
     return str(entry.get("key")), str(entry.get("last_modified")), str(entry.get("version_id"))
 
 
+class Signer(Protocol):
+    """What signs a digest: KMS in the service (``KmsSigner``), a local key in tests."""
+
+    @property
+    def key_arn(self) -> str: ...
+
+    def public_key_der(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class DigestScope:
+    """Which digest: where it is stored, the chain it belongs to, the period it covers, when it was made."""
+
+    key: str
+    account_id: str
+    region: str
+    period_start: datetime | None
+    period_end: datetime
+    created_at: datetime
+
+
 def build_digest(
-    *,
-    key: str,
-    account_id: str,
-    region: str,
-    period_start: datetime | None,
-    period_end: datetime,
-    entries: Iterable[dict[str, Any]],
-    previous: dict[str, Any] | None,
-    signer: KmsSigner,
-    created_at: datetime,
+    scope: DigestScope, entries: Iterable[dict[str, Any]], previous: dict[str, Any] | None, signer: Signer
 ) -> bytes:
     """The signed digest document, as the bytes to store."""
     records = sorted(entries, key=entry_sort_key)
     der = signer.public_key_der()
     body: dict[str, Any] = {
         "format": DIGEST_FORMAT,
-        "digest_key": key,
-        "account_id": account_id,
-        "region": region,
-        "period_start": None if period_start is None else iso(period_start),
-        "period_end": iso(period_end),
-        "created_at": iso(created_at),
+        "digest_key": scope.key,
+        "account_id": scope.account_id,
+        "region": scope.region,
+        "period_start": None if scope.period_start is None else iso(scope.period_start),
+        "period_end": iso(scope.period_end),
+        "created_at": iso(scope.created_at),
         "previous_digest": previous,
         "chain_note": "first digest of this chain" if previous is None else None,
         "record_count": len(records),
         "records": records,
     }
     body_hash = body_sha256(body)
-    signature = signer.sign(signing_string(key, body["period_end"], body_hash))
+    signature = signer.sign(signing_string(scope.key, body["period_end"], body_hash))
     document = {
         **body,
         "signature": {
@@ -438,17 +435,7 @@ def _write_chain(
             if previous is None
             else {"key": previous.key, "sha256": previous.sha256, "period_end": iso(previous.period_end)}
         )
-        body = build_digest(
-            key=key,
-            account_id=account,
-            region=region,
-            period_start=start,
-            period_end=end,
-            entries=entries,
-            previous=link,
-            signer=signer,
-            created_at=now,
-        )
+        body = build_digest(DigestScope(key, account, region, start, end, now), entries, link, signer)
         written, _version, _until = store.put_immutable(key, body, metadata={"sha256": sha256_hex(body)})
         if not written:  # a concurrent run won the race: chain to what is stored
             body = store.get(key).body

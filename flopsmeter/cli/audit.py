@@ -59,7 +59,7 @@ def _local_dir(args: argparse.Namespace, *, pull: bool = True) -> Path:
     from flopsmeter.cli.main import UsageError
 
     if args.bucket:
-        from flopsmeter.audit.mirror import pull as pull_bucket
+        from flopsmeter.compliance.mirror import pull as pull_bucket
 
         root = args.dir if getattr(args, "dir", None) else DEFAULT_CACHE_ROOT / args.bucket
         if pull:
@@ -80,8 +80,8 @@ def _local_dir(args: argparse.Namespace, *, pull: bool = True) -> Path:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.verify import BucketSource, DirSource, render_text, verify
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.verify import BucketSource, DirSource, render_text, verify
 
     if args.bucket and args.dir:
         raise UsageError("give --bucket BUCKET or --dir DIR, not both (verify reads one of them)")
@@ -104,8 +104,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.query import Preset, preset_sql, render, run_athena, run_duckdb
+    from flopsmeter.aws.athena import AthenaTarget
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb
 
     preset = Preset(
         exceeding=args.exceeding, job=args.job, since=args.since, by_base_model=args.by_base_model, limit=args.limit
@@ -119,13 +120,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.engine == "athena":
         if not (args.workgroup and args.database):
             raise UsageError("--engine athena needs --workgroup and --database (stack outputs)")
-        result = run_athena(
-            _client(args, "athena"),
-            sql,
-            workgroup=args.workgroup,
-            database=args.database,
-            output_location=args.output_location,
-        )
+        target = AthenaTarget(args.workgroup, args.database, args.output_location)
+        result = run_athena(_client(args, "athena"), sql, target)
     else:
         root = _local_dir(args, pull=args.bucket is not None)
         if args.pull_only:
@@ -140,15 +136,16 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.report import write_report
-    from flopsmeter.audit.verify import DirSource, verify
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.layout import is_mirror
+    from flopsmeter.compliance.report import write_report
+    from flopsmeter.compliance.verify import DirSource, verify
 
     if args.job and (args.start or args.end):
         raise UsageError("give --job NAME or --from/--to, not both")
     root = _local_dir(args)
     verification = None
-    if not args.no_verify:
+    if not args.no_verify and is_mirror(root):  # a flat folder of records has no digests to verify against
         verification = verify(DirSource(root), max_digest_age=None)
     data = write_report(
         root,
@@ -174,9 +171,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.query import Result, render
-    from flopsmeter.audit.reevaluate import read_dir, reevaluate, resolve_policy
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.query import Result, render
+    from flopsmeter.compliance.reevaluate import read_dir, reevaluate, resolve_policy
 
     if (args.policy is None) == (args.policy_file is None):
         raise UsageError("give exactly one of --policy ID or --policy-file FILE")

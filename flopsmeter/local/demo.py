@@ -413,7 +413,7 @@ class Demo:
         self.section("8. Signed digest and verification")
         from flopsmeter.audit.digests import write_digest
         from flopsmeter.audit.store import AuditStore
-        from flopsmeter.audit.verify import BucketSource, render_text, verify
+        from flopsmeter.compliance.verify import BucketSource, render_text, verify
 
         store = AuditStore(self.aws("s3"), self.resources.audit_bucket)
         time.sleep(1.1)  # a digest covers versions written before its (whole-second) end: let the last one in
@@ -438,7 +438,7 @@ class Demo:
         from botocore.exceptions import ClientError
 
         from flopsmeter.audit.store import AuditStore
-        from flopsmeter.audit.verify import BucketSource, render_text, verify
+        from flopsmeter.compliance.verify import BucketSource, render_text, verify
 
         s3, bucket = self.aws("s3"), self.resources.audit_bucket
         key = next(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flopsmeter.audit import query
+from flopsmeter.compliance import query
 from infra.constructs.query import PARTITION_KEYS
 from infra.glue_schema import record_columns as glue_columns
 

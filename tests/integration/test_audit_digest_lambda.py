@@ -10,8 +10,8 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter.audit.store import AuditStore
-from flopsmeter.audit.verify import BucketSource, verify
-from tests.unit.audit.trail import (
+from flopsmeter.compliance.verify import BucketSource, verify
+from tests.support.trail import (
     ACCOUNT,
     BUCKET,
     REGION,

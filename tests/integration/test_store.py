@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from flopsmeter.audit.keys import record_key
 from flopsmeter.audit.store import AuditStore
-from tests.record_factory import make_record
+from tests.support.records import make_record
 
 BUCKET = "flopsmeter-audit-test"
 

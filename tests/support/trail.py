@@ -13,10 +13,9 @@ from typing import Any
 import boto3
 
 from flopsmeter.audit.digests import write_digest
-from flopsmeter.audit.keys import record_key
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.audit.store import AuditStore
-from tests.record_factory import make_record
+from tests.support.records import key_of, make_record
 
 BUCKET = "flopsmeter-audit-test"
 ACCOUNT = "123456789012"
@@ -61,10 +60,6 @@ def make_signing_key(kms: Any) -> str:
     return kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", Description="flopsmeter digests")["KeyMetadata"][
         "KeyId"
     ]
-
-
-def key_of(record: AuditRecord) -> str:
-    return record_key(record.job.account_id, record.job.region, record.job.end_time, record.job.name)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Digest building blocks: which periods are due, key order, and offline signature checks (no AWS)."""
+"""Digest building blocks: which periods are due and offline signature checks (no AWS)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flopsmeter.audit.digests import (
     SIGNING_ALGORITHM,
     digest_body,
-    on_demand_digest_key,
     periods_to_write,
     signature_valid,
     signing_string,
 )
-from flopsmeter.audit.keys import digest_key
 from flopsmeter.audit.record import body_sha256
-from flopsmeter.audit.verify import key_period_end
 
 H = datetime(2026, 3, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -46,20 +43,6 @@ def test_on_demand_digest_ends_at_whole_seconds_and_only_moves_forward():
     now = H + timedelta(minutes=7, seconds=3, microseconds=900)
     assert list(periods_to_write(H, None, now)) == [(H, H + timedelta(minutes=7, seconds=3), None)]
     assert list(periods_to_write(now.replace(microsecond=0), None, now)) == []
-
-
-def test_digest_keys_sort_in_time_order_and_encode_their_period_end():
-    earlier = digest_key("1", "r", H - HOUR)  # covers up to H
-    partial = on_demand_digest_key("1", "r", H + timedelta(minutes=20, seconds=5))
-    hourly = digest_key("1", "r", H)  # covers up to H + 1h
-    later = on_demand_digest_key("1", "r", H + HOUR + timedelta(seconds=1))
-    assert sorted([later, hourly, partial, earlier]) == [earlier, partial, hourly, later]
-    assert [key_period_end(k) for k in (earlier, partial, hourly)] == [
-        H,
-        H + timedelta(minutes=20, seconds=5),
-        H + HOUR,
-    ]
-    assert on_demand_digest_key("1", "r", H) == earlier  # a whole-hour end is the hourly key
 
 
 def _signed(private_key, key: str) -> dict:

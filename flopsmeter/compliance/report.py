@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from flopsmeter.audit.digests import DIGEST_FORMAT
 from flopsmeter.audit.keys import DIGESTS_PREFIX
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.audit.reevaluate import read_dir
-from flopsmeter.audit.verify import VerifyReport
+from flopsmeter.compliance.reevaluate import read_dir
+from flopsmeter.compliance.verify import VerifyReport
 from flopsmeter.domain.numbers import format_flops
 
 DETAILED_JOBS_MAX = 40  # per-job sections in a period report: the jobs nearest to or over the line
@@ -224,7 +224,7 @@ def render_report(data: ReportData) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
-        loader=PackageLoader("flopsmeter.audit", "templates"), autoescape=select_autoescape(["html", "j2"])
+        loader=PackageLoader("flopsmeter.compliance", "templates"), autoescape=select_autoescape(["html", "j2"])
     )
     env.filters["flops"] = format_flops
     env.filters["when"] = lambda d: "-" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

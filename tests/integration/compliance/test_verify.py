@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter.audit.record import canonical_json
-from flopsmeter.audit.verify import BucketSource, render_text, verify
 from flopsmeter.cli.main import main
-from tests.unit.audit.trail import BUCKET, T0, Trail, build_trail, make_signing_key, tamper_digest
+from flopsmeter.compliance.verify import BucketSource, render_text, verify
+from tests.support.trail import BUCKET, T0, Trail, build_trail, make_signing_key, tamper_digest
 
 
 @pytest.fixture

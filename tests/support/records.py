@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from flopsmeter.audit.keys import record_key
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -95,3 +98,17 @@ def make_record(
     if overrides:
         record = record.model_copy(update=overrides)
     return record.sealed()
+
+
+def key_of(record: AuditRecord) -> str:
+    """The record's key in the bucket."""
+    return record_key(record.job.account_id, record.job.region, record.job.end_time, record.job.name)
+
+
+def write_mirror(root: Path, records: Iterable[AuditRecord]) -> Path:
+    """Write records as files under ``root`` in the bucket's key layout (a mirror); returns ``root``."""
+    for record in records:
+        path = root / key_of(record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(record.to_json_bytes())
+    return root

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from flopsmeter.audit.keys import parse_record_key, record_key, valid_job_name
 from flopsmeter.audit.record import AuditRecord, record_id_for, stored_sha256_matches
-from tests.record_factory import make_record
+from tests.support.records import make_record
 
 
 def test_sealed_record_hash_verifies_from_stored_bytes_alone():

@@ -8,14 +8,11 @@ import io
 import json
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
-from flopsmeter.audit.query import Preset, QueryError, preset_sql, record_columns, run_athena, run_duckdb
 from flopsmeter.cli.main import main
-from tests.record_factory import make_record
-from tests.unit.audit.trail import key_of
+from flopsmeter.compliance.query import Preset, QueryError, preset_sql, record_columns, run_duckdb
+from tests.support.records import key_of, make_record
 
 JOBS = {  # name: (cumulative FLOPs, pretrain, end)
     "small-1": (1.0e20, 1.5e24, datetime(2026, 1, 3, tzinfo=UTC)),
@@ -111,61 +108,29 @@ def test_cli_formats(records_dir, capsys):
     assert main(["query", "SELECT 1", "--dir", str(records_dir), "--exceeding"]) == 2
 
 
-def test_athena_path_sends_the_same_sql_and_pages_results():
-    athena = boto3.client("athena", region_name="eu-west-1")
-    sql = preset_sql(Preset(exceeding=True))
-    stub = Stubber(athena)
-    stub.add_response(
-        "start_query_execution",
-        {"QueryExecutionId": "q-1"},
-        {"QueryString": sql, "WorkGroup": "flopsmeter", "QueryExecutionContext": {"Database": "flopsmeter_audit"}},
-    )
-    stub.add_response(
-        "get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}}, {"QueryExecutionId": "q-1"}
-    )
-    stub.add_response(
-        "get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}}, {"QueryExecutionId": "q-1"}
-    )
-    meta = {"ColumnInfo": [{"Name": "job", "Type": "varchar"}, {"Name": "flops", "Type": "double"}]}
-    stub.add_response(
-        "get_query_results",
-        {
-            "ResultSet": {
-                "ResultSetMetadata": meta,
-                "Rows": [
-                    {"Data": [{"VarCharValue": "job"}, {"VarCharValue": "flops"}]},
-                    {"Data": [{"VarCharValue": "over-1"}, {"VarCharValue": "5.0E22"}]},
-                ],
-            },
-            "NextToken": "t2",
-        },
-        {"QueryExecutionId": "q-1"},
-    )
-    stub.add_response(
-        "get_query_results",
-        {
-            "ResultSet": {
-                "ResultSetMetadata": meta,
-                "Rows": [{"Data": [{"VarCharValue": "over-2"}, {"VarCharValue": "9.0E23"}]}],
-            }
-        },
-        {"QueryExecutionId": "q-1", "NextToken": "t2"},
-    )
-    sleeps = []
-    with stub:
-        result = run_athena(athena, sql, workgroup="flopsmeter", database="flopsmeter_audit", sleep=sleeps.append)
-    stub.assert_no_pending_responses()
-    assert result.columns == ["job", "flops"] and result.rows == [("over-1", "5.0E22"), ("over-2", "9.0E23")]
-    assert sleeps == [1.0]
+def test_flat_folder_of_records_is_read_with_partitions_from_each_record(tmp_path):
+    # `flopsmeter demo` copies records as <job>.json side by side: no records/v1/account=… layout
+    for name, (flops, pretrain, end) in JOBS.items():
+        (tmp_path / f"{name}.json").write_bytes(
+            make_record(name, flops=flops, pretrain=pretrain, end=end).to_json_bytes()
+        )
+    result = run_duckdb(tmp_path, "SELECT job.name, account, region, CAST(date AS VARCHAR) FROM records ORDER BY 1")
+    assert result.rows == [
+        (name, "123456789012", "eu-west-1", end.date().isoformat()) for name, (_f, _p, end) in sorted(JOBS.items())
+    ]
+    exceeding = run_duckdb(tmp_path, preset_sql(Preset(exceeding=True)))
+    assert sorted(r[0] for r in exceeding.rows) == ["over-1", "over-2"]
 
 
-def test_athena_failure_is_reported_with_its_reason():
-    athena = boto3.client("athena", region_name="eu-west-1")
-    stub = Stubber(athena)
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
-    stub.add_response(
-        "get_query_execution",
-        {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": "COLUMN_NOT_FOUND: line 1:8"}}},
-    )
-    with stub, pytest.raises(QueryError, match="COLUMN_NOT_FOUND"):
-        run_athena(athena, "SELECT nope FROM records", workgroup="w", database="d", sleep=lambda s: None)
+def test_folder_without_records_says_which_layouts_it_expects(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not records")
+    assert main(["query", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "holds no audit records" in err and "records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json" in err
+
+
+def test_a_file_in_a_flat_folder_that_is_not_a_record_is_refused_by_name(tmp_path):
+    (tmp_path / "good.json").write_bytes(make_record("good").to_json_bytes())
+    (tmp_path / "settings.json").write_text('{"theme": "dark"}')
+    with pytest.raises(QueryError, match=r"settings\.json is not an audit record"):
+        run_duckdb(tmp_path, "SELECT count(*) FROM records")

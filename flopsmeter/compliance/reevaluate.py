@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flopsmeter.audit.record import KNOWN_SCHEMA_VERSIONS, AuditRecord
+from flopsmeter.compliance.layout import record_files
 from flopsmeter.domain.classification import classify_against
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, ThresholdPolicy, get_policy, threshold_for
@@ -171,9 +172,7 @@ def reevaluate(
 
 
 def read_dir(root: Path) -> Iterable[tuple[str, bytes]]:
-    """``(key, bytes)`` of every record file under a mirror directory, in key order."""
-    from flopsmeter.audit.keys import RECORDS_PREFIX
-
-    base = root / RECORDS_PREFIX
-    for path in sorted(base.rglob("*.json")) if base.is_dir() else []:
-        yield path.relative_to(root).as_posix(), path.read_bytes()
+    """``(key, bytes)`` of every record file in a mirror or a flat folder of records (``layout``), in key order."""
+    files = record_files(root)
+    for key in sorted(files):
+        yield key, files[key].path.read_bytes()

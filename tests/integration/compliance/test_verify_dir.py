@@ -14,11 +14,11 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter.audit.digests import public_key_pem
-from flopsmeter.audit.mirror import MANIFEST_NAME, pull
 from flopsmeter.audit.record import canonical_json
-from flopsmeter.audit.verify import DirSource, render_text, verify
 from flopsmeter.cli.main import main
-from tests.unit.audit.trail import T0, build_trail
+from flopsmeter.compliance.mirror import MANIFEST_NAME, pull
+from flopsmeter.compliance.verify import DirSource, render_text, verify
+from tests.support.trail import T0, build_trail
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +156,17 @@ def test_cli_verify_dir_json(golden, mirror, capsys):
     assert [(f["object"], f["problem"]) for f in document["failures"]] == [
         (golden["keys"]["job-c"], "record_unreadable")
     ]
+
+
+def test_an_object_among_the_public_keys_that_is_not_one_is_reported(golden, mirror):
+    stray = mirror / "digests/v1/public-keys/notes.json"
+    stray.write_text("{}")
+    report = check(mirror, public_key_file=golden["pem"])
+    assert ("digests/v1/public-keys/notes.json", "unexpected_object") in problems(report)
+
+
+def test_a_flat_folder_of_records_is_not_taken_for_an_empty_mirror(golden, tmp_path, capsys):
+    key = next(iter(golden["keys"].values()))
+    (tmp_path / "job.json").write_bytes((golden["root"] / key).read_bytes())
+    assert main(["verify", "--dir", str(tmp_path)]) == 1
+    assert "is not a mirror of the audit bucket" in capsys.readouterr().err

@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flopsmeter.audit.reevaluate import PolicyFileError, load_policy_file, read_dir, reevaluate
-from flopsmeter.audit.report import write_report
 from flopsmeter.cli.main import main
+from flopsmeter.compliance.reevaluate import PolicyFileError, load_policy_file, read_dir, reevaluate
+from flopsmeter.compliance.report import write_report
 from flopsmeter.domain.thresholds import get_policy
-from tests.record_factory import make_record
-from tests.unit.audit.trail import key_of
+from tests.support.records import key_of, make_record
 
 
 @pytest.fixture
@@ -109,3 +108,9 @@ def test_report_escapes_text_from_records(tmp_path):
     assert main(["report", "--dir", str(tmp_path), "--job", "odd-1", "--out", str(html_path), "--no-verify"]) == 0
     html = html_path.read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_reevaluate_reads_a_flat_folder_of_records(tmp_path):
+    (tmp_path / "flat-1.json").write_bytes(make_record("flat-1", flops=5e22, pretrain=None).to_json_bytes())
+    run = reevaluate(read_dir(tmp_path), get_policy("eu-guideline-2025-07"))
+    assert [r.job for r in run.results] == ["flat-1"] and not run.errors

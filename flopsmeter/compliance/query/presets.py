@@ -1,0 +1,91 @@
+"""The query presets (``--exceeding``, ``--job``, ``--since``, ``--by-base-model``) as SQL.
+
+The SQL uses only the subset shared by DuckDB and Athena: dotted struct access, ``filter(list, c -> …)[1]``,
+``CAST``, ``substr``, ``replace``, aggregates, ``ORDER BY``/``LIMIT`` (see docs/audit.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flopsmeter.audit.keys import valid_job_name
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.domain.errors import FlopsMeterError
+
+
+class QueryError(FlopsMeterError):
+    """A query could not run (bad SQL, engine failure)."""
+
+
+def ratio_of(record: AuditRecord) -> float:
+    """The record's primary-policy ratio (FLOPs / threshold)."""
+    return next((c.ratio for c in record.classifications if c.policy == record.primary_policy), 0.0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    exceeding: bool = False
+    job: str | None = None
+    since: str | None = None  # YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)
+    by_base_model: bool = False
+    limit: int | None = None
+
+
+LIST_COLUMNS = (
+    "job.name AS job",
+    "CAST(job.end_time AS VARCHAR) AS end_time",
+    "base_model.model_id AS base_model",
+    "flops.method AS method",
+    "flops.classified_flops AS flops",
+    "lineage.cumulative_flops AS cumulative_flops",
+    "primary_policy",
+    "filter(classifications, c -> c.policy = primary_policy)[1].threshold AS threshold",
+    "filter(classifications, c -> c.policy = primary_policy)[1].ratio AS ratio",
+    "outcome",
+)
+
+
+def normalise_since(value: str) -> str:
+    """A date or date-time literal safe to inline (``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS``), else QueryError."""
+    text = value.strip().replace("T", " ").removesuffix("Z")
+    for fmt, out in (
+        ("%Y-%m-%d", "%Y-%m-%d"),
+        ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"),
+        ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:00"),
+    ):
+        try:
+            return datetime.strptime(text, fmt).strftime(out)
+        except ValueError:
+            continue
+    raise QueryError(f"--since wants a date like 2026-05-01 (UTC), got {value[:40]!r}")
+
+
+def preset_sql(preset: Preset, *, table: str = "records") -> str:
+    """The SQL a preset stands for; it uses only the subset shared by DuckDB and Athena."""
+    where = []
+    if preset.exceeding:
+        where.append("outcome = 'exceeds'")
+    if preset.job is not None:
+        if not valid_job_name(preset.job):
+            raise QueryError(f"not a SageMaker training job name: {preset.job[:80]!r}")
+        where.append(f"job.name = '{preset.job}'")
+    if preset.since is not None:
+        # engine-neutral: a timestamp or an ISO string both cast to 'YYYY-MM-DD HH:MM:SS…' once 'T' is replaced
+        where.append(
+            f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') >= '{normalise_since(preset.since)}'"
+        )
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    if preset.by_base_model:
+        sql = (
+            "SELECT coalesce(base_model.model_id, '(unknown)') AS base_model, count(*) AS jobs, "
+            "sum(flops.classified_flops) AS total_flops, max(lineage.cumulative_flops) AS max_cumulative_flops, "
+            "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END) AS exceeding, "
+            "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching "
+            f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC"
+        )
+    else:
+        sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM {table}{clause} ORDER BY end_time DESC, job"
+    if preset.limit:
+        sql += f" LIMIT {int(preset.limit)}"
+    return sql

@@ -1,0 +1,51 @@
+"""``flopsmeter verify``: check the audit trail against its signed digest chain (like CloudTrail validate-logs).
+
+For each account/region chain it checks every digest (its location, its body hash, its signature, the link to
+the previous digest and that periods tile with no gap: ``chains``), then every record (its own ``sha256``, that
+it is listed in a digest with the same version and hashes, that it was written once) and every digest entry
+(that its record still exists: ``records``). Records written after the newest digest are listed as not yet
+covered: not a failure by itself, but their own hash is still checked. Each problem names the object and says
+why. It reads the bucket or a local mirror (``sources``); ``render`` prints the result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flopsmeter.audit.digests import iso
+from flopsmeter.compliance.verify.chains import check_chains, check_digest_versions, load_chains
+from flopsmeter.compliance.verify.findings import Finding, VerifyReport, Window
+from flopsmeter.compliance.verify.records import check_records
+from flopsmeter.compliance.verify.render import render_text
+from flopsmeter.compliance.verify.sources import BucketSource, DirSource, ObjectVersion, Source
+
+DEFAULT_MAX_DIGEST_AGE = timedelta(hours=2)  # hourly digests, written a few minutes after the hour, plus slack
+
+__all__ = [
+    "DEFAULT_MAX_DIGEST_AGE",
+    "BucketSource",
+    "DirSource",
+    "Finding",
+    "ObjectVersion",
+    "Source",
+    "VerifyReport",
+    "render_text",
+    "verify",
+]
+
+
+def verify(
+    source: Source,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    max_digest_age: timedelta | None = DEFAULT_MAX_DIGEST_AGE,
+) -> VerifyReport:
+    """Verify records and digests written in ``[start, end)`` (all when None). Read-only."""
+    report = VerifyReport(source.description, {"from": iso(start) if start else None, "to": iso(end) if end else None})
+    window = Window(start, end, max_digest_age)
+    check_digest_versions(source, report)
+    chains = load_chains(source, report, window)
+    entries = check_chains(source, report, chains, window)
+    check_records(source, report, chains, entries, window)
+    return report

@@ -1,0 +1,102 @@
+"""The bucket's key layout: every builder has a parser that gives back the same parts, and keys sort in time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flopsmeter.audit.keys import (
+    DIGESTS_PREFIX,
+    PUBLIC_KEYS_PREFIX,
+    RECORDS_PREFIX,
+    chain_prefix,
+    digest_key,
+    on_demand_digest_key,
+    parse_chain,
+    parse_digest_key,
+    parse_public_key_object_key,
+    parse_record_key,
+    public_key_object_key,
+    record_key,
+    records_prefix,
+)
+
+H = datetime(2026, 3, 1, 10, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+accounts = st.from_regex(r"\A[0-9]{12}\Z")
+regions = st.from_regex(r"\A[a-z]{2}-[a-z]{4,9}-[1-9]\Z")
+job_names = st.from_regex(r"\A[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)).map(
+    lambda m: m.replace(microsecond=0)
+)
+
+
+@given(accounts, regions, moments, job_names)
+def test_record_key_round_trips(account, region, end, job):
+    key = record_key(account, region, end, job)
+    assert parse_record_key(key) == {"account": account, "region": region, "date": end.date().isoformat(), "job": job}
+    assert key.startswith(records_prefix(account, region, end.date()))
+    assert key.startswith(records_prefix(account, region)) and key.startswith(records_prefix(account))
+    assert key.startswith(records_prefix()) and records_prefix() == RECORDS_PREFIX
+
+
+@given(accounts, regions, moments)
+def test_hourly_digest_key_round_trips_to_the_end_of_its_hour(account, region, hour):
+    key = digest_key(account, region, hour)
+    floor = hour.replace(minute=0, second=0)
+    assert parse_digest_key(key) == (account, region, floor + HOUR)
+    assert parse_chain(key) == (account, region)
+    assert key.startswith(chain_prefix(account, region)) and key.startswith(DIGESTS_PREFIX)
+
+
+@given(accounts, regions, moments)
+def test_on_demand_digest_key_round_trips_to_its_end(account, region, end):
+    key = on_demand_digest_key(account, region, end)
+    assert parse_digest_key(key) == (account, region, end)
+    assert parse_chain(key) == (account, region)
+
+
+@given(st.binary(min_size=1, max_size=64))
+def test_public_key_object_key_round_trips(der):
+    import hashlib
+
+    fingerprint = hashlib.sha256(der).hexdigest()
+    key = public_key_object_key(fingerprint)
+    assert key.startswith(PUBLIC_KEYS_PREFIX)
+    assert parse_public_key_object_key(key) == fingerprint
+    assert parse_chain(key) is None  # a public key is not a chain digest
+
+
+def test_digest_keys_sort_in_time_order():
+    earlier = digest_key("1", "r", H - HOUR)  # covers up to H
+    partial = on_demand_digest_key("1", "r", H + timedelta(minutes=20, seconds=5))
+    hourly = digest_key("1", "r", H)  # covers up to H + 1h
+    later = on_demand_digest_key("1", "r", H + HOUR + timedelta(seconds=1))
+    assert sorted([later, hourly, partial, earlier]) == [earlier, partial, hourly, later]
+    assert on_demand_digest_key("1", "r", H) == earlier  # a whole-hour end is the hourly key
+
+
+@pytest.mark.parametrize(
+    ("parse", "key"),
+    [
+        (parse_record_key, "records/v1/account=1/region=r/2026-03-01/job.json"),  # no date=
+        (parse_record_key, "records/v1/account=1/region=r/date=2026-03-01/job.txt"),
+        (parse_record_key, "digests/v1/account=1/region=r/2026/03/01/10.json"),
+        (parse_digest_key, "digests/v1/account=1/region=r/2026/03/01/notes.json"),
+        (parse_digest_key, "digests/v1/account=1/2026/03/01/10.json"),
+        (parse_digest_key, "records/v1/account=1/region=r/date=2026-03-01/job.json"),
+        (parse_public_key_object_key, "digests/v1/public-keys/not-a-fingerprint.pem"),
+    ],
+)
+def test_parsers_refuse_keys_of_another_layout(parse, key):
+    with pytest.raises(ValueError, match="not a"):
+        parse(key)
+
+
+def test_record_key_refuses_a_name_sagemaker_would_refuse():
+    with pytest.raises(ValueError, match="not a SageMaker training job name"):
+        record_key("1", "r", date(2026, 3, 1), "../escape")
