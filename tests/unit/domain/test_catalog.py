@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flopsmeter.domain.catalog import BASE_MODELS, find_base_model
+from flopsmeter.domain.catalog import BASE_MODELS, match_base_model
 from flopsmeter.domain.classification import classify
 
 
