@@ -37,9 +37,8 @@ VARIANT_WORDS = frozenset({"instruct", "chat", "it", "base", "pt", "hf", "fp8", 
 ORG_TOKENS = frozenset({"meta"})
 
 _SPLIT = re.compile(r"[\s\-_.:]+")
-_LETTER_DIGIT = re.compile(r"(?<=[a-z])(?=[0-9])")
+_LETTER_DIGIT = re.compile(r"(?<=[a-z])(?<![0-9]x)(?=[0-9])")  # llama3 -> llama 3; 8x7b stays
 _RELEASE_DATE = re.compile(r"^\d{4}$")  # Mistral/Qwen release suffixes: 2501, 2503, 2507
-_SIZE = re.compile(r"^(?:\d+x)?\d+(?:b|m)$")  # 405b, 8x7b, 500m (after the letter-digit split: a22b -> a 22b)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 MAX_NAME_LENGTH = 1024  # longer input is not a model name or path anyone wrote
 
@@ -60,17 +59,12 @@ def name_key(name: str) -> tuple[str, ...]:
         if text.startswith(prefix):
             text = replacement + text[len(prefix) :]
             break
-    tokens = [t for part in _SPLIT.split(text) for t in _LETTER_DIGIT.split(part) if t]
-    while len(tokens) > 1 and tokens[0] in ORG_TOKENS:
-        tokens.pop(0)
-    while len(tokens) > 1 and (tokens[-1] in VARIANT_WORDS or _RELEASE_DATE.match(tokens[-1])):
-        tokens.pop()
-    return tuple(tokens)
-
-
-def size_tokens(key: tuple[str, ...]) -> frozenset[str]:
-    """The tokens of a key that state a size (``8b``, ``8x7b``, ``22b``)."""
-    return frozenset(t for t in key if _SIZE.match(t))
+    words = [w for w in _SPLIT.split(text) if w]
+    while len(words) > 1 and words[0] in ORG_TOKENS:
+        words.pop(0)
+    while len(words) > 1 and (words[-1] in VARIANT_WORDS or _RELEASE_DATE.match(words[-1])):
+        words.pop()
+    return tuple(t for word in words for t in _LETTER_DIGIT.split(word) if t)
 
 
 def candidate_names(reference: str) -> tuple[str, ...]:
