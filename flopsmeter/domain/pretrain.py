@@ -155,8 +155,8 @@ def _from_declared(
         basis = f"declared in {declared.label}; override reason: {override_reason}"
         return ctx.result(parsed.value, declared.source, basis, raw=shown, warnings=notes)
     notes.append(
-        f"{above}: classified on the catalog figure; to use the declared value, record why it is right in "
-        "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
+        f"{above}: classified on the catalog figure; to use the declared value, record why it is right as a "
+        "pretraining-compute override reason"
     )
     basis = f"catalog {model.model_id}: {lowest.method} ({lowest.note}); lower than the declared {parsed.value:.2e}"
     return ctx.result(lowest.flops, PretrainSource.CATALOG, basis, raw=shown, warnings=notes)

@@ -85,7 +85,7 @@ def test_declared_value_above_the_catalog_margin_needs_a_recorded_reason(declare
     assert resolved.source is source
     assert resolved.raw == declared
     if used != float(declared):
-        assert any("more than 30 % above" in w and "OVERRIDE_REASON" in w for w in resolved.warnings)
+        assert any("more than 30 % above" in w and "override reason" in w for w in resolved.warnings)
     if reason and reason.strip():
         assert reason in resolved.basis
 
