@@ -175,7 +175,8 @@ def _match_notes(reference: str | None, match: CatalogMatch | None) -> tuple[str
     if match is None or match.method is MatchMethod.EXACT:
         return ()
     return (
-        f"base model {reference!r} matched catalog entry {match.model.model_id} ({match.method}: {match.matched!r})",
+        f"base model {(reference or '')[:120]!r} matched catalog entry {match.model.model_id} "
+        f"({match.method}: {match.matched[:120]!r})",
     )
 
 
