@@ -122,3 +122,9 @@ DLQ_ATTR_RECEIVE_COUNT = "flopsmeter-receive-count"  # Number, the delivery on w
 DLQ_ATTR_FAILED_AT = "flopsmeter-failed-at"  # String, ISO 8601 UTC
 DLQ_ATTR_SOURCE_QUEUE = "flopsmeter-source-queue"  # String, the classifier queue's ARN (where to redrive to)
 DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the event could be read
+
+# Why a declared PRETRAIN_FLOPS more than 30 % above the catalog's lowest estimate for the same base is right
+# (free text, recorded in the audit record's basis). Without it the catalog figure is used
+# (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
+ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
+TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"

@@ -62,6 +62,7 @@ class BaseModelInfo(_Model):
     basis: str
     systemic_risk: bool = False
     raw_value: str | None = None
+    catalog_match: Literal["exact", "alias", "normalised"] | None = None  # how model_id matched the catalog
 
 
 class HardwareCeilingInfo(_Model):

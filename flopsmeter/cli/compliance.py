@@ -2,8 +2,9 @@
 
 ``classify`` puts a FLOP count against every threshold policy. ``estimate`` computes a fine-tuning run's
 training FLOPs from a model config (and, given an instance, the hardware ceiling) and classifies it.
-``gate`` is ``estimate`` for CI: exit 0 to launch, 1 when the primary policy says the run would exceed its
-threshold (or approach it, with ``--strict``), 2 on usage errors.
+``gate`` is ``estimate`` for CI: exit 0 to launch, 1 when any evaluated policy says the run would exceed its
+threshold (the strictest reading; ``--primary-only`` narrows that to the primary policy, ``--strict`` widens it
+to anything but ``below`` under any policy), 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -12,15 +13,22 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from flopsmeter.cli.main import UsageError
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import FlopsMeterError, UnknownPolicy
-from flopsmeter.domain.flops import FORMULA_VERSION, flops_per_token, trainable_params, training_flops
+from flopsmeter.domain.flops import FORMULA_VERSION, FlopsPerToken, flops_per_token, trainable_params, training_flops
 from flopsmeter.domain.hardware import hardware_ceiling
-from flopsmeter.domain.methods import METHODS, FineTuning, lora_targets_from
+from flopsmeter.domain.methods import (
+    METHODS,
+    FineTuning,
+    GradientCheckpointing,
+    input_grads_in_every_layer,
+    lora_targets_from,
+)
 from flopsmeter.domain.model_configs import bundled_config_names, load_bundled_config
 from flopsmeter.domain.numbers import format_flops, parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
@@ -41,13 +49,17 @@ def register(sub: Any) -> None:
 
     for name, text in (
         ("estimate", "estimate a fine-tuning run's training FLOPs from a model config, and classify it"),
-        ("gate", "pre-flight gate for CI: exit 1 if the run would exceed the primary policy's threshold"),
+        ("gate", "pre-flight gate for CI: exit 1 if the run would exceed the threshold of any evaluated policy"),
     ):
         p = sub.add_parser(name, help=text)
         _add_estimate_args(p)
         _add_base_model_args(p)
         if name == "gate":
-            p.add_argument("--strict", action="store_true", help="block unless every policy says below")
+            mode = p.add_mutually_exclusive_group()
+            mode.add_argument("--strict", action="store_true", help="block unless every policy says below")
+            mode.add_argument(
+                "--primary-only", action="store_true", help="block only when the primary policy says exceeds"
+            )
             p.set_defaults(func=run_gate)
         else:
             p.set_defaults(func=run_estimate)
@@ -59,6 +71,10 @@ def _add_base_model_args(p: argparse.ArgumentParser) -> None:
         "--base-model", help="base model id, looked up in the bundled catalog (e.g. meta-llama/Llama-3.1-8B)"
     )
     p.add_argument("--systemic-risk-base", action="store_true", help="the base model is a systemic-risk GPAI model")
+    p.add_argument(
+        "--pretrain-flops-override-reason",
+        help="why a --pretrain-flops more than 30%% above the catalog's estimate is right (recorded)",
+    )
     p.add_argument("--policy", default=DEFAULT_PRIMARY_POLICY, help=f"primary policy ({', '.join(POLICIES)})")
     p.add_argument("--approaching-fraction", type=float, default=DEFAULT_APPROACHING_FRACTION,
                    help="'approaching' from this fraction of the threshold (default 0.8)")  # fmt: skip
@@ -74,6 +90,17 @@ def _add_estimate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
     p.add_argument("--trainable-layers", help="spectrum: layer indices, e.g. 0,1,28-31")
+    p.add_argument(
+        "--gradient-checkpointing",
+        choices=[m.value for m in GradientCheckpointing],
+        default=GradientCheckpointing.UNKNOWN.value,
+        help="how the run checkpoints activations; unknown (default) assumes reentrant, the costlier case",
+    )
+    p.add_argument(
+        "--text-only",
+        action="store_true",
+        help="multimodal config, run feeds text only: count the language model (the tower never runs)",
+    )
     p.add_argument("--instance-type", help="SageMaker instance type for the hardware ceiling, e.g. ml.p5.48xlarge")
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--hours", type=float, help="planned training hours (for the hardware ceiling)")
@@ -105,21 +132,40 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_gate(args: argparse.Namespace) -> int:
     report, result = _estimate(args)
     primary = result.primary.outcome
-    # --strict: every policy must say below (the gate then refuses what any reading would flag)
-    blocked = primary is Outcome.EXCEEDS or (args.strict and result.worst is not Outcome.BELOW)
-    others = sorted({r.policy for r in result.results if r.outcome is not Outcome.BELOW} - {result.primary_policy})
-    report["gate"] = {"decision": "block" if blocked else "pass", "strict": args.strict, "exit_code": int(blocked)}
+    blocking = _blocking_policies(result, args)
+    blocked = bool(blocking)
+    mode = "strict" if args.strict else "primary-only" if args.primary_only else "any-policy"
+    report["gate"] = {
+        "decision": "block" if blocked else "pass",
+        "mode": mode,
+        "strict": args.strict,
+        "blocking_policies": blocking,
+        "exit_code": int(blocked),
+    }
     if args.json:
         _print_json(report)
     else:
         _print_estimate(report, result)
-    if not blocked and (primary is not Outcome.BELOW or others):
+    if not blocked and result.worst is not Outcome.BELOW:
         worst = ", ".join(f"{r.policy}: {r.outcome}" for r in result.results if r.outcome is not Outcome.BELOW)
         print(f"flopsmeter: warning: not every policy says below ({worst})", file=sys.stderr)
     verdict = "BLOCK" if blocked else "PASS"
     used = f"{format_flops(report['total_flops'])} of {format_flops(result.primary.threshold)}"
-    print(f"flopsmeter gate: {verdict} ({result.primary_policy}: {primary}, {used})", file=sys.stderr)
+    because = f"; blocked by {', '.join(blocking)}" if blocked else ""
+    print(
+        f"flopsmeter gate: {verdict} ({result.primary_policy}: {primary}, {used}; mode {mode}{because})",
+        file=sys.stderr,
+    )
     return EXIT_BLOCK if blocked else EXIT_PASS
+
+
+def _blocking_policies(result: Classification, args: argparse.Namespace) -> list[str]:
+    """The policies whose outcome blocks the run in the chosen mode (the strictest reading by default)."""
+    if args.strict:
+        return [r.policy for r in result.results if r.outcome is not Outcome.BELOW]
+    if args.primary_only:
+        return [result.primary_policy] if result.primary.outcome is Outcome.EXCEEDS else []
+    return [r.policy for r in result.results if r.outcome is Outcome.EXCEEDS]
 
 
 # ---- the work ------------------------------------------------------------------------------------------------
@@ -130,7 +176,7 @@ def _estimate(args: argparse.Namespace) -> tuple[dict[str, Any], Classification]
     seq_len = _count_arg(args.seq_len, "--seq-len", minimum=1)
     tokens = _count_arg(args.tokens, "--tokens", minimum=0)
     try:
-        shape = ModelShape.from_hf_config(config)
+        shape = ModelShape.from_hf_config(config, text_only=args.text_only)
         tuning = _tuning(args)
         fpt = flops_per_token(shape, seq_len, tuning)
         total = training_flops(shape, seq_len, tokens, tuning)
@@ -138,9 +184,7 @@ def _estimate(args: argparse.Namespace) -> tuple[dict[str, Any], Classification]
     except FlopsMeterError as err:
         raise UsageError(str(err)) from err
     pretrain = _pretrain(args)
-    warnings = list(pretrain.warnings)
-    if fpt.per_forward_call:
-        warnings.append("LoRA on MoE experts/router costs FLOPs per forward call; counted as one sequence per call")
+    warnings = [*pretrain.warnings, *_estimate_warnings(args, shape, tuning, fpt)]
     report: dict[str, Any] = {
         "model": {
             "config": config_name,
@@ -148,12 +192,15 @@ def _estimate(args: argparse.Namespace) -> tuple[dict[str, Any], Classification]
             "total_params": shape.total_params,
             "active_params": shape.active_params,
             "trainable_params": n_trainable,
+            "ignored_towers": list(shape.ignored_towers),
         },  # fmt: skip
         "fine_tuning": {
             "method": tuning.method,
             "lora_rank": tuning.lora_rank if tuning.is_lora else None,
             "lora_targets": sorted(tuning.lora_targets) if tuning.is_lora else None,
             "trainable_layers": sorted(tuning.trainable_layers) if tuning.method == "spectrum" else None,
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "input_grads_in_every_layer": tuning.input_requires_grad,
         },
         "seq_len": seq_len,
         "tokens": tokens,
@@ -219,7 +266,31 @@ def _tuning(args: argparse.Namespace) -> FineTuning:
         lora_rank=args.lora_rank,
         lora_targets=lora_targets_from(args.lora_targets),
         trainable_layers=layers,
+        input_requires_grad=args.method != "full" and input_grads_in_every_layer(args.gradient_checkpointing),
     )
+
+
+def _estimate_warnings(
+    args: argparse.Namespace, shape: ModelShape, tuning: FineTuning, fpt: FlopsPerToken
+) -> list[str]:
+    """What the estimate assumed that the user should know about."""
+    warnings = []
+    if fpt.per_forward_call:
+        warnings.append("LoRA on MoE experts/router costs FLOPs per forward call; counted as one sequence per call")
+    if tuning.input_requires_grad and args.gradient_checkpointing == GradientCheckpointing.UNKNOWN:
+        without = flops_per_token(shape, fpt.seq_len, replace(tuning, input_requires_grad=False)).total
+        if fpt.total > without:
+            warnings.append(
+                f"gradient checkpointing not stated: assumed reentrant (input gradients in every layer), which adds "
+                f"{fpt.total / without - 1:.0%} to the estimate; pass --gradient-checkpointing off or non-reentrant "
+                "if the run does not use it"
+            )
+    if shape.ignored_towers:
+        warnings.append(
+            f"--text-only: the model's {', '.join(shape.ignored_towers)} is not counted; valid only if the run feeds "
+            "no images or audio"
+        )
+    return warnings
 
 
 def _layer_set(text: str) -> frozenset[int]:
@@ -265,7 +336,10 @@ def _pretrain(args: argparse.Namespace) -> PretrainCompute:
     if not 0 < args.approaching_fraction <= 1:
         raise UsageError(f"--approaching-fraction must be in (0, 1], got {args.approaching_fraction}")
     return resolve_pretrain_compute(
-        argument_value=args.pretrain_flops, base_model_id=args.base_model, systemic_risk_base=args.systemic_risk_base
+        argument_value=args.pretrain_flops,
+        base_model_id=args.base_model,
+        systemic_risk_base=args.systemic_risk_base,
+        override_reason=args.pretrain_flops_override_reason,
     )
 
 
@@ -319,6 +393,7 @@ def _pretrain_json(pretrain: PretrainCompute) -> dict[str, Any]:
         "base_model_id": pretrain.base_model_id,
         "systemic_risk": pretrain.systemic_risk,
         "raw": pretrain.raw,
+        "catalog_match": None if pretrain.catalog_match is None else str(pretrain.catalog_match),
     }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from flopsmeter.domain.numbers import check_non_negative
+from flopsmeter.domain.numbers import ExactNumber, check_non_negative, exact
 from flopsmeter.domain.thresholds import (
     DEFAULT_APPROACHING_FRACTION,
     DEFAULT_PRIMARY_POLICY,
@@ -69,11 +69,19 @@ class Classification:
         return max((r.outcome for r in self.results), key=lambda o: o.severity)
 
 
-def outcome_for(flops: float, threshold: float, approaching_fraction: float = DEFAULT_APPROACHING_FRACTION) -> Outcome:
-    """``exceeds`` only when strictly greater than the threshold (equal does not cross)."""
-    if flops > threshold:
+def outcome_for(
+    flops: ExactNumber, threshold: ExactNumber, approaching_fraction: ExactNumber = DEFAULT_APPROACHING_FRACTION
+) -> Outcome:
+    """``exceeds`` only when strictly greater than the threshold (equal does not cross).
+
+    Compared exactly (``numbers.exact``: a float counts as the decimal it prints as), so the outcome at a
+    boundary does not depend on binary rounding: 3e22 FLOPs against 0.3 x 1e23 is ``approaching``, not
+    ``exceeds``; ``math.nextafter(3e22, inf)`` exceeds.
+    """
+    value, limit = exact(flops), exact(threshold)
+    if value > limit:
         return Outcome.EXCEEDS
-    if flops >= approaching_fraction * threshold:
+    if value >= exact(approaching_fraction) * limit:
         return Outcome.APPROACHING
     return Outcome.BELOW
 
@@ -83,8 +91,8 @@ def classify_against(flops: float, threshold: Threshold, approaching_fraction: f
         policy=threshold.policy_id,
         scenario=threshold.scenario,
         threshold=threshold.value,
-        ratio=flops / threshold.value,
-        outcome=outcome_for(flops, threshold.value, approaching_fraction),
+        ratio=float(exact(flops) / threshold.exact),
+        outcome=outcome_for(flops, threshold.exact, approaching_fraction),
         basis=threshold.basis,
     )
 
@@ -108,7 +116,7 @@ def classify(
     if primary not in chosen:
         chosen = (primary, *chosen)
     notes = list(warnings)
-    if pretrain_flops is not None and pretrain_flops < GPAI_PRESUMPTION_TRAINING_FLOPS:
+    if pretrain_flops is not None and exact(pretrain_flops) < GPAI_PRESUMPTION_TRAINING_FLOPS:
         notes.append(
             f"base model pretraining compute {pretrain_flops:.2e} is below 1e+23: the base may not be a GPAI model "
             "(guideline para. 17); the one-third test may not apply as such - refer to legal review"

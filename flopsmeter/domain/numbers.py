@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 from flopsmeter.domain.errors import InvalidFlops
 
@@ -95,6 +97,30 @@ def check_non_negative(value: float, what: str, error: type[ValueError] = Invali
     if not math.isfinite(value) or value < 0:
         raise error(f"{what} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+ExactNumber = Fraction | int | float | Decimal
+
+
+def exact(value: ExactNumber) -> Fraction:
+    """``value`` as an exact rational, for comparisons that must not depend on binary floating point.
+
+    A float is read as the decimal it prints as (``repr``: the shortest decimal that round-trips), which is
+    what a JSON record, a log line or a person reads: ``exact(0.3) == Fraction(3, 10)`` and
+    ``exact(1e23) == 10**23``, although the binary values are 0.299999999999999988898 and
+    99999999999999991611392. Every float a reader sees therefore compares as the number they see.
+    """
+    if isinstance(value, bool) or not isinstance(value, Fraction | int | float | Decimal):
+        raise InvalidFlops(f"expected a number, got {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidFlops(f"expected a finite number, got {value!r}")
+        return Fraction(repr(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidFlops(f"expected a finite number, got {value!r}")
+        return Fraction(value)
+    return Fraction(value)
 
 
 def format_flops(value: float | None) -> str:

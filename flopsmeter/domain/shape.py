@@ -18,7 +18,13 @@ from flopsmeter.domain.errors import InvalidModelSpec
 _UNGATED_MODEL_TYPES = frozenset({"falcon", "gpt_neox", "gpt2", "gptj", "opt", "bloom", "phi", "starcoder2"})
 # tie_word_embeddings defaults of the transformers config classes, for configs that leave it out.
 _TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "falcon"})
-_UNSUPPORTED_KEYS = {"kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3)"}
+_UNSUPPORTED_KEYS = {
+    "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3)",
+    "cross_attention_layers": "cross-attention layers to image features (Llama 3.2 Vision / mllama)",
+    "interleave_moe_layer_step": "interleaved MoE layers with a shared expert (Llama 4)",
+}
+# Keys of a config with a non-text tower (vision or audio encoder) next to the language model.
+TOWER_KEYS = ("vision_config", "audio_config", "speech_config", "vision_tower", "mm_vision_tower", "visual")
 
 
 def _positive_int(value: Any, name: str, *, allow_zero: bool = False) -> int:
@@ -59,6 +65,7 @@ class ModelShape:
     norm_bias: bool = False  # LayerNorm with a bias (Falcon); parameter count only
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3); parameter count only
     model_type: str = ""
+    ignored_towers: tuple[str, ...] = ()  # text_only: the config's towers the count leaves out (they do not run)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
@@ -156,12 +163,16 @@ class ModelShape:
 
     # ---- construction -----------------------------------------------------------------------------
     @classmethod
-    def from_hf_config(cls, config: Mapping[str, Any]) -> ModelShape:
-        """Read a Hugging Face ``config.json`` (Llama, Mistral, Qwen2/3, Gemma 2, Mixtral, Qwen-MoE, Phi-3, Falcon)."""
+    def from_hf_config(cls, config: Mapping[str, Any], *, text_only: bool = False) -> ModelShape:
+        """Read a Hugging Face ``config.json`` (Llama, Mistral, Qwen2/3, Gemma 2/3, Mixtral, Qwen-MoE, Phi-3, Falcon).
+
+        A config with a vision or audio tower is refused: the formulas count the language model, and a tower's
+        FLOPs per image or second of audio are not modelled. ``text_only=True`` (a run that feeds no images or
+        audio, so the tower never runs) counts the language model and names the towers in ``ignored_towers``.
+        """
         if not isinstance(config, Mapping):
             raise InvalidModelSpec(f"a model config must be a JSON object, got {type(config).__name__}")
-        if "hidden_size" not in config and isinstance(config.get("text_config"), Mapping):
-            config = {**config["text_config"], "tie_word_embeddings": config.get("tie_word_embeddings", False)}
+        config, towers = _language_model_config(config, text_only=text_only)
         model_type = str(config.get("model_type", ""))
         for key, what in _UNSUPPORTED_KEYS.items():
             if config.get(key):
@@ -230,7 +241,24 @@ class ModelShape:
             norm_bias=model_type == "falcon",
             qk_norm=model_type in {"qwen3", "qwen3_moe"},
             model_type=model_type,
+            ignored_towers=towers,
         )
+
+
+def _language_model_config(config: Mapping[str, Any], *, text_only: bool) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """The language model's part of a config, and the towers left out (refused unless ``text_only``)."""
+    towers = tuple(key for key in TOWER_KEYS if config.get(key))
+    if towers and not text_only:
+        raise InvalidModelSpec(
+            f"the config has a non-text tower ({', '.join(towers)}): its FLOPs per image/audio input are not counted "
+            "by the formulas, so the estimate is refused rather than low; if the run feeds text only (the tower never "
+            "runs), estimate the language model with text_only (CLI: --text-only)"
+        )
+    text = config.get("text_config")
+    if isinstance(text, Mapping) and ("hidden_size" not in config or towers):
+        config = {**text, "tie_word_embeddings": config.get("tie_word_embeddings", text.get("tie_word_embeddings"))}
+        config = {k: v for k, v in config.items() if v is not None}
+    return config, towers
 
 
 def _norms_per_layer(model_type: str, config: Mapping[str, Any]) -> int:

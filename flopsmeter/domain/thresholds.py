@@ -5,17 +5,23 @@ Two readings are built in. ``aws-30pct-2026`` is the scenario table of the AWS F
 paragraphs 60-61: "more than a third"). Every record is evaluated under every policy so that it stays
 interpretable when a delegated act (AI Act Art. 51(3)) moves the constants: add a new ``ThresholdPolicy``
 value, never edit one that records already cite.
+
+Thresholds are computed exactly (``fractions.Fraction``): in binary floating point 0.3 x 1e23 is
+2.9999999999999996e22, and a modification of exactly 3e22 FLOPs would then "exceed" a threshold it only
+equals. ``Threshold.exact`` is the threshold; ``Threshold.value`` is its float for records and ratios.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 
 from flopsmeter.domain.errors import UnknownPolicy
+from flopsmeter.domain.numbers import ExactNumber, exact
 
-GPAI_PRESUMPTION_TRAINING_FLOPS = 1e23  # Commission guideline para. 17: indicative GPAI criterion
-SYSTEMIC_RISK_TRAINING_FLOPS = 1e25  # AI Act Art. 51(2); high-impact capabilities presumed above this
+GPAI_PRESUMPTION_TRAINING_FLOPS = 10**23  # Commission guideline para. 17: indicative GPAI criterion
+SYSTEMIC_RISK_TRAINING_FLOPS = 10**25  # AI Act Art. 51(2); high-impact capabilities presumed above this
 DEFAULT_APPROACHING_FRACTION = 0.8  # "approaching" from 80 % of the threshold (configurable per call)
 
 
@@ -29,25 +35,29 @@ class Scenario(StrEnum):
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
-    """One reading of the rules, as data. Thresholds are in FLOPs; crossing means strictly greater."""
+    """One reading of the rules, as data. Thresholds are in FLOPs; crossing means strictly greater.
+
+    Numbers may be given as ``Fraction``, ``int`` or ``float``; a float is read as the decimal it prints as
+    (``numbers.exact``), so a policy file's ``0.3`` is exactly three tenths.
+    """
 
     policy_id: str
     title: str
     source: str
-    relative_fraction: float  # threshold = fraction x known pretraining compute
-    unknown_threshold: float  # base model compute unknown (non-systemic base)
-    systemic_unknown_threshold: float  # base model declared systemic-risk, compute unknown
-    relative_floor_pretrain: float | None = None  # known compute below this -> unknown_threshold
-    systemic_known_pretrain: float | None = None  # known compute at/above this -> systemic_unknown_threshold
+    relative_fraction: ExactNumber  # threshold = fraction x known pretraining compute
+    unknown_threshold: ExactNumber  # base model compute unknown (non-systemic base)
+    systemic_unknown_threshold: ExactNumber  # base model declared systemic-risk, compute unknown
+    relative_floor_pretrain: ExactNumber | None = None  # known compute below this -> unknown_threshold
+    systemic_known_pretrain: ExactNumber | None = None  # known compute at/above this -> systemic_unknown_threshold
 
 
 AWS_30PCT_2026 = ThresholdPolicy(
     policy_id="aws-30pct-2026",
     title="AWS FLOPs Meter guidance: 30 % of known pretraining compute, 3.3e22 default, 3.3e24 systemic",
     source="AWS ML blog 'Navigating EU AI Act requirements for LLM fine-tuning on Amazon SageMaker AI' (2026)",
-    relative_fraction=0.30,
-    unknown_threshold=3.3e22,
-    systemic_unknown_threshold=3.3e24,
+    relative_fraction=Fraction(3, 10),
+    unknown_threshold=33 * 10**21,
+    systemic_unknown_threshold=33 * 10**23,
     relative_floor_pretrain=GPAI_PRESUMPTION_TRAINING_FLOPS,
     systemic_known_pretrain=SYSTEMIC_RISK_TRAINING_FLOPS,
 )
@@ -56,9 +66,9 @@ EU_GUIDELINE_2025_07 = ThresholdPolicy(
     policy_id="eu-guideline-2025-07",
     title="Commission GPAI guideline: more than one third of the original model's training compute",
     source="Commission guidelines on the scope of obligations for GPAI providers, C(2025) 5045, paras 60-61",
-    relative_fraction=1 / 3,
-    unknown_threshold=GPAI_PRESUMPTION_TRAINING_FLOPS / 3,
-    systemic_unknown_threshold=SYSTEMIC_RISK_TRAINING_FLOPS / 3,
+    relative_fraction=Fraction(1, 3),
+    unknown_threshold=Fraction(GPAI_PRESUMPTION_TRAINING_FLOPS, 3),
+    systemic_unknown_threshold=Fraction(SYSTEMIC_RISK_TRAINING_FLOPS, 3),
 )
 
 POLICIES: dict[str, ThresholdPolicy] = {p.policy_id: p for p in (AWS_30PCT_2026, EU_GUIDELINE_2025_07)}
@@ -76,16 +86,20 @@ def get_policy(policy_id: str) -> ThresholdPolicy:
 
 @dataclass(frozen=True)
 class Threshold:
-    """The threshold a policy gives for one base model, and why."""
+    """The threshold a policy gives for one base model, and why. ``exact`` decides; ``value`` is for records."""
 
     policy_id: str
-    value: float
+    exact: Fraction
     scenario: Scenario
     basis: str
 
+    @property
+    def value(self) -> float:
+        return float(self.exact)
+
 
 def threshold_for(
-    policy: ThresholdPolicy, pretrain_flops: float | None, *, systemic_risk_base: bool = False
+    policy: ThresholdPolicy, pretrain_flops: ExactNumber | None, *, systemic_risk_base: bool = False
 ) -> Threshold:
     """The compute threshold for a modification of a base model with the given pretraining compute.
 
@@ -97,28 +111,38 @@ def threshold_for(
         if systemic_risk_base:
             return Threshold(
                 pid,
-                policy.systemic_unknown_threshold,
+                exact(policy.systemic_unknown_threshold),
                 Scenario.SYSTEMIC,
                 "base model declared systemic-risk, pretraining compute unknown",
             )
-        return Threshold(pid, policy.unknown_threshold, Scenario.DEFAULT, "base model pretraining compute unknown")
-    if policy.systemic_known_pretrain is not None and pretrain_flops >= policy.systemic_known_pretrain:
+        return Threshold(
+            pid, exact(policy.unknown_threshold), Scenario.DEFAULT, "base model pretraining compute unknown"
+        )
+    pretrain = exact(pretrain_flops)
+    if policy.systemic_known_pretrain is not None and pretrain >= exact(policy.systemic_known_pretrain):
         return Threshold(
             pid,
-            policy.systemic_unknown_threshold,
+            exact(policy.systemic_unknown_threshold),
             Scenario.SYSTEMIC,
-            f"known pretraining compute {pretrain_flops:.2e} >= {policy.systemic_known_pretrain:.0e}",
+            f"known pretraining compute {float(pretrain):.2e} >= {float(policy.systemic_known_pretrain):.0e}",
         )
-    if policy.relative_floor_pretrain is not None and pretrain_flops < policy.relative_floor_pretrain:
+    if policy.relative_floor_pretrain is not None and pretrain < exact(policy.relative_floor_pretrain):
         return Threshold(
             pid,
-            policy.unknown_threshold,
+            exact(policy.unknown_threshold),
             Scenario.DEFAULT,
-            f"known pretraining compute {pretrain_flops:.2e} < {policy.relative_floor_pretrain:.0e}",
+            f"known pretraining compute {float(pretrain):.2e} < {float(policy.relative_floor_pretrain):.0e}",
         )
+    fraction = exact(policy.relative_fraction)
     return Threshold(
         pid,
-        policy.relative_fraction * pretrain_flops,
+        fraction * pretrain,
         Scenario.RELATIVE,
-        f"{policy.relative_fraction:.4g} x known pretraining compute {pretrain_flops:.2e}",
+        f"{_fraction_text(fraction)} x known pretraining compute {float(pretrain):.2e}",
     )
+
+
+def _fraction_text(fraction: Fraction) -> str:
+    """``1/3`` or ``0.3``: the fraction as a person writes it (exact, never 0.3333)."""
+    decimal = float(fraction)
+    return f"{decimal:g}" if exact(decimal) == fraction else f"{fraction.numerator}/{fraction.denominator}"

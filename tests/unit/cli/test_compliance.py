@@ -82,7 +82,8 @@ def test_estimate_json_matches_the_domain_and_includes_ceiling(capsys) -> None:
     code, out, _ = run(capsys, "estimate", "--config", "llama-3.1-8b", "--seq-len", "4096", "--tokens", "2e9",
                        "--method", "lora", "--lora-rank", "16", "--lora-targets", "q_proj,v_proj",
                        "--instance-type", "ml.p5.48xlarge", "--instance-count", "2", "--hours", "10",
-                       "--base-model", "meta-llama/Llama-3.1-8B", "--json")  # fmt: skip
+                       "--base-model", "meta-llama/Llama-3.1-8B", "--gradient-checkpointing", "off",
+                       "--json")  # fmt: skip
     body = json.loads(out)
     shape = ModelShape.from_hf_config(load_bundled_config("llama-3.1-8b"))
     expected = flops_per_token(shape, 4096, FineTuning(method="lora", lora_rank=16))
@@ -143,15 +144,92 @@ def test_gate_approaching_passes_with_warning_and_blocks_when_strict(capsys) -> 
     assert code == 1
 
 
-def test_gate_strict_blocks_when_another_policy_flags_what_the_primary_does_not(capsys) -> None:
-    # Known pretraining compute 6e22 (< 1e23): the AWS reading falls back to 3.3e22, the guideline's one third is
-    # 2e22. At 2.5e22 the primary (AWS) says below while the guideline says exceeds.
-    gate = ["gate", "--config", "llama-3-70b", "--seq-len", "8192", "--pretrain-flops", "6e22", "--json"]
+# Known pretraining compute 6e22 (< 1e23): the AWS reading falls back to 3.3e22, the guideline's one third is 2e22.
+# At 2.5e22 FLOPs the primary (AWS) says below while the guideline says exceeds; at 2.7e22 AWS says approaching.
+SPLIT_GATE = ["gate", "--config", "llama-3-70b", "--seq-len", "8192", "--pretrain-flops", "6e22", "--json"]
+
+
+def _split_tokens(flops: float) -> str:
     per_token = flops_per_token(ModelShape.from_hf_config(load_bundled_config("llama-3-70b")), 8192).total
-    tokens = str(int(2.5e22 / per_token))
-    code, out, err = run(capsys, *gate, "--tokens", tokens)
+    return str(int(flops / per_token))
+
+
+# (FLOPs, gate flags, exit code, blocking policies)
+GATE_EXIT_CODES = [
+    (1e22, [], 0, []),  # below everywhere
+    (2.5e22, [], 1, ["eu-guideline-2025-07"]),  # any policy exceeding blocks by default
+    (2.5e22, ["--primary-only"], 0, []),  # the user opted for the primary reading alone
+    (2.5e22, ["--strict"], 1, ["eu-guideline-2025-07"]),
+    (2.8e22, ["--strict"], 1, ["aws-30pct-2026", "eu-guideline-2025-07"]),  # approaching + exceeds
+    (1.8e22, [], 0, []),  # approaching under the guideline only: passes, with a warning
+    (1.8e22, ["--strict"], 1, ["eu-guideline-2025-07"]),  # strict: anything but below fails
+    (4e22, ["--primary-only"], 1, ["aws-30pct-2026"]),
+]
+
+
+@pytest.mark.parametrize(("flops", "flags", "code", "blocking"), GATE_EXIT_CODES)
+def test_gate_follows_the_strictest_reading_unless_told_otherwise(capsys, flops, flags, code, blocking) -> None:
+    exit_code, out, err = run(capsys, *SPLIT_GATE, "--tokens", _split_tokens(flops), *flags)
+    gate = json.loads(out)["gate"]
+    assert exit_code == code == gate["exit_code"]
+    assert gate["blocking_policies"] == blocking
+    assert gate["decision"] == ("block" if code else "pass")
+    if code == 0 and any(c["outcome"] != "below" for c in json.loads(out)["classification"]["classifications"]):
+        assert "warning: not every policy says below" in err
+
+
+def test_gate_outcomes_of_the_split_case_are_what_the_table_assumes(capsys) -> None:
+    _, out, _ = run(capsys, *SPLIT_GATE, "--tokens", _split_tokens(2.5e22))
     outcomes = {c["policy"]: c["outcome"] for c in json.loads(out)["classification"]["classifications"]}
     assert outcomes == {"aws-30pct-2026": "below", "eu-guideline-2025-07": "exceeds"}
-    assert code == 0 and "eu-guideline-2025-07: exceeds" in err
-    code, out, _ = run(capsys, *gate, "--tokens", tokens, "--strict")
-    assert code == 1 and json.loads(out)["gate"]["decision"] == "block"
+
+
+def test_gate_strict_and_primary_only_cannot_be_combined(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*SPLIT_GATE, "--tokens", "1", "--strict", "--primary-only"])
+    assert stop.value.code == 2
+
+
+LORA = ["estimate", "--config", "llama-3.1-8b", "--seq-len", "2048", "--tokens", "1e6", "--method", "spectrum",
+        "--trainable-layers", "28-31", "--json"]  # fmt: skip
+
+
+def test_unstated_gradient_checkpointing_assumes_the_costlier_reentrant_case(capsys) -> None:
+    shape = ModelShape.from_hf_config(load_bundled_config("llama-3.1-8b"))
+    layers = frozenset(range(28, 32))
+    _, out, _ = run(capsys, *LORA)
+    body = json.loads(out)
+    careful = flops_per_token(shape, 2048, FineTuning(method="spectrum", trainable_layers=layers,
+                                                      input_requires_grad=True))  # fmt: skip
+    naive = flops_per_token(shape, 2048, FineTuning(method="spectrum", trainable_layers=layers))
+    assert body["flops_per_token"] == pytest.approx(careful.total) and careful.total > 1.2 * naive.total
+    assert body["fine_tuning"]["input_grads_in_every_layer"] is True
+    assert any("gradient checkpointing not stated" in w for w in body["warnings"])
+    _, out, _ = run(capsys, *LORA, "--gradient-checkpointing", "reentrant")
+    assert json.loads(out)["flops_per_token"] == pytest.approx(careful.total)
+    _, out, _ = run(capsys, *LORA, "--gradient-checkpointing", "non-reentrant")
+    assert json.loads(out)["flops_per_token"] == pytest.approx(naive.total)
+
+
+def test_a_multimodal_config_is_refused_or_counted_text_only(capsys, tmp_path: Path) -> None:
+    text = load_bundled_config("llama-3.1-8b")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llava", "text_config": text, "vision_config": {"hidden_size": 1024}}))
+    code, _, err = run(capsys, "estimate", "--config", str(path), "--seq-len", "8", "--tokens", "8")
+    assert code == 2 and "vision_config" in err and "--text-only" in err
+    code, out, _ = run(capsys, "estimate", "--config", str(path), "--seq-len", "8", "--tokens", "8", "--text-only",
+                       "--json")  # fmt: skip
+    body = json.loads(out)
+    assert code == 0 and body["model"]["ignored_towers"] == ["vision_config"]
+    assert any("--text-only" in w for w in body["warnings"])
+
+
+def test_pretrain_override_reason_and_catalog_match_reach_the_report(capsys) -> None:
+    base = ["classify", "--flops", "1e24", "--base-model", "meta-textgeneration-llama-3-70b-instruct",
+            "--pretrain-flops", "7.86e24", "--json"]  # fmt: skip
+    _, out, _ = run(capsys, *base)
+    body = json.loads(out)
+    assert body["pretrain"]["flops"] == 1.5e24 and body["pretrain"]["catalog_match"] == "normalised"
+    _, out, _ = run(capsys, *base, "--pretrain-flops-override-reason", "confirmed by Meta")
+    body = json.loads(out)
+    assert body["pretrain"]["flops"] == 7.86e24 and "confirmed by Meta" in body["pretrain"]["basis"]

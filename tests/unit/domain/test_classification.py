@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -11,15 +12,24 @@ from hypothesis import strategies as st
 from flopsmeter.audit.record import PolicyClassification
 from flopsmeter.domain.classification import Outcome, classify, outcome_for
 from flopsmeter.domain.errors import InvalidFlops, UnknownPolicy
-from flopsmeter.domain.thresholds import POLICIES, threshold_for
+from flopsmeter.domain.numbers import exact
+from flopsmeter.domain.thresholds import AWS_30PCT_2026, EU_GUIDELINE_2025_07, POLICIES, threshold_for
 
 
-def below(x: float) -> float:
-    return math.nextafter(x, 0.0)
+def just_below(limit: Fraction) -> float:
+    """The largest float that reads (prints) as a number below ``limit``."""
+    value = float(limit)
+    while exact(value) >= limit:
+        value = math.nextafter(value, 0.0)
+    return value
 
 
-def above(x: float) -> float:
-    return math.nextafter(x, math.inf)
+def just_above(limit: Fraction) -> float:
+    """The smallest float that reads as a number above ``limit``."""
+    value = float(limit)
+    while exact(value) <= limit:
+        value = math.nextafter(value, math.inf)
+    return value
 
 
 # every policy x every row of its table (unknown, below 1e23, at 1e23, relative, at 1e25, above; systemic or not)
@@ -32,14 +42,44 @@ CASES = [
 
 
 @pytest.mark.parametrize(("policy", "pretrain", "systemic"), CASES)
-def test_outcome_at_just_below_and_just_above_each_threshold(policy, pretrain, systemic) -> None:
-    value = threshold_for(policy, pretrain, systemic_risk_base=systemic).value
-    assert outcome_for(value, value) is Outcome.APPROACHING  # equal does not cross
-    assert outcome_for(below(value), value) is Outcome.APPROACHING
-    assert outcome_for(above(value), value) is Outcome.EXCEEDS
-    assert outcome_for(0.8 * value, value) is Outcome.APPROACHING
-    assert outcome_for(below(0.8 * value), value) is Outcome.BELOW
-    assert outcome_for(0.0, value) is Outcome.BELOW
+def test_outcome_just_below_at_and_just_above_each_threshold(policy, pretrain, systemic) -> None:
+    limit = threshold_for(policy, pretrain, systemic_risk_base=systemic).exact
+    assert outcome_for(just_below(limit), limit) is Outcome.APPROACHING
+    assert outcome_for(limit, limit) is Outcome.APPROACHING  # equal does not cross
+    assert outcome_for(just_above(limit), limit) is Outcome.EXCEEDS
+    start = Fraction(4, 5) * limit  # "approaching" from 80 %, inclusive
+    assert outcome_for(start, limit) is Outcome.APPROACHING
+    assert outcome_for(just_below(start), limit) is Outcome.BELOW
+    assert outcome_for(0.0, limit) is Outcome.BELOW
+
+
+# (policy, pretrain, FLOPs exactly at the threshold as a record would carry them, the next float up)
+AT_THE_LINE = [
+    (AWS_30PCT_2026, None, 3.3e22),
+    (AWS_30PCT_2026, 1e23, 3e22),  # 0.3 x 1e23: a float product would make 3e22 "exceed"
+    (AWS_30PCT_2026, 1.5e24, 4.5e23),
+    (AWS_30PCT_2026, 1e25, 3.3e24),
+    (EU_GUIDELINE_2025_07, 6e22, 2e22),
+    (EU_GUIDELINE_2025_07, 1.5e24, 5e23),
+]
+
+
+@pytest.mark.parametrize(("policy", "pretrain", "flops"), AT_THE_LINE)
+def test_a_record_at_the_threshold_does_not_exceed_and_the_next_float_does(policy, pretrain, flops) -> None:
+    result = classify(flops, pretrain, policies=[policy], primary_policy=policy.policy_id)
+    assert result.primary.outcome is Outcome.APPROACHING
+    assert result.primary.threshold == flops
+    over = classify(math.nextafter(flops, math.inf), pretrain, policies=[policy], primary_policy=policy.policy_id)
+    assert over.primary.outcome is Outcome.EXCEEDS
+
+
+def test_one_third_thresholds_have_no_float_equal_and_compare_exactly() -> None:
+    limit = threshold_for(EU_GUIDELINE_2025_07, None).exact  # 1e23 / 3, not a decimal
+    nearest = float(limit)
+    assert exact(nearest) != limit
+    assert outcome_for(nearest, limit) is (Outcome.EXCEEDS if exact(nearest) > limit else Outcome.APPROACHING)
+    assert outcome_for(3.3333333333333333e22, limit) is Outcome.APPROACHING
+    assert outcome_for(3.3333333333333337e22, limit) is Outcome.EXCEEDS
 
 
 def test_approaching_fraction_is_configurable() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flopsmeter.domain.errors import InvalidFineTuning
-from flopsmeter.domain.methods import FineTuning, lora_targets_from
+from flopsmeter.domain.methods import FineTuning, GradientCheckpointing, input_grads_in_every_layer, lora_targets_from
 
 
 def test_bad_fine_tuning_is_rejected_clearly() -> None:
@@ -30,3 +30,17 @@ def test_defaults_follow_the_method() -> None:
     lora = FineTuning(method="qlora")
     assert lora.is_lora and not lora.embeddings_trainable and not lora.lm_head_trainable
     assert FineTuning(method="lora", train_lm_head=True).lm_head_trainable
+
+
+@pytest.mark.parametrize(
+    ("checkpointing", "every_layer"),
+    [("unknown", True), ("reentrant", True), ("non-reentrant", False), ("off", False)],
+)
+def test_unstated_or_reentrant_checkpointing_means_input_gradients_in_every_layer(checkpointing, every_layer) -> None:
+    assert input_grads_in_every_layer(checkpointing) is every_layer
+    assert input_grads_in_every_layer(GradientCheckpointing(checkpointing)) is every_layer
+
+
+def test_unknown_checkpointing_mode_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        input_grads_in_every_layer("sometimes")
