@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from flopsmeter.domain.catalog import BaseModel, match_base_model
 from flopsmeter.domain.customization_names import BaseModelRef, bedrock_base_model, sagemaker_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.estimate import (
@@ -41,7 +40,7 @@ from flopsmeter.domain.estimate import (
 )
 from flopsmeter.domain.flops import flops_per_token
 from flopsmeter.domain.methods import ALL_LINEAR, FineTuning
-from flopsmeter.domain.model_configs import bundled_config_names, load_bundled_config
+from flopsmeter.domain.model_configs import bundled_config_for, load_bundled_config
 from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 
@@ -170,15 +169,6 @@ def bedrock_technique(customization_type: object) -> TechniqueReading:
 
 
 # ---- per-token cost ------------------------------------------------------------------------------------------------
-
-
-def bundled_config_for(model: BaseModel) -> str | None:
-    """The bundled architecture config of a catalog entry, if one ships with the package."""
-    for name in bundled_config_names():
-        found = match_base_model(name)
-        if found is not None and found.model.model_id == model.model_id:
-            return name
-    return None
 
 
 def per_token_cost(base: BaseModelRef, *, adapters: bool, seq_len: int | None) -> tuple[PerTokenCost, int | None]:

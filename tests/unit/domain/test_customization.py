@@ -12,7 +12,6 @@ from flopsmeter.domain.customization import (
     STAND_IN_PARAMETERS,
     JobKind,
     bedrock_technique,
-    bundled_config_for,
     estimate_bedrock_job,
     estimate_serverless_job,
     sagemaker_technique,
@@ -22,7 +21,7 @@ from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.estimate import ARCHITECTURE_UNCERTAINTY, PARAMETER_UNCERTAINTY, Technique
 from flopsmeter.domain.flops import flops_per_token
 from flopsmeter.domain.methods import FineTuning
-from flopsmeter.domain.model_configs import load_bundled_config
+from flopsmeter.domain.model_configs import bundled_config_for, load_bundled_config
 from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 
