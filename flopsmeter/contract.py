@@ -128,3 +128,23 @@ DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the eve
 # (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
 ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
 TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
+
+# ---- Amazon Bedrock model customization jobs (issue 16 item 4) ---------------------------------------------------
+# EventBridge: Amazon Bedrock User Guide, "How EventBridge for Amazon Bedrock works" (source aws.bedrock,
+# detail-type "Model Customization Job State Change", detail.jobStatus). Statuses are GetModelCustomizationJob's
+# (InProgress | Completed | Failed | Stopping | Stopped), the same words as a training job's.
+BEDROCK_EVENT_SOURCE = "aws.bedrock"
+MODEL_CUSTOMIZATION_JOB_STATE_CHANGE = "Model Customization Job State Change"
+BEDROCK_TERMINAL_STATUSES = TERMINAL_STATUSES
+# CloudTrail: the call that creates the job (its provenance), and the service that logs it.
+BEDROCK_CLOUDTRAIL_SOURCE = "bedrock.amazonaws.com"
+CREATE_MODEL_CUSTOMIZATION_JOB = "CreateModelCustomizationJob"
+
+
+def model_customization_job_state_change_pattern() -> dict[str, object]:
+    """The EventBridge pattern of the Bedrock rule into the classifier queue (the stack's and the emulator's)."""
+    return {
+        "source": [BEDROCK_EVENT_SOURCE],
+        "detail-type": [MODEL_CUSTOMIZATION_JOB_STATE_CHANGE],
+        "detail": {"jobStatus": list(BEDROCK_TERMINAL_STATUSES)},
+    }
