@@ -31,7 +31,7 @@ def _finite_non_negative(value: float) -> float:
 
 FlopCount = Annotated[float, AfterValidator(_finite_non_negative)]
 Outcome = Literal["below", "approaching", "exceeds"]
-FlopsMethod = Literal["metered", "hardware_ceiling", "declared"]
+FlopsMethod = Literal["metered", "hardware_ceiling", "declared", "estimated"]  # estimated: managed customization
 
 
 class _Model(BaseModel):
@@ -124,6 +124,58 @@ class Lineage(_Model):
     chain: list[str] = Field(default_factory=list)  # ancestors, oldest first
 
 
+# ---- managed customization jobs and recipes (issue 17; issue 16 item 4: Bedrock) ------------------------------
+# SageMaker AI serverless customization and Amazon Bedrock jobs are classified with the ``estimated`` method
+# (flopsmeter.domain.customization); recipe jobs stay metered or ceiling-bounded, the recipe facts are context.
+
+
+class EstimateInfo(_Model):
+    """``flopsmeter.domain.estimate.Estimate.as_dict()``: the figure classified on is ``flops`` (the upper end)."""
+
+    method: Literal["estimated"]
+    flops: FlopCount
+    central: FlopCount
+    low: FlopCount
+    uncertainty: float = Field(ge=0, lt=1)
+    breakdown: dict[str, FlopCount]
+    technique: str
+    tokens: int = Field(ge=0)
+    tokens_basis: str
+    tokens_known: bool
+    cost_basis: str
+    cost_known: bool
+    assumptions: list[str]
+    needs_declaration: bool
+
+
+class CustomizationInfo(_Model):
+    """A managed customization job: what it was read from, and its estimate (``CustomizationEstimate.as_dict()``)."""
+
+    service: Literal["sagemaker-serverless", "bedrock"]
+    kind: Literal["fine_tuning", "evaluation"]  # an evaluation's compute is kept, not counted (guideline para. 118)
+    base_model_reference: str
+    base_model_name: str
+    base_model_version: str | None = None
+    catalog_match: Literal["exact", "alias", "normalised"] | None = None
+    adapters: bool
+    seq_len: int | None = Field(default=None, ge=1)
+    modification_flops: FlopCount  # what counts towards the modification (0 for an evaluation)
+    estimate: EstimateInfo
+
+
+class RecipeInfo(_Model):
+    """A HyperPod recipe run as a training job (``flopsmeter.domain.recipes.RecipeInfo.as_dict()``)."""
+
+    recipe: str | None = None
+    model: str | None = None
+    catalog_model_id: str | None = None
+    seq_len: int | None = Field(default=None, ge=1)
+    found_in: list[str] = Field(default_factory=list)
+
+
+OPTIONAL_BLOCKS = ("customization", "recipe")  # omitted from the JSON when None
+
+
 class AuditRecord(_Model):
     schema_version: Literal[1] = 1
     record_id: str
@@ -138,11 +190,16 @@ class AuditRecord(_Model):
     eventbridge_event_id: str | None = None
     lineage: Lineage
     warnings: list[str] = Field(default_factory=list)
+    # managed customization jobs and recipes (issue 17; issue 16 item 4): absent on other jobs
+    customization: CustomizationInfo | None = None
+    recipe: RecipeInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
-        """Every field but ``sha256``, as JSON-ready values."""
-        return self.model_dump(mode="json", exclude={"sha256"})
+        """Every field but ``sha256``, as JSON-ready values. Optional blocks added after v1's first release are
+        left out when absent, so a record without them reads (and hashes) exactly as before they existed."""
+        absent = {name for name in OPTIONAL_BLOCKS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude={"sha256", *absent})
 
     def sealed(self) -> AuditRecord:
         """A copy with ``sha256`` set from the canonical JSON of the body."""
