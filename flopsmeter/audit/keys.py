@@ -1,10 +1,12 @@
 """S3 key layout of the audit bucket: the one place that builds and parses its keys.
 
 Records: ``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json``, derived from the job alone, so
-redelivery writes the same key. Digests: ``digests/v1/account=<id>/region=<r>/YYYY/MM/DD/HH.json`` for the
-hourly digest of hour HH (covering up to HH+1h), ``…/YYYY/MM/DD/hh-mmss.json`` for an on-demand digest ending
-at hh:mm:ss; key order is chronological order. The signing key's public half: ``digests/v1/public-keys/<sha256
-of the DER>.pem``. Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py).
+redelivery writes the same key; an Amazon Bedrock model customization job's record is ``…/bedrock.<job>.json``
+(no SageMaker job name has a ".", so the two services' jobs never share a key). Digests:
+``digests/v1/account=<id>/region=<r>/YYYY/MM/DD/HH.json`` for the hourly digest of hour HH (covering up to
+HH+1h), ``…/YYYY/MM/DD/hh-mmss.json`` for an on-demand digest ending at hh:mm:ss; key order is chronological
+order. The signing key's public half: ``digests/v1/public-keys/<sha256 of the DER>.pem``. Every builder has a
+parser that gives back the same parts (tests/unit/audit/test_keys.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ RECORDS_PREFIX = "records/v1/"
 DIGESTS_PREFIX = "digests/v1/"
 PUBLIC_KEYS_PREFIX = f"{DIGESTS_PREFIX}public-keys/"
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's own TrainingJobName pattern
+# Bedrock API reference, CreateModelCustomizationJob jobName: 1-63 characters.
+_BEDROCK_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9+\-.]){0,62}$")
+BEDROCK_RECORD_PREFIX = "bedrock."
 _RECORD_KEY = re.compile(r"^records/v1/account=([^/]+)/region=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+)\.json$")
 _DIGEST_KEY = re.compile(
     r"^digests/v1/account=([^/]+)/region=([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:-(\d{2})(\d{2}))?\.json$"
@@ -33,6 +38,18 @@ def record_key(account_id: str, region: str, end_time: datetime | date, job_name
         raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
     day = end_time.date() if isinstance(end_time, datetime) else end_time
     return f"{records_prefix(account_id, region, day)}{job_name}.json"
+
+
+def valid_bedrock_job_name(name: str) -> bool:
+    return len(name) <= 63 and bool(_BEDROCK_JOB_NAME.match(name))
+
+
+def bedrock_record_key(account_id: str, region: str, end_time: datetime | date, job_name: str) -> str:
+    """The record key of a Bedrock model customization job (``bedrock.<job>.json`` in the same partitions)."""
+    if not valid_bedrock_job_name(job_name):
+        raise ValueError(f"not a Bedrock model customization job name: {job_name[:80]!r}")
+    day = end_time.date() if isinstance(end_time, datetime) else end_time
+    return f"{records_prefix(account_id, region, day)}{BEDROCK_RECORD_PREFIX}{job_name}.json"
 
 
 def records_prefix(account_id: str | None = None, region: str | None = None, day: date | None = None) -> str:
