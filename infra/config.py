@@ -45,6 +45,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 STAGES = ("dev", "test", "prod")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 class ConfigError(ValueError):
@@ -64,13 +65,17 @@ class DeployConfig:
     primary_policy: str = DEFAULT_PRIMARY_POLICY  # a policy id of flopsmeter.domain.thresholds.POLICIES
     approaching_fraction: float = DEFAULT_APPROACHING_FRACTION  # "approaching" from this share of a threshold
     alert_email: str | None = None  # subscribed to the alert topic when set (confirmation e-mail follows)
-    powertools_layer_version: int = 27  # AWSLambdaPowertoolsPythonV3-python314-arm64:<this>
     reconcile_lookback_hours: int = 24  # how far back the reconciler lists ended training jobs
     reconcile_every_minutes: int = 60  # reconciler schedule
     log_retention_days: int = 365  # CloudWatch Logs retention of the functions' log groups
     log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
     cloudtrail_max_wait_seconds: int = 1800  # how long the classifier waits for CloudTrail before "not_found"
-    classifier_reserved_concurrency: int = 5  # also caps CloudTrail LookupEvents calls (2 TPS per account)
+    # The classifier's event-source MaximumConcurrency: caps CloudTrail LookupEvents calls (2 TPS per account).
+    classifier_max_concurrency: int = 5
+    # Reserved concurrency: 0 = none (the default; a reservation fails on accounts whose unreserved pool would fall
+    # below Lambda's minimum of 100). When set, at least classifier_max_concurrency.
+    classifier_reserved_concurrency: int = 0
+    region: str | None = None  # the target region when known at synth (else CDK_DEFAULT_REGION; else agnostic)
     access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
     athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
 
@@ -112,12 +117,27 @@ class DeployConfig:
 
 def _cross_field_problems(cfg: DeployConfig) -> list[str]:
     problems = []
+    if 0 < cfg.classifier_reserved_concurrency < cfg.classifier_max_concurrency:
+        problems.append(
+            f"classifier_reserved_concurrency={cfg.classifier_reserved_concurrency} is below "
+            f"classifier_max_concurrency={cfg.classifier_max_concurrency}: the queue's pollers would be throttled "
+            "(0 means no reservation)"
+        )
     if cfg.reconcile_lookback_hours * 60 < cfg.reconcile_every_minutes:
         problems.append(
             f"reconcile_lookback_hours={cfg.reconcile_lookback_hours} is shorter than reconcile_every_minutes="
             f"{cfg.reconcile_every_minutes}: jobs ending between two runs would never be reconciled"
         )
     return problems
+
+
+def _region(raw: Any) -> str | None:
+    value = str(raw).strip()
+    if value == "":
+        return None
+    if not _REGION.match(value):
+        raise ValueError("must be an AWS region name such as eu-west-1 (or empty for a region-agnostic template)")
+    return value
 
 
 def _int_in(low: int, high: int) -> Callable[[Any], int]:
@@ -196,13 +216,14 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "primary_policy": _policy,
     "approaching_fraction": _fraction,
     "alert_email": _email,
-    "powertools_layer_version": _int_in(1, 10_000),
     "reconcile_lookback_hours": _int_in(1, 24 * 30),
     "reconcile_every_minutes": _int_in(5, 24 * 60),
     "log_retention_days": _one_of(LOG_RETENTION_DAYS, int),
     "log_level": _log_level,
     "cloudtrail_max_wait_seconds": _int_in(0, 6 * 3600),
-    "classifier_reserved_concurrency": _int_in(2, 100),
+    "classifier_max_concurrency": _int_in(2, 1000),
+    "classifier_reserved_concurrency": _int_in(0, 1000),
+    "region": _region,
     "access_log_retention_days": _int_in(1, 36_500),
     "athena_bytes_scanned_cutoff_gb": _int_in(1, 10_000),
 }

@@ -2,8 +2,9 @@
 
 - ``AuditBucket`` (infra/constructs/audit_bucket.py): the locked bucket, its key, the access logs, the bucket
   policy, and the grants to write once / read / list under a prefix.
-- ``DigestSigningKey`` (signing.py), ``ClassifierQueue`` (pipeline.py), ``AlertTopic`` and ``Monitoring``
-  (monitoring.py), ``RecordsQuery`` (query.py): each grants on what it owns.
+- ``DigestSigningKey`` (signing.py), ``MessagingKey`` (messaging.py), ``ClassifierQueue`` (pipeline.py),
+  ``AlertTopic`` and ``Monitoring`` (monitoring.py), ``RecordsQuery`` (query.py): each grants on what it owns.
+- ``TamperAlerts`` (tamper.py): key and bucket-policy tampering -> the alert topic.
 - ``ServiceFunctions`` (service.py): the three functions, and which of those grants each role gets.
 - The ``AuditReadPolicy`` managed policy for people: read and verify records, query them; no writes, no deletes.
 """
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import AuditBucket
+from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.pipeline import ClassifierQueue
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
 from infra.constructs.signing import DigestSigningKey
+from infra.constructs.tamper import TamperAlerts
 
 
 class FlopsMeterStack(Stack):
@@ -36,13 +38,7 @@ class FlopsMeterStack(Stack):
             self, "Audit", retention_years=cfg.retention_years, access_log_retention_days=cfg.access_log_retention_days
         )
         signing = DigestSigningKey(self, "DigestSigning")
-        messaging_key = kms.Key(
-            self,
-            "MessagingKey",
-            enable_key_rotation=True,
-            removal_policy=ephemeral,
-            description="FLOPs Meter queues and alert topic",
-        )
+        messaging_key = MessagingKey(self, "Messaging", removal_policy=ephemeral)
         alerts = AlertTopic(self, "Alerts", key=messaging_key, email=cfg.alert_email)
         intake = ClassifierQueue(
             self,
@@ -59,6 +55,7 @@ class FlopsMeterStack(Stack):
             resources=ServiceResources(audit=audit, alerts=alerts, intake=intake, signing=signing),
             removal_policy=ephemeral,
         )
+        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
         query = RecordsQuery(
             self,
             "Query",

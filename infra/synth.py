@@ -27,10 +27,18 @@ def stack_name(config: DeployConfig) -> str:
 
 
 def build_app(
-    context: Mapping[str, Any] | None = None, *, outdir: str | None = None, asset_dir: Path | None = None
+    context: Mapping[str, Any] | None = None,
+    *,
+    outdir: str | None = None,
+    asset_dir: Path | None = None,
+    default_region: str | None = None,
 ) -> tuple[cdk.App, FlopsMeterStack]:
     """Validate the context into a ``DeployConfig`` (``ConfigError`` if bad), stage the Lambda asset, build
-    the stack and turn cdk-nag on. Context from the CDK CLI (``-c key=value``) overrides ``context``."""
+    the stack and turn cdk-nag on. Context from the CDK CLI (``-c key=value``) overrides ``context``.
+
+    The stack is region-agnostic unless a region is known: the ``region`` context, else ``default_region``
+    (app.py passes the CLI's ``CDK_DEFAULT_REGION``); then synth checks region-bound choices (the Powertools
+    layer) instead of leaving them to a CloudFormation rule. The account is always left to deploy time."""
     app = cdk.App(context=dict(context or {}), outdir=outdir)
     config = DeployConfig.from_context(app.node)
     staged = stage_lambda_asset(asset_dir or DEFAULT_ASSET_DIR)
@@ -40,8 +48,8 @@ def build_app(
         config=config,
         asset_dir=str(staged),
         description="FLOPs Meter: EU AI Act compute compliance for SageMaker fine-tuning (audit trail, classifier)",
-        # Account and region come from the CLI's credentials at deploy time; synth needs neither.
-        env=cdk.Environment(account=None, region=None),
+        # The account comes from the CLI's credentials at deploy time; synth needs no credentials.
+        env=cdk.Environment(account=None, region=config.region or default_region),
     )
     cdk.Tags.of(stack).add("application", "flopsmeter")
     cdk.Tags.of(stack).add("stage", config.stage)

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.contract import max_receive_count, training_job_state_change_pattern
 from infra.constructs.functions import ServiceFunction
+from infra.constructs.messaging import EVENTS, MessagingKey, RuleTarget, from_rules
 
 CLASSIFIER_TIMEOUT = Duration.seconds(60)
 VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)  # 6 x CLASSIFIER_TIMEOUT
@@ -50,17 +49,17 @@ class ClassifierQueue(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        key: kms.IKey,
+        key: MessagingKey,
         cloudtrail_max_wait_seconds: int,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = key
+        self.key = key.key
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
+            encryption_master_key=key.key,
             data_key_reuse=Duration.hours(1),
             enforce_ssl=True,
             retention_period=DLQ_RETENTION,
@@ -72,7 +71,7 @@ class ClassifierQueue(Construct):
             self,
             "Queue",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
+            encryption_master_key=key.key,
             data_key_reuse=Duration.hours(1),
             enforce_ssl=True,
             visibility_timeout=VISIBILITY_TIMEOUT,
@@ -87,27 +86,20 @@ class ClassifierQueue(Construct):
             "TrainingJobEnded",
             description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
             event_pattern=event_pattern(training_job_state_change_pattern()),
-            targets=[
-                targets.SqsQueue(
-                    self.queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
+            targets=[RuleTarget(self.queue.queue_arn, dead_letter_queue=self.dead_letter_queue)],
+        )
+        # EventBridge may deliver into either queue only for this rule (no confused deputy).
+        for queue in (self.queue, self.dead_letter_queue):
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheTrainingJobRule",
+                    principals=[iam.ServicePrincipal(EVENTS)],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions=from_rules(self.rule),
                 )
-            ],
-        )
-        # CDK leaves the source condition off the encrypted queue's policy (to avoid a key-policy cycle);
-        # state it here: EventBridge may deliver into this queue only for this rule (no confused deputy).
-        self.queue.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyTheTrainingJobRule",
-                effect=iam.Effect.DENY,
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["sqs:SendMessage"],
-                resources=[self.queue.queue_arn],
-                conditions={"ArnNotEquals": {"aws:SourceArn": self.rule.rule_arn}},
             )
-        )
+        key.allow_eventbridge_delivery()
 
     def feed(self, classifier: ServiceFunction, *, max_concurrency: int) -> None:
         """Let the classifier consume the queue in batches, reporting per-record failures."""

@@ -28,7 +28,7 @@ def test_committed_cdk_json_is_valid_and_has_no_unknown_keys() -> None:
     context = cdk_json_context()
     DeployConfig.from_mapping(context)
     known = set(DeployConfig.__dataclass_fields__)
-    ours = {k for k in context if not k.startswith("@aws-cdk/") and not k.startswith("aws:")}
+    ours = {k for k in context if not k.startswith("@aws-cdk") and not k.startswith("aws:")}
     assert ours <= known, f"cdk.json keys DeployConfig does not read: {sorted(ours - known)}"
 
 
@@ -65,10 +65,11 @@ def test_empty_alert_email_means_no_subscription() -> None:
         ("log_retention_days", 10, "one of"),
         ("log_level", "LOUD", "one of DEBUG"),
         ("stage", "Prod!", "lowercase name"),
-        ("powertools_layer_version", -1, "whole number"),
+        ("region", "Mars-1", "AWS region name"),
         ("reconcile_lookback_hours", 0, "whole number"),
         ("cloudtrail_max_wait_seconds", 999999, "whole number"),
-        ("classifier_reserved_concurrency", 1, "from 2 to 100"),
+        ("classifier_max_concurrency", 1, "from 2 to 1000"),
+        ("classifier_reserved_concurrency", -1, "from 0 to 1000"),
     ],
 )
 def test_bad_value_fails_naming_the_key_the_value_and_what_is_allowed(key: str, value: object, hint: str) -> None:
@@ -87,6 +88,19 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_lookback_shorter_than_the_schedule_is_rejected() -> None:
     with pytest.raises(ConfigError, match="would never be reconciled"):
         DeployConfig.from_mapping({"reconcile_lookback_hours": 1, "reconcile_every_minutes": 120})
+
+
+def test_no_concurrency_is_reserved_by_default_and_a_reservation_must_cover_the_event_source() -> None:
+    cfg = DeployConfig.from_mapping({})
+    assert (cfg.classifier_reserved_concurrency, cfg.classifier_max_concurrency) == (0, 5)
+    assert DeployConfig.from_mapping({"classifier_reserved_concurrency": 5}).classifier_reserved_concurrency == 5
+    with pytest.raises(ConfigError, match="pollers would be throttled"):
+        DeployConfig.from_mapping({"classifier_reserved_concurrency": 4, "classifier_max_concurrency": 5})
+
+
+def test_region_is_optional() -> None:
+    assert DeployConfig.from_mapping({"region": ""}).region is None
+    assert DeployConfig.from_mapping({"region": "eu-central-2"}).region == "eu-central-2"
 
 
 def test_config_is_frozen() -> None:

@@ -6,10 +6,10 @@ import pytest
 
 from flopsmeter.contract import LAMBDA_ENV, max_receive_count, training_job_state_change_pattern
 from infra.assets import REPO_ROOT
-from tests.infra.policy import resolve
+from infra.layer import POWERTOOLS_VERSION
 from tests.infra.template import (
     HANDLERS,
-    LAYER_VERSION,
+    MAX_CONCURRENCY,
     RESERVED,
     RETENTION_YEARS,
     Synthesized,
@@ -23,7 +23,11 @@ pytestmark = pytest.mark.infra
 
 
 def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(synth: Synthesized) -> None:
-    rules = [r for r in synth.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    rules = [
+        r
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.sagemaker"]
+    ]
     assert len(rules) == 1
     props = rules[0]["Properties"]
     assert props["EventPattern"] == training_job_state_change_pattern()
@@ -31,6 +35,9 @@ def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(s
     (target,) = props["Targets"]
     queue = synth.resources[target["Arn"]["Fn::GetAtt"][0]]
     assert queue["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in queue["Properties"]
+    # What EventBridge cannot deliver in 24 h goes to the classifier's dead-letter queue.
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dead_letter_queue_id(synth), "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 24 * 3600, "MaximumRetryAttempts": 185}
 
 
 def test_queue_has_dlq_and_a_visibility_timeout_of_six_function_timeouts(synth: Synthesized) -> None:
@@ -62,13 +69,16 @@ def test_dlq_depth_alarm_notifies_the_alert_topic(synth: Synthesized) -> None:
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_classifier_consumes_in_batches_reporting_item_failures(synth: Synthesized) -> None:
+def test_classifier_consumes_in_batches_throttled_by_the_event_source(synth: Synthesized) -> None:
     (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["ScalingConfig"] == {"MaximumConcurrency": RESERVED}
+    assert props["ScalingConfig"] == {"MaximumConcurrency": MAX_CONCURRENCY}
+    # The reservation is an option (configured here); the scheduled functions never reserve any.
     _, classifier = function(synth, "classifier")
-    assert classifier["Properties"]["ReservedConcurrentExecutions"] == RESERVED
+    assert classifier["Properties"]["ReservedConcurrentExecutions"] == RESERVED >= MAX_CONCURRENCY
+    for name in ("reconciler", "digest"):
+        assert "ReservedConcurrentExecutions" not in function(synth, name)[1]["Properties"]
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
@@ -77,11 +87,8 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
     props = fn["Properties"]
     assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
     (layer,) = props["Layers"]
-    assert resolve(layer) == (
-        f"arn:aws:lambda:<AWS::Region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:{LAYER_VERSION}"
-    )
+    assert layer == "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/" + POWERTOOLS_VERSION + "}}"
     assert props["TracingConfig"] == {"Mode": "Active"}
-    assert "ReservedConcurrentExecutions" in props
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
