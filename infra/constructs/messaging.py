@@ -20,6 +20,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
 EVENTS = "events.amazonaws.com"
@@ -104,7 +105,7 @@ class RuleTarget:
         self.retry_attempts = retry_attempts
         self.max_event_age = max_event_age
 
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         dead_letters = self.dead_letter_queue
         return events.RuleTargetConfig(
             arn=self.arn,

@@ -7,6 +7,7 @@ import pytest
 from flopsmeter.contract import LAMBDA_ENV, max_receive_count, training_job_state_change_pattern
 from infra.assets import REPO_ROOT
 from infra.layer import POWERTOOLS_VERSION
+from tests.infra.policy import Request, allows
 from tests.infra.template import (
     HANDLERS,
     MAX_CONCURRENCY,
@@ -127,3 +128,22 @@ def test_reconciler_and_digest_run_on_schedules(synth: Synthesized) -> None:
         function(synth, "reconciler")[0]: "rate(1 hour)",
         function(synth, "digest")[0]: "cron(5 * * * ? *)",
     }
+
+
+def test_function_logs_are_encrypted_with_a_key_only_cloudwatch_logs_of_this_account_may_use(
+    synth: Synthesized,
+) -> None:
+    """Issue 12.10: the logs carry job names and principal ARNs."""
+    for fn_id, fn in synth.of_type("AWS::Lambda::Function").items():
+        group_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        group = synth.resources[group_id]["Properties"]
+        key_id = group["KmsKeyId"]["Fn::GetAtt"][0]
+        key = synth.resources[key_id]["Properties"]
+        assert key["EnableKeyRotation"] is True, fn_id
+        logs = "logs.<AWS::Region>.amazonaws.com"
+        ours = {
+            "kms:EncryptionContext:aws:logs:arn": "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:x"
+        }
+        assert allows(key["KeyPolicy"], Request(logs, "kms:GenerateDataKey", "*", ours, service=True))
+        theirs = {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:999988887777:log-group:x"}
+        assert not allows(key["KeyPolicy"], Request(logs, "kms:GenerateDataKey", "*", theirs, service=True))
