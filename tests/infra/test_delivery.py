@@ -135,3 +135,14 @@ def test_every_service_principal_allow_is_conditioned_on_its_source(synth: Synth
                 keys = {key for condition in statement.get("Condition", {}).values() for key in condition}
                 assert keys & {"aws:SourceArn", "kms:EncryptionContext:aws:logs:arn"}, statement
     assert {"cloudwatch.amazonaws.com", "events.amazonaws.com", "logging.s3.amazonaws.com"} <= seen
+
+
+def test_only_the_schedules_may_invoke_the_scheduled_functions(synth: Synthesized) -> None:
+    permissions = [p["Properties"] for p in synth.of_type("AWS::Lambda::Permission").values()]
+    assert len(permissions) == 2  # reconciler and digest schedules; the classifier is fed by its event source
+    rules = {
+        f"<{k}.Arn>" for k, r in synth.of_type("AWS::Events::Rule").items() if "ScheduleExpression" in r["Properties"]
+    }
+    for permission in permissions:
+        assert permission["Principal"] == "events.amazonaws.com" and permission["Action"] == "lambda:InvokeFunction"
+        assert resolve(permission["SourceArn"]) in rules
