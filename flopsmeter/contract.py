@@ -122,3 +122,11 @@ DLQ_ATTR_RECEIVE_COUNT = "flopsmeter-receive-count"  # Number, the delivery on w
 DLQ_ATTR_FAILED_AT = "flopsmeter-failed-at"  # String, ISO 8601 UTC
 DLQ_ATTR_SOURCE_QUEUE = "flopsmeter-source-queue"  # String, the classifier queue's ARN (where to redrive to)
 DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the event could be read
+
+# Organization mode (infra/member.py): the read-only role each member account holds for the compliance account's
+# classifier and reconciler to assume, one per stage (a StackSet deploys it to every member account).
+MEMBER_READER_ROLE_PREFIX = "FlopsMeterMemberReader"
+
+
+def member_reader_role_name(stage: str) -> str:
+    return f"{MEMBER_READER_ROLE_PREFIX}-{stage}"

@@ -5,11 +5,16 @@
 - ``DigestSigningKey`` (signing.py), ``MessagingKey`` (messaging.py), ``ClassifierQueue`` (pipeline.py),
   ``AlertTopic`` and ``Monitoring`` (monitoring.py), ``RecordsQuery`` (query.py): each grants on what it owns.
 - ``TamperAlerts`` (tamper.py): key and bucket-policy tampering -> the alert topic.
+- ``OrganizationIntake`` (organization.py, organization mode only): the organization bus, the StackSet that
+  deploys ``infra.member.MemberStack`` to the member accounts, and the functions' right to assume its role.
 - ``ServiceFunctions`` (service.py): the three functions, and which of those grants each role gets.
 - The ``AuditReadPolicy`` managed policy for people: read and verify records, query them; no writes, no deletes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -19,6 +24,7 @@ from infra.config import DeployConfig
 from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
+from infra.constructs.organization import OrganizationIntake
 from infra.constructs.pipeline import ClassifierQueue
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
@@ -28,10 +34,18 @@ from infra.constructs.tamper import TamperAlerts
 
 class FlopsMeterStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeployConfig, asset_dir: str, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        asset_dir: str,
+        flags: Mapping[str, Any] | None = None,
+        **kwargs: object,
     ) -> None:
+        """``flags``: the app's CDK feature flags, for the member stack's own synthesis (organization mode)."""
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        cfg = config
+        self.config = cfg = config
         ephemeral = RemovalPolicy.RETAIN if cfg.is_production else RemovalPolicy.DESTROY
 
         audit = AuditBucket(
@@ -95,5 +109,17 @@ class FlopsMeterStack(Stack):
             "DashboardName": monitoring.dashboard.dashboard_name,
             "ClassifierFunctionName": functions.classifier.function.function_name,
         }
+        self.organization: OrganizationIntake | None = None
+        if cfg.is_organization:
+            self.organization = OrganizationIntake(
+                self,
+                "Organization",
+                config=cfg,
+                intake=intake,
+                readers=(functions.classifier.role, functions.reconciler.role),
+                flags=flags or {},
+            )
+            outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
+            outputs["MemberStackSetName"] = str(self.organization.stack_set.stack_set_name)
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

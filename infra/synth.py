@@ -10,16 +10,11 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.assets import DEFAULT_ASSET_DIR, REPO_ROOT, stage_lambda_asset
-from infra.config import DeployConfig
+from infra.assets import DEFAULT_ASSET_DIR, stage_lambda_asset
+from infra.config import DeployConfig, feature_flags
+from infra.config import cdk_json_context as cdk_json_context  # re-exported: tests and scripts read it from here
+from infra.member import member_stack_name
 from infra.stack import FlopsMeterStack
-
-CDK_JSON = REPO_ROOT / "cdk.json"
-
-
-def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The ``context`` object of ``cdk.json`` (the CDK CLI passes it itself; ``python app.py`` does not)."""
-    return dict(json.loads(path.read_text()).get("context", {}))
 
 
 def stack_name(config: DeployConfig) -> str:
@@ -47,6 +42,7 @@ def build_app(
         stack_name(config),
         config=config,
         asset_dir=str(staged),
+        flags=feature_flags(context or {}),
         description="FLOPs Meter: EU AI Act compute compliance for SageMaker fine-tuning (audit trail, classifier)",
         # The account comes from the CLI's credentials at deploy time; synth needs no credentials.
         env=cdk.Environment(account=None, region=config.region or default_region),
@@ -55,3 +51,13 @@ def build_app(
     cdk.Tags.of(stack).add("stage", config.stage)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
+
+
+def write_member_template(stack: FlopsMeterStack, outdir: str) -> Path | None:
+    """Organization mode: write the member stack's template next to the compliance stack's, so that cfn-lint and
+    checkov (``cdk.out/*.template.json``) scan both; the StackSet carries the same template inline."""
+    if stack.organization is None:
+        return None
+    path = Path(outdir) / f"{member_stack_name(stack.config.stage)}.template.json"
+    path.write_text(json.dumps(stack.organization.member_template, indent=1))
+    return path

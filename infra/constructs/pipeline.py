@@ -79,27 +79,35 @@ class ClassifierQueue(Construct):
             dead_letter_queue=redrive,
             removal_policy=removal_policy,
         )
-        # Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ,
-        # with the event as the message body, so one redrive handles both kinds.
-        self.rule = events.Rule(
+        self._key = key
+        self.rule = self.add_source(None, "TrainingJobEnded")
+
+    def add_source(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
+        """A rule on ``bus`` (None: the account's default bus) sending the training-job state changes here.
+
+        Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ, with the
+        event as the message body, so one redrive handles both kinds. EventBridge may deliver into either queue
+        only for the rules made here (``aws:SourceArn``: no confused deputy)."""
+        rule = events.Rule(
             self,
-            "TrainingJobEnded",
+            construct_id,
+            event_bus=bus,
             description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
             event_pattern=event_pattern(training_job_state_change_pattern()),
             targets=[RuleTarget(self.queue.queue_arn, dead_letter_queue=self.dead_letter_queue)],
         )
-        # EventBridge may deliver into either queue only for this rule (no confused deputy).
         for queue in (self.queue, self.dead_letter_queue):
             queue.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid="OnlyTheTrainingJobRule",
+                    sid=f"Only{construct_id}Rule",
                     principals=[iam.ServicePrincipal(EVENTS)],
                     actions=["sqs:SendMessage"],
                     resources=[queue.queue_arn],
-                    conditions=from_rules(self.rule),
+                    conditions=from_rules(rule),
                 )
             )
-        key.allow_eventbridge_delivery()
+        self._key.allow_eventbridge_delivery()
+        return rule
 
     def feed(self, classifier: ServiceFunction, *, max_concurrency: int) -> None:
         """Let the classifier consume the queue in batches, reporting per-record failures."""

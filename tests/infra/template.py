@@ -56,7 +56,8 @@ class Synthesized:
 
 def synthesize(tmp: Path, **overrides: Any) -> Synthesized:
     """cdk.json context + ``overrides``, through the same ``build_app`` as app.py (cdk-nag on), synthesized."""
-    from infra.synth import build_app, cdk_json_context
+    from infra.config import cdk_json_context
+    from infra.synth import build_app
 
     outdir, asset_dir = tmp / "cdk.out", tmp / "asset"
     app, stack = build_app({**cdk_json_context(), **NO_BUNDLING, **overrides}, outdir=str(outdir), asset_dir=asset_dir)

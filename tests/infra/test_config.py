@@ -12,8 +12,7 @@ import pytest
 
 from flopsmeter.domain.thresholds import POLICIES
 from infra.assets import REPO_ROOT
-from infra.config import ConfigError, DeployConfig
-from infra.synth import cdk_json_context
+from infra.config import ConfigError, DeployConfig, cdk_json_context
 
 pytestmark = pytest.mark.infra
 
@@ -125,3 +124,43 @@ def test_synth_with_bad_context_stops_with_a_clear_message(tmp_path: Path) -> No
     assert "retention_years=0" in result.stderr and "primary_policy='made-up'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "cdk.out").glob("*.template.json"))
+
+
+def test_single_account_is_the_default_and_takes_no_organization_keys() -> None:
+    cfg = DeployConfig.from_mapping(cdk_json_context())
+    assert (cfg.deployment_mode, cfg.is_organization, cfg.organization_id) == ("single-account", False, None)
+    with pytest.raises(ConfigError, match="organization_id is set but deployment_mode=single-account"):
+        DeployConfig.from_mapping({"organization_id": "o-a1b2c3d4e5"})
+
+
+def test_organization_mode_needs_the_organization_its_units_and_regions() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({"deployment_mode": "organization"})
+    assert len(caught.value.problems) == 3 and all("is required" in p for p in caught.value.problems)
+    cfg = DeployConfig.from_mapping(
+        {
+            "deployment_mode": "organization",
+            "organization_id": "o-a1b2c3d4e5",
+            "member_organizational_units": "ou-ab12-cdefgh34, r-ab12",
+            "member_regions": ["eu-west-1"],
+            "stackset_call_as": "SELF",
+        }
+    )
+    assert cfg.is_organization and cfg.member_organizational_units == ("ou-ab12-cdefgh34", "r-ab12")
+    assert cfg.member_regions == ("eu-west-1",) and cfg.stackset_call_as == "SELF"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("deployment_mode", "multi", "one of single-account, organization"),
+        ("organization_id", "org-1", "AWS Organizations id"),
+        ("member_organizational_units", ["ou-1"], "organizational unit ids"),
+        ("member_regions", "eu-west-1,atlantis", "not: atlantis"),
+        ("stackset_call_as", "ADMIN", "one of DELEGATED_ADMIN, SELF"),
+    ],
+)
+def test_bad_organization_values_are_named(key: str, value: object, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({key: value})
+    assert hint in str(caught.value)

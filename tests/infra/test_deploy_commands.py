@@ -15,7 +15,7 @@ import aws_cdk
 import pytest
 
 from infra.assets import REPO_ROOT
-from infra.synth import cdk_json_context
+from infra.config import cdk_json_context
 
 pytestmark = pytest.mark.infra
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from infra.assets import REPO_ROOT
+from infra.config import cdk_json_context
 from infra.layer import LAYER_PYDANTIC_VERSION, POWERTOOLS_SSM_REGIONS, POWERTOOLS_VERSION, LayerUnavailable
-from infra.synth import build_app, cdk_json_context
+from infra.synth import build_app
 from tests.infra.template import NO_BUNDLING, Synthesized
 
 pytestmark = pytest.mark.infra

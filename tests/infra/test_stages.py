@@ -19,7 +19,8 @@ pytestmark = pytest.mark.infra
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, str]:
-    from infra.synth import build_app, cdk_json_context
+    from infra.config import cdk_json_context
+    from infra.synth import build_app
 
     tmp = tmp_path_factory.mktemp("dev")
     app, stack = build_app(
