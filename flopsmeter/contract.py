@@ -130,3 +130,8 @@ MEMBER_READER_ROLE_PREFIX = "FlopsMeterMemberReader"
 
 def member_reader_role_name(stage: str) -> str:
     return f"{MEMBER_READER_ROLE_PREFIX}-{stage}"
+
+
+# Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
+# a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
+RETENTION_DAYS_PER_YEAR = 366

@@ -23,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
 from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
 from infra.constructs.nag import acknowledge, skip_checkov
 
@@ -30,14 +31,14 @@ RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
 DIGESTS_ROOT = DIGESTS_PREFIX.split("/", 1)[0] + "/"  # "digests/"
 NOTIFICATIONS_ROOT = NOTIFICATIONS_PREFIX.split("/", 1)[0] + "/"  # the classifier's "event/alert sent" markers
 ACCESS_LOG_PREFIX = "audit-bucket/"
-# Writers ask for 366 days per configured year (flopsmeter's AuditStore: leap days never shorten a retention);
-# a month more covers clock skew and rounding. Anything longer is an extension, denied (the records hold
+# Writers ask for RETENTION_DAYS_PER_YEAR (366) days per configured year; a month more covers clock skew and
+# rounding. Anything longer is an extension, denied (the records hold
 # personal data, and a COMPLIANCE retention can never be shortened again).
 RETENTION_MARGIN_DAYS = 31
 
 
 def max_retention_days(retention_years: int) -> int:
-    return 366 * retention_years + RETENTION_MARGIN_DAYS
+    return RETENTION_DAYS_PER_YEAR * retention_years + RETENTION_MARGIN_DAYS
 
 
 class AuditBucket(Construct):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
 from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT, RETENTION_MARGIN_DAYS, max_retention_days
 from tests.infra.policy import Request, allows, denying_statements
 from tests.infra.template import RETENTION_YEARS, Synthesized, audit_bucket, bucket_policy, role_arn
@@ -157,7 +158,8 @@ def test_no_one_may_extend_a_retention_beyond_the_configured_years(synth: Synthe
     document = bucket_policy(synth, bucket_id)
     prefix = "digests/" if who == "digest" else "records/"
     resource = f"<{bucket_id}.Arn>/{prefix}v1/k.json"
-    asked = 366 * RETENTION_YEARS  # what the writers ask for (AuditStore.retain_until)
+    asked = RETENTION_DAYS_PER_YEAR * RETENTION_YEARS  # what the writers ask for (AuditStore.retain_until)
+    assert RETENTION_DAYS_PER_YEAR == 366
     assert not denying_statements(document, _write(role_arn(synth, who), action, resource, days=asked))
     at_limit = max_retention_days(RETENTION_YEARS)
     assert at_limit == asked + RETENTION_MARGIN_DAYS
