@@ -19,8 +19,9 @@ DASHBOARD_METRICS = {
     ServiceMetric.THRESHOLD_APPROACHING,
     ServiceMetric.THRESHOLD_RATIO,
     ServiceMetric.AUDIT_WRITE_FAILED,
+    ServiceMetric.RECONCILE_FAILED,
 }
-ALARMED_METRICS = {ServiceMetric.AUDIT_WRITE_FAILED}
+ALARMED_METRICS = {ServiceMetric.AUDIT_WRITE_FAILED, ServiceMetric.RECONCILE_FAILED}  # issue 12.10: ReconcileFailed
 
 
 def _dashboard_metrics(synth: Synthesized) -> list[list[object]]:
