@@ -25,8 +25,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from flopsmeter.audit.keys import NOTIFICATIONS_PREFIX
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE
-from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import DIGESTS_ROOT, RECORDS_ROOT, AuditBucket
 from infra.constructs.functions import ServiceFunction, powertools_layer

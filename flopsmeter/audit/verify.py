@@ -36,7 +36,7 @@ from flopsmeter.audit.digests import (
 from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX, parse_record_key
 from flopsmeter.audit.mirror import key_path, read_manifest
 from flopsmeter.audit.record import body_sha256, stored_sha256_matches
-from flopsmeter.audit.store import AuditStore, AuditStoreError
+from flopsmeter.aws.store import AuditStore, AuditStoreError
 
 DEFAULT_MAX_DIGEST_AGE = timedelta(hours=2)  # hourly digests, written a few minutes after the hour, plus slack
 RECORDED_AT_GRACE = timedelta(minutes=15)  # mirrors without write times: recorded_at precedes the write a little

@@ -23,13 +23,13 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from flopsmeter import contract
-from flopsmeter.audit.store import AuditStore
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
 from flopsmeter.aws.events import Notifier
 from flopsmeter.aws.metrics import JobMetrics
 from flopsmeter.aws.sagemaker import SageMakerJobs
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
-from flopsmeter.service.classifier import Dependencies, ServiceConfig
+from flopsmeter.service.ports import Dependencies, ServiceConfig
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -55,6 +55,7 @@ class Aws:
     t0: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     metrics: CountingMetrics = field(default_factory=CountingMetrics)
     now: datetime | None = None
+    handler: Any = None  # a function's Lambda entry point over these clients, when a test wires one
     config: ServiceConfig = field(
         default_factory=lambda: ServiceConfig(cloudtrail_max_wait_seconds=3600, parent_max_wait_seconds=3600)
     )
@@ -109,11 +110,9 @@ class Aws:
         if status != "InProgress":
             moto_ext.set_training_job_state(
                 name,
-                status=status,
-                start=self.t0,
-                end=end,
-                billable_seconds=billable,
-                failure_reason=failure_reason,
+                moto_ext.JobState(
+                    status=status, start=self.t0, end=end, billable_seconds=billable, failure_reason=failure_reason
+                ),
                 account_id=ACCOUNT,
                 region=REGION,
             )

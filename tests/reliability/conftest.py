@@ -25,10 +25,12 @@ from moto import mock_aws
 
 from flopsmeter.aws.clients import client as production_client
 from flopsmeter.aws.dead_letters import DeadLetterQueue
+from flopsmeter.functions import classifier
+from flopsmeter.functions.container import ClassifierContainer
+from flopsmeter.functions.observability import logger as powertools_logger
 from flopsmeter.local.runner import lambda_sqs_event
-from lambdas.classifier import handler
-from lambdas.shared.observability import logger as powertools_logger
 from tests.integration.conftest import ACCOUNT, REGION, Aws, _clients, aws  # noqa: F401 - fixtures re-used here
+from tests.support.lambda_context import lambda_context
 
 DEPENDENCIES = ("sagemaker", "cloudwatch", "cloudtrail", "s3", "events", "sns")
 MAX_RECEIVE_COUNT = 3  # the integration queue's redrive policy
@@ -71,7 +73,7 @@ class Harness:
             if not messages:
                 break
             event = lambda_sqs_event(messages, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier", region=REGION)
-            response = handler.lambda_handler(event, _Context())
+            response = self.aws.handler(event, lambda_context())
             out.append(response)
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             for m in messages:
@@ -102,14 +104,6 @@ class Harness:
         return {item["Key"]: store.get_record(item["Key"]) for item in store.list_keys("records/")}
 
 
-class _Context:
-    function_name = "flopsmeter-classifier"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-classifier"
-    aws_request_id = "reliability"
-
-
 @pytest.fixture(scope="session")
 def _production_clients() -> dict[str, Any]:
     """The classifier's own clients (flopsmeter.aws.clients: standard retries, timeouts), not its cached ones."""
@@ -120,10 +114,9 @@ def _production_clients() -> dict[str, Any]:
 @pytest.fixture
 def harness(aws: Aws, _production_clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:  # noqa: F811
     aws.clients.update({s: c for s, c in _production_clients.items() if s in DEPENDENCIES})
-    monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
     # DEAD_LETTER_QUEUE_URL as the stack sets it, on the production client config (harness.dlq_client for faults)
     dead_letters = DeadLetterQueue(_production_clients["sqs"], aws.dlq)
-    monkeypatch.setattr(handler, "dead_letter_queue", lambda: dead_letters)
+    aws.handler = classifier.handler_for(lambda: ClassifierContainer(aws.deps(), aws.config, dead_letters))
     slept: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=slept.append))
     lines = _Lines()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from flopsmeter import contract
-from lambdas.classifier.handler import MAX_REASON
+from flopsmeter.functions.classifier import MAX_REASON
 from tests.integration.conftest import state_change
 
 BAD = Path(__file__).resolve().parents[1] / "events" / "bad"
