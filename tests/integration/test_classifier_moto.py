@@ -20,8 +20,8 @@ from flopsmeter.functions import classifier
 from flopsmeter.functions.container import ClassifierContainer
 from flopsmeter.local import moto_ext
 from flopsmeter.local.runner import lambda_sqs_event
-from tests.integration.conftest import ACCOUNT, BUCKET, REGION, inject_faults, state_change
 from tests.support.lambda_context import lambda_context
+from tests.support.moto_world import ACCOUNT, BUCKET, REGION, inject_faults, state_change
 
 G5_PEAK = 125e12  # ml.g5.xlarge: one A10G, bounded by the A10's dense BF16 peak
 

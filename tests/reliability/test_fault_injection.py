@@ -27,8 +27,8 @@ from moto.core.models import botocore_stubber
 from flopsmeter import contract
 from flopsmeter.audit.keys import notification_key
 from flopsmeter.aws.clients import MAX_ATTEMPTS
-from tests.integration.conftest import REGION, inject_faults, state_change
-from tests.reliability.conftest import MAX_RECEIVE_COUNT, Harness, register_hook
+from tests.support.harness import MAX_RECEIVE_COUNT, Harness, register_hook
+from tests.support.moto_world import REGION, inject_faults, state_change
 
 # Every AWS call the classifier makes for a new job, by client.
 OPERATIONS = [

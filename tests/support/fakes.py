@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStoreError, PutResult, StoredObject
 from flopsmeter.functions.container import ClassifierContainer
@@ -24,6 +26,7 @@ from flopsmeter.service.ports import Dependencies, MeteredFigures, ServiceConfig
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/flopsmeter-classifier-dlq"
 
 
 class Faults:
@@ -219,6 +222,20 @@ class FakeMetrics:
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         self.counts[name] += int(value)
+
+
+class FakeSqs:
+    """The one SQS call the function makes (SendMessage), recorded; ``refuse`` makes it fail like AWS would."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.refuse: str | None = None  # an AWS error code, e.g. "AccessDenied"
+
+    def send_message(self, **kwargs: object) -> dict:
+        if self.refuse:
+            raise ClientError({"Error": {"Code": self.refuse, "Message": "refused (test)"}}, "SendMessage")
+        self.sent.append(dict(kwargs))
+        return {"MessageId": f"dlq-{len(self.sent)}"}
 
 
 class World:

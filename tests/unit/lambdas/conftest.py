@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from botocore.exceptions import ClientError
 
 from flopsmeter.aws.dead_letters import DeadLetterQueue
 from flopsmeter.functions import classifier
 from flopsmeter.local.runner import LocalLambdaContext
-from tests.support.fakes import World
+from tests.support.fakes import DLQ_URL, FakeSqs, World
 from tests.support.lambda_context import lambda_context
-
-DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/flopsmeter-classifier-dlq"
 
 
 @pytest.fixture
@@ -32,20 +29,6 @@ def world() -> World:
 def handler(world: World) -> classifier.Handler:
     """The classifier's Lambda entry point over the world's container (read at each invocation)."""
     return classifier.handler_for(lambda: world.container)
-
-
-class FakeSqs:
-    """The one SQS call the function makes (SendMessage), recorded; ``refuse`` makes it fail like AWS would."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.refuse: str | None = None  # an AWS error code, e.g. "AccessDenied"
-
-    def send_message(self, **kwargs: object) -> dict:
-        if self.refuse:
-            raise ClientError({"Error": {"Code": self.refuse, "Message": "refused (test)"}}, "SendMessage")
-        self.sent.append(dict(kwargs))
-        return {"MessageId": f"dlq-{len(self.sent)}"}
 
 
 @pytest.fixture

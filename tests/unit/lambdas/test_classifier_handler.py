@@ -13,9 +13,8 @@ from flopsmeter.aws.dead_letters import DeadLetter, message_attributes
 from flopsmeter.functions import classifier
 from flopsmeter.functions.settings import SettingsError
 from flopsmeter.service.errors import JobNotFound, MalformedEvent, PermanentAuditWriteError
-from tests.support.fakes import END, FakeMetrics
+from tests.support.fakes import DLQ_URL, END, FakeMetrics
 from tests.support.lambda_context import EVENTS, event_json, event_text, sqs_event
-from tests.unit.lambdas.conftest import DLQ_URL
 
 MANIFEST = json.loads((EVENTS / "bad" / "MANIFEST.json").read_text())["cases"]
 
