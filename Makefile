@@ -17,8 +17,8 @@ CHECKOV_VENV := .build/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow lint format typecheck \
-        check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
+.PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
+        typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
         bench-query bench-coldstart report-screenshot chromium clean
 
 help: ## list the targets
@@ -63,6 +63,9 @@ test-torch: $(STAMP) ## formulas vs FlopCounterMode and the meter on real (tiny)
 
 test-slow: $(STAMP) chromium ## heavy suites kept out of `make test` (full demo with training, report in Chromium)
 	$(BIN)/pytest -q -m slow tests
+
+test-wheel: $(STAMP) ## build the wheel, install it in a fresh venv, run `flopsmeter demo` from an empty directory
+	$(BIN)/pytest -q -m slow tests/integration/test_local_wheel.py
 
 test: $(STAMP) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint, checkov (what CI runs)
 	$(MAKE) --no-print-directory lint typecheck

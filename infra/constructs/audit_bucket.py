@@ -22,9 +22,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.audit.keys import DIGESTS_PREFIX, NOTIFICATIONS_PREFIX, RECORDS_PREFIX
 from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
-from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
 from infra.constructs.nag import acknowledge, skip_checkov
 
 RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
