@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from tests.support.records import make_record
 
 from flopsmeter.audit.keys import record_key
 from flopsmeter.aws.store import AuditStore, AuditStoreError
 from tests.support.fakes import FakeStore
+from tests.support.records import make_record
 
 BUCKET = "flopsmeter-audit-contract"
 
