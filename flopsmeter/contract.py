@@ -96,7 +96,7 @@ SIGNING_ALGORITHM = "RSASSA_PSS_SHA_256"
 RECORDED_EVENT_SOURCE = "flopsmeter"
 RECORDED_EVENT_DETAIL_TYPE = "FLOPs Classification Recorded"
 
-# Lambda environment variables set by the CDK stack and read by lambdas/shared/settings.py.
+# Lambda environment variables set by the CDK stack and validated by flopsmeter.functions.settings.
 LAMBDA_ENV = (
     "AUDIT_BUCKET_NAME",
     "RETENTION_YEARS",
