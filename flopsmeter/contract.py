@@ -96,7 +96,7 @@ SIGNING_ALGORITHM = "RSASSA_PSS_SHA_256"
 RECORDED_EVENT_SOURCE = "flopsmeter"
 RECORDED_EVENT_DETAIL_TYPE = "FLOPs Classification Recorded"
 
-# Lambda environment variables set by the CDK stack and read by lambdas/shared/settings.py.
+# Lambda environment variables set by the CDK stack and validated by flopsmeter.functions.settings.
 LAMBDA_ENV = (
     "AUDIT_BUCKET_NAME",
     "RETENTION_YEARS",
@@ -128,6 +128,19 @@ DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the eve
 # (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
 ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
 TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
+
+# Organization mode (infra/member.py): the read-only role each member account holds for the compliance account's
+# classifier and reconciler to assume, one per stage (a StackSet deploys it to every member account).
+MEMBER_READER_ROLE_PREFIX = "FlopsMeterMemberReader"
+
+
+def member_reader_role_name(stage: str) -> str:
+    return f"{MEMBER_READER_ROLE_PREFIX}-{stage}"
+
+
+# Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
+# a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
+RETENTION_DAYS_PER_YEAR = 366
 
 # ---- Amazon Bedrock model customization jobs (issue 16 item 4) ---------------------------------------------------
 # EventBridge: Amazon Bedrock User Guide, "How EventBridge for Amazon Bedrock works" (source aws.bedrock,

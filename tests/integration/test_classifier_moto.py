@@ -14,29 +14,24 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flopsmeter import contract
-from flopsmeter.audit.keys import record_key
+from flopsmeter.audit.keys import notification_key, record_key
 from flopsmeter.aws.dead_letters import DeadLetterQueue
+from flopsmeter.functions import classifier
+from flopsmeter.functions.container import ClassifierContainer
 from flopsmeter.local import moto_ext
 from flopsmeter.local.runner import lambda_sqs_event
-from flopsmeter.service.classifier import notification_marker_key
-from lambdas.classifier import handler
-from tests.integration.conftest import ACCOUNT, BUCKET, REGION, inject_faults, state_change
+from tests.support.lambda_context import lambda_context
+from tests.support.moto_world import ACCOUNT, BUCKET, REGION, inject_faults, state_change
 
 G5_PEAK = 125e12  # ml.g5.xlarge: one A10G, bounded by the A10's dense BF16 peak
 
 
-class Ctx:
-    function_name = "flopsmeter-classifier"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-classifier"
-    aws_request_id = "it-request"
-
-
 @pytest.fixture
-def wired(aws, monkeypatch):
-    monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
-    dead_letters = DeadLetterQueue(aws["sqs"], aws.dlq)  # DEAD_LETTER_QUEUE_URL, as the stack sets it
-    monkeypatch.setattr(handler, "dead_letter_queue", lambda: dead_letters)
+def wired(aws):
+    """The classifier over moto: the service's adapters, and DEAD_LETTER_QUEUE_URL as the stack sets it."""
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(aws.deps(), aws.config, DeadLetterQueue(aws["sqs"], aws.dlq))
+    )
     return aws
 
 
@@ -52,7 +47,7 @@ def drain(aws, *, rounds: int = 10) -> list[dict]:
         if not messages:
             break
         event = lambda_sqs_event(messages, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier", region=REGION)
-        response = handler.lambda_handler(event, Ctx())
+        response = aws.handler(event, lambda_context())
         responses.append(response)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
@@ -161,7 +156,7 @@ def test_malformed_and_vanished_job_events_are_in_the_dlq_after_one_delivery_wit
     for body, attributes in by_body.items():
         assert attributes[contract.DLQ_ATTR_SOURCE_MESSAGE_ID] == sent_ids[body]
         assert attributes[contract.DLQ_ATTR_RECEIVE_COUNT] == "1" and attributes[contract.DLQ_ATTR_FAILED_AT]
-        assert len(attributes[contract.DLQ_ATTR_REASON]) <= handler.MAX_REASON
+        assert len(attributes[contract.DLQ_ATTR_REASON]) <= classifier.MAX_REASON
     assert wired.store.exists(key("job-good", end))
 
 
@@ -235,7 +230,7 @@ def test_throttling_on_any_call_is_retried_and_never_less_conservative(wired, se
         == ("metered", 5.0e22, "approaching")
     )
     assert [c.threshold for c in throttled.classifications] == [c.threshold for c in clean.classifications]
-    assert wired.store.exists(notification_marker_key(key("job-throttle", end)))
+    assert wired.store.exists(notification_key(key("job-throttle", end)))
     recorded = [m["detail"]["job_name"] for m in wired.messages(wired.recorded_queue)]
     assert recorded.count("job-throttle") == 1
     alerts = [json.loads(m["Message"].split("\n\n", 1)[1])["job_name"] for m in wired.messages(wired.alerts_queue)]

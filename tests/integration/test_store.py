@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from flopsmeter.audit.keys import record_key
-from flopsmeter.audit.store import AuditStore
+from flopsmeter.aws.store import AuditStore
 from tests.support.records import make_record
 
 BUCKET = "flopsmeter-audit-test"

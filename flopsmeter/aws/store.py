@@ -2,7 +2,7 @@
 
 Records are written once: ``If-None-Match: *`` makes the first write win and a redelivery a no-op, and
 every object carries Object Lock COMPLIANCE retention. ClientErrors become ``AuditStoreError`` (or
-``TransientStoreError`` for throttling and 5xx, which callers retry); code above sees only our errors.
+``TransientStoreError`` when ``flopsmeter.aws.errors`` says retrying can help); code above sees only our errors.
 """
 
 from __future__ import annotations
@@ -16,27 +16,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.aws.errors import error_code, is_transient
 from flopsmeter.domain.errors import FlopsMeterError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
 
 
 class AuditStoreError(FlopsMeterError):
@@ -45,14 +31,6 @@ class AuditStoreError(FlopsMeterError):
 
 class TransientStoreError(AuditStoreError):
     """Throttling, 5xx or a timeout: retry later."""
-
-
-def is_transient(err: ClientError | BotoCoreError) -> bool:
-    if isinstance(err, BotoCoreError):
-        return True  # connection errors, read timeouts
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code in TRANSIENT_CODES or status >= 500 or status == 429
 
 
 def store_error(err: ClientError | BotoCoreError, what: str) -> AuditStoreError:
@@ -109,8 +87,7 @@ class AuditStore:
                 Metadata=metadata or {},
             )
         except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
-            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if error_code(err) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
                 return False, None, until
             raise store_error(err, f"writing s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
@@ -147,7 +124,7 @@ class AuditStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as err:
-            if str(err.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(err) in {"404", "NoSuchKey", "NotFound"}:
                 return False
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
