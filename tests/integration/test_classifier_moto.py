@@ -7,6 +7,7 @@ source mapping is emulated by ``drain`` (receive, invoke, delete what did not fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -307,3 +308,37 @@ def test_a_restart_from_zero_adds_the_runs_instead_of_keeping_the_largest(wired)
     record = wired.store.get_record(key("job-restarted", end))
     assert record.flops.method == "metered" and record.flops.classified_flops == pytest.approx(6.5e17)
     assert any("fell 1 time(s)" in w for w in record.warnings)
+
+
+# --- a role without s3:ListBucket on the key: a missing object reads as 403, not 404 (issue 12, item 2) -----------
+
+
+@pytest.mark.parametrize("list_denied", [False, True])
+def test_without_list_bucket_records_are_written_once_and_nothing_is_dead_lettered(aws, list_denied):
+    """HEAD of a missing record/marker answers 403: the classifier, reconciler and digest writer go on and rely on
+    If-None-Match (412 = already recorded). A HEAD of an object that exists still succeeds, so a duplicate finds the
+    record's announcement marker and is not announced again, with or without listing."""
+    from flopsmeter.aws.store import AuditStore
+    from flopsmeter.service.reconcile import reconcile
+    from tests.support.moto_world import WithoutListBucket
+
+    s3 = WithoutListBucket(aws["s3"], list_denied=list_denied)
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(
+            dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)),
+            aws.config,
+            DeadLetterQueue(aws["sqs"], aws.dlq),
+        )
+    )
+    end = aws.job("job-no-list")
+    send(aws, state_change("job-no-list", event_id="first"))
+    drain(aws)
+    send(aws, state_change("job-no-list", event_id="second"))
+    drain(aws)
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+    assert aws.store.get_record(key("job-no-list", end)).eventbridge_event_id == "first"
+    assert aws["sqs"].receive_message(QueueUrl=aws.dlq).get("Messages") is None  # nothing dead-lettered
+    assert len(aws.messages(aws.recorded_queue)) == 1
+    report = reconcile(dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)), aws.config, lookback_hours=48)
+    assert not report.failed and not report.recorded
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
