@@ -342,3 +342,22 @@ def test_without_list_bucket_records_are_written_once_and_nothing_is_dead_letter
     report = reconcile(dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)), aws.config, lookback_hours=48)
     assert not report.failed and not report.recorded
     assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+
+
+def test_a_job_whose_meter_could_not_reach_cloudwatch_is_metered_from_final_metric_data(wired):
+    """Second channel (issue 11, item 8), through DescribeTrainingJob on the emulator: no CloudWatch series, but
+    SageMaker kept the meter's stdout metrics (MetricDefinitions) in FinalMetricDataList."""
+    end = wired.job("job-stdout-only")
+    moto_ext.set_training_job_state(
+        "job-stdout-only",
+        moto_ext.JobState(
+            final_metrics={contract.STDOUT_METRIC_CUMULATIVE_FLOPS: 7.5e17, contract.STDOUT_METRIC_TOKENS: 123456}
+        ),
+        account_id=ACCOUNT,
+        region=REGION,
+    )
+    send(wired, state_change("job-stdout-only"))
+    drain(wired)
+    record = wired.store.get_record(key("job-stdout-only", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 7.5e17
+    assert record.flops.metered_channel == "final_metric_data" and record.flops.tokens == 123456
