@@ -21,6 +21,14 @@ METRIC_CEILING_RATIO = "CeilingRatio"  # cumulative FLOPs / hardware ceiling so 
 # across ranks, or a model it could not meter); sent only then. The classifier then trusts the hardware ceiling.
 METRIC_METER_INCOMPLETE = "MeterIncomplete"
 
+# The meter's stdout metrics (SageMaker MetricDefinitions on its stdout line, flopsmeter.training.emitters): SageMaker
+# keeps the last value of each in the job's FinalMetricDataList, the classifier's second channel when the CloudWatch
+# series is missing (no credentials or no region in the job, AccessDenied on PutMetricData).
+STDOUT_METRIC_CUMULATIVE_FLOPS = "flopsmeter:cumulative_flops"
+STDOUT_METRIC_TOKENS = "flopsmeter:tokens"
+STDOUT_METRIC_NON_PADDING_TOKENS = "flopsmeter:non_padding_tokens"
+STDOUT_METRIC_METER_INCOMPLETE = "flopsmeter:meter_incomplete"
+
 # Job environment variables (CreateTrainingJob Environment) and their tag equivalents (tags win nothing:
 # environment first, then tags; see flopsmeter.domain.pretrain for the order and its reasons).
 ENV_PRETRAIN_FLOPS = "PRETRAIN_FLOPS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Literal
 
 from flopsmeter import contract
 from flopsmeter.audit.record import (
@@ -27,6 +28,7 @@ from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bo
 from flopsmeter.service.lineage import ParentCompute, resolve_parent
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig, TrailHit
 
+Channel = Literal["cloudwatch", "final_metric_data"]
 METRICS_WINDOW_BEFORE = timedelta(minutes=5)
 METRICS_WINDOW_AFTER = timedelta(minutes=15)  # the meter's last datapoint may land after the job's end
 
@@ -43,9 +45,10 @@ def build_record(
     warnings += pretrain_warnings
     ceiling, ceiling_warnings = job_ceiling(facts)
     warnings += ceiling_warnings
-    start = facts.start_time or facts.creation_time or facts.end_time
-    figures = deps.meter.job_metrics(facts.name, start - METRICS_WINDOW_BEFORE, facts.end_time + METRICS_WINDOW_AFTER)
+    figures, channel = metered_figures(facts, deps, warnings)
     flops_info, own_flops = _flops(facts, figures, ceiling, warnings)
+    if flops_info.metered is not None:
+        flops_info = flops_info.model_copy(update={"metered_channel": channel})
     parent = resolve_parent(
         facts, jobs=deps.jobs, store=deps.store, now=now, max_wait_seconds=config.parent_max_wait_seconds
     )
@@ -81,6 +84,32 @@ def build_record(
         lineage=_lineage(parent, own_flops, cumulative),
         warnings=_dedupe(result.warnings),
     ).sealed()
+
+
+def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) -> tuple[MeteredFigures, Channel]:
+    """The meter's figures: its CloudWatch series, else (no FLOPs datapoint) the last values of its stdout metrics
+    that SageMaker keeps in FinalMetricDataList. The channel says which; a job with neither gets the ceiling."""
+    start = facts.start_time or facts.creation_time or facts.end_time
+    figures = deps.meter.job_metrics(facts.name, start - METRICS_WINDOW_BEFORE, facts.end_time + METRICS_WINDOW_AFTER)
+    if figures.cumulative_flops is not None or figures.meter_incomplete not in (None, 0):
+        return figures, "cloudwatch"
+    final = facts.final_metrics
+    if contract.STDOUT_METRIC_CUMULATIVE_FLOPS not in final and contract.STDOUT_METRIC_METER_INCOMPLETE not in final:
+        return figures, "cloudwatch"
+    warnings.append(
+        "the meter's CloudWatch series is missing: its figures come from the job's FinalMetricDataList (the last "
+        "values of its stdout metrics, SageMaker MetricDefinitions); a restart from zero within the job would not "
+        "show there"
+    )
+    return (
+        MeteredFigures(
+            cumulative_flops=final.get(contract.STDOUT_METRIC_CUMULATIVE_FLOPS),
+            tokens=final.get(contract.STDOUT_METRIC_TOKENS),
+            non_padding_tokens=final.get(contract.STDOUT_METRIC_NON_PADDING_TOKENS),
+            meter_incomplete=final.get(contract.STDOUT_METRIC_METER_INCOMPLETE),
+        ),
+        "final_metric_data",
+    )
 
 
 def _pretrain(facts: JobFacts) -> tuple[PretrainCompute, list[str]]:

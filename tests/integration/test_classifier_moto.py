@@ -7,6 +7,7 @@ source mapping is emulated by ``drain`` (receive, invoke, delete what did not fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -308,3 +309,56 @@ def test_a_restart_from_zero_adds_the_runs_instead_of_keeping_the_largest(wired)
     record = wired.store.get_record(key("job-restarted", end))
     assert record.flops.method == "metered" and record.flops.classified_flops == pytest.approx(6.5e17)
     assert any("fell 1 time(s)" in w for w in record.warnings)
+
+
+# --- a role without s3:ListBucket on the key: a missing object reads as 403, not 404 (issue 12, item 2) -----------
+
+
+@pytest.mark.parametrize("list_denied", [False, True])
+def test_without_list_bucket_records_are_written_once_and_nothing_is_dead_lettered(aws, list_denied):
+    """HEAD of a missing record/marker answers 403: the classifier, reconciler and digest writer go on and rely on
+    If-None-Match (412 = already recorded). A HEAD of an object that exists still succeeds, so a duplicate finds the
+    record's announcement marker and is not announced again, with or without listing."""
+    from flopsmeter.aws.store import AuditStore
+    from flopsmeter.service.reconcile import reconcile
+    from tests.support.moto_world import WithoutListBucket
+
+    s3 = WithoutListBucket(aws["s3"], list_denied=list_denied)
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(
+            dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)),
+            aws.config,
+            DeadLetterQueue(aws["sqs"], aws.dlq),
+        )
+    )
+    end = aws.job("job-no-list")
+    send(aws, state_change("job-no-list", event_id="first"))
+    drain(aws)
+    send(aws, state_change("job-no-list", event_id="second"))
+    drain(aws)
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+    assert aws.store.get_record(key("job-no-list", end)).eventbridge_event_id == "first"
+    assert aws["sqs"].receive_message(QueueUrl=aws.dlq).get("Messages") is None  # nothing dead-lettered
+    assert len(aws.messages(aws.recorded_queue)) == 1
+    report = reconcile(dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)), aws.config, lookback_hours=48)
+    assert not report.failed and not report.recorded
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+
+
+def test_a_job_whose_meter_could_not_reach_cloudwatch_is_metered_from_final_metric_data(wired):
+    """Second channel (issue 11, item 8), through DescribeTrainingJob on the emulator: no CloudWatch series, but
+    SageMaker kept the meter's stdout metrics (MetricDefinitions) in FinalMetricDataList."""
+    end = wired.job("job-stdout-only")
+    moto_ext.set_training_job_state(
+        "job-stdout-only",
+        moto_ext.JobState(
+            final_metrics={contract.STDOUT_METRIC_CUMULATIVE_FLOPS: 7.5e17, contract.STDOUT_METRIC_TOKENS: 123456}
+        ),
+        account_id=ACCOUNT,
+        region=REGION,
+    )
+    send(wired, state_change("job-stdout-only"))
+    drain(wired)
+    record = wired.store.get_record(key("job-stdout-only", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 7.5e17
+    assert record.flops.metered_channel == "final_metric_data" and record.flops.tokens == 123456

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStoreError, PutResult, StoredObject
 from flopsmeter.functions.container import ClassifierContainer
@@ -65,6 +66,7 @@ class FakeJobs:
         tags: dict[str, str] | None = None,
         failure_reason: str | None = None,
         end_time: bool = True,
+        final_metrics: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
         start = end - timedelta(hours=hours)
@@ -85,6 +87,10 @@ class FakeJobs:
             job["BillableTimeInSeconds"] = billable
         if failure_reason:
             job["FailureReason"] = failure_reason
+        if final_metrics:
+            job["FinalMetricDataList"] = [
+                {"MetricName": k, "Value": v, "Timestamp": end} for k, v in final_metrics.items()
+            ]
         self.jobs[name] = job
         self.tag_map[arn] = dict(tags or {})
         return job
@@ -104,7 +110,7 @@ class FakeJobs:
     def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
         self.faults.check("recent_terminal_jobs")
         for job in self.jobs.values():
-            if job["TrainingJobStatus"] in {"Completed", "Failed", "Stopped"} and job["LastModifiedTime"] >= since:
+            if job["TrainingJobStatus"] in contract.TERMINAL_STATUSES and job["LastModifiedTime"] >= since:
                 yield {
                     k: job[k]
                     for k in (

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from flopsmeter import contract
@@ -258,3 +259,35 @@ def aws(_clients: dict[str, Any]) -> Iterator[Aws]:
             moto_ext.set_cloudtrail_lag(0, account_id=ACCOUNT, region=REGION)
             while _UNREGISTER:
                 _UNREGISTER.pop()()
+
+
+class WithoutListBucket:
+    """An S3 client as a role without ``s3:ListBucket`` sees the bucket: a HEAD or GET of a missing key answers 403
+    (AccessDenied), not 404. ``list_denied``: ListObjectsV2 is refused too (the grant's ``s3:prefix`` condition
+    does not cover the prefix). Every other call goes to the real client."""
+
+    def __init__(self, s3: Any, *, list_denied: bool = False) -> None:
+        self._s3 = s3
+        self.list_denied = list_denied
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    @staticmethod
+    def _denied(operation: str) -> ClientError:
+        return ClientError(
+            {"Error": {"Code": "403", "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, operation
+        )
+
+    def head_object(self, **kwargs: Any) -> Any:
+        try:
+            return self._s3.head_object(**kwargs)
+        except ClientError as err:
+            if err.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                raise self._denied("HeadObject") from None
+            raise
+
+    def list_objects_v2(self, **kwargs: Any) -> Any:
+        if self.list_denied:
+            raise self._denied("ListObjectsV2")
+        return self._s3.list_objects_v2(**kwargs)
