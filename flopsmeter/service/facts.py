@@ -44,6 +44,10 @@ class JobFacts:
     tags: Mapping[str, str] = field(default_factory=dict)
     final_metrics: Mapping[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> last value
     warnings: tuple[str, ...] = ()
+    # managed customization and recipes (issue 17): ServerlessJobConfig, BillableTokenCount, HyperParameters
+    serverless: Mapping[str, Any] | None = None
+    billable_tokens: object = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def record_key(self) -> str:
@@ -184,6 +188,9 @@ def facts_from_description(job: Mapping[str, Any], tags: Mapping[str, str]) -> J
         tags=dict(tags),
         final_metrics=final_metrics(job),
         warnings=tuple(warnings) + ((reason_warning,) if reason_warning else ()),
+        serverless=job.get("ServerlessJobConfig") or None,
+        billable_tokens=job.get("BillableTokenCount"),
+        hyperparameters={str(k): str(v) for k, v in (job.get("HyperParameters") or {}).items()},
     )
 
 

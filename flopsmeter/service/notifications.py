@@ -11,11 +11,17 @@ from flopsmeter.audit.keys import notification_key
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.domain.classification import Outcome
+from flopsmeter.service.customization import declaration_needed
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
 from flopsmeter.service.events import ClassificationRecordedDetail
 from flopsmeter.service.ports import Dependencies, ServiceConfig
 
 ALERTING_OUTCOMES = (Outcome.APPROACHING.value, Outcome.EXCEEDS.value)
+DECLARATION_REQUEST = (
+    "Declaration needed: this job was estimated on a bound, not a count (its token count, or its base model's size, "
+    "is not exposed by the service). Declare the job's tokens or FLOPs (tag flopsmeter:declared-flops) and record "
+    "why; the record's customization.estimate states what was assumed."
+)
 
 
 def worst_outcome(record: AuditRecord) -> str:
@@ -69,11 +75,17 @@ def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceC
     if fresh or not exists(deps, event_marker):
         deps.publisher.recorded(detail, resources=[record.job.arn])
         _mark(deps, event_marker, record)
-    if config.alerts_enabled and worst in ALERTING_OUTCOMES:
+    declare = declaration_needed(record)  # an estimate on a bound: a person must declare (issue 16/17)
+    if config.alerts_enabled and (worst in ALERTING_OUTCOMES or declare):
         deps.publisher.alert(
             alert_subject(record, worst, primary.ratio),
             alert_message(record, detail),
-            {"outcome": worst, "job": record.job.name, "policy": record.primary_policy},
+            {
+                "outcome": worst,
+                "job": record.job.name,
+                "policy": record.primary_policy,
+                "declaration_needed": str(declare).lower(),
+            },  # fmt: skip
         )
     _mark(deps, notification_key(key), record)
 
@@ -87,7 +99,10 @@ def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
 
 
 def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
-    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold)"[:100]
+    declare = "; declaration needed" if declaration_needed(record) else ""
+    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold{declare})"[
+        :100
+    ]
 
 
 def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
@@ -101,5 +116,6 @@ def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
             for c in record.classifications
         ),
         f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
+        *([DECLARATION_REQUEST] if declaration_needed(record) else []),
     ]
     return "\n".join(lines) + "\n\n" + json.dumps(detail, sort_keys=True)

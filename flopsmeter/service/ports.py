@@ -64,6 +64,18 @@ class TrailSource(Protocol):
     def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None: ...
 
 
+class BedrockSource(Protocol):
+    """Amazon Bedrock model customization jobs (issue 16 item 4): ``flopsmeter.aws.bedrock.BedrockJobs``."""
+
+    def get_job(self, job_identifier: str) -> Mapping[str, Any]:
+        """GetModelCustomizationJob; raises ``JobNotFound`` for an unknown job."""
+        ...
+
+    def tags(self, job_arn: str) -> dict[str, str]: ...
+
+    def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None: ...
+
+
 class RecordStore(Protocol):
     """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""
 
@@ -127,6 +139,7 @@ class Dependencies:
     metrics: MetricSink
     log: LogSink
     clock: Callable[[], datetime] = utcnow
+    bedrock: BedrockSource | None = None  # None: Bedrock customization events are refused (permanent error)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from flopsmeter.domain.classification import Classification, classify
 from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
+from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
 from flopsmeter.service.lineage import ParentCompute, resolve_parent
@@ -41,7 +42,8 @@ def build_record(
         warnings.insert(
             0, "reconciled: no state-change event was processed for this job; the scheduled reconciler classified it"
         )
-    pretrain, pretrain_warnings = _pretrain(facts)
+    managed = serverless_estimate(facts.serverless, facts.billable_tokens)  # issue 17: serverless customization
+    pretrain, pretrain_warnings = _pretrain(facts, managed.base.model_id if managed else None)
     warnings += pretrain_warnings
     ceiling, ceiling_warnings = job_ceiling(facts)
     warnings += ceiling_warnings
@@ -49,6 +51,9 @@ def build_record(
     flops_info, own_flops = _flops(facts, figures, ceiling, warnings)
     if flops_info.metered is not None:
         flops_info = flops_info.model_copy(update={"metered_channel": channel})
+    customization = None
+    if managed is not None:
+        flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
     parent = resolve_parent(
         facts, jobs=deps.jobs, store=deps.store, now=now, max_wait_seconds=config.parent_max_wait_seconds
     )
@@ -83,6 +88,8 @@ def build_record(
         eventbridge_event_id=request.eventbridge_event_id,
         lineage=_lineage(parent, own_flops, cumulative),
         warnings=_dedupe(result.warnings),
+        customization=customization,
+        recipe=recipe_block(facts.hyperparameters, facts.environment),
     ).sealed()
 
 
@@ -112,11 +119,14 @@ def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) ->
     )
 
 
-def _pretrain(facts: JobFacts) -> tuple[PretrainCompute, list[str]]:
+def _pretrain(facts: JobFacts, job_base_model: str | None = None) -> tuple[PretrainCompute, list[str]]:
+    """``job_base_model``: the base model the job itself names (a serverless job's hub content), used when neither
+    the environment nor a tag names one."""
     warnings: list[str] = []
     env_flops, tag_flops = facts.setting(contract.ENV_PRETRAIN_FLOPS, contract.TAG_PRETRAIN_FLOPS)
     env_model, tag_model = facts.setting(contract.ENV_BASE_MODEL, contract.TAG_BASE_MODEL)
-    model_id, model_warning = clean_text(env_model if env_model is not None else tag_model, "base model id")
+    named = env_model if env_model is not None else tag_model if tag_model is not None else job_base_model
+    model_id, model_warning = clean_text(named, "base model id")
     env_sys, tag_sys = facts.setting(contract.ENV_SYSTEMIC_RISK_BASE, contract.TAG_SYSTEMIC_RISK_BASE)
     systemic, systemic_warning = parse_bool(env_sys if env_sys is not None else tag_sys, "systemic-risk flag")
     warnings += [w for w in (model_warning, systemic_warning) if w]
