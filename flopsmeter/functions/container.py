@@ -60,6 +60,7 @@ def classification_dependencies(
     settings: ClassificationSettings, clients: ClientFactory, *, metrics: MetricSink, log: LogSink
 ) -> Dependencies:
     """The classifier service's adapters over boto3 clients from ``clients``."""
+    from flopsmeter.aws.bedrock import BedrockJobs
     from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
     from flopsmeter.aws.events import Notifier
     from flopsmeter.aws.metrics import JobMetrics
@@ -78,6 +79,7 @@ def classification_dependencies(
         ),
         metrics=metrics,
         log=log,
+        bedrock=BedrockJobs(clients("bedrock"), clients("cloudtrail")),
     )
 
 

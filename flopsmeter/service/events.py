@@ -70,6 +70,10 @@ class TrainingJobStateChange(EventBridgeModel):
     def job_name(self) -> str:
         return self.detail.TrainingJobName
 
+    @property
+    def status(self) -> str:
+        return self.detail.TrainingJobStatus
+
 
 class ClassificationRecordedDetail(BaseModel):
     """``detail`` of the "FLOPs Classification Recorded" event the service publishes (one per new record)."""

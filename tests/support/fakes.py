@@ -157,6 +157,67 @@ class FakeTrail:
         return self.hits.get(job_name)
 
 
+class FakeBedrock:
+    """Amazon Bedrock model customization jobs (GetModelCustomizationJob-shaped), their tags and creators."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tag_map: dict[str, dict[str, str]] = {}
+        self.hits: dict[str, TrailHit] = {}
+        self.faults = Faults()
+
+    def add(
+        self,
+        name: str,
+        *,
+        status: str = "Completed",
+        base_model: str = "meta.llama3-1-8b-instruct-v1:0",
+        customization_type: str = "FINE_TUNING",
+        hyper_parameters: dict[str, str] | None = None,
+        hours: float = 3.0,
+        end: datetime = END,
+        tags: dict[str, str] | None = None,
+        created_by: str | None = "alice",
+    ) -> dict[str, Any]:
+        arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-customization-job/{base_model}/{name[:12]:0<12}"
+        job: dict[str, Any] = {
+            "jobArn": arn,
+            "jobName": name,
+            "outputModelName": f"{name}-model",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/BedrockCustomization",
+            "status": status,
+            "creationTime": end - timedelta(hours=hours),
+            "lastModifiedTime": end,
+            "endTime": end,
+            "baseModelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{base_model}",
+            "hyperParameters": dict(hyper_parameters or {"epochCount": "2"}),
+            "customizationType": customization_type,
+            "trainingDataConfig": {"s3Uri": "s3://data/train.jsonl"},
+            "outputDataConfig": {"s3Uri": "s3://data/out/"},
+        }
+        self.jobs[name] = job
+        self.tag_map[arn] = dict(tags or {})
+        if created_by:
+            self.hits[name] = TrailHit(f"ct-{name}", job["creationTime"],
+                                       f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/{created_by}",
+                                       "203.0.113.10", "aws-sdk-python")  # fmt: skip
+        return job
+
+    def get_job(self, job_identifier: str) -> Mapping[str, Any]:
+        self.faults.check("get_job")
+        for job in self.jobs.values():
+            if job_identifier in (job["jobName"], job["jobArn"]):
+                return copy.deepcopy(job)
+        raise JobNotFound(f"model customization job {job_identifier} does not exist")
+
+    def tags(self, job_arn: str) -> dict[str, str]:
+        return dict(self.tag_map.get(job_arn, {}))
+
+    def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None:
+        self.faults.check("find_create_job")
+        return self.hits.get(job_name)
+
+
 class FakeStore:
     """AuditStore semantics in memory: If-None-Match (first write wins), nothing replaced or deleted."""
 
@@ -254,6 +315,7 @@ class World:
     def __init__(self) -> None:
         self.jobs, self.meter, self.trail = FakeJobs(), FakeMeter(), FakeTrail()
         self.store, self.publisher, self.metrics = FakeStore(), FakePublisher(), FakeMetrics()
+        self.bedrock = FakeBedrock()
         self.now = END + timedelta(minutes=20)
         self.config = ServiceConfig(cloudtrail_max_wait_seconds=3600, parent_max_wait_seconds=3600)
         self.deps = Dependencies(
@@ -265,5 +327,6 @@ class World:
             metrics=self.metrics,
             log=logging.getLogger("flopsmeter.test"),
             clock=lambda: self.now,
+            bedrock=self.bedrock,
         )
         self.container = ClassifierContainer(deps=self.deps, config=self.config, dead_letters=None)
