@@ -8,9 +8,9 @@ reads each service's fields into those three inputs and states every assumption:
   ``customizationType`` (FINE_TUNING | CONTINUED_PRE_TRAINING | DISTILLATION | REINFORCEMENT_FINE_TUNING). A
   technique not stated or not known is read as the costliest per token (RLAIF); no ``Peft`` is read as full
   fine-tuning (6N per token, not 4N). Bedrock does not say whether it trains adapters: full is assumed.
-* per-token cost: the base model's bundled architecture (``configs/*.json``) at the job's ``SequenceLength`` (at
-  the model's longest context when not stated), else its catalog parameter count, else a stand-in (a model whose
-  size is not public) with a declaration asked for.
+* per-token cost: the base model's bundled architecture (``configs/*.json``) at the job's ``SequenceLength``
+  ("32K" = 32 x 1024 tokens; at the model's longest context when not stated), else its catalog parameter count,
+  else a stand-in (a model whose size is not public) with a declaration asked for.
 * tokens: SageMaker ``BillableTokenCount``. Bedrock exposes no token count (GetModelCustomizationJob: loss
   metrics only), so the documented training-data file-size limit bounds it, at most one token per byte, times
   ``epochCount`` (its documented maximum when not given); a declaration is asked for. A serverless job without a
@@ -22,6 +22,7 @@ reads each service's fields into those three inputs and states every assumption:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -75,6 +76,10 @@ BEDROCK_MAX_EPOCHS = 10
 # generated tokens. A JSON Lines record is at least 16 bytes, so a file of B bytes holds at most B / 16 prompts.
 MIN_RECORD_BYTES = 16
 RFT_STAND_IN = {"trainingSamplePerPrompt": 16, "inferenceMaxTokens": 16384}  # used when the job does not say
+
+
+# SageMaker API reference, ServerlessJobConfig.SequenceLength: a string matching \d+K, "1K" to "1024K".
+_SEQUENCE_LENGTH = re.compile(r"^\s*(?P<n>\d{1,5})\s*[kK]\s*$")
 
 
 class JobKind(StrEnum):
@@ -215,6 +220,16 @@ def _count(value: object) -> int | None:
     return int(number) if math.isfinite(number) and number >= 0 and number.is_integer() else None
 
 
+def sequence_length(value: object) -> int | None:
+    """``SequenceLength`` of a serverless job: the API's string "<n>K" (1K-1024K, K = 1024 tokens: the larger
+    reading), or a plain count; None when absent or unreadable (the caller then uses the longest context)."""
+    if isinstance(value, str):
+        found = _SEQUENCE_LENGTH.match(value)
+        if found:
+            return int(found["n"]) * 1024 or None
+    return _count(value) or None
+
+
 def sagemaker_tokens(billable: object, cost: PerTokenCost) -> TokenCount:
     """``BillableTokenCount``, or the bound at which the job's training cost reaches the 1e25 presumption."""
     count = _count(billable)
@@ -254,7 +269,7 @@ def estimate_serverless_job(config: Mapping[str, Any], billable_tokens: object) 
         reading = TechniqueReading(Technique.EVALUATION, False)
     else:
         reading = sagemaker_technique(config.get("CustomizationTechnique"), config.get("Peft"))
-    seq_len = _count(config.get("SequenceLength")) or None
+    seq_len = sequence_length(config.get("SequenceLength"))
     cost, used = _cost(base, reading, seq_len)
     tokens = sagemaker_tokens(billable_tokens, cost)
     kind = JobKind.EVALUATION if evaluation else JobKind.FINE_TUNING

@@ -20,7 +20,7 @@ def test_a_record_without_the_blocks_keeps_its_old_json_shape() -> None:
 
 def test_customization_and_recipe_blocks_round_trip_and_seal() -> None:
     estimate = estimate_serverless_job({"BaseModelArn": ARN, "JobType": "FineTuning", "CustomizationTechnique": "SFT",
-                                        "Peft": "LORA", "SequenceLength": 2048}, 1_000_000)  # fmt: skip
+                                        "Peft": "LORA", "SequenceLength": "2K"}, 1_000_000)  # fmt: skip
     recipe = recipe_from_job({"recipe": "hf_llama3_8b_seq8k_gpu_lora"}, {})
     assert recipe is not None
     record = (

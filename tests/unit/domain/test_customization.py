@@ -15,6 +15,7 @@ from flopsmeter.domain.customization import (
     estimate_bedrock_job,
     estimate_serverless_job,
     sagemaker_technique,
+    sequence_length,
 )
 from flopsmeter.domain.customization_names import bedrock_base_model, parse_hub_content_arn, sagemaker_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
@@ -33,7 +34,7 @@ LLAMA_8B = ModelShape.from_hf_config(load_bundled_config("llama-3.1-8b"))
 
 
 def _job(technique: str | None, peft: str | None = None, job_type: str = "FineTuning") -> dict[str, object]:
-    config: dict[str, object] = {"BaseModelArn": LLAMA_8B_ARN, "JobType": job_type, "SequenceLength": SEQ}
+    config: dict[str, object] = {"BaseModelArn": LLAMA_8B_ARN, "JobType": job_type, "SequenceLength": "4K"}
     if technique:
         config["CustomizationTechnique"] = technique
     if peft:
@@ -192,6 +193,12 @@ def test_missing_sequence_length_uses_the_longest_context() -> None:
     est = estimate_serverless_job(config, TOKENS)
     assert est.seq_len == 131072
     assert est.estimate.flops > estimate_serverless_job(_job("SFT"), TOKENS).estimate.flops
+
+
+@pytest.mark.parametrize(("value", "tokens"), [("4K", 4096), ("32k", 32768), (" 1024K ", 1024 * 1024), (4096, 4096),
+                                              ("4096", 4096), ("0K", None), ("long", None), (None, None)])  # fmt: skip
+def test_sequence_length_reads_the_apis_k_notation(value: object, tokens: int | None) -> None:
+    assert sequence_length(value) == tokens
 
 
 def test_bundled_configs_map_to_catalog_entries() -> None:

@@ -16,7 +16,7 @@ from tests.support.fakes import World
 
 HUB = "arn:aws:sagemaker:eu-west-1:aws:hub-content/SageMakerPublicHub/Model"
 SFT_LORA = {"BaseModelArn": f"{HUB}/meta-textgeneration-llama-3-1-8b-instruct/2.8.1", "JobType": "FineTuning",
-            "CustomizationTechnique": "SFT", "Peft": "LORA", "SequenceLength": 4096}  # fmt: skip
+            "CustomizationTechnique": "SFT", "Peft": "LORA", "SequenceLength": "4K"}  # fmt: skip
 
 
 def serverless(world: World, name: str, config: dict[str, Any], tokens: int | None) -> dict[str, Any]:
