@@ -52,6 +52,8 @@ def patch() -> None:
                 f"Training job names must be unique within an AWS account and region, and a training job with "
                 f"this name already exists ({backend.training_jobs[name].arn})"
             )
+        if self._get_param("AlgorithmSpecification") is None:  # a serverless customization job has none
+            self.params["AlgorithmSpecification"] = {"TrainingInputMode": "File"}  # moto needs one to store
         own_definitions = copy.deepcopy((self._get_param("AlgorithmSpecification") or {}).get("MetricDefinitions"))
         result = original(self)  # moto overwrites MetricDefinitions in the request's own dict
         job = backend.training_jobs[name]
