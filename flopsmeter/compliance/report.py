@@ -31,6 +31,7 @@ METHOD_WORDS = {
     "metered": "measured inside the training job (architecture-based count per token)",
     "hardware_ceiling": "upper bound from the hardware: chips x seconds x peak speed, as if 100 % busy",
     "declared": "declared by the user (recorded, not trusted over a measurement or the ceiling)",
+    "estimated": "estimated from what a managed service records (base model x technique x tokens), upper end",
 }
 OUTCOME_WORDS = {
     "below": "below the threshold",
