@@ -2,13 +2,14 @@
 (CloudTrail's ``CreateModelCustomizationJob`` management event, via LookupEvents, as for training jobs).
 
 IAM the classifier needs: ``bedrock:GetModelCustomizationJob``, ``bedrock:ListTagsForResource`` and
-``cloudtrail:LookupEvents`` (already granted for training jobs).
+``cloudtrail:LookupEvents`` (already granted for training jobs); the reconciler also
+``bedrock:ListModelCustomizationJobs``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ WINDOW_BEFORE = timedelta(minutes=15)  # clock skew between Bedrock's creationTi
 WINDOW_AFTER = timedelta(minutes=60)
 MAX_PAGES = 40
 MAX_TEXT = 512
+# ListModelCustomizationJobs filters on creation time only: a job that ended in the reconciler's window was created
+# at most this long before it (our assumption; Bedrock documents no maximum job duration).
+MAX_JOB_AGE = timedelta(days=30)
 
 
 class BedrockJobs:
@@ -52,6 +56,18 @@ class BedrockJobs:
         except (ClientError, BotoCoreError) as err:
             raise translate(err, f"ListTagsForResource {job_arn}") from err
         return {str(t["key"]): str(t.get("value", "")) for t in reply.get("tags", [])}
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        """Terminal jobs created within ``MAX_JOB_DAYS`` before ``since`` (the API filters on creation, not end)."""
+        paginator = self.bedrock.get_paginator("list_model_customization_jobs")
+        for status in contract.BEDROCK_TERMINAL_STATUSES:
+            try:
+                for page in paginator.paginate(
+                    statusEquals=status, creationTimeAfter=since - MAX_JOB_AGE, PaginationConfig={"PageSize": 100}
+                ):
+                    yield from page.get("modelCustomizationJobSummaries", [])
+            except (ClientError, BotoCoreError) as err:
+                raise translate(err, f"ListModelCustomizationJobs {status}") from err
 
     def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None:
         pages = self.cloudtrail.get_paginator("lookup_events").paginate(

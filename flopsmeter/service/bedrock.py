@@ -38,6 +38,7 @@ from flopsmeter.service.facts import as_utc, clean_text, parse_bool
 from flopsmeter.service.ports import BedrockSource, ClassifyRequest, Dependencies, ServiceConfig
 
 INSTANCE_PLACEHOLDER = "bedrock"  # no instance type: the hardware ceiling's unknown-instance placeholder
+RECONCILED = "no state-change event was processed for this job; the scheduled reconciler classified it"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,8 @@ def bedrock_facts(job: Mapping[str, Any], tags: Mapping[str, str]) -> BedrockFac
     created = as_utc(job.get("creationTime"))
     if created is None:
         raise PermanentError(f"model customization job {name} has no creation time")
-    warnings: list[str] = []
-    end = as_utc(job.get("endTime"))
-    if end is None:
-        end = as_utc(job.get("lastModifiedTime")) or created
-        warnings.append("endTime missing; lastModifiedTime (else creationTime) used as the job's end")
+    end, end_warning = job_end(job, created)
+    warnings = [end_warning] if end_warning else []
     reason, reason_warning = clean_text(job.get("failureMessage"), "failureMessage", 1024)
     return BedrockFacts(
         name=name,
@@ -92,6 +90,25 @@ def bedrock_facts(job: Mapping[str, Any], tags: Mapping[str, str]) -> BedrockFac
         tags=dict(tags),
         warnings=(*warnings, *([reason_warning] if reason_warning else [])),
     )
+
+
+def job_end(job: Mapping[str, Any], created: datetime) -> tuple[datetime, str | None]:
+    """The job's end: ``endTime``, else ``lastModifiedTime``, else its creation (with a warning when not the first).
+    The same for a GetModelCustomizationJob reply and a ListModelCustomizationJobs summary, so both give one key."""
+    end = as_utc(job.get("endTime"))
+    if end is not None:
+        return end, None
+    return as_utc(job.get("lastModifiedTime")) or created, "endTime missing; lastModifiedTime (else creationTime) used"
+
+
+def bedrock_summary_record_key(summary: Mapping[str, Any]) -> str | None:
+    """The record key of a ListModelCustomizationJobs summary (None when it lacks what the key needs)."""
+    created = as_utc(summary.get("creationTime"))
+    parts = str(summary.get("jobArn", "")).split(":", 5)
+    name = str(summary.get("jobName", ""))
+    if created is None or len(parts) != 6 or not parts[4].isdigit() or not valid_bedrock_job_name(name):
+        return None
+    return bedrock_record_key(parts[4], parts[3], job_end(summary, created)[0], name)
 
 
 def classify_bedrock_job(request: ClassifyRequest, deps: Dependencies, config: ServiceConfig) -> ClassifyResult:
@@ -118,6 +135,8 @@ def build_bedrock_record(
 ) -> AuditRecord:
     estimate = estimate_bedrock_job(facts.job)
     warnings = [*facts.warnings, *estimate.warnings(), NO_INSTANCES]
+    if request.reconciled:
+        warnings.insert(0, f"reconciled: {RECONCILED}")
     systemic, systemic_warning = parse_bool(facts.tags.get(contract.TAG_SYSTEMIC_RISK_BASE), "systemic-risk flag")
     base_id, base_warning = clean_text(facts.tags.get(contract.TAG_BASE_MODEL) or estimate.base.model_id, "base model")
     pretrain = resolve_pretrain_compute(

@@ -75,6 +75,10 @@ class BedrockSource(Protocol):
 
     def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None: ...
 
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        """ListModelCustomizationJobs summaries of Completed/Failed/Stopped jobs that may have ended after ``since``."""
+        ...
+
 
 class RecordStore(Protocol):
     """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""

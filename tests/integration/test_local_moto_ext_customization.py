@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -97,3 +98,14 @@ def test_unknown_bedrock_state_changes_are_refused(endpoint: str | None) -> None
     with pytest.raises(moto_ext.EmulatorError):
         moto_ext.set_model_customization_job_state("no-such-job", CustomizationJobState(status="Completed"),
                                                    region=REGION, endpoint=endpoint)  # fmt: skip
+
+
+def test_the_reconciler_listing_finds_terminal_bedrock_jobs(endpoint: str | None) -> None:
+    _create_bedrock_job(endpoint)
+    jobs = BedrockJobs(client("bedrock", endpoint), client("cloudtrail", endpoint))
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert list(jobs.recent_terminal_jobs(since)) == []  # still InProgress
+    moto_ext.set_model_customization_job_state("support-bot-ft", CustomizationJobState(status="Completed"),
+                                               region=REGION, endpoint=endpoint)  # fmt: skip
+    (summary,) = jobs.recent_terminal_jobs(since)
+    assert (summary["jobName"], summary["status"]) == ("support-bot-ft", "Completed")

@@ -217,6 +217,13 @@ class FakeBedrock:
         self.faults.check("find_create_job")
         return self.hits.get(job_name)
 
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        self.faults.check("recent_terminal_jobs")
+        for job in self.jobs.values():
+            if job["status"] in contract.BEDROCK_TERMINAL_STATUSES:
+                yield {k: job[k] for k in ("jobArn", "jobName", "status", "creationTime", "lastModifiedTime",
+                                           "endTime", "baseModelArn", "customizationType") if k in job}  # fmt: skip
+
 
 class FakeStore:
     """AuditStore semantics in memory: If-None-Match (first write wins), nothing replaced or deleted."""

@@ -3,15 +3,17 @@ a missing token count, a recipe job, and Amazon Bedrock customization jobs."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from flopsmeter.domain.customization import estimate_bedrock_job, estimate_serverless_job
-from flopsmeter.service.bedrock import classify_bedrock_job
+from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedrock_job
 from flopsmeter.service.classifier import classify_and_record
 from flopsmeter.service.errors import CloudTrailPending, JobNotFound, PermanentError
 from flopsmeter.service.ports import ClassifyRequest
+from flopsmeter.service.reconcile import reconcile
 from tests.support.fakes import World
 
 HUB = "arn:aws:sagemaker:eu-west-1:aws:hub-content/SageMakerPublicHub/Model"
@@ -154,3 +156,23 @@ def test_without_a_bedrock_client_the_event_is_a_permanent_failure(world: World)
     world.deps.bedrock = None
     with pytest.raises(PermanentError, match="no Bedrock client"):
         classify_bedrock_job(ClassifyRequest("any"), world.deps, world.config)
+
+
+def test_the_reconciler_records_a_bedrock_job_whose_event_was_lost(world: World) -> None:
+    world.bedrock.add("lost-bedrock-event")
+    world.bedrock.add("recorded-bedrock-job")
+    bedrock_run(world, "recorded-bedrock-job")
+    world.bedrock.add("long-ago", end=world.now - timedelta(days=10))  # outside the lookback window
+    world.bedrock.add("running", status="InProgress")
+    report = reconcile(world.deps, world.config, lookback_hours=24)
+    assert report.recorded == ["lost-bedrock-event"] and report.already_recorded == 1
+    (record,) = [r for r in world.store.records().values() if r.job.name == "lost-bedrock-event"]
+    assert record.eventbridge_event_id is None and record.warnings[0].startswith("reconciled:")
+
+
+def test_the_bedrock_summary_key_is_the_records_key(world: World) -> None:
+    world.bedrock.add("support-bot-ft")
+    result = bedrock_run(world, "support-bot-ft")
+    (summary,) = world.bedrock.recent_terminal_jobs(world.now)
+    assert bedrock_summary_record_key(summary) == result.key
+    assert bedrock_summary_record_key({**summary, "jobName": "../x"}) is None
