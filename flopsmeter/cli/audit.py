@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CACHE_ROOT = Path(".local/cache")
+DEFAULT_REPORT = Path("report.html")
 
 
 def utcnow() -> datetime:
@@ -143,6 +144,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.job and (args.start or args.end):
         raise UsageError("give --job NAME or --from/--to, not both")
+    if args.documentation:
+        return _documentation(args)
     root = _local_dir(args)
     verification = None
     if not args.no_verify and is_mirror(root):  # a flat folder of records has no digests to verify against
@@ -163,6 +166,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"wrote {args.out} ({len(data.jobs)} job(s); integrity "
         f"{'not checked' if verification is None else 'OK' if verification.ok else 'FAILED'})"
     )
+    return 0
+
+
+def _documentation(args: argparse.Namespace) -> int:
+    """``report --documentation --job JOB``: the compute and energy section of one modified model (md + html)."""
+    from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.documentation import write_documentation
+
+    if not args.job:
+        raise UsageError("--documentation needs --job JOB (the last job of the modified model's lineage)")
+    root = _local_dir(args)
+    out = args.out if args.out != DEFAULT_REPORT else Path(f"documentation-{args.job}")
+    source = f"s3://{args.bucket}" if args.bucket else str(root)
+    markdown, page = write_documentation(root, args.job, out, source=source)
+    print(f"wrote {markdown} and {page} (draft: review before filing)")
     return 0
 
 
@@ -256,7 +274,13 @@ def register(sub: Any) -> None:
     p.add_argument("--job", help="one training job")
     p.add_argument("--from", dest="start", type=_when, help="jobs ending on or after (UTC)")
     p.add_argument("--to", dest="end", type=_when, help="jobs ending before (UTC)")
-    p.add_argument("--out", type=Path, default=Path("report.html"))
+    p.add_argument("--out", type=Path, default=DEFAULT_REPORT)
+    p.add_argument(
+        "--documentation",
+        action="store_true",
+        help="with --job: draft the training-compute and energy section of the technical documentation of the "
+        "job's modified model (lineage), as Markdown and HTML (default --out documentation-JOB.md/.html)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check shown in the report")
     p.set_defaults(func=cmd_report)
 
