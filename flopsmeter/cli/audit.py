@@ -110,11 +110,19 @@ def cmd_query(args: argparse.Namespace) -> int:
     from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb
 
     preset = Preset(
-        exceeding=args.exceeding, job=args.job, since=args.since, by_base_model=args.by_base_model, limit=args.limit
+        exceeding=args.exceeding,
+        job=args.job,
+        since=args.since,
+        by_base_model=args.by_base_model,
+        limit=args.limit,
+        deadlines=args.deadlines,
+        by_lineage=args.by_lineage,
     )
-    uses_preset = args.exceeding or args.job or args.since or args.by_base_model
+    uses_preset = args.exceeding or args.job or args.since or args.by_base_model or args.deadlines or args.by_lineage
     if args.sql and uses_preset:
         raise UsageError("give either SQL or preset options (--exceeding, --job, --since, --by-base-model), not both")
+    if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
+        raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
     sql = args.sql or preset_sql(preset)
     if args.show_sql:
         print(sql, file=sys.stderr)
@@ -128,6 +136,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         if args.pull_only:
             return 0
         result = run_duckdb(root, sql)
+    if args.deadlines:
+        from flopsmeter.compliance.query.deadlines import with_days_left
+
+        result = with_days_left(result, utcnow())
     print(render(result, args.format))
     return 0
 
@@ -255,6 +267,14 @@ def register(sub: Any) -> None:
     p.add_argument("--job", help="one training job by name")
     p.add_argument("--since", help="jobs that ended on or after this date (UTC)")
     p.add_argument("--by-base-model", action="store_true", help="totals per base model")
+    p.add_argument(
+        "--deadlines",
+        action="store_true",
+        help="open Art. 52(1) notification clocks: crossing, due date (crossing + 14 days), days left",
+    )
+    p.add_argument(
+        "--by-lineage", action="store_true", help="one row per modified model: lineage compute and energy (kWh)"
+    )
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
