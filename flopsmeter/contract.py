@@ -128,3 +128,9 @@ DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the eve
 # (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
 ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
 TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
+
+# The meter's crossing alert (issue 16; flopsmeter.training.crossing): the moment prior + metered FLOPs go over the
+# lowest threshold of any policy, the meter sends this metric once (value 1, timestamp = the crossing moment) and
+# writes a ``flopsmeter: threshold_crossed=1 ... notification_due_at=...`` line (Art. 52(1): due two weeks later).
+METRIC_THRESHOLD_CROSSED = "ThresholdCrossed"
+LINE_THRESHOLD_CROSSED = "threshold_crossed"
