@@ -13,12 +13,11 @@ from datetime import datetime
 
 from flopsmeter import contract
 from flopsmeter.audit.keys import valid_job_name
-from flopsmeter.audit.store import AuditStoreError, TransientStoreError
+from flopsmeter.aws.store import AuditStoreError, TransientStoreError
+from flopsmeter.contract import TERMINAL_STATUSES
 from flopsmeter.service.errors import JobNotFound, ParentRecordPending, TransientError
 from flopsmeter.service.facts import JobFacts, clean_text, facts_from_description, job_ceiling, training_duration
 from flopsmeter.service.ports import JobSource, RecordStore
-
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def resolve_parent(
             warnings=[*warnings, f"parent job {name} does not exist in SageMaker; its compute is not included"],
         )
     waited = (now - facts.end_time).total_seconds()
-    if parent.status in TERMINAL:
+    if parent.status in TERMINAL_STATUSES:
         key = parent.record_key
         try:
             if store.exists(key):
@@ -81,7 +80,7 @@ def resolve_parent(
             f"parent job {name} ({parent.status}) has no audit record yet; "
             f"waited {waited:.0f}s of {max_wait_seconds:.0f}s"
         )
-    if parent.status not in TERMINAL:  # still running: its compute so far, up to now
+    if parent.status not in TERMINAL_STATUSES:  # still running: its compute so far, up to now
         seconds, source, billable, _ = training_duration(job_description, now)
         parent = replace(
             parent, end_time=now, training_seconds=seconds, training_seconds_source=source, billable_seconds=billable

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from flopsmeter.audit.keys import record_key
-from flopsmeter.audit.store import AuditStoreError, TransientStoreError
-from flopsmeter.service.classifier import ClassifyRequest, classify_and_record, notification_marker_key
+from flopsmeter.audit.keys import notification_key, record_key
+from flopsmeter.aws.store import AuditStoreError, TransientStoreError
+from flopsmeter.service.classifier import classify_and_record
 from flopsmeter.service.errors import (
     CloudTrailPending,
     JobNotFound,
@@ -18,9 +18,9 @@ from flopsmeter.service.errors import (
     TransientAuditWriteError,
     TransientError,
 )
-from flopsmeter.service.ports import MeteredFigures
+from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
 from flopsmeter.service.reconcile import reconcile
-from tests.unit.service.fakes import ACCOUNT, END, REGION
+from tests.support.fakes import ACCOUNT, END, REGION
 
 A100_PEAK = 312e12  # ml.p4d.24xlarge: 8 x A100, dense BF16 (no FP8)
 
@@ -161,9 +161,9 @@ def test_a_failed_announcement_is_retried_once_the_record_exists(world):
     with pytest.raises(TransientError):
         run(world, "ft-announce")
     key = record_key(ACCOUNT, REGION, END, "ft-announce")
-    assert key in world.store.objects and notification_marker_key(key) not in world.store.objects
+    assert key in world.store.objects and notification_key(key) not in world.store.objects
     assert run(world, "ft-announce").status == "duplicate"
-    assert len(world.publisher.events) == 1 and notification_marker_key(key) in world.store.objects
+    assert len(world.publisher.events) == 1 and notification_key(key) in world.store.objects
     run(world, "ft-announce")
     assert len(world.publisher.events) == 1
 
