@@ -8,12 +8,13 @@ subclasses), never botocore's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord, utcnow
 from flopsmeter.aws.store import PutResult
+from flopsmeter.domain.energy import EnergyAssumptions
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 
@@ -113,6 +114,9 @@ class ServiceConfig:
     cloudtrail_max_wait_seconds: float = 3600.0
     parent_max_wait_seconds: float = 3600.0
     alerts_enabled: bool = True
+    # --- issue 16 (energy and obligations) ---------------------------------------------------------------------
+    established_outside_eu: bool = False  # the provider's establishment: Art. 54 (authorised representative)
+    energy: EnergyAssumptions = field(default_factory=EnergyAssumptions)  # PUE and utilisation of the estimate
 
 
 @dataclass

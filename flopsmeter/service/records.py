@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from flopsmeter import contract
+from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -63,7 +64,7 @@ def build_record(
         approaching_fraction=config.approaching_fraction,
         warnings=warnings,
     )
-    return AuditRecord(
+    record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=_job_info(facts, ceiling),
@@ -83,7 +84,17 @@ def build_record(
         eventbridge_event_id=request.eventbridge_event_id,
         lineage=_lineage(parent, own_flops, cumulative),
         warnings=_dedupe(result.warnings),
-    ).sealed()
+    )
+    return with_energy_and_obligations(record, _block_inputs(config, parent))  # issue 16: energy, obligations
+
+
+def _block_inputs(config: ServiceConfig, parent: ParentCompute) -> BlockInputs:
+    return BlockInputs(
+        established_outside_eu=config.established_outside_eu,
+        energy=config.energy,
+        parent_lineage_kwh=parent.lineage_kwh,
+        parent_crossed_at=parent.crossed_at,
+    )
 
 
 def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) -> tuple[MeteredFigures, Channel]:
