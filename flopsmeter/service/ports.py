@@ -32,6 +32,7 @@ class MeteredFigures:
     datapoints: int = 0
     meter_incomplete: float | None = None  # Maximum of MeterIncomplete: anything but None or 0 distrusts the figure
     restarts: int = 0  # falls in the cumulative series (the process started again from zero): segments were summed
+    threshold_crossed_at: datetime | None = None  # issue 16: the meter's ThresholdCrossed (start of its first period)
 
 
 @dataclass(frozen=True)

@@ -85,15 +85,17 @@ def build_record(
         lineage=_lineage(parent, own_flops, cumulative),
         warnings=_dedupe(result.warnings),
     )
-    return with_energy_and_obligations(record, _block_inputs(config, parent))  # issue 16: energy, obligations
+    inputs = _block_inputs(config, parent, figures.threshold_crossed_at if flops_info.method == "metered" else None)
+    return with_energy_and_obligations(record, inputs)  # issue 16: energy, obligations
 
 
-def _block_inputs(config: ServiceConfig, parent: ParentCompute) -> BlockInputs:
+def _block_inputs(config: ServiceConfig, parent: ParentCompute, metered_crossed_at: datetime | None) -> BlockInputs:
     return BlockInputs(
         established_outside_eu=config.established_outside_eu,
         energy=config.energy,
         parent_lineage_kwh=parent.lineage_kwh,
         parent_crossed_at=parent.crossed_at,
+        metered_crossed_at=metered_crossed_at,
     )
 
 

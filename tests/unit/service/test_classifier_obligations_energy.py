@@ -76,3 +76,36 @@ def test_settings_carry_the_establishment_and_energy_assumptions() -> None:
     assert config.established_outside_eu and config.energy.pue == 1.4 and config.energy.power_utilisation == 0.7
     defaults = ClassifierSettings.from_env({"AUDIT_BUCKET_NAME": "audit"}).service_config()
     assert not defaults.established_outside_eu and defaults.energy.pue == DEFAULT_PUE
+
+
+def test_the_meters_crossing_report_is_read_back_and_places_the_clock(world) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+    from moto import mock_aws
+
+    from flopsmeter import contract
+    from flopsmeter.aws.metrics import JobMetrics
+
+    start = END - timedelta(hours=400)
+    reported = start + timedelta(hours=100, seconds=30)
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        dims = [{"Name": contract.METRIC_DIMENSION, "Value": "sr-metered"}]
+        cloudwatch.put_metric_data(
+            Namespace=contract.METRICS_NAMESPACE,
+            MetricData=[
+                {"MetricName": contract.METRIC_CUMULATIVE_FLOPS, "Dimensions": dims, "Value": 3.5e24,
+                 "Timestamp": END - timedelta(minutes=1)},
+                {"MetricName": contract.METRIC_THRESHOLD_CROSSED, "Dimensions": dims, "Value": 1.0,
+                 "Timestamp": reported},
+            ],
+        )  # fmt: skip
+        figures = JobMetrics(cloudwatch).job_metrics("sr-metered", start, END + timedelta(minutes=15))
+    assert figures.threshold_crossed_at is not None
+    assert figures.threshold_crossed_at <= reported  # the start of its period: never after the report
+    assert reported - figures.threshold_crossed_at < timedelta(hours=5)
+    _job(world, "sr-metered", 3.5e24, environment=SYSTEMIC)
+    world.meter.figures["sr-metered"] = figures
+    record = _run(world, "sr-metered")
+    o = record.obligations
+    assert o is not None and o.crossed_at == figures.threshold_crossed_at and "meter" in (o.crossed_at_basis or "")
+    assert o.notification_due_at == figures.threshold_crossed_at + timedelta(days=14)
