@@ -114,9 +114,7 @@ LAMBDA_ENV = (
     "EVENT_BUS_NAME",
     "CLOUDTRAIL_MAX_WAIT_SECONDS",
     "RECONCILE_LOOKBACK_HOURS",
-    "CLASSIFIER_QUEUE_URL",
     "DIGEST_SIGNING_KEY_ID",
-    "STAGE",
     "DEAD_LETTER_QUEUE_URL",  # classifier only: where it sends a permanently failed message itself, with why
 )
 
