@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from flopsmeter.audit.energy_obligations import EnergyInfo, ObligationsInfo
 from flopsmeter.domain.classification import PolicyResult
 
 SCHEMA_VERSION = 1
@@ -176,9 +177,6 @@ class RecipeInfo(_Model):
     found_in: list[str] = Field(default_factory=list)
 
 
-OPTIONAL_BLOCKS = ("customization", "recipe")  # omitted from the JSON when None
-
-
 class AuditRecord(_Model):
     schema_version: Literal[1] = 1
     record_id: str
@@ -193,15 +191,18 @@ class AuditRecord(_Model):
     eventbridge_event_id: str | None = None
     lineage: Lineage
     warnings: list[str] = Field(default_factory=list)
-    # managed customization jobs and recipes (issue 17; issue 16 item 4): absent on other jobs
+    # --- issue 16 (energy and obligations): optional blocks, absent from records written before them -----------
+    energy: EnergyInfo | None = None
+    obligations: ObligationsInfo | None = None
+    # --- issue 17 / issue 16 item 4 (managed customization jobs, recipes): optional blocks, absent on other jobs ---
     customization: CustomizationInfo | None = None
     recipe: RecipeInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
-        """Every field but ``sha256``, as JSON-ready values. Optional blocks added after v1's first release are
-        left out when absent, so a record without them reads (and hashes) exactly as before they existed."""
-        absent = {name for name in OPTIONAL_BLOCKS if getattr(self, name) is None}
+        """Every field but ``sha256``, as JSON-ready values (an absent optional block stays absent, so a record
+        written before the block existed hashes as it did)."""
+        absent = {name for name in _OPTIONAL_BLOCKS if getattr(self, name) is None}
         return self.model_dump(mode="json", exclude={"sha256", *absent})
 
     def sealed(self) -> AuditRecord:
@@ -210,6 +211,9 @@ class AuditRecord(_Model):
 
     def to_json_bytes(self) -> bytes:
         return canonical_json({**self.body(), "sha256": self.sha256})
+
+
+_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

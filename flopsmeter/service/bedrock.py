@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from flopsmeter import contract
+from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.keys import bedrock_record_key, valid_bedrock_job_name
 from flopsmeter.audit.record import (
     AuditRecord,
@@ -149,7 +150,7 @@ def build_bedrock_record(
     result = classify(flops, pretrain.flops, systemic_risk_base=pretrain.systemic_risk,
                       primary_policy=config.primary_policy, approaching_fraction=config.approaching_fraction,
                       warnings=warnings)  # fmt: skip
-    return AuditRecord(
+    record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=JobInfo(
@@ -183,7 +184,9 @@ def build_bedrock_record(
         lineage=Lineage(own_flops=flops, cumulative_flops=flops),
         warnings=list(dict.fromkeys(result.warnings)),
         customization=customization_block(estimate),
-    ).sealed()
+    )
+    blocks = BlockInputs(established_outside_eu=config.established_outside_eu, energy=config.energy)
+    return with_energy_and_obligations(record, blocks)  # issue 16: energy, obligations (as for training jobs)
 
 
 def _provenance(

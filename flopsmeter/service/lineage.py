@@ -27,6 +27,9 @@ class ParentCompute:
     cumulative_flops: float = 0.0
     chain: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # issue 16: from the parent's record, when it has the blocks (None: unknown)
+    lineage_kwh: float | None = None
+    crossed_at: datetime | None = None
 
 
 def parent_job_name(facts: JobFacts) -> tuple[str | None, list[str]]:
@@ -69,6 +72,8 @@ def resolve_parent(
                     cumulative_flops=record.lineage.cumulative_flops,
                     chain=[*record.lineage.chain, name],
                     warnings=warnings,
+                    lineage_kwh=record.energy.lineage_kwh if record.energy else None,
+                    crossed_at=record.obligations.crossed_at if record.obligations else None,
                 )
         except TransientStoreError as err:
             raise TransientError(f"reading the parent's record {key}: {err}") from err

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from flopsmeter import contract
+from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -68,7 +69,7 @@ def build_record(
         approaching_fraction=config.approaching_fraction,
         warnings=warnings,
     )
-    return AuditRecord(
+    record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=_job_info(facts, ceiling),
@@ -90,7 +91,19 @@ def build_record(
         warnings=_dedupe(result.warnings),
         customization=customization,
         recipe=recipe_block(facts.hyperparameters, facts.environment),
-    ).sealed()
+    )
+    inputs = _block_inputs(config, parent, figures.threshold_crossed_at if flops_info.method == "metered" else None)
+    return with_energy_and_obligations(record, inputs)  # issue 16: energy, obligations
+
+
+def _block_inputs(config: ServiceConfig, parent: ParentCompute, metered_crossed_at: datetime | None) -> BlockInputs:
+    return BlockInputs(
+        established_outside_eu=config.established_outside_eu,
+        energy=config.energy,
+        parent_lineage_kwh=parent.lineage_kwh,
+        parent_crossed_at=parent.crossed_at,
+        metered_crossed_at=metered_crossed_at,
+    )
 
 
 def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) -> tuple[MeteredFigures, Channel]:
