@@ -37,6 +37,17 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
     {"Name": "flopsmeter:ceiling_ratio", "Regex": r"flopsmeter: .*ceiling_ratio=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:threshold_ratio", "Regex": r"flopsmeter: .*threshold_ratio=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:meter_incomplete", "Regex": r"flopsmeter: .*meter_incomplete=([01])"},
+    {"Name": "flopsmeter:update_flops", "Regex": r"flopsmeter: .*update_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:reference_flops", "Regex": r"flopsmeter: .*reference_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:generation_flops", "Regex": r"flopsmeter: .*generation_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:reward_inference_flops", "Regex": r"flopsmeter: .*reward_inference_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:recompute_flops", "Regex": r"flopsmeter: .*recompute_flops=([0-9.eE+-]+)"},
+)
+BREAKDOWN_METRICS = (  # (Snapshot field, CloudWatch metric): sent when not zero
+    ("update_flops", contract.METRIC_UPDATE_FLOPS),
+    ("reference_flops", contract.METRIC_REFERENCE_FLOPS),
+    ("generation_flops", contract.METRIC_GENERATION_FLOPS),
+    ("reward_inference_flops", contract.METRIC_REWARD_INFERENCE_FLOPS),
 )
 NOTICE_PREFIX = "flopsmeter [{level}]"  # human notices: never "flopsmeter: ", so no MetricDefinition matches them
 
@@ -57,6 +68,10 @@ class Snapshot:
     incomplete: bool = False  # the meter knows the totals miss part of the job (MeterIncomplete = 1)
     estimated_flops: float = 0.0  # extrapolated FLOPs of steps never metered, included in cumulative_flops
     unmetered: bool = False  # the meter could not meter this job at all: no FLOPs are reported
+    update_flops: float = 0.0  # the breakdown of cumulative_flops (estimated_flops apart)
+    reference_flops: float = 0.0
+    generation_flops: float = 0.0
+    reward_inference_flops: float = 0.0
 
 
 def format_line(snap: Snapshot) -> str:
@@ -71,6 +86,7 @@ def format_line(snap: Snapshot) -> str:
         f"non_padding_tokens={snap.non_padding_tokens}",
         f"flops_per_token={snap.flops_per_token:.6e}",
         f"recompute_flops={snap.recompute_flops:.6e}",
+        *(f"{field}={getattr(snap, field):.6e}" for field, _ in BREAKDOWN_METRICS),
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         parts.append(f"ceiling_ratio={snap.ceiling_ratio:.6e}")
@@ -157,6 +173,7 @@ def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
+    values.extend((name, getattr(snap, field)) for field, name in BREAKDOWN_METRICS if getattr(snap, field))
     if snap.incomplete:
         values.append((contract.METRIC_METER_INCOMPLETE, 1.0))
     return [_datum(name, value, dims, now) for name, value in values]

@@ -44,8 +44,9 @@ from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapsho
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
 from flopsmeter.training.guard import Budget, GuardPlan, plan, pretrain_compute, resolve_budget
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
-from flopsmeter.training.model import ModelProfile, describe_model, profile_from_shape
+from flopsmeter.training.model import ModelProfile, describe_forward_model, describe_model, profile_from_shape
 from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.passes import ROLES, PassCounter, auxiliary_hook, policy_hook
 from flopsmeter.training.state import (
     Gap,
     Totals,
@@ -55,7 +56,7 @@ from flopsmeter.training.state import (
     state_document,
     totals_from_document,
 )
-from flopsmeter.training.tokens import TokenCounter, training_forward_hook
+from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -135,7 +136,10 @@ class FlopsMeter:
         self._last_sync_step = 0
         self._started_at: float | None = None
         self._last_sync_at: float | None = None
-        self._hook: Any = None
+        self._hooks: list[Any] = []
+        self._policy: Any = None
+        self.passes = PassCounter(self.counter, self._counting_failed_once, strict=opts.strict)
+        self.auxiliary: dict[str, str] = {}  # model class and role of each frozen model whose forwards are counted
         self._finishing = threading.Lock()
         self._stdout = None if opts.stdout is False else StdoutEmitter(None if opts.stdout is True else opts.stdout)
         self.file = FileEmitter(self.env.output_dir / METER_FILE_NAME)
@@ -244,19 +248,42 @@ class FlopsMeter:
         self._next_sync_step = self._steps_local + 1
 
     def attach(self, model: Any) -> FlopsMeter:
-        """Count every training forward of ``model`` (a forward pre-hook; eval and no-grad forwards are skipped)."""
+        """Count every training forward of ``model``, the policy (a forward pre-hook): passes with gradients are
+        updates, no-grad passes while it trains are generation (with a KV cache) or reference scoring; eval-mode
+        forwards are skipped."""
         self.detach()
         if not self.unmetered:
-            self._hook = model.register_forward_pre_hook(
-                training_forward_hook(self.counter, self._counting_failed_once, strict=self.options.strict),
-                with_kwargs=True,
-            )
+            hook = policy_hook(self.passes, self.ensure_profile)
+            self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+            self._policy = model
         return self
 
+    def attach_auxiliary(self, model: Any, role: str, profile: ModelProfile | None = None) -> FlopsMeter:
+        """Count the forwards of a frozen model that shapes the update (``role``: ``reference`` for a reference
+        model or teacher, ``reward_inference`` for a reward model) while the policy trains."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if self.unmetered:
+            return self
+        try:
+            found = profile or describe_forward_model(model)
+        except Exception as err:
+            if self.options.strict:
+                raise
+            self.mark_incomplete(f"the {role} model's forwards are not counted ({type(err).__name__}: {err})")
+            return self
+        hook = auxiliary_hook(self.passes, lambda: found, role, self._policy_training)
+        self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+        self.auxiliary[f"{role}:{type(model).__name__}:{len(self.auxiliary)}"] = found.source
+        return self
+
+    def _policy_training(self) -> bool:
+        return self._policy is None or bool(self._policy.training)
+
     def detach(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
 
     def _counting_failed_once(self, err: Exception) -> None:
         if not self._counting_failed:
@@ -444,7 +471,7 @@ class FlopsMeter:
     def _absorb_local(self) -> None:
         """No collective possible (signal, exit): add this rank's unsynced counts, scaled to the world size."""
         delta = self.counter.take()
-        if not delta.tokens or self.unmetered:
+        if not delta.pending or self.unmetered:
             return
         now = self._clock()
         if self.world.size > 1:  # other ranks' counts are unknown: an estimate, so the totals are not trusted

@@ -25,6 +25,7 @@ from typing import Any
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.flops import (
     ALL_LINEAR,
+    LM_HEAD,
     FineTuning,
     FlopsPerToken,
     ModelShape,
@@ -277,9 +278,23 @@ class ModelProfile:
     gradient_checkpointing: bool
     formula_version: str
     warnings: tuple[str, ...] = field(default=())
+    head_training: float = 0.0  # training FLOPs per token of the output head (LM head, or a classifier's)
+    head_forward: float = 0.0  # its forward FLOPs per token
+    source: str = "formula"  # "formula", "meta" (measured on the meta device) or "formula+meta" (the larger)
+    varlen_attention: bool = False  # a variable-length attention kernel: packed documents attend only themselves
 
     def per_token(self, seq_len: int) -> FlopsPerToken:
         return flops_per_token(self.shape, seq_len, self.tuning)
+
+    def update_flops(self, tokens: float, positions: float, head_rows: float | None = None) -> float:
+        """Forward + backward of ``tokens`` tokens; the head projects ``head_rows`` of them (default: all)."""
+        skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
+        return self.training.flops(tokens, positions) - self.head_training * skipped
+
+    def forward_flops(self, tokens: float, positions: float, head_rows: float | None = None) -> float:
+        """A forward-only pass (reference, generation, reward inference)."""
+        skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
+        return self.forward.flops(tokens, positions) - self.head_forward * skipped
 
     def as_dict(self) -> dict[str, Any]:
         t = self.tuning
@@ -320,7 +335,17 @@ def profile_from_shape(
     forward = Linear(2 * per[0].forward - per[1].forward, per[1].forward - per[0].forward)
     recompute = Linear(2 * per[0].recompute - per[1].recompute, per[1].recompute - per[0].recompute)
     return ModelProfile(
-        shape, tuning, training, forward, recompute, params, gradient_checkpointing, per[0].formula_version, warnings
+        shape,
+        tuning,
+        training,
+        forward,
+        recompute,
+        params,
+        gradient_checkpointing,
+        per[0].formula_version,
+        warnings,
+        head_training=per[0].components.get(LM_HEAD, 0.0),
+        head_forward=2.0 * shape.hidden_size * shape.vocab_size,
     )
 
 
@@ -356,3 +381,8 @@ def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineT
     return profile_from_shape(
         shape, tuning, params=counts, gradient_checkpointing=checkpointing, warnings=tuple(warnings)
     )
+
+
+def describe_forward_model(model: Any) -> ModelProfile:
+    """Profile a frozen model that only runs forwards (a reference model, a teacher, a reward model)."""
+    return describe_model(model)

@@ -21,7 +21,8 @@ from flopsmeter.training.emitters import (
 
 SNAP = Snapshot(step=12, cumulative_flops=1.234567891e21, tokens=40960, non_padding_tokens=39001,
                 recompute_flops=0.0, flops_per_token=3.014e16, ceiling_ratio=0.41, threshold_ratio=2.5e-2,
-                status="running")  # fmt: skip
+                status="running", update_flops=1.0e21, reference_flops=1.5e20, generation_flops=8.4567891e19,
+                reward_inference_flops=1.0e18)  # fmt: skip
 
 
 def _captures(text: str) -> dict[str, float]:
@@ -42,7 +43,24 @@ def test_metric_definitions_capture_every_value_of_a_line() -> None:
         "flopsmeter:ceiling_ratio": pytest.approx(0.41),
         "flopsmeter:threshold_ratio": pytest.approx(0.025),
         "flopsmeter:meter_incomplete": 0,
+        "flopsmeter:update_flops": pytest.approx(1.0e21),
+        "flopsmeter:reference_flops": pytest.approx(1.5e20),
+        "flopsmeter:generation_flops": pytest.approx(8.4567891e19),
+        "flopsmeter:reward_inference_flops": pytest.approx(1.0e18),
+        "flopsmeter:recompute_flops": 0.0,
     }
+
+
+def test_the_breakdown_goes_to_cloudwatch_only_where_it_is_not_zero() -> None:
+    names = {d["MetricName"]: d["Value"] for d in metric_data(SNAP, "job-1")}
+    assert names[contract.METRIC_GENERATION_FLOPS] == pytest.approx(8.4567891e19)
+    assert names[contract.METRIC_REWARD_INFERENCE_FLOPS] == pytest.approx(1.0e18)
+    plain = Snapshot(**{**SNAP.__dict__, "reference_flops": 0.0, "generation_flops": 0.0,
+                        "reward_inference_flops": 0.0})  # fmt: skip
+    sent = {d["MetricName"] for d in metric_data(plain, "job-1")}
+    assert contract.METRIC_UPDATE_FLOPS in sent
+    assert not sent & {contract.METRIC_REFERENCE_FLOPS, contract.METRIC_GENERATION_FLOPS,
+                       contract.METRIC_REWARD_INFERENCE_FLOPS}  # fmt: skip
 
 
 def test_metric_definitions_match_after_progress_bar_debris_on_the_same_line() -> None:
@@ -95,7 +113,8 @@ def test_metric_data_uses_the_contract_names_and_dimension() -> None:
     assert {d["MetricName"] for d in data} == {
         contract.METRIC_CUMULATIVE_FLOPS, contract.METRIC_CUMULATIVE_TOKENS,
         contract.METRIC_CUMULATIVE_NON_PADDING_TOKENS, contract.METRIC_RECOMPUTE_FLOPS,
-        contract.METRIC_FLOPS_PER_TOKEN, contract.METRIC_CEILING_RATIO,
+        contract.METRIC_FLOPS_PER_TOKEN, contract.METRIC_CEILING_RATIO, contract.METRIC_UPDATE_FLOPS,
+        contract.METRIC_REFERENCE_FLOPS, contract.METRIC_GENERATION_FLOPS, contract.METRIC_REWARD_INFERENCE_FLOPS,
     }  # fmt: skip
     assert all(d["Dimensions"] == [{"Name": contract.METRIC_DIMENSION, "Value": "job-1"}] for d in data)
 
