@@ -302,7 +302,7 @@ class FlopsMeter:
             self.start()
         if self.unmetered:
             return
-        self.calibration.begin(self.counter.tokens, self.counter.positions)
+        self.calibration.begin(self.counter.tokens, self._local_figure())
 
     def end_measure(self) -> None:
         """Leave FlopCounterMode (the callback calls this before the optimizer step); ``step()`` attributes it."""
@@ -311,8 +311,15 @@ class FlopsMeter:
     def _attribute_measurement(self) -> None:
         """Pair the measured FLOPs with the tokens the step counted (known only once the step ends)."""
         if self.calibration.pending:
-            formula = self.ensure_profile().training.flops
-            self.calibration.attribute(self.counter.tokens, self.counter.positions, formula)
+            self.calibration.attribute(self.counter.tokens, self._local_figure())
+
+    def _local_figure(self) -> float:
+        """This rank's unsynced FLOPs, recompute included, unscaled: what FlopCounterMode sees for the same passes."""
+        profile, counter = self.ensure_profile(), self.counter
+        figure = profile.training.flops(counter.tokens, counter.positions) + sum(counter.extra.values())
+        if profile.gradient_checkpointing:
+            figure += profile.recompute.flops(counter.tokens, counter.positions)
+        return figure
 
     def step(self, batch: Any = None) -> StepResult:
         """End of an optimizer step (``batch``, if given, is counted first). Synchronises when it is time."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.flops import (
     ALL_LINEAR,
+    ATTENTION_SCORES,
     LM_HEAD,
     FineTuning,
     FlopsPerToken,
@@ -362,6 +363,33 @@ def _checkpointing(model: Any) -> bool:
     return False
 
 
+def _reentrant(model: Any) -> bool:
+    """How transformers checkpoints the layers: ``use_reentrant`` of the partial it installs (default True)."""
+    for module in model.modules():
+        func = getattr(module, "_gradient_checkpointing_func", None)
+        keywords = getattr(func, "keywords", None)
+        if isinstance(keywords, dict):
+            return bool(keywords.get("use_reentrant", True))
+    return True
+
+
+def non_reentrant_recompute(shape: ModelShape, recompute: Linear) -> Linear:
+    """Non-reentrant checkpointing stops recomputing once backward has what it saved: the layer's last matmul (the
+    MLP's down projection) is not run again. Its share of a layer's per-token forward is taken off."""
+    one = replace(shape, num_layers=1, dense_layers=frozenset({0}) if 0 in shape.dense_layers else frozenset())
+    per = flops_per_token(one, 1, FineTuning())
+    layer_constant = per.forward - 2.0 * shape.hidden_size * shape.vocab_size - per.components.get(
+        ATTENTION_SCORES, 0.0
+    ) / 3.0  # the scores' forward share at seq_len 1 is positional, not constant
+    if one.is_moe_layer(0):
+        down = 2.0 * shape.num_experts_per_tok * shape.expert_intermediate_size * shape.hidden_size
+    else:
+        down = 2.0 * shape.intermediate_size * shape.hidden_size
+    if layer_constant <= 0:
+        return recompute
+    return Linear(recompute.constant * max(0.0, 1.0 - down / layer_constant), recompute.per_position)
+
+
 def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineTuning | None = None) -> ModelProfile:
     """Profile a live model (after PEFT / quantisation / sharding): shape from its config, method detected."""
     inner = unwrap(model)
@@ -378,9 +406,12 @@ def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineT
             f"{(base_live / shape.total_params - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
         )
     checkpointing = _checkpointing(inner)
-    return profile_from_shape(
+    profile = profile_from_shape(
         shape, tuning, params=counts, gradient_checkpointing=checkpointing, warnings=tuple(warnings)
     )
+    if checkpointing and not _reentrant(inner):
+        profile = replace(profile, recompute=non_reentrant_recompute(shape, profile.recompute))
+    return profile
 
 
 def describe_forward_model(model: Any) -> ModelProfile:

@@ -83,7 +83,7 @@ def read_pass(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PassShape | None
     span = seq_len
     if cache is not None:
         span = max(seq_len, _cache_length(cache) + seq_len)
-        if mask is not None and hasattr(mask, "shape") and len(mask.shape) == 2:  # noqa: PLR2004
+        if mask is not None and hasattr(mask, "shape") and len(mask.shape) == 2:
             span = max(span, int(mask.shape[-1]))
     head_rows = rows * seq_len
     keep = kwargs.get("logits_to_keep")
