@@ -78,7 +78,7 @@ def read_pass(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PassShape | None
     rows = 1
     for dim in shape[:-1]:
         rows *= dim
-    cache = kwargs.get("past_key_values")
+    cache = kwargs.get("past_key_values", kwargs.get("cache"))  # transformers 5 renamed it "cache"
     mask = kwargs.get("attention_mask")
     span = seq_len
     if cache is not None:
