@@ -44,7 +44,8 @@ from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapsho
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
 from flopsmeter.training.guard import Budget, GuardPlan, plan, pretrain_compute, resolve_budget
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
-from flopsmeter.training.model import ModelProfile, describe_forward_model, describe_model, profile_from_shape
+from flopsmeter.training.meta import profile_model
+from flopsmeter.training.model import ModelProfile, profile_from_shape
 from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.passes import ROLES, PassCounter, auxiliary_hook, policy_hook
 from flopsmeter.training.state import (
@@ -155,8 +156,12 @@ class FlopsMeter:
             elif self._model is None:
                 raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
             else:
-                self.profile = describe_model(self._model, tuning=self._tuning)
+                self.profile = self._profile_of(self._model, self._tuning)
         return self.profile
+
+    def _profile_of(self, model: Any, tuning: FineTuning | None) -> ModelProfile:
+        hook_ids = {handle.id for handle in self._hooks}
+        return profile_model(model, tuning=tuning, meta=self.options.meta_check, hook_ids=hook_ids)
 
     @property
     def unmetered(self) -> bool:
@@ -266,7 +271,7 @@ class FlopsMeter:
         if self.unmetered:
             return self
         try:
-            found = profile or describe_forward_model(model)
+            found = profile or self._profile_of(model, None)
         except Exception as err:
             if self.options.strict:
                 raise

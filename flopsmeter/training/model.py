@@ -137,7 +137,8 @@ def count_parameters(model: Any) -> ParamCounts:
     return ParamCounts(total, trainable, adapters, quantized, partitioned, saved)
 
 
-def _config_dict(model: Any) -> dict[str, Any]:
+def config_dict(model: Any) -> dict[str, Any]:
+    """The model's config as a dict (``FlopsMeterError`` without a readable one)."""
     config = getattr(model, "config", None)
     if config is None:
         raise FlopsMeterError("the model has no .config: pass a ModelShape to the meter")
@@ -421,7 +422,7 @@ def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineT
     inner = unwrap(model)
     expected: int | None = None
     if shape is None:
-        shape = ModelShape.from_hf_config(_config_dict(inner))
+        shape = ModelShape.from_hf_config(config_dict(inner))
         head = find_head(_base(inner))
         if head is not None:
             expected = formula_params_with_head(shape, head)
@@ -447,8 +448,3 @@ def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineT
     if checkpointing and not _reentrant(inner):
         profile = replace(profile, recompute=non_reentrant_recompute(shape, profile.recompute))
     return replace(profile, varlen_attention=_varlen(_base(inner)))
-
-
-def describe_forward_model(model: Any) -> ModelProfile:
-    """Profile a frozen model that only runs forwards (a reference model, a teacher, a reward model)."""
-    return describe_model(model)

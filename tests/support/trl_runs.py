@@ -157,7 +157,8 @@ def grpo(*, rows: int = 8, reward_model: bool = False, completion: int = 12) -> 
         if reward_model:
             rewards.append(reward_classifier())
         return GRPOTrainer(model=build(tiny_config()), reward_funcs=rewards, args=args, train_dataset=data,
-                           processing_class=tokenizer(), callbacks=[callback])  # fmt: skip
+                           processing_class=tokenizer(), callbacks=[callback],
+                           reward_processing_classes=[None] + [tokenizer()] * reward_model)  # fmt: skip
 
     return make
 
