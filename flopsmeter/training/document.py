@@ -9,6 +9,7 @@ from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling, lookup_instance
 from flopsmeter.training.accounting import attention_overcount
 from flopsmeter.training.emitters import Snapshot
+from flopsmeter.training.guard import Budget
 from flopsmeter.training.model import ModelProfile
 
 if TYPE_CHECKING:
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 SCHEMA = "flopsmeter.training/v1"
 UNMETERED = "unmetered"
 CEILING_NOTE = "the classifier does not trust an incomplete figure: it classifies the job on its hardware ceiling"
+
+
+def unmetered_notice(reason: str, budget: Budget | None) -> str:
+    guard = f"the stop_at={budget.stop_at!r} guard is OFF; " if budget is not None else ""
+    return (
+        f"this job is NOT metered ({reason}); training continues; {guard}the compliance classifier "
+        "will use the hardware ceiling (an upper bound). Pass strict=True to fail instead."
+    )
 
 
 def snapshot(meter: FlopsMeter) -> Snapshot:
@@ -63,6 +72,7 @@ def _emission_block(meter: FlopsMeter) -> dict[str, Any]:
         "cloudwatch": cloudwatch is not None,
         "cloudwatch_sent": None if cloudwatch is None else cloudwatch.sent,
         "cloudwatch_failures": None if cloudwatch is None else cloudwatch.failures,
+        "cloudwatch_last_error": getattr(cloudwatch, "last_error", None),
         "file_failures": meter.file.failures,
     }
 

@@ -111,6 +111,15 @@ class StdoutEmitter:
         except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
             logger.warning("stdout metric line not written: %s", err)
 
+    def status_line(self, fields: str) -> None:
+        """A ``flopsmeter:`` line with fields no MetricDefinition reads (``cloudwatch_failed=1 ...``)."""
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(f"{LINE_PREFIX} {fields}\n")
+            stream.flush()
+        except (OSError, ValueError) as err:
+            logger.warning("stdout status line not written: %s", err)
+
     def notice(self, level: str, message: str) -> None:
         """A line for the person reading the job's log (``flopsmeter [ERROR] ...``), not for MetricDefinitions."""
         stream = self._stream or sys.stdout
@@ -220,6 +229,9 @@ class CloudWatchEmitter:
         self._queue: queue.Queue[Snapshot | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.on_failure: Callable[[str], None] | None = None  # called once per kind of error (the meter says so)
+        self._reported: set[str] = set()
 
     @staticmethod
     def available() -> bool:
@@ -263,15 +275,50 @@ class CloudWatchEmitter:
                     self._client = self._factory(self._region, self._endpoint_url)
                 self._client.put_metric_data(Namespace=contract.METRICS_NAMESPACE, MetricData=data)
             except Exception as err:  # any failure (import, credentials, throttling) is logged
-                if attempt == self.attempts:
+                if attempt == self.attempts or _permanent(err):
                     self.failures += 1
                     logger.warning("cloudwatch put_metric_data failed at step %d after %d attempts: %s: %s",
                                    snap.step, attempt, type(err).__name__, err)  # fmt: skip
+                    self._report(err)
                     return
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             else:
                 self.sent += 1
                 return
+
+    def _report(self, err: Exception) -> None:
+        self.last_error = describe_error(err)
+        kind = self.last_error.split(":", 1)[0]
+        if kind not in self._reported and self.on_failure is not None:
+            self._reported.add(kind)
+            self.on_failure(self.last_error)
+
+
+_PERMANENT = ("NoCredentialsError", "NoRegionError", "PartialCredentialsError")
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId")
+
+
+def _error_code(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return str(code or type(err).__name__)
+
+
+def _permanent(err: Exception) -> bool:
+    """Retrying cannot help: no credentials, no region, access denied."""
+    return type(err).__name__ in _PERMANENT or _error_code(err) in _DENIED
+
+
+def describe_error(err: Exception) -> str:
+    """``Kind: what it means`` for a failed CloudWatch write."""
+    name, code = type(err).__name__, _error_code(err)
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return f"{name}: no AWS credentials in the job (the execution role, or AWS_* variables)"
+    if name == "NoRegionError":
+        return f"{name}: no AWS region (set AWS_REGION / AWS_DEFAULT_REGION)"
+    if code in _DENIED:
+        return f"{code}: the job's role may not call cloudwatch:PutMetricData"
+    return f"{code}: {str(err)[:200]}"
 
 
 def cloudwatch_for(
@@ -288,3 +335,20 @@ def cloudwatch_for(
         warnings.append("CloudWatch emission off: boto3 is not installed in this environment")
         return None
     return CloudWatchEmitter(job_name)
+
+
+def failure_reporter(
+    stdout: StdoutEmitter | None, warnings: list[str], step: Callable[[], int]
+) -> Callable[[str], None]:
+    """What the meter does when CloudWatch writes fail: a warning for ``flops_meter.json`` and a ``flopsmeter:``
+    line on stdout (the totals are still in both)."""
+
+    def report(error: str) -> None:
+        warnings.append(
+            f"CloudWatch writes failed ({error}); the totals are in this file and the stdout metric lines "
+            "(SageMaker keeps them as FinalMetricDataList); without either the classifier uses the hardware ceiling"
+        )
+        if stdout is not None:
+            stdout.status_line(f"cloudwatch_failed=1 error={error.split(':', 1)[0]} step={step()}")
+
+    return report

@@ -10,9 +10,8 @@ Plain PyTorch loop::
             if meter.step(batch).stop:
                 break
 
-With gradient accumulation, call ``meter.observe(micro_batch)`` per micro-batch and ``meter.step()`` per
-optimizer step, or ``meter.attach(model)`` once (a forward pre-hook counts every training forward) and
-``meter.step()`` per optimizer step. The Hugging Face callback (``callback.py``) is a thin adapter over this.
+With gradient accumulation: ``meter.observe(micro_batch)`` per micro-batch, or ``meter.attach(model)`` once
+(``passes.py``), and ``meter.step()`` per optimizer step. ``callback.py`` is a thin adapter over this.
 
 Synchronisation points (one all-reduce, then emission by rank 0) are optimizer-step counts every rank agrees on.
 A model the meter cannot describe leaves the job *unmetered* (unless ``strict=True``); totals it knows to be
@@ -34,15 +33,20 @@ from types import TracebackType
 from typing import Any
 
 from flopsmeter.domain.flops import FORMULA_VERSION, FineTuning, ModelShape
-from flopsmeter.domain.numbers import parse_flops
-from flopsmeter.domain.thresholds import get_policy, threshold_for
 from flopsmeter.training import distributed
 from flopsmeter.training.accounting import accumulate
 from flopsmeter.training.calibration import Calibration
-from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, snapshot
-from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter, cloudwatch_for
+from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, snapshot, unmetered_notice
+from flopsmeter.training.emitters import (
+    CloudWatchEmitter,
+    FileEmitter,
+    Snapshot,
+    StdoutEmitter,
+    cloudwatch_for,
+    failure_reporter,
+)
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
-from flopsmeter.training.guard import Budget, GuardPlan, plan, pretrain_compute, resolve_budget
+from flopsmeter.training.guard import GuardPlan, plan, resolve_limits
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
 from flopsmeter.training.meta import profile_model
 from flopsmeter.training.model import ModelProfile, profile_from_shape
@@ -99,26 +103,8 @@ class FlopsMeter:
         self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
         self._model = model
         self._tuning = tuning
-        self.pretrain = pretrain_compute(
-            argument=opts.pretrain_flops,
-            environment=self.env.pretrain_flops,
-            base_model=opts.base_model or self.env.base_model,
-            systemic_risk_base=self.env.systemic_risk_base,
-        )
-        self.threshold = threshold_for(
-            get_policy(opts.policy), self.pretrain.flops, systemic_risk_base=self.pretrain.systemic_risk
-        )
-        prior = opts.prior_flops if opts.prior_flops is not None else self.env.prior_flops
-        self.budget: Budget | None = None
-        if opts.stop_at is not None:
-            self.budget = resolve_budget(
-                opts.stop_at,
-                policy_id=opts.policy,
-                pretrain=self.pretrain,
-                approaching_fraction=opts.approaching_fraction,
-                prior_flops=prior,
-            )
-        self.prior_flops = self.budget.prior_flops if self.budget else _prior_or_zero(prior)
+        limits = resolve_limits(opts, self.env)
+        self.pretrain, self.threshold, self.budget, self.prior_flops = limits
         self.counter = TokenCounter()
         self.world = distributed.current_world()
         self.totals = Totals()
@@ -144,9 +130,11 @@ class FlopsMeter:
         self._finishing = threading.Lock()
         self._stdout = None if opts.stdout is False else StdoutEmitter(None if opts.stdout is True else opts.stdout)
         self.file = FileEmitter(self.env.output_dir / METER_FILE_NAME)
-        self.cloudwatch = cloudwatch_emitter
-        if cloudwatch_emitter is None:
-            self.cloudwatch = cloudwatch_for(opts.cloudwatch, self.job_name, self.world.is_main, self.warnings)
+        self.cloudwatch = cloudwatch_emitter or cloudwatch_for(
+            opts.cloudwatch, self.job_name, self.world.is_main, self.warnings
+        )
+        if isinstance(self.cloudwatch, CloudWatchEmitter):
+            self.cloudwatch.on_failure = failure_reporter(self._stdout, self.warnings, lambda: self.steps)
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def ensure_profile(self) -> ModelProfile:
@@ -202,12 +190,7 @@ class FlopsMeter:
         logger.error("flops meter cannot meter this job; training continues unmetered: %s", reason)
         if self.world.is_main:
             if self._stdout:
-                guard = f"the stop_at={self.budget.stop_at!r} guard is OFF; " if self.budget is not None else ""
-                self._stdout.notice(
-                    "ERROR",
-                    f"this job is NOT metered ({reason}); training continues; {guard}the compliance classifier "
-                    "will use the hardware ceiling (an upper bound). Pass strict=True to fail instead.",
-                )
+                self._stdout.notice("ERROR", unmetered_notice(reason, self.budget))
             self._emit()
         return self
 
@@ -513,9 +496,3 @@ class FlopsMeter:
             yield
         finally:
             self.end_measure()
-
-
-def _prior_or_zero(raw: str | float | None) -> float:
-    """Prior FLOPs for the reported ratio when no guard runs (the guard itself is stricter: see guard.py)."""
-    parsed = parse_flops(raw, field="prior FLOPs")
-    return parsed.value or 0.0
