@@ -9,6 +9,7 @@ import re
 import pytest
 
 from flopsmeter import contract
+from flopsmeter.domain.flops import ModelShape
 from flopsmeter.training.emitters import (
     METRIC_DEFINITIONS,
     CloudWatchEmitter,
@@ -18,6 +19,7 @@ from flopsmeter.training.emitters import (
     format_line,
     metric_data,
 )
+from tests.support.meters import quiet_meter
 
 SNAP = Snapshot(step=12, cumulative_flops=1.234567891e21, tokens=40960, non_padding_tokens=39001,
                 recompute_flops=0.0, flops_per_token=3.014e16, ceiling_ratio=0.41, threshold_ratio=2.5e-2,
@@ -157,3 +159,39 @@ def test_cloudwatch_emitter_survives_a_client_that_cannot_be_created() -> None:
     emitter.emit(SNAP)
     emitter.close(timeout_s=5)
     assert emitter.failures == 1
+
+
+def _botocore_errors():
+    botocore = pytest.importorskip("botocore.exceptions")
+    denied = botocore.ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "PutMetricData")
+    return {"NoCredentialsError": botocore.NoCredentialsError(), "NoRegionError": botocore.NoRegionError(),
+            "AccessDenied": denied}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["NoCredentialsError", "NoRegionError", "AccessDenied"])
+def test_a_meter_that_cannot_write_to_cloudwatch_says_so_on_stdout_and_in_the_file(tmp_path, kind) -> None:
+    torch = pytest.importorskip("torch")
+    error = _botocore_errors()[kind]
+    calls: list[int] = []
+
+    def factory(region, endpoint):
+        calls.append(1)
+        raise error
+
+    out = io.StringIO()
+    emitter = CloudWatchEmitter("job-1", attempts=4, backoff_s=0.0, client_factory=factory)
+    shape = ModelShape(hidden_size=64, num_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=16,
+                       intermediate_size=128, vocab_size=256)  # fmt: skip
+    meter = quiet_meter(tmp_path, shape=shape, stdout=out, cloudwatch_emitter=emitter, emit_every_s=0).start()
+    meter.observe({"input_ids": torch.zeros((1, 8), dtype=torch.long)})
+    meter.step()
+    meter.step()
+    meter.close()
+    lines = [line for line in out.getvalue().splitlines() if "cloudwatch_failed=1" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"flopsmeter: cloudwatch_failed=1 error={kind}")
+    assert not _captures(lines[0])  # no MetricDefinition reads it
+    assert len(calls) == emitter.failures  # permanent: no retries
+    doc = json.loads((tmp_path / "flops_meter.json").read_text())
+    assert doc["emission"]["cloudwatch_last_error"].startswith(kind)
+    assert sum("CloudWatch writes failed" in w for w in doc["warnings"]) == 1
+    assert doc["flops"] > 0  # the totals are still in the file
