@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from flopsmeter.domain.errors import InvalidModelSpec
@@ -29,12 +29,7 @@ SEQ_LENS = (16, 32, 64)
 DISAGREEMENT = 0.02  # closed form vs meta: a larger gap is a warning (and the larger figure is used)
 
 
-@dataclass(frozen=True)
-class MetaCosts:
-    """Per-token costs measured on meta, as (constant, per_position)."""
-
-    training: tuple[float, float]
-    forward: tuple[float, float]
+Pair = tuple[float, float]  # per token: (constant, per_position)
 
 
 def _meta_copy(model: Any, hook_ids: set[int]) -> Any:
@@ -83,13 +78,27 @@ def _fit(costs: list[float]) -> tuple[float, float]:
     return a + max(0.0, c) / s1, b
 
 
-def measure_on_meta(model: Any, *, hook_ids: set[int] | None = None) -> MetaCosts:
-    """Training and forward-only costs per token of ``model``, measured on meta (raises when it cannot run)."""
-    clone = _meta_copy(model, hook_ids or set())
-    clone.train()
-    training = _fit([_cost(clone, s, backward=True) for s in SEQ_LENS])
-    forward = _fit([_cost(clone, s, backward=False) for s in SEQ_LENS])
-    return MetaCosts(training, forward)
+class MetaModel:
+    """The meta copy of a model, measured on demand (about 10 s per kind for a Llama-3-8B shape on two busy CPU
+    cores; nothing for a tiny one)."""
+
+    def __init__(self, model: Any, *, hook_ids: set[int] | None = None) -> None:
+        self.clone = _meta_copy(model, hook_ids or set())
+        self.clone.train()
+
+    def training(self) -> Pair:
+        """Forward + backward per token (raises when the model cannot run on meta)."""
+        return _fit([_cost(self.clone, s, backward=True) for s in SEQ_LENS])
+
+    def forward(self) -> Pair:
+        """Forward only, per token."""
+        return _fit([_cost(self.clone, s, backward=False) for s in SEQ_LENS])
+
+
+def measure_on_meta(model: Any, *, hook_ids: set[int] | None = None) -> tuple[Pair, Pair]:
+    """(training, forward) costs per token of ``model``, measured on meta."""
+    meta = MetaModel(model, hook_ids=hook_ids)
+    return meta.training(), meta.forward()
 
 
 def why_not_on_meta(model: Any) -> str | None:
@@ -106,14 +115,14 @@ def why_not_on_meta(model: Any) -> str | None:
     return None
 
 
-def disagreement(formula: tuple[float, float], measured: tuple[float, float], seq_len: int) -> float:
+def disagreement(formula: Pair, measured: Pair, seq_len: int) -> float:
     """Relative gap (measured / formula - 1) of the per-token training cost at ``seq_len``."""
     f = formula[0] + formula[1] * seq_len
     m = measured[0] + measured[1] * seq_len
     return m / f - 1 if f else float("inf")
 
 
-def _larger(a: tuple[float, float], b: tuple[float, float]) -> Linear:
+def _larger(a: Pair, b: Pair) -> Linear:
     return Linear(max(a[0], b[0]), max(a[1], b[1]))
 
 
@@ -124,12 +133,12 @@ def _approximate_shape(model: Any) -> ModelShape:
     return ModelShape.from_hf_config(config)
 
 
-def _meta_only(model: Any, measured: MetaCosts, tuning: FineTuning | None, reason: str) -> ModelProfile:
+def _meta_only(model: Any, meta: MetaModel, training: Pair, tuning: FineTuning | None, reason: str) -> ModelProfile:
     inner = unwrap(model)
     shape = _approximate_shape(inner)
     profile = describe_model(inner, shape=shape, tuning=tuning)
     note = f"the closed form does not cover this model ({reason}); its FLOPs are measured on the meta device"
-    return replace(profile, training=Linear(*measured.training), forward=Linear(*measured.forward), source="meta",
+    return replace(profile, training=Linear(*training), forward=Linear(*meta.forward()), source="meta",
                    warnings=(note,), varlen_attention=profile.varlen_attention)  # fmt: skip
 
 
@@ -152,24 +161,26 @@ def profile_model(model: Any, *, tuning: FineTuning | None = None, meta: bool = 
         return closed
     inner = unwrap(model)
     reason = why_not_on_meta(inner)
-    measured: MetaCosts | None = None
+    measured: tuple[MetaModel, Pair] | None = None
     if reason is None:
         try:
-            measured = measure_on_meta(inner, hook_ids=hook_ids)
+            meta_copy = MetaModel(inner, hook_ids=hook_ids)
+            measured = meta_copy, meta_copy.training()
         except Exception as err:  # data-dependent code (MoE routing), an input the copy cannot take...
             reason = f"{type(err).__name__}: {str(err)[:160]}"
     if closed is None:
         if measured is None:
             raise InvalidModelSpec(f"{error}; measuring it on the meta device failed too ({reason})") from error
-        return _meta_only(model, measured, tuning, str(error))
+        return _meta_only(model, *measured, tuning, str(error))
     if measured is None:
         return replace(closed, source=f"formula (meta cross-check not possible: {reason})")
+    meta_model, training = measured
     formula = (closed.training.constant, closed.training.per_position)
-    gaps = [disagreement(formula, measured.training, s) for s in (SEQ_LENS[0], 4096)]
-    if max(abs(g) for g in gaps) <= DISAGREEMENT:
+    gaps = [disagreement(formula, training, s) for s in (SEQ_LENS[0], 4096)]
+    if max(abs(g) for g in gaps) <= DISAGREEMENT:  # the forward-only costs are measured only on disagreement
         return replace(closed, source="formula (meta cross-check agrees)")
     warning = (f"closed form and the model's own forward + backward on meta disagree ({gaps[0] * 100:+.1f} % at "
                f"{SEQ_LENS[0]} tokens, {gaps[1] * 100:+.1f} % at 4096): the larger figure is used")  # fmt: skip
-    forward = _larger((closed.forward.constant, closed.forward.per_position), measured.forward)
-    return replace(closed, training=_larger(formula, measured.training), forward=forward, source="formula+meta",
+    forward = _larger((closed.forward.constant, closed.forward.per_position), meta_model.forward())
+    return replace(closed, training=_larger(formula, training), forward=forward, source="formula+meta",
                    warnings=(*closed.warnings, warning))  # fmt: skip

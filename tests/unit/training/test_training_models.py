@@ -96,7 +96,11 @@ def test_multi_head_latent_attention_is_measured_on_meta_exactly() -> None:
 
 def test_the_meta_measurement_is_invisible_to_a_counter_around_it() -> None:
     model = build(llama_config())
+    training, forward = measure_on_meta(model)
     assert ground_truth(lambda: measure_on_meta(model)) == 0
+    profile = describe_model(model)
+    assert training == (profile.training.constant, profile.training.per_position)
+    assert forward == (profile.forward.constant, profile.forward.per_position)
 
 
 def test_a_closed_form_that_disagrees_with_meta_is_a_warning_and_the_larger_figure_wins(monkeypatch) -> None:
