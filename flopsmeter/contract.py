@@ -123,7 +123,8 @@ DLQ_ATTR_FAILED_AT = "flopsmeter-failed-at"  # String, ISO 8601 UTC
 DLQ_ATTR_SOURCE_QUEUE = "flopsmeter-source-queue"  # String, the classifier queue's ARN (where to redrive to)
 DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the event could be read
 
-# The meter's breakdown of CumulativeFlops (sent only when not zero, so a plain run costs no extra metric):
+# The meter's breakdown of CumulativeFlops (sent only when more than update passes were counted, so a plain
+# run costs no extra metric):
 # update + reference + generation + reward inference = CumulativeFlops; RecomputeFlops (above) stays apart.
 METRIC_UPDATE_FLOPS = "UpdateFlops"  # forward + backward of the passes that update the weights
 METRIC_REFERENCE_FLOPS = "ReferenceFlops"  # forward-only scoring: reference model, teacher, no-grad policy passes

@@ -43,7 +43,7 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
     {"Name": "flopsmeter:reward_inference_flops", "Regex": r"flopsmeter: .*reward_inference_flops=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:recompute_flops", "Regex": r"flopsmeter: .*recompute_flops=([0-9.eE+-]+)"},
 )
-BREAKDOWN_METRICS = (  # (Snapshot field, CloudWatch metric): sent when not zero
+BREAKDOWN_METRICS = (  # (Snapshot field, CloudWatch metric): sent when more than update was counted
     ("update_flops", contract.METRIC_UPDATE_FLOPS),
     ("reference_flops", contract.METRIC_REFERENCE_FLOPS),
     ("generation_flops", contract.METRIC_GENERATION_FLOPS),
@@ -182,7 +182,8 @@ def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
-    values.extend((name, getattr(snap, field)) for field, name in BREAKDOWN_METRICS if getattr(snap, field))
+    if snap.reference_flops or snap.generation_flops or snap.reward_inference_flops:  # else update = cumulative
+        values.extend((name, getattr(snap, field)) for field, name in BREAKDOWN_METRICS)
     if snap.incomplete:
         values.append((contract.METRIC_METER_INCOMPLETE, 1.0))
     return [_datum(name, value, dims, now) for name, value in values]
