@@ -117,7 +117,9 @@ def sft(*, packing: bool = False, peft_config: Any = None, rows: int = 24, model
 
 
 # ---- DPO -------------------------------------------------------------------------------------------------------
-def dpo(*, rows: int = 16) -> Callable[..., Any]:
+def dpo(*, rows: int = 16, peft: bool = False) -> Callable[..., Any]:
+    """DPO with a separate reference model, or (``peft``) a LoRA policy whose reference is itself, adapters off."""
+
     def make(out: Path, callback: Any) -> Any:
         import random
 
@@ -131,6 +133,17 @@ def dpo(*, rows: int = 16) -> Callable[..., Any]:
             "rejected": [text(rng, 3, 16) for _ in range(rows)],
         })  # fmt: skip
         args = _args(DPOConfig, out, max_length=48)
+        if peft:
+            from peft import LoraConfig
+
+            return DPOTrainer(
+                model=build(tiny_config()),
+                args=args,
+                train_dataset=data,
+                processing_class=tokenizer(),
+                callbacks=[callback],
+                peft_config=LoraConfig(r=8, target_modules=["q_proj", "v_proj"]),
+            )
         return DPOTrainer(model=build(tiny_config()), ref_model=build(tiny_config(), seed=1), args=args,
                           train_dataset=data, processing_class=tokenizer(), callbacks=[callback])  # fmt: skip
 
@@ -142,7 +155,9 @@ def length_reward(completions: list[Any], **_: Any) -> list[float]:
     return [float(len(str(c))) / 100 for c in completions]
 
 
-def grpo(*, rows: int = 8, reward_model: bool = False, completion: int = 12) -> Callable[..., Any]:
+def grpo(*, rows: int = 8, reward_model: bool = False, completion: int = 12, beta: float = 0.0) -> Callable[..., Any]:
+    """GRPO with the policy's own generate(); ``beta > 0`` adds TRL's reference model (loaded from a saved copy)."""
+
     def make(out: Path, callback: Any) -> Any:
         import random
 
@@ -152,11 +167,13 @@ def grpo(*, rows: int = 8, reward_model: bool = False, completion: int = 12) -> 
         rng = random.Random(2)
         data = Dataset.from_dict({"prompt": [text(rng, 4, 10) for _ in range(rows)]})
         args = _args(GRPOConfig, out, per_device_train_batch_size=4, num_generations=4,
-                     max_completion_length=completion, gradient_accumulation_steps=1, beta=0.0)  # fmt: skip
+                     max_completion_length=completion, gradient_accumulation_steps=1, beta=beta,
+                     model_init_kwargs={"attn_implementation": "eager"})  # fmt: skip
+        build(tiny_config()).save_pretrained(out / "policy")  # TRL builds the reference from the policy's path
         rewards: list[Any] = [length_reward]
         if reward_model:
             rewards.append(reward_classifier())
-        return GRPOTrainer(model=build(tiny_config()), reward_funcs=rewards, args=args, train_dataset=data,
+        return GRPOTrainer(model=str(out / "policy"), reward_funcs=rewards, args=args, train_dataset=data,
                            processing_class=tokenizer(), callbacks=[callback],
                            reward_processing_classes=[None] + [tokenizer()] * reward_model)  # fmt: skip
 
