@@ -26,7 +26,6 @@ from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
 
-UPDATE = "update"
 REFERENCE = "reference"
 GENERATION = "generation"
 REWARD_INFERENCE = "reward_inference"

@@ -17,7 +17,6 @@ STATE_FILE_NAME = "flops_meter_state.json"  # written into each checkpoint folde
 STATE_VERSION = 1
 
 
-BREAKDOWN = ("update", "reference", "generation", "reward_inference")  # what ``flops`` adds up (recompute apart)
 OPTIONAL_FIELDS = ("update_flops", "reference_flops", "generation_flops", "reward_inference_flops",
                    "document_positions")  # fmt: skip  # added later: states saved without them still load
 
