@@ -165,6 +165,11 @@ def trl_rows() -> list[tuple[str, Callable[..., Any], str]]:
         ("Trainer, sequence classification", r.sequence_classification(), "score head at num_labels"),
         ("Trainer, LoRA on layers 1,3 of 4 (r=8, o_proj r=4)", r.causal_lm(r.lora_subset), "counted as configured"),
         ("Trainer, DeepSeek-V2-Lite-shaped MLA", r.causal_lm(r.mla_model), "outside arch-v1: measured on meta"),
+        (
+            "Trainer, DeepSeek-V3-shaped MLA + MoE",
+            r.causal_lm(r.deepseek_v3_model),
+            "measured on meta, experts as batched top-k",
+        ),
     ]
 
 

@@ -6,9 +6,10 @@ sequence, ``c + a*s + b*s^2``, gives the per-token cost ``a + b*s`` (``c``, a pe
 is spread over the shortest length: counted high). It covers what the closed form does not know (multi-head latent
 attention, unusual heads) and cross-checks it at start-up.
 
-What cannot run on ``meta`` is reported, not guessed: data-dependent code (mixture-of-experts routing), 4-bit or
-partitioned parameters (ZeRO-3, FSDP: their local shapes are not the model's). The closed form then counts alone
-(MoE: from the router's top-k).
+Mixture-of-experts layers run there with transformers' ``batched_mm`` experts (each token's top-k experts gathered
+and multiplied in one batch: the router's top-k, no data-dependent shapes). What cannot run on ``meta`` is reported,
+not guessed (other data-dependent code; 4-bit or partitioned parameters, ZeRO-3 / FSDP, whose local shapes are not
+the model's): the closed form then counts alone.
 """
 
 from __future__ import annotations
@@ -48,7 +49,20 @@ def _meta_copy(model: Any, hook_ids: set[int]) -> Any:
     disable = getattr(clone, "gradient_checkpointing_disable", None)
     if callable(disable):
         disable()
+    _route_without_data(clone)
     return clone
+
+
+def _route_without_data(clone: Any) -> None:
+    """Mixture-of-experts layers: transformers' ``batched_mm`` experts gather each token's top-k experts' weights
+    and run them as one batched matmul, with no data-dependent shape (the eager loop needs ``nonzero``). On meta
+    that counts exactly the router's top-k experts per token."""
+    for module in clone.modules():
+        setter = getattr(module, "set_experts_implementation", None)
+        config = getattr(module, "config", None)
+        if callable(setter) and getattr(config, "_experts_implementation", None) not in (None, "batched_mm"):
+            setter("batched_mm")
+            return
 
 
 def _cost(clone: Any, seq_len: int, *, backward: bool) -> float:

@@ -265,3 +265,17 @@ def mla_model() -> Any:
                               first_k_dense_replace=2, n_routed_experts=4, num_experts_per_tok=2,
                               max_position_embeddings=512, tie_word_embeddings=False)  # fmt: skip
     return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+
+
+def deepseek_v3_model() -> Any:
+    """A DeepSeek-V3-shaped model: multi-head latent attention and routed + shared experts (eager experts)."""
+    import torch
+    from transformers import AutoModelForCausalLM, DeepseekV3Config
+
+    torch.manual_seed(0)
+    config = DeepseekV3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
+                              num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=16,
+                              q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, n_group=1,
+                              topk_group=1, max_position_embeddings=512)  # fmt: skip
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager")

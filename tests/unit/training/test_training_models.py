@@ -17,7 +17,7 @@ from flopsmeter.training.meta import measure_on_meta, profile_model  # noqa: E40
 from flopsmeter.training.model import describe_model  # noqa: E402
 from tests.support.meters import ground_truth  # noqa: E402
 from tests.support.tiny_models import build, llama_config, moe_config  # noqa: E402
-from tests.support.trl_runs import mla_model  # noqa: E402
+from tests.support.trl_runs import deepseek_v3_model, mla_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
 SEQ = 24
@@ -116,8 +116,15 @@ def test_a_closed_form_that_disagrees_with_meta_is_a_warning_and_the_larger_figu
     assert profile_model(model, meta=False).training.constant == low.training.constant
 
 
-def test_moe_routing_cannot_run_on_meta_and_the_closed_form_counts_top_k() -> None:
+def test_moe_is_measured_on_meta_from_the_routers_top_k_and_agrees_with_the_closed_form() -> None:
     model = build(moe_config())
     profile = profile_model(model)
-    assert profile.source.startswith("formula (meta cross-check not possible")
+    assert profile.source == "formula (meta cross-check agrees)"
+    _exact(model, profile, batch=1)
+
+
+def test_latent_attention_with_experts_is_measured_on_meta_exactly() -> None:
+    model = deepseek_v3_model()
+    profile = profile_model(model)
+    assert profile.source == "meta"
     _exact(model, profile, batch=1)
