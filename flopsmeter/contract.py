@@ -154,3 +154,11 @@ RETENTION_DAYS_PER_YEAR = 366
 # writes a ``flopsmeter: threshold_crossed=1 ... notification_due_at=...`` line (Art. 52(1): due two weeks later).
 METRIC_THRESHOLD_CROSSED = "ThresholdCrossed"
 LINE_THRESHOLD_CROSSED = "threshold_crossed"
+
+# The meter's breakdown of CumulativeFlops (sent only when more than update passes were counted, so a plain
+# run costs no extra metric):
+# update + reference + generation + reward inference = CumulativeFlops; RecomputeFlops (above) stays apart.
+METRIC_UPDATE_FLOPS = "UpdateFlops"  # forward + backward of the passes that update the weights
+METRIC_REFERENCE_FLOPS = "ReferenceFlops"  # forward-only scoring: reference model, teacher, no-grad policy passes
+METRIC_GENERATION_FLOPS = "GenerationFlops"  # rollouts (RL trainers)
+METRIC_REWARD_INFERENCE_FLOPS = "RewardInferenceFlops"  # reward models scoring rollouts (ambiguous; included)
