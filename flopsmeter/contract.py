@@ -128,3 +128,10 @@ DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the eve
 # (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
 ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
 TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
+
+# Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the
+# service cannot read a parent's record (unknown job, another account or region, unreadable record). Used only
+# then, and never below what could be read (flopsmeter.domain.lineage). FLOPSMETER_PARENT_JOB=none declares
+# that the job starts from no earlier job (inferred parents are then recorded as overridden).
+ENV_PARENT_FLOPS = "FLOPSMETER_PARENT_FLOPS"
+TAG_PARENT_FLOPS = "flopsmeter:parent-flops"
