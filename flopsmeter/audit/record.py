@@ -140,6 +140,8 @@ class Lineage(_Model):
     parents: list[ParentLink] = Field(default_factory=list)
     incomplete_reasons: list[str] = Field(default_factory=list)
     declared_parent_flops: FlopCount | None = None  # FLOPSMETER_PARENT_FLOPS / flopsmeter:parent-flops
+    model_package_group_arn: str | None = None  # ModelPackageConfig.ModelPackageGroupArn (splitting presets)
+    output_model_package_arn: str | None = None  # the model package the job produced
 
 
 class AuditRecord(_Model):

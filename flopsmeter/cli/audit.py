@@ -109,11 +109,23 @@ def cmd_query(args: argparse.Namespace) -> int:
     from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb
 
     preset = Preset(
-        exceeding=args.exceeding, job=args.job, since=args.since, by_base_model=args.by_base_model, limit=args.limit
+        exceeding=args.exceeding,
+        job=args.job,
+        since=args.since,
+        by_base_model=args.by_base_model,
+        limit=args.limit,
+        until=args.until,
+        by_principal=args.by_principal,
+        by_package_group=args.by_package_group,
     )
-    uses_preset = args.exceeding or args.job or args.since or args.by_base_model
+    uses_preset = any(
+        (args.exceeding, args.job, args.since, args.until, args.by_base_model, args.by_principal, args.by_package_group)
+    )
     if args.sql and uses_preset:
-        raise UsageError("give either SQL or preset options (--exceeding, --job, --since, --by-base-model), not both")
+        raise UsageError(
+            "give either SQL or preset options (--exceeding, --job, --since, --until, --by-base-model, "
+            "--by-principal, --by-package-group), not both"
+        )
     sql = args.sql or preset_sql(preset)
     if args.show_sql:
         print(sql, file=sys.stderr)
@@ -236,7 +248,18 @@ def register(sub: Any) -> None:
     p.add_argument("--exceeding", action="store_true", help="jobs whose primary outcome is 'exceeds'")
     p.add_argument("--job", help="one training job by name")
     p.add_argument("--since", help="jobs that ended on or after this date (UTC)")
+    p.add_argument("--until", help="jobs that ended before this date (UTC)")
     p.add_argument("--by-base-model", action="store_true", help="totals per base model")
+    p.add_argument(
+        "--by-principal",
+        action="store_true",
+        help="totals per (principal, base model); flags sets of jobs each below but together above the threshold",
+    )
+    p.add_argument(
+        "--by-package-group",
+        action="store_true",
+        help="totals per model package group; flags sets of jobs each below but together above the threshold",
+    )
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
