@@ -7,10 +7,18 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 PYTEST_WORKERS ?= 2
+# cdk deploy stops for a yes/no on every IAM or security-group change that widens access (override: APPROVAL=never).
+APPROVAL ?= broadening
+CDK := npx --yes aws-cdk@2
+CDK_APP := $(BIN)/python app.py
+# checkov in its own virtualenv: it pins boto3, packaging and networkx to versions the project's tools outgrew.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .build/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow lint format typecheck \
-        check synth cfn-lint build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
+.PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
+        typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
         bench-query bench-coldstart report-screenshot chromium clean
 
 help: ## list the targets
@@ -46,9 +54,9 @@ test-unit: $(STAMP) ## unit tests (pure domain, handlers with fakes)
 test-integration: $(STAMP) ## integration tests against moto
 	$(BIN)/pytest -q tests/integration -m "not slow and not e2e"
 
-test-infra: $(STAMP) ## CDK synth + assertions + cdk-nag, and cfn-lint on the template
+test-infra: $(STAMP) ## CDK synth + assertions + cdk-nag, then cfn-lint and checkov on the template
 	$(BIN)/pytest -q tests/infra -m "not slow and not e2e"
-	$(MAKE) --no-print-directory cfn-lint
+	$(MAKE) --no-print-directory cfn-lint checkov
 
 test-torch: $(STAMP) ## formulas vs FlopCounterMode and the meter on real (tiny) fine-tuning runs
 	$(BIN)/pytest -q -m "torch and not slow" tests
@@ -56,10 +64,13 @@ test-torch: $(STAMP) ## formulas vs FlopCounterMode and the meter on real (tiny)
 test-slow: $(STAMP) chromium ## heavy suites kept out of `make test` (full demo with training, report in Chromium)
 	$(BIN)/pytest -q -m slow tests
 
-test: $(STAMP) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint (what CI runs)
+test-wheel: $(STAMP) ## build the wheel, install it in a fresh venv, run `flopsmeter demo` from an empty directory
+	$(BIN)/pytest -q -m slow tests/integration/test_local_wheel.py
+
+test: $(STAMP) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint, checkov (what CI runs)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not slow and not e2e" tests
-	$(MAKE) --no-print-directory cfn-lint
+	$(MAKE) --no-print-directory cfn-lint checkov
 
 check: test ## alias of test
 
@@ -72,14 +83,22 @@ synth: $(STAMP) ## synthesize the CloudFormation template into cdk.out (offline,
 cfn-lint: synth ## cfn-lint on the synthesized templates
 	$(BIN)/cfn-lint cdk.out/*.template.json
 
-diff: $(STAMP) ## cdk diff against the account in your AWS profile (needs the CDK CLI: npx aws-cdk)
-	npx --yes aws-cdk@2 diff
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
 
-deploy: $(STAMP) ## cdk deploy (needs credentials and `cdk bootstrap` once per account/region)
-	npx --yes aws-cdk@2 deploy --require-approval never
+checkov: synth $(CHECKOV) ## checkov (a second IaC scanner) on the synthesized templates; skips carry reasons
+	$(CHECKOV) $$(for t in cdk.out/*.template.json; do printf -- '-f %s ' "$$t"; done) \
+		--framework cloudformation --skip-download --compact --quiet
+
+diff: $(STAMP) ## cdk diff against the account in your AWS profile (needs the CDK CLI: npx aws-cdk)
+	$(CDK) diff --app "$(CDK_APP)"
+
+deploy: $(STAMP) ## cdk deploy (credentials, `cdk bootstrap` once); asks before IAM changes (APPROVAL=never skips)
+	$(CDK) deploy --app "$(CDK_APP)" --require-approval $(APPROVAL)
 
 destroy: $(STAMP) ## cdk destroy (the object-locked audit bucket is retained by design)
-	npx --yes aws-cdk@2 destroy
+	$(CDK) destroy --app "$(CDK_APP)"
 
 test-e2e: $(STAMP) ## against a deployed stack: FLOPSMETER_STACK=<name> make test-e2e
 	$(BIN)/pytest -q -m e2e tests/e2e

@@ -12,17 +12,19 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from infra.config import ConfigError  # noqa: E402
-from infra.synth import build_app, cdk_json_context  # noqa: E402
+from infra.config import ConfigError, cdk_json_context  # noqa: E402
+from infra.layer import LayerUnavailable  # noqa: E402
+from infra.synth import build_app, write_member_template  # noqa: E402
 
 
 def main() -> int:
     try:
-        app, _ = build_app(cdk_json_context())
-    except ConfigError as err:
+        app, stack = build_app(cdk_json_context(), default_region=os.environ.get("CDK_DEFAULT_REGION") or None)
+    except (ConfigError, LayerUnavailable) as err:
         print(f"synth stopped: {err}", file=sys.stderr)
         return 2
-    app.synth()
+    assembly = app.synth()
+    write_member_template(stack, assembly.directory)
     return 0
 
 

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import json
 import math
-import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -133,7 +132,7 @@ def function_env(resources: LocalResources, *, metrics: bool = True) -> dict[str
     if not metrics:
         env["POWERTOOLS_METRICS_DISABLED"] = "1"
     unknown = sorted(set(resources.lambda_env()) - set(contract.LAMBDA_ENV) - _NOT_SETTINGS)
-    if unknown:  # the emulator's environment must be the stack's (lambdas/shared/settings.py reads LAMBDA_ENV)
+    if unknown:  # the emulator's environment must be the stack's (flopsmeter/functions/settings.py reads them)
         raise RuntimeError(f"function environment has variables the stack does not set: {unknown}")
     return env
 
@@ -194,10 +193,12 @@ def register_jobs(resources: LocalResources, jobs: Sequence[JobSpec], *, threads
         if job.status != "InProgress":
             moto_ext.set_training_job_state(
                 job.name,
-                status=job.status,
-                start=job.start,
-                end=job.end,
-                failure_reason="AlgorithmError: injected" if job.status == "Failed" else None,
+                moto_ext.JobState(
+                    status=job.status,
+                    start=job.start,
+                    end=job.end,
+                    failure_reason="AlgorithmError: injected" if job.status == "Failed" else None,
+                ),
                 account_id=resources.account_id,
                 region=resources.region,
             )
@@ -217,7 +218,9 @@ def backdate_create_events(resources: LocalResources, created: dict[str, datetim
         job = jobs[name]
         job.creation_time = when
         job.secondary_status_transitions[0]["StartTime"] = when
-    events = moto_ext._events(moto_ext._cloudtrail_backend(resources.account_id, resources.region))
+    events = moto_ext.cloudtrail.stored_events(
+        moto_ext.cloudtrail.cloudtrail_backend(resources.account_id, resources.region)
+    )
     for event in events:
         if event["EventName"] != "CreateTrainingJob":
             continue
@@ -246,8 +249,8 @@ def state_change_event(
     if event_id:
         detail["flopsmeterBenchEventId"] = event_id  # extra fields pass through unvalidated, as AWS's may
     return {
-        "Source": "aws.sagemaker",
-        "DetailType": "SageMaker Training Job State Change",
+        "Source": contract.SAGEMAKER_EVENT_SOURCE,
+        "DetailType": contract.TRAINING_JOB_STATE_CHANGE,
         "Detail": json.dumps(detail),
         "Resources": [arn],
     }
@@ -260,9 +263,3 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
-
-
-def shuffled(items: list[Any], seed: int) -> list[Any]:
-    out = list(items)
-    random.Random(seed).shuffle(out)
-    return out

@@ -39,9 +39,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._harness import JobSpec, emulator, function_env, percentile, register_jobs, sqs_event, state_change_event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +49,7 @@ WARM_P50_TARGET_MS = 50
 BREAKDOWN_PACKAGES = frozenset(
     {
         "lambdas.classifier.handler",  # everything below is inside this one
-        "lambdas.shared.observability",  # Logger, Metrics, Tracer
+        "flopsmeter.functions.observability",  # Logger, Metrics, Tracer
         "aws_xray_sdk.core",  # imported by Powertools' Tracer
         "aws_lambda_powertools.utilities.batch",
         "aws_lambda_powertools.utilities.parser",

@@ -15,9 +15,10 @@ What runs (all local, nothing reaches AWS):
   straight to the queue (as if the rule were widened); unparseable JSON cannot travel through EventBridge either
   and is sent straight to the queue too. Malformed events that do match the rule go through the bus, and so do
   state changes of jobs that SageMaker does not know;
-* ``--workers`` processes play Lambda's SQS event source mapping (Lambda scales out to the classifier's reserved
-  concurrency, 5 in cdk.json): receive up to ``--batch-size`` messages, call the real
-  ``lambdas.classifier.handler.lambda_handler`` with the SQS-shaped event and the environment the stack sets
+* ``--workers`` processes play Lambda's SQS event source mapping (Lambda scales out up to the SQS event source's
+  maximum concurrency, 5 in cdk.json): receive up to ``--batch-size`` messages, call the real
+  ``flopsmeter.functions.classifier.lambda_handler`` (what ``lambdas/classifier/handler.py`` re-exports) with
+  the SQS-shaped event and the environment the stack sets
   (``LAMBDA_ENV``), delete what did not fail (``batchItemFailures``); failures come back after the visibility
   timeout and SQS's redrive policy moves them to the DLQ after ``maxReceiveCount`` receives.
 
@@ -47,12 +48,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._harness import JobSpec, emulator, function_env, percentile, register_jobs, sqs_event, state_change_event
+from flopsmeter import contract
 from flopsmeter.local.clients import client
 from flopsmeter.local.provision import LocalResources
+from flopsmeter.local.runner import LocalLambdaContext
 
 INSTANCE_MIX = (("ml.g5.xlarge", 1), ("ml.g5.12xlarge", 1), ("ml.p4d.24xlarge", 2), ("ml.p5.48xlarge", 4))
 STATUS_MIX = (("Completed", 0.85), ("Failed", 0.10), ("Stopped", 0.05))
@@ -63,7 +63,7 @@ VISIBILITY_TIMEOUT_S = 15  # the stack: 6 x 60 s; shorter here so bad messages r
 MAX_RECEIVE_COUNT = 3
 SAMPLE_CHECK = 200  # records read back and compared with the expected method and FLOPs
 
-# Handler log messages (lambdas/classifier/handler.py, flopsmeter/service/classifier.py) counted per outcome.
+# Handler log messages (flopsmeter/functions/classifier.py, flopsmeter/service/classifier.py) counted per outcome.
 LOG_OUTCOMES = {
     "job classified": "records_written",
     "duplicate delivery; record already exists": "duplicates_suppressed",
@@ -97,8 +97,8 @@ def _bad_bus_entries(resources: LocalResources, count: int) -> list[dict[str, An
     ]
     return [
         {
-            "Source": "aws.sagemaker",
-            "DetailType": "SageMaker Training Job State Change",
+            "Source": contract.SAGEMAKER_EVENT_SOURCE,
+            "DetailType": contract.TRAINING_JOB_STATE_CHANGE,
             "Detail": json.dumps(details[i % len(details)]),
         }
         for i in range(count)
@@ -186,22 +186,6 @@ def _envelope(entry: dict[str, Any], resources: LocalResources) -> str:
 # ------------------------------------------------------------------------------------------------ workers
 
 
-class _Context:
-    """The attributes Powertools reads from a Lambda context."""
-
-    def __init__(self, resources: LocalResources, worker: int) -> None:
-        self.function_name = "flopsmeter-classifier"
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{resources.region}:{resources.account_id}:function:classifier"
-        self.memory_limit_in_mb = 512
-        self.aws_request_id = f"bench-{worker}-{uuid.uuid4()}"
-        self.log_group_name = "/aws/lambda/flopsmeter-classifier"
-        self.log_stream_name = f"bench-worker-{worker}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 def worker_main(
     worker: int, resources: dict[str, Any], env: dict[str, str], batch_size: int, out: str, stop: Any
 ) -> None:
@@ -211,7 +195,7 @@ def worker_main(
     log = Path(out) / f"worker-{worker}.log"
     sys.stdout = log.open("w", encoding="utf-8", buffering=1 << 20)  # Powertools logs + EMF, before its import
     init_start = time.perf_counter()
-    from lambdas.classifier.handler import lambda_handler
+    from flopsmeter.functions.classifier import lambda_handler
 
     init_s = time.perf_counter() - init_start
     sqs = client("sqs", res.endpoint, res.region)
@@ -224,7 +208,9 @@ def worker_main(
             time.sleep(0.2)  # short polling (see bench._harness.serialize_emulator_requests)
             continue
         started = time.perf_counter()
-        reply = lambda_handler(sqs_event(messages, res), _Context(res, worker))
+        reply = lambda_handler(
+            sqs_event(messages, res), LocalLambdaContext(region=res.region, account_id=res.account_id)
+        )
         elapsed = time.perf_counter() - started
         failed = {f["itemIdentifier"] for f in reply["batchItemFailures"]}
         done = [m for m in messages if m["MessageId"] not in failed]
@@ -285,7 +271,7 @@ def _wait_until_drained(resources: LocalResources, expected_dlq: int, deadline_s
 
 def _bucket_check(resources: LocalResources, plan: Plan) -> dict[str, Any]:
     from flopsmeter.audit.keys import RECORDS_PREFIX
-    from flopsmeter.audit.store import AuditStore
+    from flopsmeter.aws.store import AuditStore
     from flopsmeter.domain.hardware import hardware_ceiling
 
     store = AuditStore(client("s3", resources.endpoint, resources.region), resources.audit_bucket)
@@ -444,7 +430,7 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000, help="events in the burst (default 10000)")
-    parser.add_argument("--workers", type=int, default=5, help="handler processes (the stack's reserved concurrency)")
+    parser.add_argument("--workers", type=int, default=5, help="handler processes (event source max concurrency)")
     parser.add_argument("--batch-size", type=int, default=10, choices=range(1, 11), metavar="1..10")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--deadline", type=float, default=3600, help="seconds to wait for the queue to drain")

@@ -21,6 +21,14 @@ METRIC_CEILING_RATIO = "CeilingRatio"  # cumulative FLOPs / hardware ceiling so 
 # across ranks, or a model it could not meter); sent only then. The classifier then trusts the hardware ceiling.
 METRIC_METER_INCOMPLETE = "MeterIncomplete"
 
+# The meter's stdout metrics (SageMaker MetricDefinitions on its stdout line, flopsmeter.training.emitters): SageMaker
+# keeps the last value of each in the job's FinalMetricDataList, the classifier's second channel when the CloudWatch
+# series is missing (no credentials or no region in the job, AccessDenied on PutMetricData).
+STDOUT_METRIC_CUMULATIVE_FLOPS = "flopsmeter:cumulative_flops"
+STDOUT_METRIC_TOKENS = "flopsmeter:tokens"
+STDOUT_METRIC_NON_PADDING_TOKENS = "flopsmeter:non_padding_tokens"
+STDOUT_METRIC_METER_INCOMPLETE = "flopsmeter:meter_incomplete"
+
 # Job environment variables (CreateTrainingJob Environment) and their tag equivalents (tags win nothing:
 # environment first, then tags; see flopsmeter.domain.pretrain for the order and its reasons).
 ENV_PRETRAIN_FLOPS = "PRETRAIN_FLOPS"
@@ -96,7 +104,7 @@ SIGNING_ALGORITHM = "RSASSA_PSS_SHA_256"
 RECORDED_EVENT_SOURCE = "flopsmeter"
 RECORDED_EVENT_DETAIL_TYPE = "FLOPs Classification Recorded"
 
-# Lambda environment variables set by the CDK stack and read by lambdas/shared/settings.py.
+# Lambda environment variables set by the CDK stack and validated by flopsmeter.functions.settings.
 LAMBDA_ENV = (
     "AUDIT_BUCKET_NAME",
     "RETENTION_YEARS",
@@ -128,6 +136,20 @@ DLQ_ATTR_JOB = "flopsmeter-job"  # String, the training job's name, when the eve
 # (flopsmeter.domain.pretrain; guideline Annex A.2 error margin).
 ENV_PRETRAIN_FLOPS_OVERRIDE_REASON = "FLOPSMETER_PRETRAIN_FLOPS_OVERRIDE_REASON"
 TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
+
+# Organization mode (infra/member.py): the read-only role each member account holds for the compliance account's
+# classifier and reconciler to assume, one per stage (a StackSet deploys it to every member account).
+MEMBER_READER_ROLE_PREFIX = "FlopsMeterMemberReader"
+
+
+def member_reader_role_name(stage: str) -> str:
+    return f"{MEMBER_READER_ROLE_PREFIX}-{stage}"
+
+
+# Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
+# a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
+RETENTION_DAYS_PER_YEAR = 366
+
 
 # Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the
 # service cannot read a parent's record (unknown job, another account or region, unreadable record). Used only

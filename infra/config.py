@@ -7,12 +7,28 @@ Values given on the command line arrive as strings (``-c retention_years=7``); t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
+from infra.assets import REPO_ROOT
+
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The ``context`` object of ``cdk.json`` (the CDK CLI passes it itself; ``python app.py`` does not)."""
+    return dict(json.loads(path.read_text()).get("context", {}))
+
+
+def feature_flags(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The CDK feature flags among ``context`` (``@aws-cdk...`` keys)."""
+    return {k: v for k, v in context.items() if k.startswith("@aws-cdk")}
+
 
 # CloudWatch Logs accepts only these retention periods (days; 0 would mean "never expire"), each with the name of
 # its aws_logs.RetentionDays member (jsii enums carry names, not the day counts).
@@ -42,9 +58,16 @@ LOG_RETENTION = {
 }
 LOG_RETENTION_DAYS = tuple(LOG_RETENTION)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SINGLE_ACCOUNT = "single-account"
+ORGANIZATION = "organization"
+DEPLOYMENT_MODES = (SINGLE_ACCOUNT, ORGANIZATION)
+STACKSET_CALL_AS = ("DELEGATED_ADMIN", "SELF")  # the compliance account is a delegated administrator, or management
 STAGES = ("dev", "test", "prod")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+_OU_OR_ROOT = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
 
 
 class ConfigError(ValueError):
@@ -64,19 +87,34 @@ class DeployConfig:
     primary_policy: str = DEFAULT_PRIMARY_POLICY  # a policy id of flopsmeter.domain.thresholds.POLICIES
     approaching_fraction: float = DEFAULT_APPROACHING_FRACTION  # "approaching" from this share of a threshold
     alert_email: str | None = None  # subscribed to the alert topic when set (confirmation e-mail follows)
-    powertools_layer_version: int = 27  # AWSLambdaPowertoolsPythonV3-python314-arm64:<this>
     reconcile_lookback_hours: int = 24  # how far back the reconciler lists ended training jobs
     reconcile_every_minutes: int = 60  # reconciler schedule
     log_retention_days: int = 365  # CloudWatch Logs retention of the functions' log groups
     log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
     cloudtrail_max_wait_seconds: int = 1800  # how long the classifier waits for CloudTrail before "not_found"
-    classifier_reserved_concurrency: int = 5  # also caps CloudTrail LookupEvents calls (2 TPS per account)
+    # The classifier's event-source MaximumConcurrency: caps CloudTrail LookupEvents calls (2 TPS per account).
+    classifier_max_concurrency: int = 5
+    # Reserved concurrency: 0 = none (the default; a reservation fails on accounts whose unreserved pool would fall
+    # below Lambda's minimum of 100). When set, at least classifier_max_concurrency.
+    classifier_reserved_concurrency: int = 0
+    region: str | None = None  # the target region when known at synth (else CDK_DEFAULT_REGION; else agnostic)
+    # Organization mode (docs/organization.md): this stack becomes the compliance account's, with an organization
+    # event bus, and a service-managed StackSet deploys the member stack to every account of these OUs.
+    deployment_mode: str = SINGLE_ACCOUNT
+    organization_id: str | None = None  # o-...
+    member_organizational_units: tuple[str, ...] = ()  # ou-... or r-... (the root: every account)
+    member_regions: tuple[str, ...] = ()  # the regions the member stack is deployed to in each account
+    stackset_call_as: str = "DELEGATED_ADMIN"
     access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
     athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
 
     @property
     def is_production(self) -> bool:
         return self.stage == "prod"
+
+    @property
+    def is_organization(self) -> bool:
+        return self.deployment_mode == ORGANIZATION
 
     @property
     def retention_days(self) -> int:
@@ -111,13 +149,70 @@ class DeployConfig:
 
 
 def _cross_field_problems(cfg: DeployConfig) -> list[str]:
-    problems = []
+    problems = _organization_problems(cfg)
+    if 0 < cfg.classifier_reserved_concurrency < cfg.classifier_max_concurrency:
+        problems.append(
+            f"classifier_reserved_concurrency={cfg.classifier_reserved_concurrency} is below "
+            f"classifier_max_concurrency={cfg.classifier_max_concurrency}: the queue's pollers would be throttled "
+            "(0 means no reservation)"
+        )
     if cfg.reconcile_lookback_hours * 60 < cfg.reconcile_every_minutes:
         problems.append(
             f"reconcile_lookback_hours={cfg.reconcile_lookback_hours} is shorter than reconcile_every_minutes="
             f"{cfg.reconcile_every_minutes}: jobs ending between two runs would never be reconciled"
         )
     return problems
+
+
+def _organization_problems(cfg: DeployConfig) -> list[str]:
+    org_keys = {
+        "organization_id": cfg.organization_id,
+        "member_organizational_units": cfg.member_organizational_units,
+        "member_regions": cfg.member_regions,
+    }
+    if cfg.is_organization:
+        return [
+            f"{key} is required when deployment_mode={ORGANIZATION}" for key, value in org_keys.items() if not value
+        ]
+    return [
+        f"{key} is set but deployment_mode={cfg.deployment_mode} (set deployment_mode={ORGANIZATION} to use it)"
+        for key, value in org_keys.items()
+        if value
+    ]
+
+
+def _list_of(pattern: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, ...]]:
+    """A JSON list in cdk.json, or a comma-separated string from ``-c key=a,b``."""
+
+    def parse(raw: Any) -> tuple[str, ...]:
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            raise ValueError(f"must be a list of {what}")
+        values = tuple(str(item).strip() for item in items if str(item).strip())
+        bad = [v for v in values if not pattern.match(v)]
+        if bad:
+            raise ValueError(f"must be a list of {what}; not: " + ", ".join(bad))
+        return values
+
+    return parse
+
+
+def _organization_id(raw: Any) -> str | None:
+    value = str(raw).strip()
+    if value == "":
+        return None
+    if not _ORGANIZATION_ID.match(value):
+        raise ValueError("must be an AWS Organizations id such as o-a1b2c3d4e5 (or empty)")
+    return value
+
+
+def _region(raw: Any) -> str | None:
+    value = str(raw).strip()
+    if value == "":
+        return None
+    if not _REGION.match(value):
+        raise ValueError("must be an AWS region name such as eu-west-1 (or empty for a region-agnostic template)")
+    return value
 
 
 def _int_in(low: int, high: int) -> Callable[[Any], int]:
@@ -196,13 +291,19 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "primary_policy": _policy,
     "approaching_fraction": _fraction,
     "alert_email": _email,
-    "powertools_layer_version": _int_in(1, 10_000),
     "reconcile_lookback_hours": _int_in(1, 24 * 30),
     "reconcile_every_minutes": _int_in(5, 24 * 60),
     "log_retention_days": _one_of(LOG_RETENTION_DAYS, int),
     "log_level": _log_level,
     "cloudtrail_max_wait_seconds": _int_in(0, 6 * 3600),
-    "classifier_reserved_concurrency": _int_in(2, 100),
+    "classifier_max_concurrency": _int_in(2, 1000),
+    "classifier_reserved_concurrency": _int_in(0, 1000),
+    "region": _region,
     "access_log_retention_days": _int_in(1, 36_500),
     "athena_bytes_scanned_cutoff_gb": _int_in(1, 10_000),
+    "deployment_mode": _one_of(DEPLOYMENT_MODES),
+    "organization_id": _organization_id,
+    "member_organizational_units": _list_of(_OU_OR_ROOT, "organizational unit ids (ou-...) or the root id (r-...)"),
+    "member_regions": _list_of(_REGION, "AWS region names"),
+    "stackset_call_as": _one_of(STACKSET_CALL_AS),
 }

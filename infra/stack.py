@@ -2,47 +2,57 @@
 
 - ``AuditBucket`` (infra/constructs/audit_bucket.py): the locked bucket, its key, the access logs, the bucket
   policy, and the grants to write once / read / list under a prefix.
-- ``DigestSigningKey`` (signing.py), ``ClassifierQueue`` (pipeline.py), ``AlertTopic`` and ``Monitoring``
-  (monitoring.py), ``RecordsQuery`` (query.py): each grants on what it owns.
+- ``DigestSigningKey`` (signing.py), ``MessagingKey`` (messaging.py), ``ClassifierQueue`` (pipeline.py),
+  ``AlertTopic`` and ``Monitoring`` (monitoring.py), ``RecordsQuery`` (query.py): each grants on what it owns.
+- ``TamperAlerts`` (tamper.py): key and bucket-policy tampering -> the alert topic.
+- ``OrganizationIntake`` (organization.py, organization mode only): the organization bus, the StackSet that
+  deploys ``infra.member.MemberStack`` to the member accounts, and the functions' right to assume its role.
 - ``ServiceFunctions`` (service.py): the three functions, and which of those grants each role gets.
 - The ``AuditReadPolicy`` managed policy for people: read and verify records, query them; no writes, no deletes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import AuditBucket
+from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
+from infra.constructs.organization import OrganizationIntake
 from infra.constructs.pipeline import ClassifierQueue
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
 from infra.constructs.signing import DigestSigningKey
+from infra.constructs.tamper import TamperAlerts
 
 
 class FlopsMeterStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeployConfig, asset_dir: str, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        asset_dir: str,
+        flags: Mapping[str, Any] | None = None,
+        **kwargs: object,
     ) -> None:
+        """``flags``: the app's CDK feature flags, for the member stack's own synthesis (organization mode)."""
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        cfg = config
+        self.config = cfg = config
         ephemeral = RemovalPolicy.RETAIN if cfg.is_production else RemovalPolicy.DESTROY
 
         audit = AuditBucket(
             self, "Audit", retention_years=cfg.retention_years, access_log_retention_days=cfg.access_log_retention_days
         )
         signing = DigestSigningKey(self, "DigestSigning")
-        messaging_key = kms.Key(
-            self,
-            "MessagingKey",
-            enable_key_rotation=True,
-            removal_policy=ephemeral,
-            description="FLOPs Meter queues and alert topic",
-        )
+        messaging_key = MessagingKey(self, "Messaging", removal_policy=ephemeral)
         alerts = AlertTopic(self, "Alerts", key=messaging_key, email=cfg.alert_email)
         intake = ClassifierQueue(
             self,
@@ -59,6 +69,7 @@ class FlopsMeterStack(Stack):
             resources=ServiceResources(audit=audit, alerts=alerts, intake=intake, signing=signing),
             removal_policy=ephemeral,
         )
+        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
         query = RecordsQuery(
             self,
             "Query",
@@ -98,5 +109,17 @@ class FlopsMeterStack(Stack):
             "DashboardName": monitoring.dashboard.dashboard_name,
             "ClassifierFunctionName": functions.classifier.function.function_name,
         }
+        self.organization: OrganizationIntake | None = None
+        if cfg.is_organization:
+            self.organization = OrganizationIntake(
+                self,
+                "Organization",
+                config=cfg,
+                intake=intake,
+                readers=(functions.classifier.role, functions.reconciler.role),
+                flags=flags or {},
+            )
+            outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
+            outputs["MemberStackSetName"] = str(self.organization.stack_set.stack_set_name)
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

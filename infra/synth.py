@@ -10,16 +10,11 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.assets import DEFAULT_ASSET_DIR, REPO_ROOT, stage_lambda_asset
-from infra.config import DeployConfig
+from infra.assets import DEFAULT_ASSET_DIR, stage_lambda_asset
+from infra.config import DeployConfig, feature_flags
+from infra.config import cdk_json_context as cdk_json_context  # re-exported: tests and scripts read it from here
+from infra.member import member_stack_name
 from infra.stack import FlopsMeterStack
-
-CDK_JSON = REPO_ROOT / "cdk.json"
-
-
-def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The ``context`` object of ``cdk.json`` (the CDK CLI passes it itself; ``python app.py`` does not)."""
-    return dict(json.loads(path.read_text()).get("context", {}))
 
 
 def stack_name(config: DeployConfig) -> str:
@@ -27,10 +22,18 @@ def stack_name(config: DeployConfig) -> str:
 
 
 def build_app(
-    context: Mapping[str, Any] | None = None, *, outdir: str | None = None, asset_dir: Path | None = None
+    context: Mapping[str, Any] | None = None,
+    *,
+    outdir: str | None = None,
+    asset_dir: Path | None = None,
+    default_region: str | None = None,
 ) -> tuple[cdk.App, FlopsMeterStack]:
     """Validate the context into a ``DeployConfig`` (``ConfigError`` if bad), stage the Lambda asset, build
-    the stack and turn cdk-nag on. Context from the CDK CLI (``-c key=value``) overrides ``context``."""
+    the stack and turn cdk-nag on. Context from the CDK CLI (``-c key=value``) overrides ``context``.
+
+    The stack is region-agnostic unless a region is known: the ``region`` context, else ``default_region``
+    (app.py passes the CLI's ``CDK_DEFAULT_REGION``); then synth checks region-bound choices (the Powertools
+    layer) instead of leaving them to a CloudFormation rule. The account is always left to deploy time."""
     app = cdk.App(context=dict(context or {}), outdir=outdir)
     config = DeployConfig.from_context(app.node)
     staged = stage_lambda_asset(asset_dir or DEFAULT_ASSET_DIR)
@@ -39,11 +42,22 @@ def build_app(
         stack_name(config),
         config=config,
         asset_dir=str(staged),
+        flags=feature_flags(context or {}),
         description="FLOPs Meter: EU AI Act compute compliance for SageMaker fine-tuning (audit trail, classifier)",
-        # Account and region come from the CLI's credentials at deploy time; synth needs neither.
-        env=cdk.Environment(account=None, region=None),
+        # The account comes from the CLI's credentials at deploy time; synth needs no credentials.
+        env=cdk.Environment(account=None, region=config.region or default_region),
     )
     cdk.Tags.of(stack).add("application", "flopsmeter")
     cdk.Tags.of(stack).add("stage", config.stage)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
+
+
+def write_member_template(stack: FlopsMeterStack, outdir: str) -> Path | None:
+    """Organization mode: write the member stack's template next to the compliance stack's, so that cfn-lint and
+    checkov (``cdk.out/*.template.json``) scan both; the StackSet carries the same template inline."""
+    if stack.organization is None:
+        return None
+    path = Path(outdir) / f"{member_stack_name(stack.config.stage)}.template.json"
+    path.write_text(json.dumps(stack.organization.member_template, indent=1))
+    return path

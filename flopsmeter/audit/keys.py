@@ -117,6 +117,18 @@ def digest_key(account_id: str, region: str, hour: datetime) -> str:
     return f"{DIGESTS_PREFIX}account={account_id}/region={region}/{hour:%Y/%m/%d/%H}.json"
 
 
+# One immutable marker per record once its announcement went out (all steps), or per step (``step="event"``).
+NOTIFICATIONS_PREFIX = "notifications/v1/"
+
+
+def notification_key(of_record: str, step: str | None = None) -> str:
+    """Marker key of a record's announcement: every step done (no ``step``), or one step done."""
+    if not of_record.startswith(RECORDS_PREFIX):
+        raise ValueError(f"not a record key: {of_record[:120]!r}")
+    marker = NOTIFICATIONS_PREFIX + of_record.removeprefix(RECORDS_PREFIX)
+    return marker if step is None else marker.removesuffix(".json") + f".{step}.json"
+
+
 def location_digest(location: str) -> str:
     """SHA-256 (hex) of a normalised location (``flopsmeter.domain.lineage.normalise_s3_uri``, or an ARN)."""
     return hashlib.sha256(location.encode()).hexdigest()

@@ -89,6 +89,9 @@ class FlopsInfo(_Model):
     recompute_flops: FlopCount | None = None  # gradient checkpointing; recorded, not added
     formula_version: str | None = None
     uncertainty: str
+    # Where ``metered`` came from: the meter's CloudWatch series, or (when that series is missing) the last values of
+    # its stdout metrics that SageMaker keeps in DescribeTrainingJob's FinalMetricDataList. None: nothing metered.
+    metered_channel: Literal["cloudwatch", "final_metric_data"] | None = None
 
 
 class PolicyClassification(_Model):

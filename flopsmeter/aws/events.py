@@ -9,8 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter import contract
-from flopsmeter.audit.store import TRANSIENT_CODES
-from flopsmeter.aws.errors import MORE_TRANSIENT_CODES, translate
+from flopsmeter.aws.errors import is_transient_code, translate
 from flopsmeter.service.errors import PermanentError, TransientError
 
 
@@ -39,7 +38,7 @@ class Notifier:
             failed = reply.get("Entries", [{}])[0]
             code = str(failed.get("ErrorCode", ""))
             message = f"EventBridge PutEvents entry failed: {code} {failed.get('ErrorMessage', '')}".strip()
-            if code in TRANSIENT_CODES or code in MORE_TRANSIENT_CODES or not code:
+            if is_transient_code(code) or not code:
                 raise TransientError(message)
             raise PermanentError(message)
 

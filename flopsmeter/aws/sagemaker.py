@@ -8,10 +8,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flopsmeter import contract
 from flopsmeter.aws.errors import error_code, translate
 from flopsmeter.service.errors import JobNotFound
 
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound", "ResourceNotFoundException"})
 
 
@@ -42,7 +42,7 @@ class SageMakerJobs:
 
     def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
         paginator = self.client.get_paginator("list_training_jobs")
-        for status in TERMINAL_STATUSES:
+        for status in contract.TERMINAL_STATUSES:
             try:
                 for page in paginator.paginate(
                     LastModifiedTimeAfter=since, StatusEquals=status, PaginationConfig={"PageSize": 100}

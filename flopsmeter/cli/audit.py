@@ -49,7 +49,7 @@ def _client(args: argparse.Namespace, service: str) -> Any:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from flopsmeter.audit.store import AuditStore
+    from flopsmeter.aws.store import AuditStore
 
     return AuditStore(_client(args, "s3"), args.bucket)
 

@@ -144,7 +144,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.store import AuditStore
+    from flopsmeter.aws.store import AuditStore
     from flopsmeter.local import emulator
     from flopsmeter.local.clients import client
     from flopsmeter.local.replay import DOCS_EXAMPLE, load_event, replay
@@ -160,7 +160,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         event,
         register_missing=not args.no_register,
         log_path=Path(args.state_dir) / "logs" / "classifier.log",
-        keep_warm=True,
     )
     for note in result.notes:
         out.print(f"[yellow]note:[/] {note}")
@@ -187,10 +186,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from flopsmeter.audit.digests import write_digest
-    from flopsmeter.audit.store import AuditStore
+    from flopsmeter.aws.store import AuditStore
     from flopsmeter.local import emulator
     from flopsmeter.local.clients import client
+    from flopsmeter.service.digests import write_digest
 
     state = emulator.read_state(args.state_dir)
     r = state.resources

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
-from flopsmeter.audit.store import AuditStore
+from flopsmeter.aws.store import AuditStore
 
 MANIFEST_NAME = ".flopsmeter-mirror.json"
 PULL_WORKERS = 16

@@ -15,12 +15,11 @@ runner plays Lambda's SQS event source mapping; job durations are declared (only
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,97 +29,27 @@ from rich.panel import Panel
 from rich.table import Table
 
 from flopsmeter import contract
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
+from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import (
     Attempt,
-    FakeLambdaContext,
+    Handler,
+    classifier_handler,
     drain,
-    lambda_environment,
-    load_classifier_handler,
+    local_context,
+    open_log,
     peek_dead_letters,
     put_state_change,
-    repo_root,
+    reconciler_handler,
     send_raw,
 )
 from flopsmeter.local.show import attempts_table, console, dead_letters_table, records_table
-
-ROLE = "MLEngineer"
-DETAIL_TYPE = "SageMaker Training Job State Change"
-
-
-@dataclass(frozen=True)
-class DemoJob:
-    name: str
-    who: str  # role session name: the CloudTrail principal
-    instance_type: str
-    instance_count: int
-    hours: float
-    status: str = "Completed"
-    environment: dict[str, str] = field(default_factory=dict)
-    failure_reason: str | None = None
-    story: str = ""
-
-
-DECLARED_JOBS = (
-    DemoJob(
-        "demo-full-ft-unmetered",
-        "bob",
-        "ml.p4d.24xlarge",
-        2,
-        6.0,
-        story="no meter: classified on its hardware ceiling (chips x seconds x peak)",
-    ),
-    DemoJob(
-        "demo-llama70b-known",
-        "alice",
-        "ml.p4d.24xlarge",
-        4,
-        12.0,
-        environment={contract.ENV_PRETRAIN_FLOPS: "1.5e24", contract.ENV_BASE_MODEL: "meta-llama/Meta-Llama-3-70B"},
-        story="PRETRAIN_FLOPS=1.5e24 known: threshold 0.30 x 1.5e24 = 4.5e23",
-    ),
-    DemoJob(
-        "demo-big-exceeds",
-        "bob",
-        "ml.p5.48xlarge",
-        16,
-        80.0,
-        status="Stopped",
-        story="16 x p5 for 80 h, stopped by its owner: compute spent still counts; exceeds 3.3e22",
-    ),
-    DemoJob("demo-sft-stage1", "alice", "ml.p5.48xlarge", 8, 60.0, story="lineage parent"),
-    DemoJob(
-        "demo-dpo-stage2",
-        "alice",
-        "ml.p5.48xlarge",
-        8,
-        60.0,
-        environment={contract.ENV_PARENT_JOB: "demo-sft-stage1"},
-        story="lineage child of demo-sft-stage1: classified on parent + own FLOPs",
-    ),
-    DemoJob(
-        "demo-failed-oom",
-        "bob",
-        "ml.g5.12xlarge",
-        1,
-        2.0,
-        status="Failed",
-        failure_reason="CUDA out of memory",
-        story="failed job; its CloudTrail event never arrives",
-    ),
-)
-LOST_JOB = DemoJob(
-    "demo-lost-event",
-    "bob",
-    "ml.g5.2xlarge",
-    1,
-    3.0,
-    story="its state-change event is lost: the scheduled reconciler records it",
-)
-METERED_JOB = "demo-lora-metered"
+from flopsmeter.local.tiny_training import run_tiny_fine_tuning
 
 
 class Demo:
@@ -130,6 +59,7 @@ class Demo:
         self.train = train
         self.log_path = out_dir / "logs" / "demo.log"  # classifier, reconciler and training logs
         self.resources: LocalResources
+        self.classifier: Handler
         self.callers: dict[str, Any] = {}
         self.attempts: list[Attempt] = []
         self.started = time.monotonic()
@@ -188,10 +118,10 @@ class Demo:
     def set_state(self, name: str, **kwargs: Any) -> None:
         moto_ext.set_training_job_state(
             name,
+            moto_ext.JobState(**kwargs),
             account_id=self.resources.account_id,
             region=self.resources.region,
             endpoint=self.resources.endpoint,
-            **kwargs,
         )
 
     def state_change_event(self, name: str, status: str | None = None) -> dict[str, Any]:
@@ -214,8 +144,8 @@ class Demo:
         return {
             "version": "0",
             "id": "",
-            "detail-type": DETAIL_TYPE,
-            "source": "aws.sagemaker",
+            "detail-type": contract.TRAINING_JOB_STATE_CHANGE,
+            "source": contract.SAGEMAKER_EVENT_SOURCE,
             "account": self.resources.account_id,
             "region": self.resources.region,
             "resources": [job["TrainingJobArn"]],
@@ -223,7 +153,7 @@ class Demo:
         }
 
     def run_classifier(self, label: str) -> None:
-        report = drain(self.resources, log_path=self.log_path, keep_warm=True, deadline_s=120)
+        report = drain(self.resources, handler=self.classifier, log_path=self.log_path, deadline_s=120)
         self.attempts += report.attempts
         self.out.print(attempts_table(report.attempts, title=f"Deliveries to the classifier: {label}"))
 
@@ -231,6 +161,8 @@ class Demo:
     def start(self, emulator: Emulator) -> None:
         self.section("1. Local AWS (moto) with the stack's resources")
         self.resources = emulator.provision()
+        with _quiet(self.log_path):  # the function's loggers print to the log file, not the terminal
+            self.classifier = classifier_handler(self.resources)
         r = self.resources
         table = Table(show_header=False)
         table.add_row("endpoint", f"{r.endpoint} (account {r.account_id}, {r.region}; no credentials, no network)")
@@ -342,37 +274,26 @@ class Demo:
 
     def reconcile(self) -> None:
         self.section("6. Scheduled reconciler: a lost event never means a lost record")
-        root = str(repo_root())
-        import sys
-
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        with lambda_environment(self.resources, keep_warm=True), _quiet(self.log_path):
-            from lambdas.reconciler.handler import lambda_handler
-
-            result = lambda_handler(
+        with _quiet(self.log_path):
+            result = reconciler_handler(self.resources)(
                 {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
-                FakeLambdaContext(self.resources),
+                local_context(self.resources, "flopsmeter-reconciler"),
             )
         self.out.print(f"reconciler: {json.dumps(result, default=str)[:300]}")
         self.check("the reconciler records the job whose event was lost", LOST_JOB.name in str(result.get("recorded")))
 
     def records(self) -> list[Any]:
         self.section("7. The audit trail")
-        from flopsmeter.audit.store import AuditStore
-
         store = AuditStore(self.aws("s3"), self.resources.audit_bucket)
-        keys = [o["Key"] for o in store.list_keys("records/")]
-        records = [store.get_record(k) for k in keys]
-        records.sort(key=lambda rec: rec.job.end_time)
+        stored = sorted(
+            ((o["Key"], store.get_record(o["Key"])) for o in store.list_keys("records/")),
+            key=lambda pair: pair[1].job.end_time,
+        )
+        records = [record for _key, record in stored]
         self.out.print(
             records_table(records, title=f"Audit records in s3://{self.resources.audit_bucket} (* = primary policy)")
         )
-        saved = self.out_dir / "records"
-        saved.mkdir(parents=True, exist_ok=True)
-        for key, record in zip(keys, records, strict=True):
-            (saved / f"{record.job.name}.json").write_bytes(store.get(key).body)
-        self.out.print(f"record JSON copies: {saved}/")
+        self.check("each record copy is saved under its own job's name", self.save_copies(store, stored))
         for r in records:
             if r.warnings:
                 self.out.print(f"[dim]{r.job.name} warnings: {'; '.join(r.warnings)[:300]}[/]")
@@ -409,11 +330,22 @@ class Demo:
         self.check("alerts were sent for approaching/exceeds", len(alerts) >= 2)
         return records
 
+    def save_copies(self, store: AuditStore, stored: list[tuple[str, AuditRecord]]) -> bool:
+        """Copy each record's stored bytes to ``<out>/records/<job>.json``; True when every copy reads back as the
+        record of the job its file is named after."""
+        saved = self.out_dir / "records"
+        saved.mkdir(parents=True, exist_ok=True)
+        for key, record in stored:
+            (saved / f"{record.job.name}.json").write_bytes(store.get(key).body)
+        self.out.print(f"record JSON copies: {saved}/")
+        copies = sorted(saved.glob("*.json"))
+        names = {path.stem: json.loads(path.read_bytes()).get("job", {}).get("name") for path in copies}
+        return len(copies) == len(stored) and all(stem == name for stem, name in names.items())
+
     def digest_and_verify(self) -> None:
         self.section("8. Signed digest and verification")
-        from flopsmeter.audit.digests import write_digest
-        from flopsmeter.audit.store import AuditStore
         from flopsmeter.compliance.verify import BucketSource, render_text, verify
+        from flopsmeter.service.digests import write_digest
 
         store = AuditStore(self.aws("s3"), self.resources.audit_bucket)
         time.sleep(1.1)  # a digest covers versions written before its (whole-second) end: let the last one in
@@ -437,7 +369,6 @@ class Demo:
         self.section("9. Deleting or overwriting a record")
         from botocore.exceptions import ClientError
 
-        from flopsmeter.audit.store import AuditStore
         from flopsmeter.compliance.verify import BucketSource, render_text, verify
 
         s3, bucket = self.aws("s3"), self.resources.audit_bucket
@@ -499,103 +430,9 @@ def _drain_inbox(sqs: Any, url: str) -> list[str]:
 
 @contextmanager
 def _quiet(log_path: Path) -> Iterator[None]:
-    import contextlib
-
-    from flopsmeter.local.runner import open_log
-
     stream = open_log(log_path)
     with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         yield
-
-
-def run_tiny_fine_tuning(job_name: str, out_dir: Path, resources: LocalResources) -> dict[str, Any]:
-    """A real LoRA fine-tuning of a tiny Llama-shaped model on synthetic tokens (CPU, ~10-30 s)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
-
-    from flopsmeter.training import FlopsMeterCallback
-
-    torch.manual_seed(0)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    config = LlamaConfig(
-        vocab_size=512,
-        hidden_size=128,
-        intermediate_size=344,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    model = get_peft_model(
-        LlamaForCausalLM(config),
-        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, task_type="CAUSAL_LM"),
-    )
-    rows = []
-    for i in range(64):
-        ids = torch.randint(3, config.vocab_size, (128,))
-        mask = torch.ones(128, dtype=torch.long)
-        pad = (i % 4) * 16  # some padded rows: padding is computed (and counted) too
-        if pad:
-            ids[-pad:], mask[-pad:] = 0, 0
-        labels = ids.clone()
-        labels[mask == 0] = -100
-        rows.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
-    args = TrainingArguments(
-        output_dir=str(out_dir),
-        max_steps=16,
-        per_device_train_batch_size=4,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
-    meter = FlopsMeterCallback(
-        job_name=job_name, cloudwatch=True, emit_every_s=0, stdout=False, output_dir=str(out_dir), handle_signals=False
-    )
-    env = {
-        "AWS_ENDPOINT_URL": resources.endpoint,
-        "AWS_REGION": resources.region,
-        "AWS_DEFAULT_REGION": resources.region,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        contract.ENV_TRAINING_JOB_NAME: job_name,
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    started = time.monotonic()
-    try:
-        Trainer(model=model, args=args, train_dataset=rows, callbacks=[meter]).train()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    seconds = time.monotonic() - started
-    document = json.loads((out_dir / "flops_meter.json").read_text())
-    totals = document.get("totals", document)
-    return {
-        "steps": args.max_steps,
-        "seconds": seconds,
-        "flops": float(_first(document, "cumulative_flops", "flops")),
-        "tokens": int(_first(document, "tokens")),
-        "non_padding_tokens": int(_first(document, "non_padding_tokens")),
-        "file": str(out_dir / "flops_meter.json"),
-        "totals": totals,
-    }
-
-
-def _first(document: dict[str, Any], *names: str) -> Any:
-    """The first of ``names`` found in the meter file (top level or one level down)."""
-    for scope in (document, *(v for v in document.values() if isinstance(v, dict))):
-        for name in names:
-            if name in scope:
-                return scope[name]
-    return 0
 
 
 def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
@@ -609,8 +446,6 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
             border_style="blue",
         )
     )
-    with _quiet(out_dir / "logs" / "demo.log"):
-        load_classifier_handler()  # import once, up front (logging bound to the log file): fail early
     with Emulator() as emulator:
         demo = Demo(out, out_dir, train=train)
         demo.start(emulator)

@@ -17,26 +17,20 @@ Provisioning is idempotent: running it twice returns the same resources.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flopsmeter import contract
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 PREFIX = "flopsmeter"
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
-TRAINING_STATE_PATTERN = {
-    "source": ["aws.sagemaker"],
-    "detail-type": ["SageMaker Training Job State Change"],
-    "detail": {"TrainingJobStatus": list(TERMINAL_STATUSES)},
-}
 LOCAL_VISIBILITY_TIMEOUT_SECONDS = 1  # the stack: 6 x the 60 s function timeout; seconds keep the demo short
 LOCAL_CLOUDTRAIL_MAX_WAIT_SECONDS = 3  # the stack waits up to 30 min for CloudTrail's ~15 min delivery delay
 LOCAL_BATCH_SIZE = 5  # the stack's event source batch size
-# Same rule as infra/constructs/pipeline.py max_receive_count (not imported: it pulls in aws_cdk): enough
-# receives to cover the CloudTrail wait, one that records not_found, and 4 spare ones for transient failures.
-LOCAL_MAX_RECEIVE_COUNT = math.ceil(LOCAL_CLOUDTRAIL_MAX_WAIT_SECONDS / LOCAL_VISIBILITY_TIMEOUT_SECONDS) + 1 + 4
+LOCAL_MAX_RECEIVE_COUNT = contract.max_receive_count(
+    LOCAL_CLOUDTRAIL_MAX_WAIT_SECONDS, LOCAL_VISIBILITY_TIMEOUT_SECONDS
+)
 LOCAL_RETENTION_YEARS = 10
 
 
@@ -76,12 +70,10 @@ class LocalResources:
             "EVENT_BUS_NAME": self.event_bus_name,
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(self.cloudtrail_max_wait_seconds),
             "RECONCILE_LOOKBACK_HOURS": "24",
-            "CLASSIFIER_QUEUE_URL": self.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,  # permanent failures are sent here at once, with their reason
             "DIGEST_SIGNING_KEY_ID": self.signing_key_id,
-            "STAGE": "local",
-            "POWERTOOLS_SERVICE_NAME": "flopsmeter-classifier",
-            "POWERTOOLS_METRICS_NAMESPACE": "FlopsMeter",
+            "POWERTOOLS_SERVICE_NAME": contract.SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": contract.SERVICE_METRICS_NAMESPACE,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
@@ -124,7 +116,7 @@ def provision(
         },
     )
     rule = f"{PREFIX}-training-job-state"
-    _rule_to_queue(c["events"], c["sqs"], rule, TRAINING_STATE_PATTERN, queue_url, queue_arn)
+    _rule_to_queue(c["events"], c["sqs"], rule, contract.training_job_state_change_pattern(), queue_url, queue_arn)
     topic_arn = c["sns"].create_topic(Name=f"{PREFIX}-alerts")["TopicArn"]
     alert_inbox_url, alert_inbox_arn = _queue(c["sqs"], f"{PREFIX}-local-alert-inbox", {})
     c["sns"].subscribe(
@@ -221,7 +213,7 @@ def _signing_key(kms: Any, alias: str) -> tuple[str, str]:
         if entry.get("AliasName") == alias and entry.get("TargetKeyId"):
             return str(entry["TargetKeyId"]), alias
     key = kms.create_key(
-        KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048", Description="FLOPs Meter audit digest signing key"
+        KeyUsage="SIGN_VERIFY", KeySpec=contract.SIGNING_KEY_SPEC, Description="FLOPs Meter audit digest signing key"
     )["KeyMetadata"]
     kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
     return str(key["KeyId"]), alias

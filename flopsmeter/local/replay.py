@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flopsmeter import contract
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.local import moto_ext
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import DrainReport, drain, put_state_change
 
 DOCS_EXAMPLE = Path(__file__).with_name("events") / "aws_docs_training_job_state_change.json"
-_TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
 class ReplayError(FlopsMeterError):
@@ -113,11 +113,13 @@ def register_job_from_detail(resources: LocalResources, detail: dict[str, Any]) 
     status = str(detail.get("TrainingJobStatus") or "Completed")
     moto_ext.set_training_job_state(
         name,
-        status=status if status in moto_ext.JOB_STATUSES else None,
-        creation=_epoch_ms_or_iso(detail.get("CreationTime")),
-        start=_epoch_ms_or_iso(detail.get("TrainingStartTime")),
-        end=_epoch_ms_or_iso(detail.get("TrainingEndTime")),
-        failure_reason=detail.get("FailureReason"),
+        moto_ext.JobState(
+            status=status if status in contract.JOB_STATUSES else None,
+            creation=_epoch_ms_or_iso(detail.get("CreationTime")),
+            start=_epoch_ms_or_iso(detail.get("TrainingStartTime")),
+            end=_epoch_ms_or_iso(detail.get("TrainingEndTime")),
+            failure_reason=detail.get("FailureReason"),
+        ),
         account_id=resources.account_id,
         region=resources.region,
         endpoint=resources.endpoint,
@@ -144,7 +146,6 @@ def replay(
     register_missing: bool = True,
     log_path: Path | None = None,
     deadline_s: float = 90.0,
-    keep_warm: bool = False,
 ) -> ReplayResult:
     detail = event.get("detail")
     name = detail.get("TrainingJobName") if isinstance(detail, dict) else None
@@ -176,9 +177,10 @@ def replay(
         status = detail.get("TrainingJobStatus") if isinstance(detail, dict) else None
         notes.append(
             f"the rule {resources.rule_name!r} did not match (status {status!r}; it forwards only "
-            f"{', '.join(sorted(_TERMINAL))} SageMaker Training Job State Change events): nothing to classify"
+            f"{', '.join(sorted(contract.TERMINAL_STATUSES))} {contract.TRAINING_JOB_STATE_CHANGE} events): "
+            "nothing to classify"
         )
-    report = drain(resources, log_path=log_path, deadline_s=deadline_s, keep_warm=keep_warm)
+    report = drain(resources, log_path=log_path, deadline_s=deadline_s)
     keys = record_keys_for(resources, name) if isinstance(name, str) else []
     return ReplayResult(event_id, name if isinstance(name, str) else None, registered, matched, report, keys, notes)
 

@@ -1,8 +1,9 @@
 """Play Lambda's SQS event source mapping on the emulator: moto delivers EventBridge -> SQS but runs no Lambda.
 
-``drain`` receives batches from the classifier queue, calls the real ``lambdas.classifier.handler`` in this
-process with the SQS event shape Lambda sends (``Records[].messageId/receiptHandle/body/attributes/...``),
-the environment the stack sets (``LocalResources.lambda_env``) and ``AWS_ENDPOINT_URL`` at the emulator, and
+``drain`` receives batches from the classifier queue, calls the real classifier function
+(``flopsmeter.functions.classifier``) in this process with the SQS event shape Lambda sends
+(``Records[].messageId/receiptHandle/body/attributes/...``), over a container built from the settings the stack
+sets (``LocalResources.lambda_env``) with clients aimed at the emulator, and
 honours ``batchItemFailures`` like Lambda with ``ReportBatchItemFailures``: successes are deleted, failures stay
 in the queue and reappear after the visibility timeout. A permanent failure is sent to the dead-letter queue by
 the handler itself (``DEAD_LETTER_QUEUE_URL``) with its reason as message attributes, and reported as handled;
@@ -18,11 +19,10 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,6 @@ from flopsmeter.local.clients import client
 from flopsmeter.local.provision import LOCAL_BATCH_SIZE, LocalResources
 
 Handler = Callable[[dict[str, Any], Any], Any]
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-_CACHED_MODULE_PREFIXES = ("lambdas.", "flopsmeter.aws", "flopsmeter.service")
 _log_stream: io.TextIOBase | None = None
 
 
@@ -67,18 +65,23 @@ class DrainReport:
         return [a for a in self.attempts if not a.ok]
 
 
-class FakeLambdaContext:
-    """The attributes Powertools reads from a Lambda context."""
+class LocalLambdaContext:
+    """The attributes Powertools reads from a Lambda context, for a function run in this process."""
 
-    def __init__(self, resources: LocalResources, timeout_s: float = 60.0) -> None:
-        self.function_name = "flopsmeter-classifier"
+    def __init__(
+        self,
+        function_name: str = "flopsmeter-classifier",
+        *,
+        region: str = "eu-west-1",
+        account_id: str = "123456789012",
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{resources.region}:{resources.account_id}:function:flopsmeter-classifier"
-        )
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
         self.memory_limit_in_mb = 512
         self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = "/aws/lambda/flopsmeter-classifier"
+        self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_s
 
@@ -86,52 +89,37 @@ class FakeLambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+def local_context(resources: LocalResources, function_name: str = "flopsmeter-classifier") -> LocalLambdaContext:
+    return LocalLambdaContext(function_name, region=resources.region, account_id=resources.account_id)
 
 
-def clear_client_caches() -> None:
-    """Forget per-container state (cached settings and boto3 clients) so the next call sees this emulator."""
-    for name, module in list(sys.modules.items()):
-        if module is None or not (name.startswith(_CACHED_MODULE_PREFIXES) or name == "lambdas"):
-            continue
-        for value in list(vars(module).values()):
-            clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == name:
-                clear()
+def local_clients(resources: LocalResources) -> Callable[[str], Any]:
+    """The container's client factory: boto3 clients on the emulator (fake credentials)."""
+    return lambda service: client(service, resources.endpoint, resources.region)
 
 
-_warm_signature: tuple[tuple[str, str], ...] | None = None
+def classifier_handler(resources: LocalResources) -> Handler:
+    """The real classifier function over a container built for this emulator (the stack's settings)."""
+    from flopsmeter.functions import classifier
+    from flopsmeter.functions.container import build_classifier
+    from flopsmeter.functions.observability import logger, metrics
+    from flopsmeter.functions.settings import ClassifierSettings
+
+    settings = ClassifierSettings.from_env(resources.lambda_env())
+    container = build_classifier(settings, local_clients(resources), metrics=metrics, log=logger)
+    return classifier.handler_for(lambda: container)
 
 
-@contextlib.contextmanager
-def lambda_environment(resources: LocalResources, *, keep_warm: bool = False) -> Iterator[None]:
-    """The classifier's environment, with fake credentials, for the duration of the block (then restored).
+def reconciler_handler(resources: LocalResources) -> Handler:
+    """The real reconciler function over a container built for this emulator (the stack's settings)."""
+    from flopsmeter.functions import reconciler
+    from flopsmeter.functions.container import build_reconciler
+    from flopsmeter.functions.observability import logger, metrics
+    from flopsmeter.functions.settings import ReconcilerSettings
 
-    Cached settings and clients (the "container") are dropped when the environment changes. ``keep_warm``
-    keeps them after the block, like a warm Lambda container (fast repeated drains against one emulator);
-    without it they are dropped on the way out too, so nothing cached points at this emulator afterwards.
-    """
-    global _warm_signature
-    wanted = {**resources.lambda_env(), **FAKE_CREDENTIALS}
-    saved = {k: os.environ.get(k) for k in [*wanted, "AWS_PROFILE"]}
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(wanted)
-    signature = tuple(sorted(wanted.items()))
-    if signature != _warm_signature:
-        clear_client_caches()
-    _warm_signature = signature
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if not keep_warm:
-            clear_client_caches()
-            _warm_signature = None
+    settings = ReconcilerSettings.from_env(resources.lambda_env())
+    container = build_reconciler(settings, local_clients(resources), metrics=metrics, log=logger)
+    return reconciler.handler_for(lambda: container)
 
 
 def open_log(path: Path | None) -> io.TextIOBase:
@@ -144,15 +132,6 @@ def open_log(path: Path | None) -> io.TextIOBase:
             path.parent.mkdir(parents=True, exist_ok=True)
             _log_stream = path.open("a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     return _log_stream
-
-
-def load_classifier_handler() -> Handler:
-    root = str(repo_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from lambdas.classifier.handler import lambda_handler
-
-    return lambda_handler  # type: ignore[no-any-return]
 
 
 def sqs_event(messages: Sequence[dict[str, Any]], resources: LocalResources) -> dict[str, Any]:
@@ -222,30 +201,28 @@ def drain(
     batch_size: int = LOCAL_BATCH_SIZE,
     log_path: Path | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
-    keep_warm: bool = False,
 ) -> DrainReport:
     """Deliver every message in the classifier queue to the handler until none is left (or the deadline)."""
     sqs: Any = client("sqs", resources.endpoint, resources.region)
     report = DrainReport()
     started = time.monotonic()
     stream = open_log(log_path)
-    with lambda_environment(resources, keep_warm=keep_warm):
-        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-            handler = handler or load_classifier_handler()
-        while time.monotonic() - started < deadline_s:
-            messages = sqs.receive_message(
-                QueueUrl=resources.queue_url,
-                MaxNumberOfMessages=batch_size,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            if not messages:
-                if _queue_empty(sqs, resources.queue_url):
-                    break
-                time.sleep(0.2)
-                continue
-            _invoke(sqs, resources, handler, messages, report, stream, on_attempt)
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        handler = handler or classifier_handler(resources)
+    while time.monotonic() - started < deadline_s:
+        messages = sqs.receive_message(
+            QueueUrl=resources.queue_url,
+            MaxNumberOfMessages=batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            if _queue_empty(sqs, resources.queue_url):
+                break
+            time.sleep(0.2)
+            continue
+        _invoke(sqs, resources, handler, messages, report, stream, on_attempt)
     report.remaining = 0 if _queue_empty(sqs, resources.queue_url) else _queue_depth(sqs, resources.queue_url)
     report.dead_lettered = peek_dead_letters(resources)
     report.attempts = _mark_dead_lettered(report.attempts, report.dead_lettered)
@@ -267,7 +244,7 @@ def _invoke(
     crash: str | None = None
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-            reply = handler(event, FakeLambdaContext(resources))
+            reply = handler(event, local_context(resources))
         failed = {str(f["itemIdentifier"]) for f in (reply or {}).get("batchItemFailures", [])}
     except Exception as err:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
         failed = {m["MessageId"] for m in messages}

@@ -13,12 +13,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-SOURCE = "aws.sagemaker"
-DETAIL_TYPE = "SageMaker Training Job State Change"
-TERMINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Stopped"})
-JobStatus = Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+from flopsmeter import contract
+
+
+def _one_of(allowed: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+JobStatus = Annotated[str, _one_of(contract.JOB_STATUSES)]
 
 # SageMaker's own TrainingJobName pattern (also what flopsmeter.audit.keys accepts); length checked first.
 JobName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
@@ -49,13 +58,13 @@ class TrainingJobStateChange(EventBridgeModel):
     """An EventBridge event from ``aws.sagemaker`` with detail-type "SageMaker Training Job State Change"."""
 
     id: str = Field(min_length=1, max_length=128)
-    source: Literal["aws.sagemaker"]
-    detail_type: Literal["SageMaker Training Job State Change"] = Field(alias="detail-type")
+    source: Annotated[str, _one_of((contract.SAGEMAKER_EVENT_SOURCE,))]
+    detail_type: Annotated[str, _one_of((contract.TRAINING_JOB_STATE_CHANGE,))] = Field(alias="detail-type")
     detail: TrainingJobDetail
 
     @property
     def is_terminal(self) -> bool:
-        return self.detail.TrainingJobStatus in TERMINAL_STATUSES
+        return self.detail.TrainingJobStatus in contract.TERMINAL_STATUSES
 
     @property
     def job_name(self) -> str:

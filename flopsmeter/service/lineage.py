@@ -16,25 +16,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
 from flopsmeter import contract
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.lineage_index import IndexEntry
 from flopsmeter.audit.record import ParentLink
-from flopsmeter.audit.store import AuditStoreError, TransientStoreError
+from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import TERMINAL_STATUSES
 from flopsmeter.domain.lineage import NO_PARENT, ParentFigure, ParentSource, ParentStatus
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.service.errors import JobNotFound, ParentRecordPending, TransientError
 from flopsmeter.service.facts import JobFacts, clean_text, facts_from_description, job_ceiling, training_duration
-from flopsmeter.service.lineage_index import IndexStore, Lookup, find_job, find_model_package, find_writer
+from flopsmeter.service.lineage_index import Lookup, find_job, find_model_package, find_writer
 from flopsmeter.service.lineage_io import LineageIO, Read
 from flopsmeter.service.ports import JobSource, RecordStore
-
-
-class LineageStore(RecordStore, IndexStore, Protocol):
-    """The audit store as lineage uses it: records and the index."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +54,13 @@ class Lineages:
 class Context:
     facts: JobFacts
     jobs: JobSource
-    store: LineageStore
+    store: RecordStore
     now: datetime
     max_wait_seconds: float
 
 
 def resolve_lineage(
-    facts: JobFacts, io: LineageIO, *, jobs: JobSource, store: LineageStore, now: datetime, max_wait_seconds: float
+    facts: JobFacts, io: LineageIO, *, jobs: JobSource, store: RecordStore, now: datetime, max_wait_seconds: float
 ) -> Lineages:
     ctx = Context(facts, jobs, store, now, max_wait_seconds)
     declared, warnings = _declared(facts)
@@ -79,7 +74,9 @@ def resolve_lineage(
             names = ", ".join(f"{o.job} ({o.source})" for o in overridden)
             warnings.append(f"declared parent {declared.location!r} wins over the inferred parent(s) {names}")
         inferred = overridden
-    links, figures, chain = [], [], []
+    links: list[ParentLink] = []
+    figures: list[ParentFigure] = []
+    chain: list[str] = []
     for link in _unique(counted):
         resolved, figure, ancestors = _resolve(ctx, link)
         links.append(resolved)
@@ -206,13 +203,13 @@ def _resolve(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigure |
 def _locate(ctx: Context, link: ParentLink) -> ParentLink | str:
     """A declared parent's record key: from SageMaker in this account and region, else from the job index."""
     assert link.job is not None
-    if _same_place(ctx, link):
+    if link.job_arn is None or _same_place(ctx, link):
         try:
             parent = facts_from_description(ctx.jobs.describe(link.job), {})
         except JobNotFound:
             return f"parent job {link.job} does not exist in SageMaker (account {ctx.facts.account_id})"
         return link.model_copy(update={"job_arn": parent.arn, "record_key": parent.record_key})
-    found = find_job(ctx.store, link.job_arn)
+    found = find_job(ctx.store, link.job_arn)  # another account or region
     if found is None or found.entry is None:
         why = found.problem if found else "no record of it in this audit bucket"
         return f"parent job {link.job_arn} is in another account or region: {why}"
@@ -227,9 +224,7 @@ def _read_record(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigu
             record = ctx.store.get_record(key)
             complete = record.lineage.status != "incomplete"
             reason = None if complete else f"parent {link.job}'s own lineage is incomplete"
-            resolved = link.model_copy(
-                update={"cumulative_flops": record.lineage.cumulative_flops, "reason": reason}
-            )
+            resolved = link.model_copy(update={"cumulative_flops": record.lineage.cumulative_flops, "reason": reason})
             figure = ParentFigure(link.job, record.lineage.cumulative_flops, complete=complete)
             return resolved, figure, [*record.lineage.chain, link.job]
     except TransientStoreError as err:
@@ -258,7 +253,11 @@ def _without_record(
     if parent.status not in TERMINAL_STATUSES:  # still running: its compute so far, up to now
         seconds, source, billable, _ = training_duration(description, ctx.now)
         parent = replace(
-            parent, end_time=ctx.now, training_seconds=seconds, training_seconds_source=source, billable_seconds=billable
+            parent,
+            end_time=ctx.now,
+            training_seconds=seconds,
+            training_seconds_source=source,
+            billable_seconds=billable,
         )
     ceiling, _ = job_ceiling(parent)
     reason = (

@@ -27,7 +27,7 @@ from flopsmeter.audit.keys import (
     parse_artifact_index_key,
 )
 from flopsmeter.audit.lineage_index import IndexEntry
-from flopsmeter.audit.store import AuditStoreError, StoredObject, TransientStoreError
+from flopsmeter.aws.store import AuditStoreError, StoredObject, TransientStoreError
 from flopsmeter.domain.lineage import ArtifactRole, prefix_candidates
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError, TransientError
 from flopsmeter.service.facts import JobFacts

@@ -7,13 +7,14 @@ subclasses), never botocore's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from flopsmeter.audit.record import AuditRecord
-from flopsmeter.audit.store import PutResult
+from flopsmeter.audit.record import AuditRecord, utcnow
+from flopsmeter.aws.store import PutResult, StoredObject
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class TrailSource(Protocol):
 
 
 class RecordStore(Protocol):
-    """The subset of ``flopsmeter.audit.store.AuditStore`` the service uses."""
+    """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""
 
     bucket: str
 
@@ -73,6 +74,10 @@ class RecordStore(Protocol):
     def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
 
     def get_record(self, key: str) -> AuditRecord: ...
+
+    def get(self, key: str) -> StoredObject: ...  # lineage index entries
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...  # lineage index writers of a location
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
@@ -103,3 +108,33 @@ class LogSink(Protocol):
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
 
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    primary_policy: str = DEFAULT_PRIMARY_POLICY
+    approaching_fraction: float = DEFAULT_APPROACHING_FRACTION
+    cloudtrail_max_wait_seconds: float = 3600.0
+    parent_max_wait_seconds: float = 3600.0
+    alerts_enabled: bool = True
+
+
+@dataclass
+class Dependencies:
+    """Everything the classifier service talks to (boto3-backed adapters in Lambda, fakes in tests)."""
+
+    jobs: JobSource
+    meter: MeterSource
+    trail: TrailSource
+    store: RecordStore
+    publisher: Publisher
+    metrics: MetricSink
+    log: LogSink
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    job_name: str
+    eventbridge_event_id: str | None = None
+    reconciled: bool = False

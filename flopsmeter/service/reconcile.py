@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flopsmeter.audit.store import AuditStoreError, TransientStoreError
-from flopsmeter.service.classifier import ClassifyRequest, Dependencies, ServiceConfig, classify_and_record
+from flopsmeter.aws.store import AuditStoreError, TransientStoreError
+from flopsmeter.contract import ServiceMetric
+from flopsmeter.service.classifier import classify_and_record
 from flopsmeter.service.errors import PermanentError, TransientError
 from flopsmeter.service.facts import summary_record_key
-
-RECONCILED_JOBS = "JobsReconciled"
-RECONCILE_DEFERRED = "ReconcileDeferred"
-RECONCILE_FAILED = "ReconcileFailed"
+from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
 
 
 @dataclass
@@ -54,17 +52,17 @@ def reconcile(
             result = classify_and_record(ClassifyRequest(name, None, reconciled=True), deps, config)
         except (TransientError, TransientStoreError) as err:
             report.deferred[name] = str(err)
-            deps.metrics.add_metric(RECONCILE_DEFERRED, "Count", 1)
+            deps.metrics.add_metric(ServiceMetric.RECONCILE_DEFERRED, "Count", 1)
             deps.log.warning("reconcile deferred to the next run", extra={"job": name, "reason": str(err)})
             continue
         except (PermanentError, AuditStoreError, KeyError, ValueError) as err:
             report.failed[name] = str(err)
-            deps.metrics.add_metric(RECONCILE_FAILED, "Count", 1)
+            deps.metrics.add_metric(ServiceMetric.RECONCILE_FAILED, "Count", 1)
             deps.log.error("reconcile failed", extra={"job": name, "reason": str(err)})
             continue
         if result.status == "recorded":
             report.recorded.append(name)
-            deps.metrics.add_metric(RECONCILED_JOBS, "Count", 1)
+            deps.metrics.add_metric(ServiceMetric.JOBS_RECONCILED, "Count", 1)
             deps.log.warning("job had no record; reconciled", extra={"job": name, "key": result.key})
         elif result.status == "duplicate":
             report.already_recorded += 1

@@ -22,14 +22,22 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
-from flopsmeter.service.classifier import NOTIFICATIONS_PREFIX
-from infra.constructs.nag import acknowledge
+from flopsmeter.audit.keys import DIGESTS_PREFIX, NOTIFICATIONS_PREFIX, RECORDS_PREFIX
+from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
+from infra.constructs.nag import acknowledge, skip_checkov
 
 RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
 DIGESTS_ROOT = DIGESTS_PREFIX.split("/", 1)[0] + "/"  # "digests/"
 NOTIFICATIONS_ROOT = NOTIFICATIONS_PREFIX.split("/", 1)[0] + "/"  # the classifier's "event/alert sent" markers
 ACCESS_LOG_PREFIX = "audit-bucket/"
+# Writers ask for RETENTION_DAYS_PER_YEAR (366) days per configured year; a month more covers clock skew and
+# rounding. Anything longer is an extension, denied (the records hold
+# personal data, and a COMPLIANCE retention can never be shortened again).
+RETENTION_MARGIN_DAYS = 31
+
+
+def max_retention_days(retention_years: int) -> int:
+    return RETENTION_DAYS_PER_YEAR * retention_years + RETENTION_MARGIN_DAYS
 
 
 class AuditBucket(Construct):
@@ -76,6 +84,22 @@ class AuditBucket(Construct):
                 )
             ],
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The access logs are evidence too: nobody deletes them (the lifecycle rule, which no policy governs,
+        # still expires them after access_log_retention_days).
+        self.log_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyDeletingAccessLogs",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                resources=[self.log_bucket.arn_for_objects("*")],
+            )
+        )
+        skip_checkov(
+            self.log_bucket,
+            "CKV_AWS_18",
+            "This is the access-log bucket itself; logging it would log its own log deliveries without end.",
         )
 
         self.bucket = s3.Bucket(
@@ -143,7 +167,7 @@ class AuditBucket(Construct):
                 },
             )
         )
-        # ... and at least the configured number of years.
+        # ... at least the configured number of years ...
         min_days = str(365 * self.retention_years)
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -153,6 +177,21 @@ class AuditBucket(Construct):
                 actions=["s3:PutObject", "s3:PutObjectRetention"],
                 resources=[self.objects()],
                 conditions={"NumericLessThan": {"s3:object-lock-remaining-retention-days": min_days}},
+            )
+        )
+        # ... and not longer than that (plus RETENTION_MARGIN_DAYS): no one may extend a retention.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyLongRetention",
+                effect=iam.Effect.DENY,
+                principals=everyone,
+                actions=["s3:PutObject", "s3:PutObjectRetention"],
+                resources=[self.objects()],
+                conditions={
+                    "NumericGreaterThan": {
+                        "s3:object-lock-remaining-retention-days": str(max_retention_days(self.retention_years))
+                    }
+                },
             )
         )
 

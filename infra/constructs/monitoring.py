@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
@@ -21,6 +21,7 @@ from constructs import Construct
 
 from flopsmeter.contract import SERVICE_METRICS_NAMESPACE, SERVICE_NAME, ServiceMetric
 from infra.constructs.functions import ServiceFunction
+from infra.constructs.messaging import CLOUDWATCH, EVENTS, MessagingKey, from_alarms, from_rules
 from infra.constructs.nag import acknowledge
 
 STALE_MESSAGE_SECONDS = 2 * 3600  # older than the CloudTrail wait + retries: the pipeline is stuck
@@ -37,22 +38,42 @@ def service_metric(name: ServiceMetric, statistic: str = "Sum", period: Duration
 
 
 class AlertTopic(Construct):
-    """Exposes ``topic``: SNS, encrypted with ``key``; CloudWatch alarms may publish to it."""
+    """Exposes ``topic``: SNS, encrypted with ``key``, TLS only.
 
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, email: str | None) -> None:
+    ``enforce_ssl`` makes CDK write a topic policy, and a topic policy replaces SNS's default one: so every
+    service that publishes is allowed here explicitly, conditioned on its source (``infra.constructs.messaging``):
+    this account's CloudWatch alarms always, EventBridge rules through ``allow_rules``. The functions publish
+    through their IAM roles (``grant_publish``)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: MessagingKey, email: str | None) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(self, "Topic", display_name="FLOPs Meter alerts", master_key=key, enforce_ssl=True)
-        # CloudWatch alarm actions publish to an encrypted topic only if the key lets CloudWatch use it.
-        key.add_to_resource_policy(
+        self.key = key
+        self.topic = sns.Topic(self, "Topic", display_name="FLOPs Meter alerts", master_key=key.key, enforce_ssl=True)
+        self.topic.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_alarms(),
             )
         )
+        key.allow_cloudwatch_alarms()
         if email:
             self.topic.add_subscription(subs.EmailSubscription(email))
+
+    def allow_rules(self, sid: str, *rules: events.IRule) -> None:
+        """Let these EventBridge rules (and no other) publish to the topic."""
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.ServicePrincipal(EVENTS)],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_rules(*rules),
+            )
+        )
+        self.key.allow_eventbridge_delivery()
 
     def grant_publish(self, role: iam.IRole) -> None:
         self.topic.grant_publish(role)
@@ -116,6 +137,14 @@ class Monitoring(Construct):
             action=action,
             description="The classifier could not write an audit record.",
         )
+        reconcile_failed = service_metric(ServiceMetric.RECONCILE_FAILED, period=Duration.minutes(5))
+        self._alarm(
+            "ReconcileFailedAlarm",
+            reconcile_failed,
+            threshold=1,
+            action=action,
+            description="The reconciler could not classify an ended training job that has no record.",
+        )
 
         self.dashboard = cw.Dashboard(
             self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
@@ -151,6 +180,7 @@ class Monitoring(Construct):
                         for fn in functions
                     ],
                     write_failed.with_(label="audit write failed"),
+                    reconcile_failed.with_(label="reconcile failed"),
                 ],
             ),
         )

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.contract import max_receive_count, training_job_state_change_pattern
 from infra.constructs.functions import ServiceFunction
+from infra.constructs.messaging import EVENTS, MessagingKey, RuleTarget, from_rules
 
 CLASSIFIER_TIMEOUT = Duration.seconds(60)
 VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)  # 6 x CLASSIFIER_TIMEOUT
@@ -50,17 +49,17 @@ class ClassifierQueue(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        key: kms.IKey,
+        key: MessagingKey,
         cloudtrail_max_wait_seconds: int,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = key
+        self.key = key.key
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
+            encryption_master_key=key.key,
             data_key_reuse=Duration.hours(1),
             enforce_ssl=True,
             retention_period=DLQ_RETENTION,
@@ -72,7 +71,7 @@ class ClassifierQueue(Construct):
             self,
             "Queue",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
+            encryption_master_key=key.key,
             data_key_reuse=Duration.hours(1),
             enforce_ssl=True,
             visibility_timeout=VISIBILITY_TIMEOUT,
@@ -80,34 +79,35 @@ class ClassifierQueue(Construct):
             dead_letter_queue=redrive,
             removal_policy=removal_policy,
         )
-        # Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ,
-        # with the event as the message body, so one redrive handles both kinds.
-        self.rule = events.Rule(
+        self._key = key
+        self.rule = self.add_source(None, "TrainingJobEnded")
+
+    def add_source(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
+        """A rule on ``bus`` (None: the account's default bus) sending the training-job state changes here.
+
+        Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ, with the
+        event as the message body, so one redrive handles both kinds. EventBridge may deliver into either queue
+        only for the rules made here (``aws:SourceArn``: no confused deputy)."""
+        rule = events.Rule(
             self,
-            "TrainingJobEnded",
+            construct_id,
+            event_bus=bus,
             description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
             event_pattern=event_pattern(training_job_state_change_pattern()),
-            targets=[
-                targets.SqsQueue(
-                    self.queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
+            targets=[RuleTarget(self.queue.queue_arn, dead_letter_queue=self.dead_letter_queue)],
+        )
+        for queue in (self.queue, self.dead_letter_queue):
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Only{construct_id}Rule",
+                    principals=[iam.ServicePrincipal(EVENTS)],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions=from_rules(rule),
                 )
-            ],
-        )
-        # CDK leaves the source condition off the encrypted queue's policy (to avoid a key-policy cycle);
-        # state it here: EventBridge may deliver into this queue only for this rule (no confused deputy).
-        self.queue.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyTheTrainingJobRule",
-                effect=iam.Effect.DENY,
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["sqs:SendMessage"],
-                resources=[self.queue.queue_arn],
-                conditions={"ArnNotEquals": {"aws:SourceArn": self.rule.rule_arn}},
             )
-        )
+        self._key.allow_eventbridge_delivery()
+        return rule
 
     def feed(self, classifier: ServiceFunction, *, max_concurrency: int) -> None:
         """Let the classifier consume the queue in batches, reporting per-record failures."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -31,11 +32,12 @@ from flopsmeter.contract import (
 )
 from infra.config import LOG_RETENTION, DeployConfig
 from infra.constructs.audit_bucket import DIGESTS_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
-from infra.constructs.functions import FunctionOptions, ServiceFunction, powertools_layer
+from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
-from infra.constructs.nag import acknowledge
+from infra.constructs.nag import acknowledge, skip_checkov
 from infra.constructs.pipeline import CLASSIFIER_TIMEOUT, ClassifierQueue
 from infra.constructs.signing import DigestSigningKey
+from infra.layer import powertools_layer
 
 EVENT_BUS_NAME = "default"
 
@@ -51,7 +53,13 @@ class ServiceResources:
 
 
 class ServiceFunctions(Construct):
-    """Exposes ``classifier``, ``reconciler``, ``digest`` (``ServiceFunction``s) and ``all``."""
+    """Exposes ``classifier``, ``reconciler``, ``digest`` (``ServiceFunction``s), ``all`` and ``log_key``.
+
+    Concurrency: no function reserves any by default (a reservation fails on accounts whose unreserved pool would
+    drop below Lambda's minimum); the classifier is throttled by its event source's ``MaximumConcurrency``
+    (``classifier_max_concurrency``), and ``classifier_reserved_concurrency`` > 0 adds a reservation. The
+    reconciler and the digest run hourly with timeouts far shorter than their schedules, and both are idempotent.
+    """
 
     def __init__(
         self,
@@ -79,14 +87,16 @@ class ServiceFunctions(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": cfg.log_level,
         }
+        self.log_key = _log_key(self, removal_policy)
         base = FunctionOptions(
             handler="",
             description="",
             code=lambda_.Code.from_asset(asset_dir),
-            layer=powertools_layer(self, cfg.powertools_layer_version),
+            layer=powertools_layer(self),
             environment=environment,
             timeout=CLASSIFIER_TIMEOUT,
             log_retention=logs.RetentionDays[LOG_RETENTION[cfg.log_retention_days]],
+            log_key=self.log_key,
             removal_policy=removal_policy,
         )
         self.classifier = ServiceFunction(
@@ -96,7 +106,7 @@ class ServiceFunctions(Construct):
                 base,
                 "classifier",
                 "Classifies ended SageMaker training jobs; writes records",
-                reserved_concurrency=cfg.classifier_reserved_concurrency,
+                reserved_concurrency=cfg.classifier_reserved_concurrency or None,
                 environment={**environment, "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url},
             ),
         )
@@ -108,7 +118,6 @@ class ServiceFunctions(Construct):
                 "reconciler",
                 "Classifies ended training jobs that have no record (a lost event never means a lost record)",
                 timeout=Duration.minutes(10),
-                reserved_concurrency=1,
             ),
         )
         self.digest = ServiceFunction(
@@ -119,13 +128,25 @@ class ServiceFunctions(Construct):
                 "digest",
                 "Writes the hourly signed, hash-chained digest of new records",
                 timeout=Duration.minutes(5),
-                reserved_concurrency=1,
                 environment={**environment, "DIGEST_SIGNING_KEY_ID": res.signing.key.key_id},
             ),
         )
         self.all = (self.classifier, self.reconciler, self.digest)
+        skip_checkov(
+            self.classifier.function,
+            "CKV_AWS_116",
+            "SQS event source: a failed message goes to the queue's redrive DLQ (or the classifier dead-letters it "
+            "itself); a Lambda DLQ applies to asynchronous invocations only.",
+        )
+        for fn in (self.reconciler, self.digest):
+            skip_checkov(
+                fn.function,
+                "CKV_AWS_116",
+                "Scheduled, idempotent catch-up run: a failed run raises the Errors alarm and the next run redoes "
+                "its work; a DLQ would hold nothing to redrive.",
+            )
 
-        res.intake.feed(self.classifier, max_concurrency=cfg.classifier_reserved_concurrency)
+        res.intake.feed(self.classifier, max_concurrency=cfg.classifier_max_concurrency)
         self.reconciler.run_on_schedule(
             events.Schedule.rate(Duration.minutes(cfg.reconcile_every_minutes)),
             "FLOPs Meter reconciler: classify ended training jobs that have no record",
@@ -162,6 +183,33 @@ class ServiceFunctions(Construct):
 
 
 _READ_VERSIONS = ("s3:GetObject", "s3:GetObjectVersion")
+
+
+def _log_key(scope: Construct, removal_policy: RemovalPolicy) -> kms.Key:
+    """The functions' log groups' key: CloudWatch Logs may use it for this account's log groups only."""
+    key = kms.Key(
+        scope,
+        "LogsKey",
+        description="FLOPs Meter function logs (job names, principal ARNs)",
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsOfThisAccount",
+            principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                    )
+                }
+            },
+        )
+    )
+    return key
 
 
 def _options(base: FunctionOptions, folder: str, description: str, **changes: object) -> FunctionOptions:

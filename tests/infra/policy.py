@@ -1,8 +1,9 @@
-"""A small evaluator of the *explicit Deny* statements of a synthesized resource policy (emulated IAM).
+"""A small evaluator of a synthesized resource policy's statements, one by one (emulated IAM).
 
-It is not AWS's policy engine: it answers one question, "does some Deny statement of this policy match this
-request?", for the shapes our templates use. CloudFormation intrinsics are resolved to placeholders
-(``{"Fn::GetAtt": ["Role", "Arn"]}`` -> ``"<Role.Arn>"``), and requests use the same placeholders.
+It is not AWS's policy engine: it answers "does some Deny statement of this policy match this request?"
+(``denying_statements``) and "does some Allow statement match it?" (``allowing_statements``; ``allows``: an
+Allow matches and no Deny does), for the shapes our templates use. CloudFormation intrinsics are resolved to
+placeholders (``{"Fn::GetAtt": ["Role", "Arn"]}`` -> ``"<Role.Arn>"``), and requests use the same placeholders.
 Semantics follow the IAM documentation: wildcards in actions/resources/ARNs; a missing condition key makes
 a condition false, except for ``Null`` (which tests presence) and negated operators (``...Not...``),
 which are true when the key is absent.
@@ -41,10 +42,11 @@ def _as_list(value: Any) -> list[Any]:
 
 @dataclass(frozen=True)
 class Request:
-    principal_arn: str
+    principal_arn: str  # the caller; for a service principal's request, the service name (e.g. "sns.amazonaws.com")
     action: str
     resource: str
     context: Mapping[str, str] = field(default_factory=dict)  # condition keys present in the request
+    service: bool = False  # the caller is an AWS service principal (``principal_arn`` is its name)
 
 
 def _condition_true(operator: str, key: str, expected: list[str], context: Mapping[str, str]) -> bool:
@@ -76,16 +78,27 @@ def _condition_true(operator: str, key: str, expected: list[str], context: Mappi
     return not match if negated else match
 
 
+def _principal_matches(principal: Any, request: Request) -> bool:
+    if principal in ("*", {"AWS": "*"}):
+        return True
+    if not isinstance(principal, dict) or set(principal) - {"AWS", "Service"}:
+        raise NotImplementedError(f"principal {principal!r} is not emulated")
+    key = "Service" if request.service else "AWS"
+    return any(fnmatchcase(request.principal_arn, p) for p in _as_list(principal.get(key, [])))
+
+
 def _statement_matches(statement: Mapping[str, Any], request: Request) -> bool:
-    if statement.get("Principal") not in ("*", {"AWS": "*"}):
-        raise NotImplementedError("only Principal '*' deny statements are emulated")
+    if not _principal_matches(statement.get("Principal"), request):
+        return False
     if not any(fnmatchcase(request.action, a) for a in _as_list(statement["Action"])):
         return False
     if "Resource" in statement and not any(fnmatchcase(request.resource, r) for r in _as_list(statement["Resource"])):
         return False
     if "NotResource" in statement and any(fnmatchcase(request.resource, r) for r in _as_list(statement["NotResource"])):
         return False
-    context = {"aws:PrincipalArn": request.principal_arn, **request.context}
+    context = (
+        dict(request.context) if request.service else {"aws:PrincipalArn": request.principal_arn, **request.context}
+    )
     for operator, keys in statement.get("Condition", {}).items():
         for key, expected in keys.items():
             if not _condition_true(operator, key, [str(e) for e in _as_list(expected)], context):
@@ -101,3 +114,18 @@ def denying_statements(policy_document: Mapping[str, Any], request: Request) -> 
         for index, statement in enumerate(document["Statement"])
         if statement["Effect"] == "Deny" and _statement_matches(statement, request)
     ]
+
+
+def allowing_statements(policy_document: Mapping[str, Any], request: Request) -> list[str]:
+    """Sids (or indexes) of the Allow statements that match ``request``."""
+    document = resolve(policy_document)
+    return [
+        statement.get("Sid", str(index))
+        for index, statement in enumerate(document["Statement"])
+        if statement["Effect"] == "Allow" and _statement_matches(statement, request)
+    ]
+
+
+def allows(policy_document: Mapping[str, Any], request: Request) -> bool:
+    """Some Allow statement matches ``request`` and no Deny statement does."""
+    return bool(allowing_statements(policy_document, request)) and not denying_statements(policy_document, request)

@@ -17,12 +17,12 @@ NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
 # The configured stack every construct test reads (values differ from cdk.json, so a test sees them flow through).
 RETENTION_YEARS = 7
-LAYER_VERSION = 31
-RESERVED = 3
+MAX_CONCURRENCY = 3
+RESERVED = 4  # the optional reservation, taken here (cdk.json reserves nothing: tests/infra/test_stages.py)
 EMAIL = "compliance@example.com"
 CONFIGURED = {
     "retention_years": RETENTION_YEARS,
-    "powertools_layer_version": LAYER_VERSION,
+    "classifier_max_concurrency": MAX_CONCURRENCY,
     "classifier_reserved_concurrency": str(RESERVED),  # as `cdk synth -c key=value` passes it
     "alert_email": EMAIL,
 }
@@ -56,7 +56,8 @@ class Synthesized:
 
 def synthesize(tmp: Path, **overrides: Any) -> Synthesized:
     """cdk.json context + ``overrides``, through the same ``build_app`` as app.py (cdk-nag on), synthesized."""
-    from infra.synth import build_app, cdk_json_context
+    from infra.config import cdk_json_context
+    from infra.synth import build_app
 
     outdir, asset_dir = tmp / "cdk.out", tmp / "asset"
     app, stack = build_app({**cdk_json_context(), **NO_BUNDLING, **overrides}, outdir=str(outdir), asset_dir=asset_dir)
@@ -101,6 +102,23 @@ def classifier_queue(synth: Synthesized) -> dict[str, Any]:
 def dead_letter_queue_id(synth: Synthesized) -> str:
     """The classifier queue's redrive target."""
     return str(classifier_queue(synth)["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+
+
+def resource_policy(synth: Synthesized, cfn_type: str, target_key: str, target_id: str) -> dict[str, Any]:
+    """The policy document of the ``cfn_type`` policy resource (``AWS::SNS::TopicPolicy``, ``AWS::SQS::QueuePolicy``)
+    that names ``{"Ref": target_id}`` in its ``target_key`` list (``Topics``, ``Queues``)."""
+    (document,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synth.of_type(cfn_type).values()
+        if {"Ref": target_id} in p["Properties"][target_key]
+    ]
+    found: dict[str, Any] = document
+    return found
+
+
+def key_policy(synth: Synthesized, key_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = synth.resources[key_id]["Properties"]["KeyPolicy"]
+    return document
 
 
 def audit_bucket(synth: Synthesized) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ def test_asset_holds_the_handlers_and_the_library_but_not_training_local_tests_o
     dest = stage_lambda_asset(tmp_path / "asset")
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     assert "flopsmeter/audit/record.py" in files and "flopsmeter/domain/thresholds.py" in files
-    assert "lambdas/shared/settings.py" in files
+    assert "lambdas/classifier/handler.py" in files and "flopsmeter/functions/settings.py" in files
     assert not any(f.startswith(("flopsmeter/training/", "flopsmeter/local/")) for f in files)
     assert not any("__pycache__" in f or f.endswith(".pyc") or "/tests/" in f for f in files)
     # Package data the code reads at run time travels too (JSON catalogs and the like).

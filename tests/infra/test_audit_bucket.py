@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT
-from tests.infra.policy import Request, denying_statements
+from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
+from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT, RETENTION_MARGIN_DAYS, max_retention_days
+from tests.infra.policy import Request, allows, denying_statements
 from tests.infra.template import RETENTION_YEARS, Synthesized, audit_bucket, bucket_policy, role_arn
 
 pytestmark = pytest.mark.infra
@@ -147,3 +148,56 @@ def test_writes_must_be_conditional_compliance_and_long_enough(synth: Synthesize
         {"aws:SecureTransport": "true", "s3:if-none-match": "*", "s3:ObjectCreationOperation": "true"},
     )
     assert not denying_statements(document, plain)
+
+
+@pytest.mark.parametrize("action", ["s3:PutObject", "s3:PutObjectRetention"])
+@pytest.mark.parametrize("who", ["classifier", "digest"])
+def test_no_one_may_extend_a_retention_beyond_the_configured_years(synth: Synthesized, action: str, who: str) -> None:
+    """Issue 12.7: COMPLIANCE retention can never be shortened again, and the records hold personal data."""
+    bucket_id, _ = audit_bucket(synth)
+    document = bucket_policy(synth, bucket_id)
+    prefix = "digests/" if who == "digest" else "records/"
+    resource = f"<{bucket_id}.Arn>/{prefix}v1/k.json"
+    asked = RETENTION_DAYS_PER_YEAR * RETENTION_YEARS  # what the writers ask for (AuditStore.retain_until)
+    assert RETENTION_DAYS_PER_YEAR == 366
+    assert not denying_statements(document, _write(role_arn(synth, who), action, resource, days=asked))
+    at_limit = max_retention_days(RETENTION_YEARS)
+    assert at_limit == asked + RETENTION_MARGIN_DAYS
+    assert not denying_statements(document, _write(role_arn(synth, who), action, resource, days=at_limit))
+    denied = denying_statements(document, _write(role_arn(synth, who), action, resource, days=at_limit + 1))
+    assert denied == ["DenyLongRetention"]
+    decades = denying_statements(document, _write(role_arn(synth, who), action, resource, days=365 * 100))
+    assert "DenyLongRetention" in decades
+
+
+def _access_log_bucket(synth: Synthesized) -> str:
+    _, bucket = audit_bucket(synth)
+    return str(bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"]["Ref"])
+
+
+@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion"])
+@pytest.mark.parametrize("who", ["arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:role/Admin"])
+def test_access_logs_cannot_be_deleted(synth: Synthesized, action: str, who: str) -> None:
+    """Issue 12.9: the access logs are evidence; only their lifecycle rule (no policy governs it) expires them."""
+    logs_id = _access_log_bucket(synth)
+    request = Request(
+        who, action, f"<{logs_id}.Arn>/audit-bucket/2026-01-01-00-00-00-ABC", {"aws:SecureTransport": "true"}
+    )
+    assert denying_statements(bucket_policy(synth, logs_id), request) == ["DenyDeletingAccessLogs"]
+    (rule,) = synth.resources[logs_id]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == 3653
+
+
+def test_s3_log_delivery_may_write_the_access_logs_for_this_account_only(synth: Synthesized) -> None:
+    logs_id = _access_log_bucket(synth)
+    bucket_id, _ = audit_bucket(synth)
+    document = bucket_policy(synth, logs_id)
+    resource = f"<{logs_id}.Arn>/audit-bucket/2026-01-01-00-00-00-ABC"
+    ours = {
+        "aws:SecureTransport": "true",
+        "aws:SourceArn": f"<{bucket_id}.Arn>",
+        "aws:SourceAccount": "<AWS::AccountId>",
+    }
+    assert allows(document, Request("logging.s3.amazonaws.com", "s3:PutObject", resource, ours, service=True))
+    theirs = {**ours, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket", "aws:SourceAccount": "999988887777"}
+    assert not allows(document, Request("logging.s3.amazonaws.com", "s3:PutObject", resource, theirs, service=True))

@@ -12,8 +12,7 @@ import pytest
 
 from flopsmeter.domain.thresholds import POLICIES
 from infra.assets import REPO_ROOT
-from infra.config import ConfigError, DeployConfig
-from infra.synth import cdk_json_context
+from infra.config import ConfigError, DeployConfig, cdk_json_context
 
 pytestmark = pytest.mark.infra
 
@@ -28,7 +27,7 @@ def test_committed_cdk_json_is_valid_and_has_no_unknown_keys() -> None:
     context = cdk_json_context()
     DeployConfig.from_mapping(context)
     known = set(DeployConfig.__dataclass_fields__)
-    ours = {k for k in context if not k.startswith("@aws-cdk/") and not k.startswith("aws:")}
+    ours = {k for k in context if not k.startswith("@aws-cdk") and not k.startswith("aws:")}
     assert ours <= known, f"cdk.json keys DeployConfig does not read: {sorted(ours - known)}"
 
 
@@ -65,10 +64,11 @@ def test_empty_alert_email_means_no_subscription() -> None:
         ("log_retention_days", 10, "one of"),
         ("log_level", "LOUD", "one of DEBUG"),
         ("stage", "Prod!", "lowercase name"),
-        ("powertools_layer_version", -1, "whole number"),
+        ("region", "Mars-1", "AWS region name"),
         ("reconcile_lookback_hours", 0, "whole number"),
         ("cloudtrail_max_wait_seconds", 999999, "whole number"),
-        ("classifier_reserved_concurrency", 1, "from 2 to 100"),
+        ("classifier_max_concurrency", 1, "from 2 to 1000"),
+        ("classifier_reserved_concurrency", -1, "from 0 to 1000"),
     ],
 )
 def test_bad_value_fails_naming_the_key_the_value_and_what_is_allowed(key: str, value: object, hint: str) -> None:
@@ -87,6 +87,19 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_lookback_shorter_than_the_schedule_is_rejected() -> None:
     with pytest.raises(ConfigError, match="would never be reconciled"):
         DeployConfig.from_mapping({"reconcile_lookback_hours": 1, "reconcile_every_minutes": 120})
+
+
+def test_no_concurrency_is_reserved_by_default_and_a_reservation_must_cover_the_event_source() -> None:
+    cfg = DeployConfig.from_mapping({})
+    assert (cfg.classifier_reserved_concurrency, cfg.classifier_max_concurrency) == (0, 5)
+    assert DeployConfig.from_mapping({"classifier_reserved_concurrency": 5}).classifier_reserved_concurrency == 5
+    with pytest.raises(ConfigError, match="pollers would be throttled"):
+        DeployConfig.from_mapping({"classifier_reserved_concurrency": 4, "classifier_max_concurrency": 5})
+
+
+def test_region_is_optional() -> None:
+    assert DeployConfig.from_mapping({"region": ""}).region is None
+    assert DeployConfig.from_mapping({"region": "eu-central-2"}).region == "eu-central-2"
 
 
 def test_config_is_frozen() -> None:
@@ -111,3 +124,43 @@ def test_synth_with_bad_context_stops_with_a_clear_message(tmp_path: Path) -> No
     assert "retention_years=0" in result.stderr and "primary_policy='made-up'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "cdk.out").glob("*.template.json"))
+
+
+def test_single_account_is_the_default_and_takes_no_organization_keys() -> None:
+    cfg = DeployConfig.from_mapping(cdk_json_context())
+    assert (cfg.deployment_mode, cfg.is_organization, cfg.organization_id) == ("single-account", False, None)
+    with pytest.raises(ConfigError, match="organization_id is set but deployment_mode=single-account"):
+        DeployConfig.from_mapping({"organization_id": "o-a1b2c3d4e5"})
+
+
+def test_organization_mode_needs_the_organization_its_units_and_regions() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({"deployment_mode": "organization"})
+    assert len(caught.value.problems) == 3 and all("is required" in p for p in caught.value.problems)
+    cfg = DeployConfig.from_mapping(
+        {
+            "deployment_mode": "organization",
+            "organization_id": "o-a1b2c3d4e5",
+            "member_organizational_units": "ou-ab12-cdefgh34, r-ab12",
+            "member_regions": ["eu-west-1"],
+            "stackset_call_as": "SELF",
+        }
+    )
+    assert cfg.is_organization and cfg.member_organizational_units == ("ou-ab12-cdefgh34", "r-ab12")
+    assert cfg.member_regions == ("eu-west-1",) and cfg.stackset_call_as == "SELF"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("deployment_mode", "multi", "one of single-account, organization"),
+        ("organization_id", "org-1", "AWS Organizations id"),
+        ("member_organizational_units", ["ou-1"], "organizational unit ids"),
+        ("member_regions", "eu-west-1,atlantis", "not: atlantis"),
+        ("stackset_call_as", "ADMIN", "one of DELEGATED_ADMIN, SELF"),
+    ],
+)
+def test_bad_organization_values_are_named(key: str, value: object, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        DeployConfig.from_mapping({key: value})
+    assert hint in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +20,9 @@ DASHBOARD_METRICS = {
     ServiceMetric.THRESHOLD_APPROACHING,
     ServiceMetric.THRESHOLD_RATIO,
     ServiceMetric.AUDIT_WRITE_FAILED,
+    ServiceMetric.RECONCILE_FAILED,
 }
-ALARMED_METRICS = {ServiceMetric.AUDIT_WRITE_FAILED}
+ALARMED_METRICS = {ServiceMetric.AUDIT_WRITE_FAILED, ServiceMetric.RECONCILE_FAILED}  # issue 12.10: ReconcileFailed
 
 
 def _dashboard_metrics(synth: Synthesized) -> list[list[object]]:
@@ -65,3 +67,12 @@ def test_alert_topic_is_encrypted_and_mails_the_configured_address(synth: Synthe
     assert subscription["Properties"]["Protocol"] == "email"
     assert subscription["Properties"]["Endpoint"] == EMAIL
     assert subscription["Properties"]["TopicArn"] == {"Ref": topic_id}
+
+
+def test_every_service_metric_the_dashboard_or_alarms_read_is_emitted_by_the_functions() -> None:
+    import flopsmeter
+
+    package = Path(flopsmeter.__file__).parent
+    code = "\n".join(p.read_text() for sub in ("service", "functions") for p in (package / sub).rglob("*.py"))
+    emitted = {m for m in ServiceMetric if f"ServiceMetric.{m.name}" in code}
+    assert emitted >= DASHBOARD_METRICS | ALARMED_METRICS

@@ -6,10 +6,11 @@ import pytest
 
 from flopsmeter.contract import LAMBDA_ENV, max_receive_count, training_job_state_change_pattern
 from infra.assets import REPO_ROOT
-from tests.infra.policy import resolve
+from infra.layer import POWERTOOLS_VERSION
+from tests.infra.policy import Request, allows
 from tests.infra.template import (
     HANDLERS,
-    LAYER_VERSION,
+    MAX_CONCURRENCY,
     RESERVED,
     RETENTION_YEARS,
     Synthesized,
@@ -23,7 +24,11 @@ pytestmark = pytest.mark.infra
 
 
 def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(synth: Synthesized) -> None:
-    rules = [r for r in synth.of_type("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    rules = [
+        r
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.sagemaker"]
+    ]
     assert len(rules) == 1
     props = rules[0]["Properties"]
     assert props["EventPattern"] == training_job_state_change_pattern()
@@ -31,6 +36,9 @@ def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(s
     (target,) = props["Targets"]
     queue = synth.resources[target["Arn"]["Fn::GetAtt"][0]]
     assert queue["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in queue["Properties"]
+    # What EventBridge cannot deliver in 24 h goes to the classifier's dead-letter queue.
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dead_letter_queue_id(synth), "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 24 * 3600, "MaximumRetryAttempts": 185}
 
 
 def test_queue_has_dlq_and_a_visibility_timeout_of_six_function_timeouts(synth: Synthesized) -> None:
@@ -62,13 +70,16 @@ def test_dlq_depth_alarm_notifies_the_alert_topic(synth: Synthesized) -> None:
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_classifier_consumes_in_batches_reporting_item_failures(synth: Synthesized) -> None:
+def test_classifier_consumes_in_batches_throttled_by_the_event_source(synth: Synthesized) -> None:
     (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["ScalingConfig"] == {"MaximumConcurrency": RESERVED}
+    assert props["ScalingConfig"] == {"MaximumConcurrency": MAX_CONCURRENCY}
+    # The reservation is an option (configured here); the scheduled functions never reserve any.
     _, classifier = function(synth, "classifier")
-    assert classifier["Properties"]["ReservedConcurrentExecutions"] == RESERVED
+    assert classifier["Properties"]["ReservedConcurrentExecutions"] == RESERVED >= MAX_CONCURRENCY
+    for name in ("reconciler", "digest"):
+        assert "ReservedConcurrentExecutions" not in function(synth, name)[1]["Properties"]
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
@@ -77,11 +88,8 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
     props = fn["Properties"]
     assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
     (layer,) = props["Layers"]
-    assert resolve(layer) == (
-        f"arn:aws:lambda:<AWS::Region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:{LAYER_VERSION}"
-    )
+    assert layer == "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/" + POWERTOOLS_VERSION + "}}"
     assert props["TracingConfig"] == {"Mode": "Active"}
-    assert "ReservedConcurrentExecutions" in props
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
@@ -120,3 +128,22 @@ def test_reconciler_and_digest_run_on_schedules(synth: Synthesized) -> None:
         function(synth, "reconciler")[0]: "rate(1 hour)",
         function(synth, "digest")[0]: "cron(5 * * * ? *)",
     }
+
+
+def test_function_logs_are_encrypted_with_a_key_only_cloudwatch_logs_of_this_account_may_use(
+    synth: Synthesized,
+) -> None:
+    """Issue 12.10: the logs carry job names and principal ARNs."""
+    for fn_id, fn in synth.of_type("AWS::Lambda::Function").items():
+        group_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        group = synth.resources[group_id]["Properties"]
+        key_id = group["KmsKeyId"]["Fn::GetAtt"][0]
+        key = synth.resources[key_id]["Properties"]
+        assert key["EnableKeyRotation"] is True, fn_id
+        logs = "logs.<AWS::Region>.amazonaws.com"
+        ours = {
+            "kms:EncryptionContext:aws:logs:arn": "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:x"
+        }
+        assert allows(key["KeyPolicy"], Request(logs, "kms:GenerateDataKey", "*", ours, service=True))
+        theirs = {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:999988887777:log-group:x"}
+        assert not allows(key["KeyPolicy"], Request(logs, "kms:GenerateDataKey", "*", theirs, service=True))

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.infra
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, str]:
-    from infra.synth import build_app, cdk_json_context
+    from infra.config import cdk_json_context
+    from infra.synth import build_app
 
     tmp = tmp_path_factory.mktemp("dev")
     app, stack = build_app(
@@ -52,8 +53,38 @@ def test_cdk_nag_stops_synth_on_an_unacknowledged_finding(dev: tuple[Synthesized
 def test_dev_stack_is_named_by_stage(dev: tuple[Synthesized, str]) -> None:
     synth, _ = dev
     assert synth.stack_name == "FlopsMeter-dev"
+
+
+def test_workgroup_name_carries_the_stack_id_so_a_redeploy_does_not_collide(dev: tuple[Synthesized, str]) -> None:
+    """Issue 12.5: the production workgroup is retained; a stack re-created after a destroy gets a new id."""
+    synth, _ = dev
     (workgroup,) = synth.of_type("AWS::Athena::WorkGroup").values()
-    assert workgroup["Properties"]["Name"] == "flopsmeter-dev"
+    stack_id_part = {
+        "Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]
+    }
+    assert workgroup["Properties"]["Name"] == {"Fn::Join": ["-", ["flopsmeter-dev", stack_id_part]]}
+    assert synth.template["Outputs"]["AthenaWorkGroup"]["Value"] == workgroup["Properties"]["Name"]
+
+
+def test_dev_results_bucket_is_emptied_on_delete_so_the_stack_can_go(dev: tuple[Synthesized, str]) -> None:
+    """Issue 12.5: a disposable stage's query results must not block the stack deletion."""
+    synth, _ = dev
+    (workgroup,) = synth.of_type("AWS::Athena::WorkGroup").values()
+    location = workgroup["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"]["OutputLocation"]
+    results_id = location["Fn::Join"][1][1]["Ref"]
+    assert synth.resources[results_id]["DeletionPolicy"] == "Delete"
+    (emptier,) = synth.of_type("Custom::S3AutoDeleteObjects").values()
+    assert emptier["Properties"]["BucketName"] == {"Ref": results_id}
+    assert workgroup["Properties"]["RecursiveDeleteOption"] is True
+
+
+def test_cdk_json_reserves_no_concurrency(dev: tuple[Synthesized, str]) -> None:
+    """Issue 12.3: the committed defaults deploy on a new account (no reservation; the event source throttles)."""
+    synth, _ = dev
+    for fn in synth.of_type("AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 
 def test_evidence_is_retained_even_in_dev(dev: tuple[Synthesized, str]) -> None:

@@ -1,16 +1,19 @@
-"""The digest Lambda handler on moto (S3 Object Lock bucket + KMS RSA key; LastModified on an emulated clock)."""
+"""The digest function on moto (S3 Object Lock bucket + KMS RSA key; LastModified on an emulated clock)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from moto import mock_aws
 
-from flopsmeter.audit.store import AuditStore
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.compliance.verify import BucketSource, verify
+from flopsmeter.functions import digest
+from flopsmeter.functions.container import DigestContainer, build_digest
+from flopsmeter.functions.settings import DigestSettings, SettingsError
+from tests.support.lambda_context import lambda_context
 from tests.support.trail import (
     ACCOUNT,
     BUCKET,
@@ -22,14 +25,6 @@ from tests.support.trail import (
     make_bucket,
     make_signing_key,
 )
-
-
-@dataclass
-class Context:
-    function_name: str = "flopsmeter-digest"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-digest"
-    aws_request_id: str = "6f2b3c1e-0000-4000-8000-000000000001"
 
 
 def scheduled(at) -> dict:
@@ -48,22 +43,15 @@ def scheduled(at) -> dict:
 
 @pytest.fixture
 def deployed(monkeypatch):
-    from flopsmeter.aws import clients
-    from lambdas.digest import handler
-    from lambdas.shared import settings
-
+    """The digest function over a container built from its settings, with clients on moto."""
     with mock_aws():
         clock = Clock()
         install_clock(monkeypatch, clock)
         s3, kms = make_bucket()
         key_id = make_signing_key(kms)
-        monkeypatch.setenv("AUDIT_BUCKET_NAME", BUCKET)
-        monkeypatch.setenv("DIGEST_SIGNING_KEY_ID", key_id)
-        for cached in (settings.settings, handler.dependencies, clients.client):
-            cached.cache_clear()
-        yield Trail(s3, kms, key_id, AuditStore(s3, BUCKET), clock), handler
-        for cached in (settings.settings, handler.dependencies, clients.client):
-            cached.cache_clear()
+        settings = DigestSettings.from_env({"AUDIT_BUCKET_NAME": BUCKET, "DIGEST_SIGNING_KEY_ID": key_id})
+        container = build_digest(settings, {"s3": s3, "kms": kms}.__getitem__)
+        yield Trail(s3, kms, key_id, AuditStore(s3, BUCKET), clock), digest.handler_for(lambda: container)
 
 
 def test_hourly_run_closes_the_previous_hour_and_a_rerun_is_a_no_op(deployed):
@@ -71,10 +59,10 @@ def test_hourly_run_closes_the_previous_hour_and_a_rerun_is_a_no_op(deployed):
     trail.write("job-a", T0 + timedelta(minutes=10))
     trail.write("job-b", T0 + timedelta(minutes=50))
     trail.clock.set(T0 + timedelta(hours=1, minutes=5))
-    reply = handler.lambda_handler(scheduled(T0 + timedelta(hours=1, minutes=5)), Context())
+    reply = handler(scheduled(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
     assert reply["written"] == [f"digests/v1/account={ACCOUNT}/region={REGION}/2026/01/05/09.json"]
     assert reply["records"] == 2
-    again = handler.lambda_handler(scheduled(T0 + timedelta(hours=1, minutes=5)), Context())
+    again = handler(scheduled(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
     assert again["written"] == []
     assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok
 
@@ -83,20 +71,36 @@ def test_missed_hours_are_caught_up_in_order(deployed):
     trail, handler = deployed
     trail.write("job-a", T0 + timedelta(minutes=10))
     trail.clock.set(T0 + timedelta(hours=1, minutes=5))
-    handler.lambda_handler(scheduled(trail.clock.now), Context())
+    handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
     trail.write("job-c", T0 + timedelta(hours=2, minutes=30))
     trail.clock.set(T0 + timedelta(hours=4, minutes=5))  # the runs at 11:05 and 12:05 failed
-    reply = handler.lambda_handler(scheduled(trail.clock.now), Context())
+    reply = handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
     assert [k.rsplit("/", 1)[-1] for k in reply["written"]] == ["10.json", "11.json", "12.json"]
     docs = [json.loads(trail.store.get(k).body) for k in reply["written"]]
     assert [d["record_count"] for d in docs] == [0, 1, 0]
     assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok
 
 
-def test_missing_signing_key_setting_fails_loudly(deployed, monkeypatch):
-    from lambdas.shared.settings import SettingsError
-
-    _, handler = deployed
-    monkeypatch.delenv("DIGEST_SIGNING_KEY_ID")
+def test_missing_signing_key_setting_fails_loudly(monkeypatch):
+    """The real entry point builds its container from the environment: no signing key, no run (and no cache)."""
+    monkeypatch.setenv("AUDIT_BUCKET_NAME", BUCKET)
+    monkeypatch.delenv("DIGEST_SIGNING_KEY_ID", raising=False)
     with pytest.raises(SettingsError, match="DIGEST_SIGNING_KEY_ID"):
-        handler.lambda_handler(scheduled(T0), Context())
+        digest.lambda_handler(scheduled(T0), lambda_context("flopsmeter-digest"))
+    assert digest.process_container.cache_info().currsize == 0
+
+
+def test_a_403_for_a_missing_digest_is_not_a_failure(deployed):
+    """A role whose ListBucket grant is conditioned on s3:prefix gets 403 for a HEAD of a missing digest key (a HEAD
+    carries no prefix): the writer goes on, and If-None-Match keeps a re-run from writing twice."""
+    from tests.support.moto_world import WithoutListBucket
+
+    trail, _ = deployed
+    store = AuditStore(WithoutListBucket(trail.s3), BUCKET)
+    handler = digest.handler_for(lambda: DigestContainer(store, trail.kms, trail.key_id))
+    trail.write("job-a", T0 + timedelta(minutes=10))
+    trail.clock.set(T0 + timedelta(hours=1, minutes=5))
+    reply = handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
+    assert len(reply["written"]) == 1 and reply["records"] == 1
+    assert handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))["written"] == []
+    assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok

@@ -7,6 +7,7 @@ source mapping is emulated by ``drain`` (receive, invoke, delete what did not fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -14,29 +15,24 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flopsmeter import contract
-from flopsmeter.audit.keys import record_key
+from flopsmeter.audit.keys import notification_key, record_key
 from flopsmeter.aws.dead_letters import DeadLetterQueue
+from flopsmeter.functions import classifier
+from flopsmeter.functions.container import ClassifierContainer
 from flopsmeter.local import moto_ext
 from flopsmeter.local.runner import lambda_sqs_event
-from flopsmeter.service.classifier import notification_marker_key
-from lambdas.classifier import handler
-from tests.integration.conftest import ACCOUNT, BUCKET, REGION, inject_faults, state_change
+from tests.support.lambda_context import lambda_context
+from tests.support.moto_world import ACCOUNT, BUCKET, REGION, inject_faults, state_change
 
 G5_PEAK = 125e12  # ml.g5.xlarge: one A10G, bounded by the A10's dense BF16 peak
 
 
-class Ctx:
-    function_name = "flopsmeter-classifier"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:flopsmeter-classifier"
-    aws_request_id = "it-request"
-
-
 @pytest.fixture
-def wired(aws, monkeypatch):
-    monkeypatch.setattr(handler, "dependencies", lambda: (aws.deps(), aws.config))
-    dead_letters = DeadLetterQueue(aws["sqs"], aws.dlq)  # DEAD_LETTER_QUEUE_URL, as the stack sets it
-    monkeypatch.setattr(handler, "dead_letter_queue", lambda: dead_letters)
+def wired(aws):
+    """The classifier over moto: the service's adapters, and DEAD_LETTER_QUEUE_URL as the stack sets it."""
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(aws.deps(), aws.config, DeadLetterQueue(aws["sqs"], aws.dlq))
+    )
     return aws
 
 
@@ -52,7 +48,7 @@ def drain(aws, *, rounds: int = 10) -> list[dict]:
         if not messages:
             break
         event = lambda_sqs_event(messages, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:classifier", region=REGION)
-        response = handler.lambda_handler(event, Ctx())
+        response = aws.handler(event, lambda_context())
         responses.append(response)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
@@ -161,7 +157,7 @@ def test_malformed_and_vanished_job_events_are_in_the_dlq_after_one_delivery_wit
     for body, attributes in by_body.items():
         assert attributes[contract.DLQ_ATTR_SOURCE_MESSAGE_ID] == sent_ids[body]
         assert attributes[contract.DLQ_ATTR_RECEIVE_COUNT] == "1" and attributes[contract.DLQ_ATTR_FAILED_AT]
-        assert len(attributes[contract.DLQ_ATTR_REASON]) <= handler.MAX_REASON
+        assert len(attributes[contract.DLQ_ATTR_REASON]) <= classifier.MAX_REASON
     assert wired.store.exists(key("job-good", end))
 
 
@@ -235,7 +231,7 @@ def test_throttling_on_any_call_is_retried_and_never_less_conservative(wired, se
         == ("metered", 5.0e22, "approaching")
     )
     assert [c.threshold for c in throttled.classifications] == [c.threshold for c in clean.classifications]
-    assert wired.store.exists(notification_marker_key(key("job-throttle", end)))
+    assert wired.store.exists(notification_key(key("job-throttle", end)))
     recorded = [m["detail"]["job_name"] for m in wired.messages(wired.recorded_queue)]
     assert recorded.count("job-throttle") == 1
     alerts = [json.loads(m["Message"].split("\n\n", 1)[1])["job_name"] for m in wired.messages(wired.alerts_queue)]
@@ -313,3 +309,56 @@ def test_a_restart_from_zero_adds_the_runs_instead_of_keeping_the_largest(wired)
     record = wired.store.get_record(key("job-restarted", end))
     assert record.flops.method == "metered" and record.flops.classified_flops == pytest.approx(6.5e17)
     assert any("fell 1 time(s)" in w for w in record.warnings)
+
+
+# --- a role without s3:ListBucket on the key: a missing object reads as 403, not 404 (issue 12, item 2) -----------
+
+
+@pytest.mark.parametrize("list_denied", [False, True])
+def test_without_list_bucket_records_are_written_once_and_nothing_is_dead_lettered(aws, list_denied):
+    """HEAD of a missing record/marker answers 403: the classifier, reconciler and digest writer go on and rely on
+    If-None-Match (412 = already recorded). A HEAD of an object that exists still succeeds, so a duplicate finds the
+    record's announcement marker and is not announced again, with or without listing."""
+    from flopsmeter.aws.store import AuditStore
+    from flopsmeter.service.reconcile import reconcile
+    from tests.support.moto_world import WithoutListBucket
+
+    s3 = WithoutListBucket(aws["s3"], list_denied=list_denied)
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(
+            dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)),
+            aws.config,
+            DeadLetterQueue(aws["sqs"], aws.dlq),
+        )
+    )
+    end = aws.job("job-no-list")
+    send(aws, state_change("job-no-list", event_id="first"))
+    drain(aws)
+    send(aws, state_change("job-no-list", event_id="second"))
+    drain(aws)
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+    assert aws.store.get_record(key("job-no-list", end)).eventbridge_event_id == "first"
+    assert aws["sqs"].receive_message(QueueUrl=aws.dlq).get("Messages") is None  # nothing dead-lettered
+    assert len(aws.messages(aws.recorded_queue)) == 1
+    report = reconcile(dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)), aws.config, lookback_hours=48)
+    assert not report.failed and not report.recorded
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+
+
+def test_a_job_whose_meter_could_not_reach_cloudwatch_is_metered_from_final_metric_data(wired):
+    """Second channel (issue 11, item 8), through DescribeTrainingJob on the emulator: no CloudWatch series, but
+    SageMaker kept the meter's stdout metrics (MetricDefinitions) in FinalMetricDataList."""
+    end = wired.job("job-stdout-only")
+    moto_ext.set_training_job_state(
+        "job-stdout-only",
+        moto_ext.JobState(
+            final_metrics={contract.STDOUT_METRIC_CUMULATIVE_FLOPS: 7.5e17, contract.STDOUT_METRIC_TOKENS: 123456}
+        ),
+        account_id=ACCOUNT,
+        region=REGION,
+    )
+    send(wired, state_change("job-stdout-only"))
+    drain(wired)
+    record = wired.store.get_record(key("job-stdout-only", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 7.5e17
+    assert record.flops.metered_channel == "final_metric_data" and record.flops.tokens == 123456

@@ -12,14 +12,10 @@ from pathlib import Path
 import pytest
 
 from flopsmeter.cli.main import main
-from flopsmeter.local.runner import clear_client_caches
 
 
 def _run_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
-    try:
-        code = main(["demo", "--out", str(tmp_path / "demo"), *extra])
-    finally:
-        clear_client_caches()
+    code = main(["demo", "--out", str(tmp_path / "demo"), *extra])
     out = capsys.readouterr().out
     assert code == 0, out[-4000:]
     return out
@@ -32,6 +28,8 @@ def test_demo_without_training_runs_every_case(tmp_path: Path, capsys: pytest.Ca
     assert "MalformedEvent" in out and "AccessDenied" in out and "PreconditionFailed" in out
     records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "demo" / "records").glob("*.json")}
     assert len(records) == 8 and "demo-lost-event" in records
+    assert {name: r["job"]["name"] for name, r in records.items()} == {name: name for name in records}
+    assert "each record copy is saved under its own job's name" in out
     trail = records["demo-llama70b-known"]["cloudtrail"]
     assert trail["status"] == "found"
     assert trail["principal_arn"] == "arn:aws:sts::123456789012:assumed-role/MLEngineer/alice"

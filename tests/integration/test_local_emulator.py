@@ -22,14 +22,12 @@ from flopsmeter.local.clients import client
 from flopsmeter.local.emulator import Emulator, read_state
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.replay import DOCS_EXAMPLE, load_event, replay
-from flopsmeter.local.runner import clear_client_caches
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
     with Emulator() as emu:
         yield emu
-    clear_client_caches()  # the tests below keep the classifier "warm" against this emulator
 
 
 @pytest.fixture
@@ -74,8 +72,8 @@ def test_replay_of_the_aws_docs_example_writes_one_record_through_the_real_handl
     event = load_event(DOCS_EXAMPLE)
     unchanged = json.loads(DOCS_EXAMPLE.read_text())
 
-    first = replay(resources, event, log_path=tmp_path / "classifier.log", keep_warm=True)
-    again = replay(resources, event, log_path=tmp_path / "classifier.log", keep_warm=True)
+    first = replay(resources, event, log_path=tmp_path / "classifier.log")
+    again = replay(resources, event, log_path=tmp_path / "classifier.log")
 
     assert event == unchanged
     assert first.registered and "did not exist in the emulator" in first.notes[0]
@@ -100,7 +98,7 @@ def test_non_terminal_event_is_filtered_by_the_rule(resources: LocalResources, t
     event = load_event(DOCS_EXAMPLE)
     event["detail"]["TrainingJobStatus"] = "InProgress"
 
-    result = replay(resources, event, register_missing=False, log_path=tmp_path / "classifier.log", keep_warm=True)
+    result = replay(resources, event, register_missing=False, log_path=tmp_path / "classifier.log")
 
     assert not result.matched_rule and result.report.attempts == []
     assert any("did not match" in note for note in result.notes)
@@ -112,7 +110,7 @@ def test_malformed_event_is_dead_lettered_on_its_first_delivery_with_its_reason(
     event = load_event(DOCS_EXAMPLE)
     event["detail"]["TrainingJobName"] = "not a valid job name!"
 
-    result = replay(resources, event, log_path=tmp_path / "classifier.log", deadline_s=60, keep_warm=True)
+    result = replay(resources, event, log_path=tmp_path / "classifier.log", deadline_s=60)
 
     [attempt] = result.report.attempts  # one delivery, not maxReceiveCount
     assert attempt.receive_count == 1 and attempt.ok and attempt.dead_lettered

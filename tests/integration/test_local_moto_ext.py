@@ -104,16 +104,18 @@ def test_state_transition_sets_times_and_billable_seconds(emulator: Emulator, st
     end = start + timedelta(hours=2, seconds=5)
 
     moto_ext.set_training_job_state(
-        "job-t", status="InProgress", start=start, region=REGION, endpoint=emulator.endpoint
+        "job-t", moto_ext.JobState(status="InProgress", start=start), region=REGION, endpoint=emulator.endpoint
     )
     running = sm.describe_training_job(TrainingJobName="job-t")
     moto_ext.set_training_job_state(
         "job-t",
-        status=status,
-        end=end,
-        billable_seconds=3600,
-        failure_reason="OOM" if status == "Failed" else None,
-        final_metrics={"flops": 1.25e18},
+        moto_ext.JobState(
+            status=status,
+            end=end,
+            billable_seconds=3600,
+            failure_reason="OOM" if status == "Failed" else None,
+            final_metrics={"flops": 1.25e18},
+        ),
         region=REGION,
         endpoint=emulator.endpoint,
     )
@@ -137,9 +139,13 @@ def test_state_of_unknown_job_or_status_is_a_clear_error(emulator: Emulator) -> 
     sm = emulator.client("sagemaker")
     _create_job(sm, "job-e")
     with pytest.raises(moto_ext.EmulatorError, match="no training job"):
-        moto_ext.set_training_job_state("nope", status="Completed", region=REGION, endpoint=emulator.endpoint)
+        moto_ext.set_training_job_state(
+            "nope", moto_ext.JobState(status="Completed"), region=REGION, endpoint=emulator.endpoint
+        )
     with pytest.raises(moto_ext.EmulatorError, match="unknown training job status"):
-        moto_ext.set_training_job_state("job-e", status="Done", region=REGION, endpoint=emulator.endpoint)
+        moto_ext.set_training_job_state(
+            "job-e", moto_ext.JobState(status="Done"), region=REGION, endpoint=emulator.endpoint
+        )
 
 
 def test_create_training_job_is_recorded_in_cloudtrail_with_the_lookup_events_shape(emulator: Emulator) -> None:
@@ -235,10 +241,9 @@ def test_backdated_creation_moves_the_create_event_and_list_filters_work(emulato
 
     moto_ext.set_training_job_state(
         "job-old",
-        status="Completed",
-        creation=created,
-        start=created + timedelta(minutes=5),
-        end=created + timedelta(hours=1),
+        moto_ext.JobState(
+            status="Completed", creation=created, start=created + timedelta(minutes=5), end=created + timedelta(hours=1)
+        ),
         region=REGION,
         endpoint=emulator.endpoint,
     )

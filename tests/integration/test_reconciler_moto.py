@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flopsmeter.audit.keys import record_key
 from flopsmeter.service.reconcile import reconcile
-from tests.integration.conftest import ACCOUNT, REGION
+from tests.support.moto_world import ACCOUNT, REGION
 
 
 def naive_last_modified(*names: str) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from flopsmeter import contract
-from lambdas.classifier.handler import MAX_REASON
-from tests.integration.conftest import state_change
+from flopsmeter.functions.classifier import MAX_REASON
+from tests.support.moto_world import state_change
 
 BAD = Path(__file__).resolve().parents[1] / "events" / "bad"
 MANIFEST: dict[str, dict[str, str]] = json.loads((BAD / "MANIFEST.json").read_text())["cases"]

@@ -25,10 +25,10 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from moto.core.models import botocore_stubber
 
 from flopsmeter import contract
+from flopsmeter.audit.keys import notification_key
 from flopsmeter.aws.clients import MAX_ATTEMPTS
-from flopsmeter.service.classifier import notification_marker_key
-from tests.integration.conftest import REGION, inject_faults, state_change
-from tests.reliability.conftest import MAX_RECEIVE_COUNT, Harness, register_hook
+from tests.support.harness import MAX_RECEIVE_COUNT, Harness, register_hook
+from tests.support.moto_world import REGION, inject_faults, state_change
 
 # Every AWS call the classifier makes for a new job, by client.
 OPERATIONS = [
@@ -78,7 +78,7 @@ def assert_recorded_like_clean(
 ) -> None:
     faulted = h.aws.store.get_record(key)
     assert conservative_view(faulted) == conservative_view(clean)
-    assert h.aws.store.exists(notification_marker_key(key))  # announced, and marked as such
+    assert h.aws.store.exists(notification_key(key))  # announced, and marked as such
     recorded = [m["detail"]["job_name"] for m in h.aws.messages(h.aws.recorded_queue)]
     alerts = [json.loads(m["Message"].split("\n\n", 1)[1])["job_name"] for m in h.aws.messages(h.aws.alerts_queue)]
     assert len(list(h.aws.store.list_versions(key))) == 1  # one version: written once, never replaced
@@ -178,7 +178,7 @@ def test_a_fault_that_never_ends_lands_in_the_dlq_with_its_reason(harness, servi
     assert len(reasons) == MAX_RECEIVE_COUNT and all("ServiceUnavailable" in r["reason"] for r in reasons)
     if operation in ("PutEvents", "Publish"):  # the record was written before the announcement failed: kept, intact
         assert conservative_view(harness.aws.store.get_record(key)) == conservative_view(clean)
-        assert not harness.aws.store.exists(notification_marker_key(key))
+        assert not harness.aws.store.exists(notification_key(key))
     else:
         assert not harness.aws.store.exists(key)
 

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.infra.policy import Request, denying_statements
-from tests.integration.conftest import BUCKET, state_change
+from tests.support.moto_world import BUCKET, state_change
 
 pytestmark = pytest.mark.infra  # synthesizes the AuditBucket construct (a few seconds of jsii)
 

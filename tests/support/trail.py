@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 
-from flopsmeter.audit.digests import write_digest
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.audit.store import AuditStore
+from flopsmeter.aws.store import AuditStore
+from flopsmeter.service.digests import write_digest
 from tests.support.records import key_of, make_record
 
 BUCKET = "flopsmeter-audit-test"
@@ -118,8 +118,9 @@ def tamper_digest(trail: Trail, key: str, change: Any, *, resign: bool = False) 
     import base64
     import json
 
-    from flopsmeter.audit.digests import KmsSigner, digest_body, signing_string
+    from flopsmeter.audit.digests import digest_body, signing_string
     from flopsmeter.audit.record import body_sha256, canonical_json
+    from flopsmeter.aws.kms import KmsSigner
 
     document = json.loads(trail.store.get(key).body)
     change(document)

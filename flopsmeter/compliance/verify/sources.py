@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from flopsmeter.audit.digests import load_public_key, parse_iso, public_key_der, public_key_fingerprint
 from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX, parse_public_key_object_key, public_key_object_key
-from flopsmeter.audit.store import AuditStore, AuditStoreError
+from flopsmeter.aws.store import AuditStore, AuditStoreError
 from flopsmeter.compliance.layout import is_mirror
 from flopsmeter.compliance.mirror import key_path, read_manifest
 

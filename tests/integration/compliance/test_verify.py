@@ -148,8 +148,9 @@ def test_bad_signature_is_caught(trail):
 def test_digest_signed_by_another_key_is_caught(trail):
     import boto3
 
-    from flopsmeter.audit.digests import KmsSigner, digest_body, public_key_fingerprint, signing_string
+    from flopsmeter.audit.digests import digest_body, public_key_fingerprint, signing_string
     from flopsmeter.audit.record import body_sha256
+    from flopsmeter.aws.kms import KmsSigner
 
     key = trail.digests[2]
     other = KmsSigner(boto3.client("kms", region_name="eu-west-1"), make_signing_key(trail.kms))

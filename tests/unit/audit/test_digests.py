@@ -9,13 +9,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from flopsmeter.audit.digests import (
-    SIGNING_ALGORITHM,
     digest_body,
-    periods_to_write,
     signature_valid,
     signing_string,
 )
 from flopsmeter.audit.record import body_sha256
+from flopsmeter.contract import SIGNING_ALGORITHM
+from flopsmeter.service.digests import periods_to_write
 
 H = datetime(2026, 3, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -1,16 +1,22 @@
-"""Lambda settings (validated once, clear errors) and the reconciler handler."""
+"""Per-function settings (each validates what it reads, clear errors) and the reconciler and digest functions."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambdas.reconciler import handler as reconciler
-from lambdas.shared.settings import Settings, SettingsError
-from lambdas.shared.wiring import service_config
+from flopsmeter.functions import reconciler
+from flopsmeter.functions.container import ReconcilerContainer
+from flopsmeter.functions.settings import (
+    ClassifierSettings,
+    DigestSettings,
+    ReconcilerSettings,
+    SettingsError,
+)
+from tests.support.fakes import World
 
 
 def test_settings_defaults_and_values():
-    settings = Settings.from_env(
+    settings = ClassifierSettings.from_env(
         {
             "AUDIT_BUCKET_NAME": "flopsmeter-audit",
             "APPROACHING_FRACTION": "0.9",
@@ -20,7 +26,7 @@ def test_settings_defaults_and_values():
         }
     )
     assert settings.RETENTION_YEARS == 10 and settings.ALERT_TOPIC_ARN is None
-    config = service_config(settings)
+    config = settings.service_config()
     assert config.approaching_fraction == 0.9 and config.primary_policy == "eu-guideline-2025-07"
     assert config.alerts_enabled is False
 
@@ -42,7 +48,7 @@ def test_settings_defaults_and_values():
 )
 def test_invalid_settings_fail_with_a_clear_message(env, mentions):
     with pytest.raises(SettingsError, match=mentions):
-        Settings.from_env(env)
+        ClassifierSettings.from_env(env)
 
 
 @pytest.mark.parametrize(
@@ -53,19 +59,45 @@ def test_invalid_settings_fail_with_a_clear_message(env, mentions):
     ],
 )
 def test_dead_letter_queue_url_is_optional_and_validated(url):
-    assert Settings.from_env({"AUDIT_BUCKET_NAME": "b-ok"}).DEAD_LETTER_QUEUE_URL is None
-    configured = Settings.from_env({"AUDIT_BUCKET_NAME": "b-ok", "DEAD_LETTER_QUEUE_URL": url})
+    assert ClassifierSettings.from_env({"AUDIT_BUCKET_NAME": "b-ok"}).DEAD_LETTER_QUEUE_URL is None
+    configured = ClassifierSettings.from_env({"AUDIT_BUCKET_NAME": "b-ok", "DEAD_LETTER_QUEUE_URL": url})
     assert url == configured.DEAD_LETTER_QUEUE_URL
 
 
-def test_reconciler_handler_reports_what_it_did(monkeypatch, context):
-    from tests.unit.service.conftest import World
-
+def test_reconciler_handler_reports_what_it_did(context):
     w = World()
     w.jobs.add("lost-event")
     w.trail.add("lost-event")
-    settings = Settings.from_env({"AUDIT_BUCKET_NAME": "flopsmeter-audit", "RECONCILE_LOOKBACK_HOURS": "6"})
-    monkeypatch.setattr(reconciler, "dependencies", lambda: (w.deps, w.config, settings))
-    reply = reconciler.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
+    settings = ReconcilerSettings.from_env({"AUDIT_BUCKET_NAME": "flopsmeter-audit", "RECONCILE_LOOKBACK_HOURS": "6"})
+    container = ReconcilerContainer(w.deps, w.config, lookback_hours=settings.RECONCILE_LOOKBACK_HOURS)
+    handler = reconciler.handler_for(lambda: container)
+    reply = handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context)
     assert reply["recorded"] == ["lost-event"] and reply["seen"] == 1
     assert len(w.store.records()) == 1
+
+
+def test_each_function_reads_only_its_own_settings():
+    """A bad value in a setting a function does not read never stops that function."""
+    env = {
+        "AUDIT_BUCKET_NAME": "flopsmeter-audit",
+        "DIGEST_SIGNING_KEY_ID": "alias/flopsmeter-digest",
+        "PRIMARY_POLICY": "made-up",  # classifier + reconciler only
+        "RECONCILE_LOOKBACK_HOURS": "soon",  # reconciler only
+    }
+    assert DigestSettings.from_env(env).DIGEST_SIGNING_KEY_ID == "alias/flopsmeter-digest"
+    with pytest.raises(SettingsError, match="PRIMARY_POLICY") as caught:
+        ClassifierSettings.from_env(env)
+    assert "RECONCILE_LOOKBACK_HOURS" not in str(caught.value)
+    fixed = env | {"PRIMARY_POLICY": "aws-30pct-2026"}
+    assert ClassifierSettings.from_env(fixed).PRIMARY_POLICY == "aws-30pct-2026"
+    with pytest.raises(SettingsError, match="RECONCILE_LOOKBACK_HOURS"):
+        ReconcilerSettings.from_env(fixed)
+    assert "DEAD_LETTER_QUEUE_URL" not in ReconcilerSettings.model_fields
+    assert "DIGEST_SIGNING_KEY_ID" not in ClassifierSettings.model_fields
+
+
+def test_digest_settings_require_the_signing_key():
+    with pytest.raises(SettingsError, match="DIGEST_SIGNING_KEY_ID"):
+        DigestSettings.from_env({"AUDIT_BUCKET_NAME": "flopsmeter-audit"})
+    with pytest.raises(SettingsError, match="AUDIT_BUCKET_NAME"):
+        DigestSettings.from_env({"DIGEST_SIGNING_KEY_ID": "k"})

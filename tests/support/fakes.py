@@ -1,26 +1,33 @@
 """In-memory fakes of what the classifier service talks to (ports in flopsmeter.service.ports).
 
-FakeStore follows AuditStore's contract (first write wins, duplicates are no-ops, nothing is ever replaced);
-tests/integration/test_classifier_moto.py runs the same service against the real AuditStore on moto.
+FakeStore follows AuditStore's contract (first write wins, duplicates are no-ops, nothing is ever replaced):
+tests/integration/test_store_contract.py runs the same scenarios against both. ``World`` wires every fake into the
+service's ``Dependencies`` (and a classifier container) with a fixed clock.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.audit.store import PutResult
+from flopsmeter.aws.store import AuditStoreError, PutResult, StoredObject
+from flopsmeter.functions.container import ClassifierContainer
 from flopsmeter.service.errors import JobNotFound
-from flopsmeter.service.ports import MeteredFigures, TrailHit
+from flopsmeter.service.ports import Dependencies, MeteredFigures, ServiceConfig, TrailHit
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/flopsmeter-classifier-dlq"
 
 
 class Faults:
@@ -59,6 +66,7 @@ class FakeJobs:
         tags: dict[str, str] | None = None,
         failure_reason: str | None = None,
         end_time: bool = True,
+        final_metrics: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
         start = end - timedelta(hours=hours)
@@ -79,6 +87,10 @@ class FakeJobs:
             job["BillableTimeInSeconds"] = billable
         if failure_reason:
             job["FailureReason"] = failure_reason
+        if final_metrics:
+            job["FinalMetricDataList"] = [
+                {"MetricName": k, "Value": v, "Timestamp": end} for k, v in final_metrics.items()
+            ]
         self.jobs[name] = job
         self.tag_map[arn] = dict(tags or {})
         return job
@@ -98,7 +110,7 @@ class FakeJobs:
     def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
         self.faults.check("recent_terminal_jobs")
         for job in self.jobs.values():
-            if job["TrainingJobStatus"] in {"Completed", "Failed", "Stopped"} and job["LastModifiedTime"] >= since:
+            if job["TrainingJobStatus"] in contract.TERMINAL_STATUSES and job["LastModifiedTime"] >= since:
                 yield {
                     k: job[k]
                     for k in (
@@ -175,9 +187,19 @@ class FakeStore:
         written, version, until = self.put_immutable(key, sealed.to_json_bytes())
         return PutResult(key, written, version, sealed.sha256, until)
 
+    def get(self, key: str) -> StoredObject:
+        self.faults.check("get")
+        if key not in self.objects:
+            raise AuditStoreError(f"reading s3://{self.bucket}/{key}: NoSuchKey (fake)")
+        return StoredObject(key, self.objects[key], f"v-{key}", None)
+
     def get_record(self, key: str) -> AuditRecord:
         self.faults.check("get_record")
-        return AuditRecord.model_validate(json.loads(self.objects[key]))
+        return AuditRecord.model_validate(json.loads(self.get(key).body))
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]:
+        for key in sorted(k for k in self.objects if k.startswith(prefix)):
+            yield {"Key": key, "Size": len(self.objects[key])}
 
     def records(self) -> dict[str, AuditRecord]:
         return {
@@ -206,3 +228,42 @@ class FakeMetrics:
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         self.counts[name] += int(value)
+
+
+class FakeSqs:
+    """The one SQS call the function makes (SendMessage), recorded; ``refuse`` makes it fail like AWS would."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.refuse: str | None = None  # an AWS error code, e.g. "AccessDenied"
+
+    def send_message(self, **kwargs: object) -> dict:
+        if self.refuse:
+            raise ClientError({"Error": {"Code": self.refuse, "Message": "refused (test)"}}, "SendMessage")
+        self.sent.append(dict(kwargs))
+        return {"MessageId": f"dlq-{len(self.sent)}"}
+
+
+class World:
+    """Every fake, wired into the service's ``Dependencies``; ``now`` is the clock (20 min after ``END``).
+
+    ``container`` is what a function built from settings would hold: tests hand ``lambda: world.container`` to a
+    function's ``handler_for`` and may replace it (e.g. to add a dead-letter queue).
+    """
+
+    def __init__(self) -> None:
+        self.jobs, self.meter, self.trail = FakeJobs(), FakeMeter(), FakeTrail()
+        self.store, self.publisher, self.metrics = FakeStore(), FakePublisher(), FakeMetrics()
+        self.now = END + timedelta(minutes=20)
+        self.config = ServiceConfig(cloudtrail_max_wait_seconds=3600, parent_max_wait_seconds=3600)
+        self.deps = Dependencies(
+            jobs=self.jobs,
+            meter=self.meter,
+            trail=self.trail,
+            store=self.store,
+            publisher=self.publisher,
+            metrics=self.metrics,
+            log=logging.getLogger("flopsmeter.test"),
+            clock=lambda: self.now,
+        )
+        self.container = ClassifierContainer(deps=self.deps, config=self.config, dead_letters=None)

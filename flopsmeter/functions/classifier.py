@@ -1,0 +1,158 @@
+"""Classifier function: SQS batch of EventBridge "SageMaker Training Job State Change" events.
+
+Per record: parse (Powertools parser), set the correlation id to the EventBridge event id, ignore non-terminal
+statuses, call the service. One bad record never fails the others, and nothing is dropped silently:
+
+* a PERMANENT failure (``PermanentError``: malformed event, unknown job, refused write) is sent to the dead-letter
+  queue at once by the function itself, body unchanged, with SQS message attributes that say why
+  (``flopsmeter.aws.dead_letters``); the record is then reported as handled, so SQS deletes it from the queue. If
+  that send fails (throttled, refused, no DLQ configured), the record is reported as a batch-item failure instead
+  and the queue's redrive policy moves it after ``maxReceiveCount`` receives, as for any other failure;
+* a TRANSIENT failure or an unexpected error is a batch-item failure: SQS redelivers it after the visibility
+  timeout, and the redrive policy moves it to the DLQ (without attributes) after ``maxReceiveCount`` receives.
+
+The reason is always logged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from flopsmeter.contract import ServiceMetric
+from flopsmeter.functions.container import ClassifierContainer, build_classifier
+from flopsmeter.functions.observability import logger, metrics, tracer
+from flopsmeter.functions.settings import ClassifierSettings
+from flopsmeter.service.classifier import ClassifyResult, classify_and_record
+from flopsmeter.service.errors import MalformedEvent, PermanentError, TransientError
+from flopsmeter.service.events import TrainingJobStateChange
+from flopsmeter.service.ports import ClassifyRequest
+
+MAX_REASON = 1000
+Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@functools.cache
+def process_container() -> ClassifierContainer:
+    """This execution environment's container: settings validated and clients built once, at the first invocation."""
+    return build_classifier(ClassifierSettings.from_env(), metrics=metrics, log=logger)
+
+
+def dead_letter(
+    record: SQSRecord, err: PermanentError, log_fields: dict[str, Any], container: ClassifierContainer
+) -> bool:
+    """Send ``record`` to the DLQ with why it failed; False (and logged) when it could not be sent."""
+    from flopsmeter.aws.dead_letters import DeadLetter
+
+    reason = str(err)[:MAX_REASON]
+    try:
+        if container.dead_letters is None:
+            raise LookupError("DEAD_LETTER_QUEUE_URL is not set")
+        letter = DeadLetter(
+            reason=reason,
+            error=type(err).__name__,
+            source_message_id=record.message_id,
+            receive_count=int(record.attributes.approximate_receive_count or 0),
+            failed_at=datetime.now(UTC),
+            source_queue_arn=record.get("eventSourceARN"),
+            job_name=log_fields.get("job"),
+        )
+        dead_letter_id = container.dead_letters.send(record.body, letter)
+    except Exception as send_err:  # noqa: BLE001 - any failure here falls back to the redrive policy: nothing lost
+        metrics.add_metric(name=ServiceMetric.DEAD_LETTER_SEND_FAILED, unit="Count", value=1)
+        logger.warning(
+            "dead-letter send failed; the message is left to the queue's redrive policy",
+            extra=log_fields | {"send_error": f"{type(send_err).__name__}: {send_err}"[:MAX_REASON]},
+        )
+        return False
+    metrics.add_metric(name=ServiceMetric.DEAD_LETTERED, unit="Count", value=1)
+    logger.warning(
+        "sent to the dead-letter queue",
+        extra=log_fields | {"dead_letter_message_id": dead_letter_id, "error": type(err).__name__, "reason": reason},
+    )
+    return True
+
+
+def parse_event(body: str) -> TrainingJobStateChange:
+    """The SQS body as a state-change event, or ``MalformedEvent`` with a short reason (no input echoed)."""
+    try:
+        # parse() validates a JSON string directly (pydantic validate_json), though it is typed for dicts
+        event: TrainingJobStateChange = parse(event=body, model=TrainingJobStateChange)  # type: ignore[call-overload]
+        return event
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in err.errors(include_url=False, include_input=False)[:10]
+        )
+        raise MalformedEvent(f"not a SageMaker Training Job State Change event: {problems}"[:MAX_REASON]) from None
+
+
+def record_handler(record: SQSRecord, container: ClassifierContainer) -> ClassifyResult | None:
+    logger.set_correlation_id(record.message_id)
+    log_fields = {"message_id": record.message_id, "receive_count": record.attributes.approximate_receive_count}
+    try:
+        event = parse_event(record.body)
+        logger.set_correlation_id(event.id)
+        log_fields |= {"job": event.job_name, "event_status": event.detail.TrainingJobStatus}
+        if not event.is_terminal:
+            metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
+            logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
+            return None
+        return classify_and_record(ClassifyRequest(event.job_name, event.id), container.deps, container.config)
+    except MalformedEvent as err:
+        metrics.add_metric(name=ServiceMetric.MALFORMED_EVENT, unit="Count", value=1)
+        logger.error("malformed event; will end in the dead-letter queue", extra=log_fields | {"reason": str(err)})
+        if dead_letter(record, err, log_fields, container):
+            return None  # handled: SQS deletes it from the queue; the DLQ holds it with its reason
+        raise
+    except PermanentError as err:
+        metrics.add_metric(name=ServiceMetric.PERMANENT_FAILURE, unit="Count", value=1)
+        logger.error(
+            "permanent failure; will end in the dead-letter queue",
+            extra=log_fields | {"reason": str(err)[:MAX_REASON], "error": type(err).__name__},
+        )
+        if dead_letter(record, err, log_fields, container):
+            return None
+        raise
+    except TransientError as err:
+        logger.warning(
+            "transient failure; the message will be retried",
+            extra=log_fields | {"reason": str(err)[:MAX_REASON], "error": type(err).__name__},
+        )
+        raise
+    except Exception:
+        logger.exception("unexpected error; the message will be retried", extra=log_fields)
+        raise
+
+
+def handler_for(container: Callable[[], ClassifierContainer]) -> Handler:
+    """The Lambda entry point over the container ``container()`` returns (the local runner and tests pass theirs)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        current = container()
+        return process_partial_response(
+            event=event,
+            record_handler=functools.partial(record_handler, container=current),
+            processor=processor,
+            context=context,
+        )
+
+    entry: Handler = lambda_handler  # the decorators are untyped
+    return entry
+
+
+lambda_handler = handler_for(process_container)

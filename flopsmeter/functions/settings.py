@@ -1,0 +1,87 @@
+"""Per-function settings, validated once per container from the environment the CDK stack sets.
+
+One pydantic model per Lambda, composed from a shared base, so each function validates exactly what it reads:
+``ClassifierSettings``, ``ReconcilerSettings``, ``DigestSettings``. Logic receives values; nothing else reads
+``os.environ``. A variable that is set but blank counts as unset (the field's default applies).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
+from flopsmeter.service.ports import ServiceConfig
+
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+# A standard (not FIFO) queue's URL: https://sqs.<region>.amazonaws.com/<account>/<name>, or an emulator's http URL.
+SQS_QUEUE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}$"
+
+
+class SettingsError(FlopsMeterError):
+    """The function's environment is missing or has an invalid setting (fix the stack, not the message)."""
+
+
+class FunctionSettings(BaseModel):
+    """What every function reads: the audit bucket and its retention."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    AUDIT_BUCKET_NAME: str = Field(min_length=3, max_length=63)
+    RETENTION_YEARS: int = Field(default=10, ge=1, le=100)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """This model's fields from ``environ`` (default ``os.environ``); other variables are not looked at."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name] for name in cls.model_fields if env.get(name, "").strip()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in err.errors(include_url=False, include_input=False)
+            )
+            raise SettingsError(f"invalid {cls.__name__}: {problems}") from None
+
+
+class ClassificationSettings(FunctionSettings):
+    """What classifying a job needs (the classifier and the reconciler)."""
+
+    PRIMARY_POLICY: str = DEFAULT_PRIMARY_POLICY
+    APPROACHING_FRACTION: float = Field(default=DEFAULT_APPROACHING_FRACTION, gt=0, le=1)
+    ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=SNS_TOPIC_ARN)
+    EVENT_BUS_NAME: str = Field(default="default", min_length=1, max_length=1600)
+    CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
+
+    @field_validator("PRIMARY_POLICY")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in POLICIES:
+            raise ValueError(f"unknown policy {value!r}; known: {', '.join(sorted(POLICIES))}")
+        return value
+
+    def service_config(self) -> ServiceConfig:
+        return ServiceConfig(
+            primary_policy=self.PRIMARY_POLICY,
+            approaching_fraction=self.APPROACHING_FRACTION,
+            cloudtrail_max_wait_seconds=self.CLOUDTRAIL_MAX_WAIT_SECONDS,
+            parent_max_wait_seconds=self.CLOUDTRAIL_MAX_WAIT_SECONDS,
+            alerts_enabled=self.ALERT_TOPIC_ARN is not None,
+        )
+
+
+class ClassifierSettings(ClassificationSettings):
+    DEAD_LETTER_QUEUE_URL: str | None = Field(default=None, pattern=SQS_QUEUE_URL)  # unset: redrive policy only
+
+
+class ReconcilerSettings(ClassificationSettings):
+    RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
+
+
+class DigestSettings(FunctionSettings):
+    DIGEST_SIGNING_KEY_ID: str = Field(min_length=1, max_length=2048)

@@ -1,0 +1,74 @@
+"""Fill moto 5.2.5's gaps so the service's boto3 code paths run unchanged against the emulator.
+
+What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS's):
+
+* ``CreateTrainingJob`` ignores ``Environment`` and marks the job ``Completed`` at once, with start = end =
+  creation. After ``install()`` a new job is ``InProgress`` / ``Starting`` with no start or end time, keeps
+  its ``Environment`` and its own ``MetricDefinitions``, and a duplicate name is refused (``ResourceInUse``)
+  as SageMaker does. ``set_training_job_state`` moves it on: status, secondary status, start/end times,
+  ``TrainingTimeInSeconds``, ``BillableTimeInSeconds``, ``FailureReason``, ``FinalMetricDataList``.
+  Tags stay where AWS keeps them: ``ListTags`` on the job ARN (``DescribeTrainingJob`` has no ``Tags``
+  member in the real API, so botocore would drop it).
+* EventBridge -> SQS: moto's default target input leaves out the envelope's ``account``; it is put back.
+* CloudTrail ``LookupEvents`` is not implemented. After ``install()`` every ``CreateTrainingJob`` records a
+  management event in the shape LookupEvents returns (``EventId``, ``EventTime``, ``Username``,
+  ``AccessKeyId``, ``Resources``, ``CloudTrailEvent`` as a JSON string with ``userIdentity.arn``,
+  ``sourceIPAddress``, ``userAgent``, ``requestParameters``, ``responseElements``), and LookupEvents
+  answers with one lookup attribute (``EventName``, ``ResourceName`` - the job name or ARN - ``EventId``,
+  ``EventSource``, ``Username``, ``ResourceType``, ``ReadOnly``, ``AccessKeyId``), ``StartTime`` /
+  ``EndTime``, ``MaxResults`` and ``NextToken``, newest first. An optional delivery lag hides events
+  younger than the lag, like CloudTrail's ~15-minute delay.
+
+The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
+routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
+driven like the in-process ``mock_aws``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flopsmeter.local.moto_ext import cloudtrail, eventbridge, routes, sagemaker
+from flopsmeter.local.moto_ext.cloudtrail import (
+    ManagementEvent,
+    clear_cloudtrail_events,
+    lookup_cloudtrail_events,
+    record_cloudtrail_event,
+    set_cloudtrail_lag,
+)
+from flopsmeter.local.moto_ext.common import EmulatorError, utc
+from flopsmeter.local.moto_ext.sagemaker import JobState, set_training_job_state
+
+__all__ = [
+    "EmulatorError",
+    "JobState",
+    "ManagementEvent",
+    "clear_cloudtrail_events",
+    "install",
+    "installed",
+    "lookup_cloudtrail_events",
+    "record_cloudtrail_event",
+    "set_cloudtrail_lag",
+    "set_training_job_state",
+    "utc",
+]
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install() -> None:
+    """Patch moto (idempotent, process-wide). Call before ``mock_aws()`` or before starting a moto server."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        sagemaker.patch()
+        cloudtrail.patch()
+        eventbridge.patch()
+        routes.add_control_routes()
+        _installed = True
+
+
+def installed() -> bool:
+    return _installed

@@ -1,0 +1,33 @@
+"""The emulator's control routes on moto's own ``/moto-api/`` plane, so a moto server in another process can be
+driven like the in-process ``mock_aws`` (``endpoint=`` on every helper)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flopsmeter.local.moto_ext import cloudtrail, sagemaker
+from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
+
+
+def _route(apply: Any) -> Any:
+    def handler(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+        del full_url, headers
+        raw = request.body if hasattr(request, "body") and not hasattr(request, "environ") else request.get_data()
+        try:
+            body = json.loads(raw or b"{}")
+            answer = apply(body)
+        except (EmulatorError, KeyError, ValueError, TypeError) as err:
+            return 400, {"Content-Type": "application/json"}, json.dumps({"error": str(err).strip("'\"")})
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+
+    handler.__name__ = f"flopsmeter_{apply.__name__.strip('_')}"
+    return handler
+
+
+def add_control_routes() -> None:
+    from moto.moto_api._internal import urls
+
+    urls.url_paths.setdefault("{0}" + STATE_PATH, _route(sagemaker.apply_state))
+    urls.url_paths.setdefault("{0}" + LAG_PATH, _route(cloudtrail.set_lag_route))
+    urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(cloudtrail.clear_route))

@@ -1,0 +1,107 @@
+"""Announcing a record once it is written: the "FLOPs Classification Recorded" EventBridge event, then the SNS
+alert when the job approaches or exceeds a threshold. Each step leaves an immutable marker
+(``flopsmeter.audit.keys.notification_key``), so a retry repeats only the step that failed and a duplicate
+delivery announces a record that an earlier attempt wrote but never announced."""
+
+from __future__ import annotations
+
+import json
+
+from flopsmeter.audit.keys import notification_key
+from flopsmeter.audit.record import AuditRecord
+from flopsmeter.aws.store import AuditStoreError, TransientStoreError
+from flopsmeter.domain.classification import Outcome
+from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
+from flopsmeter.service.events import ClassificationRecordedDetail
+from flopsmeter.service.lineage_record import lineage_alert_lines
+from flopsmeter.service.ports import Dependencies, ServiceConfig
+
+ALERTING_OUTCOMES = (Outcome.APPROACHING.value, Outcome.EXCEEDS.value)
+
+
+def worst_outcome(record: AuditRecord) -> str:
+    """The most severe outcome across every policy the record was classified under."""
+    severity = {o.value: o.severity for o in Outcome}
+    return max((c.outcome for c in record.classifications), key=lambda o: severity[o])
+
+
+def exists(deps: Dependencies, key: str) -> bool:
+    """Does ``key`` exist in the audit bucket? Store errors become the service's transient/permanent ones."""
+    try:
+        return deps.store.exists(key)
+    except TransientStoreError as err:
+        raise TransientAuditWriteError(f"checking {key}: {err}") from err
+    except AuditStoreError as err:
+        raise PermanentAuditWriteError(f"checking {key}: {err}") from err
+
+
+def announced(deps: Dependencies, key: str) -> bool:
+    """Has every announcement step of the record at ``key`` gone out?"""
+    return exists(deps, notification_key(key))
+
+
+def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceConfig, *, fresh: bool = True) -> None:
+    """EventBridge event, then the SNS alert when approaching/exceeding, each step marked once done.
+
+    ``fresh``: the record was just written, so no step can have run yet (no marker is looked up).
+    """
+    primary = next(c for c in record.classifications if c.policy == record.primary_policy)
+    worst = worst_outcome(record)
+    detail = ClassificationRecordedDetail(
+        record_id=record.record_id,
+        record_key=key,
+        bucket=deps.store.bucket,
+        sha256=record.sha256,
+        job_name=record.job.name,
+        job_arn=record.job.arn,
+        job_status=record.job.status,
+        primary_policy=record.primary_policy,
+        outcome=record.outcome,
+        worst_outcome=worst,
+        method=record.flops.method,
+        classified_flops=record.flops.classified_flops,
+        cumulative_flops=record.lineage.cumulative_flops,
+        threshold=primary.threshold,
+        ratio=primary.ratio,
+        eventbridge_event_id=record.eventbridge_event_id,
+        reconciled=any(w.startswith("reconciled:") for w in record.warnings),
+    ).model_dump(mode="json")
+    event_marker = notification_key(key, step="event")
+    if fresh or not exists(deps, event_marker):
+        deps.publisher.recorded(detail, resources=[record.job.arn])
+        _mark(deps, event_marker, record)
+    if config.alerts_enabled and worst in ALERTING_OUTCOMES:
+        deps.publisher.alert(
+            alert_subject(record, worst, primary.ratio),
+            alert_message(record, detail),
+            {"outcome": worst, "job": record.job.name, "policy": record.primary_policy},
+        )
+    _mark(deps, notification_key(key), record)
+
+
+def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
+    body = json.dumps({"record_id": record.record_id, "sha256": record.sha256, "at": deps.clock().isoformat()}).encode()
+    try:
+        deps.store.put_immutable(marker, body)
+    except AuditStoreError as err:  # the step went out; a missing marker only risks repeating it on a retry
+        deps.log.warning("notification marker not written", extra={"key": marker, "error": str(err)})
+
+
+def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
+    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold)"[:100]
+
+
+def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
+    lines = [
+        f"Training job {record.job.name} ({record.job.status}) is '{detail['worst_outcome']}' a compute threshold "
+        "for modifiers of general-purpose AI models (EU AI Act).",
+        f"Cumulative FLOPs {record.lineage.cumulative_flops:.2e} ({record.flops.method}); "
+        f"primary policy {record.primary_policy}: threshold {detail['threshold']:.2e}, outcome {record.outcome}.",
+        *(
+            f"{c.policy}: {c.outcome} (threshold {c.threshold:.2e}, ratio {c.ratio:.3f})"
+            for c in record.classifications
+        ),
+        *lineage_alert_lines(record),
+        f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
+    ]
+    return "\n".join(lines) + "\n\n" + json.dumps(detail, sort_keys=True)

@@ -1,0 +1,230 @@
+"""Issue 14 (infra): organization mode: the organization bus and its policy, the StackSet, the member stack's
+forwarding rule and read-only role, evaluated statement by statement; cdk-nag, cfn-lint and checkov clean for
+both templates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flopsmeter.contract import member_reader_role_name, training_job_state_change_pattern
+from infra.assets import REPO_ROOT
+from infra.config import cdk_json_context
+from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
+from infra.synth import build_app, write_member_template
+from tests.infra.policy import Request, allows, resolve
+from tests.infra.template import NO_BUNDLING, Synthesized, as_list, dead_letter_queue_id, role_of, role_statements
+
+pytestmark = pytest.mark.infra
+
+ORG = "o-a1b2c3d4e5"
+OUS = ["ou-ab12-cdefgh34", "r-ab12"]
+REGIONS = ["eu-west-1", "eu-central-1"]
+MEMBER = "arn:aws:iam::444455556666:role/AnyRoleInAMemberAccount"
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("org")
+    context = {
+        **cdk_json_context(),
+        **NO_BUNDLING,
+        "deployment_mode": "organization",
+        "organization_id": ORG,
+        "member_organizational_units": ",".join(OUS),  # as `-c key=a,b` passes it
+        "member_regions": REGIONS,
+    }
+    app, stack = build_app(context, outdir=str(tmp / "cdk.out"), asset_dir=tmp / "asset")
+    assembly = app.synth()  # cdk-nag on the compliance stack; member_template ran it on the member stack
+    member_path = write_member_template(stack, assembly.directory)
+    assert member_path is not None and member_path.name == "FlopsMeterMember-prod.template.json"
+    template = json.loads(json.dumps(assembly.get_stack_by_name(stack.stack_name).template))
+    synthesized = Synthesized(template, tmp / "cdk.out", tmp / "asset", stack.stack_name)
+    return synthesized, json.loads(member_path.read_text())
+
+
+def _bus(synth: Synthesized) -> tuple[str, dict[str, Any]]:
+    return synth.one("AWS::Events::EventBus")
+
+
+def test_the_organization_bus_accepts_events_from_the_organization_only(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    synth, _ = org
+    bus_id, bus = _bus(synth)
+    assert bus["Properties"]["Name"] == "flopsmeter-prod-organization"
+    (policy,) = synth.of_type("AWS::Events::EventBusPolicy").values()
+    assert policy["Properties"]["EventBusName"] == {"Ref": bus_id}
+    document = {"Statement": [policy["Properties"]["Statement"]]}
+    put = f"<{bus_id}.Arn>"
+    assert allows(document, Request(MEMBER, "events:PutEvents", put, {"aws:PrincipalOrgID": ORG}))
+    assert not allows(document, Request(MEMBER, "events:PutEvents", put, {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}))
+    assert not allows(document, Request(MEMBER, "events:PutEvents", put))  # no organization at all
+    assert not allows(document, Request(MEMBER, "events:PutRule", put, {"aws:PrincipalOrgID": ORG}))
+
+
+def test_a_rule_on_the_organization_bus_feeds_the_classifier_queue(org: tuple[Synthesized, dict[str, Any]]) -> None:
+    synth, _ = org
+    bus_id, _ = _bus(synth)
+    (rule_id, rule) = next(
+        (k, r)
+        for k, r in synth.of_type("AWS::Events::Rule").items()
+        if r["Properties"].get("EventBusName") == {"Ref": bus_id}
+    )
+    assert rule["Properties"]["EventPattern"] == training_job_state_change_pattern()
+    (target,) = rule["Properties"]["Targets"]
+    dlq_id = dead_letter_queue_id(synth)
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    queue_id = target["Arn"]["Fn::GetAtt"][0]
+    for queue in (queue_id, dlq_id):
+        (policy,) = [
+            p["Properties"]["PolicyDocument"]
+            for p in synth.of_type("AWS::SQS::QueuePolicy").values()
+            if {"Ref": queue} in p["Properties"]["Queues"]
+        ]
+        context = {
+            "aws:SecureTransport": "true",
+            "aws:SourceAccount": "<AWS::AccountId>",
+            "aws:SourceArn": f"<{rule_id}.Arn>",
+        }
+        assert allows(
+            policy, Request("events.amazonaws.com", "sqs:SendMessage", f"<{queue}.Arn>", context, service=True)
+        )
+
+
+def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    synth, member = org
+    (stack_set,) = synth.of_type("AWS::CloudFormation::StackSet").values()
+    props = stack_set["Properties"]
+    assert props["PermissionModel"] == "SERVICE_MANAGED" and props["CallAs"] == "DELEGATED_ADMIN"
+    assert props["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    assert props["StackInstancesGroup"] == [{"DeploymentTargets": {"OrganizationalUnitIds": OUS}, "Regions": REGIONS}]
+    assert props["Capabilities"] == ["CAPABILITY_NAMED_IAM"] and props["StackSetName"] == "FlopsMeterMember-prod"
+    assert json.loads(props["TemplateBody"]) == member
+    bus_id, _ = _bus(synth)
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in props["Parameters"]}
+    assert parameters == {
+        ORGANIZATION_BUS_ARN: {"Fn::GetAtt": [bus_id, "Arn"]},
+        CLASSIFIER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "classifier"), "Arn"]},
+        RECONCILER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "reconciler"), "Arn"]},
+        ORGANIZATION_ID: ORG,
+    }
+    assert set(member["Parameters"]) == set(parameters)  # nothing else to fill in, no bootstrap version
+
+
+def _member_resource(member: dict[str, Any], cfn_type: str, logical_prefix: str) -> dict[str, Any]:
+    (found,) = [v for k, v in member["Resources"].items() if v["Type"] == cfn_type and k.startswith(logical_prefix)]
+    return found
+
+
+def _policy_of(member: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    (role_id,) = [
+        k for k, v in member["Resources"].items() if v["Type"] == "AWS::IAM::Role" and k.startswith(role_prefix)
+    ]
+    statements: list[dict[str, Any]] = []
+    for policy in member["Resources"].values():
+        if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += resolve(policy["Properties"]["PolicyDocument"])["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("who", ["<ClassifierRoleArn>", "<ReconcilerRoleArn>"])
+def test_the_member_role_trusts_the_compliance_functions_in_the_organization_only(
+    org: tuple[Synthesized, dict[str, Any]], who: str
+) -> None:
+    _, member = org
+    reader = _member_resource(member, "AWS::IAM::Role", "Reader")["Properties"]
+    assert reader["RoleName"] == member_reader_role_name("prod") and reader["MaxSessionDuration"] == 3600
+    trust = reader["AssumeRolePolicyDocument"]
+    in_org = {"aws:PrincipalOrgID": "<OrganizationId>"}
+    assert allows(trust, Request(who, "sts:AssumeRole", "*", in_org))
+    assert not allows(trust, Request(who, "sts:AssumeRole", "*", {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}))
+    assert not allows(trust, Request(who, "sts:AssumeRole", "*"))
+    assert not allows(trust, Request(MEMBER, "sts:AssumeRole", "*", in_org))
+    assert not allows(trust, Request("lambda.amazonaws.com", "sts:AssumeRole", "*", in_org, service=True))
+
+
+def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesized, dict[str, Any]]) -> None:
+    _, member = org
+    pairs = {
+        (action, resource)
+        for statement in _policy_of(member, "Reader")
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    jobs = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*"
+    assert pairs == {
+        ("sagemaker:DescribeTrainingJob", jobs),
+        ("sagemaker:ListTags", jobs),
+        ("sagemaker:ListTrainingJobs", "*"),
+        ("cloudwatch:GetMetricData", "*"),
+        ("cloudwatch:GetMetricStatistics", "*"),
+        ("cloudtrail:LookupEvents", "*"),
+    }
+    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in _policy_of(member, "Reader"))
+
+
+def test_the_member_forwards_training_job_events_to_the_organization_bus(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    _, member = org
+    rule = _member_resource(member, "AWS::Events::Rule", "ForwardTrainingJobEnded")["Properties"]
+    assert rule["EventPattern"] == training_job_state_change_pattern() and "EventBusName" not in rule
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": ORGANIZATION_BUS_ARN}
+    role = _member_resource(member, "AWS::IAM::Role", "ForwardRole")["Properties"]
+    assert target["RoleArn"]["Fn::GetAtt"][1] == "Arn"
+    trust = role["AssumeRolePolicyDocument"]
+    own = {"aws:SourceAccount": "<AWS::AccountId>"}
+    assert allows(trust, Request("events.amazonaws.com", "sts:AssumeRole", "*", own, service=True))
+    assert not allows(
+        trust, Request("events.amazonaws.com", "sts:AssumeRole", "*", {"aws:SourceAccount": "1"}, service=True)
+    )
+    (put,) = _policy_of(member, "ForwardRole")
+    assert (put["Action"], put["Resource"]) == ("events:PutEvents", f"<{ORGANIZATION_BUS_ARN}>")
+
+
+@pytest.mark.parametrize("name", ["classifier", "reconciler"])
+def test_the_functions_may_assume_the_member_role_inside_the_organization_only(
+    org: tuple[Synthesized, dict[str, Any]], name: str
+) -> None:
+    synth, _ = org
+    (assume,) = [s for s in role_statements(synth, role_of(synth, name)) if s["Action"] == "sts:AssumeRole"]
+    assert assume["Resource"] == f"arn:<AWS::Partition>:iam::*:role/{member_reader_role_name('prod')}"
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": ORG}}
+    assert not any(s["Action"] == "sts:AssumeRole" for s in role_statements(synth, role_of(synth, "digest")))
+
+
+def test_both_templates_pass_cdk_nag_cfn_lint_and_checkov(org: tuple[Synthesized, dict[str, Any]]) -> None:
+    synth, _ = org
+    report = json.loads((synth.outdir / "validation-report.json").read_text())
+    assert [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])] == []
+    templates = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
+    assert [Path(t).name for t in templates] == ["FlopsMeter-prod.template.json", "FlopsMeterMember-prod.template.json"]
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), *templates],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
+    files = [arg for t in templates for arg in ("-f", t)]
+    scan = subprocess.run(
+        [str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert scan.returncode == 0, scan.stdout[-4000:]
