@@ -119,17 +119,22 @@ def s3_uris_in(text: str) -> list[str]:
 
 
 def lineage_flops(
-    own_flops: float, parents: Sequence[ParentFigure], declared_parent_flops: float | None = None
+    own_flops: float,
+    parents: Sequence[ParentFigure],
+    declared_parent_flops: float | None = None,
+    *,
+    unread_inputs: bool = False,
 ) -> LineageFigure:
     """The job's cumulative FLOPs and its lineage status (the incomplete-lineage rule in the module docstring).
 
     Parents add up: two parents that share an ancestor count it twice (over, never under). A declaration is used
-    only when something is missing, and never below what could be read.
+    only when something is missing, and never below what could be read. ``unread_inputs``: some of what the job
+    reads was not looked up, so a parent may be missing even when none was found.
     """
     known = sum(p.cumulative_flops for p in parents if p.cumulative_flops is not None)
-    if not parents:
+    missing = unread_inputs or any(p.cumulative_flops is None or not p.complete for p in parents)
+    if not parents and not missing:
         return LineageFigure(own_flops, 0.0, LineageStatus.NONE)
-    missing = any(p.cumulative_flops is None or not p.complete for p in parents)
     if not missing:
         return LineageFigure(own_flops + known, known, LineageStatus.COMPLETE)
     if declared_parent_flops is not None:

@@ -43,6 +43,7 @@ class Lineages:
     warnings: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)  # the first counted parent's ancestors and itself
     declared_parent_flops: float | None = None
+    unread_inputs: bool = False  # inputs beyond the lookup bound: a parent may be missing
 
     @property
     def first(self) -> ParentLink | None:
@@ -64,7 +65,8 @@ def resolve_lineage(
 ) -> Lineages:
     ctx = Context(facts, jobs, store, now, max_wait_seconds)
     declared, warnings = _declared(facts)
-    inferred, reasons = _inferred(ctx, io)
+    inferred = _inferred(ctx, io)
+    reasons: list[str] = []
     if declared is None or declared.status == ParentStatus.UNRESOLVED.value:  # none, or an invalid declaration
         counted = [*([declared] if declared else []), *inferred]
     else:
@@ -90,7 +92,10 @@ def resolve_lineage(
         links.append(declared)  # "none": recorded so the record says the job declared no parent
     if declared is not None and declared.status != ParentStatus.UNRESOLVED.value:
         links += inferred  # the overridden ones
-    return Lineages(links, figures, reasons, warnings, chain, _declared_parent_flops(facts, warnings))
+    unread = bool(io.skipped_reads) and (declared is None or declared.status == ParentStatus.UNRESOLVED.value)
+    if unread:  # a valid declaration makes inference moot
+        reasons.append(f"{io.skipped_reads} input location(s) beyond the first {len(io.reads)} were not looked up")
+    return Lineages(links, figures, reasons, warnings, chain, _declared_parent_flops(facts, warnings), unread)
 
 
 def replace_link(link: ParentLink, **changes: object) -> ParentLink:
@@ -132,11 +137,8 @@ def _name_and_arn(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _inferred(ctx: Context, io: LineageIO) -> tuple[list[ParentLink], list[str]]:
+def _inferred(ctx: Context, io: LineageIO) -> list[ParentLink]:
     links: list[ParentLink] = []
-    reasons = []
-    if io.skipped_reads:
-        reasons.append(f"{io.skipped_reads} input location(s) beyond the first {len(io.reads)} were not looked up")
     before = ctx.facts.start_time or ctx.facts.creation_time or ctx.facts.end_time
     for read in io.reads:
         lookup = _lookup(ctx, read, before)
@@ -147,7 +149,7 @@ def _inferred(ctx: Context, io: LineageIO) -> tuple[list[ParentLink], list[str]]
             links.append(replace_link(link, status=ParentStatus.UNRESOLVED, reason=lookup.problem))
         else:
             links.append(_from_entry(link, lookup.entry))
-    return links, reasons
+    return links
 
 
 def _lookup(ctx: Context, read: Read, before: datetime) -> Lookup | None:

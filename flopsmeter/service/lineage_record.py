@@ -59,7 +59,8 @@ def job_lineage(
         now=now,
         max_wait_seconds=config.parent_max_wait_seconds,
     )
-    return JobLineage(found, lineage_flops(own_flops, found.figures, found.declared_parent_flops), own_flops)
+    figure = lineage_flops(own_flops, found.figures, found.declared_parent_flops, unread_inputs=found.unread_inputs)
+    return JobLineage(found, figure, own_flops)
 
 
 def lineage_alert_lines(record: AuditRecord) -> list[str]:

@@ -116,3 +116,8 @@ def test_incomplete_lineage_exceeds_when_what_was_read_exceeds():
 def test_other_statuses_leave_the_classification_alone(status):
     before = classify(1e20, None)
     assert apply_lineage_rule(before, status) == before
+
+
+def test_inputs_not_looked_up_make_the_lineage_incomplete_even_without_a_parent():
+    assert lineage_flops(1e21, [], unread_inputs=True).status is LineageStatus.INCOMPLETE
+    assert lineage_flops(1e21, [], 5e21, unread_inputs=True).cumulative_flops == pytest.approx(6e21)
