@@ -34,6 +34,7 @@ from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
+from flopsmeter.local.demo_lineage import run_lineage_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import (
@@ -108,6 +109,7 @@ class Demo:
             },
             StoppingCondition={"MaxRuntimeInSeconds": 5 * 86400},
             Environment=job.environment,
+            **job.extra,
         )
 
     def finish_job(self, job: DemoJob, end: datetime) -> None:
@@ -454,6 +456,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         demo.push_events()
         demo.reconcile()
         demo.records()
+        run_lineage_scenario(demo)
         demo.digest_and_verify()
         demo.tamper()
         demo.section("10. What the demo showed")
