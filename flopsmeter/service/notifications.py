@@ -88,7 +88,9 @@ def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
 
 
 def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
-    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold)"[:100]
+    lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
+    share = f"{ratio:.0%} of the {record.primary_policy} threshold"
+    return f"FLOPs Meter: {record.job.name} {worst}{lineage} ({share})"[:100]
 
 
 def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:

@@ -179,7 +179,7 @@ def test_a_missing_parent_is_never_zero_and_the_alert_asks_for_a_declaration(wor
     assert record.lineage.status == "incomplete" and record.lineage.parents[0].status == "unresolved"
     assert {c.outcome for c in record.classifications} == {"approaching"}  # 0.3 % of the threshold on its own
     ((subject, message, _),) = world.publisher.alerts
-    assert "approaching" in subject
+    assert "orphan approaching, lineage incomplete" in subject
     assert "Lineage INCOMPLETE: parent job deleted-parent does not exist in SageMaker" in message
     assert "flopsmeter:parent-flops" in message and "FLOPSMETER_PARENT_FLOPS" in message
 
