@@ -157,12 +157,18 @@ def apply_lineage_rule(
     """Raise every ``below`` outcome to ``approaching`` when the lineage is incomplete; anything else unchanged."""
     if status is not LineageStatus.INCOMPLETE:
         return classification
-    basis = incomplete_lineage_basis(reasons)
-    results = tuple(_raised(r, basis) for r in classification.results)
-    return replace(classification, results=results, warnings=(*classification.warnings, basis))
+    reasons = list(reasons)
+    results = tuple(lineage_floor(r, status, reasons) for r in classification.results)
+    return replace(
+        classification, results=results, warnings=(*classification.warnings, incomplete_lineage_basis(reasons))
+    )
 
 
-def _raised(result: PolicyResult, basis: str) -> PolicyResult:
-    if result.outcome is not Outcome.BELOW:
+def lineage_floor(
+    result: PolicyResult, status: LineageStatus | str | None, reasons: Iterable[str] = ()
+) -> PolicyResult:
+    """One policy's result under the rule: ``below`` becomes ``approaching`` when the lineage is incomplete (also
+    for re-evaluating a stored record, whose status is text or None before issue 18)."""
+    if status != LineageStatus.INCOMPLETE or result.outcome is not Outcome.BELOW:
         return result
-    return replace(result, outcome=Outcome.APPROACHING, basis=f"{result.basis}; {basis}")
+    return replace(result, outcome=Outcome.APPROACHING, basis=f"{result.basis}; {incomplete_lineage_basis(reasons)}")
