@@ -239,3 +239,28 @@ def test_too_many_inputs_to_look_up_make_the_lineage_incomplete(world):
     job(world, "wide", 1e20, HyperParameters={f"p{i}": f"{BUCKET}/in/{i}" for i in range(40)})
     record = run(world, "wide").record
     assert record.lineage.status == "incomplete" and "were not looked up" in record.lineage.incomplete_reasons[0]
+
+
+def test_a_parent_in_another_account_is_read_when_this_bucket_holds_its_record(world):
+    from flopsmeter.audit.lineage_index import IndexEntry
+    from tests.support.records import make_record
+
+    other = "arn:aws:sagemaker:us-east-1:999988887777:training-job/remote-sft"
+    remote_key = "records/v1/account=999988887777/region=us-east-1/date=2026-11-19/remote-sft.json"
+    world.store.objects[remote_key] = make_record("remote-sft", flops=2.5e22).to_json_bytes()
+    entry = IndexEntry(
+        kind="job",
+        role="job",
+        location=other,
+        job_name="remote-sft",
+        job_arn=other,
+        account_id="999988887777",
+        region="us-east-1",
+        end_time=END - timedelta(days=1),
+        record_key=remote_key,
+    )
+    world.store.objects[entry.key()] = entry.to_json_bytes()
+    job(world, "child", 1e21, tags={"flopsmeter:parent-job": other})
+    record = run(world, "child").record
+    assert record.lineage.status == "complete" and record.lineage.parent_record_key == remote_key
+    assert record.lineage.cumulative_flops == pytest.approx(2.6e22)
