@@ -114,9 +114,7 @@ LAMBDA_ENV = (
     "EVENT_BUS_NAME",
     "CLOUDTRAIL_MAX_WAIT_SECONDS",
     "RECONCILE_LOOKBACK_HOURS",
-    "CLASSIFIER_QUEUE_URL",
     "DIGEST_SIGNING_KEY_ID",
-    "STAGE",
     "DEAD_LETTER_QUEUE_URL",  # classifier only: where it sends a permanently failed message itself, with why
 )
 
@@ -149,6 +147,13 @@ def member_reader_role_name(stage: str) -> str:
 # Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
 # a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
 RETENTION_DAYS_PER_YEAR = 366
+
+
+# The meter's crossing alert (issue 16; flopsmeter.training.crossing): the moment prior + metered FLOPs go over the
+# lowest threshold of any policy, the meter sends this metric once (value 1, timestamp = the crossing moment) and
+# writes a ``flopsmeter: threshold_crossed=1 ... notification_due_at=...`` line (Art. 52(1): due two weeks later).
+METRIC_THRESHOLD_CROSSED = "ThresholdCrossed"
+LINE_THRESHOLD_CROSSED = "threshold_crossed"
 
 
 # Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the

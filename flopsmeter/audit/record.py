@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from flopsmeter.audit.energy_obligations import EnergyInfo, ObligationsInfo
 from flopsmeter.domain.classification import PolicyResult
 
 SCHEMA_VERSION = 1
@@ -161,11 +162,16 @@ class AuditRecord(_Model):
     eventbridge_event_id: str | None = None
     lineage: Lineage
     warnings: list[str] = Field(default_factory=list)
+    # --- issue 16 (energy and obligations): optional blocks, absent from records written before them -----------
+    energy: EnergyInfo | None = None
+    obligations: ObligationsInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
-        """Every field but ``sha256``, as JSON-ready values."""
-        return self.model_dump(mode="json", exclude={"sha256"})
+        """Every field but ``sha256``, as JSON-ready values (an absent optional block stays absent, so a record
+        written before the block existed hashes as it did)."""
+        absent = {name for name in _OPTIONAL_BLOCKS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude={"sha256", *absent})
 
     def sealed(self) -> AuditRecord:
         """A copy with ``sha256`` set from the canonical JSON of the body."""
@@ -173,6 +179,9 @@ class AuditRecord(_Model):
 
     def to_json_bytes(self) -> bytes:
         return canonical_json({**self.body(), "sha256": self.sha256})
+
+
+_OPTIONAL_BLOCKS = ("energy", "obligations")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

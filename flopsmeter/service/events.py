@@ -93,3 +93,6 @@ class ClassificationRecordedDetail(BaseModel):
     ratio: float
     eventbridge_event_id: str | None = None
     reconciled: bool = False
+    # issue 16: the Art. 52(1) due date when a crossing starts the clock, and the job's estimated energy
+    notification_due_at: datetime | None = None
+    energy_kwh: float | None = None

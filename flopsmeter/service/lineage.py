@@ -20,7 +20,7 @@ from datetime import datetime
 from flopsmeter import contract
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.lineage_index import IndexEntry
-from flopsmeter.audit.record import ParentLink
+from flopsmeter.audit.record import AuditRecord, ParentLink
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import TERMINAL_STATUSES
 from flopsmeter.domain.lineage import NO_PARENT, ParentFigure, ParentSource, ParentStatus
@@ -44,11 +44,24 @@ class Lineages:
     chain: list[str] = field(default_factory=list)  # the first counted parent's ancestors and itself
     declared_parent_flops: float | None = None
     unread_inputs: bool = False  # inputs beyond the lookup bound: a parent may be missing
+    # issue 16: from the parents' records, when they have the blocks (None: unknown)
+    lineage_kwh: float | None = None  # the parents' lineage energy, summed; None unless every parent has one
+    crossed_at: datetime | None = None  # the earliest crossing among the parents
 
     @property
     def first(self) -> ParentLink | None:
         counted = (ParentStatus.RESOLVED.value, ParentStatus.CEILING.value)
         return next((link for link in self.links if link.status in counted and link.job), None)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One counted parent after reading: the link to record, the figure the rule adds up, its chain, its record."""
+
+    link: ParentLink
+    figure: ParentFigure
+    chain: list[str] = field(default_factory=list)
+    record: AuditRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -76,18 +89,12 @@ def resolve_lineage(
             names = ", ".join(f"{o.job} ({o.source})" for o in overridden)
             warnings.append(f"declared parent {declared.location!r} wins over the inferred parent(s) {names}")
         inferred = overridden
-    links: list[ParentLink] = []
-    figures: list[ParentFigure] = []
-    chain: list[str] = []
-    for link in _unique(counted):
-        resolved, figure, ancestors = _resolve(ctx, link)
-        links.append(resolved)
-        if figure is not None:
-            figures.append(figure)
-        if not chain and ancestors:
-            chain = ancestors
-        if resolved.status != ParentStatus.RESOLVED.value or (figure is not None and not figure.complete):
-            reasons.append(resolved.reason or f"parent {resolved.job} could not be read")
+    parents = [_resolve(ctx, link) for link in _unique(counted)]
+    links = [p.link for p in parents]
+    chain = next((p.chain for p in parents if p.chain), [])
+    for p in parents:
+        if p.link.status != ParentStatus.RESOLVED.value or not p.figure.complete:
+            reasons.append(p.link.reason or f"parent {p.link.job} could not be read")
     if declared is not None and declared.job is None and declared.status != ParentStatus.UNRESOLVED.value:
         links.append(declared)  # "none": recorded so the record says the job declared no parent
     if declared is not None and declared.status != ParentStatus.UNRESOLVED.value:
@@ -95,7 +102,20 @@ def resolve_lineage(
     unread = bool(io.skipped_reads) and (declared is None or declared.status == ParentStatus.UNRESOLVED.value)
     if unread:  # a valid declaration makes inference moot
         reasons.append(f"{io.skipped_reads} input location(s) beyond the first {len(io.reads)} were not looked up")
-    return Lineages(links, figures, reasons, warnings, chain, _declared_parent_flops(facts, warnings), unread)
+    kwh, crossed = _energy_and_crossing(parents)
+    figures = [p.figure for p in parents]
+    declared_flops = _declared_parent_flops(facts, warnings)
+    return Lineages(links, figures, reasons, warnings, chain, declared_flops, unread, kwh, crossed)
+
+
+def _energy_and_crossing(parents: list[Resolved]) -> tuple[float | None, datetime | None]:
+    """The parents' summed lineage energy (None unless each has it) and their earliest crossing (issue 16)."""
+    records = [p.record for p in parents]
+    energies = [r.energy.lineage_kwh if r is not None and r.energy is not None else None for r in records]
+    kwh = sum(e for e in energies if e is not None) if energies and None not in energies else None
+    crossings = [r.obligations.crossed_at for r in records if r is not None and r.obligations is not None]
+    known = [c for c in crossings if c is not None]
+    return kwh, min(known) if known else None
 
 
 def replace_link(link: ParentLink, **changes: object) -> ParentLink:
@@ -190,14 +210,15 @@ def _declared_parent_flops(facts: JobFacts, warnings: list[str]) -> float | None
 # --- reading a parent's record ------------------------------------------------------------------------------
 
 
-def _resolve(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigure | None, list[str]]:
-    """The link with what was read, the figure the rule counts (None: unresolved), and the ancestor chain."""
+def _resolve(ctx: Context, link: ParentLink) -> Resolved:
+    """The link with what was read, the figure the rule counts (its FLOPs None: unresolved), the ancestor chain."""
     if link.status == ParentStatus.UNRESOLVED.value or link.job is None:
-        return link, ParentFigure(link.job or "?", None), []
+        return Resolved(link, ParentFigure(link.job or "?", None))
     if link.record_key is None:
         located = _locate(ctx, link)
         if isinstance(located, str):
-            return replace_link(link, status=ParentStatus.UNRESOLVED, reason=located), ParentFigure(link.job, None), []
+            unresolved = replace_link(link, status=ParentStatus.UNRESOLVED, reason=located)
+            return Resolved(unresolved, ParentFigure(link.job, None))
         link = located
     return _read_record(ctx, link)
 
@@ -218,7 +239,7 @@ def _locate(ctx: Context, link: ParentLink) -> ParentLink | str:
     return _from_entry(link, found.entry)
 
 
-def _read_record(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigure | None, list[str]]:
+def _read_record(ctx: Context, link: ParentLink) -> Resolved:
     assert link.job is not None and link.record_key is not None
     key = link.record_key
     try:
@@ -228,7 +249,7 @@ def _read_record(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigu
             reason = None if complete else f"parent {link.job}'s own lineage is incomplete"
             resolved = link.model_copy(update={"cumulative_flops": record.lineage.cumulative_flops, "reason": reason})
             figure = ParentFigure(link.job, record.lineage.cumulative_flops, complete=complete)
-            return resolved, figure, [*record.lineage.chain, link.job]
+            return Resolved(resolved, figure, [*record.lineage.chain, link.job], record)
     except TransientStoreError as err:
         raise TransientError(f"reading the parent's record {key}: {err}") from err
     except (AuditStoreError, ValueError) as err:  # unreadable/unknown-schema record: as if it had none (no wait)
@@ -236,9 +257,7 @@ def _read_record(ctx: Context, link: ParentLink) -> tuple[ParentLink, ParentFigu
     return _without_record(ctx, link, f"parent job {link.job} has no audit record", wait=True)
 
 
-def _without_record(
-    ctx: Context, link: ParentLink, why: str, *, wait: bool
-) -> tuple[ParentLink, ParentFigure | None, list[str]]:
+def _without_record(ctx: Context, link: ParentLink, why: str, *, wait: bool) -> Resolved:
     """Wait for the record a while; then the parent's hardware ceiling when SageMaker can describe it."""
     assert link.job is not None
     waited = (ctx.now - ctx.facts.end_time).total_seconds()
@@ -250,7 +269,7 @@ def _without_record(
         description = None
     if description is None:
         reason = f"{why} and cannot be described here"
-        return replace_link(link, status=ParentStatus.UNRESOLVED, reason=reason), ParentFigure(link.job, None), []
+        return Resolved(replace_link(link, status=ParentStatus.UNRESOLVED, reason=reason), ParentFigure(link.job, None))
     parent = facts_from_description(description, {})
     if parent.status not in TERMINAL_STATUSES:  # still running: its compute so far, up to now
         seconds, source, billable, _ = training_duration(description, ctx.now)
@@ -267,7 +286,7 @@ def _without_record(
         "(its own ancestors, if any, are unknown)"
     )
     linked = replace_link(link, status=ParentStatus.CEILING, cumulative_flops=ceiling.flops, reason=reason)
-    return linked, ParentFigure(link.job, ceiling.flops, complete=False), [link.job]
+    return Resolved(linked, ParentFigure(link.job, ceiling.flops, complete=False), [link.job])
 
 
 def _same_place(ctx: Context, link: ParentLink) -> bool:

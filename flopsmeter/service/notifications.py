@@ -65,6 +65,8 @@ def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceC
         ratio=primary.ratio,
         eventbridge_event_id=record.eventbridge_event_id,
         reconciled=any(w.startswith("reconciled:") for w in record.warnings),
+        notification_due_at=record.obligations.notification_due_at if record.obligations else None,
+        energy_kwh=record.energy.kwh if record.energy else None,
     ).model_dump(mode="json")
     event_marker = notification_key(key, step="event")
     if fresh or not exists(deps, event_marker):
@@ -88,6 +90,9 @@ def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
 
 
 def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
+    due = record.obligations.notification_due_at if record.obligations else None
+    if due is not None:  # the deadline first: a long job name must not cut it off
+        return f"FLOPs Meter: notify the Commission by {due:%Y-%m-%d} - {record.job.name} {worst}"[:100]
     lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
     share = f"{ratio:.0%} of the {record.primary_policy} threshold"
     return f"FLOPs Meter: {record.job.name} {worst}{lineage} ({share})"[:100]
@@ -104,6 +109,30 @@ def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
             for c in record.classifications
         ),
         *lineage_alert_lines(record),
+        *obligation_lines(record),
         f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
     ]
     return "\n".join(lines) + "\n\n" + json.dumps(detail, sort_keys=True)
+
+
+def obligation_lines(record: AuditRecord) -> list[str]:
+    """What a crossing triggers and by when (issue 16), and the job's energy, for the alert's text."""
+    lines = []
+    o = record.obligations
+    if o is not None and o.triggered and o.crossed_at is not None:
+        lines.append(
+            f"Crossed on {o.crossed_at:%Y-%m-%d %H:%M} UTC in {o.crossed_in_job} ({o.crossed_at_basis}): the modifier "
+            "becomes the provider of the modified model (AI Act Art. 53, limited to the modification)."
+        )
+        if o.notification_due_at is not None:
+            lines.append(
+                f"NOTIFICATION DUE: notify the Commission by {o.notification_due_at:%Y-%m-%d %H:%M} UTC "
+                "(AI Act Art. 52(1): within two weeks of the crossing)."
+            )
+        lines += [
+            f"- {i.summary} ({i.article}){' - for legal review' if i.status == 'review' else ''}" for i in o.items
+        ]
+    if record.energy is not None:
+        kwh = "unknown" if record.energy.kwh is None else f"{record.energy.kwh:.2g} kWh"
+        lines.append(f"Estimated energy of the job: {kwh} ({record.energy.method.replace('_', ' ')}).")
+    return lines

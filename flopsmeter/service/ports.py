@@ -8,12 +8,13 @@ subclasses), never botocore's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord, utcnow
 from flopsmeter.aws.store import PutResult, StoredObject
+from flopsmeter.domain.energy import EnergyAssumptions
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 
@@ -31,6 +32,7 @@ class MeteredFigures:
     datapoints: int = 0
     meter_incomplete: float | None = None  # Maximum of MeterIncomplete: anything but None or 0 distrusts the figure
     restarts: int = 0  # falls in the cumulative series (the process started again from zero): segments were summed
+    threshold_crossed_at: datetime | None = None  # issue 16: the meter's ThresholdCrossed (start of its first period)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class ServiceConfig:
     cloudtrail_max_wait_seconds: float = 3600.0
     parent_max_wait_seconds: float = 3600.0
     alerts_enabled: bool = True
+    # --- issue 16 (energy and obligations) ---------------------------------------------------------------------
+    established_outside_eu: bool = False  # the provider's establishment: Art. 54 (authorised representative)
+    energy: EnergyAssumptions = field(default_factory=EnergyAssumptions)  # PUE and utilisation of the estimate
 
 
 @dataclass

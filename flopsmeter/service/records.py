@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from flopsmeter import contract
+from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -24,6 +25,7 @@ from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
+from flopsmeter.service.lineage import Lineages
 from flopsmeter.service.lineage_record import job_lineage
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig, TrailHit
 
@@ -60,7 +62,7 @@ def build_record(
         warnings=warnings,
     )
     result = lineage.classified(result)  # issue 18: an incomplete lineage is at least approaching
-    return AuditRecord(
+    record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=_job_info(facts, ceiling),
@@ -80,7 +82,21 @@ def build_record(
         eventbridge_event_id=request.eventbridge_event_id,
         lineage=lineage.record(facts),
         warnings=_dedupe(result.warnings),
-    ).sealed()
+    )
+    inputs = _block_inputs(
+        config, lineage.found, figures.threshold_crossed_at if flops_info.method == "metered" else None
+    )
+    return with_energy_and_obligations(record, inputs)  # issue 16: energy, obligations
+
+
+def _block_inputs(config: ServiceConfig, parents: Lineages, metered_crossed_at: datetime | None) -> BlockInputs:
+    return BlockInputs(
+        established_outside_eu=config.established_outside_eu,
+        energy=config.energy,
+        parent_lineage_kwh=parents.lineage_kwh,
+        parent_crossed_at=parents.crossed_at,
+        metered_crossed_at=metered_crossed_at,
+    )
 
 
 def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) -> tuple[MeteredFigures, Channel]:

@@ -95,6 +95,15 @@ class StdoutEmitter:
         except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
             logger.warning("stdout metric line not written: %s", err)
 
+    def write_line(self, line: str) -> None:
+        """One ready-made ``flopsmeter:`` line (the crossing alert, ``training.crossing``)."""
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError) as err:
+            logger.warning("stdout line not written: %s", err)
+
     def notice(self, level: str, message: str) -> None:
         """A line for the person reading the job's log (``flopsmeter [ERROR] ...``), not for MetricDefinitions."""
         stream = self._stream or sys.stdout
@@ -200,7 +209,7 @@ class CloudWatchEmitter:
         self._region = region
         self._endpoint_url = endpoint_url
         self._client: Any = None
-        self._queue: queue.Queue[Snapshot | None] = queue.Queue()
+        self._queue: queue.Queue[Snapshot | list[dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -213,11 +222,18 @@ class CloudWatchEmitter:
         return True
 
     def emit(self, snap: Snapshot) -> None:
+        self._enqueue(snap)
+
+    def emit_data(self, data: list[dict[str, Any]]) -> None:
+        """Ready-made datums (the crossing alert, ``training.crossing``), sent in order with the snapshots."""
+        self._enqueue(data)
+
+    def _enqueue(self, item: Snapshot | list[dict[str, Any]]) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="flopsmeter-cloudwatch", daemon=True)
                 self._thread.start()
-        self._queue.put(snap)
+        self._queue.put(item)
 
     def close(self, timeout_s: float = 30.0) -> None:
         with self._lock:
@@ -238,8 +254,9 @@ class CloudWatchEmitter:
                 return
             self._send(snap)
 
-    def _send(self, snap: Snapshot) -> None:
-        data = metric_data(snap, self.job_name)
+    def _send(self, item: Snapshot | list[dict[str, Any]]) -> None:
+        snap = item if isinstance(item, Snapshot) else None
+        data = metric_data(snap, self.job_name) if snap is not None else item
         for attempt in range(1, self.attempts + 1):
             try:
                 if self._client is None:
@@ -248,8 +265,8 @@ class CloudWatchEmitter:
             except Exception as err:  # any failure (import, credentials, throttling) is logged
                 if attempt == self.attempts:
                     self.failures += 1
-                    logger.warning("cloudwatch put_metric_data failed at step %d after %d attempts: %s: %s",
-                                   snap.step, attempt, type(err).__name__, err)  # fmt: skip
+                    logger.warning("cloudwatch put_metric_data failed at step %s after %d attempts: %s: %s",
+                                   snap.step if snap else "crossing", attempt, type(err).__name__, err)  # fmt: skip
                     return
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             else:

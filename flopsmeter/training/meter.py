@@ -41,6 +41,7 @@ from flopsmeter.domain.thresholds import get_policy, threshold_for
 from flopsmeter.training import distributed
 from flopsmeter.training.accounting import accumulate
 from flopsmeter.training.calibration import Calibration
+from flopsmeter.training.crossing import CrossingWatch
 from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, snapshot
 from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter, cloudwatch_for
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
@@ -119,6 +120,7 @@ class FlopsMeter:
                 prior_flops=prior,
             )
         self.prior_flops = self.budget.prior_flops if self.budget else _prior_or_zero(prior)
+        self.crossing = CrossingWatch(self.pretrain, self.prior_flops)  # issue 16: alert the moment FLOPs cross
         self.counter = TokenCounter()
         self.world = distributed.current_world()
         self.totals = Totals()
@@ -329,6 +331,10 @@ class FlopsMeter:
         self._last_sync_step = steps
         self._max_step_flops = max(self._max_step_flops, reduced.max_step_flops * self.calibration.scale)
         guard = plan(self.reported_flops, self._max_step_flops, self.budget)  # estimates count against the budget
+        if self.world.is_main:
+            self.crossing.check(
+                self.reported_flops, stdout=self._stdout, cloudwatch=self.cloudwatch, job_name=self.job_name
+            )
         interval = max(1, min(int(reduced.proposal) or 1, MAX_INTERVAL_STEPS))
         if guard.steps_allowed is not None:
             interval = max(1, min(interval, guard.steps_allowed))

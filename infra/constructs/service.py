@@ -83,7 +83,6 @@ class ServiceFunctions(Construct):
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
             "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours),
-            "STAGE": cfg.stage,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": cfg.log_level,

@@ -96,7 +96,7 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
 def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str) -> None:
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
-    expected = set(LAMBDA_ENV) - {"CLASSIFIER_QUEUE_URL", "DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL"}
+    expected = set(LAMBDA_ENV) - {"DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL"}
     expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     if name == "digest":
         expected.add("DIGEST_SIGNING_KEY_ID")

@@ -32,6 +32,8 @@ class Preset:
     since: str | None = None  # YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)
     by_base_model: bool = False
     limit: int | None = None
+    deadlines: bool = False  # open Art. 52(1) notification clocks (issue 16; compliance.query.deadlines)
+    by_lineage: bool = False  # one row per modified model: lineage compute and energy (issue 16)
     until: str | None = None  # jobs that ended before this (UTC), with ``since`` the window of a splitting preset
     by_principal: bool = False  # totals per (principal, base model), splitting flagged
     by_package_group: bool = False  # totals per model package group, splitting flagged
@@ -48,6 +50,7 @@ LIST_COLUMNS = (
     "filter(classifications, c -> c.policy = primary_policy)[1].threshold AS threshold",
     "filter(classifications, c -> c.policy = primary_policy)[1].ratio AS ratio",
     "outcome",
+    "energy.kwh AS energy_kwh",  # issue 16: estimated energy of the job (NULL: unknown or not recorded)
 )
 
 
@@ -68,6 +71,11 @@ def normalise_since(value: str) -> str:
 
 def preset_sql(preset: Preset, *, table: str = "records") -> str:
     """The SQL a preset stands for; it uses only the subset shared by DuckDB and Athena."""
+    if preset.deadlines or preset.by_lineage:
+        from flopsmeter.compliance.query.deadlines import by_lineage_sql, deadlines_sql
+
+        sql = deadlines_sql(table) if preset.deadlines else by_lineage_sql(table)
+        return sql + (f" LIMIT {int(preset.limit)}" if preset.limit else "")
     where = []
     if preset.exceeding:
         where.append("outcome = 'exceeds'")
@@ -94,7 +102,8 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
             "SELECT coalesce(base_model.model_id, '(unknown)') AS base_model, count(*) AS jobs, "
             "sum(flops.classified_flops) AS total_flops, max(lineage.cumulative_flops) AS max_cumulative_flops, "
             "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END) AS exceeding, "
-            "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching "
+            "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching, "
+            "sum(energy.kwh) AS energy_kwh "
             f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC"
         )
     else:
