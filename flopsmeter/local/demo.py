@@ -34,6 +34,7 @@ from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
+from flopsmeter.local.demo_lineage import run_lineage_scenario
 from flopsmeter.local.demo_obligations import run_obligations_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
@@ -109,6 +110,7 @@ class Demo:
             },
             StoppingCondition={"MaxRuntimeInSeconds": 5 * 86400},
             Environment=job.environment,
+            **job.extra,
         )
 
     def finish_job(self, job: DemoJob, end: datetime) -> None:
@@ -456,6 +458,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         demo.reconcile()
         demo.records()
         run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
+        run_lineage_scenario(demo)
         demo.digest_and_verify()
         demo.tamper()
         demo.section("10. What the demo showed")
