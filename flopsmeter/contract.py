@@ -155,6 +155,23 @@ RETENTION_DAYS_PER_YEAR = 366
 METRIC_THRESHOLD_CROSSED = "ThresholdCrossed"
 LINE_THRESHOLD_CROSSED = "threshold_crossed"
 
+# The meter's breakdown of CumulativeFlops (sent only when more than update passes were counted, so a plain
+# run costs no extra metric):
+# update + reference + generation + reward inference = CumulativeFlops; RecomputeFlops (above) stays apart.
+METRIC_UPDATE_FLOPS = "UpdateFlops"  # forward + backward of the passes that update the weights
+METRIC_REFERENCE_FLOPS = "ReferenceFlops"  # forward-only scoring: reference model, teacher, no-grad policy passes
+METRIC_GENERATION_FLOPS = "GenerationFlops"  # rollouts (RL trainers)
+METRIC_REWARD_INFERENCE_FLOPS = "RewardInferenceFlops"  # reward models scoring rollouts (ambiguous; included)
+
+
+# Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the
+# service cannot read a parent's record (unknown job, another account or region, unreadable record). Used only
+# then, and never below what could be read (flopsmeter.domain.lineage). FLOPSMETER_PARENT_JOB=none declares
+# that the job starts from no earlier job (inferred parents are then recorded as overridden).
+ENV_PARENT_FLOPS = "FLOPSMETER_PARENT_FLOPS"
+TAG_PARENT_FLOPS = "flopsmeter:parent-flops"
+
+
 # ---- Amazon Bedrock model customization jobs (issue 16 item 4) ---------------------------------------------------
 # EventBridge: Amazon Bedrock User Guide, "How EventBridge for Amazon Bedrock works" (source aws.bedrock,
 # detail-type "Model Customization Job State Change", detail.jobStatus). Statuses are GetModelCustomizationJob's

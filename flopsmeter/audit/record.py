@@ -119,6 +119,19 @@ class CloudTrailRef(_Model):
     reason: str | None = None
 
 
+class ParentLink(_Model):
+    """One parent of a job (lineage inference, issue 18): who, how it was found, what was counted."""
+
+    job: str | None = None  # None: a declaration that is not a job name
+    job_arn: str | None = None
+    source: Literal["declared", "input_channel", "checkpoint", "hyperparameter", "environment", "model_package"]
+    location: str | None = None  # the input location or model package that matched, or the declared value
+    record_key: str | None = None
+    cumulative_flops: FlopCount | None = None  # None: unresolved (never counted as zero; see ``Lineage.status``)
+    status: Literal["resolved", "ceiling", "unresolved", "overridden"]
+    reason: str | None = None
+
+
 class Lineage(_Model):
     parent_job: str | None = None
     parent_record_key: str | None = None
@@ -126,6 +139,13 @@ class Lineage(_Model):
     parent_cumulative_flops: FlopCount = 0.0
     cumulative_flops: FlopCount
     chain: list[str] = Field(default_factory=list)  # ancestors, oldest first
+    # --- lineage inference and incomplete lineage (issue 18): additive, optional; None/empty before it ---
+    status: Literal["none", "complete", "declared", "incomplete"] | None = None
+    parents: list[ParentLink] = Field(default_factory=list)
+    incomplete_reasons: list[str] = Field(default_factory=list)
+    declared_parent_flops: FlopCount | None = None  # FLOPSMETER_PARENT_FLOPS / flopsmeter:parent-flops
+    model_package_group_arn: str | None = None  # ModelPackageConfig.ModelPackageGroupArn (splitting presets)
+    output_model_package_arn: str | None = None  # the model package the job produced
 
 
 # ---- managed customization jobs and recipes (issue 17; issue 16 item 4: Bedrock) ------------------------------

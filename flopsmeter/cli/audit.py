@@ -115,12 +115,19 @@ def cmd_query(args: argparse.Namespace) -> int:
         since=args.since,
         by_base_model=args.by_base_model,
         limit=args.limit,
+        until=args.until,
+        by_principal=args.by_principal,
+        by_package_group=args.by_package_group,
         deadlines=args.deadlines,
         by_lineage=args.by_lineage,
     )
-    uses_preset = args.exceeding or args.job or args.since or args.by_base_model or args.deadlines or args.by_lineage
+    listing = (args.exceeding, args.job, args.since, args.until, args.by_base_model, args.by_principal)
+    uses_preset = any((*listing, args.by_package_group, args.deadlines, args.by_lineage))
     if args.sql and uses_preset:
-        raise UsageError("give either SQL or preset options (--exceeding, --job, --since, --by-base-model), not both")
+        raise UsageError(
+            "give either SQL or preset options (--exceeding, --job, --since, --until, --by-base-model, "
+            "--by-principal, --by-package-group, --deadlines, --by-lineage), not both"
+        )
     if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
         raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
     sql = args.sql or preset_sql(preset)
@@ -266,7 +273,18 @@ def register(sub: Any) -> None:
     p.add_argument("--exceeding", action="store_true", help="jobs whose primary outcome is 'exceeds'")
     p.add_argument("--job", help="one training job by name")
     p.add_argument("--since", help="jobs that ended on or after this date (UTC)")
+    p.add_argument("--until", help="jobs that ended before this date (UTC)")
     p.add_argument("--by-base-model", action="store_true", help="totals per base model")
+    p.add_argument(
+        "--by-principal",
+        action="store_true",
+        help="totals per (principal, base model); flags sets of jobs each below but together above the threshold",
+    )
+    p.add_argument(
+        "--by-package-group",
+        action="store_true",
+        help="totals per model package group; flags sets of jobs each below but together above the threshold",
+    )
     p.add_argument(
         "--deadlines",
         action="store_true",

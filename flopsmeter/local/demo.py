@@ -35,6 +35,7 @@ from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.demo_customization import run_customization_scenario
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
+from flopsmeter.local.demo_lineage import run_lineage_scenario
 from flopsmeter.local.demo_obligations import run_obligations_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
@@ -110,6 +111,7 @@ class Demo:
             },
             StoppingCondition={"MaxRuntimeInSeconds": 5 * 86400},
             Environment=job.environment,
+            **job.extra,
         )
 
     def finish_job(self, job: DemoJob, end: datetime) -> None:
@@ -458,6 +460,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         demo.records()
         run_customization_scenario(demo)
         run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
+        run_lineage_scenario(demo)
         demo.digest_and_verify()
         demo.tamper()
         demo.section("10. What the demo showed")

@@ -21,6 +21,7 @@ from flopsmeter.contract import TERMINAL_STATUSES, ServiceMetric
 from flopsmeter.domain.classification import Outcome
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
 from flopsmeter.service.facts import facts_from_description
+from flopsmeter.service.lineage_index import write_index
 from flopsmeter.service.notifications import announce, announced, exists, worst_outcome
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.records import build_record
@@ -48,6 +49,7 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
 
     def build() -> AuditRecord:
         tagged = facts_from_description(description, deps.jobs.tags(facts.arn))
+        write_index(tagged, tagged.lineage_io, deps.store)  # issue 18: before the record, so none lacks its entries
         return build_record(tagged, request, deps, config, deps.clock())
 
     return record_job(request, deps, config, facts.name, facts.record_key, build)

@@ -15,6 +15,7 @@ from typing import Any
 from flopsmeter.audit.keys import record_key, valid_job_name
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling
 from flopsmeter.service.errors import PermanentError
+from flopsmeter.service.lineage_io import LineageIO, lineage_io_of
 
 MAX_TEXT = 256  # longest free-text value (base model id, failure reason) copied into a record
 
@@ -44,6 +45,7 @@ class JobFacts:
     tags: Mapping[str, str] = field(default_factory=dict)
     final_metrics: Mapping[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> last value
     warnings: tuple[str, ...] = ()
+    lineage_io: LineageIO = field(default_factory=LineageIO)  # what it reads and writes (issue 18)
     # managed customization and recipes (issue 17): ServerlessJobConfig, BillableTokenCount, HyperParameters
     serverless: Mapping[str, Any] | None = None
     billable_tokens: object = None
@@ -188,6 +190,7 @@ def facts_from_description(job: Mapping[str, Any], tags: Mapping[str, str]) -> J
         tags=dict(tags),
         final_metrics=final_metrics(job),
         warnings=tuple(warnings) + ((reason_warning,) if reason_warning else ()),
+        lineage_io=lineage_io_of(job),
         serverless=job.get("ServerlessJobConfig") or None,
         billable_tokens=job.get("BillableTokenCount"),
         hyperparameters={str(k): str(v) for k, v in (job.get("HyperParameters") or {}).items()},

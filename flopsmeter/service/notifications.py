@@ -14,6 +14,7 @@ from flopsmeter.domain.classification import Outcome
 from flopsmeter.service.customization import declaration_needed
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
 from flopsmeter.service.events import ClassificationRecordedDetail
+from flopsmeter.service.lineage_record import lineage_alert_lines
 from flopsmeter.service.ports import Dependencies, ServiceConfig
 
 ALERTING_OUTCOMES = (Outcome.APPROACHING.value, Outcome.EXCEEDS.value)
@@ -104,10 +105,10 @@ def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
     due = record.obligations.notification_due_at if record.obligations else None
     if due is not None:  # the deadline first: a long job name must not cut it off
         return f"FLOPs Meter: notify the Commission by {due:%Y-%m-%d} - {record.job.name} {worst}"[:100]
+    lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
     declare = "; declaration needed" if declaration_needed(record) else ""
-    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold{declare})"[
-        :100
-    ]
+    share = f"{ratio:.0%} of the {record.primary_policy} threshold{declare}"
+    return f"FLOPs Meter: {record.job.name} {worst}{lineage} ({share})"[:100]
 
 
 def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
@@ -120,6 +121,7 @@ def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
             f"{c.policy}: {c.outcome} (threshold {c.threshold:.2e}, ratio {c.ratio:.3f})"
             for c in record.classifications
         ),
+        *lineage_alert_lines(record),
         *obligation_lines(record),
         f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
         *([DECLARATION_REQUEST] if declaration_needed(record) else []),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord, utcnow
-from flopsmeter.aws.store import PutResult
+from flopsmeter.aws.store import PutResult, StoredObject
 from flopsmeter.domain.energy import EnergyAssumptions
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
@@ -92,6 +92,10 @@ class RecordStore(Protocol):
     def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
 
     def get_record(self, key: str) -> AuditRecord: ...
+
+    def get(self, key: str) -> StoredObject: ...  # lineage index entries
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...  # lineage index writers of a location
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...

@@ -16,7 +16,6 @@ from flopsmeter.audit.record import (
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
-    Lineage,
     PolicyClassification,
     record_id_for,
 )
@@ -27,7 +26,8 @@ from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
-from flopsmeter.service.lineage import ParentCompute, resolve_parent
+from flopsmeter.service.lineage import Lineages
+from flopsmeter.service.lineage_record import job_lineage
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig, TrailHit
 
 Channel = Literal["cloudwatch", "final_metric_data"]
@@ -55,20 +55,18 @@ def build_record(
     customization = None
     if managed is not None:
         flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
-    parent = resolve_parent(
-        facts, jobs=deps.jobs, store=deps.store, now=now, max_wait_seconds=config.parent_max_wait_seconds
-    )
-    warnings += parent.warnings
+    lineage = job_lineage(facts, own_flops, deps, config, now)
+    warnings += lineage.found.warnings
     cloudtrail = _cloudtrail(facts, deps, config, now, warnings)
-    cumulative = parent.cumulative_flops + own_flops
     result = classify(
-        cumulative,
+        lineage.cumulative_flops,
         pretrain.flops,
         systemic_risk_base=pretrain.systemic_risk,
         primary_policy=config.primary_policy,
         approaching_fraction=config.approaching_fraction,
         warnings=warnings,
     )
+    result = lineage.classified(result)  # issue 18: an incomplete lineage is at least approaching
     record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
@@ -87,21 +85,23 @@ def build_record(
         outcome=result.primary.outcome.value,
         cloudtrail=cloudtrail,
         eventbridge_event_id=request.eventbridge_event_id,
-        lineage=_lineage(parent, own_flops, cumulative),
+        lineage=lineage.record(facts),
         warnings=_dedupe(result.warnings),
         customization=customization,
         recipe=recipe_block(facts.hyperparameters, facts.environment),
     )
-    inputs = _block_inputs(config, parent, figures.threshold_crossed_at if flops_info.method == "metered" else None)
+    inputs = _block_inputs(
+        config, lineage.found, figures.threshold_crossed_at if flops_info.method == "metered" else None
+    )
     return with_energy_and_obligations(record, inputs)  # issue 16: energy, obligations
 
 
-def _block_inputs(config: ServiceConfig, parent: ParentCompute, metered_crossed_at: datetime | None) -> BlockInputs:
+def _block_inputs(config: ServiceConfig, parents: Lineages, metered_crossed_at: datetime | None) -> BlockInputs:
     return BlockInputs(
         established_outside_eu=config.established_outside_eu,
         energy=config.energy,
-        parent_lineage_kwh=parent.lineage_kwh,
-        parent_crossed_at=parent.crossed_at,
+        parent_lineage_kwh=parents.lineage_kwh,
+        parent_crossed_at=parents.crossed_at,
         metered_crossed_at=metered_crossed_at,
     )
 
@@ -318,17 +318,6 @@ def _job_info(facts: JobFacts, ceiling: HardwareCeiling) -> JobInfo:
 
 def _classifications(result: Classification) -> list[PolicyClassification]:
     return [PolicyClassification.from_result(r) for r in result.results]
-
-
-def _lineage(parent: ParentCompute, own: float, cumulative: float) -> Lineage:
-    return Lineage(
-        parent_job=parent.parent_job,
-        parent_record_key=parent.parent_record_key,
-        own_flops=own,
-        parent_cumulative_flops=parent.cumulative_flops,
-        cumulative_flops=cumulative,
-        chain=parent.chain,
-    )
 
 
 def _dedupe(items: tuple[str, ...] | list[str]) -> list[str]:

@@ -254,6 +254,39 @@ def test_lineage_accumulates_across_jobs(wired):
     assert "job-dpo" in alert["Subject"] and alert["MessageAttributes"]["outcome"]["Value"] == "exceeds"
 
 
+def test_lineage_inferred_from_an_input_channel_and_a_model_package_without_tags(wired):
+    group = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/support-bot"
+    parent_end = wired.job("job-sft", hours=1, extra={"ModelPackageConfig": {"ModelPackageGroupArn": group}})
+    wired.meter("job-sft", [2.0e22])
+    send(wired, state_change("job-sft"))
+    drain(wired)
+    parent = wired.store.get_record(key("job-sft", parent_end))
+    assert parent.lineage.output_model_package_arn == f"{group.replace('-group', '')}/1"
+    index = [o["Key"] for o in wired.store.list_keys("index/v1/")]
+    assert len(index) == 4  # the job, its model artifact, its output prefix, its model package
+    head = wired["s3"].head_object(Bucket=BUCKET, Key=index[0])
+    assert head["ObjectLockMode"] == "COMPLIANCE"  # immutable, like the records
+    source = {"S3DataType": "S3Prefix", "S3Uri": "s3://models/out/job-sft/output/model.tar.gz"}
+    reads = {
+        "job-dpo": {"InputDataConfig": [{"ChannelName": "model", "DataSource": {"S3DataSource": source}}]},
+        "job-cont": {
+            "ModelPackageConfig": {
+                "ModelPackageGroupArn": group,
+                "SourceModelPackageArn": parent.lineage.output_model_package_arn,
+            }
+        },
+    }
+    for name, extra in reads.items():
+        end = wired.job(name, hours=1, started_after_hours=1.5, extra=extra)  # unmetered: its ceiling counts
+        send(wired, state_change(name))
+        drain(wired)
+        child = wired.store.get_record(key(name, end))
+        assert child.lineage.parent_record_key == key("job-sft", parent_end)
+        assert child.lineage.parents[0].source == ("input_channel" if name == "job-dpo" else "model_package")
+        assert child.lineage.status == "complete" and child.lineage.parent_cumulative_flops == 2.0e22
+        assert child.lineage.cumulative_flops == pytest.approx(2.0e22 + child.lineage.own_flops)
+
+
 def test_meter_incomplete_job_is_classified_on_its_ceiling(wired):
     end = wired.job("job-resumed", hours=1)
     wired.meter("job-resumed", [3.0e15, 4.0e15])

@@ -93,8 +93,11 @@ class Aws:
         tags: dict[str, str] | None = None,
         billable: int | None = None,
         failure_reason: str | None = None,
+        started_after_hours: float = 0.0,
+        extra: dict[str, Any] | None = None,
     ) -> datetime:
-        """Create a training job (emulated lifecycle) that ran ``hours`` from t0; returns its end time."""
+        """Create a training job (emulated lifecycle) that ran ``hours`` from t0 (+ ``started_after_hours``); returns
+        its end time. ``extra``: more CreateTrainingJob fields (InputDataConfig, CheckpointConfig, ...)."""
         self["sagemaker"].create_training_job(
             TrainingJobName=name,
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole",
@@ -107,13 +110,15 @@ class Aws:
             StoppingCondition={"MaxRuntimeInSeconds": 86400},
             Environment=environment or {},
             Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            **(extra or {}),
         )
-        end = self.t0 + timedelta(hours=hours)
+        start = self.t0 + timedelta(hours=started_after_hours)
+        end = start + timedelta(hours=hours)
         if status != "InProgress":
             moto_ext.set_training_job_state(
                 name,
                 moto_ext.JobState(
-                    status=status, start=self.t0, end=end, billable_seconds=billable, failure_reason=failure_reason
+                    status=status, start=start, end=end, billable_seconds=billable, failure_reason=failure_reason
                 ),
                 account_id=ACCOUNT,
                 region=REGION,

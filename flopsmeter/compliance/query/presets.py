@@ -1,4 +1,5 @@
-"""The query presets (``--exceeding``, ``--job``, ``--since``, ``--by-base-model``) as SQL.
+"""The query presets (``--exceeding``, ``--job``, ``--since``/``--until``, ``--by-base-model``, and the splitting
+presets ``--by-principal`` / ``--by-package-group`` of ``splitting``) as SQL.
 
 The SQL uses only the subset shared by DuckDB and Athena: dotted struct access, ``filter(list, c -> …)[1]``,
 ``CAST``, ``substr``, ``replace``, aggregates, ``ORDER BY``/``LIMIT`` (see docs/audit.md).
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.compliance.query.splitting import BY_PACKAGE_GROUP, BY_PRINCIPAL_BASE_MODEL, splitting_sql
 from flopsmeter.domain.errors import FlopsMeterError
 
 
@@ -32,6 +34,9 @@ class Preset:
     limit: int | None = None
     deadlines: bool = False  # open Art. 52(1) notification clocks (issue 16; compliance.query.deadlines)
     by_lineage: bool = False  # one row per modified model: lineage compute and energy (issue 16)
+    until: str | None = None  # jobs that ended before this (UTC), with ``since`` the window of a splitting preset
+    by_principal: bool = False  # totals per (principal, base model), splitting flagged
+    by_package_group: bool = False  # totals per model package group, splitting flagged
 
 
 LIST_COLUMNS = (
@@ -61,7 +66,7 @@ def normalise_since(value: str) -> str:
             return datetime.strptime(text, fmt).strftime(out)
         except ValueError:
             continue
-    raise QueryError(f"--since wants a date like 2026-05-01 (UTC), got {value[:40]!r}")
+    raise QueryError(f"--since/--until want a date like 2026-05-01 (UTC), got {value[:40]!r}")
 
 
 def preset_sql(preset: Preset, *, table: str = "records") -> str:
@@ -83,8 +88,16 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
         where.append(
             f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') >= '{normalise_since(preset.since)}'"
         )
+    if preset.until is not None:
+        where.append(
+            f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') < '{normalise_since(preset.until)}'"
+        )
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    if preset.by_base_model:
+    if preset.by_principal or preset.by_package_group:
+        if preset.by_principal and preset.by_package_group:
+            raise QueryError("give --by-principal or --by-package-group, not both")
+        sql = splitting_sql(BY_PRINCIPAL_BASE_MODEL if preset.by_principal else BY_PACKAGE_GROUP, where, table=table)
+    elif preset.by_base_model:
         sql = (
             "SELECT coalesce(base_model.model_id, '(unknown)') AS base_model, count(*) AS jobs, "
             "sum(flops.classified_flops) AS total_flops, max(lineage.cumulative_flops) AS max_cumulative_flops, "

@@ -59,6 +59,7 @@ def patch() -> None:
         job = backend.training_jobs[name]
         _make_realistic(job, self._get_param("Environment"), own_definitions)
         job.serverless_job_config = self._get_param("ServerlessJobConfig")  # kept (DescribeTrainingJob serves it)
+        _keep_model_package_config(job, self._get_param("ModelPackageConfig"))
         _record_create_event(self, job)
         return result
 
@@ -82,6 +83,25 @@ def _make_realistic(job: Any, environment: dict[str, str] | None, own_definition
     job.secondary_status_transitions = [
         {"Status": "Starting", "StartTime": job.creation_time, "StatusMessage": "Launching requested ML instances"}
     ]
+
+
+def _keep_model_package_config(job: Any, config: dict[str, str] | None) -> None:
+    """moto drops ModelPackageConfig (serverless customization); DescribeTrainingJob reports it, and a Completed
+    job with a model package group gets OutputModelPackageArn (``apply_state``)."""
+    job.model_package_config = dict(config) if config else None
+    job.output_model_package_arn = None
+
+
+def _register_output_package(backend: Any, job: Any) -> None:
+    """The model package version a completed customization job registers in its group (``…/<group>/<n>``)."""
+    group = (getattr(job, "model_package_config", None) or {}).get("ModelPackageGroupArn")
+    if job.training_job_status != "Completed" or not group or getattr(job, "output_model_package_arn", None):
+        return
+    base = group.replace(":model-package-group/", ":model-package/", 1)
+    taken = sum(
+        1 for j in backend.training_jobs.values() if str(getattr(j, "output_model_package_arn", "")).startswith(base)
+    )
+    job.output_model_package_arn = f"{base}/{taken + 1}"
 
 
 def _record_create_event(response: Any, job: Any) -> None:
@@ -198,6 +218,7 @@ def apply_state(body: dict[str, Any]) -> dict[str, Any]:
         seconds = max(0, int((aware(job.training_end_time) - aware(job.training_start_time)).total_seconds()))
         job.training_time_in_seconds = seconds
         job.billable_time_in_seconds = seconds
+    _register_output_package(backend, job)
     _apply_reported(job, body, now)
     job.last_modified_time = now
     return _state_view(job)
