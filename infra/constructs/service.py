@@ -160,7 +160,9 @@ class ServiceFunctions(Construct):
         for fn in (self.classifier, self.reconciler):
             _grant_classify(fn.role, res)
         res.intake.grant_dead_letter(self.classifier.role)  # consuming the queue: granted by the event source
-        _allow_any_resource(self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs")
+        _allow_any_resource(
+            self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs", "bedrock:ListModelCustomizationJobs"
+        )
         res.audit.grant_read(
             self.digest.role, "ReadRecordsAndDigests", RECORDS_ROOT, DIGESTS_ROOT, actions=_READ_VERSIONS
         )
@@ -239,6 +241,19 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         role,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
         "Every training job in this account is in scope.",
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="CustomizationJobFacts",
+            actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
+            resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
+        "model-customization-job/*]",
+        "Every Bedrock model customization job in this account is in scope.",
     )
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
     _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")
