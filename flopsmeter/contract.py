@@ -149,3 +149,34 @@ def member_reader_role_name(stage: str) -> str:
 # Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
 # a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
 RETENTION_DAYS_PER_YEAR = 366
+
+
+# Capture at launch (provenance): the CloudTrail management events of the API calls that create training work, as
+# EventBridge delivers them ("AWS API Call via CloudTrail"; needs an active trail in the account). The stack's rule
+# (infra/constructs/provenance.py) and the emulator's share this pattern. Successful calls only: a refused call
+# created nothing.
+CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
+SAGEMAKER_API_EVENT_SOURCE = "sagemaker.amazonaws.com"
+LAUNCH_EVENT_NAMES = (
+    "CreateTrainingJob",
+    "CreateHyperParameterTuningJob",
+    "StartPipelineExecution",
+    "CreateAutoMLJob",
+    "CreateAutoMLJobV2",
+)
+# Tags SageMaker Pipelines puts on the jobs a pipeline step starts (the step's execution, the step's name).
+TAG_PIPELINE_EXECUTION_ARN = "sagemaker:pipeline-execution-arn"
+TAG_PIPELINE_STEP_NAME = "sagemaker:pipeline-step-name"
+
+
+def training_launch_pattern() -> dict[str, object]:
+    """The EventBridge pattern of the provenance rule: a successful SageMaker call that creates training work."""
+    return {
+        "source": [SAGEMAKER_EVENT_SOURCE],
+        "detail-type": [CLOUDTRAIL_API_CALL],
+        "detail": {
+            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
+            "eventName": list(LAUNCH_EVENT_NAMES),
+            "errorCode": [{"exists": False}],
+        },
+    }
