@@ -94,6 +94,7 @@ class ServiceMetric(StrEnum):
     RECONCILE_DEFERRED = "ReconcileDeferred"
     RECONCILE_FAILED = "ReconcileFailed"
     DIGESTS_WRITTEN = "DigestsWritten"
+    PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.

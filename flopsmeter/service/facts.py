@@ -44,6 +44,7 @@ class JobFacts:
     tags: Mapping[str, str] = field(default_factory=dict)
     final_metrics: Mapping[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> last value
     warnings: tuple[str, ...] = ()
+    launched_by: tuple[str, ...] = ()  # provenance: TuningJobArn / AutoMLJobArn when a service launched the job
 
     @property
     def record_key(self) -> str:
@@ -184,6 +185,7 @@ def facts_from_description(job: Mapping[str, Any], tags: Mapping[str, str]) -> J
         tags=dict(tags),
         final_metrics=final_metrics(job),
         warnings=tuple(warnings) + ((reason_warning,) if reason_warning else ()),
+        launched_by=tuple(str(job[k]) for k in ("TuningJobArn", "AutoMLJobArn") if job.get(k)),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord, utcnow
-from flopsmeter.aws.store import PutResult
+from flopsmeter.aws.store import PutResult, StoredObject
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 
@@ -63,6 +63,10 @@ class MeterSource(Protocol):
 class TrailSource(Protocol):
     def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None: ...
 
+    def find_launch(self, event_name: str, resource_arn: str, before: datetime) -> TrailHit | None:
+        """The call that created a parent (tuning job, pipeline execution, AutoML job) of a job created ``before``."""
+        ...
+
 
 class RecordStore(Protocol):
     """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""
@@ -74,6 +78,8 @@ class RecordStore(Protocol):
     def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
 
     def get_record(self, key: str) -> AuditRecord: ...
+
+    def get_if_exists(self, key: str) -> StoredObject | None: ...
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
