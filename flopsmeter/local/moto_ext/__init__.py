@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import cloudtrail, eventbridge, routes, sagemaker
+from flopsmeter.local.moto_ext import cloudtrail, eventbridge, launches, routes, sagemaker
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
     clear_cloudtrail_events,
@@ -64,6 +64,7 @@ def install() -> None:
         if _installed:
             return
         sagemaker.patch()
+        launches.patch()
         cloudtrail.patch()
         eventbridge.patch()
         routes.add_control_routes()

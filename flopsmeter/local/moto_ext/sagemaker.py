@@ -12,6 +12,7 @@ from typing import Any
 from flopsmeter.contract import JOB_STATUSES, TERMINAL_STATUSES
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
+    caller_identity,
     cloudtrail_backend,
     matches,
     record_cloudtrail_event,
@@ -80,21 +81,10 @@ def _make_realistic(job: Any, environment: dict[str, str] | None, own_definition
     ]
 
 
-def _caller(account_id: str, access_key: str, region: str) -> tuple[str, str]:
-    """(principal id, ARN) of the caller, as moto's STS GetCallerIdentity sees it."""
-    from moto.sts.models import sts_backends
-
-    try:
-        principal_id, arn, _ = sts_backends[account_id]["aws"].get_caller_identity(access_key, region)
-    except Exception:  # noqa: BLE001 - an odd key never stops the create call
-        return "AIDAEXAMPLEMOTOUSER", f"arn:aws:iam::{account_id}:user/moto"
-    return str(principal_id), str(arn)
-
-
 def _record_create_event(response: Any, job: Any) -> None:
     account_id, region = response.current_account, response.region
     access_key = response.get_access_key() or "AKIAIOSFODNN7EXAMPLE"
-    principal_id, arn = _caller(account_id, access_key, region)
+    principal_id, arn = caller_identity(account_id, access_key, region)
     request = getattr(response, "request", None)
     source_ip = getattr(request, "remote_addr", None) or "127.0.0.1"
     user_agent = str(response.headers.get("User-Agent", "")) or "flopsmeter-local"
@@ -140,6 +130,7 @@ class JobState:
     billable_seconds: int | None = None  # default: the training seconds (end - start)
     failure_reason: str | None = None
     final_metrics: dict[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> value
+    launched_by: str | None = None  # a tuning job's or AutoML job's ARN: DescribeTrainingJob reports it
 
 
 def set_training_job_state(
@@ -204,6 +195,13 @@ def apply_state(body: dict[str, Any]) -> dict[str, Any]:
         seconds = max(0, int((aware(job.training_end_time) - aware(job.training_start_time)).total_seconds()))
         job.training_time_in_seconds = seconds
         job.billable_time_in_seconds = seconds
+    _apply_extras(job, body, now)
+    job.last_modified_time = now
+    return _state_view(job)
+
+
+def _apply_extras(job: Any, body: dict[str, Any], now: datetime | None) -> None:
+    """Billable seconds, failure reason, FinalMetricDataList and the launching parent, when given."""
     if body.get("billable_seconds") is not None:
         job.billable_time_in_seconds = int(body["billable_seconds"])
     if body.get("failure_reason") is not None:
@@ -213,8 +211,8 @@ def apply_state(body: dict[str, Any]) -> dict[str, Any]:
         job.final_metric_data_list = [
             {"MetricName": k, "Value": float(v), "Timestamp": stamp} for k, v in body["final_metrics"].items()
         ]
-    job.last_modified_time = now
-    return _state_view(job)
+    if body.get("launched_by"):
+        job.flopsmeter_launched_by = str(body["launched_by"])
 
 
 def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:
