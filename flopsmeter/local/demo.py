@@ -34,6 +34,7 @@ from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
+from flopsmeter.local.demo_provenance import run_provenance_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import (
@@ -456,6 +457,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         demo.records()
         demo.digest_and_verify()
         demo.tamper()
+        run_provenance_scenario(demo)
         demo.section("10. What the demo showed")
     failed = [what for what, ok in demo.checks if not ok]
     for what, ok in demo.checks:
