@@ -184,9 +184,9 @@ def _provenance_queue(clients: dict[str, Any]) -> str:
 def _session_client(run: Run, who: str) -> Any:
     import boto3
 
-    creds = run.clients["sts"].assume_role(
-        RoleArn=f"arn:aws:iam::{run.account}:role/MLEngineer", RoleSessionName=who
-    )["Credentials"]
+    creds = run.clients["sts"].assume_role(RoleArn=f"arn:aws:iam::{run.account}:role/MLEngineer", RoleSessionName=who)[
+        "Credentials"
+    ]
     return boto3.session.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
