@@ -343,6 +343,48 @@ def derived_calls(run: Run, records: int) -> dict[str, float]:
     }
 
 
+# us-east-1 list prices (USD) per call; free tiers ignored. Sources: aws.amazon.com/lambda/pricing,
+# aws.amazon.com/sqs/pricing, aws.amazon.com/s3/pricing, aws.amazon.com/kms/pricing,
+# aws.amazon.com/cloudwatch/pricing, aws.amazon.com/eventbridge/pricing, aws.amazon.com/cloudtrail/pricing.
+PRICE_PER_CALL = {
+    "lambda.Invoke": 0.20 / 1e6,
+    "sqs": 0.40 / 1e6,  # standard queue, per request
+    "s3.PutObject": 0.005 / 1000,  # S3 Standard PUT, COPY, POST, LIST
+    "s3.GetObject": 0.0004 / 1000,  # S3 Standard GET, SELECT and all other requests
+    "s3.HeadObject": 0.0004 / 1000,
+    "cloudwatch.GetMetricData": 6 * 0.01 / 1000,  # $0.01 per 1 000 metrics requested; 6 metrics a call
+    "eventbridge.PutEvents": 1.00 / 1e6,  # custom events; AWS service events (state changes, API calls) are free
+    "cloudtrail.LookupEvents": 0.0,  # event history lookups of management events are not charged
+    "sagemaker": 0.0,  # DescribeTrainingJob, ListTags: no charge
+    "kms": 0.03 / 10_000,  # per request (see KMS_CALLS_PER_S3_CALL)
+}
+# Lambda duration is not measured by the bench (in-process): assumed arm64 GB-seconds per invocation.
+LAMBDA_GB_SECONDS = {"lambda.Invoke(classifier)": 0.5 * 1.5, "lambda.Invoke(provenance)": 0.25 * 0.1}
+ARM_PRICE_PER_GB_SECOND = 0.0000133334
+# Without an S3 Bucket Key: one GenerateDataKey per PutObject and one Decrypt per GetObject; the audit bucket uses
+# a Bucket Key, which makes these a small fraction (the upper bound is reported).
+KMS_CALLS_PER_S3_CALL = {"s3.PutObject": 1, "s3.GetObject": 1}
+
+
+def dollars_per_1000_jobs(per_1000: dict[str, float]) -> dict[str, float]:
+    """Estimated USD per 1 000 classified jobs, per service, from the counted (and derived) calls."""
+    cost: Counter[str] = Counter()
+    for call, count in per_1000.items():
+        service = call.split(".", 1)[0]
+        if call in PRICE_PER_CALL:
+            cost[service] += count * PRICE_PER_CALL[call]
+        elif call.startswith("lambda.Invoke"):
+            cost["lambda"] += count * (
+                PRICE_PER_CALL["lambda.Invoke"] + LAMBDA_GB_SECONDS[call] * ARM_PRICE_PER_GB_SECOND
+            )
+        elif service in PRICE_PER_CALL:
+            cost[service] += count * PRICE_PER_CALL[service]
+        cost["kms (upper bound, no bucket key)"] += count * KMS_CALLS_PER_S3_CALL.get(call, 0) * PRICE_PER_CALL["kms"]
+    priced = {k: round(v, 5) for k, v in sorted(cost.items())}
+    priced["total"] = round(sum(cost.values()), 4)
+    return priced
+
+
 def _report(run: Run, records: list[Any], wall: float) -> dict[str, Any]:
     lookups = run.calls["cloudtrail.LookupEvents"]
     without = [r for r in records if not r.cloudtrail.principal_arn]
@@ -367,6 +409,7 @@ def _report(run: Run, records: list[Any], wall: float) -> dict[str, Any]:
         "lookup_events_calls_per_job": round(per_job, 4),
         "transient_retries": run.retries,
         "aws_calls_per_1000_jobs": per_1000,
+        "estimated_usd_per_1000_jobs": dollars_per_1000_jobs(per_1000),
         "simulated_seconds": round(run.clock.seconds),
         "wall_seconds": round(wall, 1),
         "meets_target": per_job <= 0.05 and not without and len(records) == run.options.jobs,
