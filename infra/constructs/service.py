@@ -37,6 +37,7 @@ from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.nag import acknowledge, skip_checkov
 from infra.constructs.pipeline import CLASSIFIER_TIMEOUT, ClassifierQueue
+from infra.constructs.provenance import PROVENANCE_ROOT
 from infra.constructs.signing import DigestSigningKey
 from infra.layer import powertools_layer
 
@@ -131,6 +132,7 @@ class ServiceFunctions(Construct):
                 environment={**environment, "DIGEST_SIGNING_KEY_ID": res.signing.key.key_id},
             ),
         )
+        self.base = base  # the provenance function (infra/constructs/provenance.py) runs the same way
         self.all = (self.classifier, self.reconciler, self.digest)
         skip_checkov(
             self.classifier.function,
@@ -168,13 +170,12 @@ class ServiceFunctions(Construct):
         )
         res.audit.grant_write_once(self.digest.role, "WriteDigestsOnce", DIGESTS_ROOT)
         res.signing.grant_sign(self.digest.role)
-        res.audit.restrict_retention_to(
-            [
-                (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
-                (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
-                (self.digest.role, (DIGESTS_ROOT,)),
-            ]
-        )
+        # The bucket policy's retention writers (the stack adds the provenance function and applies them).
+        self.retention_writers: list[tuple[iam.IRole, tuple[str, ...]]] = [
+            (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
+            (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
+            (self.digest.role, (DIGESTS_ROOT,)),
+        ]
         for fn in self.all:
             acknowledge(
                 fn.role,
@@ -228,6 +229,7 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         RECORDS_ROOT,
         NOTIFICATIONS_ROOT,
         INDEX_ROOT,
+        PROVENANCE_ROOT,  # who launched the job, captured at launch (infra/constructs/provenance.py)
         actions=("s3:GetObject", "s3:GetObjectRetention"),
     )
     role.add_to_principal_policy(

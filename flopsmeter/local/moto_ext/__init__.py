@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, routes, sagemaker
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker
 from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
@@ -73,6 +73,8 @@ def install() -> None:
             return
         sagemaker.patch()
         bedrock.patch()
+
+        launches.patch()
         cloudtrail.patch()
         eventbridge.patch()
         routes.add_control_routes()
