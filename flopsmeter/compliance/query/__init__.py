@@ -13,7 +13,7 @@ from flopsmeter.aws.athena import AthenaTarget, Polling, run_query
 from flopsmeter.compliance.query.cache import CACHE_NAME, connect, run_duckdb
 from flopsmeter.compliance.query.presets import Preset, QueryError, preset_sql, ratio_of
 from flopsmeter.compliance.query.render import Result, render
-from flopsmeter.compliance.query.schema import PARTITION_COLUMNS, record_columns
+from flopsmeter.compliance.schema import PARTITION_COLUMNS, record_columns
 
 __all__ = [
     "CACHE_NAME",

@@ -62,7 +62,7 @@ def test_by_base_model_totals(records_dir):
     assert llama["total_flops"] == pytest.approx(1.0e20 + 4.0e23 + 5.0e22 + 9.0e23)
 
 
-def test_cache_is_incremental_by_key(records_dir, tmp_path):
+def test_cache_is_incremental_by_partition(records_dir, tmp_path):
     import shutil
 
     root = tmp_path / "copy"
