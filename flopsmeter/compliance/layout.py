@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from flopsmeter.audit.keys import (
+    COMPACTED_PREFIX,
     DIGESTS_PREFIX,
     RECORDS_PREFIX,
     compaction_data_prefix,
@@ -49,6 +50,10 @@ class Partition:
     @property
     def records_prefix(self) -> str:
         return records_prefix(self.account, self.region, self.day)
+
+    @property
+    def compacted_prefix(self) -> str:
+        return f"{COMPACTED_PREFIX}{self.path}/"
 
     def manifest_key(self, generation: int) -> str:
         return compaction_manifest_key(self.account, self.region, self.day, generation)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
-from flopsmeter.compliance.compaction.manifest import DataObject, Manifest, ManifestError, parse_manifest
+from flopsmeter.compliance.compaction.manifest import DataObject, Manifest, ManifestError, parse_manifest, plan
 from flopsmeter.compliance.layout import Partition, manifest_files, partition_dirs, record_names
 from flopsmeter.compliance.mirror import key_path
 from flopsmeter.compliance.ndjson import write_ndjson
@@ -82,16 +82,22 @@ def _compact_partition(
     except ManifestError as err:
         run.errors.append((partition.path, f"newest manifest unreadable ({err}); not compacted again"))
         return
-    if current is not None and current.keys == set(keys):
-        run.results.append(PartitionResult(partition, current.generation, False, len(current.records)))
+    step = plan(current, set(keys), highest_generation=_highest_generation(root, partition))
+    if step.refused:
+        run.errors.append((partition.path, step.refused))
         return
-    if current is not None and not current.keys <= set(keys):
-        lost = sorted(current.keys - set(keys))
-        run.errors.append((partition.path, f"{len(lost)} compacted record(s) no longer present, e.g. {lost[0]}"))
+    if step.up_to_date:
+        run.results.append(PartitionResult(partition, step.generation, False, len(keys)))
         return
-    generation = current.generation + 1 if current else 1
+    generation = step.generation
     manifest = write_generation(con, root, partition, generation, sorted(keys.items()), now)
     run.results.append(PartitionResult(partition, generation, True, len(manifest.records)))
+
+
+def _highest_generation(root: Path, partition: Partition) -> int:
+    """The highest generation with data on disk (an interrupted run may leave data without a manifest)."""
+    names = [p.name for p in (root / COMPACTED_PREFIX / partition.path).glob("gen-*")]
+    return max((int(n.removeprefix("gen-")) for n in names if n.removeprefix("gen-").isdigit()), default=0)
 
 
 def write_generation(

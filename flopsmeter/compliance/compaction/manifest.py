@@ -107,3 +107,25 @@ def _from_document(document: dict[str, Any]) -> Manifest:
         str(document["engine"]),
         parse_iso(document["created_at"]),
     )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with one partition: nothing (``up_to_date``), refuse (``refused`` says why), or write
+    ``generation``."""
+
+    generation: int
+    up_to_date: bool = False
+    refused: str | None = None
+
+
+def plan(current: Manifest | None, keys: set[str] | frozenset[str], *, highest_generation: int = 0) -> Plan:
+    """Idempotence and safety in one place: the same records leave a partition alone; new records make the next
+    generation (after ``highest_generation``, which counts data left by an interrupted run); records that the last
+    compaction listed but are gone now make no new generation (that would hide the loss)."""
+    if current is not None and current.keys == keys:
+        return Plan(current.generation, up_to_date=True)
+    if current is not None and not current.keys <= keys:
+        lost = sorted(current.keys - keys)
+        return Plan(current.generation, refused=f"{len(lost)} compacted record(s) no longer present, e.g. {lost[0]}")
+    return Plan(max(highest_generation, current.generation if current else 0) + 1)
