@@ -160,3 +160,15 @@ def test_verify_finds_altered_data_and_an_unreadable_manifest(mirror):
     found = _problems(mirror)
     assert ("data.parquet", "compaction_data_altered") in found
     assert ("manifest-000001.json", "compaction_unreadable") in found
+
+
+def test_cli_compact_then_query_and_verify(mirror, capsys):
+    from flopsmeter.cli.main import main
+
+    assert main(["compact", "--dir", str(mirror)]) == 0
+    assert "compacted 2 partition(s) (5 records), 0 already up to date" in capsys.readouterr().out
+    assert main(["compact", "--dir", str(mirror)]) == 0
+    assert "compacted 0 partition(s) (0 records), 2 already up to date" in capsys.readouterr().out
+    assert main(["query", "--dir", str(mirror), "--exceeding", "--format", "json"]) == 0
+    assert {r["job"] for r in json.loads(capsys.readouterr().out)} == {"b-0", "b-1"}
+    assert main(["verify", "--dir", str(mirror), "--max-digest-age-hours", "0"]) == 0
