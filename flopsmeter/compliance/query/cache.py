@@ -41,6 +41,7 @@ CACHE_NAME = ".flopsmeter-query.duckdb"
 CACHE_FORMAT = "records-cache/2"
 LOAD_BATCH = 20_000
 FLAT = "."  # the one partition of a flat folder
+SETTLE_SECONDS = 2.0
 # Partition columns from the key in a mirror; in a flat folder (no account=… in the key) from the record itself.
 PARTITIONS_SQL = (
     "coalesce(nullif(regexp_extract(_key, 'account=([^/]+)/', 1), ''), job.account_id) AS account, "
@@ -60,6 +61,12 @@ class PartitionFiles:
     @property
     def state(self) -> str:
         return f"{self.directory.stat().st_mtime_ns}:{self.manifest.name if self.manifest else ''}"
+
+    @property
+    def settled(self) -> bool:
+        """False while the directory changed too recently for its mtime to tell a later change apart (file
+        systems stamp directories at a coarse clock tick): such a partition is checked again next time."""
+        return time.time() - self.directory.stat().st_mtime > SETTLE_SECONDS
 
 
 def partitions(root: Path) -> dict[str, PartitionFiles]:
@@ -146,7 +153,8 @@ def _refresh(con: Any, root: Path, found: dict[str, PartitionFiles]) -> None:
         con.execute("DELETE FROM cached_parts WHERE part IN (SELECT part FROM _drop)")
     if changed:
         _load_partitions(con, root, {p: found[p] for p in changed})
-        _load_table(con, "_parts", {"part": "VARCHAR", "state": "VARCHAR"}, ([p, states[p]] for p in changed))
+        recorded = ([p, states[p] if found[p].settled else "unsettled"] for p in changed)
+        _load_table(con, "_parts", {"part": "VARCHAR", "state": "VARCHAR"}, recorded)
         con.execute("INSERT INTO cached_parts SELECT part, state FROM _parts")
     con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {column_list(all_columns())} FROM cached_records")
 

@@ -134,3 +134,25 @@ def test_a_file_in_a_flat_folder_that_is_not_a_record_is_refused_by_name(tmp_pat
     (tmp_path / "settings.json").write_text('{"theme": "dark"}')
     with pytest.raises(QueryError, match=r"settings\.json is not an audit record"):
         run_duckdb(tmp_path, "SELECT count(*) FROM records")
+
+
+def test_a_warm_query_rereads_only_partitions_whose_directory_changed(records_dir, tmp_path):
+    import os
+    import shutil
+    import time
+
+    root = tmp_path / "copy"
+    shutil.copytree(records_dir, root)
+    long_ago = time.time() - 60
+    for directory in root.rglob("date=*"):
+        os.utime(directory, (long_ago, long_ago))
+    sql = "SELECT outcome FROM records WHERE job.name = 'over-1'"
+    assert run_duckdb(root, sql).rows == [("exceeds",)]
+    path = next(root.rglob("over-1.json"))
+    document = json.loads(path.read_bytes())
+    document["outcome"] = "below"
+    path.write_bytes(json.dumps(document).encode())  # rewritten in place: its directory looks unchanged
+    os.utime(path.parent, (long_ago, long_ago))
+    assert run_duckdb(root, sql).rows == [("exceeds",)]  # no per-file stat on a warm query
+    os.utime(path.parent)  # the directory changed (as a new, removed or replaced file changes it)
+    assert run_duckdb(root, sql).rows == [("below",)]
