@@ -71,7 +71,7 @@ def unload_sql(settings: CompactionSettings, partition: Partition, location: str
         f"WHERE account = {_literal(partition.account)} AND region = {_literal(partition.region)} "
         f"AND date = {_literal(partition.day.isoformat())} "
         f'AND "$file_modified_time" < from_iso8601_timestamp({_literal(iso(cutoff))}) ORDER BY 1) '
-        f"TO {_literal(location)} WITH (format = 'PARQUET', compression = 'ZSTD')"
+        f"TO {_literal(location)} WITH (format = 'PARQUET', compression = 'SNAPPY')"
     )
 
 

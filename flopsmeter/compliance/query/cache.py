@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
-from flopsmeter.compliance.compaction.manifest import parse_manifest
+from flopsmeter.compliance.compaction.manifest import ManifestError, manifest_listing
 from flopsmeter.compliance.layout import (
     EXPECTED_LAYOUT,
     RecordsDirError,
@@ -42,6 +42,7 @@ CACHE_FORMAT = "records-cache/2"
 LOAD_BATCH = 20_000
 FLAT = "."  # the one partition of a flat folder
 SETTLE_SECONDS = 2.0
+PART_FROM_FILENAME = "regexp_extract(filename, '^.*/compacted/v1/(account=[^/]+/region=[^/]+/date=[^/]+)/', 1)"
 # Partition columns from the key in a mirror; in a flat folder (no account=… in the key) from the record itself.
 PARTITIONS_SQL = (
     "coalesce(nullif(regexp_extract(_key, 'account=([^/]+)/', 1), ''), job.account_id) AS account, "
@@ -160,28 +161,40 @@ def _refresh(con: Any, root: Path, found: dict[str, PartitionFiles]) -> None:
 
 
 def _load_partitions(con: Any, root: Path, changed: dict[str, PartitionFiles]) -> None:
-    """Rows of the changed partitions: compacted Parquet for the keys its manifest lists, JSON for the rest."""
+    """Rows of the changed partitions: compacted Parquet for the keys its manifest lists, JSON for the rest.
+
+    At a million records this is the first query's cost, so keys stay strings (no Path per record) and the
+    Parquet rows are filtered only when a compacted record is no longer present as a file."""
     parquet: list[str] = []
-    compacted_keys: list[tuple[str, str]] = []  # (key, partition) to take from Parquet
+    gone: list[str] = []  # compacted keys whose JSON file is not there: not shown
     json_files: list[tuple[str, str, Path]] = []  # (key, partition, file)
     for part, files in changed.items():
-        listed = {files.prefix + name: files.directory / name for name in record_names(files.directory)}
+        listed = {files.prefix + name for name in record_names(files.directory)}
         covered: frozenset[str] = frozenset()
         if files.manifest is not None:
-            manifest = parse_manifest(files.manifest.relative_to(root).as_posix(), files.manifest.read_bytes())
-            covered = manifest.keys & set(listed)
-            parquet.extend(str(root / d.key) for d in manifest.data)
-            compacted_keys.extend((k, part) for k in covered)
-        json_files.extend((k, part, f) for k, f in listed.items() if k not in covered)
-    if compacted_keys:
-        _load_table(con, "_wanted", {"k": "VARCHAR", "part": "VARCHAR"}, ([k, p] for k, p in compacted_keys))
-        con.execute(
-            f"INSERT INTO cached_records SELECT _key, part, {column_list(record_columns())}, {PARTITIONS_SQL} "
-            "FROM read_parquet(?, union_by_name=true) JOIN _wanted ON _key = k",
-            [parquet],
-        )
+            try:
+                covered, data = manifest_listing(files.manifest.read_bytes())
+            except ManifestError:  # verify reports it; the partition is read from its JSON records
+                covered, data = frozenset(), []
+            gone.extend(covered - listed)
+            parquet.extend(str(root / key) for key in data)
+        json_files.extend((k, part, files.directory / k[len(files.prefix) :]) for k in listed - covered)
+    if parquet:
+        _insert_parquet(con, parquet, gone)
     if json_files:
         _load_json(con, json_files, strict=FLAT in changed)
+
+
+def _insert_parquet(con: Any, parquet: list[str], gone: list[str]) -> None:
+    where = ""
+    if gone:
+        _load_table(con, "_gone", {"k": "VARCHAR"}, ([k] for k in gone))
+        where = " WHERE _key NOT IN (SELECT k FROM _gone)"
+    con.execute(
+        f"INSERT INTO cached_records SELECT _key, {PART_FROM_FILENAME}, {column_list(record_columns())}, "
+        f"{PARTITIONS_SQL} FROM read_parquet(?, union_by_name=true, filename=true){where}",
+        [parquet],
+    )
 
 
 def _load_table(con: Any, name: str, columns: dict[str, str], rows: Iterable[list[str]]) -> None:

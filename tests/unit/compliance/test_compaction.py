@@ -172,3 +172,14 @@ def test_cli_compact_then_query_and_verify(mirror, capsys):
     assert main(["query", "--dir", str(mirror), "--exceeding", "--format", "json"]) == 0
     assert {r["job"] for r in json.loads(capsys.readouterr().out)} == {"b-0", "b-1"}
     assert main(["verify", "--dir", str(mirror), "--max-digest-age-hours", "0"]) == 0
+
+
+def test_query_shows_only_records_present_as_json_and_survives_a_bad_manifest(mirror):
+    compact_dir(mirror, now=NOW)
+    (mirror / key_of(make_record("a-1", end=DAY1))).unlink()
+    assert ("a-1",) not in run_duckdb(mirror, "SELECT job.name FROM records").rows
+    name = "compacted/v1/account=123456789012/region=eu-west-1/date=2026-03-02/manifest-000001.json"
+    (mirror / name).write_text("not json")
+    (mirror / CACHE_NAME).unlink()
+    names = sorted(r[0] for r in run_duckdb(mirror, "SELECT job.name FROM records").rows)
+    assert names == ["a-0", "a-2", "b-0", "b-1"]  # the damaged partition is read from its JSON records
