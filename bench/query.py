@@ -173,19 +173,21 @@ def _median(values: list[float]) -> float:
     return round(sorted(values)[len(values) // 2], 4)
 
 
-def _cli_seconds(root: Path, argv: list[str], repeat: int) -> tuple[list[float], int]:
-    """The whole ``flopsmeter query`` in this process (parse, refresh check, SQL, CSV rendering), timed."""
-    timings, lines = [], 0
+def _cli_seconds(root: Path, argv: list[str], repeat: int) -> tuple[list[float], list[float], int]:
+    """The whole ``flopsmeter query`` in this process (parse, refresh check, SQL, CSV rendering): wall and CPU
+    seconds (CPU: this process, all DuckDB threads; what the other sessions' load cannot inflate)."""
+    timings, cpu, lines = [], [], 0
     for _ in range(repeat):
         out = io.StringIO()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(out):
             code = cli_main(["query", "--dir", str(root), *argv, "--format", "csv"])
         timings.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
         if code != 0:
             raise SystemExit(f"flopsmeter query {' '.join(argv)} exited {code}")
         lines = len([line for line in out.getvalue().splitlines() if line]) - 1
-    return timings, lines
+    return timings, cpu, lines
 
 
 def _process_seconds(root: Path, argv: list[str]) -> float:
@@ -215,11 +217,12 @@ def _sql_seconds(root: Path, sql: str, repeat: int) -> list[float]:
 def measure_presets(root: Path, repeat: int = 3) -> dict[str, dict[str, float]]:
     presets = {}
     for name, (preset, argv) in PRESETS.items():
-        whole, rows = _cli_seconds(root, argv, repeat)
+        whole, cpu, rows = _cli_seconds(root, argv, repeat)
         presets[name] = {
             "rows": rows,
             "whole_cli_seconds_median": _median(whole),
             "whole_cli_seconds_max": round(max(whole), 4),
+            "whole_cli_cpu_seconds_median": _median(cpu),
             "sql_only_seconds_median": _median(_sql_seconds(root, preset_sql(preset), repeat)),
             "fresh_process_seconds": round(_process_seconds(root, argv), 4),
         }
@@ -233,21 +236,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compacted", action="store_true", help="compact to Parquet first; the cache reads it")
     args = parser.parse_args(argv)
     root = args.dir or Path(f"{DEFAULT_DIR}-{args.records}")
+    load_at_start = round(os.getloadavg()[0], 2)
     generated = generate(root, args.records)
     compaction: dict[str, object] = {}
     if args.compacted:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run = compact_dir(root)
         compaction = {
             "seconds": round(time.perf_counter() - started, 2),
+            "cpu_seconds": round(time.process_time() - cpu_started, 2),
             "partitions_written": len(run.written),
             "partitions_up_to_date": len(run.results) - len(run.written),
             "errors": run.errors,
         }
     (root / CACHE_NAME).unlink(missing_ok=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run_duckdb(root, "SELECT count(*) FROM records")  # builds the DuckDB cache (from Parquet when compacted)
-    first_build = time.perf_counter() - started
+    first_build, first_build_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     print(
         json.dumps(
             {
@@ -259,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                 "generate_seconds": round(generated, 2),
                 "compaction": compaction,
                 "first_cache_build_seconds": round(first_build, 2),
+                "first_cache_build_cpu_seconds": round(first_build_cpu, 2),
                 "presets": measure_presets(root),
                 "note": "whole_cli: `flopsmeter query --dir D <preset> --format csv` in-process (argument parsing, "
                 "cache refresh check, SQL, CSV rendering; median of 3, warm); fresh_process: the same as a new "
                 "Python process (interpreter start and imports included); sql_only: the SQL on an open connection",
+                "load_average_1m_at_start": load_at_start,
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "cpu_count": os.cpu_count(),
                 "python": sys.version.split()[0],

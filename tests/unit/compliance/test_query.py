@@ -12,6 +12,7 @@ import pytest
 
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.query import Preset, QueryError, preset_sql, record_columns, run_duckdb
+from flopsmeter.compliance.query.presets import normalise_since
 from tests.support.records import key_of, make_record
 
 JOBS = {  # name: (cumulative FLOPs, pretrain, end)
@@ -156,3 +157,21 @@ def test_a_warm_query_rereads_only_partitions_whose_directory_changed(records_di
     assert run_duckdb(root, sql).rows == [("exceeds",)]  # no per-file stat on a warm query
     os.utime(path.parent)  # the directory changed (as a new, removed or replaced file changes it)
     assert run_duckdb(root, sql).rows == [("below",)]
+
+
+def test_since_is_exact_to_the_second_on_duckdb_and_as_athena_compares_iso_text(records_dir):
+    # over-1 ended at 2026-03-03T00:00:00Z
+    included = run_duckdb(records_dir, preset_sql(Preset(since="2026-03-03 00:00")))
+    excluded = run_duckdb(records_dir, preset_sql(Preset(since="2026-03-03T00:00:01Z")))
+    assert "over-1" in {r[0] for r in included.rows} and "over-1" not in {r[0] for r in excluded.rows}
+    # Athena's column is the record's ISO text: plain string comparison with the same literal gives the same answer
+    iso = "2026-03-03T00:00:00Z"
+    assert iso >= normalise_since("2026-03-03 00:00") and not iso >= normalise_since("2026-03-03T00:00:01Z")
+    assert "2026-03-03T00:00:00.500000Z" >= normalise_since("2026-03-03") > "2026-03-02T23:59:59Z"
+
+
+def test_limit_picks_the_latest_rows_before_computing_columns(records_dir):
+    rows = run_duckdb(records_dir, preset_sql(Preset(limit=2))).rows
+    assert [r[0] for r in rows] == ["over-2", "over-1"]
+    grouped = run_duckdb(records_dir, preset_sql(Preset(by_base_model=True, limit=1))).rows
+    assert len(grouped) == 1
