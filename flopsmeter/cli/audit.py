@@ -106,7 +106,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from flopsmeter.aws.athena import AthenaTarget
     from flopsmeter.cli.main import UsageError
-    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb
+    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb, run_duckdb_csv
 
     preset = Preset(
         exceeding=args.exceeding, job=args.job, since=args.since, by_base_model=args.by_base_model, limit=args.limit
@@ -125,6 +125,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         root = _local_dir(args, pull=args.bucket is not None)
         if args.pull_only:
+            return 0
+        text = run_duckdb_csv(root, sql) if args.format == "csv" else None
+        if text is not None:
+            print(text, end="")
             return 0
         result = run_duckdb(root, sql)
     print(render(result, args.format))

@@ -42,6 +42,7 @@ CACHE_FORMAT = "records-cache/2"
 LOAD_BATCH = 20_000
 FLAT = "."  # the one partition of a flat folder
 SETTLE_SECONDS = 2.0
+CSV_PLAIN_TYPES = frozenset({"VARCHAR", "BIGINT", "INTEGER", "HUGEINT", "DOUBLE", "FLOAT", "BOOLEAN", "DECIMAL"})
 PART_FROM_FILENAME = "regexp_extract(filename, '^.*/compacted/v1/(account=[^/]+/region=[^/]+/date=[^/]+)/', 1)"
 # Partition columns from the key in a mirror; in a flat folder (no account=… in the key) from the record itself.
 PARTITIONS_SQL = (
@@ -124,6 +125,27 @@ def run_duckdb(root: Path, sql: str, *, cache: bool = True) -> Result:
     finally:
         con.close()
     return Result(columns, [tuple(r) for r in rows], time.perf_counter() - started)
+
+
+def run_duckdb_csv(root: Path, sql: str, *, cache: bool = True) -> str | None:
+    """The result as CSV written by DuckDB itself (no Python object per value: large results stay fast), or None
+    when a column is not plain text, number or boolean (then ``render`` formats it, as for the other formats)."""
+    import duckdb
+
+    query = sql.strip().rstrip(";")
+    con = connect(root, cache=cache)
+    try:
+        types = [str(row[1]) for row in con.execute(f"DESCRIBE ({query})").fetchall()]
+        if not all(t in CSV_PLAIN_TYPES for t in types):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "result.csv")
+            con.execute(f"COPY ({query}) TO '{path}' (FORMAT CSV, HEADER)")
+            return path.read_text()
+    except duckdb.Error as err:
+        raise QueryError(f"query failed: {err}") from err
+    finally:
+        con.close()
 
 
 def _prepare(con: Any) -> None:

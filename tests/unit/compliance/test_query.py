@@ -175,3 +175,14 @@ def test_limit_picks_the_latest_rows_before_computing_columns(records_dir):
     assert [r[0] for r in rows] == ["over-2", "over-1"]
     grouped = run_duckdb(records_dir, preset_sql(Preset(by_base_model=True, limit=1))).rows
     assert len(grouped) == 1
+
+
+def test_csv_written_by_duckdb_matches_the_python_rendering(records_dir):
+    from flopsmeter.compliance.query import render, run_duckdb_csv
+
+    for preset in (Preset(), Preset(by_base_model=True), Preset(since="2026-02-01", limit=2)):
+        sql = preset_sql(preset)
+        fast = run_duckdb_csv(records_dir, sql)
+        assert fast is not None
+        assert fast.splitlines() == render(run_duckdb(records_dir, sql), "csv").splitlines()
+    assert run_duckdb_csv(records_dir, "SELECT job, recorded_at FROM records") is None  # struct, timestamp: rendered
