@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from flopsmeter.audit.energy_obligations import EnergyInfo, ObligationsInfo
 from flopsmeter.domain.classification import PolicyResult
+from flopsmeter.domain.hardware import HardwareCeiling
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = frozenset({1})
@@ -77,6 +78,11 @@ class HardwareCeilingInfo(_Model):
     precision: str
     known_instance: bool
     peak_source: str
+
+    @classmethod
+    def from_ceiling(cls, ceiling: HardwareCeiling) -> HardwareCeilingInfo:
+        """The record's shape of a domain ``HardwareCeiling`` (same field names)."""
+        return cls(**{name: getattr(ceiling, name) for name in cls.model_fields})
 
 
 class FlopsInfo(_Model):

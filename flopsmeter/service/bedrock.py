@@ -23,6 +23,7 @@ from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
     CloudTrailRef,
+    HardwareCeilingInfo,
     JobInfo,
     Lineage,
     PolicyClassification,
@@ -33,7 +34,7 @@ from flopsmeter.domain.customization import estimate_bedrock_job
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.pretrain import resolve_pretrain_compute
 from flopsmeter.service.classifier import ClassifyResult, record_job
-from flopsmeter.service.customization import NO_INSTANCES, ceiling_info, customization_block, estimated_flops
+from flopsmeter.service.customization import NO_INSTANCES, customization_block, estimated_flops
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import as_utc, clean_text, parse_bool
 from flopsmeter.service.ports import BedrockSource, ClassifyRequest, Dependencies, ServiceConfig
@@ -175,7 +176,7 @@ def build_bedrock_record(
             systemic_risk=pretrain.systemic_risk,
             raw_value=clean_text(pretrain.raw, "PRETRAIN_FLOPS", 64)[0],
         ),  # fmt: skip
-        flops=estimated_flops(estimate, ceiling_info(ceiling)),
+        flops=estimated_flops(estimate, HardwareCeilingInfo.from_ceiling(ceiling)),
         classifications=[PolicyClassification.from_result(r) for r in result.results],
         primary_policy=result.primary_policy,
         outcome=result.primary.outcome.value,

@@ -15,18 +15,12 @@ from typing import Any
 
 from flopsmeter.audit.record import AuditRecord, CustomizationInfo, FlopsInfo, HardwareCeilingInfo, RecipeInfo
 from flopsmeter.domain.customization import CustomizationEstimate, JobKind, estimate_serverless_job
-from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.recipes import recipe_from_job
 
 NO_INSTANCES = (
     "a managed service runs this job on instances it does not disclose: the hardware-ceiling field holds the "
     "unknown-instance placeholder and bounds nothing; the job is classified on its estimate"
 )
-
-
-def ceiling_info(ceiling: HardwareCeiling) -> HardwareCeilingInfo:
-    """The record's shape of a domain ``HardwareCeiling``."""
-    return HardwareCeilingInfo(**{name: getattr(ceiling, name) for name in HardwareCeilingInfo.model_fields})
 
 
 def estimated_flops(estimate: CustomizationEstimate, ceiling: HardwareCeilingInfo, **kept: Any) -> FlopsInfo:

@@ -27,8 +27,8 @@ from typing import Any
 
 from flopsmeter.audit.digests import iso
 from flopsmeter.audit.keys import parse_compaction_data_key, parse_compaction_manifest_key
-from flopsmeter.aws.store import AuditStore
 from flopsmeter.aws.athena import AthenaTarget, Polling, run_query
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.compliance.compaction.local import CompactionRun, PartitionResult
 from flopsmeter.compliance.compaction.manifest import DataObject, Manifest, parse_manifest, plan
 from flopsmeter.compliance.layout import Partition
