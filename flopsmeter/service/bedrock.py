@@ -21,7 +21,6 @@ from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.keys import bedrock_record_key, valid_bedrock_job_name
 from flopsmeter.audit.record import (
     AuditRecord,
-    BaseModelInfo,
     CloudTrailRef,
     HardwareCeilingInfo,
     JobInfo,
@@ -38,6 +37,7 @@ from flopsmeter.service.customization import NO_INSTANCES, customization_block, 
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import as_utc, clean_text, parse_bool
 from flopsmeter.service.ports import BedrockSource, ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.records import base_model_info
 
 INSTANCE_PLACEHOLDER = "bedrock"  # no instance type: the hardware ceiling's unknown-instance placeholder
 RECONCILED = "no state-change event was processed for this job; the scheduled reconciler classified it"
@@ -141,10 +141,16 @@ def build_bedrock_record(
         warnings.insert(0, f"reconciled: {RECONCILED}")
     systemic, systemic_warning = parse_bool(facts.tags.get(contract.TAG_SYSTEMIC_RISK_BASE), "systemic-risk flag")
     base_id, base_warning = clean_text(facts.tags.get(contract.TAG_BASE_MODEL) or estimate.base.model_id, "base model")
-    pretrain = resolve_pretrain_compute(
-        tag_value=facts.tags.get(contract.TAG_PRETRAIN_FLOPS), base_model_id=base_id, systemic_risk_base=systemic
+    reason, reason_warning = clean_text(
+        facts.tags.get(contract.TAG_PRETRAIN_FLOPS_OVERRIDE_REASON), "override reason", 512
     )
-    warnings += [w for w in (systemic_warning, base_warning) if w] + list(pretrain.warnings)
+    pretrain = resolve_pretrain_compute(
+        tag_value=facts.tags.get(contract.TAG_PRETRAIN_FLOPS),
+        base_model_id=base_id,
+        systemic_risk_base=systemic,
+        override_reason=reason,
+    )
+    warnings += [w for w in (systemic_warning, base_warning, reason_warning) if w] + list(pretrain.warnings)
     ceiling = hardware_ceiling(INSTANCE_PLACEHOLDER, 1, facts.seconds)
     flops = estimate.modification_flops
     cloudtrail = _provenance(facts, source, config, now, warnings)
@@ -168,14 +174,7 @@ def build_bedrock_record(
             training_seconds=facts.seconds,
             training_seconds_source="creationTime..endTime (GetModelCustomizationJob)",
         ),
-        base_model=BaseModelInfo(
-            model_id=pretrain.base_model_id,
-            pretrain_flops=pretrain.flops,
-            source=pretrain.source.value,
-            basis=pretrain.basis,
-            systemic_risk=pretrain.systemic_risk,
-            raw_value=clean_text(pretrain.raw, "PRETRAIN_FLOPS", 64)[0],
-        ),  # fmt: skip
+        base_model=base_model_info(pretrain),
         flops=estimated_flops(estimate, HardwareCeilingInfo.from_ceiling(ceiling)),
         classifications=[PolicyClassification.from_result(r) for r in result.results],
         primary_policy=result.primary_policy,

@@ -70,14 +70,7 @@ def build_record(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=_job_info(facts, ceiling),
-        base_model=BaseModelInfo(
-            model_id=pretrain.base_model_id,
-            pretrain_flops=pretrain.flops,
-            source=pretrain.source.value,
-            basis=pretrain.basis,
-            systemic_risk=pretrain.systemic_risk,
-            raw_value=clean_text(pretrain.raw, "PRETRAIN_FLOPS", 64)[0],
-        ),
+        base_model=base_model_info(pretrain),
         flops=flops_info,
         classifications=_classifications(result),
         primary_policy=result.primary_policy,
@@ -131,6 +124,19 @@ def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) ->
     )
 
 
+def base_model_info(pretrain: PretrainCompute) -> BaseModelInfo:
+    """The record's ``base_model`` block: the pretraining compute used, where it came from, how the name matched."""
+    return BaseModelInfo(
+        model_id=pretrain.base_model_id,
+        pretrain_flops=pretrain.flops,
+        source=pretrain.source.value,
+        basis=pretrain.basis,
+        systemic_risk=pretrain.systemic_risk,
+        raw_value=clean_text(pretrain.raw, "PRETRAIN_FLOPS", 64)[0],
+        catalog_match=pretrain.catalog_match,
+    )
+
+
 def _pretrain(facts: JobFacts, job_base_model: str | None = None) -> tuple[PretrainCompute, list[str]]:
     """``job_base_model``: the base model the job itself names (a serverless job's hub content), used when neither
     the environment nor a tag names one."""
@@ -141,9 +147,17 @@ def _pretrain(facts: JobFacts, job_base_model: str | None = None) -> tuple[Pretr
     model_id, model_warning = clean_text(named, "base model id")
     env_sys, tag_sys = facts.setting(contract.ENV_SYSTEMIC_RISK_BASE, contract.TAG_SYSTEMIC_RISK_BASE)
     systemic, systemic_warning = parse_bool(env_sys if env_sys is not None else tag_sys, "systemic-risk flag")
-    warnings += [w for w in (model_warning, systemic_warning) if w]
+    env_reason, tag_reason = facts.setting(
+        contract.ENV_PRETRAIN_FLOPS_OVERRIDE_REASON, contract.TAG_PRETRAIN_FLOPS_OVERRIDE_REASON
+    )
+    reason, reason_warning = clean_text(env_reason if env_reason is not None else tag_reason, "override reason", 512)
+    warnings += [w for w in (model_warning, systemic_warning, reason_warning) if w]
     pretrain = resolve_pretrain_compute(
-        environment_value=env_flops, tag_value=tag_flops, base_model_id=model_id, systemic_risk_base=systemic
+        environment_value=env_flops,
+        tag_value=tag_flops,
+        base_model_id=model_id,
+        systemic_risk_base=systemic,
+        override_reason=reason,
     )
     if env_flops is not None and tag_flops is not None and env_flops.strip() != tag_flops.strip():
         warnings.append("PRETRAIN_FLOPS differs between the job environment and its tag; the environment is used")

@@ -105,6 +105,18 @@ def test_missing_pretrain_flops_uses_the_default_threshold_and_tags_are_read(wor
     assert record.base_model.source == "tag" and record.base_model.pretrain_flops == 1.5e24
 
 
+def test_a_declared_compute_far_above_the_catalog_needs_a_recorded_reason(world):
+    # Llama-3-70B's lowest catalog estimate is 1.5e24; 1e25 declared is > 30 % above it (issue 15, point 1)
+    base = {"FLOPSMETER_BASE_MODEL": "meta-llama/Meta-Llama-3-70B-Instruct", "PRETRAIN_FLOPS": "1e25"}
+    ready(world, "ft-high", environment=base)
+    plain = run(world, "ft-high").record
+    assert plain.base_model.pretrain_flops == 1.5e24 and plain.base_model.catalog_match == "normalised"
+    assert any("30 %" in w or "catalog" in w for w in plain.warnings)
+    ready(world, "ft-why", environment=base, tags={"flopsmeter:pretrain-flops-override-reason": "vendor attestation"})
+    why = run(world, "ft-why").record
+    assert why.base_model.pretrain_flops == 1e25 and "vendor attestation" in why.base_model.basis
+
+
 @pytest.mark.parametrize("absurd", [math.nan, -5.0, math.inf])
 def test_absurd_metered_value_is_ignored_and_the_ceiling_is_used(world, absurd):
     ready(world, "ft-absurd")
