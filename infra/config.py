@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from flopsmeter.contract import DEPLOYMENT_MODES, ORGANIZATION, SINGLE_ACCOUNT
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 from infra.assets import REPO_ROOT
 
@@ -58,9 +59,6 @@ LOG_RETENTION = {
 }
 LOG_RETENTION_DAYS = tuple(LOG_RETENTION)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SINGLE_ACCOUNT = "single-account"
-ORGANIZATION = "organization"
-DEPLOYMENT_MODES = (SINGLE_ACCOUNT, ORGANIZATION)
 STACKSET_CALL_AS = ("DELEGATED_ADMIN", "SELF")  # the compliance account is a delegated administrator, or management
 STAGES = ("dev", "test", "prod")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import ServiceMetric
@@ -26,6 +27,7 @@ class ReconcileReport:
     recorded: list[str] = field(default_factory=list)
     deferred: dict[str, str] = field(default_factory=dict)  # job -> reason (transient; next run retries)
     failed: dict[str, str] = field(default_factory=dict)  # job -> reason (permanent)
+    truncated: bool = False  # ``limit`` jobs were looked at and there may be more (organization mode's rotation)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -38,11 +40,17 @@ class ReconcileReport:
 
 
 def reconcile(
-    deps: Dependencies, config: ServiceConfig, *, lookback_hours: float, now: datetime | None = None
+    deps: Dependencies,
+    config: ServiceConfig,
+    *,
+    lookback_hours: float,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> ReconcileReport:
+    """``limit``: look at no more than this many ended jobs (so at most ~limit/100 ListTrainingJobs pages)."""
     now = now or deps.clock()
     report = ReconcileReport()
-    for summary in deps.jobs.recent_terminal_jobs(now - timedelta(hours=lookback_hours)):
+    for summary in islice(deps.jobs.recent_terminal_jobs(now - timedelta(hours=lookback_hours)), limit):
         name = str(summary.get("TrainingJobName"))
         report.seen += 1
         try:
@@ -66,4 +74,5 @@ def reconcile(
             deps.log.warning("job had no record; reconciled", extra={"job": name, "key": result.key})
         elif result.status == "duplicate":
             report.already_recorded += 1
+    report.truncated = limit is not None and report.seen >= limit
     return report

@@ -18,6 +18,8 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   ``EventSource``, ``Username``, ``ResourceType``, ``ReadOnly``, ``AccessKeyId``), ``StartTime`` /
   ``EndTime``, ``MaxResults`` and ``NextToken``, newest first. An optional delivery lag hides events
   younger than the lag, like CloudTrail's ~15-minute delay.
+* STS AssumeRole accepts any role ARN. After ``install()`` a member reader role that does not exist is refused
+  (``AccessDenied``), as AWS refuses it (organization mode; other roles unchanged).
 
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import cloudtrail, eventbridge, routes, sagemaker
+from flopsmeter.local.moto_ext import cloudtrail, eventbridge, routes, sagemaker, sts
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
     clear_cloudtrail_events,
@@ -66,6 +68,7 @@ def install() -> None:
         sagemaker.patch()
         cloudtrail.patch()
         eventbridge.patch()
+        sts.patch()
         routes.add_control_routes()
         _installed = True
 
