@@ -30,6 +30,7 @@ class Preset:
     since: str | None = None  # YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)
     by_base_model: bool = False
     limit: int | None = None
+    accounts: tuple[str, ...] = ()  # organization mode: only these accounts (flopsmeter.compliance.accounts)
 
 
 LIST_COLUMNS = (
@@ -70,6 +71,10 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
         if not valid_job_name(preset.job):
             raise QueryError(f"not a SageMaker training job name: {preset.job[:80]!r}")
         where.append(f"job.name = '{preset.job}'")
+    if preset.accounts:
+        if not all(a.isdigit() and len(a) == 12 for a in preset.accounts):
+            raise QueryError("an account filter wants 12-digit account ids")
+        where.append(f"account IN ({', '.join(repr(a) for a in sorted(preset.accounts))})")
     if preset.since is not None:
         # engine-neutral: a timestamp or an ISO string both cast to 'YYYY-MM-DD HH:MM:SS…' once 'T' is replaced
         where.append(
