@@ -3,7 +3,8 @@
 Partition projection computes partitions from the key layout
 ``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json`` (flopsmeter.audit.keys), so there is
 no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is written. ``account`` and
-``region`` are this stack's own (the classifier records jobs of its own account and region).
+``region`` are this stack's own (the classifier records jobs of its own account and region), plus, in
+organization mode, the configured ``member_accounts`` and ``member_regions`` (docs/organization.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flopsmeter.audit.keys import RECORDS_PREFIX
+from infra.config import DeployConfig
 from infra.constructs.nag import acknowledge, skip_checkov
 from infra.glue_schema import record_columns
 
@@ -35,14 +37,14 @@ class RecordsQuery(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        config: DeployConfig,
         records_bucket: s3.IBucket,
         key: kms.IKey,
         log_bucket: s3.IBucket,
-        bytes_scanned_cutoff_gb: int,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        stage = config.stage
         # Humans type the database and table in queries, so they have fixed, stage-qualified names (deleted with
         # the stack, so a re-deploy can take them again). The workgroup is retained in production and Athena
         # requires a name: it carries this stack's id, so a stack re-created after a destroy does not collide
@@ -76,9 +78,9 @@ class RecordsQuery(Construct):
                     "EXTERNAL": "TRUE",
                     "projection.enabled": "true",
                     "projection.account.type": "enum",
-                    "projection.account.values": Aws.ACCOUNT_ID,
+                    "projection.account.values": _enum(Aws.ACCOUNT_ID, config.member_accounts),
                     "projection.region.type": "enum",
-                    "projection.region.values": Aws.REGION,
+                    "projection.region.values": _enum(Aws.REGION, config.member_regions),
                     "projection.date.type": "date",
                     "projection.date.format": "yyyy-MM-dd",
                     "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
@@ -135,7 +137,7 @@ class RecordsQuery(Construct):
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_gb * 1024**3,
+                bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff_gb * 1024**3,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{self.results_bucket.bucket_name}/results/",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
@@ -205,3 +207,8 @@ def _annotate_auto_delete_provider(stack: Stack) -> None:
         ("CKV_AWS_117", "calls only the S3 API"),
     ):
         skip_checkov(handler, check_id, f"{reason}: {why}.")
+
+
+def _enum(own: str, more: tuple[str, ...]) -> str:
+    """A projection's enum values: this stack's own, and in organization mode the configured members'."""
+    return Fn.join(",", [own, *more]) if more else own

@@ -183,6 +183,8 @@ class ServiceFunctions(Construct):
         cursor.grant_write(self.reconciler.role)
         self.reconciler.function.add_environment("RECONCILE_CURSOR_PARAMETER", cursor.parameter_name)
         self.reconciler.function.add_environment("MEMBER_REGIONS", ",".join(cfg.member_regions))
+        if cfg.member_accounts:
+            self.reconciler.function.add_environment("MEMBER_ACCOUNTS", ",".join(cfg.member_accounts))
         _allow_any_resource(self.reconciler.role, "ListOrganizationAccounts", "organizations:ListAccounts")
 
     def _grant(self, res: ServiceResources) -> None:

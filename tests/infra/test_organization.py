@@ -36,6 +36,7 @@ ORG = "o-a1b2c3d4e5"
 OUS = ["ou-ab12-cdefgh34", "r-ab12"]
 REGIONS = ["eu-west-1", "eu-central-1"]
 MEMBER = "arn:aws:iam::444455556666:role/AnyRoleInAMemberAccount"
+MEMBER_ACCOUNT = "444455556666"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str
         "organization_id": ORG,
         "member_organizational_units": ",".join(OUS),  # as `-c key=a,b` passes it
         "member_regions": REGIONS,
+        "member_accounts": [MEMBER_ACCOUNT],
     }
     app, stack = build_app(context, outdir=str(tmp / "cdk.out"), asset_dir=tmp / "asset")
     assembly = app.synth()  # cdk-nag on the compliance stack; member_template ran it on the member stack
@@ -252,6 +254,11 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     assert "MEMBER_ROLE_NAME" not in env["digest"]
     assert int(env["classifier"]["MAX_RECEIVE_COUNT"]) >= 2
     assert env["reconciler"]["MEMBER_REGIONS"] == ",".join(REGIONS)
+    assert env["reconciler"]["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT
+    (table,) = synth.of_type("AWS::Glue::Table").values()
+    parameters = table["Properties"]["TableInput"]["Parameters"]  # Athena sees every member's partitions
+    assert parameters["projection.account.values"] == {"Fn::Join": [",", [{"Ref": "AWS::AccountId"}, MEMBER_ACCOUNT]]}
+    assert parameters["projection.region.values"] == {"Fn::Join": [",", [{"Ref": "AWS::Region"}, *REGIONS]]}
     cursor_id, cursor = synth.one("AWS::SSM::Parameter")
     assert env["reconciler"]["RECONCILE_CURSOR_PARAMETER"] == {"Ref": cursor_id}
     statements = role_statements(synth, role_of(synth, "reconciler"))
@@ -265,3 +272,5 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     variables = function(single, "classifier")[1]["Properties"]["Environment"]["Variables"]
     assert variables["DEPLOYMENT_MODE"] == "single-account" and "MEMBER_ROLE_NAME" not in variables
     assert not single.of_type("AWS::SSM::Parameter")
+    (table,) = single.of_type("AWS::Glue::Table").values()
+    assert table["Properties"]["TableInput"]["Parameters"]["projection.account.values"] == {"Ref": "AWS::AccountId"}
