@@ -9,7 +9,17 @@ organization mode, the configured ``member_accounts`` and ``member_regions`` (do
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import (
+    Aws,
+    CfnCondition,
+    CfnResource,
+    Duration,
+    Fn,
+    ICfnConditionExpression,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -78,9 +88,9 @@ class RecordsQuery(Construct):
                     "EXTERNAL": "TRUE",
                     "projection.enabled": "true",
                     "projection.account.type": "enum",
-                    "projection.account.values": _enum(Aws.ACCOUNT_ID, config.member_accounts),
+                    "projection.account.values": _enum(self, "Account", Aws.ACCOUNT_ID, config.member_accounts),
                     "projection.region.type": "enum",
-                    "projection.region.values": _enum(Aws.REGION, config.member_regions),
+                    "projection.region.values": _enum(self, "Region", Aws.REGION, config.member_regions),
                     "projection.date.type": "date",
                     "projection.date.format": "yyyy-MM-dd",
                     "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
@@ -209,6 +219,20 @@ def _annotate_auto_delete_provider(stack: Stack) -> None:
         skip_checkov(handler, check_id, f"{reason}: {why}.")
 
 
-def _enum(own: str, more: tuple[str, ...]) -> str:
-    """A projection's enum values: this stack's own, and in organization mode the configured members'."""
-    return Fn.join(",", [own, *more]) if more else own
+def _enum(scope: Construct, name: str, own: str, more: tuple[str, ...]) -> str:
+    """A projection's enum values: this stack's own, and in organization mode the configured members' (``own``
+    only once: a value listed twice would make Athena read its partition twice)."""
+    if not more:
+        return own
+    listed = CfnCondition(scope, f"{name}Listed", expression=_any([Fn.condition_equals(own, m) for m in more]))
+    members = ",".join(more)
+    return Token.as_string(Fn.condition_if(listed.logical_id, members, Fn.join(",", [own, members])))
+
+
+def _any(conditions: list[ICfnConditionExpression]) -> ICfnConditionExpression:
+    """``Fn::Or`` of any number of conditions (CloudFormation takes 2 to 10 per ``Fn::Or``)."""
+    if len(conditions) == 1:
+        return conditions[0]
+    if len(conditions) <= 10:
+        return Fn.condition_or(*conditions)
+    return _any([_any(conditions[i : i + 10]) for i in range(0, len(conditions), 10)])

@@ -257,8 +257,15 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     assert env["reconciler"]["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT
     (table,) = synth.of_type("AWS::Glue::Table").values()
     parameters = table["Properties"]["TableInput"]["Parameters"]  # Athena sees every member's partitions
-    assert parameters["projection.account.values"] == {"Fn::Join": [",", [{"Ref": "AWS::AccountId"}, MEMBER_ACCOUNT]]}
-    assert parameters["projection.region.values"] == {"Fn::Join": [",", [{"Ref": "AWS::Region"}, *REGIONS]]}
+    for column, own, members in (("account", "AWS::AccountId", MEMBER_ACCOUNT), ("region", "AWS::Region", REGIONS)):
+        condition, listed, added = parameters[f"projection.{column}.values"]["Fn::If"]
+        members = members if isinstance(members, str) else ",".join(members)
+        assert listed == members  # this stack's own value is already one of the members': not twice
+        assert added == {"Fn::Join": ["", [{"Ref": own}, f",{members}"]]} or added == {
+            "Fn::Join": [",", [{"Ref": own}, members]]
+        }
+        equals = [{"Fn::Equals": [{"Ref": own}, m]} for m in members.split(",")]
+        assert synth.template["Conditions"][condition] == (equals[0] if len(equals) == 1 else {"Fn::Or": equals})
     cursor_id, cursor = synth.one("AWS::SSM::Parameter")
     assert env["reconciler"]["RECONCILE_CURSOR_PARAMETER"] == {"Ref": cursor_id}
     statements = role_statements(synth, role_of(synth, "reconciler"))
