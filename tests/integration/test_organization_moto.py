@@ -161,3 +161,62 @@ def test_the_compliance_accounts_own_job_is_read_with_its_own_credentials(org: A
     org["sqs"].send_message(QueueUrl=org.classifier_queue, MessageBody=state_change("home-job"))
     assert deliver(org) == []
     assert org.store.exists(record_key(ACCOUNT, REGION, end, "home-job"))
+
+
+def naive_last_modified(account: str, name: str) -> None:
+    """As tests/integration/test_reconciler_moto.py: moto's ListTrainingJobs filter compares naive times."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    job = sagemaker_backends[account][REGION].training_jobs[name]
+    job.last_modified_time = job.last_modified_time.replace(tzinfo=None)
+
+
+def test_the_reconciler_takes_one_member_account_per_run_round_robin(aws: Any) -> None:
+    """The reconciler function in organization mode, wired from its settings as the stack sets them."""
+    import logging
+
+    from flopsmeter.functions import reconciler
+    from flopsmeter.functions.container import build_reconciler
+    from flopsmeter.functions.settings import ReconcilerSettings
+    from tests.support.moto_world import BUCKET
+
+    create_reader_role(MEMBER)
+    end = member_job(MEMBER, "lost-member-event", aws)
+    naive_last_modified(MEMBER, "lost-member-event")
+    cursor = "/flopsmeter/test/reconciler/cursor"
+    settings = ReconcilerSettings.from_env(
+        {
+            "AUDIT_BUCKET_NAME": BUCKET,
+            "DEPLOYMENT_MODE": "organization",
+            "MEMBER_ROLE_NAME": ROLE,
+            "MEMBER_ACCOUNTS": f"{MEMBER},{MISSING}",
+            "RECONCILE_ACCOUNTS_PER_RUN": "1",
+            "RECONCILE_CURSOR_PARAMETER": cursor,
+        }
+    )
+
+    def clients(service: str) -> Any:
+        return aws.clients.get(service) or boto3.client(service, region_name=REGION)
+
+    def member(credentials: dict[str, Any], service: str, region: str | None) -> Any:
+        return boto3.client(
+            service,
+            region_name=region or REGION,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+
+    container = build_reconciler(
+        settings, clients, metrics=aws.metrics, log=logging.getLogger("flopsmeter.it"), member_clients=member
+    )
+    handler = reconciler.handler_for(lambda: container)
+    runs = [handler({"source": "aws.events"}, lambda_context()) for _ in range(3)]
+    assert [r["visited"] for r in runs] == [[MEMBER], [MISSING], [MEMBER]]
+    assert runs[0]["recorded"] == ["lost-member-event"]
+    assert aws.store.exists(record_key(MEMBER, REGION, end, "lost-member-event"))
+    (why,) = runs[1]["unreachable"].values()
+    assert "AccessDenied" in why and f"arn:aws:iam::{MISSING}:role/{ROLE}" in why
+    assert runs[2]["recorded"] == [] and runs[2]["already_recorded"] == 1
+    stored = boto3.client("ssm", region_name=REGION).get_parameter(Name=cursor)["Parameter"]["Value"]
+    assert json.loads(stored) == {"next": 1}  # the fourth run starts with the second account
