@@ -1,5 +1,10 @@
 """Accuracy of the training meter: its total FLOPs vs FlopCounterMode over short real fine-tuning runs.
 
+Plain-loop rows (below) and TRL / ``Trainer`` rows (``tests.support.trl_runs``: SFT with and without packing, DPO
+with a reference model, GRPO with generation and a reward model, sequence classification, LoRA on a layer subset,
+an MLA architecture measured on meta): counted + recompute vs ``FlopCounterMode`` (``aten.addmm_`` mapped) over the
+whole ``trainer.train()``, target -1 % ... +3 %.
+
 Each row builds a tiny random-init model (eager attention, eager MoE experts: on CPU FlopCounterMode counts
 nothing for SDPA or grouped-mm kernels), attaches ``FlopsMeter`` exactly as the callback does (forward
 pre-hook + one ``step()`` per optimizer step) and runs a few optimizer steps with gradient accumulation,
@@ -13,8 +18,10 @@ with its parameter counts taken as the sample takes them (before PEFT wraps the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -140,6 +147,56 @@ def run_row(row: Row, *, steps: int, accum: int, batch: int, seqs: tuple[int, ..
     }
 
 
+TRL_WINDOW = (-1.0, 3.0)  # issue 11: counted + recompute vs FlopCounterMode over the whole trainer.train()
+
+
+def trl_rows() -> list[tuple[str, Callable[..., Any], str]]:
+    """(row, trainer factory, note): the stacks people fine-tune with, each run through FlopsMeterCallback."""
+    from tests.support import trl_runs as r
+
+    return [
+        ("TRL SFT", r.sft(), "TRL's fused LM head recomputes the logits in backward: in recompute"),
+        ("TRL SFT + packing (padding-free)", r.sft(packing=True), "eager attention: whole rows, over-count reported"),
+        ("TRL DPO + reference model", r.dpo(), "the reference model's forwards: reference"),
+        ("TRL DPO, LoRA (reference = adapters off)", r.dpo(peft=True), "the adapters' forward is counted in it: high"),
+        ("TRL GRPO (policy generate)", r.grpo(), "rollouts by the policy's generate(): generation"),
+        ("TRL GRPO + reward model", r.grpo(reward_model=True), "reward-model inference: reward_inference"),
+        ("TRL GRPO + KL reference (beta=0.04)", r.grpo(beta=0.04), "TRL's reference model: reference"),
+        ("Trainer, sequence classification", r.sequence_classification(), "score head at num_labels"),
+        ("Trainer, LoRA on layers 1,3 of 4 (r=8, o_proj r=4)", r.causal_lm(r.lora_subset), "counted as configured"),
+        ("Trainer, DeepSeek-V2-Lite-shaped MLA", r.causal_lm(r.mla_model), "outside arch-v1: measured on meta"),
+        (
+            "Trainer, DeepSeek-V3-shaped MLA + MoE",
+            r.causal_lm(r.deepseek_v3_model),
+            "measured on meta, experts as batched top-k",
+        ),
+    ]
+
+
+def run_trl_row(name: str, make: Callable[..., Any], note: str) -> dict[str, Any]:
+    from tests.support.trl_runs import run
+
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainers' own logs: stdout carries only the JSON
+        result = run(make)
+    doc = result.document
+    error = round(result.error_pct, 3)
+    return {
+        "row": name,
+        "measured_flops": result.measured_flops,
+        "counted_flops": result.counted,
+        "recompute_flops": doc["recompute_flops"],
+        "meter_error_pct": error,
+        "update_only_error_pct": round((doc["breakdown"]["update"] / result.measured_flops - 1) * 100, 3),
+        "breakdown": doc["breakdown"],
+        "model_source": doc["passes"]["model_source"],
+        "within_target": TRL_WINDOW[0] <= error <= TRL_WINDOW[1],
+        "seconds": round(time.perf_counter() - started, 2),
+        "warnings": doc["warnings"],
+        "note": note,
+    }
+
+
 def qlora_row() -> dict[str, Any]:
     try:
         import bitsandbytes  # noqa: F401
@@ -158,15 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accum", type=int, default=2)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seqs", default="64,128,256", help="sequence lengths, cycled over micro-batches")
+    parser.add_argument("--skip-trl", action="store_true", help="only the plain-loop rows")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     seqs = tuple(int(s) for s in args.seqs.split(","))
     rows = [run_row(r, steps=args.steps, accum=args.accum, batch=args.batch, seqs=seqs) for r in ROWS]
     rows.append(qlora_row())
+    if not args.skip_trl:
+        rows.extend(run_trl_row(*row) for row in trl_rows())
     measured = [r for r in rows if "skipped" not in r]
     result = {
         "benchmark": "accuracy",
         "target_pct": TARGET_PCT,
+        "trl_target_window_pct": list(TRL_WINDOW),
         "all_within_target": all(r["within_target"] for r in measured),
         "max_abs_meter_error_pct": max(abs(r["meter_error_pct"]) for r in measured),
         "rows": rows,

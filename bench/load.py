@@ -15,8 +15,8 @@ What runs (all local, nothing reaches AWS):
   straight to the queue (as if the rule were widened); unparseable JSON cannot travel through EventBridge either
   and is sent straight to the queue too. Malformed events that do match the rule go through the bus, and so do
   state changes of jobs that SageMaker does not know;
-* ``--workers`` processes play Lambda's SQS event source mapping (Lambda scales out to the classifier's reserved
-  concurrency, 5 in cdk.json): receive up to ``--batch-size`` messages, call the real
+* ``--workers`` processes play Lambda's SQS event source mapping (Lambda scales out up to the SQS event source's
+  maximum concurrency, 5 in cdk.json): receive up to ``--batch-size`` messages, call the real
   ``flopsmeter.functions.classifier.lambda_handler`` (what ``lambdas/classifier/handler.py`` re-exports) with
   the SQS-shaped event and the environment the stack sets
   (``LAMBDA_ENV``), delete what did not fail (``batchItemFailures``); failures come back after the visibility
@@ -430,7 +430,7 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000, help="events in the burst (default 10000)")
-    parser.add_argument("--workers", type=int, default=5, help="handler processes (the stack's reserved concurrency)")
+    parser.add_argument("--workers", type=int, default=5, help="handler processes (event source max concurrency)")
     parser.add_argument("--batch-size", type=int, default=10, choices=range(1, 11), metavar="1..10")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--deadline", type=float, default=3600, help="seconds to wait for the queue to drain")

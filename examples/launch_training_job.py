@@ -1,7 +1,13 @@
-"""Launch ``sagemaker_train.py`` as a SageMaker training job with the meter's settings (needs the SageMaker
-Python SDK and AWS credentials; nothing here runs in the project's tests).
+"""Launch ``sagemaker_train.py`` as a SageMaker training job with SageMaker Python SDK v3 (``ModelTrainer``), with
+the meter's settings (needs ``pip install sagemaker`` (3.x) and AWS credentials; nothing here runs in the
+project's tests).
 
     python examples/launch_training_job.py --role arn:aws:iam::123456789012:role/SageMakerRole
+
+The opt-in itself is the one line in ``sagemaker_train.py`` (``callbacks=[FlopsMeterCallback(...)]``); this
+launcher adds what the service reads: the base model in the environment and the meter's stdout metric
+definitions (the second channel, DescribeTrainingJob's ``FinalMetricDataList``). The SDK v2 ``Estimator`` /
+``HuggingFace`` classes are gone in v3; a legacy v2 snippet is in docs/training.md.
 """
 
 from __future__ import annotations
@@ -21,25 +27,41 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--role", required=True)
     parser.add_argument("--instance-type", default="ml.g5.2xlarge")
+    parser.add_argument("--training-image", help="a PyTorch / Hugging Face training image URI (default: looked up)")
     args = parser.parse_args()
 
-    from sagemaker.huggingface import HuggingFace  # the SageMaker Python SDK
+    # SageMaker Python SDK v3: ModelTrainer replaces Estimator; configs live in sagemaker.core.training.configs.
+    from sagemaker.core import image_uris
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.training.configs import Compute, MetricDefinition, SourceCode
+    from sagemaker.train import ModelTrainer
 
-    estimator = HuggingFace(
-        entry_point="sagemaker_train.py",
-        source_dir="examples",  # add a requirements.txt with: flopsmeter[training]
-        role=args.role,
+    session = Session()
+    image = args.training_image or image_uris.retrieve(
+        framework="huggingface",
+        region=session.boto_region_name,
+        version="4.49.0",
+        base_framework_version="pytorch2.5.1",
+        py_version="py311",
+        image_scope="training",
         instance_type=args.instance_type,
-        instance_count=1,
-        transformers_version="4.56",
-        pytorch_version="2.8",
-        py_version="py312",
-        environment=ENVIRONMENT,
-        metric_definitions=list(METRIC_DEFINITIONS),  # stdout lines -> SageMaker metrics
-        checkpoint_s3_uri=None,  # set it (and use_spot_instances=True) to survive spot interruptions
-        hyperparameters={"max-steps": 500, "stop-at": "approaching"},
     )
-    estimator.fit(wait=False)
+    trainer = ModelTrainer(
+        sagemaker_session=session,
+        role=args.role,
+        training_image=image,
+        source_code=SourceCode(
+            source_dir="examples",
+            entry_script="sagemaker_train.py",
+            requirements="requirements.txt",  # flopsmeter[training] (and the transformers it needs)
+        ),
+        compute=Compute(instance_type=args.instance_type, instance_count=1),
+        environment=ENVIRONMENT,
+        hyperparameters={"max-steps": 500, "stop-at": "approaching"},
+    ).with_metric_definitions(  # stdout lines -> SageMaker metrics (FinalMetricDataList)
+        [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS]
+    )
+    trainer.train(wait=False)
 
 
 if __name__ == "__main__":

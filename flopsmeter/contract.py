@@ -21,6 +21,14 @@ METRIC_CEILING_RATIO = "CeilingRatio"  # cumulative FLOPs / hardware ceiling so 
 # across ranks, or a model it could not meter); sent only then. The classifier then trusts the hardware ceiling.
 METRIC_METER_INCOMPLETE = "MeterIncomplete"
 
+# The meter's stdout metrics (SageMaker MetricDefinitions on its stdout line, flopsmeter.training.emitters): SageMaker
+# keeps the last value of each in the job's FinalMetricDataList, the classifier's second channel when the CloudWatch
+# series is missing (no credentials or no region in the job, AccessDenied on PutMetricData).
+STDOUT_METRIC_CUMULATIVE_FLOPS = "flopsmeter:cumulative_flops"
+STDOUT_METRIC_TOKENS = "flopsmeter:tokens"
+STDOUT_METRIC_NON_PADDING_TOKENS = "flopsmeter:non_padding_tokens"
+STDOUT_METRIC_METER_INCOMPLETE = "flopsmeter:meter_incomplete"
+
 # Job environment variables (CreateTrainingJob Environment) and their tag equivalents (tags win nothing:
 # environment first, then tags; see flopsmeter.domain.pretrain for the order and its reasons).
 ENV_PRETRAIN_FLOPS = "PRETRAIN_FLOPS"
@@ -107,9 +115,7 @@ LAMBDA_ENV = (
     "EVENT_BUS_NAME",
     "CLOUDTRAIL_MAX_WAIT_SECONDS",
     "RECONCILE_LOOKBACK_HOURS",
-    "CLASSIFIER_QUEUE_URL",
     "DIGEST_SIGNING_KEY_ID",
-    "STAGE",
     "DEAD_LETTER_QUEUE_URL",  # classifier only: where it sends a permanently failed message itself, with why
     # organization mode (docs/organization.md)
     "DEPLOYMENT_MODE",  # single-account | organization
@@ -152,3 +158,47 @@ def member_reader_role_name(stage: str) -> str:
 # Object Lock retention the writers ask for, per configured year (AuditStore.retain_until: leap days never shorten
 # a retention). The bucket policy denies anything longer than this plus a margin (infra/constructs/audit_bucket.py).
 RETENTION_DAYS_PER_YEAR = 366
+
+
+# The meter's crossing alert (issue 16; flopsmeter.training.crossing): the moment prior + metered FLOPs go over the
+# lowest threshold of any policy, the meter sends this metric once (value 1, timestamp = the crossing moment) and
+# writes a ``flopsmeter: threshold_crossed=1 ... notification_due_at=...`` line (Art. 52(1): due two weeks later).
+METRIC_THRESHOLD_CROSSED = "ThresholdCrossed"
+LINE_THRESHOLD_CROSSED = "threshold_crossed"
+
+# The meter's breakdown of CumulativeFlops (sent only when more than update passes were counted, so a plain
+# run costs no extra metric):
+# update + reference + generation + reward inference = CumulativeFlops; RecomputeFlops (above) stays apart.
+METRIC_UPDATE_FLOPS = "UpdateFlops"  # forward + backward of the passes that update the weights
+METRIC_REFERENCE_FLOPS = "ReferenceFlops"  # forward-only scoring: reference model, teacher, no-grad policy passes
+METRIC_GENERATION_FLOPS = "GenerationFlops"  # rollouts (RL trainers)
+METRIC_REWARD_INFERENCE_FLOPS = "RewardInferenceFlops"  # reward models scoring rollouts (ambiguous; included)
+
+
+# Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the
+# service cannot read a parent's record (unknown job, another account or region, unreadable record). Used only
+# then, and never below what could be read (flopsmeter.domain.lineage). FLOPSMETER_PARENT_JOB=none declares
+# that the job starts from no earlier job (inferred parents are then recorded as overridden).
+ENV_PARENT_FLOPS = "FLOPSMETER_PARENT_FLOPS"
+TAG_PARENT_FLOPS = "flopsmeter:parent-flops"
+
+
+# ---- Amazon Bedrock model customization jobs (issue 16 item 4) ---------------------------------------------------
+# EventBridge: Amazon Bedrock User Guide, "How EventBridge for Amazon Bedrock works" (source aws.bedrock,
+# detail-type "Model Customization Job State Change", detail.jobStatus). Statuses are GetModelCustomizationJob's
+# (InProgress | Completed | Failed | Stopping | Stopped), the same words as a training job's.
+BEDROCK_EVENT_SOURCE = "aws.bedrock"
+MODEL_CUSTOMIZATION_JOB_STATE_CHANGE = "Model Customization Job State Change"
+BEDROCK_TERMINAL_STATUSES = TERMINAL_STATUSES
+# CloudTrail: the call that creates the job (its provenance), and the service that logs it.
+BEDROCK_CLOUDTRAIL_SOURCE = "bedrock.amazonaws.com"
+CREATE_MODEL_CUSTOMIZATION_JOB = "CreateModelCustomizationJob"
+
+
+def model_customization_job_state_change_pattern() -> dict[str, object]:
+    """The EventBridge pattern of the Bedrock rule into the classifier queue (the stack's and the emulator's)."""
+    return {
+        "source": [BEDROCK_EVENT_SOURCE],
+        "detail-type": [MODEL_CUSTOMIZATION_JOB_STATE_CHANGE],
+        "detail": {"jobStatus": list(BEDROCK_TERMINAL_STATUSES)},
+    }

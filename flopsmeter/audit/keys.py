@@ -1,14 +1,21 @@
 """S3 key layout of the audit bucket: the one place that builds and parses its keys.
 
 Records: ``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json``, derived from the job alone, so
-redelivery writes the same key. Digests: ``digests/v1/account=<id>/region=<r>/YYYY/MM/DD/HH.json`` for the
-hourly digest of hour HH (covering up to HH+1h), ``…/YYYY/MM/DD/hh-mmss.json`` for an on-demand digest ending
-at hh:mm:ss; key order is chronological order. The signing key's public half: ``digests/v1/public-keys/<sha256
-of the DER>.pem``. Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py).
+redelivery writes the same key; an Amazon Bedrock model customization job's record is ``…/bedrock.<job>.json``
+(no SageMaker job name has a ".", so the two services' jobs never share a key). Digests:
+``digests/v1/account=<id>/region=<r>/YYYY/MM/DD/HH.json`` for the hourly digest of hour HH (covering up to
+HH+1h), ``…/YYYY/MM/DD/hh-mmss.json`` for an on-demand digest ending at hh:mm:ss; key order is chronological
+order. The signing key's public half: ``digests/v1/public-keys/<sha256 of the DER>.pem``. Lineage index (issue
+18): ``index/v1/artifacts/<sha256 of the normalised S3 location>/<job end, YYYYMMDDTHHMMSSZ>-<job>.json`` (one
+object per job that wrote there, so a checkpoint prefix several jobs resumed from keeps each writer, in time
+order), ``index/v1/model-packages/<sha256 of the package ARN>.json`` and ``index/v1/jobs/<sha256 of the job
+ARN>.json``. Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
+tests/unit/audit/test_index_keys.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,12 +23,22 @@ RECORDS_PREFIX = "records/v1/"
 DIGESTS_PREFIX = "digests/v1/"
 PUBLIC_KEYS_PREFIX = f"{DIGESTS_PREFIX}public-keys/"
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's own TrainingJobName pattern
+# Bedrock API reference, CreateModelCustomizationJob jobName: 1-63 characters.
+_BEDROCK_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9+\-.]){0,62}$")
+BEDROCK_RECORD_PREFIX = "bedrock."
 _RECORD_KEY = re.compile(r"^records/v1/account=([^/]+)/region=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+)\.json$")
 _DIGEST_KEY = re.compile(
     r"^digests/v1/account=([^/]+)/region=([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:-(\d{2})(\d{2}))?\.json$"
 )
 _PUBLIC_KEY_KEY = re.compile(r"^digests/v1/public-keys/([0-9a-f]{64})\.pem$")
 _HOUR = timedelta(hours=1)
+INDEX_PREFIX = "index/v1/"
+ARTIFACT_INDEX_PREFIX = f"{INDEX_PREFIX}artifacts/"
+MODEL_PACKAGE_INDEX_PREFIX = f"{INDEX_PREFIX}model-packages/"
+JOB_INDEX_PREFIX = f"{INDEX_PREFIX}jobs/"
+_ARTIFACT_INDEX_KEY = re.compile(r"^index/v1/artifacts/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
+_SINGLE_INDEX_KEY = re.compile(r"^index/v1/(model-packages|jobs)/([0-9a-f]{64})\.json$")
+_INDEX_TIME = "%Y%m%dT%H%M%SZ"
 
 
 def valid_job_name(name: str) -> bool:
@@ -33,6 +50,18 @@ def record_key(account_id: str, region: str, end_time: datetime | date, job_name
         raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
     day = end_time.date() if isinstance(end_time, datetime) else end_time
     return f"{records_prefix(account_id, region, day)}{job_name}.json"
+
+
+def valid_bedrock_job_name(name: str) -> bool:
+    return len(name) <= 63 and bool(_BEDROCK_JOB_NAME.match(name))
+
+
+def bedrock_record_key(account_id: str, region: str, end_time: datetime | date, job_name: str) -> str:
+    """The record key of a Bedrock model customization job (``bedrock.<job>.json`` in the same partitions)."""
+    if not valid_bedrock_job_name(job_name):
+        raise ValueError(f"not a Bedrock model customization job name: {job_name[:80]!r}")
+    day = end_time.date() if isinstance(end_time, datetime) else end_time
+    return f"{records_prefix(account_id, region, day)}{BEDROCK_RECORD_PREFIX}{job_name}.json"
 
 
 def records_prefix(account_id: str | None = None, region: str | None = None, day: date | None = None) -> str:
@@ -115,3 +144,48 @@ def notification_key(of_record: str, step: str | None = None) -> str:
         raise ValueError(f"not a record key: {of_record[:120]!r}")
     marker = NOTIFICATIONS_PREFIX + of_record.removeprefix(RECORDS_PREFIX)
     return marker if step is None else marker.removesuffix(".json") + f".{step}.json"
+
+
+def location_digest(location: str) -> str:
+    """SHA-256 (hex) of a normalised location (``flopsmeter.domain.lineage.normalise_s3_uri``, or an ARN)."""
+    return hashlib.sha256(location.encode()).hexdigest()
+
+
+def artifact_index_prefix(location: str) -> str:
+    """Where the index entries of one normalised S3 location live (one per job that wrote there)."""
+    return f"{ARTIFACT_INDEX_PREFIX}{location_digest(location)}/"
+
+
+def artifact_index_key(location: str, end_time: datetime, job_name: str) -> str:
+    """The index entry saying that ``job_name`` (ended at ``end_time``) wrote at ``location``; key order is
+    the writers' end-time order."""
+    if not valid_job_name(job_name):
+        raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
+    return f"{artifact_index_prefix(location)}{end_time.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
+
+
+def parse_artifact_index_key(key: str) -> tuple[str, datetime, str]:
+    """``(location digest, job end time, job name)`` of an artifact index key, else ValueError."""
+    m = _ARTIFACT_INDEX_KEY.match(key)
+    if not m or not valid_job_name(m.group(3)):
+        raise ValueError(f"not an artifact index key: {key!r}")
+    return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+
+
+def model_package_index_key(model_package_arn: str) -> str:
+    """The index entry of the job that produced this model package (version) ARN."""
+    return f"{MODEL_PACKAGE_INDEX_PREFIX}{location_digest(model_package_arn)}.json"
+
+
+def job_index_key(job_arn: str) -> str:
+    """The index entry of a training job by its ARN: its record key (for a parent in another account/region)."""
+    return f"{JOB_INDEX_PREFIX}{location_digest(job_arn)}.json"
+
+
+def parse_index_key(key: str) -> tuple[str, str]:
+    """``(kind, digest)`` of a model-package or job index key (kind ``model-packages`` or ``jobs``), else
+    ValueError."""
+    m = _SINGLE_INDEX_KEY.match(key)
+    if not m:
+        raise ValueError(f"not a model-package or job index key: {key!r}")
+    return m.group(1), m.group(2)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from flopsmeter.audit.energy_obligations import EnergyInfo, ObligationsInfo
 from flopsmeter.domain.classification import PolicyResult
 
 SCHEMA_VERSION = 1
@@ -31,7 +32,7 @@ def _finite_non_negative(value: float) -> float:
 
 FlopCount = Annotated[float, AfterValidator(_finite_non_negative)]
 Outcome = Literal["below", "approaching", "exceeds"]
-FlopsMethod = Literal["metered", "hardware_ceiling", "declared"]
+FlopsMethod = Literal["metered", "hardware_ceiling", "declared", "estimated"]  # estimated: managed customization
 
 
 class _Model(BaseModel):
@@ -89,6 +90,9 @@ class FlopsInfo(_Model):
     recompute_flops: FlopCount | None = None  # gradient checkpointing; recorded, not added
     formula_version: str | None = None
     uncertainty: str
+    # Where ``metered`` came from: the meter's CloudWatch series, or (when that series is missing) the last values of
+    # its stdout metrics that SageMaker keeps in DescribeTrainingJob's FinalMetricDataList. None: nothing metered.
+    metered_channel: Literal["cloudwatch", "final_metric_data"] | None = None
 
 
 class PolicyClassification(_Model):
@@ -115,6 +119,19 @@ class CloudTrailRef(_Model):
     reason: str | None = None
 
 
+class ParentLink(_Model):
+    """One parent of a job (lineage inference, issue 18): who, how it was found, what was counted."""
+
+    job: str | None = None  # None: a declaration that is not a job name
+    job_arn: str | None = None
+    source: Literal["declared", "input_channel", "checkpoint", "hyperparameter", "environment", "model_package"]
+    location: str | None = None  # the input location or model package that matched, or the declared value
+    record_key: str | None = None
+    cumulative_flops: FlopCount | None = None  # None: unresolved (never counted as zero; see ``Lineage.status``)
+    status: Literal["resolved", "ceiling", "unresolved", "overridden"]
+    reason: str | None = None
+
+
 class Lineage(_Model):
     parent_job: str | None = None
     parent_record_key: str | None = None
@@ -122,6 +139,62 @@ class Lineage(_Model):
     parent_cumulative_flops: FlopCount = 0.0
     cumulative_flops: FlopCount
     chain: list[str] = Field(default_factory=list)  # ancestors, oldest first
+    # --- lineage inference and incomplete lineage (issue 18): additive, optional; None/empty before it ---
+    status: Literal["none", "complete", "declared", "incomplete"] | None = None
+    parents: list[ParentLink] = Field(default_factory=list)
+    incomplete_reasons: list[str] = Field(default_factory=list)
+    declared_parent_flops: FlopCount | None = None  # FLOPSMETER_PARENT_FLOPS / flopsmeter:parent-flops
+    model_package_group_arn: str | None = None  # ModelPackageConfig.ModelPackageGroupArn (splitting presets)
+    output_model_package_arn: str | None = None  # the model package the job produced
+
+
+# ---- managed customization jobs and recipes (issue 17; issue 16 item 4: Bedrock) ------------------------------
+# SageMaker AI serverless customization and Amazon Bedrock jobs are classified with the ``estimated`` method
+# (flopsmeter.domain.customization); recipe jobs stay metered or ceiling-bounded, the recipe facts are context.
+
+
+class EstimateInfo(_Model):
+    """``flopsmeter.domain.estimate.Estimate.as_dict()``: the figure classified on is ``flops`` (the upper end)."""
+
+    method: Literal["estimated"]
+    flops: FlopCount
+    central: FlopCount
+    low: FlopCount
+    uncertainty: float = Field(ge=0, lt=1)
+    breakdown: dict[str, FlopCount]
+    technique: str
+    tokens: int = Field(ge=0)
+    tokens_basis: str
+    tokens_known: bool
+    cost_basis: str
+    cost_known: bool
+    assumptions: list[str]
+    needs_declaration: bool
+
+
+class CustomizationInfo(_Model):
+    """A managed customization job: what it was read from, and its estimate (``CustomizationEstimate.as_dict()``)."""
+
+    service: Literal["sagemaker-serverless", "bedrock"]
+    kind: Literal["fine_tuning", "evaluation"]  # an evaluation's compute is kept, not counted (guideline para. 118)
+    base_model_reference: str
+    base_model_name: str
+    base_model_version: str | None = None
+    catalog_match: Literal["exact", "alias", "normalised"] | None = None
+    adapters: bool
+    seq_len: int | None = Field(default=None, ge=1)
+    modification_flops: FlopCount  # what counts towards the modification (0 for an evaluation)
+    estimate: EstimateInfo
+
+
+class RecipeInfo(_Model):
+    """A HyperPod recipe run as a training job (``flopsmeter.domain.recipes.RecipeInfo.as_dict()``)."""
+
+    recipe: str | None = None
+    model: str | None = None
+    catalog_model_id: str | None = None
+    seq_len: int | None = Field(default=None, ge=1)
+    found_in: list[str] = Field(default_factory=list)
 
 
 class AuditRecord(_Model):
@@ -138,11 +211,19 @@ class AuditRecord(_Model):
     eventbridge_event_id: str | None = None
     lineage: Lineage
     warnings: list[str] = Field(default_factory=list)
+    # --- issue 16 (energy and obligations): optional blocks, absent from records written before them -----------
+    energy: EnergyInfo | None = None
+    obligations: ObligationsInfo | None = None
+    # --- issue 17 / issue 16 item 4 (managed customization jobs, recipes): optional blocks, absent on other jobs ---
+    customization: CustomizationInfo | None = None
+    recipe: RecipeInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
-        """Every field but ``sha256``, as JSON-ready values."""
-        return self.model_dump(mode="json", exclude={"sha256"})
+        """Every field but ``sha256``, as JSON-ready values (an absent optional block stays absent, so a record
+        written before the block existed hashes as it did)."""
+        absent = {name for name in _OPTIONAL_BLOCKS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude={"sha256", *absent})
 
     def sealed(self) -> AuditRecord:
         """A copy with ``sha256`` set from the canonical JSON of the body."""
@@ -150,6 +231,9 @@ class AuditRecord(_Model):
 
     def to_json_bytes(self) -> bytes:
         return canonical_json({**self.body(), "sha256": self.sha256})
+
+
+_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

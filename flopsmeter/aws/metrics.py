@@ -55,8 +55,9 @@ class JobMetrics:
         period = period_for(start, end)
         queries = [self._query(query_id, metric, "Maximum", job_name, period) for query_id, metric in _QUERIES.items()]
         queries.append(self._query("flopsmin", contract.METRIC_CUMULATIVE_FLOPS, "Minimum", job_name, period))
-        values: dict[str, list[float]] = {query_id: [] for query_id in (*_QUERIES, "flopsmin")}
-        stamps: dict[str, list[datetime]] = {query_id: [] for query_id in ("flops", "flopsmin")}
+        queries.append(self._query("crossed", contract.METRIC_THRESHOLD_CROSSED, "Maximum", job_name, period))
+        values: dict[str, list[float]] = {query_id: [] for query_id in (*_QUERIES, "flopsmin", "crossed")}
+        stamps: dict[str, list[datetime]] = {query_id: [] for query_id in ("flops", "flopsmin", "crossed")}
         try:
             for page in self.client.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampDescending"
@@ -79,6 +80,7 @@ class JobMetrics:
             datapoints=sum(len(v) for v in values.values()),
             meter_incomplete=_maximum(values["incomplete"]),
             restarts=restarts,
+            threshold_crossed_at=_first(stamps["crossed"], values["crossed"]),
         )
 
 
@@ -108,6 +110,13 @@ def summed_segments(maxima: dict[datetime, float], minima: dict[datetime, float]
             peak = max(peak, high)
         previous = high
     return total + peak, restarts
+
+
+def _first(stamps: list[datetime], values: list[float]) -> datetime | None:
+    """The earliest period in which the meter reported its crossing (a period starts at or before the crossing, so
+    the due date derived from it is never late)."""
+    crossed = [stamp for stamp, value in zip(stamps, values, strict=False) if not value < 1]  # 1, or NaN: crossed
+    return min(crossed) if crossed else None
 
 
 def _maximum(values: list[float]) -> float | None:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
+ALREADY_THERE_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})  # If-None-Match: *
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+# S3 answers a HEAD (or GET) of a missing key with 403 instead of 404 to a caller without s3:ListBucket on it.
+DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
 class AuditStoreError(FlopsMeterError):
@@ -87,7 +91,7 @@ class AuditStore:
                 Metadata=metadata or {},
             )
         except ClientError as err:
-            if error_code(err) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if error_code(err) in ALREADY_THERE_CODES:
                 return False, None, until
             raise store_error(err, f"writing s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
@@ -101,8 +105,13 @@ class AuditStore:
             sealed.to_json_bytes(),
             metadata={"sha256": sealed.sha256, "schema-version": str(sealed.schema_version)},
         )
-        if not written:
-            existing = self.head(key)
+        if not written:  # 412: recorded already. What is stored is reported when it can be read (best effort)
+            try:
+                existing = self.head(key)
+            except TransientStoreError:
+                raise
+            except AuditStoreError:
+                return PutResult(key, False, None, "", None)
             return PutResult(
                 key,
                 False,
@@ -121,15 +130,36 @@ class AuditStore:
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
 
     def exists(self, key: str) -> bool:
+        """Is an object stored at ``key``? A hint for skipping work, never the guard against a second write.
+
+        A HEAD of a missing key answers 404 only to a caller with ``s3:ListBucket``; otherwise 403. A 403 is therefore
+        "unknown", never permanent: the key is looked for by listing (``ListObjectsV2`` with the key as prefix, which
+        a grant conditioned on ``s3:prefix`` allows), and if that is refused too the answer is False. Writers use
+        ``If-None-Match: *`` (``put_immutable``), so a False for an object that exists costs only a 412.
+        """
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as err:
-            if error_code(err) in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(err) in MISSING_CODES:
                 return False
+            if error_code(err) in DENIED_CODES:
+                return self._listed(key)
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
         return True
+
+    def _listed(self, key: str) -> bool:
+        """Whether ``key`` is listed (the fallback of ``exists`` after a 403); False when listing is refused too."""
+        try:
+            reply = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        except ClientError as err:
+            if error_code(err) in DENIED_CODES:
+                return False
+            raise store_error(err, f"listing s3://{self.bucket}/{key}") from err
+        except BotoCoreError as err:
+            raise store_error(err, f"listing s3://{self.bucket}/{key}") from err
+        return any(item.get("Key") == key for item in reply.get("Contents", []))
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CACHE_ROOT = Path(".local/cache")
+DEFAULT_REPORT = Path("report.html")
 
 
 def utcnow() -> datetime:
@@ -143,14 +144,22 @@ def cmd_query(args: argparse.Namespace) -> int:
         since=args.since,
         by_base_model=args.by_base_model,
         limit=args.limit,
+        until=args.until,
+        by_principal=args.by_principal,
+        by_package_group=args.by_package_group,
+        deadlines=args.deadlines,
+        by_lineage=args.by_lineage,
         accounts=tuple(sorted(accounts or ())),
     )
-    uses_preset = args.exceeding or args.job or args.since or args.by_base_model or accounts is not None
+    listing = (args.exceeding, args.job, args.since, args.until, args.by_base_model, args.by_principal)
+    uses_preset = any((*listing, args.by_package_group, args.deadlines, args.by_lineage, accounts is not None))
     if args.sql and uses_preset:
         raise UsageError(
-            "give either SQL or preset options (--exceeding, --job, --since, --by-base-model, --account, --ou), "
-            "not both"
+            "give either SQL or preset options (--exceeding, --job, --since, --until, --by-base-model, "
+            "--by-principal, --by-package-group, --deadlines, --by-lineage, --account, --ou), not both"
         )
+    if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
+        raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
     sql = args.sql or preset_sql(preset)
     if args.show_sql:
         print(sql, file=sys.stderr)
@@ -164,6 +173,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         if args.pull_only:
             return 0
         result = run_duckdb(root, sql)
+    if args.deadlines:
+        from flopsmeter.compliance.query.deadlines import with_days_left
+
+        result = with_days_left(result, utcnow())
     print(render(result, args.format))
     return 0
 
@@ -180,6 +193,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.job and (args.start or args.end):
         raise UsageError("give --job NAME or --from/--to, not both")
+    if args.documentation:
+        return _documentation(args)
     accounts = _accounts(args)
     root = _local_dir(args)
     verification = None
@@ -202,6 +217,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"wrote {args.out} ({len(data.jobs)} job(s); integrity "
         f"{'not checked' if verification is None else 'OK' if verification.ok else 'FAILED'})"
     )
+    return 0
+
+
+def _documentation(args: argparse.Namespace) -> int:
+    """``report --documentation --job JOB``: the compute and energy section of one modified model (md + html)."""
+    from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.documentation import write_documentation
+
+    if not args.job:
+        raise UsageError("--documentation needs --job JOB (the last job of the modified model's lineage)")
+    root = _local_dir(args)
+    out = args.out if args.out != DEFAULT_REPORT else Path(f"documentation-{args.job}")
+    source = f"s3://{args.bucket}" if args.bucket else str(root)
+    markdown, page = write_documentation(root, args.job, out, source=source)
+    print(f"wrote {markdown} and {page} (draft: review before filing)")
     return 0
 
 
@@ -278,7 +308,26 @@ def register(sub: Any) -> None:
     p.add_argument("--exceeding", action="store_true", help="jobs whose primary outcome is 'exceeds'")
     p.add_argument("--job", help="one training job by name")
     p.add_argument("--since", help="jobs that ended on or after this date (UTC)")
+    p.add_argument("--until", help="jobs that ended before this date (UTC)")
     p.add_argument("--by-base-model", action="store_true", help="totals per base model")
+    p.add_argument(
+        "--by-principal",
+        action="store_true",
+        help="totals per (principal, base model); flags sets of jobs each below but together above the threshold",
+    )
+    p.add_argument(
+        "--by-package-group",
+        action="store_true",
+        help="totals per model package group; flags sets of jobs each below but together above the threshold",
+    )
+    p.add_argument(
+        "--deadlines",
+        action="store_true",
+        help="open Art. 52(1) notification clocks: crossing, due date (crossing + 14 days), days left",
+    )
+    p.add_argument(
+        "--by-lineage", action="store_true", help="one row per modified model: lineage compute and energy (kWh)"
+    )
     p.add_argument("--limit", type=int, help="at most this many rows")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
@@ -299,7 +348,13 @@ def register(sub: Any) -> None:
     p.add_argument("--job", help="one training job")
     p.add_argument("--from", dest="start", type=_when, help="jobs ending on or after (UTC)")
     p.add_argument("--to", dest="end", type=_when, help="jobs ending before (UTC)")
-    p.add_argument("--out", type=Path, default=Path("report.html"))
+    p.add_argument("--out", type=Path, default=DEFAULT_REPORT)
+    p.add_argument(
+        "--documentation",
+        action="store_true",
+        help="with --job: draft the training-compute and energy section of the technical documentation of the "
+        "job's modified model (lineage), as Markdown and HTML (default --out documentation-JOB.md/.html)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check shown in the report")
     _account_args(p)
     p.set_defaults(func=cmd_report)

@@ -19,7 +19,7 @@ from typing import Any
 
 from flopsmeter.cli.main import UsageError
 from flopsmeter.domain.classification import Classification, Outcome, classify
-from flopsmeter.domain.errors import FlopsMeterError, UnknownPolicy
+from flopsmeter.domain.errors import FlopsMeterError, InvalidModelSpec, UnknownPolicy
 from flopsmeter.domain.flops import FORMULA_VERSION, FlopsPerToken, flops_per_token, trainable_params, training_flops
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.methods import (
@@ -29,7 +29,7 @@ from flopsmeter.domain.methods import (
     input_grads_in_every_layer,
     lora_targets_from,
 )
-from flopsmeter.domain.model_configs import bundled_config_names, load_bundled_config
+from flopsmeter.domain.model_configs import bundled_config_names, config_for_model
 from flopsmeter.domain.numbers import format_flops, parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
@@ -83,7 +83,12 @@ def _add_base_model_args(p: argparse.ArgumentParser) -> None:
 
 def _add_estimate_args(p: argparse.ArgumentParser) -> None:
     names = ", ".join(bundled_config_names())
-    p.add_argument("--config", required=True, help=f"path to a Hugging Face config.json, or a bundled name ({names})")
+    p.add_argument(
+        "--config",
+        required=True,
+        help=f"path to a Hugging Face config.json, or a model id (catalog, Hugging Face, JumpStart or Bedrock id) "
+        f"whose architecture is bundled ({names})",
+    )
     p.add_argument("--seq-len", required=True, help="tokens per sequence (padding included)")
     p.add_argument("--tokens", required=True, help="tokens the run will process (e.g. 2e9)")
     p.add_argument("--method", choices=METHODS, default="full")
@@ -323,9 +328,10 @@ def _load_config(arg: str) -> tuple[str, dict[str, Any]]:
         if not isinstance(data, dict):
             raise UsageError(f"model config {arg} is not a JSON object")
         return str(path), data
-    if arg.strip().lower() in bundled_config_names():
-        return arg.strip().lower(), load_bundled_config(arg)
-    raise UsageError(f"--config {arg!r} is neither a file nor a bundled config ({', '.join(bundled_config_names())})")
+    try:
+        return config_for_model(arg)
+    except InvalidModelSpec as err:
+        raise UsageError(f"--config {arg!r} is not a file, and {err}") from err
 
 
 def _pretrain(args: argparse.Namespace) -> PretrainCompute:

@@ -20,6 +20,7 @@ from flopsmeter.audit.record import KNOWN_SCHEMA_VERSIONS, AuditRecord
 from flopsmeter.compliance.layout import record_files
 from flopsmeter.domain.classification import classify_against
 from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.domain.lineage import lineage_floor
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, ThresholdPolicy, get_policy, threshold_for
 
 
@@ -128,6 +129,7 @@ def reevaluate_record(
     pretrain = record.base_model.pretrain_flops
     threshold = threshold_for(policy, pretrain, systemic_risk_base=record.base_model.systemic_risk)
     result = classify_against(value, threshold, approaching_fraction)
+    result = lineage_floor(result, record.lineage.status, record.lineage.incomplete_reasons)  # issue 18
     same = next((c.outcome for c in record.classifications if c.policy == policy.policy_id), None)
     return Reevaluation(
         key=key,

@@ -21,6 +21,8 @@ from flopsmeter.audit.digests import DIGEST_FORMAT
 from flopsmeter.audit.keys import DIGESTS_PREFIX
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.accounts import only_accounts
+from flopsmeter.compliance.query.presets import QueryError
+from flopsmeter.compliance.query.splitting import SplitSet, flagged_sets
 from flopsmeter.compliance.reevaluate import read_dir
 from flopsmeter.compliance.verify import VerifyReport
 from flopsmeter.domain.numbers import format_flops
@@ -32,6 +34,7 @@ METHOD_WORDS = {
     "metered": "measured inside the training job (architecture-based count per token)",
     "hardware_ceiling": "upper bound from the hardware: chips x seconds x peak speed, as if 100 % busy",
     "declared": "declared by the user (recorded, not trusted over a measurement or the ceiling)",
+    "estimated": "estimated from what a managed service records (base model x technique x tokens), upper end",
 }
 OUTCOME_WORDS = {
     "below": "below the threshold",
@@ -64,6 +67,7 @@ class ReportData:
     jobs: list[JobView]
     errors: list[tuple[str, str]] = field(default_factory=list)
     verification: VerifyReport | None = None
+    splits: list[SplitSet] = field(default_factory=list)  # jobs each below, together above (issue 18)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,6 +285,21 @@ def write_report(
         errors=errors,
         verification=verification,
     )
+    if not job:
+        try:
+            data.splits = _splits(root, start, end)
+        except QueryError as err:  # an unreadable file: listed, the rest of the report still written
+            data.errors.append(("(possible splitting)", str(err)))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_report(data), encoding="utf-8")
     return data
+
+
+def _splits(root: Path, start: datetime | None, end: datetime | None) -> list[SplitSet]:
+    """The period's sets of jobs that are each below the line but together above it (``query --by-principal``)."""
+    when = "%Y-%m-%d %H:%M:%S"
+    return flagged_sets(
+        root,
+        since=start.astimezone(UTC).strftime(when) if start else None,
+        until=end.astimezone(UTC).strftime(when) if end else None,
+    )

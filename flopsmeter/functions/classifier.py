@@ -1,4 +1,5 @@
-"""Classifier function: SQS batch of EventBridge "SageMaker Training Job State Change" events.
+"""Classifier function: SQS batch of EventBridge "SageMaker Training Job State Change" events (and Amazon Bedrock
+"Model Customization Job State Change" events, told apart by ``source``).
 
 Per record: parse (Powertools parser), set the correlation id to the EventBridge event id, ignore non-terminal
 statuses, call the service. One bad record never fails the others, and nothing is dropped silently:
@@ -22,6 +23,7 @@ The reason is always logged.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,11 +35,14 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from flopsmeter import contract
 from flopsmeter.aws.sessions import MemberRoleUnavailable
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ClassifierSettings
+from flopsmeter.service.bedrock import classify_bedrock_job
+from flopsmeter.service.bedrock_events import ModelCustomizationJobStateChange
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.errors import MalformedEvent, PermanentError, TransientError
 from flopsmeter.service.events import TrainingJobStateChange
@@ -93,18 +98,34 @@ def dead_letter(
     return True
 
 
-def parse_event(body: str) -> TrainingJobStateChange:
-    """The SQS body as a state-change event, or ``MalformedEvent`` with a short reason (no input echoed)."""
+StateChange = TrainingJobStateChange | ModelCustomizationJobStateChange
+
+
+def parse_event(body: str) -> StateChange:
+    """The SQS body as a state-change event (SageMaker training job, or Amazon Bedrock customization job by its
+    ``source``), or ``MalformedEvent`` with a short reason (no input echoed)."""
+    bedrock = _source(body) == contract.BEDROCK_EVENT_SOURCE
+    model: type[StateChange] = ModelCustomizationJobStateChange if bedrock else TrainingJobStateChange
     try:
         # parse() validates a JSON string directly (pydantic validate_json), though it is typed for dicts
-        event: TrainingJobStateChange = parse(event=body, model=TrainingJobStateChange)  # type: ignore[call-overload]
+        event: StateChange = parse(event=body, model=model)  # type: ignore[call-overload]
         return event
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
             for e in err.errors(include_url=False, include_input=False)[:10]
         )
-        raise MalformedEvent(f"not a SageMaker Training Job State Change event: {problems}"[:MAX_REASON]) from None
+        kind = "Model Customization Job State Change" if bedrock else "SageMaker Training Job State Change"
+        raise MalformedEvent(f"not a {kind} event: {problems}"[:MAX_REASON]) from None
+
+
+def _source(body: str) -> object:
+    """The event's ``source`` when the body is a JSON object (decides which model parses it), else None."""
+    try:
+        document = json.loads(body)
+    except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep: the model's parse says why
+        return None
+    return document.get("source") if isinstance(document, dict) else None
 
 
 def record_handler(record: SQSRecord, container: ClassifierContainer) -> ClassifyResult | None:
@@ -113,14 +134,16 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
     try:
         event = parse_event(record.body)
         logger.set_correlation_id(event.id)
-        log_fields |= {"job": event.job_name, "event_status": event.detail.TrainingJobStatus}
+        log_fields |= {"job": event.job_name, "event_status": event.status, "event_source": event.source}
         if not event.is_terminal:
             metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
             logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
             return None
         log_fields["account"] = event.account
         deps = container.deps_for(event.account, event.region)
-        return classify_and_record(ClassifyRequest(event.job_name, event.id), deps, container.config)
+        bedrock = isinstance(event, ModelCustomizationJobStateChange)
+        classify = classify_bedrock_job if bedrock else classify_and_record
+        return classify(ClassifyRequest(event.job_name, event.id), deps, container.config)
     except MemberRoleUnavailable as err:
         member_role_unavailable(record, err, log_fields, container)
         return None

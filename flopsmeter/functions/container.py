@@ -64,6 +64,7 @@ class AccountScope:
             jobs=SageMakerJobs(clients("sagemaker")),
             meter=JobMetrics(clients("cloudwatch")),
             trail=CreateTrainingJobTrail(clients("cloudtrail")),
+            bedrock=None,  # the member role reads SageMaker only; the member stack forwards no Bedrock events
         )
 
 
@@ -117,6 +118,7 @@ def classification_dependencies(
     settings: ClassificationSettings, clients: ClientFactory, *, metrics: MetricSink, log: LogSink
 ) -> Dependencies:
     """The classifier service's adapters over boto3 clients from ``clients``."""
+    from flopsmeter.aws.bedrock import BedrockJobs
     from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
     from flopsmeter.aws.events import Notifier
     from flopsmeter.aws.metrics import JobMetrics
@@ -135,6 +137,7 @@ def classification_dependencies(
         ),
         metrics=metrics,
         log=log,
+        bedrock=BedrockJobs(clients("bedrock"), clients("cloudtrail")),
     )
 
 

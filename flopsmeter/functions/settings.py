@@ -14,6 +14,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flopsmeter.contract import ORGANIZATION
+from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE, EnergyAssumptions
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 from flopsmeter.service.ports import ServiceConfig
@@ -62,6 +63,10 @@ class ClassificationSettings(FunctionSettings):
     ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=SNS_TOPIC_ARN)
     EVENT_BUS_NAME: str = Field(default="default", min_length=1, max_length=1600)
     CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
+    # issue 16: the provider's establishment (Art. 54) and the energy estimate's assumptions
+    ESTABLISHED_OUTSIDE_EU: bool = False
+    ENERGY_PUE: float = Field(default=DEFAULT_PUE, ge=1, le=5)
+    ENERGY_POWER_UTILISATION: float = Field(default=DEFAULT_POWER_UTILISATION, gt=0, le=1)
     # organization mode (docs/organization.md): a job in another account is read through its reader role
     DEPLOYMENT_MODE: Literal["single-account", "organization"] = "single-account"  # contract.DEPLOYMENT_MODES
     MEMBER_ROLE_NAME: str | None = Field(default=None, pattern=IAM_ROLE_NAME)
@@ -90,6 +95,8 @@ class ClassificationSettings(FunctionSettings):
             cloudtrail_max_wait_seconds=self.CLOUDTRAIL_MAX_WAIT_SECONDS,
             parent_max_wait_seconds=self.CLOUDTRAIL_MAX_WAIT_SECONDS,
             alerts_enabled=self.ALERT_TOPIC_ARN is not None,
+            established_outside_eu=self.ESTABLISHED_OUTSIDE_EU,
+            energy=EnergyAssumptions(pue=self.ENERGY_PUE, power_utilisation=self.ENERGY_POWER_UTILISATION),
         )
 
 

@@ -33,7 +33,10 @@ from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
+from flopsmeter.local.demo_customization import run_customization_scenario
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
+from flopsmeter.local.demo_lineage import run_lineage_scenario
+from flopsmeter.local.demo_obligations import run_obligations_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import (
@@ -60,7 +63,7 @@ class Demo:
         self.log_path = out_dir / "logs" / "demo.log"  # classifier, reconciler and training logs
         self.resources: LocalResources
         self.classifier: Handler
-        self.callers: dict[str, Any] = {}
+        self.callers: dict[tuple[str, str], Any] = {}  # (who, service) -> client
         self.attempts: list[Attempt] = []
         self.started = time.monotonic()
         self.checks: list[tuple[str, bool]] = []  # what the demo expects to have shown, checked at the end
@@ -75,21 +78,21 @@ class Demo:
     def aws(self, service: str) -> Any:
         return client(service, self.resources.endpoint, self.resources.region)
 
-    def caller(self, who: str) -> Any:
-        """A SageMaker client as an assumed-role session (CloudTrail records it as the creator)."""
-        if who not in self.callers:
+    def caller(self, who: str, service: str = "sagemaker") -> Any:
+        """A client of ``service`` as an assumed-role session (CloudTrail records it as the creator)."""
+        if (who, service) not in self.callers:
             import boto3
 
             creds = self.aws("sts").assume_role(
                 RoleArn=f"arn:aws:iam::{self.resources.account_id}:role/{ROLE}", RoleSessionName=who
             )["Credentials"]
-            self.callers[who] = boto3.session.Session(
+            self.callers[who, service] = boto3.session.Session(
                 aws_access_key_id=creds["AccessKeyId"],
                 aws_secret_access_key=creds["SecretAccessKey"],
                 aws_session_token=creds["SessionToken"],
                 region_name=self.resources.region,
-            ).client("sagemaker", endpoint_url=self.resources.endpoint)
-        return self.callers[who]
+            ).client(service, endpoint_url=self.resources.endpoint)  # type: ignore[call-overload]
+        return self.callers[who, service]
 
     def create_job(self, job: DemoJob) -> None:
         self.caller(job.who).create_training_job(
@@ -108,6 +111,7 @@ class Demo:
             },
             StoppingCondition={"MaxRuntimeInSeconds": 5 * 86400},
             Environment=job.environment,
+            **job.extra,
         )
 
     def finish_job(self, job: DemoJob, end: datetime) -> None:
@@ -132,7 +136,7 @@ class Demo:
             "TrainingJobArn": job["TrainingJobArn"],
             "TrainingJobStatus": status or job["TrainingJobStatus"],
             "SecondaryStatus": job["SecondaryStatus"],
-            "ResourceConfig": job["ResourceConfig"],
+            "ResourceConfig": job.get("ResourceConfig", {}),  # a serverless customization job has none
             "RoleArn": job["RoleArn"],
             "Tags": {},
         }
@@ -454,6 +458,9 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         demo.push_events()
         demo.reconcile()
         demo.records()
+        run_customization_scenario(demo)
+        run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
+        run_lineage_scenario(demo)
         demo.digest_and_verify()
         demo.tamper()
         demo.section("10. What the demo showed")

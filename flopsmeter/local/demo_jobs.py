@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from flopsmeter import contract
 
@@ -21,6 +22,7 @@ class DemoJob:
     environment: dict[str, str] = field(default_factory=dict)
     failure_reason: str | None = None
     story: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # more CreateTrainingJob fields (e.g. InputDataConfig)
 
 
 DECLARED_JOBS = (

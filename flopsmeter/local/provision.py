@@ -4,7 +4,8 @@
 * classifier queue + dead-letter queue with a redrive policy (``maxReceiveCount``), a queue policy that
   lets EventBridge send; the classifier gets the DLQ's URL (``DEAD_LETTER_QUEUE_URL``), as in the stack;
 * the EventBridge rule on the default bus: ``aws.sagemaker`` / "SageMaker Training Job State Change" /
-  terminal statuses -> the classifier queue;
+  terminal statuses -> the classifier queue; and the Bedrock rule (``aws.bedrock`` / "Model Customization Job
+  State Change" / terminal statuses, ``contract.model_customization_job_state_change_pattern``) -> the same queue;
 * the SNS alert topic, and an asymmetric KMS key (RSA_2048, SIGN_VERIFY) for signing digests;
 * the CloudWatch namespace is implicit (metrics create it).
 
@@ -117,6 +118,10 @@ def provision(
     )
     rule = f"{PREFIX}-training-job-state"
     _rule_to_queue(c["events"], c["sqs"], rule, contract.training_job_state_change_pattern(), queue_url, queue_arn)
+    bedrock_pattern = contract.model_customization_job_state_change_pattern()
+    _rule_to_queue(
+        c["events"], c["sqs"], f"{PREFIX}-bedrock-customization-state", bedrock_pattern, queue_url, queue_arn
+    )
     topic_arn = c["sns"].create_topic(Name=f"{PREFIX}-alerts")["TopicArn"]
     alert_inbox_url, alert_inbox_arn = _queue(c["sqs"], f"{PREFIX}-local-alert-inbox", {})
     c["sns"].subscribe(
@@ -192,19 +197,18 @@ def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
 def _rule_to_queue(events: Any, sqs: Any, rule: str, pattern: dict[str, Any], queue_url: str, queue_arn: str) -> None:
     rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")["RuleArn"]
     events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": f"{rule}-send",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-            }
-        ],
+    statement = {
+        "Sid": f"{rule}-send",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
     }
+    current = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"]).get("Attributes", {})
+    policy = json.loads(current.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+    others = [s for s in policy.get("Statement", []) if s.get("Sid") != statement["Sid"]]  # one per rule
+    policy["Statement"] = [*others, statement]
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
 
 

@@ -171,7 +171,8 @@ def _identity(body: str) -> tuple[str | None, str | None]:
     try:
         event = json.loads(body)
         detail = event.get("detail") or {}
-        name = detail.get("TrainingJobName") if isinstance(detail, dict) else None
+        # a training job's name, or a Bedrock customization job's (``detail.jobName``)
+        name = (detail.get("TrainingJobName") or detail.get("jobName")) if isinstance(detail, dict) else None
         return (str(name) if name is not None else None), (str(event["id"]) if event.get("id") else None)
     except (ValueError, AttributeError, TypeError):
         return None, None

@@ -11,6 +11,7 @@ Everything it talks to comes in through ``Dependencies``, so tests hand it fakes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,7 @@ from flopsmeter.contract import TERMINAL_STATUSES, ServiceMetric
 from flopsmeter.domain.classification import Outcome
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
 from flopsmeter.service.facts import facts_from_description
+from flopsmeter.service.lineage_index import write_index
 from flopsmeter.service.notifications import announce, announced, exists, worst_outcome
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.records import build_record
@@ -44,11 +46,28 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
         deps.log.info("job not terminal; ignored", extra={"job": request.job_name, "status": status})
         return ClassifyResult("ignored", request.job_name, reason=reason)
     facts = facts_from_description(description, {})
-    key = facts.record_key
+
+    def build() -> AuditRecord:
+        tagged = facts_from_description(description, deps.jobs.tags(facts.arn))
+        write_index(tagged, tagged.lineage_io, deps.store)  # issue 18: before the record, so none lacks its entries
+        return build_record(tagged, request, deps, config, deps.clock())
+
+    return record_job(request, deps, config, facts.name, facts.record_key, build)
+
+
+def record_job(
+    request: ClassifyRequest,
+    deps: Dependencies,
+    config: ServiceConfig,
+    job_name: str,
+    key: str,
+    build: Callable[[], AuditRecord],
+) -> ClassifyResult:
+    """Write the record ``build`` makes at ``key`` once, count it, and announce it; a record already there (or
+    written concurrently) makes this the duplicate path. Shared by every kind of job (training, Bedrock)."""
     if exists(deps, key):
         return _duplicate(request, deps, key, config)
-    facts = facts_from_description(description, deps.jobs.tags(facts.arn))
-    record = build_record(facts, request, deps, config, deps.clock())
+    record = build()
     try:
         put = deps.store.put_record(key, record)
     except TransientStoreError as err:
@@ -64,7 +83,7 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
     deps.log.info(
         "job classified",
         extra={
-            "job": facts.name,
+            "job": job_name,
             "outcome": sealed.outcome,
             "worst_outcome": worst,
             "method": sealed.flops.method,
@@ -75,7 +94,7 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
         },
     )
     announce(sealed, key, deps, config)
-    return ClassifyResult("recorded", facts.name, key, sealed, "record written", notified=True)
+    return ClassifyResult("recorded", job_name, key, sealed, "record written", notified=True)
 
 
 def _count_business_metrics(record: AuditRecord, deps: Dependencies) -> str:

@@ -71,6 +71,10 @@ class TrainingJobStateChange(EventBridgeModel):
     def job_name(self) -> str:
         return self.detail.TrainingJobName
 
+    @property
+    def status(self) -> str:
+        return self.detail.TrainingJobStatus
+
 
 class ClassificationRecordedDetail(BaseModel):
     """``detail`` of the "FLOPs Classification Recorded" event the service publishes (one per new record)."""
@@ -94,3 +98,6 @@ class ClassificationRecordedDetail(BaseModel):
     ratio: float
     eventbridge_event_id: str | None = None
     reconciled: bool = False
+    # issue 16: the Art. 52(1) due date when a crossing starts the clock, and the job's estimated energy
+    notification_due_at: datetime | None = None
+    energy_kwh: float | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from flopsmeter.audit.keys import record_key, valid_job_name
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling
 from flopsmeter.service.errors import PermanentError
+from flopsmeter.service.lineage_io import LineageIO, lineage_io_of
 
 MAX_TEXT = 256  # longest free-text value (base model id, failure reason) copied into a record
 
@@ -42,7 +43,13 @@ class JobFacts:
     training_seconds_source: str
     environment: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    final_metrics: Mapping[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> last value
     warnings: tuple[str, ...] = ()
+    lineage_io: LineageIO = field(default_factory=LineageIO)  # what it reads and writes (issue 18)
+    # managed customization and recipes (issue 17): ServerlessJobConfig, BillableTokenCount, HyperParameters
+    serverless: Mapping[str, Any] | None = None
+    billable_tokens: object = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def record_key(self) -> str:
@@ -181,8 +188,26 @@ def facts_from_description(job: Mapping[str, Any], tags: Mapping[str, str]) -> J
         training_seconds_source=source,
         environment=environment,
         tags=dict(tags),
+        final_metrics=final_metrics(job),
         warnings=tuple(warnings) + ((reason_warning,) if reason_warning else ()),
+        lineage_io=lineage_io_of(job),
+        serverless=job.get("ServerlessJobConfig") or None,
+        billable_tokens=job.get("BillableTokenCount"),
+        hyperparameters={str(k): str(v) for k, v in (job.get("HyperParameters") or {}).items()},
     )
+
+
+def final_metrics(job: Mapping[str, Any]) -> dict[str, float]:
+    """DescribeTrainingJob's ``FinalMetricDataList`` as name -> value (entries without a number are skipped; the
+    service decides what is sane)."""
+    values: dict[str, float] = {}
+    for item in job.get("FinalMetricDataList") or []:
+        if not isinstance(item, Mapping):
+            continue
+        name, value = item.get("MetricName"), item.get("Value")
+        if isinstance(name, str) and isinstance(value, int | float) and not isinstance(value, bool):
+            values[name] = float(value)
+    return values
 
 
 def job_ceiling(facts: JobFacts) -> tuple[HardwareCeiling, list[str]]:

@@ -1,9 +1,15 @@
-"""Lineage: a job that starts from another job's checkpoint carries its parent's cumulative FLOPs.
+"""Lineage: a job that starts from other jobs' artifacts carries their cumulative FLOPs.
 
-The parent's own record is the source (its ``lineage.cumulative_flops`` already includes its ancestors).
+Parents are declared (``FLOPSMETER_PARENT_JOB`` / ``flopsmeter:parent-job``: a job name, a training-job ARN, or
+``none``) or inferred from what the job reads through the lineage index (``lineage_index``). A valid declaration
+wins: inferred parents are then recorded as ``overridden``, not counted. An invalid declaration counts as an
+unresolved parent and inferred parents are still counted.
+
+Each counted parent's own record is the source (its ``lineage.cumulative_flops`` already includes its ancestors).
 A parent without a record yet is waited for (``ParentRecordPending``, retried through the queue) for a bounded
-time; after that the parent's hardware ceiling stands in for it (an upper bound of the parent's own compute;
-its ancestors, if any, are then unknown), with a warning.
+time; after that its hardware ceiling stands in for its own compute when SageMaker can describe it (its ancestors
+are then unknown: the lineage is incomplete). A parent that cannot be read at all is unresolved. What an
+incomplete lineage is classified as: ``flopsmeter.domain.lineage``.
 """
 
 from __future__ import annotations
@@ -13,81 +19,275 @@ from datetime import datetime
 
 from flopsmeter import contract
 from flopsmeter.audit.keys import valid_job_name
+from flopsmeter.audit.lineage_index import IndexEntry
+from flopsmeter.audit.record import AuditRecord, ParentLink
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import TERMINAL_STATUSES
+from flopsmeter.domain.lineage import NO_PARENT, ParentFigure, ParentSource, ParentStatus
+from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.service.errors import JobNotFound, ParentRecordPending, TransientError
 from flopsmeter.service.facts import JobFacts, clean_text, facts_from_description, job_ceiling, training_duration
+from flopsmeter.service.lineage_index import Lookup, find_job, find_model_package, find_writer
+from flopsmeter.service.lineage_io import LineageIO, Read
 from flopsmeter.service.ports import JobSource, RecordStore
 
 
 @dataclass(frozen=True)
-class ParentCompute:
-    parent_job: str | None = None
-    parent_record_key: str | None = None
-    cumulative_flops: float = 0.0
-    chain: list[str] = field(default_factory=list)
+class Lineages:
+    """Everything ``resolve_lineage`` found: the links to record, the figures the rule adds up, and why not
+    complete."""
+
+    links: list[ParentLink] = field(default_factory=list)
+    figures: list[ParentFigure] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)  # the first counted parent's ancestors and itself
+    declared_parent_flops: float | None = None
+    unread_inputs: bool = False  # inputs beyond the lookup bound: a parent may be missing
+    # issue 16: from the parents' records, when they have the blocks (None: unknown)
+    lineage_kwh: float | None = None  # the parents' lineage energy, summed; None unless every parent has one
+    crossed_at: datetime | None = None  # the earliest crossing among the parents
+
+    @property
+    def first(self) -> ParentLink | None:
+        counted = (ParentStatus.RESOLVED.value, ParentStatus.CEILING.value)
+        return next((link for link in self.links if link.status in counted and link.job), None)
 
 
-def parent_job_name(facts: JobFacts) -> tuple[str | None, list[str]]:
+@dataclass(frozen=True)
+class Resolved:
+    """One counted parent after reading: the link to record, the figure the rule adds up, its chain, its record."""
+
+    link: ParentLink
+    figure: ParentFigure
+    chain: list[str] = field(default_factory=list)
+    record: AuditRecord | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    facts: JobFacts
+    jobs: JobSource
+    store: RecordStore
+    now: datetime
+    max_wait_seconds: float
+
+
+def resolve_lineage(
+    facts: JobFacts, io: LineageIO, *, jobs: JobSource, store: RecordStore, now: datetime, max_wait_seconds: float
+) -> Lineages:
+    ctx = Context(facts, jobs, store, now, max_wait_seconds)
+    declared, warnings = _declared(facts)
+    inferred = _inferred(ctx, io)
+    reasons: list[str] = []
+    if declared is None or declared.status == ParentStatus.UNRESOLVED.value:  # none, or an invalid declaration
+        counted = [*([declared] if declared else []), *inferred]
+    else:
+        counted = [] if declared.job is None else [declared]
+        overridden = [replace_link(i, status=ParentStatus.OVERRIDDEN) for i in inferred if i.job != declared.job]
+        if overridden:
+            names = ", ".join(f"{o.job} ({o.source})" for o in overridden)
+            warnings.append(f"declared parent {declared.location!r} wins over the inferred parent(s) {names}")
+        inferred = overridden
+    parents = [_resolve(ctx, link) for link in _unique(counted)]
+    links = [p.link for p in parents]
+    chain = next((p.chain for p in parents if p.chain), [])
+    for p in parents:
+        if p.link.status != ParentStatus.RESOLVED.value or not p.figure.complete:
+            reasons.append(p.link.reason or f"parent {p.link.job} could not be read")
+    if declared is not None and declared.job is None and declared.status != ParentStatus.UNRESOLVED.value:
+        links.append(declared)  # "none": recorded so the record says the job declared no parent
+    if declared is not None and declared.status != ParentStatus.UNRESOLVED.value:
+        links += inferred  # the overridden ones
+    unread = bool(io.skipped_reads) and (declared is None or declared.status == ParentStatus.UNRESOLVED.value)
+    if unread:  # a valid declaration makes inference moot
+        reasons.append(f"{io.skipped_reads} input location(s) beyond the first {len(io.reads)} were not looked up")
+    kwh, crossed = _energy_and_crossing(parents)
+    figures = [p.figure for p in parents]
+    declared_flops = _declared_parent_flops(facts, warnings)
+    return Lineages(links, figures, reasons, warnings, chain, declared_flops, unread, kwh, crossed)
+
+
+def _energy_and_crossing(parents: list[Resolved]) -> tuple[float | None, datetime | None]:
+    """The parents' summed lineage energy (None unless each has it) and their earliest crossing (issue 16)."""
+    records = [p.record for p in parents]
+    energies = [r.energy.lineage_kwh if r is not None and r.energy is not None else None for r in records]
+    kwh = sum(e for e in energies if e is not None) if energies and None not in energies else None
+    crossings = [r.obligations.crossed_at for r in records if r is not None and r.obligations is not None]
+    known = [c for c in crossings if c is not None]
+    return kwh, min(known) if known else None
+
+
+def replace_link(link: ParentLink, **changes: object) -> ParentLink:
+    values = {k: (v.value if isinstance(v, ParentStatus) else v) for k, v in changes.items()}
+    return link.model_copy(update=values)
+
+
+# --- what the job says and reads --------------------------------------------------------------------------
+
+
+def _declared(facts: JobFacts) -> tuple[ParentLink | None, list[str]]:
     env_value, tag_value = facts.setting(contract.ENV_PARENT_JOB, contract.TAG_PARENT_JOB)
     raw = env_value if env_value is not None else tag_value
     if raw is None or not raw.strip():
         return None, []
-    name = raw.strip()
-    if not valid_job_name(name):
-        shown, _ = clean_text(raw, "parent job", 80)
-        return None, [f"parent job {shown!r} is not a valid training job name; its compute is not included"]
-    if name == facts.name:
-        return None, ["the job names itself as its parent; ignored"]
-    return name, []
+    text = raw.strip()
+    shown, _ = clean_text(raw, "parent job", 120)
+    link = ParentLink(source=ParentSource.DECLARED.value, location=shown, status=ParentStatus.RESOLVED.value)
+    if text.lower() == NO_PARENT:
+        return link.model_copy(update={"reason": "the job declares that it starts from no earlier job"}), []
+    name, arn = _name_and_arn(text)
+    problem = None
+    if name is None or not valid_job_name(name):
+        problem = f"declared parent {shown!r} is neither a training job name nor a training-job ARN"
+    elif arn is None and name == facts.name:
+        problem = "the job names itself as its parent"
+    if problem:
+        return replace_link(link, status=ParentStatus.UNRESOLVED, reason=problem), [problem]
+    return link.model_copy(update={"job": name, "job_arn": arn}), []
 
 
-def resolve_parent(
-    facts: JobFacts, *, jobs: JobSource, store: RecordStore, now: datetime, max_wait_seconds: float
-) -> ParentCompute:
-    name, warnings = parent_job_name(facts)
-    if name is None:
-        return ParentCompute(warnings=warnings)
-    try:
-        job_description = jobs.describe(name)
-        parent = facts_from_description(job_description, {})
-    except JobNotFound:
-        return ParentCompute(
-            parent_job=name,
-            warnings=[*warnings, f"parent job {name} does not exist in SageMaker; its compute is not included"],
-        )
-    waited = (now - facts.end_time).total_seconds()
-    if parent.status in TERMINAL_STATUSES:
-        key = parent.record_key
+def _name_and_arn(text: str) -> tuple[str | None, str | None]:
+    """``(name, None)`` for a job name; ``(name, arn)`` for a training-job ARN; ``(None, None)`` otherwise."""
+    if not text.startswith("arn:"):
+        return text, None
+    parts = text.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sagemaker" and parts[5].startswith("training-job/"):
+        return parts[5].removeprefix("training-job/"), text
+    return None, None
+
+
+def _inferred(ctx: Context, io: LineageIO) -> list[ParentLink]:
+    links: list[ParentLink] = []
+    before = ctx.facts.start_time or ctx.facts.creation_time or ctx.facts.end_time
+    for read in io.reads:
+        lookup = _lookup(ctx, read, before)
+        if lookup is None:
+            continue
+        link = ParentLink(source=read.source.value, location=read.location, status=ParentStatus.RESOLVED.value)
+        if lookup.entry is None:
+            links.append(replace_link(link, status=ParentStatus.UNRESOLVED, reason=lookup.problem))
+        else:
+            links.append(_from_entry(link, lookup.entry))
+    return links
+
+
+def _lookup(ctx: Context, read: Read, before: datetime) -> Lookup | None:
+    if read.source is not ParentSource.MODEL_PACKAGE:
+        return find_writer(ctx.store, read.location, before=before, exclude_job=ctx.facts.name)
+    found = find_model_package(ctx.store, read.location)
+    if found is None:  # a customized model package no recorded job produced: compute unknown, never zero
+        return Lookup(None, f"model package {read.location} was not produced by a job this audit trail recorded")
+    return found
+
+
+def _from_entry(link: ParentLink, entry: IndexEntry) -> ParentLink:
+    return link.model_copy(update={"job": entry.job_name, "job_arn": entry.job_arn, "record_key": entry.record_key})
+
+
+def _unique(links: list[ParentLink]) -> list[ParentLink]:
+    """One link per parent job (the first way it was found); unresolved links without a job all stay."""
+    seen: set[str] = set()
+    kept = []
+    for link in links:
+        identity = link.job_arn or link.job
+        if identity is not None and identity in seen:
+            continue
+        if identity is not None:
+            seen.add(identity)
+        kept.append(link)
+    return kept
+
+
+def _declared_parent_flops(facts: JobFacts, warnings: list[str]) -> float | None:
+    env_value, tag_value = facts.setting(contract.ENV_PARENT_FLOPS, contract.TAG_PARENT_FLOPS)
+    parsed = parse_flops(env_value if env_value is not None else tag_value, field="parent FLOPs")
+    if parsed.warning:
+        warnings.append(parsed.warning)
+    return parsed.value
+
+
+# --- reading a parent's record ------------------------------------------------------------------------------
+
+
+def _resolve(ctx: Context, link: ParentLink) -> Resolved:
+    """The link with what was read, the figure the rule counts (its FLOPs None: unresolved), the ancestor chain."""
+    if link.status == ParentStatus.UNRESOLVED.value or link.job is None:
+        return Resolved(link, ParentFigure(link.job or "?", None))
+    if link.record_key is None:
+        located = _locate(ctx, link)
+        if isinstance(located, str):
+            unresolved = replace_link(link, status=ParentStatus.UNRESOLVED, reason=located)
+            return Resolved(unresolved, ParentFigure(link.job, None))
+        link = located
+    return _read_record(ctx, link)
+
+
+def _locate(ctx: Context, link: ParentLink) -> ParentLink | str:
+    """A declared parent's record key: from SageMaker in this account and region, else from the job index."""
+    assert link.job is not None
+    if link.job_arn is None or _same_place(ctx, link):
         try:
-            if store.exists(key):
-                record = store.get_record(key)
-                return ParentCompute(
-                    parent_job=name,
-                    parent_record_key=key,
-                    cumulative_flops=record.lineage.cumulative_flops,
-                    chain=[*record.lineage.chain, name],
-                    warnings=warnings,
-                )
-        except TransientStoreError as err:
-            raise TransientError(f"reading the parent's record {key}: {err}") from err
-        except (AuditStoreError, ValueError) as err:  # unreadable/unknown-schema record: fall back to the ceiling
-            warnings.append(f"parent record {key} could not be read ({type(err).__name__}); ceiling used instead")
-            waited = max_wait_seconds
-    if waited < max_wait_seconds:
-        raise ParentRecordPending(
-            f"parent job {name} ({parent.status}) has no audit record yet; "
-            f"waited {waited:.0f}s of {max_wait_seconds:.0f}s"
-        )
+            parent = facts_from_description(ctx.jobs.describe(link.job), {})
+        except JobNotFound:
+            return f"parent job {link.job} does not exist in SageMaker (account {ctx.facts.account_id})"
+        return link.model_copy(update={"job_arn": parent.arn, "record_key": parent.record_key})
+    found = find_job(ctx.store, link.job_arn)  # another account or region
+    if found is None or found.entry is None:
+        why = found.problem if found else "no record of it in this audit bucket"
+        return f"parent job {link.job_arn} is in another account or region: {why}"
+    return _from_entry(link, found.entry)
+
+
+def _read_record(ctx: Context, link: ParentLink) -> Resolved:
+    assert link.job is not None and link.record_key is not None
+    key = link.record_key
+    try:
+        if ctx.store.exists(key):
+            record = ctx.store.get_record(key)
+            complete = record.lineage.status != "incomplete"
+            reason = None if complete else f"parent {link.job}'s own lineage is incomplete"
+            resolved = link.model_copy(update={"cumulative_flops": record.lineage.cumulative_flops, "reason": reason})
+            figure = ParentFigure(link.job, record.lineage.cumulative_flops, complete=complete)
+            return Resolved(resolved, figure, [*record.lineage.chain, link.job], record)
+    except TransientStoreError as err:
+        raise TransientError(f"reading the parent's record {key}: {err}") from err
+    except (AuditStoreError, ValueError) as err:  # unreadable/unknown-schema record: as if it had none (no wait)
+        return _without_record(ctx, link, f"parent record {key} could not be read ({type(err).__name__})", wait=False)
+    return _without_record(ctx, link, f"parent job {link.job} has no audit record", wait=True)
+
+
+def _without_record(ctx: Context, link: ParentLink, why: str, *, wait: bool) -> Resolved:
+    """Wait for the record a while; then the parent's hardware ceiling when SageMaker can describe it."""
+    assert link.job is not None
+    waited = (ctx.now - ctx.facts.end_time).total_seconds()
+    if wait and waited < ctx.max_wait_seconds:
+        raise ParentRecordPending(f"{why} yet; waited {waited:.0f}s of {ctx.max_wait_seconds:.0f}s")
+    try:
+        description = ctx.jobs.describe(link.job) if _same_place(ctx, link) else None
+    except JobNotFound:
+        description = None
+    if description is None:
+        reason = f"{why} and cannot be described here"
+        return Resolved(replace_link(link, status=ParentStatus.UNRESOLVED, reason=reason), ParentFigure(link.job, None))
+    parent = facts_from_description(description, {})
     if parent.status not in TERMINAL_STATUSES:  # still running: its compute so far, up to now
-        seconds, source, billable, _ = training_duration(job_description, now)
+        seconds, source, billable, _ = training_duration(description, ctx.now)
         parent = replace(
-            parent, end_time=now, training_seconds=seconds, training_seconds_source=source, billable_seconds=billable
+            parent,
+            end_time=ctx.now,
+            training_seconds=seconds,
+            training_seconds_source=source,
+            billable_seconds=billable,
         )
     ceiling, _ = job_ceiling(parent)
-    warnings.append(
-        f"parent job {name} has no usable audit record after {waited:.0f}s; its hardware ceiling "
-        f"{ceiling.flops:.2e} stands in for its compute (its own ancestors, if any, are not included)"
+    reason = (
+        f"{why} after {waited:.0f}s; its hardware ceiling {ceiling.flops:.2e} stands in for its own compute "
+        "(its own ancestors, if any, are unknown)"
     )
-    return ParentCompute(parent_job=name, cumulative_flops=ceiling.flops, chain=[name], warnings=warnings)
+    linked = replace_link(link, status=ParentStatus.CEILING, cumulative_flops=ceiling.flops, reason=reason)
+    return Resolved(linked, ParentFigure(link.job, ceiling.flops, complete=False), [link.job])
+
+
+def _same_place(ctx: Context, link: ParentLink) -> bool:
+    return link.job_arn is None or link.job_arn.split(":")[3:5] == [ctx.facts.region, ctx.facts.account_id]

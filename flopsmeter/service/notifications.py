@@ -11,11 +11,18 @@ from flopsmeter.audit.keys import notification_key
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.domain.classification import Outcome
+from flopsmeter.service.customization import declaration_needed
 from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
 from flopsmeter.service.events import ClassificationRecordedDetail
+from flopsmeter.service.lineage_record import lineage_alert_lines
 from flopsmeter.service.ports import Dependencies, ServiceConfig
 
 ALERTING_OUTCOMES = (Outcome.APPROACHING.value, Outcome.EXCEEDS.value)
+DECLARATION_REQUEST = (
+    "Declaration needed: this job was estimated on a bound, not a count (its token count, or its base model's size, "
+    "is not exposed by the service). Declare the job's tokens or FLOPs (tag flopsmeter:declared-flops) and record "
+    "why; the record's customization.estimate states what was assumed."
+)
 
 
 def worst_outcome(record: AuditRecord) -> str:
@@ -64,16 +71,24 @@ def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceC
         ratio=primary.ratio,
         eventbridge_event_id=record.eventbridge_event_id,
         reconciled=any(w.startswith("reconciled:") for w in record.warnings),
+        notification_due_at=record.obligations.notification_due_at if record.obligations else None,
+        energy_kwh=record.energy.kwh if record.energy else None,
     ).model_dump(mode="json")
     event_marker = notification_key(key, step="event")
     if fresh or not exists(deps, event_marker):
         deps.publisher.recorded(detail, resources=[record.job.arn])
         _mark(deps, event_marker, record)
-    if config.alerts_enabled and worst in ALERTING_OUTCOMES:
+    declare = declaration_needed(record)  # an estimate on a bound: a person must declare (issue 16/17)
+    if config.alerts_enabled and (worst in ALERTING_OUTCOMES or declare):
         deps.publisher.alert(
             alert_subject(record, worst, primary.ratio),
             alert_message(record, detail),
-            {"outcome": worst, "job": record.job.name, "policy": record.primary_policy},
+            {
+                "outcome": worst,
+                "job": record.job.name,
+                "policy": record.primary_policy,
+                "declaration_needed": str(declare).lower(),
+            },  # fmt: skip
         )
     _mark(deps, notification_key(key), record)
 
@@ -87,7 +102,13 @@ def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
 
 
 def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
-    return f"FLOPs Meter: {record.job.name} {worst} ({ratio:.0%} of the {record.primary_policy} threshold)"[:100]
+    due = record.obligations.notification_due_at if record.obligations else None
+    if due is not None:  # the deadline first: a long job name must not cut it off
+        return f"FLOPs Meter: notify the Commission by {due:%Y-%m-%d} - {record.job.name} {worst}"[:100]
+    lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
+    declare = "; declaration needed" if declaration_needed(record) else ""
+    share = f"{ratio:.0%} of the {record.primary_policy} threshold{declare}"
+    return f"FLOPs Meter: {record.job.name} {worst}{lineage} ({share})"[:100]
 
 
 def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
@@ -100,6 +121,32 @@ def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
             f"{c.policy}: {c.outcome} (threshold {c.threshold:.2e}, ratio {c.ratio:.3f})"
             for c in record.classifications
         ),
+        *lineage_alert_lines(record),
+        *obligation_lines(record),
         f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
+        *([DECLARATION_REQUEST] if declaration_needed(record) else []),
     ]
     return "\n".join(lines) + "\n\n" + json.dumps(detail, sort_keys=True)
+
+
+def obligation_lines(record: AuditRecord) -> list[str]:
+    """What a crossing triggers and by when (issue 16), and the job's energy, for the alert's text."""
+    lines = []
+    o = record.obligations
+    if o is not None and o.triggered and o.crossed_at is not None:
+        lines.append(
+            f"Crossed on {o.crossed_at:%Y-%m-%d %H:%M} UTC in {o.crossed_in_job} ({o.crossed_at_basis}): the modifier "
+            "becomes the provider of the modified model (AI Act Art. 53, limited to the modification)."
+        )
+        if o.notification_due_at is not None:
+            lines.append(
+                f"NOTIFICATION DUE: notify the Commission by {o.notification_due_at:%Y-%m-%d %H:%M} UTC "
+                "(AI Act Art. 52(1): within two weeks of the crossing)."
+            )
+        lines += [
+            f"- {i.summary} ({i.article}){' - for legal review' if i.status == 'review' else ''}" for i in o.items
+        ]
+    if record.energy is not None:
+        kwh = "unknown" if record.energy.kwh is None else f"{record.energy.kwh:.2g} kWh"
+        lines.append(f"Estimated energy of the job: {kwh} ({record.energy.method.replace('_', ' ')}).")
+    return lines

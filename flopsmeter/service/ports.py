@@ -8,12 +8,13 @@ subclasses), never botocore's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord, utcnow
-from flopsmeter.aws.store import PutResult
+from flopsmeter.aws.store import PutResult, StoredObject
+from flopsmeter.domain.energy import EnergyAssumptions
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 
 
@@ -31,6 +32,7 @@ class MeteredFigures:
     datapoints: int = 0
     meter_incomplete: float | None = None  # Maximum of MeterIncomplete: anything but None or 0 distrusts the figure
     restarts: int = 0  # falls in the cumulative series (the process started again from zero): segments were summed
+    threshold_crossed_at: datetime | None = None  # issue 16: the meter's ThresholdCrossed (start of its first period)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,22 @@ class TrailSource(Protocol):
     def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None: ...
 
 
+class BedrockSource(Protocol):
+    """Amazon Bedrock model customization jobs (issue 16 item 4): ``flopsmeter.aws.bedrock.BedrockJobs``."""
+
+    def get_job(self, job_identifier: str) -> Mapping[str, Any]:
+        """GetModelCustomizationJob; raises ``JobNotFound`` for an unknown job."""
+        ...
+
+    def tags(self, job_arn: str) -> dict[str, str]: ...
+
+    def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None: ...
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        """ListModelCustomizationJobs summaries of Completed/Failed/Stopped jobs that may have ended after ``since``."""
+        ...
+
+
 class RecordStore(Protocol):
     """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""
 
@@ -74,6 +92,10 @@ class RecordStore(Protocol):
     def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
 
     def get_record(self, key: str) -> AuditRecord: ...
+
+    def get(self, key: str) -> StoredObject: ...  # lineage index entries
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...  # lineage index writers of a location
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
@@ -113,6 +135,9 @@ class ServiceConfig:
     cloudtrail_max_wait_seconds: float = 3600.0
     parent_max_wait_seconds: float = 3600.0
     alerts_enabled: bool = True
+    # --- issue 16 (energy and obligations) ---------------------------------------------------------------------
+    established_outside_eu: bool = False  # the provider's establishment: Art. 54 (authorised representative)
+    energy: EnergyAssumptions = field(default_factory=EnergyAssumptions)  # PUE and utilisation of the estimate
 
 
 @dataclass
@@ -127,6 +152,7 @@ class Dependencies:
     metrics: MetricSink
     log: LogSink
     clock: Callable[[], datetime] = utcnow
+    bedrock: BedrockSource | None = None  # None: Bedrock customization events are refused (permanent error)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,27 @@
 """The reconciler: a lost event never means a lost record.
 
-Lists the training jobs that reached Completed, Failed or Stopped in the lookback window and classifies every
-one that has no record yet, through the same ``classify_and_record`` (no EventBridge event id; the record says
+Lists the training jobs (and Amazon Bedrock model customization jobs) that reached Completed, Failed or Stopped in
+the lookback window and classifies every one that has no record yet, through the same ``classify_and_record``
+(``classify_bedrock_job``) (no EventBridge event id; the record says
 it was reconciled). A job whose facts are not settled yet (CloudTrail lag, a parent without a record, throttling)
 is left for the next run; the lookback window is much longer than those waits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import islice
+from typing import Any
 
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import ServiceMetric
-from flopsmeter.service.classifier import classify_and_record
+from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedrock_job
+from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.errors import PermanentError, TransientError
-from flopsmeter.service.facts import summary_record_key
+from flopsmeter.service.facts import as_utc, summary_record_key
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
 
 
@@ -27,7 +32,7 @@ class ReconcileReport:
     recorded: list[str] = field(default_factory=list)
     deferred: dict[str, str] = field(default_factory=dict)  # job -> reason (transient; next run retries)
     failed: dict[str, str] = field(default_factory=dict)  # job -> reason (permanent)
-    truncated: bool = False  # ``limit`` jobs were looked at and there may be more (organization mode's rotation)
+    truncated: bool = False  # ``limit`` training jobs were looked at and there may be more (organization mode)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -47,32 +52,59 @@ def reconcile(
     now: datetime | None = None,
     limit: int | None = None,
 ) -> ReconcileReport:
-    """``limit``: look at no more than this many ended jobs (so at most ~limit/100 ListTrainingJobs pages)."""
+    """``limit``: look at no more than this many ended training jobs (so at most ~limit/100 ListTrainingJobs pages)."""
     now = now or deps.clock()
+    since = now - timedelta(hours=lookback_hours)
     report = ReconcileReport()
-    for summary in islice(deps.jobs.recent_terminal_jobs(now - timedelta(hours=lookback_hours)), limit):
+    for summary in islice(deps.jobs.recent_terminal_jobs(since), limit):
         name = str(summary.get("TrainingJobName"))
-        report.seen += 1
-        try:
-            if deps.store.exists(summary_record_key(summary)):
-                report.already_recorded += 1
-                continue
-            result = classify_and_record(ClassifyRequest(name, None, reconciled=True), deps, config)
-        except (TransientError, TransientStoreError) as err:
-            report.deferred[name] = str(err)
-            deps.metrics.add_metric(ServiceMetric.RECONCILE_DEFERRED, "Count", 1)
-            deps.log.warning("reconcile deferred to the next run", extra={"job": name, "reason": str(err)})
-            continue
-        except (PermanentError, AuditStoreError, KeyError, ValueError) as err:
-            report.failed[name] = str(err)
-            deps.metrics.add_metric(ServiceMetric.RECONCILE_FAILED, "Count", 1)
-            deps.log.error("reconcile failed", extra={"job": name, "reason": str(err)})
-            continue
-        if result.status == "recorded":
-            report.recorded.append(name)
-            deps.metrics.add_metric(ServiceMetric.JOBS_RECONCILED, "Count", 1)
-            deps.log.warning("job had no record; reconciled", extra={"job": name, "key": result.key})
-        elif result.status == "duplicate":
-            report.already_recorded += 1
+        _reconcile_one(name, partial(summary_record_key, summary), classify_and_record, deps, config, report)
     report.truncated = limit is not None and report.seen >= limit
+    if deps.bedrock is not None:  # Amazon Bedrock customization jobs (issue 16 item 4)
+        for summary in deps.bedrock.recent_terminal_jobs(since):
+            end = as_utc(summary.get("endTime") or summary.get("lastModifiedTime"))
+            if end is not None and end < since:
+                continue
+            name = str(summary.get("jobName"))
+            _reconcile_one(name, partial(_bedrock_key, summary), classify_bedrock_job, deps, config, report)
     return report
+
+
+def _bedrock_key(summary: Mapping[str, Any]) -> str:
+    key = bedrock_summary_record_key(summary)
+    if key is None:
+        raise PermanentError(f"ListModelCustomizationJobs summary without a usable name, ARN or time: {summary!r:.200}")
+    return key
+
+
+def _reconcile_one(
+    name: str,
+    key: Callable[[], str],
+    classify: Callable[[ClassifyRequest, Dependencies, ServiceConfig], ClassifyResult],
+    deps: Dependencies,
+    config: ServiceConfig,
+    report: ReconcileReport,
+) -> None:
+    """Classify one terminal job that has no record yet; what happened goes into ``report``."""
+    report.seen += 1
+    try:
+        if deps.store.exists(key()):
+            report.already_recorded += 1
+            return
+        result = classify(ClassifyRequest(name, None, reconciled=True), deps, config)
+    except (TransientError, TransientStoreError) as err:
+        report.deferred[name] = str(err)
+        deps.metrics.add_metric(ServiceMetric.RECONCILE_DEFERRED, "Count", 1)
+        deps.log.warning("reconcile deferred to the next run", extra={"job": name, "reason": str(err)})
+        return
+    except (PermanentError, AuditStoreError, KeyError, ValueError) as err:
+        report.failed[name] = str(err)
+        deps.metrics.add_metric(ServiceMetric.RECONCILE_FAILED, "Count", 1)
+        deps.log.error("reconcile failed", extra={"job": name, "reason": str(err)})
+        return
+    if result.status == "recorded":
+        report.recorded.append(name)
+        deps.metrics.add_metric(ServiceMetric.JOBS_RECONCILED, "Count", 1)
+        deps.log.warning("job had no record; reconciled", extra={"job": name, "key": result.key})
+    elif result.status == "duplicate":
+        report.already_recorded += 1

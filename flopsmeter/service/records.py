@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Literal
 
 from flopsmeter import contract
+from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
@@ -14,7 +16,6 @@ from flopsmeter.audit.record import (
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
-    Lineage,
     PolicyClassification,
     record_id_for,
 )
@@ -22,11 +23,14 @@ from flopsmeter.domain.classification import Classification, classify
 from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
+from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
 from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
-from flopsmeter.service.lineage import ParentCompute, resolve_parent
+from flopsmeter.service.lineage import Lineages
+from flopsmeter.service.lineage_record import job_lineage
 from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig, TrailHit
 
+Channel = Literal["cloudwatch", "final_metric_data"]
 METRICS_WINDOW_BEFORE = timedelta(minutes=5)
 METRICS_WINDOW_AFTER = timedelta(minutes=15)  # the meter's last datapoint may land after the job's end
 
@@ -39,28 +43,31 @@ def build_record(
         warnings.insert(
             0, "reconciled: no state-change event was processed for this job; the scheduled reconciler classified it"
         )
-    pretrain, pretrain_warnings = _pretrain(facts)
+    managed = serverless_estimate(facts.serverless, facts.billable_tokens)  # issue 17: serverless customization
+    pretrain, pretrain_warnings = _pretrain(facts, managed.base.model_id if managed else None)
     warnings += pretrain_warnings
     ceiling, ceiling_warnings = job_ceiling(facts)
     warnings += ceiling_warnings
-    start = facts.start_time or facts.creation_time or facts.end_time
-    figures = deps.meter.job_metrics(facts.name, start - METRICS_WINDOW_BEFORE, facts.end_time + METRICS_WINDOW_AFTER)
+    figures, channel = metered_figures(facts, deps, warnings)
     flops_info, own_flops = _flops(facts, figures, ceiling, warnings)
-    parent = resolve_parent(
-        facts, jobs=deps.jobs, store=deps.store, now=now, max_wait_seconds=config.parent_max_wait_seconds
-    )
-    warnings += parent.warnings
+    if flops_info.metered is not None:
+        flops_info = flops_info.model_copy(update={"metered_channel": channel})
+    customization = None
+    if managed is not None:
+        flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
+    lineage = job_lineage(facts, own_flops, deps, config, now)
+    warnings += lineage.found.warnings
     cloudtrail = _cloudtrail(facts, deps, config, now, warnings)
-    cumulative = parent.cumulative_flops + own_flops
     result = classify(
-        cumulative,
+        lineage.cumulative_flops,
         pretrain.flops,
         systemic_risk_base=pretrain.systemic_risk,
         primary_policy=config.primary_policy,
         approaching_fraction=config.approaching_fraction,
         warnings=warnings,
     )
-    return AuditRecord(
+    result = lineage.classified(result)  # issue 18: an incomplete lineage is at least approaching
+    record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
         job=_job_info(facts, ceiling),
@@ -78,16 +85,61 @@ def build_record(
         outcome=result.primary.outcome.value,
         cloudtrail=cloudtrail,
         eventbridge_event_id=request.eventbridge_event_id,
-        lineage=_lineage(parent, own_flops, cumulative),
+        lineage=lineage.record(facts),
         warnings=_dedupe(result.warnings),
-    ).sealed()
+        customization=customization,
+        recipe=recipe_block(facts.hyperparameters, facts.environment),
+    )
+    inputs = _block_inputs(
+        config, lineage.found, figures.threshold_crossed_at if flops_info.method == "metered" else None
+    )
+    return with_energy_and_obligations(record, inputs)  # issue 16: energy, obligations
 
 
-def _pretrain(facts: JobFacts) -> tuple[PretrainCompute, list[str]]:
+def _block_inputs(config: ServiceConfig, parents: Lineages, metered_crossed_at: datetime | None) -> BlockInputs:
+    return BlockInputs(
+        established_outside_eu=config.established_outside_eu,
+        energy=config.energy,
+        parent_lineage_kwh=parents.lineage_kwh,
+        parent_crossed_at=parents.crossed_at,
+        metered_crossed_at=metered_crossed_at,
+    )
+
+
+def metered_figures(facts: JobFacts, deps: Dependencies, warnings: list[str]) -> tuple[MeteredFigures, Channel]:
+    """The meter's figures: its CloudWatch series, else (no FLOPs datapoint) the last values of its stdout metrics
+    that SageMaker keeps in FinalMetricDataList. The channel says which; a job with neither gets the ceiling."""
+    start = facts.start_time or facts.creation_time or facts.end_time
+    figures = deps.meter.job_metrics(facts.name, start - METRICS_WINDOW_BEFORE, facts.end_time + METRICS_WINDOW_AFTER)
+    if figures.cumulative_flops is not None or figures.meter_incomplete not in (None, 0):
+        return figures, "cloudwatch"
+    final = facts.final_metrics
+    if contract.STDOUT_METRIC_CUMULATIVE_FLOPS not in final and contract.STDOUT_METRIC_METER_INCOMPLETE not in final:
+        return figures, "cloudwatch"
+    warnings.append(
+        "the meter's CloudWatch series is missing: its figures come from the job's FinalMetricDataList (the last "
+        "values of its stdout metrics, SageMaker MetricDefinitions); a restart from zero within the job would not "
+        "show there"
+    )
+    return (
+        MeteredFigures(
+            cumulative_flops=final.get(contract.STDOUT_METRIC_CUMULATIVE_FLOPS),
+            tokens=final.get(contract.STDOUT_METRIC_TOKENS),
+            non_padding_tokens=final.get(contract.STDOUT_METRIC_NON_PADDING_TOKENS),
+            meter_incomplete=final.get(contract.STDOUT_METRIC_METER_INCOMPLETE),
+        ),
+        "final_metric_data",
+    )
+
+
+def _pretrain(facts: JobFacts, job_base_model: str | None = None) -> tuple[PretrainCompute, list[str]]:
+    """``job_base_model``: the base model the job itself names (a serverless job's hub content), used when neither
+    the environment nor a tag names one."""
     warnings: list[str] = []
     env_flops, tag_flops = facts.setting(contract.ENV_PRETRAIN_FLOPS, contract.TAG_PRETRAIN_FLOPS)
     env_model, tag_model = facts.setting(contract.ENV_BASE_MODEL, contract.TAG_BASE_MODEL)
-    model_id, model_warning = clean_text(env_model if env_model is not None else tag_model, "base model id")
+    named = env_model if env_model is not None else tag_model if tag_model is not None else job_base_model
+    model_id, model_warning = clean_text(named, "base model id")
     env_sys, tag_sys = facts.setting(contract.ENV_SYSTEMIC_RISK_BASE, contract.TAG_SYSTEMIC_RISK_BASE)
     systemic, systemic_warning = parse_bool(env_sys if env_sys is not None else tag_sys, "systemic-risk flag")
     warnings += [w for w in (model_warning, systemic_warning) if w]
@@ -266,17 +318,6 @@ def _job_info(facts: JobFacts, ceiling: HardwareCeiling) -> JobInfo:
 
 def _classifications(result: Classification) -> list[PolicyClassification]:
     return [PolicyClassification.from_result(r) for r in result.results]
-
-
-def _lineage(parent: ParentCompute, own: float, cumulative: float) -> Lineage:
-    return Lineage(
-        parent_job=parent.parent_job,
-        parent_record_key=parent.parent_record_key,
-        own_flops=own,
-        parent_cumulative_flops=parent.cumulative_flops,
-        cumulative_flops=cumulative,
-        chain=parent.chain,
-    )
 
 
 def _dedupe(items: tuple[str, ...] | list[str]) -> list[str]:

@@ -1,5 +1,10 @@
 """Measured mode: ``FlopCounterMode`` over the first optimizer steps, next to the formula's figure.
 
+The counter has formulas for what torch's registry misses (``flop_formulas.py``: in-place addmm, grouped-GEMM
+experts, SDPA on CPU), so it sees the fused LM head, MoE kernels and fused attention. The measured figure covers
+every pass of the step (reference, generation, reward inference, recompute), so it is compared with the meter's
+figure for the same passes, recompute included.
+
 The ratio measured / formula is recorded in ``flops_meter.json``; with ``calibrate=True`` the totals are scaled by
 it when it is above 1 (calibration only ever raises the figure).
 """
@@ -7,9 +12,10 @@ it when it is above 1 (calibration only ever raises the figure).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from flopsmeter.training.flop_formulas import flop_counter
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Calibration:
         self.scale = 1.0
         self.measurement: Measurement | None = None
         self._mode: Any = None
-        self._mark = (0, 0)
+        self._mark: tuple[int, float] = (0, 0.0)
         self._pending: float | None = None
         self._done = Measurement(0, 0, 0.0, 0.0)
 
@@ -56,15 +62,13 @@ class Calibration:
         """A measured step waits for ``attribute``."""
         return self._pending is not None
 
-    def begin(self, tokens: int, positions: int) -> None:
-        """Start of an optimizer step (``tokens`` / ``positions``: the counter's running totals)."""
+    def begin(self, tokens: int, figure: float) -> None:
+        """Start of an optimizer step (``tokens`` / ``figure``: the meter's running local count and FLOPs)."""
         if self._done.steps >= self.steps or self._mode is not None:
             return
-        from torch.utils.flop_counter import FlopCounterMode
-
-        self._mode = FlopCounterMode(display=False)
+        self._mode = flop_counter()
         self._mode.__enter__()
-        self._mark = (tokens, positions)
+        self._mark = (tokens, figure)
 
     def end(self) -> None:
         """Leave FlopCounterMode (before the optimizer step); ``attribute`` pairs it with the step's tokens."""
@@ -74,17 +78,16 @@ class Calibration:
         mode.__exit__(None, None, None)
         self._pending = (self._pending or 0.0) + float(mode.get_total_flops())
 
-    def attribute(self, tokens: int, positions: int, formula: Callable[[int, int], float]) -> None:
-        """Close the measured step: ``formula(tokens, positions)`` is the meter's figure for the same work."""
+    def attribute(self, tokens: int, figure: float) -> None:
+        """Close the measured step: ``figure`` is the meter's running FLOPs (counted + recompute) for the same work."""
         if self._pending is None:
             return
-        step_tokens, step_positions = tokens - self._mark[0], positions - self._mark[1]
         done = self._done
         self._done = Measurement(
             done.steps + 1,
-            done.tokens + step_tokens,
+            done.tokens + tokens - self._mark[0],
             done.measured_flops + self._pending,
-            done.formula_flops + formula(step_tokens, step_positions),
+            done.formula_flops + figure - self._mark[1],
         )
         self._pending = None
         self.measurement = self._done

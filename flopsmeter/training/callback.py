@@ -25,6 +25,7 @@ from flopsmeter.training.environment import read_job_environment
 from flopsmeter.training.meter import FlopsMeter
 from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.state import load_state, save_state, totals_from_document
+from flopsmeter.training.trainers import auxiliary_models, find_trainer, unseen_rollouts_per_update
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -65,6 +66,23 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
                 stateful.setdefault(type(self).__name__, self.state())  # indexes it and would raise KeyError
         meter.start()
         self.meter = meter if model is None else meter.attach(model)
+        if model is not None:
+            self._attach_trainer_models(meter, model)
+
+    def _attach_trainer_models(self, meter: FlopsMeter, model: Any) -> None:
+        """Reference models, teachers, reward models and rollouts outside the policy (see ``trainers.py``)."""
+        trainer = find_trainer(self)
+        if trainer is None:
+            meter.warnings.append("the trainer was not found from the callback: only the policy's forwards are counted")
+            return
+        for role, auxiliary in auxiliary_models(trainer, model):
+            meter.attach_auxiliary(auxiliary, role)
+        meter.passes.generation_per_update = unseen_rollouts_per_update(trainer)
+        if meter.passes.generation_per_update:
+            meter.warnings.append(
+                "rollouts are generated outside the policy (vLLM): generation is estimated from the prompt and "
+                "completion tokens of the update passes"
+            )
 
     def _restore(self, meter: FlopsMeter, args: TrainingArguments, state: TrainerState) -> None:
         """Resuming: the checkpoint folder's file first, else the state saved in trainer_state.json."""

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling, lookup_instance
-from flopsmeter.training.emitters import Snapshot
+from flopsmeter.training.accounting import attention_overcount
+from flopsmeter.training.emitters import Snapshot, StdoutEmitter
+from flopsmeter.training.guard import Budget
+from flopsmeter.training.model import ModelProfile
 
 if TYPE_CHECKING:
     from flopsmeter.training.meter import FlopsMeter
@@ -15,6 +18,14 @@ if TYPE_CHECKING:
 SCHEMA = "flopsmeter.training/v1"
 UNMETERED = "unmetered"
 CEILING_NOTE = "the classifier does not trust an incomplete figure: it classifies the job on its hardware ceiling"
+
+
+def unmetered_notice(reason: str, budget: Budget | None) -> str:
+    guard = f"the stop_at={budget.stop_at!r} guard is OFF; " if budget is not None else ""
+    return (
+        f"this job is NOT metered ({reason}); training continues; {guard}the compliance classifier "
+        "will use the hardware ceiling (an upper bound). Pass strict=True to fail instead."
+    )
 
 
 def snapshot(meter: FlopsMeter) -> Snapshot:
@@ -34,6 +45,10 @@ def snapshot(meter: FlopsMeter) -> Snapshot:
         status=meter.status,
         incomplete=meter.incomplete,
         estimated_flops=meter.estimated_flops,
+        update_flops=t.update_flops,
+        reference_flops=t.reference_flops,
+        generation_flops=t.generation_flops,
+        reward_inference_flops=t.reward_inference_flops,
     )
 
 
@@ -57,6 +72,7 @@ def _emission_block(meter: FlopsMeter) -> dict[str, Any]:
         "cloudwatch": cloudwatch is not None,
         "cloudwatch_sent": None if cloudwatch is None else cloudwatch.sent,
         "cloudwatch_failures": None if cloudwatch is None else cloudwatch.failures,
+        "cloudwatch_last_error": getattr(cloudwatch, "last_error", None),
         "file_failures": meter.file.failures,
     }
 
@@ -76,6 +92,30 @@ def _incomplete_block(meter: FlopsMeter) -> dict[str, Any] | None:
     if not meter.gap.reasons:
         return None
     return {**meter.gap.as_dict(), "estimated_flops": meter.estimated_flops, "note": CEILING_NOTE}
+
+
+BREAKDOWN_NOTES = {
+    "reward_inference": "reward-model inference during RL: the guideline does not say whether it counts "
+    "(ambiguous); it is included in flops, the conservative side",
+    "recompute": "gradient checkpointing and LM-head recompute: excluded by the guideline, recorded only",
+}
+
+
+def _packing_block(meter: FlopsMeter, profile: ModelProfile) -> dict[str, Any] | None:
+    t = meter.totals
+    if t.document_positions >= t.token_positions:
+        return None  # no packed rows seen
+    over = attention_overcount(t, profile)
+    return {
+        "document_positions": t.document_positions,
+        "row_positions": t.token_positions,
+        "varlen_attention": profile.varlen_attention,
+        "attention_overcount_flops": over,
+        "note": "packed documents attend only themselves with a variable-length kernel; with this attention "
+        "implementation the whole row is counted (high by attention_overcount_flops)"
+        if over
+        else "attention counted per document (variable-length kernel)",
+    }
 
 
 def _header(meter: FlopsMeter) -> dict[str, Any]:
@@ -152,6 +192,11 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
         "flops": reported,  # = totals.flops + incomplete.estimated_flops (the figure emitted everywhere)
         "metered_flops": t.flops,
         "recompute_flops": t.recompute_flops,
+        "breakdown": t.breakdown(),  # update + reference + generation + reward_inference = metered_flops
+        "breakdown_notes": BREAKDOWN_NOTES,
+        "executed_flops": t.flops + t.recompute_flops,  # what the hardware ran: counted + recompute
+        "packing": _packing_block(meter, profile),
+        "passes": {"auxiliary_models": dict(meter.auxiliary), "model_source": profile.source},
         "tokens": t.tokens,
         "non_padding_tokens": t.non_padding_tokens,
         "flops_per_token": t.flops / t.tokens if t.tokens else None,
@@ -168,3 +213,17 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
         "emission": _emission_block(meter),
         "warnings": list(meter.warnings),
     }
+
+
+def publish(meter: FlopsMeter, stdout: StdoutEmitter | None, *, final: bool = False) -> None:
+    """Rank 0's emission: the stdout line, ``flops_meter.json`` (first, so an interruption cannot lose it to a slow
+    network), then CloudWatch; at the end, CloudWatch's final flush and the file again with the delivery counts."""
+    snap = snapshot(meter)
+    if stdout:
+        stdout.emit(snap)
+    meter.file.write(document(meter))
+    if meter.cloudwatch:
+        meter.cloudwatch.emit(snap)
+        if final:
+            meter.cloudwatch.close(timeout_s=meter.final_flush_s)
+            meter.file.write(document(meter))

@@ -37,6 +37,17 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
     {"Name": "flopsmeter:ceiling_ratio", "Regex": r"flopsmeter: .*ceiling_ratio=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:threshold_ratio", "Regex": r"flopsmeter: .*threshold_ratio=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:meter_incomplete", "Regex": r"flopsmeter: .*meter_incomplete=([01])"},
+    {"Name": "flopsmeter:update_flops", "Regex": r"flopsmeter: .*update_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:reference_flops", "Regex": r"flopsmeter: .*reference_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:generation_flops", "Regex": r"flopsmeter: .*generation_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:reward_inference_flops", "Regex": r"flopsmeter: .*reward_inference_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:recompute_flops", "Regex": r"flopsmeter: .*recompute_flops=([0-9.eE+-]+)"},
+)
+BREAKDOWN_METRICS = (  # (Snapshot field, CloudWatch metric): sent when more than update was counted
+    ("update_flops", contract.METRIC_UPDATE_FLOPS),
+    ("reference_flops", contract.METRIC_REFERENCE_FLOPS),
+    ("generation_flops", contract.METRIC_GENERATION_FLOPS),
+    ("reward_inference_flops", contract.METRIC_REWARD_INFERENCE_FLOPS),
 )
 NOTICE_PREFIX = "flopsmeter [{level}]"  # human notices: never "flopsmeter: ", so no MetricDefinition matches them
 
@@ -57,6 +68,10 @@ class Snapshot:
     incomplete: bool = False  # the meter knows the totals miss part of the job (MeterIncomplete = 1)
     estimated_flops: float = 0.0  # extrapolated FLOPs of steps never metered, included in cumulative_flops
     unmetered: bool = False  # the meter could not meter this job at all: no FLOPs are reported
+    update_flops: float = 0.0  # the breakdown of cumulative_flops (estimated_flops apart)
+    reference_flops: float = 0.0
+    generation_flops: float = 0.0
+    reward_inference_flops: float = 0.0
 
 
 def format_line(snap: Snapshot) -> str:
@@ -71,6 +86,7 @@ def format_line(snap: Snapshot) -> str:
         f"non_padding_tokens={snap.non_padding_tokens}",
         f"flops_per_token={snap.flops_per_token:.6e}",
         f"recompute_flops={snap.recompute_flops:.6e}",
+        *(f"{field}={getattr(snap, field):.6e}" for field, _ in BREAKDOWN_METRICS),
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         parts.append(f"ceiling_ratio={snap.ceiling_ratio:.6e}")
@@ -94,6 +110,19 @@ class StdoutEmitter:
             stream.flush()
         except (OSError, ValueError) as err:  # closed or broken stdout must not stop training
             logger.warning("stdout metric line not written: %s", err)
+
+    def write_line(self, line: str) -> None:
+        """One ready-made ``flopsmeter:`` line (the crossing alert, ``training.crossing``)."""
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError) as err:
+            logger.warning("stdout line not written: %s", err)
+
+    def status_line(self, fields: str) -> None:
+        """A ``flopsmeter:`` line with fields no MetricDefinition reads (``cloudwatch_failed=1 ...``)."""
+        self.write_line(f"{LINE_PREFIX} {fields}")
 
     def notice(self, level: str, message: str) -> None:
         """A line for the person reading the job's log (``flopsmeter [ERROR] ...``), not for MetricDefinitions."""
@@ -157,6 +186,8 @@ def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
     ]
     if snap.ceiling_ratio is not None and math.isfinite(snap.ceiling_ratio):
         values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
+    if snap.reference_flops or snap.generation_flops or snap.reward_inference_flops:  # else update = cumulative
+        values.extend((name, getattr(snap, field)) for field, name in BREAKDOWN_METRICS)
     if snap.incomplete:
         values.append((contract.METRIC_METER_INCOMPLETE, 1.0))
     return [_datum(name, value, dims, now) for name, value in values]
@@ -200,9 +231,12 @@ class CloudWatchEmitter:
         self._region = region
         self._endpoint_url = endpoint_url
         self._client: Any = None
-        self._queue: queue.Queue[Snapshot | None] = queue.Queue()
+        self._queue: queue.Queue[Snapshot | list[dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.on_failure: Callable[[str], None] | None = None  # called once per kind of error (the meter says so)
+        self._reported: set[str] = set()
 
     @staticmethod
     def available() -> bool:
@@ -213,11 +247,18 @@ class CloudWatchEmitter:
         return True
 
     def emit(self, snap: Snapshot) -> None:
+        self._enqueue(snap)
+
+    def emit_data(self, data: list[dict[str, Any]]) -> None:
+        """Ready-made datums (the crossing alert, ``training.crossing``), sent in order with the snapshots."""
+        self._enqueue(data)
+
+    def _enqueue(self, item: Snapshot | list[dict[str, Any]]) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="flopsmeter-cloudwatch", daemon=True)
                 self._thread.start()
-        self._queue.put(snap)
+        self._queue.put(item)
 
     def close(self, timeout_s: float = 30.0) -> None:
         with self._lock:
@@ -238,23 +279,59 @@ class CloudWatchEmitter:
                 return
             self._send(snap)
 
-    def _send(self, snap: Snapshot) -> None:
-        data = metric_data(snap, self.job_name)
+    def _send(self, item: Snapshot | list[dict[str, Any]]) -> None:
+        snap = item if isinstance(item, Snapshot) else None
+        data = metric_data(snap, self.job_name) if snap is not None else item
         for attempt in range(1, self.attempts + 1):
             try:
                 if self._client is None:
                     self._client = self._factory(self._region, self._endpoint_url)
                 self._client.put_metric_data(Namespace=contract.METRICS_NAMESPACE, MetricData=data)
             except Exception as err:  # any failure (import, credentials, throttling) is logged
-                if attempt == self.attempts:
+                if attempt == self.attempts or _permanent(err):
                     self.failures += 1
-                    logger.warning("cloudwatch put_metric_data failed at step %d after %d attempts: %s: %s",
-                                   snap.step, attempt, type(err).__name__, err)  # fmt: skip
+                    logger.warning("cloudwatch put_metric_data failed at step %s after %d attempts: %s: %s",
+                                   snap.step if snap else "crossing", attempt, type(err).__name__, err)  # fmt: skip
+                    self._report(err)
                     return
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             else:
                 self.sent += 1
                 return
+
+    def _report(self, err: Exception) -> None:
+        self.last_error = describe_error(err)
+        kind = self.last_error.split(":", 1)[0]
+        if kind not in self._reported and self.on_failure is not None:
+            self._reported.add(kind)
+            self.on_failure(self.last_error)
+
+
+_PERMANENT = ("NoCredentialsError", "NoRegionError", "PartialCredentialsError")
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId")
+
+
+def _error_code(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return str(code or type(err).__name__)
+
+
+def _permanent(err: Exception) -> bool:
+    """Retrying cannot help: no credentials, no region, access denied."""
+    return type(err).__name__ in _PERMANENT or _error_code(err) in _DENIED
+
+
+def describe_error(err: Exception) -> str:
+    """``Kind: what it means`` for a failed CloudWatch write."""
+    name, code = type(err).__name__, _error_code(err)
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return f"{name}: no AWS credentials in the job (the execution role, or AWS_* variables)"
+    if name == "NoRegionError":
+        return f"{name}: no AWS region (set AWS_REGION / AWS_DEFAULT_REGION)"
+    if code in _DENIED:
+        return f"{code}: the job's role may not call cloudwatch:PutMetricData"
+    return f"{code}: {str(err)[:200]}"
 
 
 def cloudwatch_for(
@@ -271,3 +348,20 @@ def cloudwatch_for(
         warnings.append("CloudWatch emission off: boto3 is not installed in this environment")
         return None
     return CloudWatchEmitter(job_name)
+
+
+def failure_reporter(
+    stdout: StdoutEmitter | None, warnings: list[str], step: Callable[[], int]
+) -> Callable[[str], None]:
+    """What the meter does when CloudWatch writes fail: a warning for ``flops_meter.json`` and a ``flopsmeter:``
+    line on stdout (the totals are still in both)."""
+
+    def report(error: str) -> None:
+        warnings.append(
+            f"CloudWatch writes failed ({error}); the totals are in this file and the stdout metric lines "
+            "(SageMaker keeps them as FinalMetricDataList); without either the classifier uses the hardware ceiling"
+        )
+        if stdout is not None:
+            stdout.status_line(f"cloudwatch_failed=1 error={error.split(':', 1)[0]} step={step()}")
+
+    return report

@@ -8,12 +8,17 @@ the next synchronisation is pulled in so that the run never takes a step that co
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
-from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, get_policy, threshold_for
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, Threshold, get_policy, threshold_for
+
+if TYPE_CHECKING:
+    from flopsmeter.training.environment import JobEnvironment
+    from flopsmeter.training.options import MeterOptions
 
 StopAt = Literal["approaching", "threshold"]
 STOP_AT_VALUES: tuple[str, ...] = ("approaching", "threshold")
@@ -127,3 +132,37 @@ def plan(cumulative_flops: float, max_step_flops: float, budget: Budget | None) 
         return GuardPlan(True, 0, reason)
     allowed = math.floor(headroom / step) if step > 0 else 1_000_000_000
     return GuardPlan(False, max(1, allowed))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the job is measured against: the base model's pretraining compute, the primary policy's threshold,
+    the guard's budget (None without ``stop_at``) and FLOPs already spent on the same base."""
+
+    pretrain: PretrainCompute
+    threshold: Threshold
+    budget: Budget | None
+    prior_flops: float
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.pretrain, self.threshold, self.budget, self.prior_flops))
+
+
+def resolve_limits(options: MeterOptions, env: JobEnvironment) -> Limits:
+    """From the options first, then the job's environment (``PRETRAIN_FLOPS``, ``FLOPSMETER_*``)."""
+    pretrain = pretrain_compute(
+        argument=options.pretrain_flops,
+        environment=env.pretrain_flops,
+        base_model=options.base_model or env.base_model,
+        systemic_risk_base=env.systemic_risk_base,
+    )
+    threshold = threshold_for(get_policy(options.policy), pretrain.flops, systemic_risk_base=pretrain.systemic_risk)
+    prior = options.prior_flops if options.prior_flops is not None else env.prior_flops
+    budget = None
+    if options.stop_at is not None:
+        budget = resolve_budget(options.stop_at, policy_id=options.policy, pretrain=pretrain,
+                                approaching_fraction=options.approaching_fraction, prior_flops=prior)  # fmt: skip
+    if budget is not None:
+        return Limits(pretrain, threshold, budget, budget.prior_flops)
+    parsed = parse_flops(prior, field="prior FLOPs")  # the guard itself is stricter: see resolve_budget
+    return Limits(pretrain, threshold, None, parsed.value or 0.0)

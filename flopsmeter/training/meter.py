@@ -10,9 +10,8 @@ Plain PyTorch loop::
             if meter.step(batch).stop:
                 break
 
-With gradient accumulation, call ``meter.observe(micro_batch)`` per micro-batch and ``meter.step()`` per
-optimizer step, or ``meter.attach(model)`` once (a forward pre-hook counts every training forward) and
-``meter.step()`` per optimizer step. The Hugging Face callback (``callback.py``) is a thin adapter over this.
+With gradient accumulation: ``meter.observe(micro_batch)`` per micro-batch, or ``meter.attach(model)`` once
+(``passes.py``), and ``meter.step()`` per optimizer step. ``callback.py`` is a thin adapter over this.
 
 Synchronisation points (one all-reduce, then emission by rank 0) are optimizer-step counts every rank agrees on.
 A model the meter cannot describe leaves the job *unmetered* (unless ``strict=True``); totals it knows to be
@@ -35,19 +34,27 @@ from typing import Any
 
 from flopsmeter.domain.flops import FORMULA_VERSION
 from flopsmeter.domain.methods import FineTuning
-from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.shape import ModelShape
-from flopsmeter.domain.thresholds import get_policy, threshold_for
 from flopsmeter.training import distributed
 from flopsmeter.training.accounting import accumulate
 from flopsmeter.training.calibration import Calibration
-from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, snapshot
-from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter, cloudwatch_for
+from flopsmeter.training.crossing import CrossingWatch
+from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, publish, snapshot, unmetered_notice
+from flopsmeter.training.emitters import (
+    CloudWatchEmitter,
+    FileEmitter,
+    Snapshot,
+    StdoutEmitter,
+    cloudwatch_for,
+    failure_reporter,
+)
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
-from flopsmeter.training.guard import Budget, GuardPlan, plan, pretrain_compute, resolve_budget
+from flopsmeter.training.guard import GuardPlan, plan, resolve_limits
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
-from flopsmeter.training.model import ModelProfile, describe_model, profile_from_shape
+from flopsmeter.training.meta import profile_model
+from flopsmeter.training.model import ModelProfile, profile_from_shape
 from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.passes import ROLES, PassCounter, auxiliary_hook, policy_hook
 from flopsmeter.training.state import (
     Gap,
     Totals,
@@ -57,7 +64,7 @@ from flopsmeter.training.state import (
     state_document,
     totals_from_document,
 )
-from flopsmeter.training.tokens import TokenCounter, training_forward_hook
+from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -99,26 +106,9 @@ class FlopsMeter:
         self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
         self._model = model
         self._tuning = tuning
-        self.pretrain = pretrain_compute(
-            argument=opts.pretrain_flops,
-            environment=self.env.pretrain_flops,
-            base_model=opts.base_model or self.env.base_model,
-            systemic_risk_base=self.env.systemic_risk_base,
-        )
-        self.threshold = threshold_for(
-            get_policy(opts.policy), self.pretrain.flops, systemic_risk_base=self.pretrain.systemic_risk
-        )
-        prior = opts.prior_flops if opts.prior_flops is not None else self.env.prior_flops
-        self.budget: Budget | None = None
-        if opts.stop_at is not None:
-            self.budget = resolve_budget(
-                opts.stop_at,
-                policy_id=opts.policy,
-                pretrain=self.pretrain,
-                approaching_fraction=opts.approaching_fraction,
-                prior_flops=prior,
-            )
-        self.prior_flops = self.budget.prior_flops if self.budget else _prior_or_zero(prior)
+        limits = resolve_limits(opts, self.env)
+        self.pretrain, self.threshold, self.budget, self.prior_flops = limits
+        self.crossing = CrossingWatch(self.pretrain, self.prior_flops)  # issue 16: alert the moment FLOPs cross
         self.counter = TokenCounter()
         self.world = distributed.current_world()
         self.totals = Totals()
@@ -137,13 +127,18 @@ class FlopsMeter:
         self._last_sync_step = 0
         self._started_at: float | None = None
         self._last_sync_at: float | None = None
-        self._hook: Any = None
+        self._hooks: list[Any] = []
+        self._policy: Any = None
+        self.passes = PassCounter(self.counter, self._counting_failed_once, strict=opts.strict)
+        self.auxiliary: dict[str, str] = {}  # model class and role of each frozen model whose forwards are counted
         self._finishing = threading.Lock()
         self._stdout = None if opts.stdout is False else StdoutEmitter(None if opts.stdout is True else opts.stdout)
         self.file = FileEmitter(self.env.output_dir / METER_FILE_NAME)
-        self.cloudwatch = cloudwatch_emitter
-        if cloudwatch_emitter is None:
-            self.cloudwatch = cloudwatch_for(opts.cloudwatch, self.job_name, self.world.is_main, self.warnings)
+        self.cloudwatch = cloudwatch_emitter or cloudwatch_for(
+            opts.cloudwatch, self.job_name, self.world.is_main, self.warnings
+        )
+        if isinstance(self.cloudwatch, CloudWatchEmitter):
+            self.cloudwatch.on_failure = failure_reporter(self._stdout, self.warnings, lambda: self.steps)
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def ensure_profile(self) -> ModelProfile:
@@ -153,8 +148,12 @@ class FlopsMeter:
             elif self._model is None:
                 raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
             else:
-                self.profile = describe_model(self._model, tuning=self._tuning)
+                self.profile = self._profile_of(self._model, self._tuning)
         return self.profile
+
+    def _profile_of(self, model: Any, tuning: FineTuning | None) -> ModelProfile:
+        hook_ids = {handle.id for handle in self._hooks}
+        return profile_model(model, tuning=tuning, meta=self.options.meta_check, hook_ids=hook_ids)
 
     @property
     def unmetered(self) -> bool:
@@ -195,12 +194,7 @@ class FlopsMeter:
         logger.error("flops meter cannot meter this job; training continues unmetered: %s", reason)
         if self.world.is_main:
             if self._stdout:
-                guard = f"the stop_at={self.budget.stop_at!r} guard is OFF; " if self.budget is not None else ""
-                self._stdout.notice(
-                    "ERROR",
-                    f"this job is NOT metered ({reason}); training continues; {guard}the compliance classifier "
-                    "will use the hardware ceiling (an upper bound). Pass strict=True to fail instead.",
-                )
+                self._stdout.notice("ERROR", unmetered_notice(reason, self.budget))
             self._emit()
         return self
 
@@ -246,19 +240,42 @@ class FlopsMeter:
         self._next_sync_step = self._steps_local + 1
 
     def attach(self, model: Any) -> FlopsMeter:
-        """Count every training forward of ``model`` (a forward pre-hook; eval and no-grad forwards are skipped)."""
+        """Count every training forward of ``model``, the policy (a forward pre-hook): passes with gradients are
+        updates, no-grad passes while it trains are generation (with a KV cache) or reference scoring; eval-mode
+        forwards are skipped."""
         self.detach()
         if not self.unmetered:
-            self._hook = model.register_forward_pre_hook(
-                training_forward_hook(self.counter, self._counting_failed_once, strict=self.options.strict),
-                with_kwargs=True,
-            )
+            hook = policy_hook(self.passes, self.ensure_profile)
+            self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+            self._policy = model
         return self
 
+    def attach_auxiliary(self, model: Any, role: str, profile: ModelProfile | None = None) -> FlopsMeter:
+        """Count the forwards of a frozen model that shapes the update (``role``: ``reference`` for a reference
+        model or teacher, ``reward_inference`` for a reward model) while the policy trains."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if self.unmetered:
+            return self
+        try:
+            found = profile or self._profile_of(model, None)
+        except Exception as err:
+            if self.options.strict:
+                raise
+            self.mark_incomplete(f"the {role} model's forwards are not counted ({type(err).__name__}: {err})")
+            return self
+        hook = auxiliary_hook(self.passes, lambda: found, role, self._policy_training)
+        self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
+        self.auxiliary[f"{role}:{type(model).__name__}:{len(self.auxiliary)}"] = found.source
+        return self
+
+    def _policy_training(self) -> bool:
+        return self._policy is None or bool(self._policy.training)
+
     def detach(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
 
     def _counting_failed_once(self, err: Exception) -> None:
         if not self._counting_failed:
@@ -277,7 +294,7 @@ class FlopsMeter:
             self.start()
         if self.unmetered:
             return
-        self.calibration.begin(self.counter.tokens, self.counter.positions)
+        self.calibration.begin(self.counter.tokens, self._local_figure())
 
     def end_measure(self) -> None:
         """Leave FlopCounterMode (the callback calls this before the optimizer step); ``step()`` attributes it."""
@@ -286,8 +303,15 @@ class FlopsMeter:
     def _attribute_measurement(self) -> None:
         """Pair the measured FLOPs with the tokens the step counted (known only once the step ends)."""
         if self.calibration.pending:
-            formula = self.ensure_profile().training.flops
-            self.calibration.attribute(self.counter.tokens, self.counter.positions, formula)
+            self.calibration.attribute(self.counter.tokens, self._local_figure())
+
+    def _local_figure(self) -> float:
+        """This rank's unsynced FLOPs, recompute included, unscaled: what FlopCounterMode sees for the same passes."""
+        profile, counter = self.ensure_profile(), self.counter
+        figure = profile.training.flops(counter.tokens, counter.positions) + sum(counter.extra.values())
+        if profile.gradient_checkpointing:
+            figure += profile.recompute.flops(counter.tokens, counter.positions)
+        return figure
 
     def step(self, batch: Any = None) -> StepResult:
         """End of an optimizer step (``batch``, if given, is counted first). Synchronises when it is time."""
@@ -329,6 +353,10 @@ class FlopsMeter:
         self._last_sync_step = steps
         self._max_step_flops = max(self._max_step_flops, reduced.max_step_flops * self.calibration.scale)
         guard = plan(self.reported_flops, self._max_step_flops, self.budget)  # estimates count against the budget
+        if self.world.is_main:
+            self.crossing.check(
+                self.reported_flops, stdout=self._stdout, cloudwatch=self.cloudwatch, job_name=self.job_name
+            )
         interval = max(1, min(int(reduced.proposal) or 1, MAX_INTERVAL_STEPS))
         if guard.steps_allowed is not None:
             interval = max(1, min(interval, guard.steps_allowed))
@@ -358,17 +386,8 @@ class FlopsMeter:
         return document(self)
 
     def _emit(self, *, final: bool = False) -> None:
-        if not self.world.is_main:
-            return
-        snap = self.snapshot()
-        if self._stdout:
-            self._stdout.emit(snap)
-        self.file.write(self.document())  # first, so an interruption cannot lose it to a slow network
-        if self.cloudwatch:
-            self.cloudwatch.emit(snap)
-            if final:
-                self.cloudwatch.close(timeout_s=self.final_flush_s)
-                self.file.write(self.document())  # again, with the final delivery counts
+        if self.world.is_main:
+            publish(self, self._stdout, final=final)
 
     # ---- resume -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -446,7 +465,7 @@ class FlopsMeter:
     def _absorb_local(self) -> None:
         """No collective possible (signal, exit): add this rank's unsynced counts, scaled to the world size."""
         delta = self.counter.take()
-        if not delta.tokens or self.unmetered:
+        if not delta.pending or self.unmetered:
             return
         now = self._clock()
         if self.world.size > 1:  # other ranks' counts are unknown: an estimate, so the totals are not trusted
@@ -476,9 +495,3 @@ class FlopsMeter:
             yield
         finally:
             self.end_measure()
-
-
-def _prior_or_zero(raw: str | float | None) -> float:
-    """Prior FLOPs for the reported ratio when no guard runs (the guard itself is stricter: see guard.py)."""
-    parsed = parse_flops(raw, field="prior FLOPs")
-    return parsed.value or 0.0

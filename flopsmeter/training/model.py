@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flopsmeter.domain.errors import FlopsMeterError
-from flopsmeter.domain.flops import FlopsPerToken, flops_per_token, trainable_params
+from flopsmeter.domain.flops import ATTENTION_SCORES, LM_HEAD, FlopsPerToken, flops_per_token, trainable_params
 from flopsmeter.domain.methods import ALL_LINEAR, FineTuning, lora_targets_from
 from flopsmeter.domain.shape import ModelShape
+from flopsmeter.training.heads import find_head, formula_params_with_head, shape_with_head
+from flopsmeter.training.lora import lora_costs, lora_plan, uniform
 
 PARAM_MISMATCH_WARNING = 0.02  # warn when live and formula parameter counts differ by more than this
 
@@ -40,6 +42,7 @@ class ParamCounts:
     adapters: int  # LoRA adapter parameters
     quantized_4bit: int  # parameters stored as 4-bit (logical size)
     partitioned: int  # parameters whose local storage was not their full size (ZeRO-3, FSDP)
+    saved_copies: int = 0  # PEFT modules_to_save: the trainable copies (the original module is counted once)
 
 
 def unwrap(model: Any) -> Any:
@@ -115,17 +118,19 @@ def named_logical_params(model: Any) -> Iterator[tuple[str, int, bool, bool, boo
 
 
 def count_parameters(model: Any) -> ParamCounts:
-    total = trainable = adapters = quantized = partitioned = 0
+    total = trainable = adapters = quantized = partitioned = saved = 0
     for name, numel, requires_grad, is_4bit, is_partitioned in named_logical_params(model):
         total += numel
+        saved += numel if ".modules_to_save." in name else 0
         trainable += numel if requires_grad else 0
         adapters += numel if ".lora_" in name or name.startswith("lora_") else 0
         quantized += numel if is_4bit else 0
         partitioned += numel if is_partitioned else 0
-    return ParamCounts(total, trainable, adapters, quantized, partitioned)
+    return ParamCounts(total, trainable, adapters, quantized, partitioned, saved)
 
 
-def _config_dict(model: Any) -> dict[str, Any]:
+def config_dict(model: Any) -> dict[str, Any]:
+    """The model's config as a dict (``FlopsMeterError`` without a readable one)."""
     config = getattr(model, "config", None)
     if config is None:
         raise FlopsMeterError("the model has no .config: pass a ModelShape to the meter")
@@ -182,7 +187,7 @@ def detect_fine_tuning(model: Any, shape: ModelShape) -> tuple[FineTuning, list[
     params = list(named_logical_params(model))
     trainable_names = [name for name, _, grad, _, _ in params if grad]
     embeddings = any("embed_tokens" in n or "wte" in n or "word_embeddings" in n for n in trainable_names)
-    lm_head = any("lm_head" in n for n in trainable_names)
+    lm_head = any("lm_head" in n or re.search(r"(?:^|\.)(?:score|classifier)\.", n) for n in trainable_names)
     input_grads = _uses_input_grads(model)
     lora_names, ranks, layers = _lora_layers(model)
     if lora_names:
@@ -271,9 +276,23 @@ class ModelProfile:
     gradient_checkpointing: bool
     formula_version: str
     warnings: tuple[str, ...] = field(default=())
+    head_training: float = 0.0  # training FLOPs per token of the output head (LM head, or a classifier's)
+    head_forward: float = 0.0  # its forward FLOPs per token
+    source: str = "formula"  # "formula", "meta" (measured on the meta device) or "formula+meta" (the larger)
+    varlen_attention: bool = False  # a variable-length attention kernel: packed documents attend only themselves
 
     def per_token(self, seq_len: int) -> FlopsPerToken:
         return flops_per_token(self.shape, seq_len, self.tuning)
+
+    def update_flops(self, tokens: float, positions: float, head_rows: float | None = None) -> float:
+        """Forward + backward of ``tokens`` tokens; the head projects ``head_rows`` of them (default: all)."""
+        skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
+        return self.training.flops(tokens, positions) - self.head_training * skipped
+
+    def forward_flops(self, tokens: float, positions: float, head_rows: float | None = None) -> float:
+        """A forward-only pass (reference, generation, reward inference)."""
+        skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
+        return self.forward.flops(tokens, positions) - self.head_forward * skipped
 
     def as_dict(self) -> dict[str, Any]:
         t = self.tuning
@@ -314,7 +333,17 @@ def profile_from_shape(
     forward = Linear(2 * per[0].forward - per[1].forward, per[1].forward - per[0].forward)
     recompute = Linear(2 * per[0].recompute - per[1].recompute, per[1].recompute - per[0].recompute)
     return ModelProfile(
-        shape, tuning, training, forward, recompute, params, gradient_checkpointing, per[0].formula_version, warnings
+        shape,
+        tuning,
+        training,
+        forward,
+        recompute,
+        params,
+        gradient_checkpointing,
+        per[0].formula_version,
+        warnings,
+        head_training=per[0].components.get(LM_HEAD, 0.0),
+        head_forward=2.0 * shape.hidden_size * shape.vocab_size,
     )
 
 
@@ -331,22 +360,83 @@ def _checkpointing(model: Any) -> bool:
     return False
 
 
+def _reentrant(model: Any) -> bool:
+    """How transformers checkpoints the layers: ``use_reentrant`` of the partial it installs (default True)."""
+    for module in model.modules():
+        func = getattr(module, "_gradient_checkpointing_func", None)
+        keywords = getattr(func, "keywords", None)
+        if isinstance(keywords, dict):
+            return bool(keywords.get("use_reentrant", True))
+    return True
+
+
+def non_reentrant_recompute(shape: ModelShape, recompute: Linear) -> Linear:
+    """Non-reentrant checkpointing stops recomputing once backward has what it saved: the layer's last matmul (the
+    MLP's down projection) is not run again. Its share of a layer's per-token forward is taken off."""
+    one = replace(shape, num_layers=1, dense_layers=frozenset({0}) if 0 in shape.dense_layers else frozenset())
+    per = flops_per_token(one, 1, FineTuning())
+    layer_constant = (
+        per.forward - 2.0 * shape.hidden_size * shape.vocab_size - per.components.get(ATTENTION_SCORES, 0.0) / 3.0
+    )  # the scores' forward share at seq_len 1 is positional, not constant
+    if one.is_moe_layer(0):
+        down = 2.0 * shape.num_experts_per_tok * shape.expert_intermediate_size * shape.hidden_size
+    else:
+        down = 2.0 * shape.intermediate_size * shape.hidden_size
+    if layer_constant <= 0:
+        return recompute
+    return Linear(recompute.constant * max(0.0, 1.0 - down / layer_constant), recompute.per_position)
+
+
+def _varlen(model: Any) -> bool:
+    """A variable-length (flash) attention kernel: packed documents attend only within themselves."""
+    config = getattr(model, "config", None)
+    implementation = str(getattr(config, "_attn_implementation", "") or "")
+    return "flash" in implementation
+
+
+def _exact_lora(profile: ModelProfile, inner: Any) -> ModelProfile:
+    """LoRA on some layers, or with ranks that differ: counted as configured (``lora.py``)."""
+    plan, outside = lora_plan(inner)
+    if not plan or outside or uniform(plan, profile.shape.num_layers):
+        return profile
+    costs = lora_costs(profile.shape, plan, profile.tuning)
+    layers = sorted(plan)
+    note = (
+        f"LoRA counted as configured: layers {layers}, ranks {sorted({r for m in plan.values() for r in m.values()})}"
+    )
+    kept = tuple(w for w in profile.warnings if not w.startswith(("LoRA ranks differ", "LoRA on ")))
+    return replace(profile, training=Linear(*costs.training), forward=Linear(*costs.forward),
+                   recompute=Linear(*costs.recompute), warnings=(*kept, note))  # fmt: skip
+
+
 def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineTuning | None = None) -> ModelProfile:
-    """Profile a live model (after PEFT / quantisation / sharding): shape from its config, method detected."""
+    """Profile a live model (after PEFT / quantisation / sharding): shape from its config, head and method detected."""
     inner = unwrap(model)
-    shape = shape or ModelShape.from_hf_config(_config_dict(inner))
+    expected: int | None = None
+    if shape is None:
+        shape = ModelShape.from_hf_config(config_dict(inner))
+        head = find_head(_base(inner))
+        if head is not None:
+            expected = formula_params_with_head(shape, head)
+            shape = shape_with_head(shape, head)
+    expected = shape.total_params if expected is None else expected
     warnings: list[str] = []
     if tuning is None:
         tuning, found = detect_fine_tuning(inner, shape)
         warnings.extend(found)
     counts = count_parameters(inner)
-    base_live = counts.total - counts.adapters
-    if shape.total_params and abs(base_live - shape.total_params) > PARAM_MISMATCH_WARNING * shape.total_params:
+    base_live = counts.total - counts.adapters - counts.saved_copies
+    if expected and abs(base_live - expected) > PARAM_MISMATCH_WARNING * expected:
         warnings.append(
-            f"live parameter count {base_live} differs from the formula's {shape.total_params} by "
-            f"{(base_live / shape.total_params - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
+            f"live parameter count {base_live} differs from the formula's {expected} by "
+            f"{(base_live / expected - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
         )
     checkpointing = _checkpointing(inner)
-    return profile_from_shape(
+    profile = profile_from_shape(
         shape, tuning, params=counts, gradient_checkpointing=checkpointing, warnings=tuple(warnings)
     )
+    if tuning.is_lora:
+        profile = _exact_lora(profile, inner)
+    if checkpointing and not _reentrant(inner):
+        profile = replace(profile, recompute=non_reentrant_recompute(shape, profile.recompute))
+    return replace(profile, varlen_attention=_varlen(_base(inner)))

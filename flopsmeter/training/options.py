@@ -37,6 +37,7 @@ class MeterOptions:
     calibrate: bool = False  # scale the totals by measured / formula when above 1
     handle_signals: bool = True  # SIGTERM writes the totals (the previous handler is chained)
     strict: bool = False  # raise instead of leaving the job unmetered
+    meta_check: bool = True  # cross-check the closed form with the model's own forward + backward on meta
 
     def __post_init__(self) -> None:
         if self.emit_every_s < 0 or not math.isfinite(self.emit_every_s):

@@ -17,36 +17,60 @@ STATE_FILE_NAME = "flops_meter_state.json"  # written into each checkpoint folde
 STATE_VERSION = 1
 
 
+OPTIONAL_FIELDS = ("update_flops", "reference_flops", "generation_flops", "reward_inference_flops",
+                   "document_positions")  # fmt: skip  # added later: states saved without them still load
+
+
 @dataclass(frozen=True)
 class Totals:
     """Global (all ranks) cumulative counts since the start of the run, resumes included."""
 
     steps: int = 0  # optimizer steps
     micro_steps: int = 0  # forward passes counted (summed over ranks)
-    tokens: int = 0  # every token computed, padding included
+    tokens: int = 0  # every token computed in update passes, padding included
     non_padding_tokens: int = 0
     token_positions: int = 0  # sum over tokens of the attention span (sequence length)
-    flops: float = 0.0  # training FLOPs (forward + backward), recompute excluded
-    recompute_flops: float = 0.0  # gradient-checkpointing recompute: recorded, never added
+    flops: float = 0.0  # counted FLOPs: update + reference + generation + reward_inference (recompute excluded)
+    recompute_flops: float = 0.0  # activation / LM-head recompute: recorded, never added
     seconds: float = 0.0  # metered wall time (for the hardware ceiling)
+    update_flops: float = 0.0  # forward + backward of the passes that update the weights
+    reference_flops: float = 0.0  # forward-only scoring passes: reference model, teacher, the policy's no-grad passes
+    generation_flops: float = 0.0  # rollouts (the policy's generate(), or estimated from token counts)
+    reward_inference_flops: float = 0.0  # reward models scoring rollouts (ambiguous in the guideline; included)
+    document_positions: int = 0  # sum over tokens of their document's length (packed rows: per document)
 
     def plus(self, **deltas: float) -> Totals:
         return replace(self, **{k: getattr(self, k) + v for k, v in deltas.items()})
+
+    def breakdown(self) -> dict[str, float]:
+        return {
+            "update": self.update_flops,
+            "reference": self.reference_flops,
+            "generation": self.generation_flops,
+            "reward_inference": self.reward_inference_flops,
+            "recompute": self.recompute_flops,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Totals:
-        """Validate a saved state: every field present, a finite number >= 0 (else ``ValueError``)."""
+        """Validate a saved state: every field present (the later ones may be missing), a finite number >= 0."""
         if not isinstance(data, dict):
             raise ValueError("meter state must be a JSON object")
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = data.get(f.name)
+            if raw is None and f.name in OPTIONAL_FIELDS:
+                continue
             if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
                 raise ValueError(f"meter state field {f.name!r} must be a finite number >= 0, got {raw!r}")
             values[f.name] = int(raw) if f.type == "int" else float(raw)
+        if "update_flops" not in values:  # saved before the breakdown: everything counted was update
+            values["update_flops"] = values["flops"]
+        if "document_positions" not in values:
+            values["document_positions"] = values["token_positions"]
         return cls(**values)
 
 

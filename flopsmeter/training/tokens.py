@@ -25,6 +25,16 @@ class TokenDelta:
     non_padding_device: Any  # a 0-d int64 tensor on the device, or None
     micro_steps: int
     max_step_flops: float  # the largest single optimizer step's FLOPs on this rank
+    extra: tuple[float, ...] = (0.0,) * 5  # FLOPs per EXTRA category, converted when the pass was seen
+    document_positions_host: int = 0  # sum over tokens of their document's length, rows without position_ids
+    document_positions_device: Any = None  # the same for rows with position_ids (packed or not), on the device
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.tokens or any(self.extra))
+
+
+EXTRA = ("reference", "generation", "reward_inference", "recompute", "update_adjust")
 
 
 class TokenCounter:
@@ -41,8 +51,30 @@ class TokenCounter:
         self._device_sum: Any = None
         self._step_tokens = 0
         self._step_positions = 0
+        self.extra = dict.fromkeys(EXTRA, 0.0)
+        self._step_extra = 0.0
+        self.document_positions_host = 0
+        self._document_device: Any = None
 
-    def observe(self, input_ids: Any = None, attention_mask: Any = None, inputs_embeds: Any = None) -> int:
+    def add(self, category: str, flops: float) -> None:
+        """FLOPs of a pass that is not counted from update tokens (forward-only passes, recompute, corrections)."""
+        self.extra[category] += flops
+        if category != "recompute":
+            self._step_extra += flops
+
+    def _observe_documents(self, position_ids: Any) -> None:
+        """Rows with ``position_ids``: sum over tokens of their document's length, as sum(2 * position + 1) (a
+        document of L tokens gives 1 + 3 + ... + 2L - 1 = L^2), on the device: no host read."""
+        import torch
+
+        value = (2 * position_ids.to(torch.int64) + 1).sum()
+        if self._document_device is None:
+            self._document_device = torch.zeros((), dtype=torch.int64, device=value.device)
+        self._document_device.add_(value.to(self._document_device.device))
+
+    def observe(
+        self, input_ids: Any = None, attention_mask: Any = None, inputs_embeds: Any = None, position_ids: Any = None
+    ) -> int:
         """Count one micro-batch; returns the tokens it had. Only shapes are read on the host."""
         source = input_ids if input_ids is not None else inputs_embeds
         if source is None:
@@ -59,6 +91,10 @@ class TokenCounter:
         tokens = batch * seq_len
         self.tokens += tokens
         self.positions += tokens * seq_len
+        if position_ids is not None and tuple(position_ids.shape) == shape:
+            self._observe_documents(position_ids)
+        else:
+            self.document_positions_host += tokens * seq_len
         self._step_tokens += tokens
         self._step_positions += tokens * seq_len
         self.micro_steps += 1
@@ -74,7 +110,12 @@ class TokenCounter:
     def observe_batch(self, batch: Any) -> int:
         """Count a batch as a mapping (``input_ids``, ``attention_mask``) or a bare ``input_ids`` tensor."""
         if isinstance(batch, Mapping):
-            return self.observe(batch.get("input_ids"), batch.get("attention_mask"), batch.get("inputs_embeds"))
+            return self.observe(
+                batch.get("input_ids"),
+                batch.get("attention_mask"),
+                batch.get("inputs_embeds"),
+                batch.get("position_ids"),
+            )
         if hasattr(batch, "shape"):
             return self.observe(batch)
         return 0
@@ -91,39 +132,27 @@ class TokenCounter:
 
     def end_step(self, step_flops: Callable[[int, int], float]) -> None:
         """Close an optimizer step: remember the largest step's FLOPs (for the guard's projection)."""
-        if self._step_tokens:
-            self.max_step_flops = max(self.max_step_flops, step_flops(self._step_tokens, self._step_positions))
+        if self._step_tokens or self._step_extra:
+            flops = step_flops(self._step_tokens, self._step_positions) + self._step_extra
+            self.max_step_flops = max(self.max_step_flops, flops)
         self._step_tokens = 0
         self._step_positions = 0
+        self._step_extra = 0.0
 
     def take(self) -> TokenDelta:
         """Hand over the counts since the last call and start again (the device tensor is not read here)."""
         delta = TokenDelta(
-            self.tokens, self.positions, self.non_padding_host, self._device_sum, self.micro_steps, self.max_step_flops
+            self.tokens,
+            self.positions,
+            self.non_padding_host,
+            self._device_sum,
+            self.micro_steps,
+            self.max_step_flops,
+            tuple(self.extra[c] for c in EXTRA),
+            self.document_positions_host,
+            self._document_device,
         )
-        pending_tokens, pending_positions = self._step_tokens, self._step_positions
+        pending = self._step_tokens, self._step_positions, self._step_extra
         self.reset()
-        self._step_tokens, self._step_positions = pending_tokens, pending_positions
+        self._step_tokens, self._step_positions, self._step_extra = pending
         return delta
-
-
-def training_forward_hook(
-    counter: TokenCounter, on_error: Callable[[Exception], None], *, strict: bool
-) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], None]:
-    """A forward pre-hook (``with_kwargs=True``) that counts every training forward: eval and no-grad forwards are
-    skipped. A failure to read the inputs goes to ``on_error`` (the hook runs inside the user's forward and must not
-    break it), or is raised with ``strict``."""
-    import torch
-
-    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if not module.training or not torch.is_grad_enabled():
-            return
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        try:
-            counter.observe(input_ids, kwargs.get("attention_mask"), kwargs.get("inputs_embeds"))
-        except Exception as err:
-            if strict:
-                raise
-            on_error(err)
-
-    return hook

@@ -22,13 +22,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from flopsmeter.audit.keys import DIGESTS_PREFIX, NOTIFICATIONS_PREFIX, RECORDS_PREFIX
+from flopsmeter.audit.keys import DIGESTS_PREFIX, INDEX_PREFIX, NOTIFICATIONS_PREFIX, RECORDS_PREFIX
 from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
 from infra.constructs.nag import acknowledge, skip_checkov
 
 RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
 DIGESTS_ROOT = DIGESTS_PREFIX.split("/", 1)[0] + "/"  # "digests/"
 NOTIFICATIONS_ROOT = NOTIFICATIONS_PREFIX.split("/", 1)[0] + "/"  # the classifier's "event/alert sent" markers
+INDEX_ROOT = INDEX_PREFIX.split("/", 1)[0] + "/"  # "index/": the classifier's lineage index (issue 18)
 ACCESS_LOG_PREFIX = "audit-bucket/"
 # Writers ask for RETENTION_DAYS_PER_YEAR (366) days per configured year; a month more covers clock skew and
 # rounding. Anything longer is an extension, denied (the records hold

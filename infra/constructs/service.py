@@ -1,9 +1,10 @@
 """The service's three functions and what each may do (IAM, per role; nothing anywhere may delete audit objects).
 
-- classifier: writes records/ and notifications/ once (``AuditBucket.grant_write_once``) and reads them back
-  with their retention (lineage, duplicate check), listing only those prefixes; SageMaker job facts, CloudWatch
-  metric reads, CloudTrail ``LookupEvents``; ``events:PutEvents`` on the default bus for its own source and
-  detail-type only; publishing to the alert topic; consuming its queue and dead-lettering a permanent failure.
+- classifier: writes records/, notifications/ and the lineage index/ once (``AuditBucket.grant_write_once``) and
+  reads them back with their retention (lineage, duplicate check), listing only those prefixes; SageMaker job
+  facts, CloudWatch metric reads, CloudTrail ``LookupEvents``; ``events:PutEvents`` on the default bus for its own
+  source and detail-type only; publishing to the alert topic; consuming its queue and dead-lettering a permanent
+  failure.
 - reconciler: runs the same classification code for jobs that have no record, so the classifier's grants
   except the queue, plus ``sagemaker:ListTrainingJobs``.
 - digest: lists and reads records/ and digests/ (versions included), writes digests/ once, signs with the
@@ -33,7 +34,7 @@ from flopsmeter.contract import (
     member_reader_role_name,
 )
 from infra.config import LOG_RETENTION, DeployConfig
-from infra.constructs.audit_bucket import DIGESTS_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
+from infra.constructs.audit_bucket import DIGESTS_ROOT, INDEX_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.nag import acknowledge, skip_checkov
@@ -84,7 +85,6 @@ class ServiceFunctions(Construct):
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
             "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours),
-            "STAGE": cfg.stage,
             "DEPLOYMENT_MODE": cfg.deployment_mode,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
@@ -199,8 +199,8 @@ class ServiceFunctions(Construct):
         res.signing.grant_sign(self.digest.role)
         res.audit.restrict_retention_to(
             [
-                (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
-                (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT)),
+                (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
+                (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
                 (self.digest.role, (DIGESTS_ROOT,)),
             ]
         )
@@ -250,9 +250,14 @@ def _options(base: FunctionOptions, folder: str, description: str, **changes: ob
 
 def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
     """What classifying a job takes (the classifier, and the reconciler which runs the same service code)."""
-    res.audit.grant_write_once(role, "WriteRecordsOnce", RECORDS_ROOT, NOTIFICATIONS_ROOT)
+    res.audit.grant_write_once(role, "WriteRecordsOnce", RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)
     res.audit.grant_read(
-        role, "ReadRecords", RECORDS_ROOT, NOTIFICATIONS_ROOT, actions=("s3:GetObject", "s3:GetObjectRetention")
+        role,
+        "ReadRecords",
+        RECORDS_ROOT,
+        NOTIFICATIONS_ROOT,
+        INDEX_ROOT,
+        actions=("s3:GetObject", "s3:GetObjectRetention"),
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
-from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT, RETENTION_MARGIN_DAYS, max_retention_days
+from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT, RETENTION_MARGIN_DAYS, max_retention_days
 from tests.infra.policy import Request, allows, denying_statements
 from tests.infra.template import RETENTION_YEARS, Synthesized, audit_bucket, bucket_policy, role_arn
 
@@ -94,6 +94,8 @@ def _write(
         ("classifier", "records/"),
         ("reconciler", "records/"),
         ("classifier", NOTIFICATIONS_ROOT),
+        ("classifier", INDEX_ROOT),
+        ("reconciler", INDEX_ROOT),
         ("digest", "digests/"),
     ],
 )
@@ -112,6 +114,7 @@ def test_writers_may_put_locked_objects_under_their_own_prefix(synth: Synthesize
         ("reconciler", "digests/"),
         ("digest", "records/"),
         ("digest", NOTIFICATIONS_ROOT),
+        ("digest", INDEX_ROOT),
         ("classifier", "elsewhere/"),
     ],
 )

@@ -97,7 +97,7 @@ def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
     organization_only = {"MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "RECONCILE_CURSOR_PARAMETER"}
-    per_function = {"CLASSIFIER_QUEUE_URL", "DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
+    per_function = {"DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
     expected = set(LAMBDA_ENV) - per_function - organization_only  # single-account: tests/infra/test_organization
     expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     if name == "digest":

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 import pytest
 
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE, SIGNING_ALGORITHM, SIGNING_KEY_SPEC
-from infra.constructs.audit_bucket import NOTIFICATIONS_ROOT
+from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT
 from tests.infra.policy import resolve
 from tests.infra.template import (
     HANDLERS,
@@ -59,7 +59,11 @@ def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) ->
         "xray:PutTelemetryRecords",
     }
     writes = {r for a, r in allowed(role_statements(synth, role_of(synth, "classifier"))) if a == "s3:PutObject"}
-    assert writes == {f"<{bucket_id}.Arn>/records/*", f"<{bucket_id}.Arn>/{NOTIFICATIONS_ROOT}*"}
+    assert writes == {
+        f"<{bucket_id}.Arn>/records/*",
+        f"<{bucket_id}.Arn>/{NOTIFICATIONS_ROOT}*",
+        f"<{bucket_id}.Arn>/{INDEX_ROOT}*",
+    }
 
 
 def test_classifier_may_put_only_its_own_events_on_the_default_bus(synth: Synthesized) -> None:
@@ -109,7 +113,7 @@ def test_digest_role_reads_everything_writes_only_digests_and_signs_with_pss(syn
 
 def test_no_iam_policy_grants_delete_or_wildcard_writes_on_the_audit_bucket(synth: Synthesized) -> None:
     bucket_id, _ = audit_bucket(synth)
-    allowed_write_prefixes = ("records/*", NOTIFICATIONS_ROOT + "*", "digests/*")
+    allowed_write_prefixes = ("records/*", NOTIFICATIONS_ROOT + "*", INDEX_ROOT + "*", "digests/*")
     documents = [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::Policy").values()]
     documents += [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::ManagedPolicy").values()]
     for document in documents:

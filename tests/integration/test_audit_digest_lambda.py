@@ -11,7 +11,7 @@ from moto import mock_aws
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.compliance.verify import BucketSource, verify
 from flopsmeter.functions import digest
-from flopsmeter.functions.container import build_digest
+from flopsmeter.functions.container import DigestContainer, build_digest
 from flopsmeter.functions.settings import DigestSettings, SettingsError
 from tests.support.lambda_context import lambda_context
 from tests.support.trail import (
@@ -88,3 +88,19 @@ def test_missing_signing_key_setting_fails_loudly(monkeypatch):
     with pytest.raises(SettingsError, match="DIGEST_SIGNING_KEY_ID"):
         digest.lambda_handler(scheduled(T0), lambda_context("flopsmeter-digest"))
     assert digest.process_container.cache_info().currsize == 0
+
+
+def test_a_403_for_a_missing_digest_is_not_a_failure(deployed):
+    """A role whose ListBucket grant is conditioned on s3:prefix gets 403 for a HEAD of a missing digest key (a HEAD
+    carries no prefix): the writer goes on, and If-None-Match keeps a re-run from writing twice."""
+    from tests.support.moto_world import WithoutListBucket
+
+    trail, _ = deployed
+    store = AuditStore(WithoutListBucket(trail.s3), BUCKET)
+    handler = digest.handler_for(lambda: DigestContainer(store, trail.kms, trail.key_id))
+    trail.write("job-a", T0 + timedelta(minutes=10))
+    trail.clock.set(T0 + timedelta(hours=1, minutes=5))
+    reply = handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
+    assert len(reply["written"]) == 1 and reply["records"] == 1
+    assert handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))["written"] == []
+    assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok

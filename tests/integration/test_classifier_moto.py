@@ -7,6 +7,7 @@ source mapping is emulated by ``drain`` (receive, invoke, delete what did not fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -253,6 +254,39 @@ def test_lineage_accumulates_across_jobs(wired):
     assert "job-dpo" in alert["Subject"] and alert["MessageAttributes"]["outcome"]["Value"] == "exceeds"
 
 
+def test_lineage_inferred_from_an_input_channel_and_a_model_package_without_tags(wired):
+    group = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/support-bot"
+    parent_end = wired.job("job-sft", hours=1, extra={"ModelPackageConfig": {"ModelPackageGroupArn": group}})
+    wired.meter("job-sft", [2.0e22])
+    send(wired, state_change("job-sft"))
+    drain(wired)
+    parent = wired.store.get_record(key("job-sft", parent_end))
+    assert parent.lineage.output_model_package_arn == f"{group.replace('-group', '')}/1"
+    index = [o["Key"] for o in wired.store.list_keys("index/v1/")]
+    assert len(index) == 4  # the job, its model artifact, its output prefix, its model package
+    head = wired["s3"].head_object(Bucket=BUCKET, Key=index[0])
+    assert head["ObjectLockMode"] == "COMPLIANCE"  # immutable, like the records
+    source = {"S3DataType": "S3Prefix", "S3Uri": "s3://models/out/job-sft/output/model.tar.gz"}
+    reads = {
+        "job-dpo": {"InputDataConfig": [{"ChannelName": "model", "DataSource": {"S3DataSource": source}}]},
+        "job-cont": {
+            "ModelPackageConfig": {
+                "ModelPackageGroupArn": group,
+                "SourceModelPackageArn": parent.lineage.output_model_package_arn,
+            }
+        },
+    }
+    for name, extra in reads.items():
+        end = wired.job(name, hours=1, started_after_hours=1.5, extra=extra)  # unmetered: its ceiling counts
+        send(wired, state_change(name))
+        drain(wired)
+        child = wired.store.get_record(key(name, end))
+        assert child.lineage.parent_record_key == key("job-sft", parent_end)
+        assert child.lineage.parents[0].source == ("input_channel" if name == "job-dpo" else "model_package")
+        assert child.lineage.status == "complete" and child.lineage.parent_cumulative_flops == 2.0e22
+        assert child.lineage.cumulative_flops == pytest.approx(2.0e22 + child.lineage.own_flops)
+
+
 def test_meter_incomplete_job_is_classified_on_its_ceiling(wired):
     end = wired.job("job-resumed", hours=1)
     wired.meter("job-resumed", [3.0e15, 4.0e15])
@@ -308,3 +342,56 @@ def test_a_restart_from_zero_adds_the_runs_instead_of_keeping_the_largest(wired)
     record = wired.store.get_record(key("job-restarted", end))
     assert record.flops.method == "metered" and record.flops.classified_flops == pytest.approx(6.5e17)
     assert any("fell 1 time(s)" in w for w in record.warnings)
+
+
+# --- a role without s3:ListBucket on the key: a missing object reads as 403, not 404 (issue 12, item 2) -----------
+
+
+@pytest.mark.parametrize("list_denied", [False, True])
+def test_without_list_bucket_records_are_written_once_and_nothing_is_dead_lettered(aws, list_denied):
+    """HEAD of a missing record/marker answers 403: the classifier, reconciler and digest writer go on and rely on
+    If-None-Match (412 = already recorded). A HEAD of an object that exists still succeeds, so a duplicate finds the
+    record's announcement marker and is not announced again, with or without listing."""
+    from flopsmeter.aws.store import AuditStore
+    from flopsmeter.service.reconcile import reconcile
+    from tests.support.moto_world import WithoutListBucket
+
+    s3 = WithoutListBucket(aws["s3"], list_denied=list_denied)
+    aws.handler = classifier.handler_for(
+        lambda: ClassifierContainer(
+            dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)),
+            aws.config,
+            DeadLetterQueue(aws["sqs"], aws.dlq),
+        )
+    )
+    end = aws.job("job-no-list")
+    send(aws, state_change("job-no-list", event_id="first"))
+    drain(aws)
+    send(aws, state_change("job-no-list", event_id="second"))
+    drain(aws)
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+    assert aws.store.get_record(key("job-no-list", end)).eventbridge_event_id == "first"
+    assert aws["sqs"].receive_message(QueueUrl=aws.dlq).get("Messages") is None  # nothing dead-lettered
+    assert len(aws.messages(aws.recorded_queue)) == 1
+    report = reconcile(dataclasses.replace(aws.deps(), store=AuditStore(s3, BUCKET)), aws.config, lookback_hours=48)
+    assert not report.failed and not report.recorded
+    assert len(list(aws.store.list_versions(key("job-no-list", end)))) == 1
+
+
+def test_a_job_whose_meter_could_not_reach_cloudwatch_is_metered_from_final_metric_data(wired):
+    """Second channel (issue 11, item 8), through DescribeTrainingJob on the emulator: no CloudWatch series, but
+    SageMaker kept the meter's stdout metrics (MetricDefinitions) in FinalMetricDataList."""
+    end = wired.job("job-stdout-only")
+    moto_ext.set_training_job_state(
+        "job-stdout-only",
+        moto_ext.JobState(
+            final_metrics={contract.STDOUT_METRIC_CUMULATIVE_FLOPS: 7.5e17, contract.STDOUT_METRIC_TOKENS: 123456}
+        ),
+        account_id=ACCOUNT,
+        region=REGION,
+    )
+    send(wired, state_change("job-stdout-only"))
+    drain(wired)
+    record = wired.store.get_record(key("job-stdout-only", end))
+    assert record.flops.method == "metered" and record.flops.classified_flops == 7.5e17
+    assert record.flops.metered_channel == "final_metric_data" and record.flops.tokens == 123456

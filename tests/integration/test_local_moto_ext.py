@@ -281,3 +281,29 @@ def test_eventbridge_to_sqs_keeps_the_envelope_account(emulator: Emulator) -> No
     envelope = json.loads(message["Body"])
     assert envelope["account"] == "123456789012"
     assert {"version", "id", "detail-type", "source", "time", "region", "resources", "detail"} <= set(envelope)
+
+
+def test_describe_serves_what_lineage_reads_and_writes(emulator: Emulator) -> None:
+    sm = emulator.client("sagemaker")
+    group = f"arn:aws:sagemaker:{REGION}:123456789012:model-package-group/support-bot"
+    source = f"arn:aws:sagemaker:{REGION}:123456789012:model-package/support-bot/1"
+    channel = {"ChannelName": "model", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://m/p"}}}
+    _create_job(
+        sm,
+        "job-lineage",
+        InputDataConfig=[channel],
+        CheckpointConfig={"S3Uri": "s3://ckpt/run-a"},
+        HyperParameters={"model_name_or_path": "s3://m/p"},
+        ModelPackageConfig={"ModelPackageGroupArn": group, "SourceModelPackageArn": source},
+    )
+    job = sm.describe_training_job(TrainingJobName="job-lineage")
+    assert job["InputDataConfig"] == [channel]
+    assert job["CheckpointConfig"] == {"S3Uri": "s3://ckpt/run-a"}
+    assert job["ModelArtifacts"] == {"S3ModelArtifacts": "s3://out/prefix/job-lineage/output/model.tar.gz"}
+    assert job["ModelPackageConfig"] == {"ModelPackageGroupArn": group, "SourceModelPackageArn": source}
+    assert "OutputModelPackageArn" not in job  # registered when the job completes
+    moto_ext.set_training_job_state(
+        "job-lineage", moto_ext.JobState(status="Completed"), region=REGION, endpoint=emulator.endpoint
+    )
+    done = sm.describe_training_job(TrainingJobName="job-lineage")
+    assert done["OutputModelPackageArn"] == f"arn:aws:sagemaker:{REGION}:123456789012:model-package/support-bot/1"

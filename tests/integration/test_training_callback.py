@@ -89,7 +89,7 @@ def test_run_ends_with_expected_totals_in_cloudwatch_stdout_and_file(tmp_path, j
     assert doc["measured"]["steps"] == 1 and doc["measured"]["tokens"] == BATCH * ACCUM * SEQ
     assert doc["measured"]["measured_to_formula"] == pytest.approx(1.0, abs=1e-9)
     assert doc["emission"] == {"cloudwatch": True, "cloudwatch_sent": steps + 1, "cloudwatch_failures": 0,
-                               "file_failures": 0}  # fmt: skip
+                               "cloudwatch_last_error": None, "file_failures": 0}  # fmt: skip
     assert cloudwatch[contract.METRIC_CUMULATIVE_FLOPS] == pytest.approx(expected_flops, rel=1e-9)
     assert cloudwatch[contract.METRIC_CUMULATIVE_TOKENS] == expected_tokens
     assert cloudwatch[contract.METRIC_CUMULATIVE_NON_PADDING_TOKENS] == doc["non_padding_tokens"]

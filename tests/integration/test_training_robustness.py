@@ -56,9 +56,18 @@ def _metric_values(client, name: str) -> list[float]:
         return []
 
 
+def test_deepseek_v3_is_measured_on_meta_and_metered(tmp_path, job_env) -> None:  # noqa: F811
+    trainer = _deepseek_trainer(tmp_path, [FlopsMeterCallback(cloudwatch=False, stdout=False)], max_steps=2)
+    trainer.train()
+    doc = json.loads((job_env / "flops_meter.json").read_text())
+    assert doc["status"] == "completed" and doc["meter_incomplete"] is False and doc["flops"] > 0
+    assert doc["passes"]["model_source"] == "meta"
+
+
 def test_deepseek_latent_attention_trains_to_the_end_unmetered(tmp_path, job_env, capsys) -> None:  # noqa: F811
     with moto.mock_aws():
-        trainer = _deepseek_trainer(tmp_path, [FlopsMeterCallback(emit_every_s=0)], max_steps=3)
+        # with the meta check off the closed form is alone, and it does not cover latent attention
+        trainer = _deepseek_trainer(tmp_path, [FlopsMeterCallback(emit_every_s=0, meta_check=False)], max_steps=3)
         trainer.train()
         client = boto3.client("cloudwatch", region_name="eu-west-1")
         incomplete = _metric_values(client, contract.METRIC_METER_INCOMPLETE)
@@ -74,7 +83,7 @@ def test_deepseek_latent_attention_trains_to_the_end_unmetered(tmp_path, job_env
 
 
 def test_strict_makes_the_same_run_fail_at_the_start(tmp_path, job_env) -> None:  # noqa: F811
-    callback = FlopsMeterCallback(strict=True, cloudwatch=False, stdout=False)
+    callback = FlopsMeterCallback(strict=True, cloudwatch=False, stdout=False, meta_check=False)
     trainer = _deepseek_trainer(tmp_path, [callback], max_steps=3)
     with pytest.raises(InvalidModelSpec, match="latent attention"):
         trainer.train()

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStoreError, PutResult, StoredObject
 from flopsmeter.functions.container import ClassifierContainer
@@ -65,6 +66,7 @@ class FakeJobs:
         tags: dict[str, str] | None = None,
         failure_reason: str | None = None,
         end_time: bool = True,
+        final_metrics: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
         start = end - timedelta(hours=hours)
@@ -85,6 +87,10 @@ class FakeJobs:
             job["BillableTimeInSeconds"] = billable
         if failure_reason:
             job["FailureReason"] = failure_reason
+        if final_metrics:
+            job["FinalMetricDataList"] = [
+                {"MetricName": k, "Value": v, "Timestamp": end} for k, v in final_metrics.items()
+            ]
         self.jobs[name] = job
         self.tag_map[arn] = dict(tags or {})
         return job
@@ -104,7 +110,7 @@ class FakeJobs:
     def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
         self.faults.check("recent_terminal_jobs")
         for job in self.jobs.values():
-            if job["TrainingJobStatus"] in {"Completed", "Failed", "Stopped"} and job["LastModifiedTime"] >= since:
+            if job["TrainingJobStatus"] in contract.TERMINAL_STATUSES and job["LastModifiedTime"] >= since:
                 yield {
                     k: job[k]
                     for k in (
@@ -149,6 +155,74 @@ class FakeTrail:
     def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None:
         self.faults.check("find_create_training_job")
         return self.hits.get(job_name)
+
+
+class FakeBedrock:
+    """Amazon Bedrock model customization jobs (GetModelCustomizationJob-shaped), their tags and creators."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tag_map: dict[str, dict[str, str]] = {}
+        self.hits: dict[str, TrailHit] = {}
+        self.faults = Faults()
+
+    def add(
+        self,
+        name: str,
+        *,
+        status: str = "Completed",
+        base_model: str = "meta.llama3-1-8b-instruct-v1:0",
+        customization_type: str = "FINE_TUNING",
+        hyper_parameters: dict[str, str] | None = None,
+        hours: float = 3.0,
+        end: datetime = END,
+        tags: dict[str, str] | None = None,
+        created_by: str | None = "alice",
+    ) -> dict[str, Any]:
+        arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-customization-job/{base_model}/{name[:12]:0<12}"
+        job: dict[str, Any] = {
+            "jobArn": arn,
+            "jobName": name,
+            "outputModelName": f"{name}-model",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/BedrockCustomization",
+            "status": status,
+            "creationTime": end - timedelta(hours=hours),
+            "lastModifiedTime": end,
+            "endTime": end,
+            "baseModelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{base_model}",
+            "hyperParameters": dict(hyper_parameters or {"epochCount": "2"}),
+            "customizationType": customization_type,
+            "trainingDataConfig": {"s3Uri": "s3://data/train.jsonl"},
+            "outputDataConfig": {"s3Uri": "s3://data/out/"},
+        }
+        self.jobs[name] = job
+        self.tag_map[arn] = dict(tags or {})
+        if created_by:
+            self.hits[name] = TrailHit(f"ct-{name}", job["creationTime"],
+                                       f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/{created_by}",
+                                       "203.0.113.10", "aws-sdk-python")  # fmt: skip
+        return job
+
+    def get_job(self, job_identifier: str) -> Mapping[str, Any]:
+        self.faults.check("get_job")
+        for job in self.jobs.values():
+            if job_identifier in (job["jobName"], job["jobArn"]):
+                return copy.deepcopy(job)
+        raise JobNotFound(f"model customization job {job_identifier} does not exist")
+
+    def tags(self, job_arn: str) -> dict[str, str]:
+        return dict(self.tag_map.get(job_arn, {}))
+
+    def find_create_job(self, job_name: str, job_arn: str, created: datetime) -> TrailHit | None:
+        self.faults.check("find_create_job")
+        return self.hits.get(job_name)
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        self.faults.check("recent_terminal_jobs")
+        for job in self.jobs.values():
+            if job["status"] in contract.BEDROCK_TERMINAL_STATUSES:
+                yield {k: job[k] for k in ("jobArn", "jobName", "status", "creationTime", "lastModifiedTime",
+                                           "endTime", "baseModelArn", "customizationType") if k in job}  # fmt: skip
 
 
 class FakeStore:
@@ -248,6 +322,7 @@ class World:
     def __init__(self) -> None:
         self.jobs, self.meter, self.trail = FakeJobs(), FakeMeter(), FakeTrail()
         self.store, self.publisher, self.metrics = FakeStore(), FakePublisher(), FakeMetrics()
+        self.bedrock = FakeBedrock()
         self.now = END + timedelta(minutes=20)
         self.config = ServiceConfig(cloudtrail_max_wait_seconds=3600, parent_max_wait_seconds=3600)
         self.deps = Dependencies(
@@ -259,5 +334,6 @@ class World:
             metrics=self.metrics,
             log=logging.getLogger("flopsmeter.test"),
             clock=lambda: self.now,
+            bedrock=self.bedrock,
         )
         self.container = ClassifierContainer(deps=self.deps, config=self.config, dead_letters=None)

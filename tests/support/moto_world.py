@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from flopsmeter import contract
@@ -92,8 +93,11 @@ class Aws:
         tags: dict[str, str] | None = None,
         billable: int | None = None,
         failure_reason: str | None = None,
+        started_after_hours: float = 0.0,
+        extra: dict[str, Any] | None = None,
     ) -> datetime:
-        """Create a training job (emulated lifecycle) that ran ``hours`` from t0; returns its end time."""
+        """Create a training job (emulated lifecycle) that ran ``hours`` from t0 (+ ``started_after_hours``); returns
+        its end time. ``extra``: more CreateTrainingJob fields (InputDataConfig, CheckpointConfig, ...)."""
         self["sagemaker"].create_training_job(
             TrainingJobName=name,
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole",
@@ -106,13 +110,15 @@ class Aws:
             StoppingCondition={"MaxRuntimeInSeconds": 86400},
             Environment=environment or {},
             Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            **(extra or {}),
         )
-        end = self.t0 + timedelta(hours=hours)
+        start = self.t0 + timedelta(hours=started_after_hours)
+        end = start + timedelta(hours=hours)
         if status != "InProgress":
             moto_ext.set_training_job_state(
                 name,
                 moto_ext.JobState(
-                    status=status, start=self.t0, end=end, billable_seconds=billable, failure_reason=failure_reason
+                    status=status, start=start, end=end, billable_seconds=billable, failure_reason=failure_reason
                 ),
                 account_id=ACCOUNT,
                 region=REGION,
@@ -258,3 +264,35 @@ def aws(_clients: dict[str, Any]) -> Iterator[Aws]:
             moto_ext.set_cloudtrail_lag(0, account_id=ACCOUNT, region=REGION)
             while _UNREGISTER:
                 _UNREGISTER.pop()()
+
+
+class WithoutListBucket:
+    """An S3 client as a role without ``s3:ListBucket`` sees the bucket: a HEAD or GET of a missing key answers 403
+    (AccessDenied), not 404. ``list_denied``: ListObjectsV2 is refused too (the grant's ``s3:prefix`` condition
+    does not cover the prefix). Every other call goes to the real client."""
+
+    def __init__(self, s3: Any, *, list_denied: bool = False) -> None:
+        self._s3 = s3
+        self.list_denied = list_denied
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    @staticmethod
+    def _denied(operation: str) -> ClientError:
+        return ClientError(
+            {"Error": {"Code": "403", "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, operation
+        )
+
+    def head_object(self, **kwargs: Any) -> Any:
+        try:
+            return self._s3.head_object(**kwargs)
+        except ClientError as err:
+            if err.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                raise self._denied("HeadObject") from None
+            raise
+
+    def list_objects_v2(self, **kwargs: Any) -> Any:
+        if self.list_denied:
+            raise self._denied("ListObjectsV2")
+        return self._s3.list_objects_v2(**kwargs)

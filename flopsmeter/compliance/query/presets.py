@@ -1,4 +1,5 @@
-"""The query presets (``--exceeding``, ``--job``, ``--since``, ``--by-base-model``) as SQL.
+"""The query presets (``--exceeding``, ``--job``, ``--since``/``--until``, ``--by-base-model``, and the splitting
+presets ``--by-principal`` / ``--by-package-group`` of ``splitting``) as SQL.
 
 The SQL uses only the subset shared by DuckDB and Athena: dotted struct access, ``filter(list, c -> …)[1]``,
 ``CAST``, ``substr``, ``replace``, aggregates, ``ORDER BY``/``LIMIT`` (see docs/audit.md).
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.compliance.query.splitting import BY_PACKAGE_GROUP, BY_PRINCIPAL_BASE_MODEL, splitting_sql
 from flopsmeter.domain.errors import FlopsMeterError
 
 
@@ -30,6 +32,11 @@ class Preset:
     since: str | None = None  # YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)
     by_base_model: bool = False
     limit: int | None = None
+    deadlines: bool = False  # open Art. 52(1) notification clocks (issue 16; compliance.query.deadlines)
+    by_lineage: bool = False  # one row per modified model: lineage compute and energy (issue 16)
+    until: str | None = None  # jobs that ended before this (UTC), with ``since`` the window of a splitting preset
+    by_principal: bool = False  # totals per (principal, base model), splitting flagged
+    by_package_group: bool = False  # totals per model package group, splitting flagged
     accounts: tuple[str, ...] = ()  # organization mode: only these accounts (flopsmeter.compliance.accounts)
 
 
@@ -44,6 +51,7 @@ LIST_COLUMNS = (
     "filter(classifications, c -> c.policy = primary_policy)[1].threshold AS threshold",
     "filter(classifications, c -> c.policy = primary_policy)[1].ratio AS ratio",
     "outcome",
+    "energy.kwh AS energy_kwh",  # issue 16: estimated energy of the job (NULL: unknown or not recorded)
 )
 
 
@@ -59,11 +67,16 @@ def normalise_since(value: str) -> str:
             return datetime.strptime(text, fmt).strftime(out)
         except ValueError:
             continue
-    raise QueryError(f"--since wants a date like 2026-05-01 (UTC), got {value[:40]!r}")
+    raise QueryError(f"--since/--until want a date like 2026-05-01 (UTC), got {value[:40]!r}")
 
 
 def preset_sql(preset: Preset, *, table: str = "records") -> str:
     """The SQL a preset stands for; it uses only the subset shared by DuckDB and Athena."""
+    if preset.deadlines or preset.by_lineage:
+        from flopsmeter.compliance.query.deadlines import by_lineage_sql, deadlines_sql
+
+        sql = deadlines_sql(table) if preset.deadlines else by_lineage_sql(table)
+        return sql + (f" LIMIT {int(preset.limit)}" if preset.limit else "")
     where = []
     if preset.exceeding:
         where.append("outcome = 'exceeds'")
@@ -80,13 +93,22 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
         where.append(
             f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') >= '{normalise_since(preset.since)}'"
         )
+    if preset.until is not None:
+        where.append(
+            f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') < '{normalise_since(preset.until)}'"
+        )
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    if preset.by_base_model:
+    if preset.by_principal or preset.by_package_group:
+        if preset.by_principal and preset.by_package_group:
+            raise QueryError("give --by-principal or --by-package-group, not both")
+        sql = splitting_sql(BY_PRINCIPAL_BASE_MODEL if preset.by_principal else BY_PACKAGE_GROUP, where, table=table)
+    elif preset.by_base_model:
         sql = (
             "SELECT coalesce(base_model.model_id, '(unknown)') AS base_model, count(*) AS jobs, "
             "sum(flops.classified_flops) AS total_flops, max(lineage.cumulative_flops) AS max_cumulative_flops, "
             "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END) AS exceeding, "
-            "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching "
+            "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching, "
+            "sum(energy.kwh) AS energy_kwh "
             f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC"
         )
     else:

@@ -21,6 +21,11 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
 * STS AssumeRole accepts any role ARN. After ``install()`` a member reader role that does not exist is refused
   (``AccessDenied``), as AWS refuses it (organization mode; other roles unchanged).
 
+* Amazon Bedrock (``moto_ext.bedrock``): a model customization job starts ``InProgress`` (moto ends it at once),
+  keeps its ``customizationConfig``, is found by ARN too, and records its ``CreateModelCustomizationJob`` CloudTrail
+  event; ``set_model_customization_job_state`` moves it on. SageMaker serverless customization:
+  ``ServerlessJobConfig`` is kept and ``JobState.billable_tokens`` sets ``BillableTokenCount``.
+
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
 driven like the in-process ``mock_aws``.
@@ -30,7 +35,8 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import cloudtrail, eventbridge, routes, sagemaker, sts
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, routes, sagemaker, sts
+from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
     clear_cloudtrail_events,
@@ -42,6 +48,7 @@ from flopsmeter.local.moto_ext.common import EmulatorError, utc
 from flopsmeter.local.moto_ext.sagemaker import JobState, set_training_job_state
 
 __all__ = [
+    "CustomizationJobState",
     "EmulatorError",
     "JobState",
     "ManagementEvent",
@@ -51,6 +58,7 @@ __all__ = [
     "lookup_cloudtrail_events",
     "record_cloudtrail_event",
     "set_cloudtrail_lag",
+    "set_model_customization_job_state",
     "set_training_job_state",
     "utc",
 ]
@@ -66,6 +74,7 @@ def install() -> None:
         if _installed:
             return
         sagemaker.patch()
+        bedrock.patch()
         cloudtrail.patch()
         eventbridge.patch()
         sts.patch()

@@ -76,7 +76,7 @@ def cloudtrail_backend(account_id: str, region: str) -> Any:
     return cloudtrail_backends[account_id][region]
 
 
-def _caller(account_id: str, access_key: str, region: str) -> tuple[str, str]:
+def caller_identity(account_id: str, access_key: str, region: str) -> tuple[str, str]:
     """(principal id, ARN) of the caller, as moto's STS GetCallerIdentity sees it."""
     from moto.sts.models import sts_backends
 

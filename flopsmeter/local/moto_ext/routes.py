@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flopsmeter.local.moto_ext import cloudtrail, sagemaker
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, sagemaker
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
 
 
@@ -31,3 +31,4 @@ def add_control_routes() -> None:
     urls.url_paths.setdefault("{0}" + STATE_PATH, _route(sagemaker.apply_state))
     urls.url_paths.setdefault("{0}" + LAG_PATH, _route(cloudtrail.set_lag_route))
     urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(cloudtrail.clear_route))
+    urls.url_paths.setdefault("{0}" + bedrock.BEDROCK_STATE_PATH, _route(bedrock.apply_bedrock_state))

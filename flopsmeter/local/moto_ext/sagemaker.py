@@ -12,6 +12,7 @@ from typing import Any
 from flopsmeter.contract import JOB_STATUSES, TERMINAL_STATUSES
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
+    caller_identity,
     cloudtrail_backend,
     matches,
     record_cloudtrail_event,
@@ -51,10 +52,14 @@ def patch() -> None:
                 f"Training job names must be unique within an AWS account and region, and a training job with "
                 f"this name already exists ({backend.training_jobs[name].arn})"
             )
+        if self._get_param("AlgorithmSpecification") is None:  # a serverless customization job has none
+            self.params["AlgorithmSpecification"] = {"TrainingInputMode": "File"}  # moto needs one to store
         own_definitions = copy.deepcopy((self._get_param("AlgorithmSpecification") or {}).get("MetricDefinitions"))
         result = original(self)  # moto overwrites MetricDefinitions in the request's own dict
         job = backend.training_jobs[name]
         _make_realistic(job, self._get_param("Environment"), own_definitions)
+        job.serverless_job_config = self._get_param("ServerlessJobConfig")  # kept (DescribeTrainingJob serves it)
+        _keep_model_package_config(job, self._get_param("ModelPackageConfig"))
         _record_create_event(self, job)
         return result
 
@@ -80,21 +85,29 @@ def _make_realistic(job: Any, environment: dict[str, str] | None, own_definition
     ]
 
 
-def _caller(account_id: str, access_key: str, region: str) -> tuple[str, str]:
-    """(principal id, ARN) of the caller, as moto's STS GetCallerIdentity sees it."""
-    from moto.sts.models import sts_backends
+def _keep_model_package_config(job: Any, config: dict[str, str] | None) -> None:
+    """moto drops ModelPackageConfig (serverless customization); DescribeTrainingJob reports it, and a Completed
+    job with a model package group gets OutputModelPackageArn (``apply_state``)."""
+    job.model_package_config = dict(config) if config else None
+    job.output_model_package_arn = None
 
-    try:
-        principal_id, arn, _ = sts_backends[account_id]["aws"].get_caller_identity(access_key, region)
-    except Exception:  # noqa: BLE001 - an odd key never stops the create call
-        return "AIDAEXAMPLEMOTOUSER", f"arn:aws:iam::{account_id}:user/moto"
-    return str(principal_id), str(arn)
+
+def _register_output_package(backend: Any, job: Any) -> None:
+    """The model package version a completed customization job registers in its group (``…/<group>/<n>``)."""
+    group = (getattr(job, "model_package_config", None) or {}).get("ModelPackageGroupArn")
+    if job.training_job_status != "Completed" or not group or getattr(job, "output_model_package_arn", None):
+        return
+    base = group.replace(":model-package-group/", ":model-package/", 1)
+    taken = sum(
+        1 for j in backend.training_jobs.values() if str(getattr(j, "output_model_package_arn", "")).startswith(base)
+    )
+    job.output_model_package_arn = f"{base}/{taken + 1}"
 
 
 def _record_create_event(response: Any, job: Any) -> None:
     account_id, region = response.current_account, response.region
     access_key = response.get_access_key() or "AKIAIOSFODNN7EXAMPLE"
-    principal_id, arn = _caller(account_id, access_key, region)
+    principal_id, arn = caller_identity(account_id, access_key, region)
     request = getattr(response, "request", None)
     source_ip = getattr(request, "remote_addr", None) or "127.0.0.1"
     user_agent = str(response.headers.get("User-Agent", "")) or "flopsmeter-local"
@@ -140,6 +153,7 @@ class JobState:
     billable_seconds: int | None = None  # default: the training seconds (end - start)
     failure_reason: str | None = None
     final_metrics: dict[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> value
+    billable_tokens: int | None = None  # BillableTokenCount (serverless customization jobs)
 
 
 def set_training_job_state(
@@ -204,17 +218,25 @@ def apply_state(body: dict[str, Any]) -> dict[str, Any]:
         seconds = max(0, int((aware(job.training_end_time) - aware(job.training_start_time)).total_seconds()))
         job.training_time_in_seconds = seconds
         job.billable_time_in_seconds = seconds
+    _register_output_package(backend, job)
+    _apply_reported(job, body, now)
+    job.last_modified_time = now
+    return _state_view(job)
+
+
+def _apply_reported(job: Any, body: dict[str, Any], now: datetime | None) -> None:
+    """What the job reports besides its lifecycle: billable time and tokens, failure reason, final metrics."""
     if body.get("billable_seconds") is not None:
         job.billable_time_in_seconds = int(body["billable_seconds"])
     if body.get("failure_reason") is not None:
         job.failure_reason = body["failure_reason"]
+    if body.get("billable_tokens") is not None:
+        job.billable_token_count = int(body["billable_tokens"])
     if body.get("final_metrics"):
         stamp = job.training_end_time or now
         job.final_metric_data_list = [
             {"MetricName": k, "Value": float(v), "Timestamp": stamp} for k, v in body["final_metrics"].items()
         ]
-    job.last_modified_time = now
-    return _state_view(job)
 
 
 def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:

@@ -12,6 +12,7 @@ from flopsmeter.audit.keys import (
     DIGESTS_PREFIX,
     PUBLIC_KEYS_PREFIX,
     RECORDS_PREFIX,
+    bedrock_record_key,
     chain_prefix,
     digest_key,
     on_demand_digest_key,
@@ -100,3 +101,20 @@ def test_parsers_refuse_keys_of_another_layout(parse, key):
 def test_record_key_refuses_a_name_sagemaker_would_refuse():
     with pytest.raises(ValueError, match="not a SageMaker training job name"):
         record_key("1", "r", date(2026, 3, 1), "../escape")
+
+
+bedrock_job_names = st.from_regex(r"\A[a-zA-Z0-9][a-zA-Z0-9+.-]{0,62}\Z")
+
+
+@given(accounts, regions, moments, bedrock_job_names, job_names)
+def test_bedrock_record_key_round_trips_and_never_meets_a_training_job_key(account, region, end, job, training_job):
+    key = bedrock_record_key(account, region, end, job)
+    assert parse_record_key(key)["job"] == f"bedrock.{job}"
+    assert key.startswith(records_prefix(account, region, end.date()))
+    assert key != record_key(account, region, end, training_job)
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", "-leading", "x" * 64])
+def test_bedrock_record_key_refuses_a_name_bedrock_would_refuse(name):
+    with pytest.raises(ValueError, match="not a Bedrock model customization job name"):
+        bedrock_record_key("1", "r", date(2026, 3, 1), name)

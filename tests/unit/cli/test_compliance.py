@@ -233,3 +233,26 @@ def test_pretrain_override_reason_and_catalog_match_reach_the_report(capsys) -> 
     _, out, _ = run(capsys, *base, "--pretrain-flops-override-reason", "confirmed by Meta")
     body = json.loads(out)
     assert body["pretrain"]["flops"] == 7.86e24 and "confirmed by Meta" in body["pretrain"]["basis"]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "bundled"),
+    [("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"), ("meta-textgeneration-llama-3-2-1b", "llama-3.2-1b"),
+     ("meta.llama3-1-70b-instruct-v1:0", "llama-3.1-70b")],
+)  # fmt: skip
+def test_estimate_accepts_catalog_jumpstart_and_bedrock_model_ids(capsys, model_id: str, bundled: str) -> None:
+    code, out, _ = run(capsys, "estimate", "--config", model_id, "--seq-len", "2048", "--tokens", "1e6", "--json")
+    body = json.loads(out)
+    expected = flops_per_token(ModelShape.from_hf_config(load_bundled_config(bundled)), 2048).total
+    assert code == 0
+    assert body["model"]["config"] == bundled
+    assert body["flops_per_token"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "says"),
+    [("Qwen/Qwen3-8B", "no architecture is bundled"), ("acme/unheard-of-9b", "not a model in the bundled catalog")],
+)
+def test_estimate_model_id_without_architecture_is_a_clear_usage_error(capsys, model_id: str, says: str) -> None:
+    code, _, err = run(capsys, "estimate", "--config", model_id, "--seq-len", "8", "--tokens", "8")
+    assert code == 2 and says in err and "Traceback" not in err

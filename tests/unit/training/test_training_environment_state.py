@@ -79,3 +79,12 @@ def test_state_rejects_values_that_are_not_finite_non_negative_numbers(bad) -> N
 def test_state_rejects_an_unknown_version() -> None:
     with pytest.raises(ValueError, match="version"):
         totals_from_document({"version": 99, "totals": Totals().as_dict()})
+
+
+def test_a_state_saved_before_the_breakdown_still_loads_as_all_update() -> None:
+    saved = Totals(steps=2, tokens=64, token_positions=2048, flops=5.0e9).as_dict()
+    for key in ("update_flops", "reference_flops", "generation_flops", "reward_inference_flops", "document_positions"):
+        saved.pop(key)
+    totals = Totals.from_dict(saved)
+    assert totals.update_flops == 5.0e9 and totals.reference_flops == 0.0
+    assert totals.document_positions == 2048  # no packed rows known: attention counted at whole rows

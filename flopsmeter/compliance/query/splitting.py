@@ -1,0 +1,96 @@
+"""Splitting presets: compute totals per (principal, base model) and per model package group over a window.
+
+A modification split into jobs that each stay below the line is still one modification when the jobs build on one
+another; lineage (``lineage.cumulative_flops``) adds them up when it can see the chain. These presets show what
+lineage cannot: jobs by the same person on the same base model, or registered into the same model package group,
+whose own FLOPs add up to more than the threshold although none of them exceeds on its own. Such a set is
+flagged (``flag``); whether it is one modification is for the compliance officer to judge.
+
+The SQL uses the subset shared by DuckDB and Athena (see ``presets``). The threshold of a group is the lowest
+primary threshold among its jobs (the strictest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLIT_FLAG = "split: each below, together above"
+
+
+@dataclass(frozen=True)
+class Grouping:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (SQL expression, column name)
+    where: str | None = None  # rows this grouping needs (e.g. a package group)
+
+
+BY_PRINCIPAL_BASE_MODEL = Grouping(
+    "principal-base-model",
+    (
+        ("coalesce(cloudtrail.principal_arn, '(unknown)')", "principal"),
+        ("coalesce(base_model.model_id, '(unknown)')", "base_model"),
+    ),
+)
+BY_PACKAGE_GROUP = Grouping(
+    "package-group",
+    (("lineage.model_package_group_arn", "model_package_group"),),
+    where="lineage.model_package_group_arn IS NOT NULL",
+)
+
+
+def splitting_sql(grouping: Grouping, where: list[str], *, table: str = "records") -> str:
+    """Totals per group, the strictest threshold, and the splitting flag; flagged groups first."""
+    conditions = [*where, *([grouping.where] if grouping.where else [])]
+    clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    names = [name for _, name in grouping.columns]
+    inner = (
+        f"SELECT {', '.join(f'{expr} AS {name}' for expr, name in grouping.columns)}, "
+        "flops.classified_flops AS own_flops, outcome, "
+        "filter(classifications, c -> c.policy = primary_policy)[1].threshold AS threshold "
+        f"FROM {table}{clause}"
+    )
+    exceeding = "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END)"
+    return (
+        f"SELECT {', '.join(names)}, count(*) AS jobs, sum(own_flops) AS total_flops, "
+        "max(own_flops) AS largest_job_flops, min(threshold) AS threshold, "
+        "sum(own_flops) / min(threshold) AS ratio, "
+        f"{exceeding} AS exceeding, "
+        f"CASE WHEN count(*) > 1 AND {exceeding} = 0 AND sum(own_flops) > min(threshold) "
+        f"THEN '{SPLIT_FLAG}' ELSE '' END AS flag "
+        f"FROM ({inner}) AS jobs_in_window GROUP BY {', '.join(names)} ORDER BY flag DESC, ratio DESC"
+    )
+
+
+@dataclass(frozen=True)
+class SplitSet:
+    """A flagged set: jobs of one group, each below the line, together above it."""
+
+    grouping: str  # "principal-base-model" or "package-group"
+    group: str  # "principal · base model", or the package group ARN
+    jobs: int
+    total_flops: float
+    threshold: float
+    ratio: float
+
+
+def flagged_sets(root: Path, *, since: str | None = None, until: str | None = None) -> list[SplitSet]:
+    """The flagged sets among the records under ``root`` (a mirror or a flat folder), both groupings."""
+    from flopsmeter.compliance.query.cache import run_duckdb
+    from flopsmeter.compliance.query.presets import Preset, preset_sql
+
+    found = []
+    for grouping, preset in (
+        (BY_PRINCIPAL_BASE_MODEL, Preset(by_principal=True, since=since, until=until)),
+        (BY_PACKAGE_GROUP, Preset(by_package_group=True, since=since, until=until)),
+    ):
+        result = run_duckdb(root, preset_sql(preset))
+        for values in result.rows:
+            row = dict(zip(result.columns, values, strict=True))
+            if row["flag"] != SPLIT_FLAG:
+                continue
+            label = " · ".join(str(row[name]) for _, name in grouping.columns)
+            found.append(
+                SplitSet(grouping.name, label, row["jobs"], row["total_flops"], row["threshold"], row["ratio"])
+            )
+    return found

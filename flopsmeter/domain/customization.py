@@ -1,0 +1,301 @@
+"""Managed customization jobs (SageMaker AI serverless customization, Amazon Bedrock) estimated from their facts.
+
+Neither service runs our meter or exposes accelerators, so these jobs are classified with the ``estimated``
+method (``flopsmeter.domain.estimate``): base model (``customization_names``) x technique x tokens. This module
+reads each service's fields into those three inputs and states every assumption:
+
+* technique: SageMaker ``CustomizationTechnique`` (SFT | DPO | RLVR | RLAIF) and ``Peft`` (LORA); Bedrock
+  ``customizationType`` (FINE_TUNING | CONTINUED_PRE_TRAINING | DISTILLATION | REINFORCEMENT_FINE_TUNING). A
+  technique not stated or not known is read as the costliest per token (RLAIF); no ``Peft`` is read as full
+  fine-tuning (6N per token, not 4N). Bedrock does not say whether it trains adapters: full is assumed.
+* per-token cost: the base model's bundled architecture (``configs/*.json``) at the job's ``SequenceLength``
+  ("32K" = 32 x 1024 tokens; at the model's longest context when not stated), else its catalog parameter count,
+  else a stand-in (a model whose size is not public) with a declaration asked for.
+* tokens: SageMaker ``BillableTokenCount``. Bedrock exposes no token count (GetModelCustomizationJob: loss
+  metrics only), so the documented training-data file-size limit bounds it, at most one token per byte, times
+  ``epochCount`` (its documented maximum when not given); a declaration is asked for. A serverless job without a
+  token count is bounded at the count that takes its training cost to the AI Act's 1e25 presumption.
+* ``JobType: Evaluation`` jobs are evaluations: their compute is estimated and kept, and excluded from the
+  modification's compute (guideline para. 118: diagnostic processes), so they never classify as a crossing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from flopsmeter.domain.customization_names import BaseModelRef, bedrock_base_model, sagemaker_base_model
+from flopsmeter.domain.errors import InvalidModelSpec
+from flopsmeter.domain.estimate import (
+    Estimate,
+    PerTokenCost,
+    Technique,
+    TokenCount,
+    estimate_customization_flops,
+    per_token_cost_from_architecture,
+    per_token_cost_from_parameters,
+)
+from flopsmeter.domain.flops import flops_per_token
+from flopsmeter.domain.methods import ALL_LINEAR, FineTuning
+from flopsmeter.domain.model_configs import bundled_config_for, load_bundled_config
+from flopsmeter.domain.shape import ModelShape
+from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
+
+SAGEMAKER_SERVERLESS = "sagemaker-serverless"
+BEDROCK = "bedrock"
+
+SAGEMAKER_TECHNIQUES = {"SFT": Technique.SFT, "DPO": Technique.DPO, "RLVR": Technique.RLVR,
+                        "RLAIF": Technique.RLAIF}  # fmt: skip
+BEDROCK_TECHNIQUES = {
+    "FINE_TUNING": Technique.SFT,
+    "CONTINUED_PRE_TRAINING": Technique.CONTINUED_PRETRAINING,
+    "DISTILLATION": Technique.DISTILLATION,
+    "REINFORCEMENT_FINE_TUNING": Technique.RLVR,  # graded by a Lambda function (rftConfig.graderConfig.lambdaGrader)
+}
+COSTLIEST_TECHNIQUE = Technique.RLAIF  # the most passes per token: the reading when the technique is not known
+# LoRA as the service runs it is not described: adapters on every linear layer at rank 64, input gradients
+# through every layer (the costlier reading on each count).
+ASSUMED_LORA = FineTuning(method="lora", lora_rank=64, lora_targets=frozenset({ALL_LINEAR}), input_requires_grad=True)
+# A model whose size is not public (Amazon Nova, Titan, Anthropic Claude on Bedrock): the largest dense model in
+# the catalog stands in; the record says so and asks for a declaration. Not a bound.
+STAND_IN_PARAMETERS = 405e9
+
+# Amazon Bedrock User Guide, "Model requirements for training and validation datasets": training dataset file
+# size at most 1 GB for fine-tuning, 10 GB for continued pre-training. Read as GiB (the larger).
+BEDROCK_SOURCE = "Amazon Bedrock User Guide, 'Model requirements for training and validation datasets'"
+BEDROCK_DATASET_BYTES = {Technique.SFT: 2**30, Technique.CONTINUED_PRETRAINING: 10 * 2**30}
+BEDROCK_DATASET_BYTES_OTHER = 10 * 2**30  # other types: the largest documented limit
+# Amazon Bedrock User Guide, "Meta Llama 3.1 model customization hyperparameters": epochCount 1-10, default 5
+# (an adjustable quota); the maximum is used when the job does not state it.
+BEDROCK_MAX_EPOCHS = 10
+# Reinforcement fine-tuning: each prompt yields trainingSamplePerPrompt rollouts of up to inferenceMaxTokens
+# generated tokens. A JSON Lines record is at least 16 bytes, so a file of B bytes holds at most B / 16 prompts.
+MIN_RECORD_BYTES = 16
+RFT_STAND_IN = {"trainingSamplePerPrompt": 16, "inferenceMaxTokens": 16384}  # used when the job does not say
+
+
+# SageMaker API reference, ServerlessJobConfig.SequenceLength: a string matching \d+K, "1K" to "1024K".
+_SEQUENCE_LENGTH = re.compile(r"^\s*(?P<n>\d{1,5})\s*[kK]\s*$")
+
+
+class JobKind(StrEnum):
+    FINE_TUNING = "fine_tuning"
+    EVALUATION = "evaluation"
+
+
+@dataclass(frozen=True)
+class TechniqueReading:
+    technique: Technique
+    adapters: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomizationEstimate:
+    """A managed customization job's estimate, with what it was read from."""
+
+    service: str
+    kind: JobKind
+    base: BaseModelRef
+    reading: TechniqueReading
+    seq_len: int | None
+    estimate: Estimate
+
+    @property
+    def modification_flops(self) -> float:
+        """FLOPs that count towards the modification: none for an evaluation (guideline para. 118)."""
+        return 0.0 if self.kind is JobKind.EVALUATION else self.estimate.flops
+
+    @property
+    def needs_declaration(self) -> bool:
+        return self.kind is JobKind.FINE_TUNING and self.estimate.needs_declaration
+
+    def warnings(self) -> tuple[str, ...]:
+        notes = [*self.base.warnings(), *self.reading.notes]
+        if self.kind is JobKind.EVALUATION:
+            notes.append(f"evaluation job: its compute ({self.estimate.flops:.2e} FLOPs) is recorded and excluded "
+                         "from the modification's compute (guideline para. 118: diagnostic processes)")  # fmt: skip
+        elif self.needs_declaration:
+            notes.append("estimate rests on a bound, not a count: a declaration of the job's tokens (and the base "
+                         "model's size where it is not public) is needed")  # fmt: skip
+        return tuple(notes)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "kind": self.kind.value,
+            "base_model_reference": self.base.reference,
+            "base_model_name": self.base.name,
+            "base_model_version": self.base.version,
+            "catalog_match": None if self.base.match is None else self.base.match.method.value,
+            "adapters": self.reading.adapters,
+            "seq_len": self.seq_len,
+            "modification_flops": self.modification_flops,
+            "estimate": self.estimate.as_dict(),
+        }
+
+
+# ---- technique ---------------------------------------------------------------------------------------------------
+
+
+def sagemaker_technique(technique: object, peft: object) -> TechniqueReading:
+    """``CustomizationTechnique`` + ``Peft`` of a serverless job -> technique and adapters, conservatively."""
+    notes: list[str] = []
+    name = str(technique).strip().upper() if technique else ""
+    found = SAGEMAKER_TECHNIQUES.get(name)
+    if found is None:
+        found = COSTLIEST_TECHNIQUE
+        what = f"CustomizationTechnique {name!r} is not known" if name else "CustomizationTechnique not stated"
+        notes.append(f"{what}: read as {found.value.upper()}, the costliest per token (conservative)")
+    adapters = str(peft).strip().upper() == "LORA" if peft else False
+    if peft and not adapters:
+        notes.append(f"Peft {peft!r} is not known: read as full fine-tuning (conservative)")
+    return TechniqueReading(found, adapters, tuple(notes))
+
+
+def bedrock_technique(customization_type: object) -> TechniqueReading:
+    """``customizationType`` of a Bedrock job -> technique; Bedrock does not say adapters or full: full."""
+    name = str(customization_type).strip().upper() if customization_type else ""
+    found = BEDROCK_TECHNIQUES.get(name)
+    notes = ["Bedrock does not say whether it trains adapters or every weight: full fine-tuning assumed (6N per "
+             "token, the costlier reading)"]  # fmt: skip
+    if found is None:
+        found = COSTLIEST_TECHNIQUE
+        what = f"customizationType {name!r} is not known" if name else "customizationType not stated"
+        notes.append(f"{what}: read as {found.value.upper()}, the costliest per token (conservative)")
+    if found is Technique.DISTILLATION:
+        notes.append("distillation: the teacher's inference is counted at the student's size; a larger teacher's "
+                     "inference is not known to the service and is not added")  # fmt: skip
+    return TechniqueReading(found, False, tuple(notes))
+
+
+# ---- per-token cost ------------------------------------------------------------------------------------------------
+
+
+def per_token_cost(base: BaseModelRef, *, adapters: bool, seq_len: int | None) -> tuple[PerTokenCost, int | None]:
+    """Architecture at ``seq_len`` if bundled, else parameters, else a stand-in; and the sequence length used."""
+    model = base.match.model if base.match else None
+    config_name = bundled_config_for(model) if model else None
+    if config_name is not None:
+        config = load_bundled_config(config_name)
+        shape = ModelShape.from_hf_config(config)
+        used = seq_len or _longest_context(config)
+        fpt = flops_per_token(shape, used, ASSUMED_LORA if adapters else FineTuning())
+        cost = per_token_cost_from_architecture(fpt.forward, fpt.total, config=config_name, seq_len=used)
+        if adapters:
+            cost = replace(cost, basis=f"{cost.basis}; LoRA assumed on every linear layer at rank 64")
+        return cost, used
+    parameters = (model.active_parameters or model.parameters) if model else None
+    if parameters:
+        return per_token_cost_from_parameters(parameters, adapters=adapters), seq_len
+    stand_in = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=adapters)
+    basis = (
+        f"stand-in: {STAND_IN_PARAMETERS:.3g} parameters (the largest dense catalog model); {base.name} size unknown"
+    )
+    return replace(stand_in, basis=basis, known=False), seq_len
+
+
+def _longest_context(config: Mapping[str, Any]) -> int:
+    value = config.get("max_position_embeddings")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise InvalidModelSpec("bundled config has no max_position_embeddings")
+
+
+# ---- tokens ------------------------------------------------------------------------------------------------------
+
+
+def _count(value: object) -> int | None:
+    """A non-negative whole count from an API number or string, else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number >= 0 and number.is_integer() else None
+
+
+def sequence_length(value: object) -> int | None:
+    """``SequenceLength`` of a serverless job: the API's string "<n>K" (1K-1024K, K = 1024 tokens: the larger
+    reading), or a plain count; None when absent or unreadable (the caller then uses the longest context)."""
+    if isinstance(value, str):
+        found = _SEQUENCE_LENGTH.match(value)
+        if found:
+            return int(found["n"]) * 1024 or None
+    return _count(value) or None
+
+
+def sagemaker_tokens(billable: object, cost: PerTokenCost) -> TokenCount:
+    """``BillableTokenCount``, or the bound at which the job's training cost reaches the 1e25 presumption."""
+    count = _count(billable)
+    if count is not None:
+        return TokenCount(count, "BillableTokenCount (DescribeTrainingJob)", known=True)
+    bound = math.ceil(SYSTEMIC_RISK_TRAINING_FLOPS / cost.training)
+    return TokenCount(bound, f"no BillableTokenCount; no documented service limit bounds it, so {bound:.3g} tokens, "
+                      "where the job's training cost reaches 1e25 FLOPs (AI Act Art. 51(2))", known=False)  # fmt: skip
+
+
+def bedrock_tokens(technique: Technique, hyper_parameters: Mapping[str, Any], rft: Mapping[str, Any]) -> TokenCount:
+    """Bedrock exposes no token count: the documented dataset size limit (<= 1 token per byte) x epochs."""
+    limit = BEDROCK_DATASET_BYTES.get(technique, BEDROCK_DATASET_BYTES_OTHER)
+    epochs = _count(rft.get("epochCount", hyper_parameters.get("epochCount")))
+    how = f"epochCount {epochs}" if epochs else f"epochCount not stated: its documented maximum {BEDROCK_MAX_EPOCHS}"
+    epochs = epochs or BEDROCK_MAX_EPOCHS
+    tokens = limit * epochs
+    basis = f"training data at most {limit / 2**30:g} GiB ({BEDROCK_SOURCE}), at most 1 token per byte, x {how}"
+    if technique is Technique.RLVR:
+        samples = _count(rft.get("trainingSamplePerPrompt")) or RFT_STAND_IN["trainingSamplePerPrompt"]
+        generated = _count(rft.get("inferenceMaxTokens")) or RFT_STAND_IN["inferenceMaxTokens"]
+        tokens = epochs * samples * (limit + (limit // MIN_RECORD_BYTES) * generated)
+        basis += (f"; each prompt (a record of >= {MIN_RECORD_BYTES} bytes) x {samples} rollouts of <= {generated} "
+                  "generated tokens")  # fmt: skip
+    return TokenCount(tokens, basis, known=False)
+
+
+# ---- the two services ------------------------------------------------------------------------------------------
+
+
+def estimate_serverless_job(config: Mapping[str, Any], billable_tokens: object) -> CustomizationEstimate:
+    """A SageMaker AI serverless customization job from DescribeTrainingJob's ``ServerlessJobConfig`` and
+    ``BillableTokenCount``."""
+    base = sagemaker_base_model(str(config.get("BaseModelArn") or ""))
+    evaluation = str(config.get("JobType") or "").strip().lower() == "evaluation"
+    if evaluation:
+        reading = TechniqueReading(Technique.EVALUATION, False)
+    else:
+        reading = sagemaker_technique(config.get("CustomizationTechnique"), config.get("Peft"))
+    seq_len = sequence_length(config.get("SequenceLength"))
+    cost, used = _cost(base, reading, seq_len)
+    tokens = sagemaker_tokens(billable_tokens, cost)
+    kind = JobKind.EVALUATION if evaluation else JobKind.FINE_TUNING
+    estimate = estimate_customization_flops(cost, reading.technique, tokens)
+    return CustomizationEstimate(SAGEMAKER_SERVERLESS, kind, base, reading, used, estimate)
+
+
+def estimate_bedrock_job(job: Mapping[str, Any]) -> CustomizationEstimate:
+    """An Amazon Bedrock model customization job from GetModelCustomizationJob (or its event's detail)."""
+    base = bedrock_base_model(str(job.get("baseModelArn") or ""))
+    reading = bedrock_technique(job.get("customizationType"))
+    hyper = job.get("hyperParameters")
+    hyper = hyper if isinstance(hyper, Mapping) else {}
+    rft = _rft_hyper_parameters(job)
+    cost, used = _cost(base, reading, None)
+    tokens = bedrock_tokens(reading.technique, hyper, rft)
+    estimate = estimate_customization_flops(cost, reading.technique, tokens)
+    return CustomizationEstimate(BEDROCK, JobKind.FINE_TUNING, base, reading, used, estimate)
+
+
+def _cost(base: BaseModelRef, reading: TechniqueReading, seq_len: int | None) -> tuple[PerTokenCost, int | None]:
+    return per_token_cost(base, adapters=reading.adapters, seq_len=seq_len)
+
+
+def _rft_hyper_parameters(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    config = job.get("customizationConfig")
+    rft = config.get("rftConfig") if isinstance(config, Mapping) else None
+    hyper = rft.get("hyperParameters") if isinstance(rft, Mapping) else None
+    return hyper if isinstance(hyper, Mapping) else {}

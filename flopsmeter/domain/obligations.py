@@ -1,0 +1,227 @@
+"""What the law asks once a lineage crosses a threshold, and from when (regulation.md, Q3).
+
+A downstream modifier whose modification compute is more than the threshold becomes the provider of the modified
+model (Commission guideline C(2025) 5045, paras 59-60; AI Act recital 109). Its obligations are Art. 53's, scoped
+to the modification (guideline para. 65): technical documentation (Art. 53(1)(a), Annex XI), information for
+downstream providers (Art. 53(1)(b), Annex XII), a copyright policy and a training-content summary limited to the
+data used in the modification (Art. 53(1)(c), (d)); Art. 54 (an EU authorised representative) when the provider is
+established outside the EU (para. 66). They attach when the modified model is placed on the market (guideline
+section 3.1.2; Art. 3(63) excludes research, development and prototyping before that).
+
+When the original is a general-purpose AI model with systemic risk, the modified model is presumed to have
+high-impact capabilities (para. 67): the modifier notifies the Commission "without delay and in any event within
+two weeks after that requirement is met or it becomes known that it will be met" (Art. 52(1)), with the compute in
+FLOP to two significant figures and the method (para. 31), and Art. 55 applies. The notification can fall due
+before training ends (para. 30): for a running job the clock starts the moment its metered FLOPs cross.
+
+All moments are timezone-aware and handled in UTC; the due date is the crossing moment plus exactly 14 days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from flopsmeter.domain.classification import Outcome, PolicyResult
+from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.domain.numbers import exact
+from flopsmeter.domain.thresholds import GPAI_PRESUMPTION_TRAINING_FLOPS, SYSTEMIC_RISK_TRAINING_FLOPS
+
+NOTIFICATION_PERIOD = timedelta(days=14)  # AI Act Art. 52(1): "in any event within two weeks"
+ON_PLACING = "when the modified model is placed on the market (guideline section 3.1.2; Art. 3(63))"
+
+
+class InvalidMoment(FlopsMeterError, ValueError):
+    """A moment without a time zone (it could be read in any zone: the due date would be ambiguous)."""
+
+
+class ObligationStatus(StrEnum):
+    TRIGGERED = "triggered"
+    REVIEW = "review"  # listed conservatively; whether it applies is an open legal question (refer to counsel)
+
+
+@dataclass(frozen=True)
+class Obligation:
+    obligation_id: str
+    article: str
+    summary: str
+    applies: str  # from when, in words
+    status: ObligationStatus = ObligationStatus.TRIGGERED
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """When the lineage's compute went over the (lowest exceeded) threshold, and how that moment was found."""
+
+    at: datetime
+    basis: str
+    crossed_in_job: str
+    threshold: float
+    policies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobTimeline:
+    """What is known about one job's compute over time, to place the crossing moment."""
+
+    job_name: str
+    start: datetime
+    end: datetime
+    parent_cumulative_flops: float
+    own_flops: float
+    metered_crossed_at: datetime | None = None  # the meter's own report of the crossing (first datapoint)
+    rate_bound_flops_per_s: float | None = None  # the hardware's peak: no job can go faster
+    ancestor_job: str | None = None  # nearest ancestor, when the crossing happened before this job
+    ancestor_crossed_at: datetime | None = None  # from that ancestor's record, when it states one
+
+
+@dataclass(frozen=True)
+class ObligationsOnCrossing:
+    triggered: bool
+    crossing: Crossing | None
+    systemic_risk_base: bool
+    established_outside_eu: bool
+    notification_due_at: datetime | None
+    obligations: tuple[Obligation, ...]
+    notes: tuple[str, ...] = ()
+
+
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive datetime is refused rather than guessed."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidMoment(f"moment {moment.isoformat()} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def notification_due(crossed_at: datetime) -> datetime:
+    """Art. 52(1): the notification is due two weeks (exactly 14 x 24 h, in UTC) after the crossing moment."""
+    return to_utc(crossed_at) + NOTIFICATION_PERIOD
+
+
+def lowest_exceeded(results: Iterable[PolicyResult]) -> tuple[float, tuple[str, ...]] | None:
+    """The lowest threshold any policy says is exceeded (it is crossed first), and every exceeding policy."""
+    exceeded = [r for r in results if r.outcome is Outcome.EXCEEDS]
+    if not exceeded:
+        return None
+    return min(r.threshold for r in exceeded), tuple(r.policy for r in exceeded)
+
+
+def crossing_moment(timeline: JobTimeline, threshold: float, policies: tuple[str, ...]) -> Crossing | None:
+    """When the lineage crossed ``threshold`` (strictly greater), or None when it has not.
+
+    In order of preference: an ancestor already crossed (its record's moment, else this job's start: the clock ran
+    before it); the meter's report; the earliest moment the hardware could have crossed (start + remaining FLOPs /
+    peak rate: never later than the real crossing, so the due date is never late); the job's start.
+    """
+    start, end = to_utc(timeline.start), to_utc(timeline.end)
+    limit = exact(threshold)
+    if exact(timeline.parent_cumulative_flops) > limit:
+        job = timeline.ancestor_job or "an ancestor"
+        if timeline.ancestor_crossed_at is not None:
+            at, basis = to_utc(timeline.ancestor_crossed_at), f"crossed in {job}; moment from its record"
+        else:
+            at, basis = start, f"crossed in {job} before this job started; its record states no moment (review)"
+        return Crossing(at, basis, job, threshold, policies)
+    if exact(timeline.parent_cumulative_flops) + exact(timeline.own_flops) <= limit:
+        return None
+    if timeline.metered_crossed_at is not None:
+        at = min(max(to_utc(timeline.metered_crossed_at), start), end)
+        return Crossing(at, "reported by the job's meter when its metered FLOPs crossed", timeline.job_name,
+                        threshold, policies)  # fmt: skip
+    rate = timeline.rate_bound_flops_per_s
+    if rate is not None and rate > 0:
+        seconds = float(limit - exact(timeline.parent_cumulative_flops)) / rate
+        span = (end - start).total_seconds()
+        at = end if seconds >= span else start + timedelta(seconds=seconds)
+        basis = "earliest moment the job's hardware could have crossed (remaining FLOPs / peak rate from the start)"
+        return Crossing(at, basis, timeline.job_name, threshold, policies)
+    return Crossing(start, "job start (no rate known to place the crossing later)", timeline.job_name, threshold,
+                    policies)  # fmt: skip
+
+
+def _provider_obligations(established_outside_eu: bool) -> list[Obligation]:
+    items = [
+        Obligation("provider", "guideline paras 59-60; AI Act recital 109",
+                   "the modifier becomes the provider of the modified model", ON_PLACING),
+        Obligation("technical_documentation", "AI Act Art. 53(1)(a), Annex XI; guideline para. 65",
+                   "technical documentation limited to the modification (compute: Annex XI 2(d); energy: 2(e))",
+                   ON_PLACING),
+        Obligation("downstream_information", "AI Act Art. 53(1)(b), Annex XII; guideline para. 65",
+                   "information for downstream providers, limited to the modification", ON_PLACING),
+        Obligation("copyright_policy", "AI Act Art. 53(1)(c); guideline para. 65",
+                   "copyright policy, limited to the data used in the modification", ON_PLACING),
+        Obligation("training_content_summary", "AI Act Art. 53(1)(d); guideline para. 65",
+                   "public summary of the content used, limited to the data used in the modification", ON_PLACING),
+    ]  # fmt: skip
+    if established_outside_eu:
+        items.append(
+            Obligation(
+                "authorised_representative",
+                "AI Act Art. 54; guideline para. 66",
+                "appoint an authorised representative established in the EU",
+                "before the modified model is placed on the market",
+            )  # fmt: skip
+        )
+    return items
+
+
+def _systemic_obligations(status: ObligationStatus, due: datetime) -> list[Obligation]:
+    return [
+        Obligation("commission_notification", "AI Act Art. 52(1); guideline paras 30-31, 67",
+                   "notify the Commission: compute in FLOP to two significant figures and the estimation method",
+                   "from the crossing (met, or known that it will be met)", status, due),
+        Obligation("systemic_risk_obligations", "AI Act Art. 55; guideline para. 67",
+                   "model evaluation and adversarial testing, risk mitigation, serious-incident reporting, "
+                   "cybersecurity", ON_PLACING, status),
+    ]  # fmt: skip
+
+
+def _systemic_status(
+    systemic_risk_base: bool, base_pretrain_flops: float | None, cumulative_flops: float
+) -> tuple[ObligationStatus | None, list[str]]:
+    if systemic_risk_base:
+        return ObligationStatus.TRIGGERED, []
+    if base_pretrain_flops is not None and exact(base_pretrain_flops) + exact(cumulative_flops) > exact(
+        SYSTEMIC_RISK_TRAINING_FLOPS
+    ):
+        return ObligationStatus.REVIEW, [
+            "the base model's compute plus the modification exceeds 1e+25 FLOP (Art. 51(2)) although the base is "
+            "not declared systemic-risk: the guideline does not settle this case (regulation.md, Q2); the "
+            "notification clock is listed conservatively - refer to legal review"
+        ]
+    return None, []
+
+
+def obligations_on_crossing(
+    crossing: Crossing | None,
+    *,
+    systemic_risk_base: bool,
+    established_outside_eu: bool,
+    base_pretrain_flops: float | None,
+    cumulative_flops: float,
+) -> ObligationsOnCrossing:
+    """The obligations a crossing triggers (none without one), with the Art. 52(1) due date where it applies."""
+    if crossing is None:
+        return ObligationsOnCrossing(False, None, systemic_risk_base, established_outside_eu, None, ())
+    items = _provider_obligations(established_outside_eu)
+    notes = ["documentation is kept for 10 years after placing on the market (Art. 54(3)(b); Code of Practice)",
+             "the open-source exemption (guideline section 4) is not assessed here"]  # fmt: skip
+    if base_pretrain_flops is not None and exact(base_pretrain_flops) < GPAI_PRESUMPTION_TRAINING_FLOPS:
+        notes.append("the base model's compute is below 1e+23 FLOP: it may not be a GPAI model (guideline para. 17);"
+                     " the obligations are listed conservatively - refer to legal review")  # fmt: skip
+    status, systemic_notes = _systemic_status(systemic_risk_base, base_pretrain_flops, cumulative_flops)
+    due = None
+    if status is not None:
+        due = notification_due(crossing.at)
+        items += _systemic_obligations(status, due)
+    return ObligationsOnCrossing(
+        True, crossing, systemic_risk_base, established_outside_eu, due, tuple(items), tuple(notes + systemic_notes)
+    )
+
+
+def days_left(due_at: datetime, now: datetime) -> float:
+    """Days until ``due_at`` (negative when overdue), both read in UTC."""
+    return (to_utc(due_at) - to_utc(now)).total_seconds() / 86400.0

@@ -1,0 +1,82 @@
+"""Managed customization jobs and recipe jobs in a record: the ``estimated`` method's FLOPs block, the
+``customization`` and ``recipe`` blocks, and whether a declaration must be asked for.
+
+SageMaker AI serverless customization jobs are training jobs: DescribeTrainingJob carries ``ServerlessJobConfig``
+and ``BillableTokenCount`` (``JobFacts.serverless`` / ``billable_tokens``), no instances to bound them, and no
+meter. ``apply_serverless`` replaces the record's FLOPs with the estimate (``flopsmeter.domain.customization``);
+the hardware-ceiling field keeps the unknown-instance placeholder, which bounds nothing here and says so.
+Recipe jobs keep their metered or ceiling-bounded FLOPs; ``recipe_block`` only records what the recipe was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flopsmeter.audit.record import AuditRecord, CustomizationInfo, FlopsInfo, HardwareCeilingInfo, RecipeInfo
+from flopsmeter.domain.customization import CustomizationEstimate, JobKind, estimate_serverless_job
+from flopsmeter.domain.hardware import HardwareCeiling
+from flopsmeter.domain.recipes import recipe_from_job
+
+NO_INSTANCES = (
+    "a managed service runs this job on instances it does not disclose: the hardware-ceiling field holds the "
+    "unknown-instance placeholder and bounds nothing; the job is classified on its estimate"
+)
+
+
+def ceiling_info(ceiling: HardwareCeiling) -> HardwareCeilingInfo:
+    """The record's shape of a domain ``HardwareCeiling``."""
+    return HardwareCeilingInfo(**{name: getattr(ceiling, name) for name in HardwareCeilingInfo.model_fields})
+
+
+def estimated_flops(estimate: CustomizationEstimate, ceiling: HardwareCeilingInfo, **kept: Any) -> FlopsInfo:
+    """The FLOPs block of an ``estimated`` job: the modification's share (none for an evaluation) is classified."""
+    est = estimate.estimate
+    uncertainty = (
+        f"estimated ({estimate.service}): {est.technique.value} at {est.cost_basis}, {est.tokens.tokens:,} tokens "
+        f"({est.tokens.basis}); classified on the upper end of +/-{est.uncertainty:.0%}"
+    )
+    if estimate.kind is JobKind.EVALUATION:
+        uncertainty += "; an evaluation adds nothing to the modification's compute (guideline para. 118)"
+    return FlopsInfo(
+        method="estimated",
+        classified_flops=estimate.modification_flops,
+        hardware_ceiling=ceiling,
+        tokens=est.tokens.tokens if est.tokens.known else None,
+        uncertainty=uncertainty,
+        **kept,
+    )
+
+
+def customization_block(estimate: CustomizationEstimate) -> CustomizationInfo:
+    return CustomizationInfo.model_validate(estimate.as_dict())
+
+
+def serverless_estimate(serverless: Mapping[str, Any] | None, billable_tokens: object) -> CustomizationEstimate | None:
+    """The estimate of a serverless customization job (DescribeTrainingJob has ``ServerlessJobConfig``), else None."""
+    if not serverless:
+        return None
+    return estimate_serverless_job(serverless, billable_tokens)
+
+
+def apply_serverless(
+    estimate: CustomizationEstimate, flops: FlopsInfo, warnings: list[str]
+) -> tuple[FlopsInfo, float, CustomizationInfo]:
+    """The record's FLOPs for a serverless customization job: the estimate replaces ceiling and meter."""
+    warnings.extend([*estimate.warnings(), NO_INSTANCES])
+    info = estimated_flops(
+        estimate, flops.hardware_ceiling, metered=flops.metered, declared=flops.declared, recompute_flops=None
+    )
+    return info, estimate.modification_flops, customization_block(estimate)
+
+
+def recipe_block(hyperparameters: Mapping[str, str], environment: Mapping[str, str]) -> RecipeInfo | None:
+    """What a recipe job says about its recipe (None for a job that is not one)."""
+    found = recipe_from_job(hyperparameters, environment)
+    return None if found is None else RecipeInfo.model_validate(found.as_dict())
+
+
+def declaration_needed(record: AuditRecord) -> bool:
+    """Does this record rest on a bound rather than a count (tokens or model size), so a person must declare?"""
+    block = record.customization
+    return block is not None and block.kind == JobKind.FINE_TUNING.value and block.estimate.needs_declaration

@@ -1,0 +1,105 @@
+"""Splitting presets: jobs that are each below the line but together above it are flagged, per (principal, base
+model) and per model package group, over a window; the report shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from flopsmeter.audit.record import CloudTrailRef, Lineage
+from flopsmeter.cli.main import main
+from flopsmeter.compliance.query import Preset, QueryError, preset_sql, run_duckdb
+from flopsmeter.compliance.query.splitting import SPLIT_FLAG
+from tests.support.records import make_record, write_mirror
+
+ALICE = "arn:aws:sts::123456789012:assumed-role/MLEngineer/alice"
+BOB = "arn:aws:sts::123456789012:assumed-role/MLEngineer/bob"
+GROUP = "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/support-bot"
+DEFAULT = 3.3e22  # unknown base: the default threshold of the primary policy
+
+
+def _job(name, flops, who, day, group=None):
+    return make_record(
+        name,
+        flops=flops,
+        pretrain=None,
+        end=datetime(2026, 3, day, tzinfo=UTC),
+        cloudtrail=CloudTrailRef(status="found", event_id=f"e-{name}", principal_arn=who),
+        lineage=Lineage(own_flops=flops, cumulative_flops=flops, model_package_group_arn=group),
+    )
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory):
+    jobs = [
+        _job("alice-1", 0.5 * DEFAULT, ALICE, 2, GROUP),  # each below, together 1.2x the threshold
+        _job("alice-2", 0.4 * DEFAULT, ALICE, 3, GROUP),
+        _job("alice-3", 0.3 * DEFAULT, ALICE, 4),
+        _job("bob-1", 0.5 * DEFAULT, BOB, 2, GROUP),  # bob alone stays below
+        _job("bob-2", 0.1 * DEFAULT, BOB, 20),  # outside the window below
+    ]
+    return write_mirror(tmp_path_factory.mktemp("split"), jobs)
+
+
+def _rows(records_dir, preset):
+    result = run_duckdb(records_dir, preset_sql(preset), cache=False)
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def test_per_principal_and_base_model_flags_jobs_each_below_but_together_above(records_dir):
+    rows = _rows(records_dir, Preset(by_principal=True, since="2026-03-01", until="2026-03-10"))
+    by_who = {r["principal"]: r for r in rows}
+    assert rows[0]["principal"] == ALICE  # flagged first
+    alice = by_who[ALICE]
+    assert alice["jobs"] == 3 and alice["flag"] == SPLIT_FLAG
+    assert alice["total_flops"] == pytest.approx(1.2 * DEFAULT)
+    assert alice["ratio"] == pytest.approx(1.2)
+    assert alice["threshold"] == pytest.approx(DEFAULT)
+    assert alice["base_model"] == "meta-llama/Meta-Llama-3-70B"
+    assert by_who[BOB]["flag"] == "" and by_who[BOB]["jobs"] == 1
+
+
+def test_the_window_decides_which_jobs_add_up(records_dir):
+    rows = _rows(records_dir, Preset(by_principal=True, since="2026-03-03"))
+    alice = next(r for r in rows if r["principal"] == ALICE)
+    assert alice["jobs"] == 2 and alice["flag"] == ""  # 0.7 of the threshold
+
+
+def test_per_model_package_group(records_dir):
+    rows = _rows(records_dir, Preset(by_package_group=True))
+    assert len(rows) == 1
+    assert rows[0]["model_package_group"] == GROUP and rows[0]["jobs"] == 3
+    assert rows[0]["flag"] == SPLIT_FLAG  # alice-1 + alice-2 + bob-1 = 1.4x
+
+
+def test_a_set_with_a_job_that_exceeds_on_its_own_is_not_a_split(tmp_path):
+    root = write_mirror(tmp_path, [_job("big", 2 * DEFAULT, ALICE, 2), _job("small", 0.1 * DEFAULT, ALICE, 3)])
+    (row,) = _rows(root, Preset(by_principal=True))
+    assert row["exceeding"] == 1 and row["flag"] == ""
+
+
+def test_one_grouping_at_a_time():
+    with pytest.raises(QueryError, match="not both"):
+        preset_sql(Preset(by_principal=True, by_package_group=True))
+    with pytest.raises(QueryError, match="--until"):
+        preset_sql(Preset(by_principal=True, until="March"))
+
+
+def test_cli_by_principal(records_dir, capsys):
+    assert main(["query", "--dir", str(records_dir), "--by-principal", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert SPLIT_FLAG in out and ALICE in out
+
+
+def test_the_report_shows_the_flagged_sets_of_its_period(records_dir, tmp_path):
+    from flopsmeter.compliance.report import write_report
+
+    out = tmp_path / "report.html"
+    data = write_report(records_dir, out, start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 3, 10, tzinfo=UTC))
+    assert {(s.grouping, s.jobs) for s in data.splits} == {("principal-base-model", 3), ("package-group", 3)}
+    html = out.read_text()
+    assert "Possible splitting" in html and ALICE in html and GROUP in html
+    later = write_report(records_dir, tmp_path / "later.html", start=datetime(2026, 3, 3, tzinfo=UTC))
+    assert later.splits == []
+    assert "Possible splitting" not in (tmp_path / "later.html").read_text()
