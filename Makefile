@@ -19,7 +19,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 .DEFAULT_GOAL := help
 .PHONY: help install venv demo demo-org test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
         typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
-        bench-query bench-coldstart report-screenshot chromium clean
+        bench-query bench-coldstart bench-scale report-screenshot chromium clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -117,6 +117,9 @@ bench-load: $(STAMP) ## 10 000 events through EventBridge -> SQS -> handler on a
 
 bench-query: $(STAMP) ## query presets over 100 000 synthetic records (JSON)
 	$(BIN)/python -m bench.query
+
+bench-scale: $(STAMP) ## 3 000 jobs in one simulated hour through the emulator: who launched each, LookupEvents calls (JSON)
+	$(BIN)/python -m bench.scale
 
 bench-coldstart: $(STAMP) ## classifier init time and warm latency as packaged (JSON)
 	$(BIN)/python bench/coldstart.py

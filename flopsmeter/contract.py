@@ -94,6 +94,7 @@ class ServiceMetric(StrEnum):
     RECONCILE_DEFERRED = "ReconcileDeferred"
     RECONCILE_FAILED = "ReconcileFailed"
     DIGESTS_WRITTEN = "DigestsWritten"
+    PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
     ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
 
 
@@ -201,4 +202,35 @@ def model_customization_job_state_change_pattern() -> dict[str, object]:
         "source": [BEDROCK_EVENT_SOURCE],
         "detail-type": [MODEL_CUSTOMIZATION_JOB_STATE_CHANGE],
         "detail": {"jobStatus": list(BEDROCK_TERMINAL_STATUSES)},
+    }
+
+
+# Capture at launch (provenance): the CloudTrail management events of the API calls that create training work, as
+# EventBridge delivers them ("AWS API Call via CloudTrail"; needs an active trail in the account). The stack's rule
+# (infra/constructs/provenance.py) and the emulator's share this pattern. Successful calls only: a refused call
+# created nothing.
+CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
+SAGEMAKER_API_EVENT_SOURCE = "sagemaker.amazonaws.com"
+LAUNCH_EVENT_NAMES = (
+    "CreateTrainingJob",
+    "CreateHyperParameterTuningJob",
+    "StartPipelineExecution",
+    "CreateAutoMLJob",
+    "CreateAutoMLJobV2",
+)
+# Tags SageMaker Pipelines puts on the jobs a pipeline step starts (the step's execution, the step's name).
+TAG_PIPELINE_EXECUTION_ARN = "sagemaker:pipeline-execution-arn"
+TAG_PIPELINE_STEP_NAME = "sagemaker:pipeline-step-name"
+
+
+def training_launch_pattern() -> dict[str, object]:
+    """The EventBridge pattern of the provenance rule: a successful SageMaker call that creates training work."""
+    return {
+        "source": [SAGEMAKER_EVENT_SOURCE],
+        "detail-type": [CLOUDTRAIL_API_CALL],
+        "detail": {
+            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
+            "eventName": list(LAUNCH_EVENT_NAMES),
+            "errorCode": [{"exists": False}],
+        },
     }

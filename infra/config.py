@@ -109,6 +109,9 @@ class DeployConfig:
     stackset_call_as: str = "DELEGATED_ADMIN"
     access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
     athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
+    # Provenance: create a minimal single-region trail of write management events, so that EventBridge sees the
+    # launch calls (leave false when the account already has a trail; synthesis cannot tell, it is offline).
+    create_management_trail: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -245,6 +248,16 @@ def _one_of(choices: tuple[Any, ...], parse: Callable[[Any], Any] = str) -> Call
     return check
 
 
+def _flag(raw: Any) -> bool:
+    """A boolean, or its text as ``cdk synth -c key=value`` passes it."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"true", "false"}:
+        return text == "true"
+    raise ValueError("must be true or false")
+
+
 def _stage(raw: Any) -> str:
     value = str(raw).strip()
     if not _STAGE_NAME.match(value):
@@ -309,4 +322,5 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "member_regions": _list_of(_REGION, "AWS region names"),
     "member_accounts": _list_of(_ACCOUNT, "12-digit AWS account ids"),
     "stackset_call_as": _one_of(STACKSET_CALL_AS),
+    "create_management_trail": _flag,
 }

@@ -3,6 +3,7 @@
 Mapping: ``float`` (FLOP counts, ratios) -> ``double`` (FLOPs reach 1e25 and overflow ``bigint``),
 ``int`` -> ``bigint``, ``bool`` -> ``boolean``, ``str``/``Literal[str]``/``datetime`` -> ``string``
 (ISO 8601 text as pydantic writes it; query with ``from_iso8601_timestamp``), ``list[X]`` -> ``array<X>``,
+``dict[K, V]`` -> ``map<K,V>``,
 nested models -> ``struct<...>``. ``Optional[X]`` is ``X`` (absent or null JSON reads as NULL).
 """
 
@@ -44,6 +45,9 @@ def glue_type(annotation: Any) -> str:
     if origin is list:
         (item,) = get_args(annotation)
         return f"array<{glue_type(item)}>"
+    if origin is dict:
+        key, value = get_args(annotation)
+        return f"map<{glue_type(key)},{glue_type(value)}>"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         inner = ",".join(f"{name}:{glue_type(f.annotation)}" for name, f in annotation.model_fields.items())
         return f"struct<{inner}>"

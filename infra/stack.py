@@ -8,6 +8,8 @@
 - ``OrganizationIntake`` (organization.py, organization mode only): the organization bus, the StackSet that
   deploys ``infra.member.MemberStack`` to the member accounts, and the functions' right to assume its role.
 - ``ServiceFunctions`` (service.py): the three functions, and which of those grants each role gets.
+- ``LaunchProvenance`` (provenance.py): the rule on SageMaker launch calls, the provenance function, and (when
+  ``create_management_trail``) a minimal management-events trail.
 - The ``AuditReadPolicy`` managed policy for people: read and verify records, query them; no writes, no deletes.
 """
 
@@ -26,6 +28,7 @@ from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.organization import OrganizationIntake
 from infra.constructs.pipeline import ClassifierQueue
+from infra.constructs.provenance import PROVENANCE_ROOT, LaunchProvenance
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
 from infra.constructs.signing import DigestSigningKey
@@ -69,6 +72,16 @@ class FlopsMeterStack(Stack):
             resources=ServiceResources(audit=audit, alerts=alerts, intake=intake, signing=signing),
             removal_policy=ephemeral,
         )
+        provenance = LaunchProvenance(
+            self,
+            "Provenance",
+            base=functions.base,
+            audit=audit,
+            dead_letter_queue=intake.dead_letter_queue,
+            create_management_trail=cfg.create_management_trail,
+            removal_policy=ephemeral,
+        )
+        audit.restrict_retention_to([*functions.retention_writers, (provenance.function.role, (PROVENANCE_ROOT,))])
         TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
         query = RecordsQuery(
             self,
@@ -91,7 +104,7 @@ class FlopsMeterStack(Stack):
             topic=alerts.topic,
             dead_letter_queue=intake.dead_letter_queue,
             queue=intake.queue,
-            functions=functions.all,
+            functions=(*functions.all, provenance.function),
             dashboard_name=f"FlopsMeter-{cfg.stage}",
         )
 
@@ -107,6 +120,7 @@ class FlopsMeterStack(Stack):
             "AuditReadPolicyArn": readers.managed_policy_arn,
             "DashboardName": monitoring.dashboard.dashboard_name,
             "ClassifierFunctionName": functions.classifier.function.function_name,
+            "ProvenanceTrailRequirement": provenance.trail_output,
         }
         self.organization: OrganizationIntake | None = None
         if cfg.is_organization:

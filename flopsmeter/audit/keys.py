@@ -189,3 +189,52 @@ def parse_index_key(key: str) -> tuple[str, str]:
     if not m:
         raise ValueError(f"not a model-package or job index key: {key!r}")
     return m.group(1), m.group(2)
+
+
+# Provenance (capture at launch): one immutable object per created training job or parent (tuning job, pipeline
+# execution, AutoML job): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``, derived from the resource's
+# ARN alone, so the writer (from the CloudTrail event) and the reader (from DescribeTrainingJob) meet on one key.
+# Names are lowercased, as SageMaker writes them in ARNs; a pipeline execution is ``<pipeline>/<execution id>``.
+PROVENANCE_PREFIX = "provenance/v1/"
+PROVENANCE_KINDS = ("training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job")
+_NAME = r"[a-z0-9](?:-*[a-z0-9]){0,255}"
+_PROVENANCE_KEY = re.compile(
+    rf"^provenance/v1/account=([0-9]{{12}})/region=([a-z0-9-]+)/({'|'.join(PROVENANCE_KINDS)})/"
+    rf"({_NAME}(?:/{_NAME})?)\.json$"
+)
+_SAGEMAKER_ARN = re.compile(
+    rf"^arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):([0-9]{{12}}):"
+    rf"(?:(training-job|hyper-parameter-tuning-job|automl-job)/({_NAME})|pipeline/({_NAME})/execution/({_NAME}))$"
+)
+
+
+def parse_launch_arn(arn: str) -> tuple[str, str, str, str]:
+    """``(account, region, kind, name)`` of a training job, tuning job, AutoML job or pipeline execution ARN."""
+    m = _SAGEMAKER_ARN.match(arn.lower())
+    if not m:
+        raise ValueError(
+            f"not a SageMaker training job, tuning job, AutoML job or pipeline execution ARN: {arn[:160]!r}"
+        )
+    region, account, kind, name, pipeline, execution = m.groups()
+    if kind is None:
+        return account, region, "pipeline-execution", f"{pipeline}/{execution}"
+    return account, region, kind, name
+
+
+def provenance_key(account_id: str, region: str, kind: str, name: str) -> str:
+    key = f"{PROVENANCE_PREFIX}account={account_id}/region={region}/{kind}/{name.lower()}.json"
+    if not _PROVENANCE_KEY.match(key):
+        raise ValueError(f"not a provenance key: {key[:200]!r}")
+    return key
+
+
+def provenance_key_for_arn(arn: str) -> str:
+    return provenance_key(*parse_launch_arn(arn))
+
+
+def parse_provenance_key(key: str) -> dict[str, str]:
+    """``{"account": …, "region": …, "kind": …, "name": …}`` for a provenance key, else ValueError."""
+    m = _PROVENANCE_KEY.match(key)
+    if not m:
+        raise ValueError(f"not a provenance key: {key!r}")
+    return dict(zip(("account", "region", "kind", "name"), m.groups(), strict=True))

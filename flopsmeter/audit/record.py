@@ -109,6 +109,16 @@ class PolicyClassification(_Model):
         return cls.model_validate(result.as_dict())
 
 
+class LaunchLink(_Model):
+    """One step of a launch chain: what was created, and the CloudTrail call that created it (when known)."""
+
+    kind: Literal["training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job"]
+    arn: str
+    event_name: str | None = None
+    event_id: str | None = None
+    principal_arn: str | None = None
+
+
 class CloudTrailRef(_Model):
     status: Literal["found", "not_found"]
     event_id: str | None = None
@@ -117,6 +127,11 @@ class CloudTrailRef(_Model):
     source_ip: str | None = None
     user_agent: str | None = None
     reason: str | None = None
+    # Provenance (scale): where the "who" came from (the provenance object captured at launch, or a LookupEvents
+    # scan), and for a job launched by a service the chain job -> parent (tuning job, pipeline execution, AutoML
+    # job); the person is the parent's creator (``principal_arn`` above). Empty chain: the job was launched directly.
+    source: Literal["provenance", "lookup_events"] | None = None
+    chain: list[LaunchLink] = Field(default_factory=list)
 
 
 class ParentLink(_Model):

@@ -174,6 +174,16 @@ class AuditStore:
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
         return StoredObject(key, body, reply.get("VersionId"), reply.get("LastModified"))
 
+    def get_if_exists(self, key: str) -> StoredObject | None:
+        """The object at ``key``, or None when there is none (404, or the 403 S3 gives a reader without ListBucket)."""
+        try:
+            return self.get(key)
+        except AuditStoreError as err:
+            cause = err.__cause__
+            if isinstance(cause, ClientError) and error_code(cause) in MISSING_CODES | DENIED_CODES:
+                return None
+            raise
+
     def get_json(self, key: str) -> dict[str, Any]:
         document = json.loads(self.get(key).body)
         if not isinstance(document, dict):

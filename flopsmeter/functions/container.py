@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from flopsmeter.functions.settings import ClassificationSettings, ClassifierSettings, DigestSettings, ReconcilerSettings
+from flopsmeter.functions.settings import (
+    ClassificationSettings,
+    ClassifierSettings,
+    DigestSettings,
+    FunctionSettings,
+    ReconcilerSettings,
+)
 from flopsmeter.service.ports import Dependencies, LogSink, MetricSink, ServiceConfig
 
 if TYPE_CHECKING:
@@ -108,7 +114,14 @@ class DigestContainer:
     signing_key_id: str
 
 
-def audit_store(settings: ClassificationSettings | DigestSettings, clients: ClientFactory) -> AuditStore:
+@dataclass(frozen=True)
+class ProvenanceContainer:
+    store: AuditStore
+
+
+def audit_store(
+    settings: ClassificationSettings | DigestSettings | FunctionSettings, clients: ClientFactory
+) -> AuditStore:
     from flopsmeter.aws.store import AuditStore
 
     return AuditStore(clients("s3"), settings.AUDIT_BUCKET_NAME, retention_years=settings.RETENTION_YEARS)
@@ -216,3 +229,7 @@ def build_reconciler(
 
 def build_digest(settings: DigestSettings, clients: ClientFactory = aws_client) -> DigestContainer:
     return DigestContainer(audit_store(settings, clients), clients("kms"), settings.DIGEST_SIGNING_KEY_ID)
+
+
+def build_provenance(settings: FunctionSettings, clients: ClientFactory = aws_client) -> ProvenanceContainer:
+    return ProvenanceContainer(audit_store(settings, clients))

@@ -37,6 +37,7 @@ from flopsmeter.local.demo_customization import run_customization_scenario
 from flopsmeter.local.demo_jobs import DECLARED_JOBS, LOST_JOB, METERED_JOB, ROLE, DemoJob
 from flopsmeter.local.demo_lineage import run_lineage_scenario
 from flopsmeter.local.demo_obligations import run_obligations_scenario
+from flopsmeter.local.demo_provenance import run_provenance_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import (
@@ -463,6 +464,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         run_lineage_scenario(demo)
         demo.digest_and_verify()
         demo.tamper()
+        run_provenance_scenario(demo)
         demo.section("10. What the demo showed")
     failed = [what for what, ok in demo.checks if not ok]
     for what, ok in demo.checks:

@@ -7,6 +7,8 @@
   terminal statuses -> the classifier queue; and the Bedrock rule (``aws.bedrock`` / "Model Customization Job
   State Change" / terminal statuses, ``contract.model_customization_job_state_change_pattern``) -> the same queue;
 * the SNS alert topic, and an asymmetric KMS key (RSA_2048, SIGN_VERIFY) for signing digests;
+* provenance: a logging management trail (the stack's ``create_management_trail``) and the rule on SageMaker
+  launch calls (``contract.training_launch_pattern``), here to a queue the runner drains into the function;
 * the CloudWatch namespace is implicit (metrics create it).
 
 Two local-only inboxes make the service's outputs visible in the demo: an SQS queue subscribed to the alert
@@ -54,6 +56,11 @@ class LocalResources:
     signing_key_id: str
     signing_key_alias: str
     event_bus_name: str = "default"
+    # Provenance: the rule on SageMaker launch calls (contract.training_launch_pattern) -> this queue, which the
+    # local runner drains into the provenance function (in AWS the rule invokes it directly); and the trail that
+    # makes EventBridge see API calls (the stack's create_management_trail).
+    provenance_queue_url: str = ""
+    trail_name: str = ""
     retention_years: int = LOCAL_RETENTION_YEARS
     max_receive_count: int = LOCAL_MAX_RECEIVE_COUNT
     visibility_timeout_seconds: int = LOCAL_VISIBILITY_TIMEOUT_SECONDS
@@ -91,7 +98,8 @@ class LocalResources:
 def _clients(endpoint: str, region: str) -> dict[str, Any]:
     from flopsmeter.local.clients import client
 
-    return {name: client(name, endpoint, region) for name in ("s3", "sqs", "events", "sns", "kms", "sts")}
+    names = ("s3", "sqs", "events", "sns", "kms", "sts", "cloudtrail")
+    return {name: client(name, endpoint, region) for name in names}
 
 
 def provision(
@@ -131,7 +139,15 @@ def provision(
     recorded_pattern = {"source": [RECORDED_EVENT_SOURCE], "detail-type": [RECORDED_EVENT_DETAIL_TYPE]}
     _rule_to_queue(c["events"], c["sqs"], f"{PREFIX}-local-recorded", recorded_pattern, recorded_url, recorded_arn)
     key_id, alias = _signing_key(c["kms"], f"alias/{PREFIX}-digest-signing")
+    provenance_url, provenance_arn = _queue(c["sqs"], f"{PREFIX}-local-provenance", {})
+    launch_rule = f"{PREFIX}-provenance-launch-calls"
+    _rule_to_queue(
+        c["events"], c["sqs"], launch_rule, contract.training_launch_pattern(), provenance_url, provenance_arn
+    )
+    trail = _management_trail(c["s3"], c["cloudtrail"], f"{PREFIX}-trail-{account}-{region}", region)
     return LocalResources(
+        provenance_queue_url=provenance_url,
+        trail_name=trail,
         endpoint=endpoint,
         account_id=account,
         region=region,
@@ -210,6 +226,20 @@ def _rule_to_queue(events: Any, sqs: Any, rule: str, pattern: dict[str, Any], qu
     others = [s for s in policy.get("Statement", []) if s.get("Sid") != statement["Sid"]]  # one per rule
     policy["Statement"] = [*others, statement]
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+
+
+def _management_trail(s3: Any, cloudtrail: Any, bucket: str, region: str) -> str:
+    """A logging trail (the stack's ``create_management_trail``): EventBridge sees API calls only while one logs."""
+    name = f"{PREFIX}-management"
+    if name not in {t["Name"] for t in cloudtrail.describe_trails().get("trailList", [])}:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(**kwargs)
+        cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=False)
+    cloudtrail.start_logging(Name=name)
+    return name
 
 
 def _signing_key(kms: Any, alias: str) -> tuple[str, str]:

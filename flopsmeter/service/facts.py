@@ -51,6 +51,8 @@ class JobFacts:
     billable_tokens: object = None
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
+    launched_by: tuple[str, ...] = ()  # provenance: TuningJobArn / AutoMLJobArn when a service launched the job
+
     @property
     def record_key(self) -> str:
         return record_key(self.account_id, self.region, self.end_time, self.name)
@@ -194,6 +196,7 @@ def facts_from_description(job: Mapping[str, Any], tags: Mapping[str, str]) -> J
         serverless=job.get("ServerlessJobConfig") or None,
         billable_tokens=job.get("BillableTokenCount"),
         hyperparameters={str(k): str(v) for k, v in (job.get("HyperParameters") or {}).items()},
+        launched_by=tuple(str(job[k]) for k in ("TuningJobArn", "AutoMLJobArn") if job.get(k)),
     )
 
 

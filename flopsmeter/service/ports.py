@@ -65,6 +65,10 @@ class MeterSource(Protocol):
 class TrailSource(Protocol):
     def find_create_training_job(self, job_name: str, created: datetime) -> TrailHit | None: ...
 
+    def find_launch(self, event_name: str, resource_arn: str, before: datetime) -> TrailHit | None:
+        """The call that created a parent (tuning job, pipeline execution, AutoML job) of a job created ``before``."""
+        ...
+
 
 class BedrockSource(Protocol):
     """Amazon Bedrock model customization jobs (issue 16 item 4): ``flopsmeter.aws.bedrock.BedrockJobs``."""
@@ -96,6 +100,8 @@ class RecordStore(Protocol):
     def get(self, key: str) -> StoredObject: ...  # lineage index entries
 
     def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...  # lineage index writers of a location
+
+    def get_if_exists(self, key: str) -> StoredObject | None: ...
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...

@@ -12,7 +12,6 @@ from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
-    CloudTrailRef,
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
@@ -24,11 +23,11 @@ from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
-from flopsmeter.service.errors import CloudTrailPending, PermanentError
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
+from flopsmeter.service.launcher import resolve_launcher
 from flopsmeter.service.lineage import Lineages
 from flopsmeter.service.lineage_record import job_lineage
-from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig, TrailHit
+from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig
 
 Channel = Literal["cloudwatch", "final_metric_data"]
 METRICS_WINDOW_BEFORE = timedelta(minutes=5)
@@ -57,7 +56,7 @@ def build_record(
         flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
     lineage = job_lineage(facts, own_flops, deps, config, now)
     warnings += lineage.found.warnings
-    cloudtrail = _cloudtrail(facts, deps, config, now, warnings)
+    cloudtrail = resolve_launcher(facts, deps, config, now, warnings)  # provenance by key, else LookupEvents
     result = classify(
         lineage.cumulative_flops,
         pretrain.flops,
@@ -263,38 +262,6 @@ def _meter_incomplete(
             + ("hardware ceiling" if metered <= ceiling.flops else "metered figure, which exceeds the hardware ceiling")
         )
     return True
-
-
-def _cloudtrail(
-    facts: JobFacts, deps: Dependencies, config: ServiceConfig, now: datetime, warnings: list[str]
-) -> CloudTrailRef:
-    created = facts.creation_time or facts.start_time or facts.end_time
-    try:
-        hit: TrailHit | None = deps.trail.find_create_training_job(facts.name, created)
-    except PermanentError as err:  # e.g. AccessDenied: the record is still written, saying why
-        warnings.append(f"CloudTrail lookup failed: {err}")
-        return CloudTrailRef(status="not_found", reason=f"lookup failed: {str(err)[:300]}")
-    if hit is not None:
-        return CloudTrailRef(
-            status="found",
-            event_id=hit.event_id,
-            event_time=hit.event_time,
-            principal_arn=hit.principal_arn,
-            source_ip=hit.source_ip,
-            user_agent=hit.user_agent,
-        )
-    waited = (now - facts.end_time).total_seconds()
-    if waited < config.cloudtrail_max_wait_seconds:
-        raise CloudTrailPending(
-            f"CreateTrainingJob for {facts.name} not in CloudTrail yet "
-            f"({waited:.0f}s after the job's end; waiting up to {config.cloudtrail_max_wait_seconds:.0f}s)"
-        )
-    reason = (
-        f"no CreateTrainingJob event for {facts.name} in CloudTrail {waited:.0f}s after the job ended "
-        f"(waited up to {config.cloudtrail_max_wait_seconds:.0f}s)"
-    )
-    warnings.append(f"CloudTrail: {reason}")
-    return CloudTrailRef(status="not_found", reason=reason)
 
 
 def _job_info(facts: JobFacts, ceiling: HardwareCeiling) -> JobInfo:

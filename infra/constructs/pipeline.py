@@ -16,6 +16,9 @@ The numbers, and why (docs/infra.md has the table):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -23,7 +26,11 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from flopsmeter.contract import max_receive_count, training_job_state_change_pattern
+from flopsmeter.contract import (
+    max_receive_count,
+    model_customization_job_state_change_pattern,
+    training_job_state_change_pattern,
+)
 from infra.constructs.functions import ServiceFunction
 from infra.constructs.messaging import EVENTS, MessagingKey, RuleTarget, from_rules
 
@@ -38,6 +45,18 @@ def event_pattern(pattern: dict[str, object]) -> events.EventPattern:
     """A raw EventBridge pattern (``flopsmeter.contract``'s JSON shape) as CDK's ``EventPattern``."""
     fields = {"detail-type": "detail_type"}
     return events.EventPattern(**{fields.get(k, k): v for k, v in pattern.items()})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """What a rule into the classifier queue matches: a label for its description and the contract's pattern."""
+
+    what: str
+    pattern: Callable[[], dict[str, object]]
+
+
+TRAINING_SOURCE = EventSource("SageMaker training jobs", training_job_state_change_pattern)
+BEDROCK_SOURCE = EventSource("Amazon Bedrock model customization jobs", model_customization_job_state_change_pattern)
 
 
 class ClassifierQueue(Construct):
@@ -81,19 +100,24 @@ class ClassifierQueue(Construct):
         )
         self._key = key
         self.rule = self.add_source(None, "TrainingJobEnded")
+        self.bedrock_rule = self.add_source(None, "ModelCustomizationJobEnded", BEDROCK_SOURCE)
 
-    def add_source(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
-        """A rule on ``bus`` (None: the account's default bus) sending the training-job state changes here.
+    def add_source(
+        self, bus: events.IEventBus | None, construct_id: str, source: EventSource | None = None
+    ) -> events.Rule:
+        """A rule on ``bus`` (None: the account's default bus) sending ``source``'s terminal state changes here
+        (default: SageMaker training jobs).
 
         Events EventBridge itself cannot deliver (after its own 24 h of retries) land in the same DLQ, with the
         event as the message body, so one redrive handles both kinds. EventBridge may deliver into either queue
         only for the rules made here (``aws:SourceArn``: no confused deputy)."""
+        source = source or TRAINING_SOURCE
         rule = events.Rule(
             self,
             construct_id,
             event_bus=bus,
-            description="SageMaker training jobs that reached a terminal status -> FLOPs Meter classifier queue",
-            event_pattern=event_pattern(training_job_state_change_pattern()),
+            description=f"{source.what} that reached a terminal status -> FLOPs Meter classifier queue",
+            event_pattern=event_pattern(source.pattern()),
             targets=[RuleTarget(self.queue.queue_arn, dead_letter_queue=self.dead_letter_queue)],
         )
         for queue in (self.queue, self.dead_letter_queue):

@@ -39,6 +39,7 @@ from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.nag import acknowledge, skip_checkov
 from infra.constructs.pipeline import CLASSIFIER_TIMEOUT, ClassifierQueue
+from infra.constructs.provenance import PROVENANCE_ROOT
 from infra.constructs.signing import DigestSigningKey
 from infra.layer import powertools_layer
 
@@ -138,6 +139,7 @@ class ServiceFunctions(Construct):
                 environment={**environment, "DIGEST_SIGNING_KEY_ID": res.signing.key.key_id},
             ),
         )
+        self.base = base  # the provenance function (infra/constructs/provenance.py) runs the same way
         self.all = (self.classifier, self.reconciler, self.digest)
         skip_checkov(
             self.classifier.function,
@@ -191,19 +193,20 @@ class ServiceFunctions(Construct):
         for fn in (self.classifier, self.reconciler):
             _grant_classify(fn.role, res)
         res.intake.grant_dead_letter(self.classifier.role)  # consuming the queue: granted by the event source
-        _allow_any_resource(self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs")
+        _allow_any_resource(
+            self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs", "bedrock:ListModelCustomizationJobs"
+        )
         res.audit.grant_read(
             self.digest.role, "ReadRecordsAndDigests", RECORDS_ROOT, DIGESTS_ROOT, actions=_READ_VERSIONS
         )
         res.audit.grant_write_once(self.digest.role, "WriteDigestsOnce", DIGESTS_ROOT)
         res.signing.grant_sign(self.digest.role)
-        res.audit.restrict_retention_to(
-            [
-                (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
-                (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
-                (self.digest.role, (DIGESTS_ROOT,)),
-            ]
-        )
+        # The bucket policy's retention writers (the stack adds the provenance function and applies them).
+        self.retention_writers: list[tuple[iam.IRole, tuple[str, ...]]] = [
+            (self.classifier.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
+            (self.reconciler.role, (RECORDS_ROOT, NOTIFICATIONS_ROOT, INDEX_ROOT)),
+            (self.digest.role, (DIGESTS_ROOT,)),
+        ]
         for fn in self.all:
             acknowledge(
                 fn.role,
@@ -257,6 +260,7 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         RECORDS_ROOT,
         NOTIFICATIONS_ROOT,
         INDEX_ROOT,
+        PROVENANCE_ROOT,  # who launched the job, captured at launch (infra/constructs/provenance.py)
         actions=("s3:GetObject", "s3:GetObjectRetention"),
     )
     role.add_to_principal_policy(
@@ -270,6 +274,19 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         role,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
         "Every training job in this account is in scope.",
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="CustomizationJobFacts",
+            actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
+            resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
+        "model-customization-job/*]",
+        "Every Bedrock model customization job in this account is in scope.",
     )
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
     _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")

@@ -30,6 +30,7 @@ HANDLERS = {
     "classifier": "lambdas.classifier.handler.lambda_handler",
     "reconciler": "lambdas.reconciler.handler.lambda_handler",
     "digest": "lambdas.digest.handler.lambda_handler",
+    "provenance": "lambdas.provenance.handler.lambda_handler",
 }
 
 

@@ -36,7 +36,8 @@ def _rule_arn(synth: Synthesized, source: str) -> str:
         k
         for k, r in synth.of_type("AWS::Events::Rule").items()
         if r["Properties"].get("EventPattern", {}).get("source") == [source]
-    ]
+        and r["Properties"]["EventPattern"].get("detail", {}).get("eventSource") != ["sagemaker.amazonaws.com"]
+    ]  # (the provenance rule, on SageMaker's API calls, sends nothing to the topic)
     return f"<{rule_id}.Arn>"
 
 
@@ -139,9 +140,13 @@ def test_every_service_principal_allow_is_conditioned_on_its_source(synth: Synth
 
 def test_only_the_schedules_may_invoke_the_scheduled_functions(synth: Synthesized) -> None:
     permissions = [p["Properties"] for p in synth.of_type("AWS::Lambda::Permission").values()]
-    assert len(permissions) == 2  # reconciler and digest schedules; the classifier is fed by its event source
+    # reconciler and digest schedules, and the provenance rule; the classifier is fed by its event source
+    assert len(permissions) == 3
     rules = {
-        f"<{k}.Arn>" for k, r in synth.of_type("AWS::Events::Rule").items() if "ScheduleExpression" in r["Properties"]
+        f"<{k}.Arn>": r["Properties"]
+        for k, r in synth.of_type("AWS::Events::Rule").items()
+        if "ScheduleExpression" in r["Properties"]
+        or r["Properties"].get("EventPattern", {}).get("detail", {}).get("eventSource") == ["sagemaker.amazonaws.com"]
     }
     for permission in permissions:
         assert permission["Principal"] == "events.amazonaws.com" and permission["Action"] == "lambda:InvokeFunction"

@@ -8,6 +8,7 @@ import pytest
 
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE, SIGNING_ALGORITHM, SIGNING_KEY_SPEC
 from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT
+from infra.constructs.provenance import PROVENANCE_ROOT
 from tests.infra.policy import resolve
 from tests.infra.template import (
     HANDLERS,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.infra
 
 def test_each_function_has_its_own_role(synth: Synthesized) -> None:
     roles = {role_of(synth, name) for name in HANDLERS}
-    assert len(roles) == 3
+    assert len(roles) == len(HANDLERS)
 
 
 def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) -> None:
@@ -113,7 +114,13 @@ def test_digest_role_reads_everything_writes_only_digests_and_signs_with_pss(syn
 
 def test_no_iam_policy_grants_delete_or_wildcard_writes_on_the_audit_bucket(synth: Synthesized) -> None:
     bucket_id, _ = audit_bucket(synth)
-    allowed_write_prefixes = ("records/*", NOTIFICATIONS_ROOT + "*", INDEX_ROOT + "*", "digests/*")
+    allowed_write_prefixes = (
+        "records/*",
+        NOTIFICATIONS_ROOT + "*",
+        INDEX_ROOT + "*",
+        "digests/*",
+        PROVENANCE_ROOT + "*",
+    )
     documents = [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::Policy").values()]
     documents += [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::ManagedPolicy").values()]
     for document in documents:

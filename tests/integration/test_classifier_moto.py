@@ -221,7 +221,9 @@ def test_throttling_on_any_call_is_retried_and_never_less_conservative(wired, se
     injected = inject_faults(wired[service], operation, times=1)
     send(wired, state_change("job-throttle"))
     first = drain(wired, rounds=1)
-    assert injected["injected"] == 1 and len(first[0]["batchItemFailures"]) == 1
+    # LookupEvents throttling is backed off inside the lookup (flopsmeter.aws.lookup_budget): the message succeeds
+    absorbed = (service, operation) == ("cloudtrail", "LookupEvents")
+    assert injected["injected"] == 1 and len(first[0]["batchItemFailures"]) == (0 if absorbed else 1)
     drain(wired)
     throttled = wired.store.get_record(key("job-throttle", end))
     clean = wired.store.get_record(key("job-clean", end))

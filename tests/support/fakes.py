@@ -156,6 +156,10 @@ class FakeTrail:
         self.faults.check("find_create_training_job")
         return self.hits.get(job_name)
 
+    def find_launch(self, event_name: str, resource_arn: str, before: datetime) -> TrailHit | None:
+        self.faults.check("find_launch")
+        return self.hits.get(resource_arn)
+
 
 class FakeBedrock:
     """Amazon Bedrock model customization jobs (GetModelCustomizationJob-shaped), their tags and creators."""
@@ -260,6 +264,10 @@ class FakeStore:
         if key not in self.objects:
             raise AuditStoreError(f"reading s3://{self.bucket}/{key}: NoSuchKey (fake)")
         return StoredObject(key, self.objects[key], f"v-{key}", None)
+
+    def get_if_exists(self, key: str) -> StoredObject | None:
+        self.faults.check("get_if_exists")
+        return StoredObject(key, self.objects[key], f"v-{key}", None) if key in self.objects else None
 
     def get_record(self, key: str) -> AuditRecord:
         self.faults.check("get_record")

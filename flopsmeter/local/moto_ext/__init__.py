@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, routes, sagemaker, sts
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker, sts
 from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
@@ -75,6 +75,8 @@ def install() -> None:
             return
         sagemaker.patch()
         bedrock.patch()
+
+        launches.patch()
         cloudtrail.patch()
         eventbridge.patch()
         sts.patch()

@@ -1,17 +1,21 @@
 """CloudTrail: LookupEvents over management events recorded by the emulator (moto 5.2.5 does not implement it),
-an optional delivery lag, and clearing events (a trail that never saw a call)."""
+an optional delivery lag, clearing events (a trail that never saw a call), an optional LookupEvents rate limit
+(``set_cloudtrail_rate_limit``), and, while a trail is logging (moto's CreateTrail + StartLogging), each recorded
+management event delivered to the default EventBridge bus as "AWS API Call via CloudTrail"."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from flopsmeter.contract import CLOUDTRAIL_API_CALL
 from flopsmeter.local.moto_ext.common import (
     CLEAR_PATH,
     LAG_PATH,
@@ -40,7 +44,12 @@ def patch() -> None:
     from moto.cloudtrail.responses import CloudTrailResponse
 
     def lookup_events(self: Any) -> str:
+        from moto.core.exceptions import JsonRESTError
+
         backend = self.cloudtrail_backend
+        limit = getattr(backend, "_flopsmeter_rate_limit", None)
+        if limit is not None and not limit.allow():
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
         reply = lookup_cloudtrail_events(
             stored_events(backend),
             lag_seconds=_lag(backend),
@@ -164,10 +173,80 @@ def record_cloudtrail_event(call: ManagementEvent) -> dict[str, Any]:
         "Username": identity.get("userName") or call.principal_arn.rsplit("/", 1)[-1],
         "Resources": list(call.resources or []),
         "CloudTrailEvent": json.dumps(detail),
-        "_arns": [str((call.response_elements or {}).get("trainingJobArn", ""))],  # ResourceName may be the ARN too
+        # ResourceName may be the ARN too (of a training job, tuning job, pipeline execution or AutoML job)
+        "_arns": [str(v) for v in (call.response_elements or {}).values() if isinstance(v, str)],
     }
     stored_events(cloudtrail_backend(call.account_id, call.region)).append(event)
+    if trail_logging(call.account_id, call.region):
+        _to_eventbridge(call.account_id, call.region, detail)
     return {k: v for k, v in event.items() if not k.startswith("_")}
+
+
+def retime_cloudtrail_event(
+    resource_arn: str, when: datetime, *, account_id: str | None = None, region: str | None = None
+) -> int:
+    """Move the stored event(s) that created ``resource_arn`` to ``when`` (a launch backdated in simulated time)."""
+    moved = 0
+    for event in stored_events(cloudtrail_backend(account_id or default_account(), region or default_region())):
+        if resource_arn in event.get("_arns", []):
+            event["EventTime"] = aware(when).timestamp()
+            detail = json.loads(event["CloudTrailEvent"])
+            detail["eventTime"] = aware(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+            event["CloudTrailEvent"] = json.dumps(detail)
+            moved += 1
+    return moved
+
+
+def trail_logging(account_id: str, region: str) -> bool:
+    """Is a trail logging in this account and region? EventBridge sees API calls only then."""
+    trails = getattr(cloudtrail_backend(account_id, region), "trails", {})
+    return any(getattr(getattr(t, "status", None), "is_logging", False) for t in trails.values())
+
+
+def _to_eventbridge(account_id: str, region: str, detail: dict[str, Any]) -> None:
+    """Deliver a management event to the default bus as "AWS API Call via CloudTrail" (what a trail enables)."""
+    from moto.events.models import events_backends
+
+    source = "aws." + str(detail["eventSource"]).split(".", 1)[0]
+    events_backends[account_id][region].put_events(
+        [{"Source": source, "DetailType": CLOUDTRAIL_API_CALL, "Detail": json.dumps(detail), "EventBusName": "default"}]
+    )
+
+
+@dataclass
+class RateLimit:
+    """CloudTrail's LookupEvents quota (2 requests per second per account and region), on a clock of your choice."""
+
+    rate_per_second: float = 2.0
+    burst: float = 2.0
+    clock: Callable[[], float] = time.monotonic
+    calls: int = 0
+    throttled: int = 0
+    _tokens: float = -1.0
+    _stamp: float = 0.0
+
+    def allow(self) -> bool:
+        now = self.clock()
+        if self._tokens < 0:
+            self._tokens, self._stamp = self.burst, now
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_second)
+        self._stamp = now
+        self.calls += 1
+        if self._tokens < 1.0:
+            self.throttled += 1
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def set_cloudtrail_rate_limit(
+    limit: RateLimit | None, *, account_id: str | None = None, region: str | None = None
+) -> RateLimit | None:
+    """Throttle LookupEvents (``ThrottlingException``) beyond ``limit`` in this process (None: no limit, the
+    default). The scale benchmark passes a limit on its simulated clock; the limit counts calls and throttles."""
+    backend = cloudtrail_backend(account_id or default_account(), region or default_region())
+    backend._flopsmeter_rate_limit = limit
+    return limit
 
 
 def matches(event: dict[str, Any], key: str, value: str) -> bool:

@@ -154,6 +154,7 @@ class JobState:
     failure_reason: str | None = None
     final_metrics: dict[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> value
     billable_tokens: int | None = None  # BillableTokenCount (serverless customization jobs)
+    launched_by: str | None = None  # a tuning job's or AutoML job's ARN: DescribeTrainingJob reports it
 
 
 def set_training_job_state(
@@ -237,6 +238,8 @@ def _apply_reported(job: Any, body: dict[str, Any], now: datetime | None) -> Non
         job.final_metric_data_list = [
             {"MetricName": k, "Value": float(v), "Timestamp": stamp} for k, v in body["final_metrics"].items()
         ]
+    if body.get("launched_by"):
+        job.flopsmeter_launched_by = str(body["launched_by"])
 
 
 def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:

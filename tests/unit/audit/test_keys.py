@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from flopsmeter.audit.keys import (
     DIGESTS_PREFIX,
+    PROVENANCE_KINDS,
     PUBLIC_KEYS_PREFIX,
     RECORDS_PREFIX,
     bedrock_record_key,
@@ -18,8 +19,12 @@ from flopsmeter.audit.keys import (
     on_demand_digest_key,
     parse_chain,
     parse_digest_key,
+    parse_launch_arn,
+    parse_provenance_key,
     parse_public_key_object_key,
     parse_record_key,
+    provenance_key,
+    provenance_key_for_arn,
     public_key_object_key,
     record_key,
     records_prefix,
@@ -118,3 +123,62 @@ def test_bedrock_record_key_round_trips_and_never_meets_a_training_job_key(accou
 def test_bedrock_record_key_refuses_a_name_bedrock_would_refuse(name):
     with pytest.raises(ValueError, match="not a Bedrock model customization job name"):
         bedrock_record_key("1", "r", date(2026, 3, 1), name)
+
+
+# ------------------------------------------------------------------ provenance (capture at launch)
+
+names = st.from_regex(r"\A[a-zA-Z0-9](-?[a-zA-Z0-9]){0,30}\Z")
+
+
+@given(accounts, st.sampled_from(["us-east-1", "eu-west-1"]), st.sampled_from(PROVENANCE_KINDS), names, names)
+def test_provenance_key_round_trips(account: str, region: str, kind: str, name: str, execution: str) -> None:
+    full = f"{name}/{execution}" if kind == "pipeline-execution" else name
+    key = provenance_key(account, region, kind, full)
+    assert parse_provenance_key(key) == {"account": account, "region": region, "kind": kind, "name": full.lower()}
+
+
+@pytest.mark.parametrize(
+    ("arn", "expected"),
+    [
+        (
+            "arn:aws:sagemaker:eu-west-1:123456789012:training-job/My-Job",
+            "provenance/v1/account=123456789012/region=eu-west-1/training-job/my-job.json",
+        ),
+        (
+            "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/sweep-1",
+            "provenance/v1/account=123456789012/region=eu-west-1/hyper-parameter-tuning-job/sweep-1.json",
+        ),
+        (
+            "arn:aws:sagemaker:eu-west-1:123456789012:automl-job/auto-1",
+            "provenance/v1/account=123456789012/region=eu-west-1/automl-job/auto-1.json",
+        ),
+        (
+            "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/train-pipe/execution/abc123xyz",
+            "provenance/v1/account=123456789012/region=eu-west-1/pipeline-execution/train-pipe/abc123xyz.json",
+        ),
+    ],
+)
+def test_provenance_key_of_each_launch_arn(arn: str, expected: str) -> None:
+    assert provenance_key_for_arn(arn) == expected
+    parts = parse_provenance_key(expected)
+    assert parse_launch_arn(arn) == (parts["account"], parts["region"], parts["kind"], parts["name"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "arn:aws:sagemaker:eu-west-1:123456789012:model/m",
+        "arn:aws:s3:::bucket/training-job/x",
+        "arn:aws:sagemaker:eu-west-1:12345:training-job/x",
+        "arn:aws:sagemaker:eu-west-1:123456789012:training-job/../x",
+    ],
+)
+def test_provenance_key_refuses_other_arns(bad: str) -> None:
+    with pytest.raises(ValueError):
+        provenance_key_for_arn(bad)
+
+
+def test_provenance_key_parser_refuses_other_keys() -> None:
+    for key in ("records/v1/account=1/region=r/date=2026-01-01/j.json", "provenance/v1/account=123456789012/x.json"):
+        with pytest.raises(ValueError):
+            parse_provenance_key(key)

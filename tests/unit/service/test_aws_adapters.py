@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
 from flopsmeter.aws.events import Notifier
+from flopsmeter.aws.lookup_budget import LookupBudget
 from flopsmeter.aws.sagemaker import SageMakerJobs
 from flopsmeter.service.errors import JobNotFound, PermanentError, TransientError
 
@@ -86,8 +87,8 @@ def test_lookup_without_a_match_is_none(cloudtrail):
 def test_lookup_errors_become_our_own(cloudtrail, code, status, raised):
     client, stub = cloudtrail
     stub.add_client_error("lookup_events", service_error_code=code, http_status_code=status)
-    with pytest.raises(raised):
-        CreateTrainingJobTrail(client).find_create_training_job("job-a", CREATED)
+    with pytest.raises(raised):  # no back-off left: a throttled lookup is CloudTrailThrottled (transient)
+        CreateTrainingJobTrail(client, LookupBudget(max_retries=0)).find_create_training_job("job-a", CREATED)
 
 
 def test_describe_of_a_missing_job_is_job_not_found():

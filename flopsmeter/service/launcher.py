@@ -1,0 +1,143 @@
+"""Who launched a training job, for its record: the provenance captured at launch, read by key; CloudTrail's
+LookupEvents only as the fallback.
+
+A job launched by a service points at what launched it: a hyper-parameter tuning trial at its tuning job
+(DescribeTrainingJob ``TuningJobArn``), an AutoML candidate at its AutoML job (``AutoMLJobArn``), a pipeline step
+at its pipeline execution (the ``sagemaker:pipeline-execution-arn`` tag SageMaker Pipelines puts on the jobs it
+starts). The person is whoever made that parent call; the record keeps the chain job -> parent with the person's
+principal. ``not_found`` is written only after the configured wait, and never because LookupEvents was throttled
+within it (``CloudTrailThrottled`` is transient: the message is retried).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flopsmeter.audit.keys import parse_launch_arn
+from flopsmeter.audit.record import CloudTrailRef, LaunchLink
+from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN
+from flopsmeter.service.errors import CloudTrailPending, PermanentError, TransientError
+from flopsmeter.service.facts import JobFacts
+from flopsmeter.service.ports import Dependencies, ServiceConfig, TrailHit
+from flopsmeter.service.provenance import Provenance, read_provenance
+
+# The call that creates each kind of parent (the fallback looks for it in CloudTrail).
+PARENT_EVENT = {
+    "hyper-parameter-tuning-job": "CreateHyperParameterTuningJob",
+    "pipeline-execution": "StartPipelineExecution",
+    "automl-job": "CreateAutoMLJobV2",
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What to find the launch of: the job itself, or the parent that launched it."""
+
+    kind: str
+    arn: str
+    parent: bool
+
+
+def launch_subject(facts: JobFacts) -> Subject:
+    """The job's parent when a service launched it (tuning job, AutoML job, pipeline execution), else the job."""
+    for arn in (*facts.launched_by, facts.tags.get(TAG_PIPELINE_EXECUTION_ARN)):
+        if arn:
+            try:
+                _, _, kind, _ = parse_launch_arn(arn)
+            except ValueError:
+                continue
+            return Subject(kind, arn, parent=True)
+    return Subject("training-job", facts.arn, parent=False)
+
+
+def resolve_launcher(
+    facts: JobFacts, deps: Dependencies, config: ServiceConfig, now: datetime, warnings: list[str]
+) -> CloudTrailRef:
+    subject = launch_subject(facts)
+    provenance = read_provenance(deps.store, subject.arn)
+    if provenance is not None:
+        return _from_provenance(facts, subject, provenance)
+    created = facts.creation_time or facts.start_time or facts.end_time
+    try:
+        hit = _lookup(subject, facts, deps, created)
+    except PermanentError as err:  # e.g. AccessDenied: the record is still written, saying why
+        warnings.append(f"CloudTrail lookup failed: {err}")
+        return CloudTrailRef(status="not_found", reason=f"lookup failed: {str(err)[:300]}", chain=_chain(subject))
+    except TransientError as err:  # throttled: retried within the wait; after it, recorded as not found
+        waited = (now - facts.end_time).total_seconds()
+        if waited < config.cloudtrail_max_wait_seconds:
+            raise
+        reason = f"CloudTrail LookupEvents throttled after the {config.cloudtrail_max_wait_seconds:.0f}s wait: {err}"
+        warnings.append(f"CloudTrail: {reason}")
+        return CloudTrailRef(status="not_found", reason=reason[:1000], chain=_chain(subject))
+    if hit is not None:
+        return CloudTrailRef(
+            status="found",
+            event_id=hit.event_id,
+            event_time=hit.event_time,
+            principal_arn=hit.principal_arn,
+            source_ip=hit.source_ip,
+            user_agent=hit.user_agent,
+            source="lookup_events",
+            chain=_chain(subject, hit),
+        )
+    return _not_found(facts, subject, config, now, warnings)
+
+
+def _lookup(subject: Subject, facts: JobFacts, deps: Dependencies, created: datetime) -> TrailHit | None:
+    if subject.parent:
+        return deps.trail.find_launch(PARENT_EVENT[subject.kind], subject.arn, created)
+    return deps.trail.find_create_training_job(facts.name, created)
+
+
+def _from_provenance(facts: JobFacts, subject: Subject, provenance: Provenance) -> CloudTrailRef:
+    return CloudTrailRef(
+        status="found",
+        event_id=provenance.event_id,
+        event_time=provenance.event_time,
+        principal_arn=provenance.principal_arn,
+        source_ip=provenance.source_ip,
+        user_agent=provenance.user_agent,
+        source="provenance",
+        chain=_chain(
+            subject,
+            TrailHit(provenance.event_id, provenance.event_time, provenance.principal_arn, None, None),
+            provenance.event_name,
+        ),
+    )
+
+
+def _chain(subject: Subject, hit: TrailHit | None = None, event_name: str | None = None) -> list[LaunchLink]:
+    """job -> parent (with the parent's creator) for a job a service launched; empty for a job launched directly."""
+    if not subject.parent:
+        return []
+    parent = LaunchLink(
+        kind=subject.kind,
+        arn=subject.arn,
+        event_name=event_name or PARENT_EVENT[subject.kind],
+        event_id=hit.event_id if hit else None,
+        principal_arn=hit.principal_arn if hit else None,
+    )
+    return [parent]
+
+
+def _not_found(
+    facts: JobFacts, subject: Subject, config: ServiceConfig, now: datetime, warnings: list[str]
+) -> CloudTrailRef:
+    if subject.parent:
+        what = f"{PARENT_EVENT[subject.kind]} event of {subject.arn}"
+    else:
+        what = f"CreateTrainingJob event for {facts.name}"
+    waited = (now - facts.end_time).total_seconds()
+    if waited < config.cloudtrail_max_wait_seconds:
+        raise CloudTrailPending(
+            f"{what} not captured and not in CloudTrail yet "
+            f"({waited:.0f}s after the job's end; waiting up to {config.cloudtrail_max_wait_seconds:.0f}s)"
+        )
+    reason = (
+        f"no {what} event in CloudTrail {waited:.0f}s after the job ended "
+        f"(waited up to {config.cloudtrail_max_wait_seconds:.0f}s)"
+    )
+    warnings.append(f"CloudTrail: {reason}")
+    return CloudTrailRef(status="not_found", reason=reason, chain=_chain(subject))
