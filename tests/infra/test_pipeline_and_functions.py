@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from flopsmeter.contract import LAMBDA_ENV, max_receive_count, training_job_state_change_pattern
+from flopsmeter.contract import (
+    LAMBDA_ENV,
+    max_receive_count,
+    model_customization_job_state_change_pattern,
+    training_job_state_change_pattern,
+)
 from infra.assets import REPO_ROOT
 from infra.layer import POWERTOOLS_VERSION
 from tests.infra.policy import Request, allows
@@ -40,6 +47,27 @@ def test_rule_sends_terminal_training_job_state_changes_to_the_encrypted_queue(s
     # What EventBridge cannot deliver in 24 h goes to the classifier's dead-letter queue.
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dead_letter_queue_id(synth), "Arn"]}}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 24 * 3600, "MaximumRetryAttempts": 185}
+
+
+def test_bedrock_customization_jobs_reach_the_same_queue_and_only_through_their_rule(synth: Synthesized) -> None:
+    (rule_id, rule), *others = [
+        (i, r)
+        for i, r in synth.of_type("AWS::Events::Rule").items()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.bedrock"]
+    ]
+    assert others == []
+    props = rule["Properties"]
+    assert props["EventPattern"] == model_customization_job_state_change_pattern()
+    assert props["EventPattern"]["detail"] == {"jobStatus": ["Completed", "Failed", "Stopped"]}
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [target["Arn"]["Fn::GetAtt"][0], "Arn"]}
+    assert synth.resources[target["Arn"]["Fn::GetAtt"][0]] == classifier_queue(synth)
+    policies = [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::SQS::QueuePolicy").values()]
+    statements = [
+        st for doc in policies for st in doc["Statement"] if st.get("Sid") == "OnlyModelCustomizationJobEndedRule"
+    ]
+    assert len(statements) == 2  # the queue and its DLQ, each for this rule only
+    assert all(json.dumps({"Fn::GetAtt": [rule_id, "Arn"]}) in json.dumps(st["Condition"]) for st in statements)
 
 
 def test_queue_has_dlq_and_a_visibility_timeout_of_six_function_timeouts(synth: Synthesized) -> None:

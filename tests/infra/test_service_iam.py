@@ -43,6 +43,8 @@ def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) ->
         "kms:Decrypt",
         "sagemaker:DescribeTrainingJob",
         "sagemaker:ListTags",
+        "bedrock:GetModelCustomizationJob",
+        "bedrock:ListTagsForResource",
         "cloudwatch:GetMetricData",
         "cloudwatch:GetMetricStatistics",
         "cloudtrail:LookupEvents",
@@ -90,7 +92,7 @@ def test_classifier_may_send_only_to_its_dead_letter_queue_with_its_key(synth: S
 def test_reconciler_role_is_the_classifier_set_plus_listing_jobs_minus_the_queue(synth: Synthesized) -> None:
     classifier = {a for a, _ in allowed(role_statements(synth, role_of(synth, "classifier")))}
     reconciler = {a for a, _ in allowed(role_statements(synth, role_of(synth, "reconciler")))}
-    assert reconciler - classifier == {"sagemaker:ListTrainingJobs"}
+    assert reconciler - classifier == {"sagemaker:ListTrainingJobs", "bedrock:ListModelCustomizationJobs"}
     assert classifier - reconciler == {a for a in classifier if a.startswith("sqs:")}
 
 
@@ -134,3 +136,10 @@ def test_no_iam_policy_grants_delete_or_wildcard_writes_on_the_audit_bucket(synt
                         if resource.startswith(f"<{bucket_id}.Arn>"):
                             suffix = resource.removeprefix(f"<{bucket_id}.Arn>/")
                             assert suffix in allowed_write_prefixes, f"{action} on {resource}"
+
+
+def test_customization_job_facts_are_scoped_to_this_accounts_customization_jobs(synth: Synthesized) -> None:
+    for name in ("classifier", "reconciler"):
+        pairs = allowed(role_statements(synth, role_of(synth, name)))
+        resources = {r for a, r in pairs if a in ("bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource")}
+        assert resources == {"arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-customization-job/*"}
