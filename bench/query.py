@@ -1,18 +1,27 @@
-"""Query presets over 100 000 synthetic audit records (DuckDB), printed as JSON.
+"""Query presets over synthetic audit records (DuckDB), printed as JSON: 100 000 by default, or 1 000 000
+compacted to Parquet.
 
 Records are real ``AuditRecord``s (pydantic-validated, sealed), classified by the domain code, spread over a
 year, 40 accounts' worth of job names, the bundled base-model catalog and the accelerator catalog. They are
-generated once and cached under ``.local/bench/query-records/`` (same key layout as the bucket).
+generated once and cached under ``.local/bench/query-records-<N>/`` (same key layout as the bucket). With
+``--compacted`` the records are first compacted (``flopsmeter compact``) and the query cache is built from the
+Parquet files.
 
-    python -m bench.query [--records N] [--dir PATH]      (make bench-query)
+    python -m bench.query [--records N] [--compacted] [--dir PATH]
+    make bench-query                                                   (100 000, JSON)
+    make bench-query BENCH_QUERY_ARGS="--records 1000000 --compacted"
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
+import os
 import random
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,12 +39,14 @@ from flopsmeter.audit.record import (
     PolicyClassification,
     record_id_for,
 )
+from flopsmeter.cli.main import main as cli_main
+from flopsmeter.compliance.compaction.local import compact_dir
 from flopsmeter.compliance.query import CACHE_NAME, Preset, connect, preset_sql, run_duckdb
 from flopsmeter.domain.catalog import BASE_MODELS
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import hardware_ceiling
 
-DEFAULT_DIR = Path(".local/bench/query-records")
+DEFAULT_DIR = Path(".local/bench/query-records")  # + "-<records>"
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 INSTANCES = (
     "ml.p5.48xlarge",
@@ -45,12 +56,12 @@ INSTANCES = (
     "ml.trn1.32xlarge",
     "ml.g5.2xlarge",
 )
-PRESETS = {
-    "all_jobs_latest_100": Preset(limit=100),
-    "exceeding": Preset(exceeding=True),
-    "job": Preset(job="ft-job-0042424"),
-    "since_last_30_days": Preset(since="2026-10-01"),
-    "by_base_model": Preset(by_base_model=True),
+PRESETS = {  # name: (the preset, the same as `flopsmeter query` options)
+    "all_jobs_latest_100": (Preset(limit=100), ["--limit", "100"]),
+    "exceeding": (Preset(exceeding=True), ["--exceeding"]),
+    "job": (Preset(job="ft-job-0042424"), ["--job", "ft-job-0042424"]),
+    "since_last_30_days": (Preset(since="2026-10-01"), ["--since", "2026-10-01"]),
+    "by_base_model": (Preset(by_base_model=True), ["--by-base-model"]),
 }
 
 
@@ -158,52 +169,109 @@ def generate(root: Path, count: int, *, seed: int = 7) -> float:
     return time.perf_counter() - started
 
 
+def _median(values: list[float]) -> float:
+    return round(sorted(values)[len(values) // 2], 4)
+
+
+def _cli_seconds(root: Path, argv: list[str], repeat: int) -> tuple[list[float], list[float], int]:
+    """The whole ``flopsmeter query`` in this process (parse, refresh check, SQL, CSV rendering): wall and CPU
+    seconds (CPU: this process, all DuckDB threads; what the other sessions' load cannot inflate)."""
+    timings, cpu, lines = [], [], 0
+    for _ in range(repeat):
+        out = io.StringIO()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        with contextlib.redirect_stdout(out):
+            code = cli_main(["query", "--dir", str(root), *argv, "--format", "csv"])
+        timings.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+        if code != 0:
+            raise SystemExit(f"flopsmeter query {' '.join(argv)} exited {code}")
+        lines = len([line for line in out.getvalue().splitlines() if line]) - 1
+    return timings, cpu, lines
+
+
+def _process_seconds(root: Path, argv: list[str]) -> float:
+    """The same command as a fresh process (interpreter start and imports included)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "flopsmeter.cli.main", "query", "--dir", str(root), *argv, "--format", "csv"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def _sql_seconds(root: Path, sql: str, repeat: int) -> list[float]:
+    con = connect(root)
+    try:
+        timings = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            con.execute(sql).fetchall()
+            timings.append(time.perf_counter() - started)
+        return timings
+    finally:
+        con.close()
+
+
+def measure_presets(root: Path, repeat: int = 3) -> dict[str, dict[str, float]]:
+    presets = {}
+    for name, (preset, argv) in PRESETS.items():
+        whole, cpu, rows = _cli_seconds(root, argv, repeat)
+        presets[name] = {
+            "rows": rows,
+            "whole_cli_seconds_median": _median(whole),
+            "whole_cli_seconds_max": round(max(whole), 4),
+            "whole_cli_cpu_seconds_median": _median(cpu),
+            "sql_only_seconds_median": _median(_sql_seconds(root, preset_sql(preset), repeat)),
+            "fresh_process_seconds": round(_process_seconds(root, argv), 4),
+        }
+    return presets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--dir", type=Path, help=f"default {DEFAULT_DIR}-<records>")
+    parser.add_argument("--compacted", action="store_true", help="compact to Parquet first; the cache reads it")
     args = parser.parse_args(argv)
-    generated = generate(args.dir, args.records)
-    (args.dir / CACHE_NAME).unlink(missing_ok=True)
-    started = time.perf_counter()
-    run_duckdb(args.dir, "SELECT count(*) FROM records")  # builds the DuckDB cache from the JSON files
-    cold = time.perf_counter() - started
-    presets = {}
-    for name, preset in PRESETS.items():
-        timings = []
-        rows = 0
-        for _ in range(3):
-            t = time.perf_counter()
-            result = run_duckdb(args.dir, preset_sql(preset))
-            timings.append(time.perf_counter() - t)
-            rows = len(result.rows)
-        con = connect(args.dir)
-        engine = []
-        for _ in range(3):
-            t = time.perf_counter()
-            con.execute(preset_sql(preset)).fetchall()
-            engine.append(time.perf_counter() - t)
-        con.close()
-        presets[name] = {
-            "rows": rows,
-            "seconds_median": round(sorted(timings)[1], 4),
-            "seconds_max": round(max(timings), 4),
-            "sql_only_seconds_median": round(sorted(engine)[1], 4),
+    root = args.dir or Path(f"{DEFAULT_DIR}-{args.records}")
+    load_at_start = round(os.getloadavg()[0], 2)
+    generated = generate(root, args.records)
+    compaction: dict[str, object] = {}
+    if args.compacted:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        run = compact_dir(root)
+        compaction = {
+            "seconds": round(time.perf_counter() - started, 2),
+            "cpu_seconds": round(time.process_time() - cpu_started, 2),
+            "partitions_written": len(run.written),
+            "partitions_up_to_date": len(run.results) - len(run.written),
+            "errors": run.errors,
         }
+    (root / CACHE_NAME).unlink(missing_ok=True)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run_duckdb(root, "SELECT count(*) FROM records")  # builds the DuckDB cache (from Parquet when compacted)
+    first_build, first_build_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     print(
         json.dumps(
             {
                 "benchmark": "query-presets",
                 "engine": "duckdb",
                 "records": args.records,
-                "dir": str(args.dir),
+                "compacted": args.compacted,
+                "dir": str(root),
                 "generate_seconds": round(generated, 2),
-                "cold_load_seconds": round(cold, 2),
-                "presets": presets,
-                "note": "seconds_*: a whole CLI query (open cache, rescan 100k files for changes, run SQL); "
-                "sql_only: SQL on an open connection",
-                "load_average_1m": round(__import__("os").getloadavg()[0], 2),
-                "cpu_count": __import__("os").cpu_count(),
+                "compaction": compaction,
+                "first_cache_build_seconds": round(first_build, 2),
+                "first_cache_build_cpu_seconds": round(first_build_cpu, 2),
+                "presets": measure_presets(root),
+                "note": "whole_cli: `flopsmeter query --dir D <preset> --format csv` in-process (argument parsing, "
+                "cache refresh check, SQL, CSV rendering; median of 3, warm); fresh_process: the same as a new "
+                "Python process (interpreter start and imports included); sql_only: the SQL on an open connection",
+                "load_average_1m_at_start": load_at_start,
+                "load_average_1m": round(os.getloadavg()[0], 2),
+                "cpu_count": os.cpu_count(),
                 "python": sys.version.split()[0],
                 "log10_span": [18, math.log10(3.3e24)],
             },

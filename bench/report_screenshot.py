@@ -2,8 +2,9 @@
 
 Records: ``--dir`` (e.g. a mirror of the demo's bucket pulled with ``flopsmeter query --bucket B --pull --dir D``),
 else a small realistic synthetic set (real AuditRecords, as in bench/query.py). Chromium (Debian's ``chromium``)
-is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``, no extra Python package): the run
-fails on any console error, uncaught exception or failed resource load, then a full-page PNG is written.
+is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``, no extra Python package; the checker
+is ``tests/support/browser.py``, shared with its test): the run fails on any console error, uncaught exception
+or failed resource load, then a full-page PNG is written.
 
     python -m bench.report_screenshot [--dir D] [--out out/report.png] [--html out/report.html]
 """

@@ -9,7 +9,11 @@ order. The signing key's public half: ``digests/v1/public-keys/<sha256 of the DE
 18): ``index/v1/artifacts/<sha256 of the normalised S3 location>/<job end, YYYYMMDDTHHMMSSZ>-<job>.json`` (one
 object per job that wrote there, so a checkpoint prefix several jobs resumed from keeps each writer, in time
 order), ``index/v1/model-packages/<sha256 of the package ARN>.json`` and ``index/v1/jobs/<sha256 of the job
-ARN>.json``. Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
+ARN>.json``. Compacted (Parquet) copies of one date partition of records, generation N:
+``compacted/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/gen-NNNNNN/`` (the data objects) and
+``…/date=<YYYY-MM-DD>/manifest-NNNNNN.json`` (what they hold); a later generation supersedes an earlier one.
+Provenance (capture at launch): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``.
+Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
 tests/unit/audit/test_index_keys.py).
 """
 
@@ -22,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 RECORDS_PREFIX = "records/v1/"
 DIGESTS_PREFIX = "digests/v1/"
 PUBLIC_KEYS_PREFIX = f"{DIGESTS_PREFIX}public-keys/"
+COMPACTED_PREFIX = "compacted/v1/"
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's own TrainingJobName pattern
 # Bedrock API reference, CreateModelCustomizationJob jobName: 1-63 characters.
 _BEDROCK_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9+\-.]){0,62}$")
@@ -31,6 +36,9 @@ _DIGEST_KEY = re.compile(
     r"^digests/v1/account=([^/]+)/region=([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:-(\d{2})(\d{2}))?\.json$"
 )
 _PUBLIC_KEY_KEY = re.compile(r"^digests/v1/public-keys/([0-9a-f]{64})\.pem$")
+_PARTITION = r"account=([^/]+)/region=([^/]+)/date=(\d{4}-\d{2}-\d{2})"
+_COMPACTION_MANIFEST_KEY = re.compile(rf"^compacted/v1/{_PARTITION}/manifest-(\d{{6}})\.json$")
+_COMPACTION_DATA_KEY = re.compile(rf"^compacted/v1/{_PARTITION}/gen-(\d{{6}})/([^/]+)$")
 _HOUR = timedelta(hours=1)
 INDEX_PREFIX = "index/v1/"
 ARTIFACT_INDEX_PREFIX = f"{INDEX_PREFIX}artifacts/"
@@ -128,6 +136,38 @@ def parse_public_key_object_key(key: str) -> str:
     if not m:
         raise ValueError(f"not a public-key key: {key!r}")
     return m.group(1)
+
+
+def partition_path(account_id: str, region: str, day: date) -> str:
+    """``account=<id>/region=<r>/date=<YYYY-MM-DD>``: one date partition, the same in records/ and compacted/."""
+    return f"account={account_id}/region={region}/date={day.isoformat()}"
+
+
+def compaction_manifest_key(account_id: str, region: str, day: date, generation: int) -> str:
+    return f"{COMPACTED_PREFIX}{partition_path(account_id, region, day)}/manifest-{generation:06d}.json"
+
+
+def compaction_data_prefix(account_id: str, region: str, day: date, generation: int) -> str:
+    """Where generation ``generation`` of a partition's Parquet objects live (a prefix of their own)."""
+    return f"{COMPACTED_PREFIX}{partition_path(account_id, region, day)}/gen-{generation:06d}/"
+
+
+def parse_compaction_manifest_key(key: str) -> tuple[str, str, date, int]:
+    """``(account, region, date, generation)`` of a compaction manifest key, else ValueError."""
+    m = _COMPACTION_MANIFEST_KEY.match(key)
+    if not m:
+        raise ValueError(f"not a compaction manifest key: {key!r}")
+    account, region, day, generation = m.groups()
+    return account, region, date.fromisoformat(day), int(generation)
+
+
+def parse_compaction_data_key(key: str) -> tuple[str, str, date, int]:
+    """``(account, region, date, generation)`` of an object under a compaction data prefix, else ValueError."""
+    m = _COMPACTION_DATA_KEY.match(key)
+    if not m:
+        raise ValueError(f"not a compacted data key: {key!r}")
+    account, region, day, generation, _name = m.groups()
+    return account, region, date.fromisoformat(day), int(generation)
 
 
 def digest_key(account_id: str, region: str, hour: datetime) -> str:

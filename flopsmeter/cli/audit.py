@@ -1,4 +1,4 @@
-"""CLI commands of the audit trail: verify, query, report, reevaluate.
+"""CLI commands of the audit trail: verify, query, compact, report, reevaluate.
 
 Each reads the audit bucket (``--bucket``, through ``--endpoint-url`` for the local emulator) or a local
 mirror (``--dir``, same key layout; ``flopsmeter query --bucket B --pull --dir D`` makes one). Everything is
@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from flopsmeter.aws.athena import AthenaTarget
     from flopsmeter.cli.main import UsageError
-    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb
+    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb, run_duckdb_csv
 
     accounts = _accounts(args)
     preset = Preset(
@@ -172,6 +172,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         root = _local_dir(args, pull=args.bucket is not None)
         if args.pull_only:
             return 0
+        text = run_duckdb_csv(root, sql) if args.format == "csv" else None
+        if text is not None:
+            print(text, end="")
+            return 0
         result = run_duckdb(root, sql)
     if args.deadlines:
         from flopsmeter.compliance.query.deadlines import with_days_left
@@ -179,6 +183,24 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = with_days_left(result, utcnow())
     print(render(result, args.format))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compact
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from flopsmeter.compliance.compaction.local import compact_dir
+
+    run = compact_dir(args.dir, settle_days=args.settle_days)
+    written = run.written
+    print(
+        f"compacted {len(written)} partition(s) ({sum(r.rows for r in written)} records), "
+        f"{len(run.results) - len(written)} already up to date"
+    )
+    for partition, why in run.errors:
+        print(f"  not compacted: {partition}: {why}", file=sys.stderr)
+    return 1 if run.errors else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,7 +307,7 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add verify, query, report and reevaluate to the flopsmeter parser."""
+    """Add verify, query, compact, report and reevaluate to the flopsmeter parser."""
     p = sub.add_parser("verify", help="check records and digests: hashes, coverage, chain, signatures")
     _source_args(p)
     p.add_argument("--from", dest="start", type=_when, help="first moment (date or ISO time, UTC) to check")
@@ -342,6 +364,11 @@ def register(sub: Any) -> None:
     p.add_argument("--show-sql", action="store_true", help="print the SQL to stderr")
     _account_args(p)
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("compact", help="copy a mirror's records into Parquet per date partition (query at scale)")
+    p.add_argument("--dir", type=Path, required=True, help="local mirror of the bucket (records/v1/...)")
+    p.add_argument("--settle-days", type=int, default=0, help="leave the newest N days alone (default 0: all)")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("report", help="HTML report for a compliance officer")
     _source_args(p)

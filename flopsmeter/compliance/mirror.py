@@ -1,10 +1,10 @@
 """A local mirror of the audit bucket: same key layout as files, plus a manifest of versions and write times.
 
-``pull`` is incremental by key: an object is downloaded only when its current version id (or ETag) differs
-from the manifest's. Keys whose current version is a delete marker are dropped from the mirror, so the mirror
-shows the bucket as it is (``verify --dir`` then reports the record as missing). The manifest
-(``.flopsmeter-mirror.json``) keeps each object's version id and S3 ``LastModified``, which ``verify --dir``
-uses; a directory without one (copied by other means) is still readable.
+``pull`` copies records, digests and compacted partitions, incrementally by key: an object is downloaded only
+when its current version id (or ETag) differs from the manifest's. Keys whose current version is a delete marker
+are dropped from the mirror, so the mirror shows the bucket as it is (``verify --dir`` then reports the record as
+missing). The manifest (``.flopsmeter-mirror.json``) keeps each object's version id and S3 ``LastModified``,
+which ``verify --dir`` uses; a directory without one (copied by other means) is still readable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.audit.keys import COMPACTED_PREFIX, DIGESTS_PREFIX, RECORDS_PREFIX
 from flopsmeter.aws.store import AuditStore
 
 MANIFEST_NAME = ".flopsmeter-mirror.json"
@@ -67,7 +67,7 @@ def pull(
     store: AuditStore,
     root: Path,
     *,
-    prefixes: tuple[str, ...] = (RECORDS_PREFIX, DIGESTS_PREFIX),
+    prefixes: tuple[str, ...] = (RECORDS_PREFIX, DIGESTS_PREFIX, COMPACTED_PREFIX),
     now: datetime | None = None,
 ) -> PullStats:
     """Bring ``root`` up to date with the bucket's current objects under ``prefixes``."""
@@ -100,9 +100,11 @@ def pull(
         stored = store.get(key, version.get("VersionId"))
         path = key_path(root, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(stored.body)
+        staged = path.with_name(f".{path.name}.pulling")
+        staged.write_bytes(stored.body)
         modified = version["LastModified"].astimezone(UTC)
-        os.utime(path, (modified.timestamp(), modified.timestamp()))
+        os.utime(staged, (modified.timestamp(), modified.timestamp()))
+        os.replace(staged, path)  # a new directory entry: the query cache sees the partition changed
         return key, {
             "version_id": version.get("VersionId"),
             "etag": version.get("ETag"),

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from flopsmeter.aws.athena import AthenaTarget, Polling, run_query
-from flopsmeter.compliance.query.cache import CACHE_NAME, connect, run_duckdb
+from flopsmeter.compliance.query.cache import CACHE_NAME, connect, run_duckdb, run_duckdb_csv
 from flopsmeter.compliance.query.presets import Preset, QueryError, preset_sql, ratio_of
 from flopsmeter.compliance.query.render import Result, render
-from flopsmeter.compliance.query.schema import PARTITION_COLUMNS, record_columns
+from flopsmeter.compliance.schema import PARTITION_COLUMNS, record_columns
 
 __all__ = [
     "CACHE_NAME",
@@ -28,6 +28,7 @@ __all__ = [
     "render",
     "run_athena",
     "run_duckdb",
+    "run_duckdb_csv",
 ]
 
 

@@ -56,12 +56,15 @@ LIST_COLUMNS = (
 
 
 def normalise_since(value: str) -> str:
-    """A date or date-time literal safe to inline (``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS``), else QueryError."""
+    """A date or date-time literal safe to inline (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS``), else QueryError.
+
+    Compared with ``job.end_time`` as is: DuckDB casts it to the column's TIMESTAMP; on Athena the column is
+    the record's ISO 8601 text (``2026-05-01T12:00:00Z``), which orders the same way against this literal."""
     text = value.strip().replace("T", " ").removesuffix("Z")
     for fmt, out in (
         ("%Y-%m-%d", "%Y-%m-%d"),
-        ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"),
-        ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:00"),
+        ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"),
+        ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:00"),
     ):
         try:
             return datetime.strptime(text, fmt).strftime(out)
@@ -89,30 +92,30 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
             raise QueryError("an account filter wants 12-digit account ids")
         where.append(f"account IN ({', '.join(repr(a) for a in sorted(preset.accounts))})")
     if preset.since is not None:
-        # engine-neutral: a timestamp or an ISO string both cast to 'YYYY-MM-DD HH:MM:SS…' once 'T' is replaced
-        where.append(
-            f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') >= '{normalise_since(preset.since)}'"
-        )
+        where.append(f"job.end_time >= '{normalise_since(preset.since)}'")  # no per-row cast: see normalise_since
     if preset.until is not None:
-        where.append(
-            f"replace(substr(CAST(job.end_time AS VARCHAR), 1, 19), 'T', ' ') < '{normalise_since(preset.until)}'"
-        )
+        where.append(f"job.end_time < '{normalise_since(preset.until)}'")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
+    limit = f" LIMIT {int(preset.limit)}" if preset.limit else ""
     if preset.by_principal or preset.by_package_group:
         if preset.by_principal and preset.by_package_group:
             raise QueryError("give --by-principal or --by-package-group, not both")
-        sql = splitting_sql(BY_PRINCIPAL_BASE_MODEL if preset.by_principal else BY_PACKAGE_GROUP, where, table=table)
-    elif preset.by_base_model:
-        sql = (
+        grouping = BY_PRINCIPAL_BASE_MODEL if preset.by_principal else BY_PACKAGE_GROUP
+        return splitting_sql(grouping, where, table=table) + limit
+    if preset.by_base_model:
+        return (
             "SELECT coalesce(base_model.model_id, '(unknown)') AS base_model, count(*) AS jobs, "
             "sum(flops.classified_flops) AS total_flops, max(lineage.cumulative_flops) AS max_cumulative_flops, "
             "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END) AS exceeding, "
             "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching, "
             "sum(energy.kwh) AS energy_kwh "
-            f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC"
+            f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC{limit}"
         )
-    else:
-        sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM {table}{clause} ORDER BY end_time DESC, job"
-    if preset.limit:
-        sql += f" LIMIT {int(preset.limit)}"
-    return sql
+    source = table + clause
+    if limit:  # pick the rows first, then compute the listed columns for those only (not for every record)
+        # ordered by the text form: DuckDB 1.5.5 fails (internal error) pushing a top-N filter into a struct's
+        # TIMESTAMP field of a large table
+        source = (
+            f"(SELECT * FROM {table}{clause} ORDER BY CAST(job.end_time AS VARCHAR) DESC, job.name{limit}) AS latest"
+        )
+    return f"SELECT {', '.join(LIST_COLUMNS)} FROM {source} ORDER BY end_time DESC, job{limit}"

@@ -1,9 +1,10 @@
 """``flopsmeter verify``: check the audit trail against its signed digest chain (like CloudTrail validate-logs).
 
-For each account/region chain it checks every digest (its location, its body hash, its signature, the link to
-the previous digest and that periods tile with no gap: ``chains``), then every record (its own ``sha256``, that
-it is listed in a digest with the same version and hashes, that it was written once) and every digest entry
-(that its record still exists: ``records``). Records written after the newest digest are listed as not yet
+For each account/region chain it checks every digest (its location, its body hash, its signature, the link to the
+previous digest and that periods tile with no gap: ``chains``), then every record (its own ``sha256``, that it is
+listed in a digest with the same version and hashes, that it was written once) and every digest entry (that its
+record still exists: ``records``), then every compacted partition (its Parquet rows are the records its manifest
+lists, with the records' hashes: ``compaction``). Records written after the newest digest are listed as not yet
 covered: not a failure by itself, but their own hash is still checked. Each problem names the object and says
 why. It reads the bucket or a local mirror (``sources``); ``render`` prints the result.
 """
@@ -14,8 +15,9 @@ from datetime import datetime, timedelta
 
 from flopsmeter.audit.digests import iso
 from flopsmeter.compliance.verify.chains import check_chains, check_digest_versions, load_chains
+from flopsmeter.compliance.verify.compaction import SeenRecord, check_compaction
 from flopsmeter.compliance.verify.findings import Finding, VerifyReport, Window
-from flopsmeter.compliance.verify.records import check_records
+from flopsmeter.compliance.verify.records import check_records, read_seen, record_versions_by_key
 from flopsmeter.compliance.verify.render import render_text
 from flopsmeter.compliance.verify.sources import BucketSource, DirSource, ObjectVersion, Source
 
@@ -47,5 +49,17 @@ def verify(
     check_digest_versions(source, report)
     chains = load_chains(source, report, window)
     entries = check_chains(source, report, chains, window)
-    check_records(source, report, chains, entries, window)
+    versions = record_versions_by_key(source)
+    seen: dict[str, SeenRecord] = {}
+    check_records(source, report, chains, entries, window, versions, seen)
+
+    def lookup(key: str) -> SeenRecord | None:
+        if key not in seen and key in versions:
+            found = read_seen(source, versions[key])
+            if found is None:
+                return None
+            seen[key] = found
+        return seen.get(key)
+
+    check_compaction(source, report, versions, lookup)
     return report

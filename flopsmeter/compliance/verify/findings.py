@@ -23,6 +23,8 @@ class VerifyReport:
     chains: list[str] = field(default_factory=list)
     failures: list[Finding] = field(default_factory=list)
     not_yet_covered: list[str] = field(default_factory=list)
+    compacted_partitions_checked: int = 0
+    not_yet_compacted: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property

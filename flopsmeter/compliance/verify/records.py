@@ -17,6 +17,7 @@ from flopsmeter.audit.digests import iso, parse_iso, sha256_hex
 from flopsmeter.audit.keys import parse_record_key
 from flopsmeter.audit.record import stored_sha256_matches
 from flopsmeter.compliance.verify.chains import Chain, Entries, chain_name
+from flopsmeter.compliance.verify.compaction import SeenRecord
 from flopsmeter.compliance.verify.findings import VerifyReport, Window
 from flopsmeter.compliance.verify.sources import ObjectVersion, Source
 
@@ -37,15 +38,32 @@ class Stored:
     def self_consistent(self) -> bool:
         return self.document is not None and stored_sha256_matches(self.document)
 
+    @property
+    def seen(self) -> SeenRecord:
+        claimed = self.document.get("sha256") if self.document else None
+        written = self.latest.last_modified or _recorded_at(self.document)
+        return SeenRecord(claimed if isinstance(claimed, str) else None, written, self.latest.last_modified is not None)
 
-def check_records(
-    source: Source, report: VerifyReport, chains: dict[str, Chain], entries: Entries, window: Window
-) -> None:
+
+def record_versions_by_key(source: Source) -> dict[str, list[ObjectVersion]]:
     versions: dict[str, list[ObjectVersion]] = defaultdict(list)
     for version in source.record_versions():
         versions[version.key].append(version)
+    return versions
+
+
+def check_records(
+    source: Source,
+    report: VerifyReport,
+    chains: dict[str, Chain],
+    entries: Entries,
+    window: Window,
+    versions: dict[str, list[ObjectVersion]],
+    seen: dict[str, SeenRecord],
+) -> None:
+    """Check every record in ``window``; note what was read of each in ``seen``."""
     for key in sorted(versions):
-        check_record(source, report, chains, versions[key], entries.get(key, []), window)
+        check_record(source, report, chains, versions[key], entries.get(key, []), window, seen)
     for key, listed in sorted(entries.items()):
         if key not in versions:
             _check_listed_record_missing(report, key, listed, window)
@@ -77,6 +95,7 @@ def check_record(
     versions: list[ObjectVersion],
     listed: list[tuple[dict[str, Any], str]],
     window: Window,
+    seen: dict[str, SeenRecord],
 ) -> None:
     """Every check of one record key (all its versions), in the order a reader would ask them."""
     key = versions[0].key
@@ -95,6 +114,7 @@ def check_record(
     stored = _read(source, report, key, latest)
     if stored is None:
         return
+    seen[key] = stored.seen
     matching = [(e, d) for e, d in listed if not (source.has_versions and e.get("version_id") != latest.version_id)]
     listing = matching[0] if matching else (listed[0] if listed else None)
     if listing is None:
@@ -236,3 +256,18 @@ def _overdue(chain: Chain | None, written: datetime | None, window: Window, as_o
     return bool(
         no_chain and max_age is not None and window.end is None and as_of and written and written + max_age < as_of
     )
+
+
+def read_seen(source: Source, versions: list[ObjectVersion]) -> SeenRecord | None:
+    """What a record's current version says (for records the checks above skipped), None when it is gone."""
+    latest = next((v for v in versions if v.is_latest), versions[-1])
+    if latest.is_delete_marker:
+        return None
+    body = source.read(latest.key, latest.version_id)
+    if body is None:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    return Stored(latest.key, latest, body, document if isinstance(document, dict) else None).seen

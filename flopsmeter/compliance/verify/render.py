@@ -24,5 +24,10 @@ def render_text(report: VerifyReport) -> str:
         lines.extend(f"  {key}" for key in report.not_yet_covered[:NOT_COVERED_SHOWN])
         if len(report.not_yet_covered) > NOT_COVERED_SHOWN:
             lines.append(f"  … and {len(report.not_yet_covered) - NOT_COVERED_SHOWN} more")
+    if report.compacted_partitions_checked:
+        lines.append(
+            f"Compacted partitions checked: {report.compacted_partitions_checked} "
+            f"({report.not_yet_compacted} record(s) written after their partition's compaction)"
+        )
     lines.append("Result: OK" if report.ok else f"Result: FAILED ({len(report.failures)} problem(s))")
     return "\n".join(lines)

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flopsmeter.audit.digests import load_public_key, parse_iso, public_key_der, public_key_fingerprint
-from flopsmeter.audit.keys import DIGESTS_PREFIX, RECORDS_PREFIX, parse_public_key_object_key, public_key_object_key
+from flopsmeter.audit.keys import (
+    COMPACTED_PREFIX,
+    DIGESTS_PREFIX,
+    RECORDS_PREFIX,
+    parse_public_key_object_key,
+    public_key_object_key,
+)
 from flopsmeter.aws.store import AuditStore, AuditStoreError
 from flopsmeter.compliance.layout import is_mirror
 from flopsmeter.compliance.mirror import key_path, read_manifest
@@ -36,6 +42,8 @@ class Source(Protocol):
     def digest_keys(self) -> list[str]: ...
 
     def digest_versions(self) -> list[ObjectVersion]: ...
+
+    def compaction_keys(self) -> list[str]: ...
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None: ...
 
@@ -107,6 +115,9 @@ class BucketSource:
     def digest_versions(self) -> list[ObjectVersion]:
         return self._versions(DIGESTS_PREFIX)
 
+    def compaction_keys(self) -> list[str]:
+        return [o["Key"] for o in self.store.list_keys(COMPACTED_PREFIX)]
+
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         try:
             return self.store.get(key, version_id).body
@@ -158,13 +169,17 @@ class DirSource:
         self.as_of = parse_iso(manifest["pulled_at"]) if manifest and manifest.get("pulled_at") else None
         self.description = f"{root} (mirror{'' if manifest else ' without manifest: no version ids or write times'})"
 
-    def _keys_under(self, prefix: str) -> list[str]:
+    def _keys_under(self, prefix: str, suffix: str = ".json") -> list[str]:
         base = self.root / prefix
         if not base.is_dir():
             return []
         keys: list[str] = []
         for dirpath, _dirs, files in os.walk(base):
-            keys.extend(Path(dirpath, n).relative_to(self.root).as_posix() for n in files if n.endswith(".json"))
+            keys.extend(
+                Path(dirpath, n).relative_to(self.root).as_posix()
+                for n in files
+                if n.endswith(suffix) and not n.startswith(".")
+            )
         return sorted(keys)
 
     def record_versions(self) -> list[ObjectVersion]:
@@ -180,6 +195,9 @@ class DirSource:
 
     def digest_versions(self) -> list[ObjectVersion]:
         return []  # a mirror holds current objects only
+
+    def compaction_keys(self) -> list[str]:
+        return self._keys_under(COMPACTED_PREFIX, "")
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         path = key_path(self.root, key)

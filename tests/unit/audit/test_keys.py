@@ -9,20 +9,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flopsmeter.audit.keys import (
+    COMPACTED_PREFIX,
     DIGESTS_PREFIX,
     PROVENANCE_KINDS,
     PUBLIC_KEYS_PREFIX,
     RECORDS_PREFIX,
     bedrock_record_key,
     chain_prefix,
+    compaction_data_prefix,
+    compaction_manifest_key,
     digest_key,
     on_demand_digest_key,
     parse_chain,
+    parse_compaction_data_key,
+    parse_compaction_manifest_key,
     parse_digest_key,
     parse_launch_arn,
     parse_provenance_key,
     parse_public_key_object_key,
     parse_record_key,
+    partition_path,
     provenance_key,
     provenance_key_for_arn,
     public_key_object_key,
@@ -182,3 +188,20 @@ def test_provenance_key_parser_refuses_other_keys() -> None:
     for key in ("records/v1/account=1/region=r/date=2026-01-01/j.json", "provenance/v1/account=123456789012/x.json"):
         with pytest.raises(ValueError):
             parse_provenance_key(key)
+
+
+@given(accounts, regions, moments, st.integers(min_value=1, max_value=999_999))
+def test_compaction_keys_round_trip(account, region, moment, generation):
+    day = moment.date()
+    manifest = compaction_manifest_key(account, region, day, generation)
+    data = compaction_data_prefix(account, region, day, generation) + "data.parquet"
+    assert parse_compaction_manifest_key(manifest) == (account, region, day, generation)
+    assert parse_compaction_data_key(data) == (account, region, day, generation)
+    assert manifest.startswith(COMPACTED_PREFIX + partition_path(account, region, day) + "/")
+    # the same partition path as the record keys of that day
+    assert record_key(account, region, day, "job").startswith(RECORDS_PREFIX + partition_path(account, region, day))
+
+
+def test_compaction_generations_sort_in_order():
+    keys = [compaction_manifest_key("1", "r", date(2026, 3, 1), g) for g in (10, 2, 1)]
+    assert sorted(keys) == keys[::-1]

@@ -12,6 +12,7 @@ import pytest
 
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.query import Preset, QueryError, preset_sql, record_columns, run_duckdb
+from flopsmeter.compliance.query.presets import normalise_since
 from tests.support.records import key_of, make_record
 
 JOBS = {  # name: (cumulative FLOPs, pretrain, end)
@@ -62,7 +63,7 @@ def test_by_base_model_totals(records_dir):
     assert llama["total_flops"] == pytest.approx(1.0e20 + 4.0e23 + 5.0e22 + 9.0e23)
 
 
-def test_cache_is_incremental_by_key(records_dir, tmp_path):
+def test_cache_is_incremental_by_partition(records_dir, tmp_path):
     import shutil
 
     root = tmp_path / "copy"
@@ -134,3 +135,54 @@ def test_a_file_in_a_flat_folder_that_is_not_a_record_is_refused_by_name(tmp_pat
     (tmp_path / "settings.json").write_text('{"theme": "dark"}')
     with pytest.raises(QueryError, match=r"settings\.json is not an audit record"):
         run_duckdb(tmp_path, "SELECT count(*) FROM records")
+
+
+def test_a_warm_query_rereads_only_partitions_whose_directory_changed(records_dir, tmp_path):
+    import os
+    import shutil
+    import time
+
+    root = tmp_path / "copy"
+    shutil.copytree(records_dir, root)
+    long_ago = time.time() - 60
+    for directory in root.rglob("date=*"):
+        os.utime(directory, (long_ago, long_ago))
+    sql = "SELECT outcome FROM records WHERE job.name = 'over-1'"
+    assert run_duckdb(root, sql).rows == [("exceeds",)]
+    path = next(root.rglob("over-1.json"))
+    document = json.loads(path.read_bytes())
+    document["outcome"] = "below"
+    path.write_bytes(json.dumps(document).encode())  # rewritten in place: its directory looks unchanged
+    os.utime(path.parent, (long_ago, long_ago))
+    assert run_duckdb(root, sql).rows == [("exceeds",)]  # no per-file stat on a warm query
+    os.utime(path.parent)  # the directory changed (as a new, removed or replaced file changes it)
+    assert run_duckdb(root, sql).rows == [("below",)]
+
+
+def test_since_is_exact_to_the_second_on_duckdb_and_as_athena_compares_iso_text(records_dir):
+    # over-1 ended at 2026-03-03T00:00:00Z
+    included = run_duckdb(records_dir, preset_sql(Preset(since="2026-03-03 00:00")))
+    excluded = run_duckdb(records_dir, preset_sql(Preset(since="2026-03-03T00:00:01Z")))
+    assert "over-1" in {r[0] for r in included.rows} and "over-1" not in {r[0] for r in excluded.rows}
+    # Athena's column is the record's ISO text: plain string comparison with the same literal gives the same answer
+    iso = "2026-03-03T00:00:00Z"
+    assert iso >= normalise_since("2026-03-03 00:00") and not iso >= normalise_since("2026-03-03T00:00:01Z")
+    assert "2026-03-03T00:00:00.500000Z" >= normalise_since("2026-03-03") > "2026-03-02T23:59:59Z"
+
+
+def test_limit_picks_the_latest_rows_before_computing_columns(records_dir):
+    rows = run_duckdb(records_dir, preset_sql(Preset(limit=2))).rows
+    assert [r[0] for r in rows] == ["over-2", "over-1"]
+    grouped = run_duckdb(records_dir, preset_sql(Preset(by_base_model=True, limit=1))).rows
+    assert len(grouped) == 1
+
+
+def test_csv_written_by_duckdb_matches_the_python_rendering(records_dir):
+    from flopsmeter.compliance.query import render, run_duckdb_csv
+
+    for preset in (Preset(), Preset(by_base_model=True), Preset(since="2026-02-01", limit=2)):
+        sql = preset_sql(preset)
+        fast = run_duckdb_csv(records_dir, sql)
+        assert fast is not None
+        assert fast.splitlines() == render(run_duckdb(records_dir, sql), "csv").splitlines()
+    assert run_duckdb_csv(records_dir, "SELECT job, recorded_at FROM records") is None  # struct, timestamp: rendered
