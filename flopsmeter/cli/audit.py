@@ -160,6 +160,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
         raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
+    if (args.deadlines or args.by_lineage) and accounts is not None:
+        raise UsageError("--deadlines and --by-lineage cover every account (no --account / --ou)")
     sql = args.sql or preset_sql(preset)
     if args.show_sql:
         print(sql, file=sys.stderr)
