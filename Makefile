@@ -17,7 +17,7 @@ CHECKOV_VENV := .build/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
+.PHONY: help install venv demo demo-org test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
         typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
         bench-query bench-coldstart bench-scale report-screenshot chromium clean
 
@@ -36,6 +36,9 @@ install venv: $(STAMP) ## create or refresh .venv with every extra and the dev t
 
 demo: $(STAMP) ## the product's main job on the embedded local AWS emulator (no account, no network)
 	$(BIN)/flopsmeter demo
+
+demo-org: $(STAMP) ## organization mode on the emulator: two member accounts, one without the role, one query
+	$(BIN)/flopsmeter demo --org
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .

@@ -95,6 +95,7 @@ class ServiceMetric(StrEnum):
     RECONCILE_FAILED = "ReconcileFailed"
     DIGESTS_WRITTEN = "DigestsWritten"
     PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
+    ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
@@ -117,6 +118,13 @@ LAMBDA_ENV = (
     "RECONCILE_LOOKBACK_HOURS",
     "DIGEST_SIGNING_KEY_ID",
     "DEAD_LETTER_QUEUE_URL",  # classifier only: where it sends a permanently failed message itself, with why
+    # organization mode (docs/organization.md)
+    "DEPLOYMENT_MODE",  # single-account | organization
+    "MEMBER_ROLE_NAME",  # organization: the member accounts' reader role (member_reader_role_name(stage))
+    "MAX_RECEIVE_COUNT",  # classifier: the queue's maxReceiveCount (the last delivery dead-letters with its reason)
+    "MEMBER_ACCOUNTS",  # reconciler, optional: comma-separated account ids (else Organizations ListAccounts)
+    "MEMBER_REGIONS",  # reconciler: comma-separated regions the member stack is deployed to
+    "RECONCILE_CURSOR_PARAMETER",  # reconciler: SSM parameter holding where the round-robin resumes
 )
 
 # SQS message attributes on a message the classifier dead-lettered itself (a permanent failure). A message that
@@ -139,6 +147,9 @@ TAG_PRETRAIN_FLOPS_OVERRIDE_REASON = "flopsmeter:pretrain-flops-override-reason"
 # Organization mode (infra/member.py): the read-only role each member account holds for the compliance account's
 # classifier and reconciler to assume, one per stage (a StackSet deploys it to every member account).
 MEMBER_READER_ROLE_PREFIX = "FlopsMeterMemberReader"
+SINGLE_ACCOUNT = "single-account"
+ORGANIZATION = "organization"
+DEPLOYMENT_MODES = (SINGLE_ACCOUNT, ORGANIZATION)
 
 
 def member_reader_role_name(stage: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from flopsmeter.contract import DEPLOYMENT_MODES, ORGANIZATION, SINGLE_ACCOUNT
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 from infra.assets import REPO_ROOT
 
@@ -58,15 +59,13 @@ LOG_RETENTION = {
 }
 LOG_RETENTION_DAYS = tuple(LOG_RETENTION)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SINGLE_ACCOUNT = "single-account"
-ORGANIZATION = "organization"
-DEPLOYMENT_MODES = (SINGLE_ACCOUNT, ORGANIZATION)
 STACKSET_CALL_AS = ("DELEGATED_ADMIN", "SELF")  # the compliance account is a delegated administrator, or management
 STAGES = ("dev", "test", "prod")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _OU_OR_ROOT = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
 
 
@@ -104,6 +103,9 @@ class DeployConfig:
     organization_id: str | None = None  # o-...
     member_organizational_units: tuple[str, ...] = ()  # ou-... or r-... (the root: every account)
     member_regions: tuple[str, ...] = ()  # the regions the member stack is deployed to in each account
+    # optional: the member accounts, for Athena's account partitions and the reconciler's rotation (else the
+    # reconciler asks Organizations ListAccounts; Athena then sees only the accounts listed here)
+    member_accounts: tuple[str, ...] = ()
     stackset_call_as: str = "DELEGATED_ADMIN"
     access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
     athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
@@ -179,7 +181,7 @@ def _organization_problems(cfg: DeployConfig) -> list[str]:
         ]
     return [
         f"{key} is set but deployment_mode={cfg.deployment_mode} (set deployment_mode={ORGANIZATION} to use it)"
-        for key, value in org_keys.items()
+        for key, value in (org_keys | {"member_accounts": cfg.member_accounts}).items()
         if value
     ]
 
@@ -318,6 +320,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "organization_id": _organization_id,
     "member_organizational_units": _list_of(_OU_OR_ROOT, "organizational unit ids (ou-...) or the root id (r-...)"),
     "member_regions": _list_of(_REGION, "AWS region names"),
+    "member_accounts": _list_of(_ACCOUNT, "12-digit AWS account ids"),
     "stackset_call_as": _one_of(STACKSET_CALL_AS),
     "create_management_trail": _flag,
 }

@@ -86,11 +86,10 @@ class FlopsMeterStack(Stack):
         query = RecordsQuery(
             self,
             "Query",
-            stage=cfg.stage,
+            config=cfg,
             records_bucket=audit.bucket,
             key=audit.key,
             log_bucket=audit.log_bucket,
-            bytes_scanned_cutoff_gb=cfg.athena_bytes_scanned_cutoff_gb,
             removal_policy=ephemeral,
         )
         readers = iam.ManagedPolicy(

@@ -23,15 +23,31 @@ def worst_case_call_seconds() -> float:
     return float(MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoffs)
 
 
-@functools.cache
-def client(service: str, region: str | None = None) -> Any:
-    import boto3
+def _config() -> Any:
     from botocore.config import Config
 
-    config = Config(
+    return Config(
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # "max_attempts" would be 1 + 4
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         user_agent_extra="flopsmeter",
     )
-    return boto3.session.Session().client(service, region_name=region, config=config)  # type: ignore[call-overload]
+
+
+@functools.cache
+def client(service: str, region: str | None = None) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service, region_name=region, config=_config())  # type: ignore[call-overload]
+
+
+def client_with_credentials(credentials: dict[str, Any], service: str, region: str | None = None) -> Any:
+    """A client acting with STS temporary ``credentials`` (an assumed member role), same retries and timeouts."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return session.client(service, region_name=region, config=_config())  # type: ignore[call-overload]

@@ -43,6 +43,30 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: from the environment)")
 
 
+def _account_args(parser: argparse.ArgumentParser) -> None:
+    """Organization mode's filters (docs/organization.md): some accounts, or the accounts of some OUs."""
+    parser.add_argument("--account", action="append", default=[], help="only this account (repeatable, or a,b)")
+    parser.add_argument("--ou", action="append", default=[], help="only the accounts of this OU (ou-... or r-...)")
+    parser.add_argument(
+        "--accounts-map",
+        type=Path,
+        help="JSON {OU id: [account ids]} resolving --ou offline (default: AWS Organizations ListAccountsForParent)",
+    )
+
+
+def _accounts(args: argparse.Namespace) -> frozenset[str] | None:
+    """The accounts --account/--ou select, or None for all; a bad value is a usage error."""
+    from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.accounts import AccountFilterError, resolve_accounts
+
+    try:
+        return resolve_accounts(
+            args.account, args.ou, accounts_map=args.accounts_map, organizations=lambda: _client(args, "organizations")
+        )
+    except AccountFilterError as err:
+        raise UsageError(str(err)) from None
+
+
 def _client(args: argparse.Namespace, service: str) -> Any:
     import boto3
 
@@ -82,8 +106,10 @@ def _local_dir(args: argparse.Namespace, *, pull: bool = True) -> Path:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.accounts import AccountSource
     from flopsmeter.compliance.verify import BucketSource, DirSource, render_text, verify
 
+    accounts = _accounts(args)
     if args.bucket and args.dir:
         raise UsageError("give --bucket BUCKET or --dir DIR, not both (verify reads one of them)")
     if args.bucket:
@@ -94,6 +120,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         source = DirSource(args.dir, public_key_file=args.public_key)
     else:
         raise UsageError("give --bucket BUCKET or --dir DIR")
+    if accounts is not None:
+        source = AccountSource(source, accounts)
     max_age = None if args.max_digest_age_hours <= 0 else timedelta(hours=args.max_digest_age_hours)
     report = verify(source, start=args.start, end=args.end, max_digest_age=max_age)
     print(json.dumps(report.to_dict(), indent=1) if args.json else render_text(report))
@@ -109,6 +137,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from flopsmeter.cli.main import UsageError
     from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb, run_duckdb_csv
 
+    accounts = _accounts(args)
     preset = Preset(
         exceeding=args.exceeding,
         job=args.job,
@@ -120,16 +149,19 @@ def cmd_query(args: argparse.Namespace) -> int:
         by_package_group=args.by_package_group,
         deadlines=args.deadlines,
         by_lineage=args.by_lineage,
+        accounts=tuple(sorted(accounts or ())),
     )
     listing = (args.exceeding, args.job, args.since, args.until, args.by_base_model, args.by_principal)
-    uses_preset = any((*listing, args.by_package_group, args.deadlines, args.by_lineage))
+    uses_preset = any((*listing, args.by_package_group, args.deadlines, args.by_lineage, accounts is not None))
     if args.sql and uses_preset:
         raise UsageError(
             "give either SQL or preset options (--exceeding, --job, --since, --until, --by-base-model, "
-            "--by-principal, --by-package-group, --deadlines, --by-lineage), not both"
+            "--by-principal, --by-package-group, --deadlines, --by-lineage, --account, --ou), not both"
         )
     if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
         raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
+    if (args.deadlines or args.by_lineage) and accounts is not None:
+        raise UsageError("--deadlines and --by-lineage cover every account (no --account / --ou)")
     sql = args.sql or preset_sql(preset)
     if args.show_sql:
         print(sql, file=sys.stderr)
@@ -187,6 +219,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("give --job NAME or --from/--to, not both")
     if args.documentation:
         return _documentation(args)
+    accounts = _accounts(args)
     root = _local_dir(args)
     verification = None
     if not args.no_verify and is_mirror(root):  # a flat folder of records has no digests to verify against
@@ -199,6 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         end=args.end,
         source=f"s3://{args.bucket}" if args.bucket else str(root),
         verification=verification,
+        accounts=accounts,
     )
     if args.job and not data.jobs:
         print(f"flopsmeter: no record for job {args.job!r}", file=sys.stderr)
@@ -231,13 +265,15 @@ def _documentation(args: argparse.Namespace) -> int:
 
 def cmd_reevaluate(args: argparse.Namespace) -> int:
     from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.accounts import only_accounts
     from flopsmeter.compliance.query import Result, render
     from flopsmeter.compliance.reevaluate import read_dir, reevaluate, resolve_policy
 
     if (args.policy is None) == (args.policy_file is None):
         raise UsageError("give exactly one of --policy ID or --policy-file FILE")
     policy = resolve_policy(args.policy, args.policy_file)
-    run = reevaluate(read_dir(_local_dir(args)), policy, args.approaching_fraction)
+    accounts = _accounts(args)
+    run = reevaluate(only_accounts(read_dir(_local_dir(args)), accounts), policy, args.approaching_fraction)
     if args.format == "json":
         print(json.dumps(run.to_dict(), indent=1))
         return 0
@@ -286,6 +322,7 @@ def register(sub: Any) -> None:
         help="fail when the newest digest is older than this (0: do not check; default 2)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    _account_args(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("query", help="SQL over the audit records (DuckDB locally, or Athena)")
@@ -327,6 +364,7 @@ def register(sub: Any) -> None:
     p.add_argument("--database", help="Glue database of the records table")
     p.add_argument("--output-location", help="Athena results location, if the workgroup does not enforce one")
     p.add_argument("--show-sql", action="store_true", help="print the SQL to stderr")
+    _account_args(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("compact", help="copy a mirror's records into Parquet per date partition (query at scale)")
@@ -347,6 +385,7 @@ def register(sub: Any) -> None:
         "job's modified model (lineage), as Markdown and HTML (default --out documentation-JOB.md/.html)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check shown in the report")
+    _account_args(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reevaluate", help="re-classify stored records under another policy (read-only)")
@@ -356,4 +395,5 @@ def register(sub: Any) -> None:
     p.add_argument("--approaching-fraction", type=float, default=0.8)
     p.add_argument("--all", action="store_true", help="list every record, not only changed outcomes")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _account_args(p)
     p.set_defaults(func=cmd_reevaluate)

@@ -56,7 +56,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="do not run the tiny fine-tuning (that job is then classified on its hardware ceiling)",
     )
-    demo.add_argument("--out", type=Path, default=Path(".local/demo"), help="where the demo leaves its artefacts")
+    demo.add_argument("--out", type=Path, help="where the demo leaves its artefacts (.local/demo, .local/demo-org)")
+    demo.add_argument(
+        "--org",
+        action="store_true",
+        help="organization mode: two member accounts and a third without the member role (docs/organization.md)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -210,6 +215,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.org:
+        from flopsmeter.local.demo_org import run_org_demo
+
+        return int(run_org_demo(out_dir=args.out or Path(".local/demo-org")))
     from flopsmeter.local.demo import run_demo
 
-    return int(run_demo(out_dir=args.out, train=not args.skip_training))
+    return int(run_demo(out_dir=args.out or Path(".local/demo"), train=not args.skip_training))

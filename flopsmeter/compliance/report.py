@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from flopsmeter.audit.digests import DIGEST_FORMAT
 from flopsmeter.audit.keys import DIGESTS_PREFIX
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.compliance.accounts import only_accounts
 from flopsmeter.compliance.query.presets import QueryError
 from flopsmeter.compliance.query.splitting import SplitSet, flagged_sets
 from flopsmeter.compliance.reevaluate import read_dir
@@ -188,11 +189,16 @@ def digest_index(root: Path) -> dict[str, dict[str, str]]:
 
 
 def collect(
-    root: Path, *, job: str | None = None, start: datetime | None = None, end: datetime | None = None
+    root: Path,
+    *,
+    job: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    accounts: frozenset[str] | None = None,
 ) -> tuple[list[JobView], list[tuple[str, str]]]:
     digests = digest_index(root)
     jobs, errors = [], []
-    for key, body in read_dir(root):
+    for key, body in only_accounts(read_dir(root), accounts):
         try:
             record = AuditRecord.model_validate_json(body)
         except ValidationError as err:
@@ -259,14 +265,17 @@ def write_report(
     end: datetime | None = None,
     source: str | None = None,
     verification: VerifyReport | None = None,
+    accounts: frozenset[str] | None = None,
 ) -> ReportData:
-    jobs, errors = collect(root, job=job, start=start, end=end)
+    jobs, errors = collect(root, job=job, start=start, end=end, accounts=accounts)
     if job:
         period = f"job {job}"
     elif start or end:
         period = f"jobs ending {start.date() if start else 'any time'} to {end.date() if end else 'now'}"
     else:
         period = "all jobs in the audit trail"
+    if accounts is not None:
+        period += f"; accounts {', '.join(sorted(accounts))}"
     data = ReportData(
         title="FLOPs compliance report",
         generated_at=datetime.now(UTC),

@@ -11,6 +11,11 @@ statuses, call the service. One bad record never fails the others, and nothing i
   and the queue's redrive policy moves it after ``maxReceiveCount`` receives, as for any other failure;
 * a TRANSIENT failure or an unexpected error is a batch-item failure: SQS redelivers it after the visibility
   timeout, and the redrive policy moves it to the DLQ (without attributes) after ``maxReceiveCount`` receives.
+  One exception (organization mode): a member account's reader role that still cannot be assumed on the last
+  delivery (``MAX_RECEIVE_COUNT``) is dead-lettered by the function itself, so the DLQ says which role and why.
+
+The event's ``account`` chooses whose credentials read the job (``ClassifierContainer.deps_for``): the function's
+own in single-account mode and for the compliance account, the member's reader role otherwise.
 
 The reason is always logged.
 """
@@ -31,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from flopsmeter import contract
+from flopsmeter.aws.sessions import MemberRoleUnavailable
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
 from flopsmeter.functions.observability import logger, metrics, tracer
@@ -55,7 +61,10 @@ def process_container() -> ClassifierContainer:
 
 
 def dead_letter(
-    record: SQSRecord, err: PermanentError, log_fields: dict[str, Any], container: ClassifierContainer
+    record: SQSRecord,
+    err: PermanentError | MemberRoleUnavailable,
+    log_fields: dict[str, Any],
+    container: ClassifierContainer,
 ) -> bool:
     """Send ``record`` to the DLQ with why it failed; False (and logged) when it could not be sent."""
     from flopsmeter.aws.dead_letters import DeadLetter
@@ -130,9 +139,14 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
             metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
             logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
             return None
+        log_fields["account"] = event.account
+        deps = container.deps_for(event.account, event.region)
         bedrock = isinstance(event, ModelCustomizationJobStateChange)
         classify = classify_bedrock_job if bedrock else classify_and_record
-        return classify(ClassifyRequest(event.job_name, event.id), container.deps, container.config)
+        return classify(ClassifyRequest(event.job_name, event.id), deps, container.config)
+    except MemberRoleUnavailable as err:
+        member_role_unavailable(record, err, log_fields, container)
+        return None
     except MalformedEvent as err:
         metrics.add_metric(name=ServiceMetric.MALFORMED_EVENT, unit="Count", value=1)
         logger.error("malformed event; will end in the dead-letter queue", extra=log_fields | {"reason": str(err)})
@@ -157,6 +171,23 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
     except Exception:
         logger.exception("unexpected error; the message will be retried", extra=log_fields)
         raise
+
+
+def member_role_unavailable(
+    record: SQSRecord, err: MemberRoleUnavailable, log_fields: dict[str, Any], container: ClassifierContainer
+) -> None:
+    """Retried like any transient failure; on the queue's last delivery, dead-lettered with the role and the reason."""
+    metrics.add_metric(name=ServiceMetric.ASSUME_ROLE_FAILED, unit="Count", value=1)
+    fields = log_fields | {"reason": str(err)[:MAX_REASON], "role_arn": err.role_arn, "error_code": err.code}
+    receives = int(record.attributes.approximate_receive_count or 0)
+    last = container.max_receive_count is not None and receives >= container.max_receive_count
+    if last:
+        logger.error("member role still unavailable on the last delivery; dead-lettering with the reason", extra=fields)
+        if dead_letter(record, err, log_fields, container):
+            return
+    else:
+        logger.warning("member role unavailable; the message will be retried", extra=fields)
+    raise err
 
 
 def handler_for(container: Callable[[], ClassifierContainer]) -> Handler:

@@ -9,7 +9,7 @@ that would have to be cleared.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from flopsmeter.functions.settings import (
@@ -23,6 +23,7 @@ from flopsmeter.service.ports import Dependencies, LogSink, MetricSink, ServiceC
 
 if TYPE_CHECKING:
     from flopsmeter.aws.dead_letters import DeadLetterQueue
+    from flopsmeter.aws.sessions import AccountSessions, ClientBuilder
     from flopsmeter.aws.store import AuditStore
 
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client
@@ -35,11 +36,54 @@ def aws_client(service: str) -> Any:
     return client(service)
 
 
+def member_client_builder() -> ClientBuilder:
+    """The production builder of clients acting with a member role's credentials (``flopsmeter.aws.clients``)."""
+    from flopsmeter.aws.clients import client_with_credentials
+
+    return client_with_credentials
+
+
+@dataclass(frozen=True)
+class AccountScope:
+    """Whose adapters read a job's facts: the function's own, or (organization mode) a member account's.
+
+    ``deps_for(account, region)`` is ``deps`` itself in single-account mode and for the compliance account; for a
+    member account the job, metric and CloudTrail readers act through its reader role (``flopsmeter.aws.sessions``,
+    raising ``MemberRoleUnavailable`` when it cannot be assumed), while the store, the publisher and the sinks stay
+    the compliance account's: the record is written where every record is.
+    """
+
+    deps: Dependencies
+    sessions: AccountSessions | None = None  # None: single-account mode
+
+    def deps_for(self, account: str | None, region: str | None = None) -> Dependencies:
+        if self.sessions is None or self.sessions.is_home(account):
+            return self.deps
+        assert account is not None  # is_home(None) is True
+        from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
+        from flopsmeter.aws.metrics import JobMetrics
+        from flopsmeter.aws.sagemaker import SageMakerJobs
+
+        clients = self.sessions.clients_for(account, region)
+        return replace(
+            self.deps,
+            jobs=SageMakerJobs(clients("sagemaker")),
+            meter=JobMetrics(clients("cloudwatch")),
+            trail=CreateTrainingJobTrail(clients("cloudtrail")),
+            bedrock=None,  # the member role reads SageMaker only; the member stack forwards no Bedrock events
+        )
+
+
 @dataclass(frozen=True)
 class ClassifierContainer:
     deps: Dependencies
     config: ServiceConfig
     dead_letters: DeadLetterQueue | None  # None: DEAD_LETTER_QUEUE_URL unset, failures go by the redrive policy
+    accounts: AccountScope | None = None  # None: every job is read with ``deps`` (single-account mode)
+    max_receive_count: int | None = None  # the queue's maxReceiveCount, when known (MAX_RECEIVE_COUNT)
+
+    def deps_for(self, account: str | None, region: str | None = None) -> Dependencies:
+        return self.deps if self.accounts is None else self.accounts.deps_for(account, region)
 
 
 @dataclass(frozen=True)
@@ -47,6 +91,20 @@ class ReconcilerContainer:
     deps: Dependencies
     config: ServiceConfig
     lookback_hours: int
+    accounts: AccountScope | None = None  # organization mode: the rotation below is used
+    rotation: RotationSettings | None = None
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    """Organization mode's reconcile plan (``flopsmeter.service.rotation``) and where it gets its accounts."""
+
+    accounts: tuple[str, ...]  # empty: Organizations ListAccounts at each run
+    regions: tuple[str | None, ...]
+    jobs_per_account: int
+    accounts_per_run: int
+    organizations: Any  # a boto3 Organizations client (ListAccounts), used only when ``accounts`` is empty
+    cursor: Any  # flopsmeter.aws.cursor.RotationCursor
 
 
 @dataclass(frozen=True)
@@ -96,26 +154,76 @@ def classification_dependencies(
     )
 
 
+def account_scope(
+    settings: ClassificationSettings, deps: Dependencies, clients: ClientFactory, member_clients: ClientBuilder | None
+) -> AccountScope | None:
+    """Organization mode's scope over member accounts; None in single-account mode."""
+    if not settings.is_organization:
+        return None
+    from flopsmeter.aws.sessions import AccountSessions, partition_of
+
+    sts = clients("sts")
+    assert settings.MEMBER_ROLE_NAME is not None  # the settings model requires it in organization mode
+    sessions = AccountSessions(
+        sts,
+        role_name=settings.MEMBER_ROLE_NAME,
+        build_client=member_clients or member_client_builder(),
+        partition=partition_of(sts.meta.region_name),
+    )
+    return AccountScope(deps, sessions)
+
+
 def build_classifier(
-    settings: ClassifierSettings, clients: ClientFactory = aws_client, *, metrics: MetricSink, log: LogSink
+    settings: ClassifierSettings,
+    clients: ClientFactory = aws_client,
+    *,
+    metrics: MetricSink,
+    log: LogSink,
+    member_clients: ClientBuilder | None = None,
 ) -> ClassifierContainer:
     from flopsmeter.aws.dead_letters import DeadLetterQueue
 
     url = settings.DEAD_LETTER_QUEUE_URL
+    deps = classification_dependencies(settings, clients, metrics=metrics, log=log)
     return ClassifierContainer(
-        deps=classification_dependencies(settings, clients, metrics=metrics, log=log),
+        deps=deps,
         config=settings.service_config(),
         dead_letters=DeadLetterQueue(clients("sqs"), url) if url else None,
+        accounts=account_scope(settings, deps, clients, member_clients),
+        max_receive_count=settings.MAX_RECEIVE_COUNT,
     )
 
 
 def build_reconciler(
-    settings: ReconcilerSettings, clients: ClientFactory = aws_client, *, metrics: MetricSink, log: LogSink
+    settings: ReconcilerSettings,
+    clients: ClientFactory = aws_client,
+    *,
+    metrics: MetricSink,
+    log: LogSink,
+    member_clients: ClientBuilder | None = None,
 ) -> ReconcilerContainer:
+    deps = classification_dependencies(settings, clients, metrics=metrics, log=log)
+    accounts = account_scope(settings, deps, clients, member_clients)
+    rotation = None
+    if accounts is not None:
+        from flopsmeter.aws.cursor import RotationCursor
+
+        rotation = RotationSettings(
+            accounts=settings.member_accounts,
+            regions=settings.member_regions or (None,),
+            jobs_per_account=settings.RECONCILE_JOBS_PER_ACCOUNT,
+            accounts_per_run=settings.RECONCILE_ACCOUNTS_PER_RUN,
+            organizations=None if settings.member_accounts else clients("organizations"),
+            cursor=RotationCursor(
+                clients("ssm") if settings.RECONCILE_CURSOR_PARAMETER else None, settings.RECONCILE_CURSOR_PARAMETER
+            ),
+        )
     return ReconcilerContainer(
-        deps=classification_dependencies(settings, clients, metrics=metrics, log=log),
+        deps=deps,
         config=settings.service_config(),
         lookback_hours=settings.RECONCILE_LOOKBACK_HOURS,
+        accounts=accounts,
+        rotation=rotation,
     )
 
 

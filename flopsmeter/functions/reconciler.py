@@ -12,6 +12,7 @@ from flopsmeter.functions.container import ReconcilerContainer, build_reconciler
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ReconcilerSettings
 from flopsmeter.service.reconcile import reconcile
+from flopsmeter.service.rotation import RotationPlan, reconcile_accounts
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
 
@@ -30,6 +31,8 @@ def handler_for(container: Callable[[], ReconcilerContainer]) -> Handler:
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
         current = container()
+        if current.accounts is not None and current.rotation is not None:
+            return reconcile_organization(current)
         report = reconcile(current.deps, current.config, lookback_hours=current.lookback_hours)
         logger.info(
             "reconcile finished",
@@ -45,6 +48,30 @@ def handler_for(container: Callable[[], ReconcilerContainer]) -> Handler:
 
     entry: Handler = lambda_handler  # the decorators are untyped
     return entry
+
+
+def reconcile_organization(current: ReconcilerContainer) -> dict[str, object]:
+    """Organization mode: this run's share of the member accounts (``flopsmeter.service.rotation``)."""
+    from flopsmeter.aws.organization import active_accounts
+
+    assert current.accounts is not None and current.rotation is not None
+    rotation = current.rotation
+    plan = RotationPlan(
+        accounts=rotation.accounts or active_accounts(rotation.organizations),
+        regions=rotation.regions,
+        jobs_per_account=rotation.jobs_per_account,
+        accounts_per_run=rotation.accounts_per_run,
+    )
+    report = reconcile_accounts(
+        current.accounts.deps_for,
+        plan,
+        rotation.cursor,
+        current.config,
+        lookback_hours=current.lookback_hours,
+        log_deps=current.deps,
+    ).as_dict()
+    logger.info("organization reconcile finished", extra={k: v for k, v in report.items() if k != "recorded"})
+    return report
 
 
 lambda_handler = handler_for(process_container)

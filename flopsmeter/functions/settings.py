@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flopsmeter.contract import ORGANIZATION
 from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE, EnergyAssumptions
 from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
@@ -20,6 +21,10 @@ from flopsmeter.service.ports import ServiceConfig
 
 SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
 # A standard (not FIFO) queue's URL: https://sqs.<region>.amazonaws.com/<account>/<name>, or an emulator's http URL.
+IAM_ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
+ACCOUNT_LIST = r"^[0-9]{12}(,[0-9]{12})*$"
+REGION_LIST = r"^[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*$"
+SSM_PARAMETER_NAME = r"^/[A-Za-z0-9_.\-/]{1,1010}$"
 SQS_QUEUE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}$"
 
 
@@ -62,6 +67,19 @@ class ClassificationSettings(FunctionSettings):
     ESTABLISHED_OUTSIDE_EU: bool = False
     ENERGY_PUE: float = Field(default=DEFAULT_PUE, ge=1, le=5)
     ENERGY_POWER_UTILISATION: float = Field(default=DEFAULT_POWER_UTILISATION, gt=0, le=1)
+    # organization mode (docs/organization.md): a job in another account is read through its reader role
+    DEPLOYMENT_MODE: Literal["single-account", "organization"] = "single-account"  # contract.DEPLOYMENT_MODES
+    MEMBER_ROLE_NAME: str | None = Field(default=None, pattern=IAM_ROLE_NAME)
+
+    @model_validator(mode="after")
+    def _organization_needs_role(self) -> Self:
+        if self.DEPLOYMENT_MODE == ORGANIZATION and not self.MEMBER_ROLE_NAME:
+            raise ValueError(f"MEMBER_ROLE_NAME is required when DEPLOYMENT_MODE={ORGANIZATION}")
+        return self
+
+    @property
+    def is_organization(self) -> bool:
+        return self.DEPLOYMENT_MODE == ORGANIZATION
 
     @field_validator("PRIMARY_POLICY")
     @classmethod
@@ -84,10 +102,31 @@ class ClassificationSettings(FunctionSettings):
 
 class ClassifierSettings(ClassificationSettings):
     DEAD_LETTER_QUEUE_URL: str | None = Field(default=None, pattern=SQS_QUEUE_URL)  # unset: redrive policy only
+    # the queue's maxReceiveCount: on that last delivery a member role that still cannot be assumed is dead-lettered
+    # by the classifier itself, with the reason (unset: the redrive policy moves it, without attributes)
+    MAX_RECEIVE_COUNT: int | None = Field(default=None, ge=1, le=1000)
 
 
 class ReconcilerSettings(ClassificationSettings):
     RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
+    # organization mode: which accounts and regions, and how much of each per run (flopsmeter.service.rotation)
+    MEMBER_ACCOUNTS: str | None = Field(default=None, pattern=ACCOUNT_LIST)  # unset: Organizations ListAccounts
+    MEMBER_REGIONS: str | None = Field(default=None, pattern=REGION_LIST)  # unset: the function's own region
+    RECONCILE_JOBS_PER_ACCOUNT: int = Field(default=500, ge=1, le=10_000)  # ListTrainingJobs pages of 100 jobs
+    RECONCILE_ACCOUNTS_PER_RUN: int = Field(default=50, ge=1, le=10_000)
+    RECONCILE_CURSOR_PARAMETER: str | None = Field(default=None, pattern=SSM_PARAMETER_NAME)
+
+    @staticmethod
+    def _split(value: str | None) -> tuple[str, ...]:
+        return tuple(value.split(",")) if value else ()
+
+    @property
+    def member_accounts(self) -> tuple[str, ...]:
+        return self._split(self.MEMBER_ACCOUNTS)
+
+    @property
+    def member_regions(self) -> tuple[str, ...]:
+        return self._split(self.MEMBER_REGIONS)
 
 
 class DigestSettings(FunctionSettings):

@@ -58,6 +58,7 @@ class TrainingJobStateChange(EventBridgeModel):
     """An EventBridge event from ``aws.sagemaker`` with detail-type "SageMaker Training Job State Change"."""
 
     id: str = Field(min_length=1, max_length=128)
+    account: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]  # organization mode: whose job it is
     source: Annotated[str, _one_of((contract.SAGEMAKER_EVENT_SOURCE,))]
     detail_type: Annotated[str, _one_of((contract.TRAINING_JOB_STATE_CHANGE,))] = Field(alias="detail-type")
     detail: TrainingJobDetail

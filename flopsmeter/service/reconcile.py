@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from flopsmeter.aws.store import AuditStoreError, TransientStoreError
@@ -31,6 +32,7 @@ class ReconcileReport:
     recorded: list[str] = field(default_factory=list)
     deferred: dict[str, str] = field(default_factory=dict)  # job -> reason (transient; next run retries)
     failed: dict[str, str] = field(default_factory=dict)  # job -> reason (permanent)
+    truncated: bool = False  # ``limit`` training jobs were looked at and there may be more (organization mode)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -43,14 +45,21 @@ class ReconcileReport:
 
 
 def reconcile(
-    deps: Dependencies, config: ServiceConfig, *, lookback_hours: float, now: datetime | None = None
+    deps: Dependencies,
+    config: ServiceConfig,
+    *,
+    lookback_hours: float,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> ReconcileReport:
+    """``limit``: look at no more than this many ended training jobs (so at most ~limit/100 ListTrainingJobs pages)."""
     now = now or deps.clock()
     since = now - timedelta(hours=lookback_hours)
     report = ReconcileReport()
-    for summary in deps.jobs.recent_terminal_jobs(since):
+    for summary in islice(deps.jobs.recent_terminal_jobs(since), limit):
         name = str(summary.get("TrainingJobName"))
         _reconcile_one(name, partial(summary_record_key, summary), classify_and_record, deps, config, report)
+    report.truncated = limit is not None and report.seen >= limit
     if deps.bedrock is not None:  # Amazon Bedrock customization jobs (issue 16 item 4)
         for summary in deps.bedrock.recent_terminal_jobs(since):
             end = as_utc(summary.get("endTime") or summary.get("lastModifiedTime"))

@@ -3,12 +3,23 @@
 Partition projection computes partitions from the key layout
 ``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json`` (flopsmeter.audit.keys), so there is
 no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is written. ``account`` and
-``region`` are this stack's own (the classifier records jobs of its own account and region).
+``region`` are this stack's own (the classifier records jobs of its own account and region), plus, in
+organization mode, the configured ``member_accounts`` and ``member_regions`` (docs/organization.md).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import (
+    Aws,
+    CfnCondition,
+    CfnResource,
+    Duration,
+    Fn,
+    ICfnConditionExpression,
+    RemovalPolicy,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -17,6 +28,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from flopsmeter.audit.keys import RECORDS_PREFIX
+from infra.config import DeployConfig
 from infra.constructs.nag import acknowledge, skip_checkov
 from infra.glue_schema import record_columns
 
@@ -35,14 +47,14 @@ class RecordsQuery(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        config: DeployConfig,
         records_bucket: s3.IBucket,
         key: kms.IKey,
         log_bucket: s3.IBucket,
-        bytes_scanned_cutoff_gb: int,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        stage = config.stage
         # Humans type the database and table in queries, so they have fixed, stage-qualified names (deleted with
         # the stack, so a re-deploy can take them again). The workgroup is retained in production and Athena
         # requires a name: it carries this stack's id, so a stack re-created after a destroy does not collide
@@ -76,9 +88,9 @@ class RecordsQuery(Construct):
                     "EXTERNAL": "TRUE",
                     "projection.enabled": "true",
                     "projection.account.type": "enum",
-                    "projection.account.values": Aws.ACCOUNT_ID,
+                    "projection.account.values": _enum(self, "Account", Aws.ACCOUNT_ID, config.member_accounts),
                     "projection.region.type": "enum",
-                    "projection.region.values": Aws.REGION,
+                    "projection.region.values": _enum(self, "Region", Aws.REGION, config.member_regions),
                     "projection.date.type": "date",
                     "projection.date.format": "yyyy-MM-dd",
                     "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
@@ -135,7 +147,7 @@ class RecordsQuery(Construct):
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_gb * 1024**3,
+                bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff_gb * 1024**3,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{self.results_bucket.bucket_name}/results/",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
@@ -205,3 +217,22 @@ def _annotate_auto_delete_provider(stack: Stack) -> None:
         ("CKV_AWS_117", "calls only the S3 API"),
     ):
         skip_checkov(handler, check_id, f"{reason}: {why}.")
+
+
+def _enum(scope: Construct, name: str, own: str, more: tuple[str, ...]) -> str:
+    """A projection's enum values: this stack's own, and in organization mode the configured members' (``own``
+    only once: a value listed twice would make Athena read its partition twice)."""
+    if not more:
+        return own
+    listed = CfnCondition(scope, f"{name}Listed", expression=_any([Fn.condition_equals(own, m) for m in more]))
+    members = ",".join(more)
+    return Token.as_string(Fn.condition_if(listed.logical_id, members, Fn.join(",", [own, members])))
+
+
+def _any(conditions: list[ICfnConditionExpression]) -> ICfnConditionExpression:
+    """``Fn::Or`` of any number of conditions (CloudFormation takes 2 to 10 per ``Fn::Or``)."""
+    if len(conditions) == 1:
+        return conditions[0]
+    if len(conditions) <= 10:
+        return Fn.condition_or(*conditions)
+    return _any([_any(conditions[i : i + 10]) for i in range(0, len(conditions), 10)])

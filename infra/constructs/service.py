@@ -23,6 +23,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from flopsmeter.contract import (
@@ -30,6 +31,7 @@ from flopsmeter.contract import (
     RECORDED_EVENT_SOURCE,
     SERVICE_METRICS_NAMESPACE,
     SERVICE_NAME,
+    member_reader_role_name,
 )
 from infra.config import LOG_RETENTION, DeployConfig
 from infra.constructs.audit_bucket import DIGESTS_ROOT, INDEX_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
@@ -84,6 +86,7 @@ class ServiceFunctions(Construct):
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
             "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours),
+            "DEPLOYMENT_MODE": cfg.deployment_mode,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": cfg.log_level,
@@ -108,7 +111,11 @@ class ServiceFunctions(Construct):
                 "classifier",
                 "Classifies ended SageMaker training jobs; writes records",
                 reserved_concurrency=cfg.classifier_reserved_concurrency or None,
-                environment={**environment, "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url},
+                environment={
+                    **environment,
+                    "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url,
+                    "MAX_RECEIVE_COUNT": str(res.intake.max_receive_count),
+                },
             ),
         )
         self.reconciler = ServiceFunction(
@@ -157,6 +164,30 @@ class ServiceFunctions(Construct):
             events.Schedule.cron(minute="5"), "FLOPs Meter digest: hourly, five minutes past the hour"
         )
         self._grant(res)
+        if cfg.is_organization:
+            self._organization(cfg)
+
+    def _organization(self, cfg: DeployConfig) -> None:
+        """Organization mode: the member role's name, the reconciler's account rotation (docs/organization.md).
+
+        The right to assume the member role is granted by ``infra.constructs.organization.OrganizationIntake``.
+        """
+        for fn in (self.classifier, self.reconciler):
+            fn.function.add_environment("MEMBER_ROLE_NAME", member_reader_role_name(cfg.stage))
+        cursor = ssm.StringParameter(
+            self,
+            "ReconcileCursor",
+            parameter_name=f"/flopsmeter/{cfg.stage}/reconciler/cursor",
+            string_value='{"next": 0}',
+            description="FLOPs Meter reconciler: where the round-robin over member accounts resumes",
+        )
+        cursor.grant_read(self.reconciler.role)
+        cursor.grant_write(self.reconciler.role)
+        self.reconciler.function.add_environment("RECONCILE_CURSOR_PARAMETER", cursor.parameter_name)
+        self.reconciler.function.add_environment("MEMBER_REGIONS", ",".join(cfg.member_regions))
+        if cfg.member_accounts:
+            self.reconciler.function.add_environment("MEMBER_ACCOUNTS", ",".join(cfg.member_accounts))
+        _allow_any_resource(self.reconciler.role, "ListOrganizationAccounts", "organizations:ListAccounts")
 
     def _grant(self, res: ServiceResources) -> None:
         for fn in (self.classifier, self.reconciler):

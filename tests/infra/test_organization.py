@@ -18,7 +18,17 @@ from infra.config import cdk_json_context
 from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
 from infra.synth import build_app, write_member_template
 from tests.infra.policy import Request, allows, resolve
-from tests.infra.template import NO_BUNDLING, Synthesized, as_list, dead_letter_queue_id, role_of, role_statements
+from tests.infra.template import (
+    HANDLERS,
+    NO_BUNDLING,
+    Synthesized,
+    as_list,
+    dead_letter_queue_id,
+    function,
+    role_of,
+    role_statements,
+    synthesize,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -26,6 +36,7 @@ ORG = "o-a1b2c3d4e5"
 OUS = ["ou-ab12-cdefgh34", "r-ab12"]
 REGIONS = ["eu-west-1", "eu-central-1"]
 MEMBER = "arn:aws:iam::444455556666:role/AnyRoleInAMemberAccount"
+MEMBER_ACCOUNT = "444455556666"
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +49,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str
         "organization_id": ORG,
         "member_organizational_units": ",".join(OUS),  # as `-c key=a,b` passes it
         "member_regions": REGIONS,
+        "member_accounts": [MEMBER_ACCOUNT],
     }
     app, stack = build_app(context, outdir=str(tmp / "cdk.out"), asset_dir=tmp / "asset")
     assembly = app.synth()  # cdk-nag on the compliance stack; member_template ran it on the member stack
@@ -228,3 +240,44 @@ def test_both_templates_pass_cdk_nag_cfn_lint_and_checkov(org: tuple[Synthesized
         check=False,
     )
     assert scan.returncode == 0, scan.stdout[-4000:]
+
+
+def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_resumes(
+    org: tuple[Synthesized, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The runtime half (flopsmeter.functions.settings) reads what the stack sets; single-account sets no role."""
+    synth, _ = org
+    env = {name: function(synth, name)[1]["Properties"]["Environment"]["Variables"] for name in HANDLERS}
+    for name in ("classifier", "reconciler"):
+        assert env[name]["DEPLOYMENT_MODE"] == "organization"
+        assert env[name]["MEMBER_ROLE_NAME"] == member_reader_role_name("prod")
+    assert "MEMBER_ROLE_NAME" not in env["digest"]
+    assert int(env["classifier"]["MAX_RECEIVE_COUNT"]) >= 2
+    assert env["reconciler"]["MEMBER_REGIONS"] == ",".join(REGIONS)
+    assert env["reconciler"]["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT
+    (table,) = synth.of_type("AWS::Glue::Table").values()
+    parameters = table["Properties"]["TableInput"]["Parameters"]  # Athena sees every member's partitions
+    for column, own, members in (("account", "AWS::AccountId", MEMBER_ACCOUNT), ("region", "AWS::Region", REGIONS)):
+        condition, listed, added = parameters[f"projection.{column}.values"]["Fn::If"]
+        members = members if isinstance(members, str) else ",".join(members)
+        assert listed == members  # this stack's own value is already one of the members': not twice
+        assert added == {"Fn::Join": ["", [{"Ref": own}, f",{members}"]]} or added == {
+            "Fn::Join": [",", [{"Ref": own}, members]]
+        }
+        equals = [{"Fn::Equals": [{"Ref": own}, m]} for m in members.split(",")]
+        assert synth.template["Conditions"][condition] == (equals[0] if len(equals) == 1 else {"Fn::Or": equals})
+    cursor_id, cursor = synth.one("AWS::SSM::Parameter")
+    assert env["reconciler"]["RECONCILE_CURSOR_PARAMETER"] == {"Ref": cursor_id}
+    statements = role_statements(synth, role_of(synth, "reconciler"))
+    put = [s for s in statements if "ssm:PutParameter" in as_list(s["Action"])]
+    assert put and all(s["Resource"] != "*" for s in put)
+    assert any(s["Action"] == "organizations:ListAccounts" for s in statements)
+    classifier = role_statements(synth, role_of(synth, "classifier"))
+    assert not any("organizations:ListAccounts" in as_list(s["Action"]) for s in classifier)
+
+    single = synthesize(tmp_path)
+    variables = function(single, "classifier")[1]["Properties"]["Environment"]["Variables"]
+    assert variables["DEPLOYMENT_MODE"] == "single-account" and "MEMBER_ROLE_NAME" not in variables
+    assert not single.of_type("AWS::SSM::Parameter")
+    (table,) = single.of_type("AWS::Glue::Table").values()
+    assert table["Properties"]["TableInput"]["Parameters"]["projection.account.values"] == {"Ref": "AWS::AccountId"}

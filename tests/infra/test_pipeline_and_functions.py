@@ -125,12 +125,14 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
 def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str) -> None:
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
-    expected = set(LAMBDA_ENV) - {"DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL"}
+    organization_only = {"MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "RECONCILE_CURSOR_PARAMETER"}
+    per_function = {"DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
+    expected = set(LAMBDA_ENV) - per_function - organization_only  # single-account: tests/infra/test_organization
     expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     if name == "digest":
         expected.add("DIGEST_SIGNING_KEY_ID")
     if name == "classifier":
-        expected.add("DEAD_LETTER_QUEUE_URL")
+        expected |= {"DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
         assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter_queue_id(synth)}
     assert set(env) == expected
     assert env["RETENTION_YEARS"] == str(RETENTION_YEARS) and env["PRIMARY_POLICY"] == "aws-30pct-2026"

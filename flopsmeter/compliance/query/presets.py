@@ -37,6 +37,7 @@ class Preset:
     until: str | None = None  # jobs that ended before this (UTC), with ``since`` the window of a splitting preset
     by_principal: bool = False  # totals per (principal, base model), splitting flagged
     by_package_group: bool = False  # totals per model package group, splitting flagged
+    accounts: tuple[str, ...] = ()  # organization mode: only these accounts (flopsmeter.compliance.accounts)
 
 
 LIST_COLUMNS = (
@@ -86,6 +87,10 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
         if not valid_job_name(preset.job):
             raise QueryError(f"not a SageMaker training job name: {preset.job[:80]!r}")
         where.append(f"job.name = '{preset.job}'")
+    if preset.accounts:
+        if not all(a.isdigit() and len(a) == 12 for a in preset.accounts):
+            raise QueryError("an account filter wants 12-digit account ids")
+        where.append(f"account IN ({', '.join(repr(a) for a in sorted(preset.accounts))})")
     if preset.since is not None:
         where.append(f"job.end_time >= '{normalise_since(preset.since)}'")  # no per-row cast: see normalise_since
     if preset.until is not None:

@@ -18,6 +18,8 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   ``EventSource``, ``Username``, ``ResourceType``, ``ReadOnly``, ``AccessKeyId``), ``StartTime`` /
   ``EndTime``, ``MaxResults`` and ``NextToken``, newest first. An optional delivery lag hides events
   younger than the lag, like CloudTrail's ~15-minute delay.
+* STS AssumeRole accepts any role ARN. After ``install()`` a member reader role that does not exist is refused
+  (``AccessDenied``), as AWS refuses it (organization mode; other roles unchanged).
 
 * Amazon Bedrock (``moto_ext.bedrock``): a model customization job starts ``InProgress`` (moto ends it at once),
   keeps its ``customizationConfig``, is found by ARN too, and records its ``CreateModelCustomizationJob`` CloudTrail
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker, sts
 from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
@@ -77,6 +79,7 @@ def install() -> None:
         launches.patch()
         cloudtrail.patch()
         eventbridge.patch()
+        sts.patch()
         routes.add_control_routes()
         _installed = True
 
