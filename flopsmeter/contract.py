@@ -125,6 +125,10 @@ LAMBDA_ENV = (
     "MEMBER_ACCOUNTS",  # reconciler, optional: comma-separated account ids (else Organizations ListAccounts)
     "MEMBER_REGIONS",  # reconciler: comma-separated regions the member stack is deployed to
     "RECONCILE_CURSOR_PARAMETER",  # reconciler: SSM parameter holding where the round-robin resumes
+    # the provider's establishment (Art. 54) and the energy estimate's assumptions (docs/obligations.md)
+    "ESTABLISHED_OUTSIDE_EU",
+    "ENERGY_PUE",
+    "ENERGY_POWER_UTILISATION",
 )
 
 # SQS message attributes on a message the classifier dead-lettered itself (a permanent failure). A message that

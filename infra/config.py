@@ -8,6 +8,7 @@ Values given on the command line arrive as strings (``-c retention_years=7``); t
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.contract import DEPLOYMENT_MODES, ORGANIZATION, SINGLE_ACCOUNT
+from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 from infra.assets import REPO_ROOT
 
@@ -112,6 +114,10 @@ class DeployConfig:
     # Provenance: create a minimal single-region trail of write management events, so that EventBridge sees the
     # launch calls (leave false when the account already has a trail; synthesis cannot tell, it is offline).
     create_management_trail: bool = False
+    # Energy estimate assumptions and the provider's establishment (issue 16; docs/obligations.md)
+    established_outside_eu: bool = False  # Art. 54: an authorised representative in the EU is then required
+    energy_pue: float = DEFAULT_PUE  # data-centre power usage effectiveness applied to the accelerators' energy
+    energy_power_utilisation: float = DEFAULT_POWER_UTILISATION  # share of board power drawn (1.0: upper estimate)
 
     @property
     def is_production(self) -> bool:
@@ -284,6 +290,23 @@ def _fraction(raw: Any) -> float:
     return value
 
 
+def _number_in(low: float, high: float, *, above_low: bool = False) -> Callable[[Any], float]:
+    """A number in [low, high] (or (low, high] with ``above_low``); NaN and booleans are refused."""
+    lower, upper = ("greater than", "and at most") if above_low else ("from", "to")
+    what = f"must be a number {lower} {low:g} {upper} {high:g}"
+
+    def parse(raw: Any) -> float:
+        try:
+            value = float(raw) if not isinstance(raw, bool) else math.nan
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (low < value <= high if above_low else low <= value <= high):  # NaN fails both
+            raise ValueError(what)
+        return value
+
+    return parse
+
+
 def _email(raw: Any) -> str | None:
     value = str(raw).strip()
     if value == "":
@@ -323,4 +346,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "member_accounts": _list_of(_ACCOUNT, "12-digit AWS account ids"),
     "stackset_call_as": _one_of(STACKSET_CALL_AS),
     "create_management_trail": _flag,
+    "established_outside_eu": _flag,
+    "energy_pue": _number_in(1.0, 5.0),
+    "energy_power_utilisation": _number_in(0.0, 1.0, above_low=True),
 }

@@ -77,19 +77,25 @@ class ServiceFunctions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         cfg, res = config, resources
-        environment = {
+        # Each function gets what its settings model reads (flopsmeter.functions.settings), nothing more.
+        environment = {  # FunctionSettings, + Powertools
             "AUDIT_BUCKET_NAME": res.audit.bucket.bucket_name,
             "RETENTION_YEARS": str(cfg.retention_years),
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": cfg.log_level,
+        }
+        classification = {  # ClassificationSettings
+            **environment,
             "PRIMARY_POLICY": cfg.primary_policy,
             "APPROACHING_FRACTION": repr(cfg.approaching_fraction),
             "ALERT_TOPIC_ARN": res.alerts.topic.topic_arn,
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
             "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
-            "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours),
             "DEPLOYMENT_MODE": cfg.deployment_mode,
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": cfg.log_level,
+            "ESTABLISHED_OUTSIDE_EU": "true" if cfg.established_outside_eu else "false",
+            "ENERGY_PUE": repr(cfg.energy_pue),
+            "ENERGY_POWER_UTILISATION": repr(cfg.energy_power_utilisation),
         }
         self.log_key = _log_key(self, removal_policy)
         base = FunctionOptions(
@@ -112,7 +118,7 @@ class ServiceFunctions(Construct):
                 "Classifies ended SageMaker training jobs; writes records",
                 reserved_concurrency=cfg.classifier_reserved_concurrency or None,
                 environment={
-                    **environment,
+                    **classification,
                     "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url,
                     "MAX_RECEIVE_COUNT": str(res.intake.max_receive_count),
                 },
@@ -126,6 +132,7 @@ class ServiceFunctions(Construct):
                 "reconciler",
                 "Classifies ended training jobs that have no record (a lost event never means a lost record)",
                 timeout=Duration.minutes(10),
+                environment={**classification, "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours)},
             ),
         )
         self.digest = ServiceFunction(

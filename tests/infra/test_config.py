@@ -43,6 +43,10 @@ def test_command_line_strings_are_parsed() -> None:
     )
     assert (cfg.retention_years, cfg.approaching_fraction, cfg.log_level) == (7, 0.9, "DEBUG")
     assert cfg.alert_email == "a@b.example" and not cfg.is_production
+    energy = DeployConfig.from_mapping(
+        {"established_outside_eu": "true", "energy_pue": "1.4", "energy_power_utilisation": "0.7"}
+    )
+    assert (energy.established_outside_eu, energy.energy_pue, energy.energy_power_utilisation) == (True, 1.4, 0.7)
 
 
 def test_empty_alert_email_means_no_subscription() -> None:
@@ -69,6 +73,11 @@ def test_empty_alert_email_means_no_subscription() -> None:
         ("cloudtrail_max_wait_seconds", 999999, "whole number"),
         ("classifier_max_concurrency", 1, "from 2 to 1000"),
         ("classifier_reserved_concurrency", -1, "from 0 to 1000"),
+        ("energy_pue", 0.9, "from 1 to 5"),
+        ("energy_pue", "nan", "from 1 to 5"),
+        ("energy_power_utilisation", 0, "greater than 0 and at most 1"),
+        ("energy_power_utilisation", True, "greater than 0 and at most 1"),
+        ("established_outside_eu", "maybe", "true or false"),
     ],
 )
 def test_bad_value_fails_naming_the_key_the_value_and_what_is_allowed(key: str, value: object, hint: str) -> None:

@@ -123,19 +123,30 @@ def test_functions_run_arm64_python314_with_the_pinned_powertools_layer(synth: S
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))
 def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str) -> None:
+    from flopsmeter.functions import settings
+
+    model = {
+        "classifier": settings.ClassifierSettings,
+        "reconciler": settings.ReconcilerSettings,
+        "digest": settings.DigestSettings,
+    }.get(name, settings.FunctionSettings)
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert powertools <= set(env)
+    read = set(model.model_fields)
+    assert set(env) - powertools <= read  # nothing the function does not read
+    assert {k for k, f in model.model_fields.items() if f.is_required()} <= set(env)
     organization_only = {"MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "RECONCILE_CURSOR_PARAMETER"}
-    per_function = {"DIGEST_SIGNING_KEY_ID", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
-    expected = set(LAMBDA_ENV) - per_function - organization_only  # single-account: tests/infra/test_organization
-    expected |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
-    if name == "digest":
-        expected.add("DIGEST_SIGNING_KEY_ID")
+    unset = {"RECONCILE_JOBS_PER_ACCOUNT", "RECONCILE_ACCOUNTS_PER_RUN"}  # their defaults apply
+    assert read - set(env) <= organization_only | unset  # single-account: tests/infra/test_organization.py
+    assert set(env) - powertools <= set(LAMBDA_ENV) | organization_only | unset
     if name == "classifier":
-        expected |= {"DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"}
         assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter_queue_id(synth)}
-    assert set(env) == expected
-    assert env["RETENTION_YEARS"] == str(RETENTION_YEARS) and env["PRIMARY_POLICY"] == "aws-30pct-2026"
+    if name in ("classifier", "reconciler"):
+        assert env["PRIMARY_POLICY"] == "aws-30pct-2026" and env["ESTABLISHED_OUTSIDE_EU"] == "false"
+        assert float(env["ENERGY_PUE"]) >= 1.0 and 0 < float(env["ENERGY_POWER_UTILISATION"]) <= 1
+    assert env["RETENTION_YEARS"] == str(RETENTION_YEARS)
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FlopsMeterService"
     bucket_id, _ = audit_bucket(synth)
     assert env["AUDIT_BUCKET_NAME"] == {"Ref": bucket_id}
