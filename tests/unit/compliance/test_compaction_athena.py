@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from flopsmeter.aws.store import AuditStore
 from moto import mock_aws
 
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.compliance.compaction.athena import CompactionSettings, compact_with_athena
 from flopsmeter.compliance.compaction.manifest import parse_manifest
 from tests.support.trail import BUCKET, make_bucket
