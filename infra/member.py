@@ -31,7 +31,12 @@ from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from flopsmeter.contract import member_reader_role_name, training_job_state_change_pattern
+from flopsmeter.contract import (
+    member_reader_role_name,
+    model_customization_job_state_change_pattern,
+    training_job_state_change_pattern,
+    training_launch_pattern,
+)
 from infra.constructs.nag import acknowledge
 from infra.constructs.pipeline import event_pattern
 
@@ -49,7 +54,7 @@ def member_stack_name(stage: str) -> str:
 
 
 class MemberStack(Stack):
-    """Exposes ``reader`` (the role the compliance account assumes) and ``forward_rule``."""
+    """Exposes ``reader`` (the role the compliance account assumes) and ``forward_rules``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
         super().__init__(
@@ -62,13 +67,13 @@ class MemberStack(Stack):
         classifier = self._parameter(CLASSIFIER_ROLE_ARN, "The compliance account's classifier role")
         reconciler = self._parameter(RECONCILER_ROLE_ARN, "The compliance account's reconciler role")
         org_id = self._parameter(ORGANIZATION_ID, "The organization (o-...)", pattern=r"^o-[a-z0-9]{10,32}$")
-        self.forward_rule = self._forwarder(bus_arn)
+        self.forward_rules = self._forwarders(bus_arn)
         self.reader = self._reader(stage, trusted=(classifier, reconciler), org_id=org_id)
 
     def _parameter(self, name: str, description: str, *, pattern: str = "^arn:aws[a-z-]*:.+$") -> str:
         return CfnParameter(self, name, type="String", description=description, allowed_pattern=pattern).value_as_string
 
-    def _forwarder(self, bus_arn: str) -> events.Rule:
+    def _forwarders(self, bus_arn: str) -> list[events.Rule]:
         role = iam.Role(
             self,
             "ForwardRole",
@@ -77,13 +82,24 @@ class MemberStack(Stack):
             ),
             description="FLOPs Meter: EventBridge of this account puts training-job events on the organization bus",
         )
-        return events.Rule(
-            self,
-            "ForwardTrainingJobEnded",
-            description="SageMaker training jobs that reached a terminal status -> FLOPs Meter organization bus",
-            event_pattern=event_pattern(training_job_state_change_pattern()),
-            targets=[targets.EventBus(events.EventBus.from_event_bus_arn(self, "OrganizationBus", bus_arn), role=role)],
-        )
+        bus = targets.EventBus(events.EventBus.from_event_bus_arn(self, "OrganizationBus", bus_arn), role=role)
+        forwarded = (
+            ("ForwardTrainingJobEnded", "SageMaker training jobs that reached a terminal status",
+             training_job_state_change_pattern()),
+            ("ForwardModelCustomizationJobEnded", "Bedrock model customization jobs that reached a terminal status",
+             model_customization_job_state_change_pattern()),
+            ("ForwardLaunchCalls", "SageMaker calls that create training work (provenance)", training_launch_pattern()),
+        )  # fmt: skip
+        return [
+            events.Rule(
+                self,
+                rule_id,
+                description=f"{what} -> FLOPs Meter organization bus",
+                event_pattern=event_pattern(pattern),
+                targets=[bus],
+            )
+            for rule_id, what, pattern in forwarded
+        ]
 
     def _reader(self, stage: str, *, trusted: tuple[str, str], org_id: str) -> iam.Role:
         in_organization = {"StringEquals": {"aws:PrincipalOrgID": org_id}}
@@ -112,9 +128,17 @@ class MemberStack(Stack):
         )
         reader.add_to_policy(
             iam.PolicyStatement(
+                sid="CustomizationJobFacts",
+                actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
+                resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
+            )
+        )
+        reader.add_to_policy(
+            iam.PolicyStatement(
                 sid="NoResourceLevelPermissions",
                 actions=[
                     "sagemaker:ListTrainingJobs",
+                    "bedrock:ListModelCustomizationJobs",
                     "cloudwatch:GetMetricData",
                     "cloudwatch:GetMetricStatistics",
                     "cloudtrail:LookupEvents",
@@ -125,12 +149,19 @@ class MemberStack(Stack):
         acknowledge(
             reader,
             "AwsSolutions-IAM5[Resource::*]",
-            "ListTrainingJobs, CloudWatch metric reads and CloudTrail LookupEvents have no resource-level scope.",
+            "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
+            "resource-level scope.",
         )
         acknowledge(
             reader,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
             "Every training job in the member account is in scope (read-only).",
+        )
+        acknowledge(
+            reader,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
+            "model-customization-job/*]",
+            "Every Bedrock model customization job in the member account is in scope (read-only).",
         )
         return reader
 

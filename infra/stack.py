@@ -129,6 +129,7 @@ class FlopsMeterStack(Stack):
                 "Organization",
                 config=cfg,
                 intake=intake,
+                provenance=provenance,
                 readers=(functions.classifier.role, functions.reconciler.role),
                 flags=flags or {},
             )

@@ -30,7 +30,8 @@ from constructs import Construct
 from flopsmeter.contract import member_reader_role_name
 from infra.config import DeployConfig
 from infra.constructs.nag import acknowledge
-from infra.constructs.pipeline import ClassifierQueue
+from infra.constructs.pipeline import BEDROCK_SOURCE, ClassifierQueue
+from infra.constructs.provenance import LaunchProvenance
 from infra.member import (
     CLASSIFIER_ROLE_ARN,
     ORGANIZATION_BUS_ARN,
@@ -52,6 +53,7 @@ class OrganizationIntake(Construct):
         *,
         config: DeployConfig,
         intake: ClassifierQueue,
+        provenance: LaunchProvenance,
         readers: tuple[iam.IRole, iam.IRole],
         flags: Mapping[str, Any],
     ) -> None:
@@ -69,6 +71,8 @@ class OrganizationIntake(Construct):
             )
         )
         intake.add_source(self.bus, "OrganizationTrainingJobEnded")
+        intake.add_source(self.bus, "OrganizationModelCustomizationJobEnded", BEDROCK_SOURCE)
+        provenance.add_bus(self.bus, "OrganizationLaunchCalls")
 
         classifier, reconciler = readers
         for role in readers:

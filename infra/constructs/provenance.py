@@ -76,9 +76,16 @@ class LaunchProvenance(Construct):
             "Invoked by EventBridge, whose target has retries and a dead-letter queue; a lost capture only means the "
             "classifier falls back to CloudTrail LookupEvents.",
         )
-        self.rule = events.Rule(
+        self._dead_letter_queue = dead_letter_queue
+        self.rule = self.add_bus(None, "LaunchCalls")
+        self.trail = _management_trail(self, audit, removal_policy) if create_management_trail else None
+
+    def add_bus(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
+        """A rule on ``bus`` (None: the account's default bus) sending launch calls to the provenance function."""
+        return events.Rule(
             self,
-            "LaunchCalls",
+            construct_id,
+            event_bus=bus,
             description="FLOPs Meter: SageMaker calls that create training work -> provenance function",
             event_pattern=events.EventPattern(**_pattern()),
             targets=[
@@ -86,11 +93,10 @@ class LaunchProvenance(Construct):
                     self.function.function,
                     retry_attempts=2,
                     max_event_age=Duration.hours(6),
-                    dead_letter_queue=dead_letter_queue,
+                    dead_letter_queue=self._dead_letter_queue,
                 )
             ],
         )
-        self.trail = _management_trail(self, audit, removal_policy) if create_management_trail else None
 
     @property
     def trail_output(self) -> str:

@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from flopsmeter.contract import member_reader_role_name, training_job_state_change_pattern
+from flopsmeter.contract import (
+    member_reader_role_name,
+    model_customization_job_state_change_pattern,
+    training_job_state_change_pattern,
+    training_launch_pattern,
+)
 from infra.assets import REPO_ROOT
 from infra.config import cdk_json_context
 from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
@@ -87,6 +92,8 @@ def test_a_rule_on_the_organization_bus_feeds_the_classifier_queue(org: tuple[Sy
         (k, r)
         for k, r in synth.of_type("AWS::Events::Rule").items()
         if r["Properties"].get("EventBusName") == {"Ref": bus_id}
+        and r["Properties"]["EventPattern"].get("source") == ["aws.sagemaker"]
+        and r["Properties"]["EventPattern"].get("detail-type") != ["AWS API Call via CloudTrail"]
     )
     assert rule["Properties"]["EventPattern"] == training_job_state_change_pattern()
     (target,) = rule["Properties"]["Targets"]
@@ -172,10 +179,14 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
         for resource in as_list(statement["Resource"])
     }
     jobs = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*"
+    customization_jobs = "arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-customization-job/*"
     assert pairs == {
         ("sagemaker:DescribeTrainingJob", jobs),
         ("sagemaker:ListTags", jobs),
         ("sagemaker:ListTrainingJobs", "*"),
+        ("bedrock:GetModelCustomizationJob", customization_jobs),
+        ("bedrock:ListTagsForResource", customization_jobs),
+        ("bedrock:ListModelCustomizationJobs", "*"),
         ("cloudwatch:GetMetricData", "*"),
         ("cloudwatch:GetMetricStatistics", "*"),
         ("cloudtrail:LookupEvents", "*"),
@@ -201,6 +212,42 @@ def test_the_member_forwards_training_job_events_to_the_organization_bus(
     )
     (put,) = _policy_of(member, "ForwardRole")
     assert (put["Action"], put["Resource"]) == ("events:PutEvents", f"<{ORGANIZATION_BUS_ARN}>")
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "pattern"),
+    [
+        ("ForwardModelCustomizationJobEnded", model_customization_job_state_change_pattern),
+        ("ForwardLaunchCalls", training_launch_pattern),
+    ],
+)
+def test_the_member_also_forwards_bedrock_jobs_and_launch_calls_with_the_same_role(
+    org: tuple[Synthesized, dict[str, Any]], rule_id: str, pattern: Any
+) -> None:
+    _, member = org
+    rule = _member_resource(member, "AWS::Events::Rule", rule_id)["Properties"]
+    assert rule["EventPattern"] == pattern() and "EventBusName" not in rule
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": ORGANIZATION_BUS_ARN}
+    forward = _member_resource(member, "AWS::Events::Rule", "ForwardTrainingJobEnded")["Properties"]
+    assert target["RoleArn"] == forward["Targets"][0]["RoleArn"]
+
+
+def test_the_organization_bus_feeds_bedrock_jobs_to_the_queue_and_launch_calls_to_provenance(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    synth, _ = org
+    bus_id, _ = _bus(synth)
+    on_bus = [r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()]
+    on_bus = [r for r in on_bus if r.get("EventBusName") == {"Ref": bus_id}]
+    patterns = [r["EventPattern"] for r in on_bus]
+    assert model_customization_job_state_change_pattern() in patterns
+    (launch,) = [r for r in on_bus if r["EventPattern"].get("detail-type") == ["AWS API Call via CloudTrail"]]
+    assert launch["EventPattern"] == training_launch_pattern()
+    (target,) = launch["Targets"]
+    function = synth.resources[target["Arn"]["Fn::GetAtt"][0]]
+    assert function["Type"] == "AWS::Lambda::Function"
+    assert function["Properties"]["Handler"] == "lambdas.provenance.handler.lambda_handler"
 
 
 @pytest.mark.parametrize("name", ["classifier", "reconciler"])
