@@ -70,7 +70,7 @@ test-slow: $(STAMP) chromium ## heavy suites kept out of `make test` (full demo 
 test-wheel: $(STAMP) ## build the wheel, install it in a fresh venv, run `flopsmeter demo` from an empty directory
 	$(BIN)/pytest -q -m slow tests/integration/test_local_wheel.py
 
-test: $(STAMP) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint, checkov (what CI runs)
+test: $(STAMP) $(CHECKOV) ## everything offline: lint, typecheck, all suites but slow/e2e, cfn-lint, checkov (what CI runs)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not slow and not e2e" tests
 	$(MAKE) --no-print-directory cfn-lint checkov
