@@ -14,7 +14,8 @@ to everyone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -132,94 +133,83 @@ class AuditBucket(Construct):
     def objects(self, prefix: str = "") -> str:
         return self.bucket.arn_for_objects(f"{prefix}*")
 
-    def _deny_for_everyone(self) -> None:
-        everyone = [iam.AnyPrincipal()]
+    def _deny_everyone(
+        self,
+        sid: str,
+        actions: Sequence[str],
+        conditions: Mapping[str, Any] | None = None,
+        *,
+        not_under: Sequence[str] | None = None,
+    ) -> None:
+        """A bucket-policy Deny for every principal: on every object, or (``not_under``) outside those prefixes."""
+        scope: dict[str, list[str]] = (
+            {"resources": [self.objects()]}
+            if not_under is None
+            else {"not_resources": [self.objects(prefix) for prefix in not_under]}
+        )
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="DenyDeletingOrUnlocking",
+                sid=sid,
                 effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"],
-                resources=[self.objects()],
+                principals=[iam.AnyPrincipal()],
+                actions=list(actions),
+                conditions=conditions,
+                **scope,
             )
+        )
+
+    def _deny_for_everyone(self) -> None:
+        self._deny_everyone(
+            "DenyDeletingOrUnlocking",
+            ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"],
         )
         # Every write must be conditional (If-None-Match: *): the first write of a key wins, nothing is replaced.
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyUnconditionalWrites",
-                effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:PutObject"],
-                resources=[self.objects()],
-                conditions={"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
-            )
+        self._deny_everyone(
+            "DenyUnconditionalWrites",
+            ["s3:PutObject"],
+            conditions={"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
         )
         # A retention given at write time must be COMPLIANCE mode ...
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyNonComplianceLockMode",
-                effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:PutObject", "s3:PutObjectRetention"],
-                resources=[self.objects()],
-                conditions={
-                    "Null": {"s3:object-lock-mode": "false"},
-                    "StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"},
-                },
-            )
+        self._deny_everyone(
+            "DenyNonComplianceLockMode",
+            ["s3:PutObject", "s3:PutObjectRetention"],
+            conditions={
+                "Null": {"s3:object-lock-mode": "false"},
+                "StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"},
+            },
         )
         # ... at least the configured number of years ...
         min_days = str(365 * self.retention_years)
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyShortRetention",
-                effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:PutObject", "s3:PutObjectRetention"],
-                resources=[self.objects()],
-                conditions={"NumericLessThan": {"s3:object-lock-remaining-retention-days": min_days}},
-            )
+        self._deny_everyone(
+            "DenyShortRetention",
+            ["s3:PutObject", "s3:PutObjectRetention"],
+            conditions={"NumericLessThan": {"s3:object-lock-remaining-retention-days": min_days}},
         )
         # ... and not longer than that (plus RETENTION_MARGIN_DAYS): no one may extend a retention.
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyLongRetention",
-                effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:PutObject", "s3:PutObjectRetention"],
-                resources=[self.objects()],
-                conditions={
-                    "NumericGreaterThan": {
-                        "s3:object-lock-remaining-retention-days": str(max_retention_days(self.retention_years))
-                    }
-                },
-            )
+        self._deny_everyone(
+            "DenyLongRetention",
+            ["s3:PutObject", "s3:PutObjectRetention"],
+            conditions={
+                "NumericGreaterThan": {
+                    "s3:object-lock-remaining-retention-days": str(max_retention_days(self.retention_years))
+                }
+            },
         )
 
     def restrict_retention_to(self, writers: Sequence[tuple[iam.IRole, Sequence[str]]]) -> None:
         """Deny ``s3:PutObjectRetention`` to everyone but ``writers`` ((role, prefixes) pairs), each only under its
         own prefixes."""
-        everyone = [iam.AnyPrincipal()]
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyRetentionExceptWriters",
-                effect=iam.Effect.DENY,
-                principals=everyone,
-                actions=["s3:PutObjectRetention"],
-                resources=[self.objects()],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role, _ in writers]}},
-            )
+        self._deny_everyone(
+            "DenyRetentionExceptWriters",
+            ["s3:PutObjectRetention"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role, _ in writers]}},
         )
         for index, (role, prefixes) in enumerate(writers):
-            self.bucket.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"DenyRetentionOutsideOwnPrefixes{index}",
-                    effect=iam.Effect.DENY,
-                    principals=everyone,
-                    actions=["s3:PutObjectRetention"],
-                    not_resources=[self.objects(prefix) for prefix in prefixes],
-                    conditions={"ArnEquals": {"aws:PrincipalArn": role.role_arn}},
-                )
+            self._deny_everyone(
+                f"DenyRetentionOutsideOwnPrefixes{index}",
+                ["s3:PutObjectRetention"],
+                conditions={"ArnEquals": {"aws:PrincipalArn": role.role_arn}},
+                not_under=prefixes,
             )
 
     # ---- grants ----------------------------------------------------------------------------------------------
