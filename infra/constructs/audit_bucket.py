@@ -142,11 +142,7 @@ class AuditBucket(Construct):
         not_under: Sequence[str] | None = None,
     ) -> None:
         """A bucket-policy Deny for every principal: on every object, or (``not_under``) outside those prefixes."""
-        scope: dict[str, list[str]] = (
-            {"resources": [self.objects()]}
-            if not_under is None
-            else {"not_resources": [self.objects(prefix) for prefix in not_under]}
-        )
+        objects = None if not_under is None else [self.objects(prefix) for prefix in not_under]
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid=sid,
@@ -154,7 +150,8 @@ class AuditBucket(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=list(actions),
                 conditions=conditions,
-                **scope,
+                resources=[self.objects()] if objects is None else None,
+                not_resources=objects,
             )
         )
 

@@ -30,6 +30,7 @@ from flopsmeter.contract import training_launch_pattern
 from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.nag import acknowledge, skip_checkov
+from infra.constructs.pipeline import event_pattern
 
 PROVENANCE_ROOT = PROVENANCE_PREFIX.split("/", 1)[0] + "/"  # "provenance/"
 TRAIL_REQUIREMENT = (
@@ -87,7 +88,7 @@ class LaunchProvenance(Construct):
             construct_id,
             event_bus=bus,
             description="FLOPs Meter: SageMaker calls that create training work -> provenance function",
-            event_pattern=events.EventPattern(**_pattern()),
+            event_pattern=event_pattern(training_launch_pattern()),
             targets=[
                 targets.LambdaFunction(
                     self.function.function,
@@ -101,12 +102,6 @@ class LaunchProvenance(Construct):
     @property
     def trail_output(self) -> str:
         return self.trail.trail_arn if self.trail is not None else TRAIL_REQUIREMENT
-
-
-def _pattern() -> dict[str, object]:
-    """The contract's pattern in ``events.EventPattern``'s keyword names."""
-    raw = training_launch_pattern()
-    return {"source": raw["source"], "detail_type": raw["detail-type"], "detail": raw["detail"]}
 
 
 def _management_trail(scope: Construct, audit: AuditBucket, removal_policy: RemovalPolicy) -> cloudtrail.Trail:
