@@ -96,6 +96,8 @@ class ServiceMetric(StrEnum):
     DIGESTS_WRITTEN = "DigestsWritten"
     PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
     ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
+    PARTITIONS_COMPACTED = "PartitionsCompacted"  # compaction function: partitions given a new Parquet generation
+    COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
@@ -129,6 +131,14 @@ LAMBDA_ENV = (
     "ESTABLISHED_OUTSIDE_EU",
     "ENERGY_PUE",
     "ENERGY_POWER_UTILISATION",
+    # the compaction function (flopsmeter.functions.compaction; docs/audit.md)
+    "ATHENA_WORKGROUP",
+    "GLUE_DATABASE",
+    "RECORDS_TABLE",
+    "COMPACTED_TABLE",
+    "STAGING_BUCKET_NAME",
+    "COMPACTION_SETTLE_DAYS",
+    "COMPACTION_LOOKBACK_DAYS",
 )
 
 # SQS message attributes on a message the classifier dead-lettered itself (a permanent failure). A message that

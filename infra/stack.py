@@ -8,6 +8,8 @@
 - ``OrganizationIntake`` (organization.py, organization mode only): the organization bus, the StackSet that
   deploys ``infra.member.MemberStack`` to the member accounts, and the functions' right to assume its role.
 - ``ServiceFunctions`` (service.py): the three functions, and which of those grants each role gets.
+- ``RecordsCompaction`` (compaction.py): the scheduled function that copies settled days of records into
+  Parquet (Athena), write-once, and maintains the ``records_compacted`` table's partitions.
 - ``LaunchProvenance`` (provenance.py): the rule on SageMaker launch calls, the provenance function, and (when
   ``create_management_trail``) a minimal management-events trail.
 - The ``AuditReadPolicy`` managed policy for people: read and verify records, query them; no writes, no deletes.
@@ -24,6 +26,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import AuditBucket
+from infra.constructs.compaction import RecordsCompaction
 from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.organization import OrganizationIntake
@@ -81,8 +84,6 @@ class FlopsMeterStack(Stack):
             create_management_trail=cfg.create_management_trail,
             removal_policy=ephemeral,
         )
-        audit.restrict_retention_to([*functions.retention_writers, (provenance.function.role, (PROVENANCE_ROOT,))])
-        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
         query = RecordsQuery(
             self,
             "Query",
@@ -92,6 +93,15 @@ class FlopsMeterStack(Stack):
             log_bucket=audit.log_bucket,
             removal_policy=ephemeral,
         )
+        compaction = RecordsCompaction(self, "Compaction", base=functions.base, audit=audit, query=query)
+        audit.restrict_retention_to(
+            [
+                *functions.retention_writers,
+                (provenance.function.role, (PROVENANCE_ROOT,)),
+                compaction.retention_writer,
+            ]
+        )
+        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
         readers = iam.ManagedPolicy(
             self, "AuditReadPolicy", description="FLOPs Meter: read, verify and query the audit records"
         )
@@ -104,7 +114,7 @@ class FlopsMeterStack(Stack):
             topic=alerts.topic,
             dead_letter_queue=intake.dead_letter_queue,
             queue=intake.queue,
-            functions=(*functions.all, provenance.function),
+            functions=(*functions.all, provenance.function, compaction.function),
             dashboard_name=f"FlopsMeter-{cfg.stage}",
         )
 
@@ -113,6 +123,7 @@ class FlopsMeterStack(Stack):
             "AthenaWorkGroup": query.workgroup_name,
             "GlueDatabase": query.database_name,
             "GlueTable": query.table_name,
+            "GlueCompactedTable": query.compacted_table_name,
             "AlertTopicArn": alerts.topic.topic_arn,
             "ClassifierQueueUrl": intake.queue.queue_url,
             "DeadLetterQueueUrl": intake.dead_letter_queue.queue_url,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flopsmeter.functions.settings import (
     ClassificationSettings,
     ClassifierSettings,
+    CompactorSettings,
     DigestSettings,
     FunctionSettings,
     ReconcilerSettings,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from flopsmeter.aws.dead_letters import DeadLetterQueue
     from flopsmeter.aws.sessions import AccountSessions, ClientBuilder
     from flopsmeter.aws.store import AuditStore
+    from flopsmeter.compliance.compaction.athena import CompactionSettings, RunSql, Staging
 
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 
@@ -119,9 +121,15 @@ class ProvenanceContainer:
     store: AuditStore
 
 
-def audit_store(
-    settings: ClassificationSettings | DigestSettings | FunctionSettings, clients: ClientFactory
-) -> AuditStore:
+@dataclass(frozen=True)
+class CompactionContainer:
+    run_sql: RunSql  # one SQL statement through Athena -> (columns, rows)
+    store: AuditStore  # the audit bucket: manifests and Parquet, write-once
+    staging: Staging  # where UNLOAD writes first (the Athena results bucket)
+    settings: CompactionSettings
+
+
+def audit_store(settings: FunctionSettings, clients: ClientFactory) -> AuditStore:
     from flopsmeter.aws.store import AuditStore
 
     return AuditStore(clients("s3"), settings.AUDIT_BUCKET_NAME, retention_years=settings.RETENTION_YEARS)
@@ -233,3 +241,22 @@ def build_digest(settings: DigestSettings, clients: ClientFactory = aws_client) 
 
 def build_provenance(settings: FunctionSettings, clients: ClientFactory = aws_client) -> ProvenanceContainer:
     return ProvenanceContainer(audit_store(settings, clients))
+
+
+def build_compaction(settings: CompactorSettings, clients: ClientFactory = aws_client) -> CompactionContainer:
+    from flopsmeter.aws.athena import AthenaTarget, Polling
+    from flopsmeter.aws.store import AuditStore
+    from flopsmeter.compliance.compaction.athena import CompactionSettings, Staging, athena_runner
+
+    target = AthenaTarget(settings.ATHENA_WORKGROUP, settings.GLUE_DATABASE)
+    return CompactionContainer(
+        run_sql=athena_runner(clients("athena"), target, Polling(every_seconds=1.0, timeout_seconds=600.0)),
+        store=audit_store(settings, clients),
+        staging=Staging(AuditStore(clients("s3"), settings.STAGING_BUCKET_NAME)),
+        settings=CompactionSettings(
+            records_table=settings.RECORDS_TABLE,
+            compacted_table=settings.COMPACTED_TABLE,
+            settle_days=settings.COMPACTION_SETTLE_DAYS,
+            lookback_days=settings.COMPACTION_LOOKBACK_DAYS,
+        ),
+    )

@@ -1,8 +1,8 @@
 """Per-function settings, validated once per container from the environment the CDK stack sets.
 
 One pydantic model per Lambda, composed from a shared base, so each function validates exactly what it reads:
-``ClassifierSettings``, ``ReconcilerSettings``, ``DigestSettings``. Logic receives values; nothing else reads
-``os.environ``. A variable that is set but blank counts as unset (the field's default applies).
+``ClassifierSettings``, ``ReconcilerSettings``, ``DigestSettings``, ``CompactorSettings``. Logic receives values;
+nothing else reads ``os.environ``. A variable that is set but blank counts as unset (the field's default applies).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ IAM_ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
 ACCOUNT_LIST = r"^[0-9]{12}(,[0-9]{12})*$"
 REGION_LIST = r"^[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*$"
 SSM_PARAMETER_NAME = r"^/[A-Za-z0-9_.\-/]{1,1010}$"
+GLUE_NAME = r"^[a-z0-9_]{1,255}$"
+ATHENA_WORKGROUP = r"^[A-Za-z0-9._-]{1,128}$"
 SQS_QUEUE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}$"
 
 
@@ -131,3 +133,16 @@ class ReconcilerSettings(ClassificationSettings):
 
 class DigestSettings(FunctionSettings):
     DIGEST_SIGNING_KEY_ID: str = Field(min_length=1, max_length=2048)
+
+
+class CompactorSettings(FunctionSettings):
+    """The compaction function (``flopsmeter.functions.compaction``): Athena's workgroup and tables, the staging
+    bucket (the Athena results bucket) and the window of days it re-examines."""
+
+    ATHENA_WORKGROUP: str = Field(pattern=ATHENA_WORKGROUP)
+    GLUE_DATABASE: str = Field(pattern=GLUE_NAME)
+    RECORDS_TABLE: str = Field(default="records", pattern=GLUE_NAME)
+    COMPACTED_TABLE: str = Field(default="records_compacted", pattern=GLUE_NAME)
+    STAGING_BUCKET_NAME: str = Field(min_length=3, max_length=63)
+    COMPACTION_SETTLE_DAYS: int = Field(default=2, ge=0, le=30)
+    COMPACTION_LOOKBACK_DAYS: int = Field(default=7, ge=1, le=366)

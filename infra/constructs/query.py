@@ -1,8 +1,12 @@
-"""Query at scale: a Glue table over the records (JSON SerDe, partition projection) and an Athena workgroup.
+"""Query at scale: a Glue table over the records (JSON SerDe, partition projection), the table of their compacted
+Parquet copies, and an Athena workgroup.
 
 Partition projection computes partitions from the key layout
 ``records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json`` (flopsmeter.audit.keys), so there is
-no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is written. ``account`` and
+no crawler and no ``MSCK REPAIR``: a record is queryable the moment it is written. The compacted table
+(``records_compacted``: the same columns plus ``_key``, Parquet under ``compacted/v1/``) has no projection: the
+compaction function (``infra/constructs/compaction.py``) registers each partition and points it at its newest
+generation. ``account`` and
 ``region`` are this stack's own (the classifier records jobs of its own account and region), plus, in
 organization mode, the configured ``member_accounts`` and ``member_regions`` (docs/organization.md).
 """
@@ -27,20 +31,24 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from flopsmeter.audit.keys import RECORDS_PREFIX
+from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
 from infra.config import DeployConfig
 from infra.constructs.nag import acknowledge, skip_checkov
 from infra.glue_schema import record_columns
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARTITION_KEYS = ("account", "region", "date")
 FIRST_RECORD_DATE = "2024-01-01"
 RESULTS_EXPIRE_DAYS = 30
 
 
 class RecordsQuery(Construct):
-    """Exposes ``database_name``, ``table_name``, ``workgroup_name`` and ``results_bucket``; ``grant_readers``
-    lets people query."""
+    """Exposes ``database_name``, ``table_name``, ``compacted_table_name``, ``workgroup_name`` and
+    ``results_bucket``; ``grant_readers`` lets people query, ``grant_compaction`` lets the compaction function run
+    its queries and maintain the compacted table's partitions."""
 
     def __init__(
         self,
@@ -61,6 +69,7 @@ class RecordsQuery(Construct):
         # with the retained one (the CLI reads it from the AthenaWorkGroup output).
         self.database_name = f"flopsmeter_{stage}".replace("-", "_")
         self.table_name = "records"
+        self.compacted_table_name = "records_compacted"
         stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         self.workgroup_name = Fn.join("-", ["flopsmeter", stage, Fn.select(0, Fn.split("-", stack_uuid))])
 
@@ -113,6 +122,29 @@ class RecordsQuery(Construct):
             ),
         )
         table.node.add_dependency(database)
+        compacted = glue.CfnTable(
+            self,
+            "CompactedTable",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=self.compacted_table_name,
+                description="The records' Parquet copies, one generation per date partition (flopsmeter compaction)",
+                table_type="EXTERNAL_TABLE",
+                parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
+                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=f"s3://{records_bucket.bucket_name}/{COMPACTED_PREFIX}",
+                    input_format=PARQUET_INPUT,
+                    output_format=PARQUET_OUTPUT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE),
+                    columns=[
+                        glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in (("_key", "string"), *record_columns())
+                    ],
+                ),
+            ),
+        )
+        compacted.node.add_dependency(database)
 
         self.results_bucket = s3.Bucket(
             self,
@@ -159,11 +191,20 @@ class RecordsQuery(Construct):
         )
         self.workgroup.apply_removal_policy(removal_policy)
 
-    def grant_readers(self, policy: iam.ManagedPolicy) -> None:
-        """Run queries in this workgroup over this table, and read and write their results."""
+    def _catalog_arn(self, kind: str = "", name: str = "") -> str:
+        prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        return f"{prefix}:{kind}/{name}" if kind else f"{prefix}:catalog"
+
+    def _query_statements(self, grantee: iam.ManagedPolicy | iam.IRole) -> list[iam.PolicyStatement]:
+        """Run queries in this workgroup, and read and write their results (``grantee``: where to acknowledge)."""
         workgroup_arn = f"arn:{Aws.PARTITION}:athena:{Aws.REGION}:{Aws.ACCOUNT_ID}:workgroup/{self.workgroup_name}"
-        glue_prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        policy.add_statements(
+        results = Stack.of(self).get_logical_id(self.results_bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            grantee,
+            f"AwsSolutions-IAM5[Resource::<{results}.Arn>/*]",
+            "Athena writes each query's results (and UNLOAD its files) under generated keys in the results bucket.",
+        )
+        return [
             iam.PolicyStatement(
                 sid="Query",
                 actions=[
@@ -176,15 +217,6 @@ class RecordsQuery(Construct):
                 resources=[workgroup_arn],
             ),
             iam.PolicyStatement(
-                sid="Catalog",
-                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
-                resources=[
-                    f"{glue_prefix}:catalog",
-                    f"{glue_prefix}:database/{self.database_name}",
-                    f"{glue_prefix}:table/{self.database_name}/{self.table_name}",
-                ],
-            ),
-            iam.PolicyStatement(
                 sid="QueryResults",
                 actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[self.results_bucket.arn_for_objects("*")],
@@ -194,12 +226,58 @@ class RecordsQuery(Construct):
                 actions=["s3:ListBucket", "s3:GetBucketLocation"],
                 resources=[self.results_bucket.bucket_arn],
             ),
+        ]
+
+    def grant_readers(self, policy: iam.ManagedPolicy) -> None:
+        """Run queries in this workgroup over both tables, and read and write their results."""
+        policy.add_statements(
+            *self._query_statements(policy),
+            iam.PolicyStatement(
+                sid="Catalog",
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
+                resources=[
+                    self._catalog_arn(),
+                    self._catalog_arn("database", self.database_name),
+                    self._catalog_arn("table", f"{self.database_name}/{self.table_name}"),
+                    self._catalog_arn("table", f"{self.database_name}/{self.compacted_table_name}"),
+                ],
+            ),
         )
-        results = Stack.of(self).get_logical_id(self.results_bucket.node.default_child)  # type: ignore[arg-type]
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{results}.Arn>/*]",
-            "Athena writes each query's results under a generated key in the results bucket.",
+
+    def grant_compaction(self, role: iam.IRole) -> None:
+        """The compaction function: query the records table (and UNLOAD into the results bucket), and register
+        and move the compacted table's partitions (``ALTER TABLE ... ADD PARTITION`` / ``SET LOCATION``)."""
+        for statement in self._query_statements(role):
+            role.add_to_principal_policy(statement)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadCatalog",
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
+                resources=[
+                    self._catalog_arn(),
+                    self._catalog_arn("database", self.database_name),
+                    self._catalog_arn("table", f"{self.database_name}/{self.table_name}"),
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CompactedPartitions",
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:CreatePartition",
+                    "glue:BatchCreatePartition",
+                    "glue:UpdatePartition",
+                ],
+                resources=[
+                    self._catalog_arn(),
+                    self._catalog_arn("database", self.database_name),
+                    self._catalog_arn("table", f"{self.database_name}/{self.compacted_table_name}"),
+                ],
+            )
         )
 
 

@@ -31,6 +31,7 @@ HANDLERS = {
     "reconciler": "lambdas.reconciler.handler.lambda_handler",
     "digest": "lambdas.digest.handler.lambda_handler",
     "provenance": "lambdas.provenance.handler.lambda_handler",
+    "compaction": "lambdas.compaction.handler.lambda_handler",
 }
 
 

@@ -129,6 +129,7 @@ def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str
         "classifier": settings.ClassifierSettings,
         "reconciler": settings.ReconcilerSettings,
         "digest": settings.DigestSettings,
+        "compaction": settings.CompactorSettings,
     }.get(name, settings.FunctionSettings)
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
@@ -160,7 +161,7 @@ def test_handler_module_is_in_the_staged_asset(synth: Synthesized, name: str) ->
     assert (synth.asset_dir / module_path).is_file()
 
 
-def test_reconciler_and_digest_run_on_schedules(synth: Synthesized) -> None:
+def test_reconciler_digest_and_compaction_run_on_schedules(synth: Synthesized) -> None:
     scheduled = {}
     for rule in synth.of_type("AWS::Events::Rule").values():
         if "ScheduleExpression" in rule["Properties"]:
@@ -169,6 +170,7 @@ def test_reconciler_and_digest_run_on_schedules(synth: Synthesized) -> None:
     assert scheduled == {
         function(synth, "reconciler")[0]: "rate(1 hour)",
         function(synth, "digest")[0]: "cron(5 * * * ? *)",
+        function(synth, "compaction")[0]: "cron(20 0/6 * * ? *)",
     }
 
 

@@ -1,17 +1,25 @@
 """Compaction in AWS: Athena copies each settled date partition of the records table into Parquet.
 
-The body of a scheduled function (the schedule and the Glue table of the compacted data are wired by infra):
-for each day in ``[now - settle - lookback, now - settle)``, one query lists the records of that day (key and
-``sha256``); per (account, region) partition whose record set differs from its newest manifest, an ``UNLOAD``
-writes the next generation's Parquet under ``keys.compaction_data_prefix`` (a prefix of its own, so nothing is
-ever replaced), the manifest is written write-once through the store, and the compacted table's partition is
-pointed at the new generation. Both queries read only objects written before the run started
-(``"$file_modified_time"``), so the manifest and the Parquet describe the same records. Idempotent: a re-run
-finds every partition up to date. The decisions are ``manifest.plan``'s, shared with the local compaction.
+The body of the scheduled compaction function (``flopsmeter.functions.compaction``; the schedule, the Glue table
+of the compacted data and the grants are in ``infra/constructs/compaction.py``): for each day in
+``[now - settle - lookback, now - settle)``, one query lists the records of that day (key and ``sha256``); per
+(account, region) partition whose record set differs from its newest manifest:
 
-Deployment notes: the compacted objects are written by Athena (``UNLOAD``) without ``If-None-Match``, so the
-compacted prefix (or a bucket of its own, ``compacted_store``) must accept such writes from the compaction role;
-the compacted table has the records table's columns plus ``_key``, ``STORED AS PARQUET``, partitioned by
+1. ``UNLOAD`` writes the partition's rows as Parquet to a fresh *staging* prefix of the Athena results bucket
+   (Athena cannot send ``If-None-Match``, which the audit bucket's policy requires of every write, nor is it
+   documented to send the checksum S3 requires for writes into an Object Lock bucket);
+2. the function copies each staged object into the audit bucket under the next generation's
+   ``keys.compaction_data_prefix`` with ``If-None-Match`` and COMPLIANCE retention (``AuditStore.put_immutable``),
+   like every other audit object: nothing is ever replaced, and the staged copy expires with the results bucket;
+3. the manifest (record keys and hashes, data objects and their hashes) is written write-once, last;
+4. the compacted table's partition is pointed at the new generation.
+
+Both queries read only objects written before the run started (``"$file_modified_time"``), so the manifest and the
+Parquet describe the same records. Idempotent: a re-run finds every partition up to date, and a run stopped
+halfway (time budget, crash) leaves at most data without a manifest, which the next run skips (a new generation).
+The decisions are ``manifest.plan``'s, shared with the local compaction.
+
+The compacted table has the records table's columns plus ``_key``, ``STORED AS PARQUET``, partitioned by
 ``account``, ``region``, ``date`` (strings), without partition projection (its partitions move between
 generations).
 """
@@ -19,6 +27,7 @@ generations).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +47,26 @@ RunSql = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 KEY_SQL = "regexp_replace(\"$path\", '^s3://[^/]+/', '')"  # the object key of a row's record file
 
 
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+TimeLeft = Callable[[], float]  # seconds this run may still spend (Lambda: the context's remaining time)
+
+
 @dataclass(frozen=True)
 class CompactionSettings:
     records_table: str = "records"
     compacted_table: str = "records_compacted"
     settle_days: int = 2  # a day is compacted once late records for it are unlikely
     lookback_days: int = 7  # days re-examined each run (late records make a new generation)
+    seconds_per_partition: float = 120.0  # no partition is started with less time left than this
+
+
+@dataclass(frozen=True)
+class Staging:
+    """Where ``UNLOAD`` writes before the copy into the audit bucket: a store over the Athena results bucket
+    (not locked; its lifecycle expires what a run leaves there) and the prefix of this function's staging."""
+
+    store: AuditStore
+    prefix: str = "compaction-staging/"
 
 
 def athena_runner(athena: Any, target: AthenaTarget, polling: Polling | None = None) -> RunSql:
@@ -90,21 +113,40 @@ def point_partition_sql(settings: CompactionSettings, partition: Partition, loca
 
 def compact_with_athena(
     run_sql: RunSql,
-    compacted_store: AuditStore,
+    store: AuditStore,
+    staging: Staging,
     settings: CompactionSettings | None = None,
     *,
     now: datetime | None = None,
+    time_left: TimeLeft | None = None,
 ) -> CompactionRun:
-    """Compact the settled days in the lookback window; see the module docstring."""
+    """Compact the settled days in the lookback window into ``store`` (the audit bucket); see the module docstring.
+
+    With ``time_left``, a partition is started only while at least ``settings.seconds_per_partition`` remain;
+    the partitions left are listed in ``run.deferred`` (the next run takes them up)."""
     settings = settings or CompactionSettings()
     cutoff = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     last_day = (cutoff - timedelta(days=settings.settle_days)).date()
     run = CompactionRun()
     for offset in range(settings.lookback_days, 0, -1):
         day = last_day - timedelta(days=offset)
+        if time_left is not None and time_left() < settings.seconds_per_partition:
+            run.deferred.append(day.isoformat())
+            continue
         for partition, records in sorted(_record_sets(run_sql, settings, day, cutoff).items()):
-            _compact_partition(run_sql, compacted_store, settings, partition, records, cutoff, run)
+            if time_left is not None and time_left() < settings.seconds_per_partition:
+                run.deferred.append(partition.path)
+                continue
+            _compact_partition(run_sql, _Target(store, staging, settings, cutoff), partition, records, run)
     return run
+
+
+@dataclass(frozen=True)
+class _Target:
+    store: AuditStore
+    staging: Staging
+    settings: CompactionSettings
+    cutoff: datetime
 
 
 def _record_sets(
@@ -138,14 +180,9 @@ def _stored_state(store: AuditStore, partition: Partition) -> tuple[Manifest | N
 
 
 def _compact_partition(
-    run_sql: RunSql,
-    store: AuditStore,
-    settings: CompactionSettings,
-    partition: Partition,
-    records: dict[str, str | None],
-    cutoff: datetime,
-    run: CompactionRun,
+    run_sql: RunSql, target: _Target, partition: Partition, records: dict[str, str | None], run: CompactionRun
 ) -> None:
+    store = target.store
     current, highest = _stored_state(store, partition)
     step = plan(current, set(records), highest_generation=highest)
     if step.refused:
@@ -154,17 +191,28 @@ def _compact_partition(
     if step.up_to_date:
         run.results.append(PartitionResult(partition, step.generation, False, len(records)))
         return
+    staged = _staged_prefix(target, partition, step.generation)
+    run_sql(unload_sql(target.settings, partition, f"s3://{target.staging.store.bucket}/{staged}", target.cutoff))
     prefix = partition.data_prefix(step.generation)
-    location = f"s3://{store.bucket}/{prefix}"
-    run_sql(unload_sql(settings, partition, location, cutoff))
-    data = tuple(_data_object(store, obj["Key"]) for obj in store.list_keys(prefix))
-    manifest = Manifest(partition, step.generation, tuple(sorted(records.items())), data, "athena", cutoff)
+    data: list[DataObject] = []
+    for obj in target.staging.store.list_keys(staged):
+        body = target.staging.store.get(obj["Key"]).body
+        key = prefix + obj["Key"].removeprefix(staged)
+        written, _version, _until = store.put_immutable(key, body, content_type=PARQUET_CONTENT_TYPE)
+        if not written:  # only a concurrent run takes the same generation; it owns this partition now
+            run.errors.append((partition.path, f"{key} was written by another run; left to it"))
+            return
+        data.append(DataObject(key, hashlib.sha256(body).hexdigest(), len(body)))
+    manifest = Manifest(
+        partition, step.generation, tuple(sorted(records.items())), tuple(data), "athena", target.cutoff
+    )
     store.put_immutable(manifest.key, manifest.to_bytes())
-    for sql in point_partition_sql(settings, partition, location):
+    for sql in point_partition_sql(target.settings, partition, f"s3://{store.bucket}/{prefix}"):
         run_sql(sql)
     run.results.append(PartitionResult(partition, step.generation, True, len(records)))
 
 
-def _data_object(store: AuditStore, key: str) -> DataObject:
-    body = store.get(key).body
-    return DataObject(key, hashlib.sha256(body).hexdigest(), len(body))
+def _staged_prefix(target: _Target, partition: Partition, generation: int) -> str:
+    """A prefix of its own per attempt (UNLOAD wants an empty location; a retry of the same run gets a new one)."""
+    stamp = target.cutoff.strftime("%Y%m%dT%H%M%SZ")
+    return f"{target.staging.prefix}{partition.path}/gen-{generation:06d}/{stamp}-{uuid.uuid4().hex[:12]}/"

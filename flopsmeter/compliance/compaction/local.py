@@ -40,6 +40,7 @@ class PartitionResult:
 class CompactionRun:
     results: list[PartitionResult] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (partition, why it was not compacted)
+    deferred: list[str] = field(default_factory=list)  # days or partitions left for the next run (time budget)
 
     @property
     def written(self) -> list[PartitionResult]:

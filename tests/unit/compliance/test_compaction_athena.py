@@ -1,15 +1,18 @@
-"""The Athena compaction body against a moto bucket and a scripted Athena: the SQL it sends, the manifest it
-writes, idempotence, late records, refusals."""
+"""The Athena compaction body against moto buckets (the locked audit bucket, a plain staging bucket) and a scripted
+Athena (moto's Athena runs no SQL): the SQL it sends, the write-once copy out of staging, the manifest it writes,
+idempotence, late records, refusals, the time budget."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 
 import pytest
 from moto import mock_aws
 
 from flopsmeter.aws.store import AuditStore
-from flopsmeter.compliance.compaction.athena import CompactionSettings, compact_with_athena
+from flopsmeter.compliance.compaction.athena import CompactionSettings, Staging, compact_with_athena
 from flopsmeter.compliance.compaction.manifest import parse_manifest
 from tests.support.trail import BUCKET, make_bucket
 
@@ -17,11 +20,15 @@ NOW = datetime(2026, 3, 10, 3, tzinfo=UTC)
 PREFIX = "records/v1/account=1/region=eu-west-1/date=2026-03-07/"
 
 
+STAGING_BUCKET = "flopsmeter-athena-results-test"
+
+
 class ScriptedAthena:
-    """Answers the record-set query from ``records`` (day -> rows); UNLOAD writes one object; logs every SQL."""
+    """Answers the record-set query from ``records`` (day -> rows); UNLOAD writes two objects where it is told (as
+    Athena does: the location's bucket, with no condition); logs every SQL."""
 
     def __init__(self, store: AuditStore, records: dict[str, list[tuple[str, str, str, str]]]) -> None:
-        self.store, self.records, self.sql = store, records, []
+        self.s3, self.records, self.sql = store.s3, records, []
 
     def __call__(self, sql: str):
         self.sql.append(sql)
@@ -30,8 +37,11 @@ class ScriptedAthena:
             return ["account", "region", "key", "sha256"], self.records.get(day, [])
         if sql.startswith("UNLOAD"):
             location = sql.split(" TO '")[1].split("'")[0]
-            key = location.removeprefix(f"s3://{BUCKET}/") + "20260310_000000_00001_abcde"
-            self.store.put_immutable(key, f"parquet of {location}".encode(), content_type="application/octet-stream")
+            bucket, prefix = location.removeprefix("s3://").split("/", 1)
+            for part in ("00001", "00002"):
+                self.s3.put_object(
+                    Bucket=bucket, Key=f"{prefix}20260310_000000_{part}_abcde", Body=f"{part} {location}"
+                )
         return [], []
 
 
@@ -39,16 +49,22 @@ class ScriptedAthena:
 def store():
     with mock_aws():
         s3, _kms = make_bucket()
+        s3.create_bucket(Bucket=STAGING_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         yield AuditStore(s3, BUCKET)
+
+
+@pytest.fixture
+def staging(store):
+    return Staging(AuditStore(store.s3, STAGING_BUCKET))
 
 
 def rows(*names):
     return [("1", "eu-west-1", f"{PREFIX}{n}.json", f"sha-{n}") for n in names]
 
 
-def test_a_settled_day_is_unloaded_with_a_manifest_and_its_partition_pointed_at_it(store):
+def test_a_settled_day_is_unloaded_copied_once_into_the_audit_bucket_and_pointed_at(store, staging):
     athena = ScriptedAthena(store, {"2026-03-07": rows("a", "b")})
-    run = compact_with_athena(athena, store, CompactionSettings(lookback_days=3), now=NOW)
+    run = compact_with_athena(athena, store, staging, CompactionSettings(lookback_days=3), now=NOW)
     assert [(r.partition.path, r.generation, r.rows) for r in run.written] == [
         ("account=1/region=eu-west-1/date=2026-03-07", 1, 2)
     ]
@@ -56,39 +72,50 @@ def test_a_settled_day_is_unloaded_with_a_manifest_and_its_partition_pointed_at_
     assert days == ["2026-03-05", "2026-03-06", "2026-03-07"]  # settled: two days before 2026-03-10
     unload = next(s for s in athena.sql if s.startswith("UNLOAD"))
     assert "\"$file_modified_time\" < from_iso8601_timestamp('2026-03-10T03:00:00Z')" in unload
-    assert (
-        "TO 's3://flopsmeter-audit-test/compacted/v1/account=1/region=eu-west-1/date=2026-03-07/gen-000001/'" in unload
+    location = unload.split(" TO '")[1].split("'")[0]
+    staged = location.removeprefix(f"s3://{STAGING_BUCKET}/")  # not the audit bucket: Athena cannot write once
+    assert re.fullmatch(
+        r"compaction-staging/account=1/region=eu-west-1/date=2026-03-07/gen-000001/20260310T030000Z-[0-9a-f]{12}/",
+        staged,
     )
-    assert any("SET LOCATION" in s and "gen-000001" in s for s in athena.sql)
+    data_prefix = "compacted/v1/account=1/region=eu-west-1/date=2026-03-07/gen-000001/"
+    assert any(f"SET LOCATION 's3://{BUCKET}/{data_prefix}'" in s for s in athena.sql)
     key = "compacted/v1/account=1/region=eu-west-1/date=2026-03-07/manifest-000001.json"
     manifest = parse_manifest(key, store.get(key).body)
     assert list(manifest.records) == [(f"{PREFIX}a.json", "sha-a"), (f"{PREFIX}b.json", "sha-b")]
-    assert len(manifest.data) == 1 and manifest.engine == "athena"
+    assert manifest.engine == "athena"
+    assert [d.key for d in manifest.data] == [f"{data_prefix}20260310_000000_{p}_abcde" for p in ("00001", "00002")]
+    for data in manifest.data:  # the copies are the staged bytes, locked in the audit bucket
+        copied = store.get(data.key).body
+        assert copied == staging.store.get(data.key.replace(data_prefix, staged)).body
+        assert hashlib.sha256(copied).hexdigest() == data.sha256 and len(copied) == data.bytes
+        retention = store.s3.head_object(Bucket=BUCKET, Key=data.key)
+        assert retention["ObjectLockMode"] == "COMPLIANCE"
 
 
-def test_a_rerun_changes_nothing_and_a_late_record_makes_generation_two(store):
+def test_a_rerun_changes_nothing_and_a_late_record_makes_generation_two(store, staging):
     athena = ScriptedAthena(store, {"2026-03-07": rows("a", "b")})
-    compact_with_athena(athena, store, now=NOW)
-    again = compact_with_athena(athena, store, now=NOW)
+    compact_with_athena(athena, store, staging, now=NOW)
+    again = compact_with_athena(athena, store, staging, now=NOW)
     assert again.written == [] and not any(s.startswith("UNLOAD") for s in athena.sql[-8:])
     athena.records["2026-03-07"] = rows("a", "b", "late")
-    late = compact_with_athena(athena, store, now=NOW)
+    late = compact_with_athena(athena, store, staging, now=NOW)
     assert [(r.generation, r.rows) for r in late.written] == [(2, 3)]
 
 
-def test_data_left_by_an_interrupted_run_is_skipped_not_overwritten(store):
+def test_data_left_by_an_interrupted_run_is_skipped_not_overwritten(store, staging):
     store.put_immutable(
         "compacted/v1/account=1/region=eu-west-1/date=2026-03-07/gen-000001/orphan", b"x", content_type="x/y"
     )
-    run = compact_with_athena(ScriptedAthena(store, {"2026-03-07": rows("a")}), store, now=NOW)
+    run = compact_with_athena(ScriptedAthena(store, {"2026-03-07": rows("a")}), store, staging, now=NOW)
     assert [r.generation for r in run.written] == [2]
 
 
-def test_records_gone_since_the_last_compaction_are_reported_not_hidden(store):
+def test_records_gone_since_the_last_compaction_are_reported_not_hidden(store, staging):
     athena = ScriptedAthena(store, {"2026-03-07": rows("a", "b")})
-    compact_with_athena(athena, store, now=NOW)
+    compact_with_athena(athena, store, staging, now=NOW)
     athena.records["2026-03-07"] = rows("a")
-    run = compact_with_athena(athena, store, now=NOW)
+    run = compact_with_athena(athena, store, staging, now=NOW)
     assert run.written == [] and "no longer present" in run.errors[0][1]
 
 
@@ -98,3 +125,29 @@ def test_literals_are_quoted():
 
     sql = point_partition_sql(CompactionSettings(), Partition("1", "x'y", datetime(2026, 3, 7).date()), "s3://b/p/")
     assert "region = 'x''y'" in sql[0]
+
+
+def test_a_run_short_of_time_starts_no_partition_and_says_what_it_left(store, staging):
+    athena = ScriptedAthena(store, {"2026-03-06": rows("a"), "2026-03-07": rows("b")})
+    clock = iter([600.0, 600.0, 60.0, 60.0, 60.0])  # enough for the first day's partition, then two minutes short
+    run = compact_with_athena(
+        athena, store, staging, CompactionSettings(lookback_days=2), now=NOW, time_left=lambda: next(clock)
+    )
+    assert [r.partition.day.isoformat() for r in run.written] == ["2026-03-06"]
+    assert run.deferred == ["2026-03-07"]
+    later = compact_with_athena(athena, store, staging, CompactionSettings(lookback_days=2), now=NOW)
+    assert [r.partition.day.isoformat() for r in later.written] == ["2026-03-07"]  # the next run takes it up
+
+
+def test_a_generation_taken_by_a_concurrent_run_is_left_to_it(store, staging):
+    class Racing(ScriptedAthena):
+        def __call__(self, sql):
+            answer = super().__call__(sql)
+            if sql.startswith("UNLOAD"):  # the other run copies its first file in the meantime
+                key = "compacted/v1/account=1/region=eu-west-1/date=2026-03-07/gen-000001/20260310_000000_00001_abcde"
+                store.put_immutable(key, b"theirs", content_type="x/y")
+            return answer
+
+    run = compact_with_athena(Racing(store, {"2026-03-07": rows("a")}), store, staging, now=NOW)
+    assert run.written == [] and "another run" in run.errors[0][1]
+    assert not list(store.list_keys("compacted/v1/account=1/region=eu-west-1/date=2026-03-07/manifest-"))
