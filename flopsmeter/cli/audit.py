@@ -147,22 +147,25 @@ def cmd_query(args: argparse.Namespace) -> int:
         until=args.until,
         by_principal=args.by_principal,
         by_package_group=args.by_package_group,
+        by_sweep=args.by_sweep,
         deadlines=args.deadlines,
         by_lineage=args.by_lineage,
         accounts=tuple(sorted(accounts or ())),
     )
     listing = (args.exceeding, args.job, args.since, args.until, args.by_base_model, args.by_principal)
-    uses_preset = any((*listing, args.by_package_group, args.deadlines, args.by_lineage, accounts is not None))
+    uses_preset = any(
+        (*listing, args.by_package_group, args.by_sweep, args.deadlines, args.by_lineage, accounts is not None)
+    )
     if args.sql and uses_preset:
         raise UsageError(
             "give either SQL or preset options (--exceeding, --job, --since, --until, --by-base-model, "
-            "--by-principal, --by-package-group, --deadlines, --by-lineage, --account, --ou), not both"
+            "--by-principal, --by-package-group, --by-sweep, --deadlines, --by-lineage, --account, --ou), not both"
         )
     if (args.deadlines or args.by_lineage) and (args.exceeding or args.job or args.since or args.by_base_model):
         raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
     if (args.deadlines or args.by_lineage) and accounts is not None:
         raise UsageError("--deadlines and --by-lineage cover every account (no --account / --ou)")
-    sql = args.sql or preset_sql(preset)
+    sql = args.sql or preset_sql(preset, engine=args.engine)
     if args.show_sql:
         print(sql, file=sys.stderr)
     if args.engine == "athena":
@@ -343,6 +346,11 @@ def register(sub: Any) -> None:
         "--by-package-group",
         action="store_true",
         help="totals per model package group; flags sets of jobs each below but together above the threshold",
+    )
+    p.add_argument(
+        "--by-sweep",
+        action="store_true",
+        help="totals per hyper-parameter tuning sweep and who launched it (trials summed; splitting flagged)",
     )
     p.add_argument(
         "--deadlines",

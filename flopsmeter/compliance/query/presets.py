@@ -1,5 +1,5 @@
 """The query presets (``--exceeding``, ``--job``, ``--since``/``--until``, ``--by-base-model``, and the splitting
-presets ``--by-principal`` / ``--by-package-group`` of ``splitting``) as SQL.
+presets ``--by-principal`` / ``--by-package-group`` / ``--by-sweep`` of ``splitting``) as SQL.
 
 The SQL uses only the subset shared by DuckDB and Athena: dotted struct access, ``filter(list, c -> …)[1]``,
 ``CAST``, ``substr``, ``replace``, aggregates, ``ORDER BY``/``LIMIT`` (see docs/audit.md).
@@ -12,7 +12,14 @@ from datetime import datetime
 
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.compliance.query.splitting import BY_PACKAGE_GROUP, BY_PRINCIPAL_BASE_MODEL, splitting_sql
+from flopsmeter.compliance.query.splitting import (
+    BY_PACKAGE_GROUP,
+    BY_PRINCIPAL_BASE_MODEL,
+    Engine,
+    Grouping,
+    by_sweep,
+    splitting_sql,
+)
 from flopsmeter.domain.errors import FlopsMeterError
 
 
@@ -38,6 +45,7 @@ class Preset:
     by_principal: bool = False  # totals per (principal, base model), splitting flagged
     by_package_group: bool = False  # totals per model package group, splitting flagged
     accounts: tuple[str, ...] = ()  # organization mode: only these accounts (flopsmeter.compliance.accounts)
+    by_sweep: bool = False  # totals per (hyper-parameter tuning sweep, who launched it), splitting flagged
 
 
 LIST_COLUMNS = (
@@ -73,8 +81,26 @@ def normalise_since(value: str) -> str:
     raise QueryError(f"--since/--until want a date like 2026-05-01 (UTC), got {value[:40]!r}")
 
 
-def preset_sql(preset: Preset, *, table: str = "records") -> str:
-    """The SQL a preset stands for; it uses only the subset shared by DuckDB and Athena."""
+def _grouping(preset: Preset, engine: Engine) -> Grouping | None:
+    chosen = [
+        g
+        for g, on in (
+            ("principal", preset.by_principal),
+            ("package-group", preset.by_package_group),
+            ("sweep", preset.by_sweep),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise QueryError("give one of --by-principal, --by-package-group, --by-sweep")
+    if not chosen:
+        return None
+    return {"principal": BY_PRINCIPAL_BASE_MODEL, "package-group": BY_PACKAGE_GROUP}.get(chosen[0]) or by_sweep(engine)
+
+
+def preset_sql(preset: Preset, *, table: str = "records", engine: Engine = "duckdb") -> str:
+    """The SQL a preset stands for, for ``engine``; it uses only the subset shared by DuckDB and Athena, but for
+    ``splitting.first_element``."""
     if preset.deadlines or preset.by_lineage:
         from flopsmeter.compliance.query.deadlines import by_lineage_sql, deadlines_sql
 
@@ -97,10 +123,8 @@ def preset_sql(preset: Preset, *, table: str = "records") -> str:
         where.append(f"job.end_time < '{normalise_since(preset.until)}'")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     limit = f" LIMIT {int(preset.limit)}" if preset.limit else ""
-    if preset.by_principal or preset.by_package_group:
-        if preset.by_principal and preset.by_package_group:
-            raise QueryError("give --by-principal or --by-package-group, not both")
-        grouping = BY_PRINCIPAL_BASE_MODEL if preset.by_principal else BY_PACKAGE_GROUP
+    grouping = _grouping(preset, engine)
+    if grouping is not None:
         return splitting_sql(grouping, where, table=table) + limit
     if preset.by_base_model:
         return (

@@ -1,5 +1,5 @@
 """Splitting presets: jobs that are each below the line but together above it are flagged, per (principal, base
-model) and per model package group, over a window; the report shows them."""
+model), per model package group and per tuning sweep, over a window; the report shows them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flopsmeter.audit.record import CloudTrailRef, Lineage
+from flopsmeter.audit.record import CloudTrailRef, LaunchLink, Lineage
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.query import Preset, QueryError, preset_sql, run_duckdb
 from flopsmeter.compliance.query.splitting import SPLIT_FLAG
@@ -80,8 +80,10 @@ def test_a_set_with_a_job_that_exceeds_on_its_own_is_not_a_split(tmp_path):
 
 
 def test_one_grouping_at_a_time():
-    with pytest.raises(QueryError, match="not both"):
+    with pytest.raises(QueryError, match="one of"):
         preset_sql(Preset(by_principal=True, by_package_group=True))
+    with pytest.raises(QueryError, match="one of"):
+        preset_sql(Preset(by_sweep=True, by_package_group=True))
     with pytest.raises(QueryError, match="--until"):
         preset_sql(Preset(by_principal=True, until="March"))
 
@@ -103,3 +105,66 @@ def test_the_report_shows_the_flagged_sets_of_its_period(records_dir, tmp_path):
     later = write_report(records_dir, tmp_path / "later.html", start=datetime(2026, 3, 3, tzinfo=UTC))
     assert later.splits == []
     assert "Possible splitting" not in (tmp_path / "later.html").read_text()
+
+
+# ---- per sweep -------------------------------------------------------------------------------------------------
+
+CAROL = "arn:aws:sts::123456789012:assumed-role/MLEngineer/carol"
+HPO = "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/"
+PIPELINE = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/x1"
+
+
+def _launched(name, flops, who, *chain):
+    links = [
+        LaunchLink(kind=kind, arn=arn, event_name="Create", event_id=f"e-{arn[-6:]}", principal_arn=who)
+        for kind, arn in chain
+    ]
+    return make_record(
+        name,
+        flops=flops,
+        pretrain=None,
+        end=datetime(2026, 3, 5, tzinfo=UTC),
+        cloudtrail=CloudTrailRef(status="found", event_id=f"e-{name}", principal_arn=who, chain=links),
+        lineage=Lineage(own_flops=flops, cumulative_flops=flops),
+    )
+
+
+@pytest.fixture(scope="module")
+def sweeps_dir(tmp_path_factory):
+    tuning = "hyper-parameter-tuning-job"
+    jobs = [
+        *(_launched(f"lr-{i:03d}-a1b2", 0.4 * DEFAULT, CAROL, (tuning, HPO + "lr")) for i in range(3)),
+        _launched("small-001-c3d4", 0.1 * DEFAULT, ALICE, (tuning, HPO + "small")),
+        # a pipeline step that launched a tuning job: the trial belongs to that sweep
+        _launched("nested-001-e5f6", 0.2 * DEFAULT, CAROL, (tuning, HPO + "nested"), ("pipeline-execution", PIPELINE)),
+        _launched("step-only", 0.9 * DEFAULT, BOB, ("pipeline-execution", PIPELINE)),  # no sweep
+        _launched("direct", 0.9 * DEFAULT, BOB),  # launched by a person, no chain
+    ]
+    return write_mirror(tmp_path_factory.mktemp("sweeps"), jobs)
+
+
+def test_per_sweep_sums_the_trials_of_each_tuning_job_with_who_launched_it(sweeps_dir):
+    rows = _rows(sweeps_dir, Preset(by_sweep=True))
+    by_sweep = {r["sweep"]: r for r in rows}
+    assert set(by_sweep) == {HPO + "lr", HPO + "small", HPO + "nested"}  # jobs outside any sweep are not rows
+    lr = by_sweep[HPO + "lr"]
+    assert (lr["principal"], lr["jobs"], lr["flag"]) == (CAROL, 3, SPLIT_FLAG)
+    assert lr["total_flops"] == pytest.approx(1.2 * DEFAULT) and rows[0]["sweep"] == HPO + "lr"
+    assert by_sweep[HPO + "small"]["principal"] == ALICE and by_sweep[HPO + "small"]["flag"] == ""
+    assert by_sweep[HPO + "nested"]["jobs"] == 1
+
+
+def test_per_sweep_on_athena_takes_the_first_link_without_failing_on_an_empty_chain():
+    duck, athena = (preset_sql(Preset(by_sweep=True), engine=e) for e in ("duckdb", "athena"))
+    tuning = "filter(cloudtrail.chain, l -> l.kind = 'hyper-parameter-tuning-job')"
+    assert f"element_at({tuning}, 1).arn" in athena and f"({tuning})[1]" not in athena
+    assert f"({tuning})[1].arn" in duck and "element_at" not in duck
+    # the other presets are the same SQL on both engines
+    assert preset_sql(Preset(by_principal=True), engine="athena") == preset_sql(Preset(by_principal=True))
+
+
+def test_cli_by_sweep(sweeps_dir, capsys):
+    assert main(["query", "--dir", str(sweeps_dir), "--by-sweep", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("sweep,principal,jobs,total_flops") and len(lines) == 4
+    assert main(["query", "--dir", str(sweeps_dir), "--by-sweep", "--by-principal"]) != 0
