@@ -85,6 +85,14 @@ def function(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
     return found[0]
 
 
+def glue_table(synth: Synthesized, name: str = "records") -> dict[str, Any]:
+    """The ``AWS::Glue::Table`` resource whose table is called ``name``."""
+    (table,) = [
+        t for t in synth.of_type("AWS::Glue::Table").values() if t["Properties"]["TableInput"]["Name"] == name
+    ]
+    return table
+
+
 def role_of(synth: Synthesized, name: str) -> str:
     _, fn = function(synth, name)
     return str(fn["Properties"]["Role"]["Fn::GetAtt"][0])

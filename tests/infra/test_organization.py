@@ -30,6 +30,7 @@ from tests.infra.template import (
     as_list,
     dead_letter_queue_id,
     function,
+    glue_table,
     role_of,
     role_statements,
     synthesize,
@@ -302,7 +303,7 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     assert int(env["classifier"]["MAX_RECEIVE_COUNT"]) >= 2
     assert env["reconciler"]["MEMBER_REGIONS"] == ",".join(REGIONS)
     assert env["reconciler"]["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT
-    (table,) = synth.of_type("AWS::Glue::Table").values()
+    table = glue_table(synth)
     parameters = table["Properties"]["TableInput"]["Parameters"]  # Athena sees every member's partitions
     for column, own, members in (("account", "AWS::AccountId", MEMBER_ACCOUNT), ("region", "AWS::Region", REGIONS)):
         condition, listed, added = parameters[f"projection.{column}.values"]["Fn::If"]
@@ -326,5 +327,5 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     variables = function(single, "classifier")[1]["Properties"]["Environment"]["Variables"]
     assert variables["DEPLOYMENT_MODE"] == "single-account" and "MEMBER_ROLE_NAME" not in variables
     assert not single.of_type("AWS::SSM::Parameter")
-    (table,) = single.of_type("AWS::Glue::Table").values()
+    table = glue_table(single)
     assert table["Properties"]["TableInput"]["Parameters"]["projection.account.values"] == {"Ref": "AWS::AccountId"}

@@ -10,7 +10,7 @@ import pytest
 from flopsmeter.audit.keys import record_key
 from infra.glue_schema import record_columns
 from tests.infra.policy import resolve
-from tests.infra.template import Synthesized, audit_bucket
+from tests.infra.template import Synthesized, audit_bucket, glue_table
 
 pytestmark = pytest.mark.infra
 
@@ -32,7 +32,7 @@ def test_every_store_and_channel_is_encrypted(synth: Synthesized) -> None:
 
 
 def test_glue_table_follows_the_record_model_with_flops_as_double(synth: Synthesized) -> None:
-    (table,) = synth.of_type("AWS::Glue::Table").values()
+    table = glue_table(synth)
     table_input = table["Properties"]["TableInput"]
     columns = {c["Name"]: c["Type"] for c in table_input["StorageDescriptor"]["Columns"]}
     assert list(columns.items()) == record_columns()
@@ -45,7 +45,7 @@ def test_glue_table_follows_the_record_model_with_flops_as_double(synth: Synthes
 
 
 def test_glue_partition_projection_matches_the_record_key_layout(synth: Synthesized) -> None:
-    (table,) = synth.of_type("AWS::Glue::Table").values()
+    table = glue_table(synth)
     table_input = table["Properties"]["TableInput"]
     assert [p["Name"] for p in table_input["PartitionKeys"]] == ["account", "region", "date"]
     params = resolve(table_input["Parameters"])
