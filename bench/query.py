@@ -7,7 +7,7 @@ generated once and cached under ``.local/bench/query-records-<N>/`` (same key la
 ``--compacted`` the records are first compacted (``flopsmeter compact``) and the query cache is built from the
 Parquet files.
 
-    python -m bench.query [--records N] [--compacted] [--dir PATH]
+    python -m bench.query [--records N] [--compacted] [--dir PATH] [--prepare]
     make bench-query                                                   (100 000, JSON)
     make bench-query BENCH_QUERY_ARGS="--records 1000000 --compacted"
 """
@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from flopsmeter.audit.record import (
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
+    LaunchLink,
     Lineage,
     PolicyClassification,
     record_id_for,
@@ -62,7 +64,9 @@ PRESETS = {  # name: (the preset, the same as `flopsmeter query` options)
     "job": (Preset(job="ft-job-0042424"), ["--job", "ft-job-0042424"]),
     "since_last_30_days": (Preset(since="2026-10-01"), ["--since", "2026-10-01"]),
     "by_base_model": (Preset(by_base_model=True), ["--by-base-model"]),
+    "by_sweep": (Preset(by_sweep=True), ["--by-sweep"]),
 }
+SWEEP_EVERY = 20  # every 20th job is a tuning trial (50 trials per sweep); no random draw, so older sets keep theirs
 
 
 def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord:
@@ -139,6 +143,7 @@ def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord
             event_time=end - timedelta(seconds=seconds + 60),
             principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/user{i % 97}",
             source_ip="203.0.113.10",
+            chain=_sweep_chain(i),
         ),
         lineage=Lineage(
             parent_job=parent,
@@ -152,11 +157,21 @@ def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord
     return record.sealed()
 
 
+def _sweep_chain(i: int) -> list[LaunchLink]:
+    if i % SWEEP_EVERY:
+        return []
+    sweep = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/sweep-{i // (50 * SWEEP_EVERY):05d}"
+    return [LaunchLink(kind="hyper-parameter-tuning-job", arn=sweep, event_name="CreateHyperParameterTuningJob")]
+
+
 def generate(root: Path, count: int, *, seed: int = 7) -> float:
     """Write ``count`` records under ``root`` unless they are already there; returns seconds spent."""
     marker = root / ".generated.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("count") == count:
+    wanted = {"count": count, "seed": seed, "sweep_every": SWEEP_EVERY}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return 0.0
+    if root.exists():  # another generation's records (and their compacted copies) would be mixed in: start afresh
+        shutil.rmtree(root)
     started = time.perf_counter()
     rng = random.Random(seed)
     start = datetime(2025, 11, 1, tzinfo=UTC)
@@ -165,7 +180,7 @@ def generate(root: Path, count: int, *, seed: int = 7) -> float:
         path = root / record_key(ACCOUNT, REGION, record.job.end_time, record.job.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(record.to_json_bytes())
-    marker.write_text(json.dumps({"count": count, "seed": seed}))
+    marker.write_text(json.dumps(wanted))
     return time.perf_counter() - started
 
 
@@ -234,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, help=f"default {DEFAULT_DIR}-<records>")
     parser.add_argument("--compacted", action="store_true", help="compact to Parquet first; the cache reads it")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only generate (and compact) the records, then stop: time on a quiet machine",
+    )
     args = parser.parse_args(argv)
     root = args.dir or Path(f"{DEFAULT_DIR}-{args.records}")
     load_at_start = round(os.getloadavg()[0], 2)
@@ -249,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             "partitions_up_to_date": len(run.results) - len(run.written),
             "errors": run.errors,
         }
+    if args.prepare:
+        print(json.dumps({"prepared": str(root), "generate_seconds": round(generated, 2), "compaction": compaction}))
+        return 0
     (root / CACHE_NAME).unlink(missing_ok=True)
     started, cpu_started = time.perf_counter(), time.process_time()
     run_duckdb(root, "SELECT count(*) FROM records")  # builds the DuckDB cache (from Parquet when compacted)

@@ -7,6 +7,7 @@ It holds two things:
   through a role only EventBridge of this account may assume (cross-account bus targets need one);
 - the read-only role ``member_reader_role_name(stage)`` that the compliance account's classifier and reconciler
   assume to read a job's facts: ``sagemaker:DescribeTrainingJob`` / ``ListTags`` on training jobs,
+  ``sagemaker:ListPipelineExecutionSteps`` on pipeline executions (to confirm a pipeline tag),
   ``sagemaker:ListTrainingJobs``, ``cloudwatch:GetMetricData`` / ``GetMetricStatistics`` and
   ``cloudtrail:LookupEvents`` (these three have no resource-level permissions). It trusts exactly those two roles
   (by ARN, passed as parameters) and only while they belong to the organization (``aws:PrincipalOrgID``). It can
@@ -128,6 +129,13 @@ class MemberStack(Stack):
         )
         reader.add_to_policy(
             iam.PolicyStatement(
+                sid="PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag
+                actions=["sagemaker:ListPipelineExecutionSteps"],
+                resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/*"],
+            )
+        )
+        reader.add_to_policy(
+            iam.PolicyStatement(
                 sid="CustomizationJobFacts",
                 actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
                 resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
@@ -162,6 +170,11 @@ class MemberStack(Stack):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
             "model-customization-job/*]",
             "Every Bedrock model customization job in the member account is in scope (read-only).",
+        )
+        acknowledge(
+            reader,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*]",
+            "The steps of any pipeline execution a job's tag names are read to confirm the tag (read-only).",
         )
         return reader
 

@@ -1,4 +1,4 @@
-"""SageMaker facts of a training job: DescribeTrainingJob, ListTags, ListTrainingJobs."""
+"""SageMaker facts of a training job: DescribeTrainingJob, ListTags, ListTrainingJobs, ListPipelineExecutionSteps."""
 
 from __future__ import annotations
 
@@ -50,3 +50,23 @@ class SageMakerJobs:
                     yield from page.get("TrainingJobSummaries", [])
             except (ClientError, BotoCoreError) as err:
                 raise translate(err, f"ListTrainingJobs {status} since {since.isoformat()}") from err
+
+    def pipeline_step_jobs(self, execution_arn: str) -> frozenset[str]:
+        """The training jobs the steps of a pipeline execution ran (``Metadata.TrainingJob.Arn``, lower-cased);
+        empty for an execution that does not exist."""
+        found: set[str] = set()
+        try:
+            for page in self.client.get_paginator("list_pipeline_execution_steps").paginate(
+                PipelineExecutionArn=execution_arn
+            ):
+                for step in page.get("PipelineExecutionSteps", []):
+                    arn = step.get("Metadata", {}).get("TrainingJob", {}).get("Arn")
+                    if arn:
+                        found.add(str(arn).lower())
+        except ClientError as err:
+            if error_code(err) in NOT_FOUND_CODES:
+                return frozenset()
+            raise translate(err, f"ListPipelineExecutionSteps {execution_arn}") from err
+        except BotoCoreError as err:
+            raise translate(err, f"ListPipelineExecutionSteps {execution_arn}") from err
+        return frozenset(found)

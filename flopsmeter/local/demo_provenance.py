@@ -2,9 +2,11 @@
 
 carol starts a hyper-parameter tuning job and dave a pipeline execution; SageMaker (played by a service session)
 launches two tuning trials (``TuningJobArn``) and one pipeline step (the ``sagemaker:pipeline-execution-arn``
-tag). Every launch call reaches EventBridge as "AWS API Call via CloudTrail" (the emulator's trail is logging),
-the provenance rule queues it, and the real provenance function stores it by key; the classifier then reads the
-parent's provenance in one GET. Self-checked: each record names its parent and the parent's person.
+tag, confirmed by the execution's ListPipelineExecutionSteps). erin launches a job herself and tags it with dave's
+execution: the tag is a claim nobody confirms, so her job stays hers. Every launch call reaches EventBridge as "AWS
+API Call via CloudTrail" (the emulator's trail is logging), the provenance rule queues it, and the real provenance
+function stores it by key; the classifier then reads the parent's provenance in one GET. Self-checked: each record
+names its parent and the parent's person, and erin's names erin.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ SWEEP = "demo-sweep"
 PIPELINE = "demo-pipeline"
 TRIALS = ("demo-sweep-001-a1b2", "demo-sweep-002-c3d4")
 STEP = "demo-pipeline-train-step"
+SPOOFED = "demo-erin-claims-a-pipeline"  # erin's own job, tagged with dave's pipeline execution
 SERVICE_SESSION = "SageMaker"  # stands in for the service that launches trials and steps
 EXECUTION_ROLE = "arn:aws:iam::{account}:role/SageMakerExecution"
 
@@ -77,8 +80,12 @@ def run_provenance_scenario(demo: Demo) -> None:
         {"Key": contract.TAG_PIPELINE_STEP_NAME, "Value": "Train"},
     ]
     _create(service, STEP, role, step_tags)
+    _create(demo.caller("erin"), SPOOFED, role, step_tags)
     start = end - timedelta(hours=2)
-    demo.set_state(STEP, status="InProgress", creation=start - timedelta(minutes=3), start=start)
+    demo.set_state(
+        STEP, status="InProgress", creation=start - timedelta(minutes=3), start=start, pipeline_execution=execution_arn
+    )
+    demo.set_state(SPOOFED, status="InProgress", creation=start - timedelta(minutes=3), start=start)
     stream = open_log(demo.log_path)  # the function's log lines and metrics go to the log file
     with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         replies = deliver_launches(r, provenance_handler(r))
@@ -87,11 +94,12 @@ def run_provenance_scenario(demo: Demo) -> None:
         f"{captured} launch calls captured by the provenance function, every launch since the emulator started "
         "(its trail is logging, so EventBridge sees them; the rule forwards the SageMaker launch calls)"
     )
-    for name in (*TRIALS, STEP):
+    for name in (*TRIALS, STEP, SPOOFED):
         demo.set_state(name, status="Completed", end=end)
         put_state_change(r, demo.state_change_event(name))
-    demo.run_classifier("jobs launched by a tuning job and a pipeline")
+    demo.run_classifier("jobs launched by a tuning job and a pipeline, and one claiming a pipeline")
     _show_and_check(demo, {TRIALS[0]: sweep_arn, TRIALS[1]: sweep_arn, STEP: execution_arn})
+    _check_spoofed(demo)
 
 
 def _start_sweep(carol: Any, role: str) -> str:
@@ -154,6 +162,25 @@ def _show_and_check(demo: Demo, parents: dict[str, str]) -> None:
         )
         demo.check(f"{name}: record keeps the chain to its parent and the parent's person", ok)
     demo.out.print(table)
+
+
+def _check_spoofed(demo: Demo) -> None:
+    from flopsmeter.aws.store import AuditStore
+
+    store = AuditStore(demo.aws("s3"), demo.resources.audit_bucket)
+    key = _record_key(store, SPOOFED, demo.aws("sagemaker").describe_training_job(TrainingJobName=SPOOFED))
+    record = store.get_record(key) if key else None
+    ok = bool(
+        record
+        and not record.cloudtrail.chain
+        and str(record.cloudtrail.principal_arn).endswith("/erin")
+        and any("not trusted" in w for w in record.warnings)
+    )
+    demo.out.print(
+        f"{SPOOFED}: tagged with dave's pipeline execution, which never ran it -> recorded as launched by "
+        f"{str(record.cloudtrail.principal_arn).rsplit('/', 1)[-1] if record else '?'}, with a warning"
+    )
+    demo.check(f"{SPOOFED}: a pipeline tag the execution does not confirm is not trusted (erin stays the person)", ok)
 
 
 def _record_key(store: Any, name: str, description: dict[str, Any]) -> str | None:

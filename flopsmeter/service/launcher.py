@@ -3,10 +3,12 @@ LookupEvents only as the fallback.
 
 A job launched by a service points at what launched it: a hyper-parameter tuning trial at its tuning job
 (DescribeTrainingJob ``TuningJobArn``), an AutoML candidate at its AutoML job (``AutoMLJobArn``), a pipeline step
-at its pipeline execution (the ``sagemaker:pipeline-execution-arn`` tag SageMaker Pipelines puts on the jobs it
-starts). The person is whoever made that parent call; the record keeps the chain job -> parent with the person's
-principal. ``not_found`` is written only after the configured wait, and never because LookupEvents was throttled
-within it (``CloudTrailThrottled`` is transient: the message is retried).
+at its pipeline execution. For a pipeline step the pointer is the ``sagemaker:pipeline-execution-arn`` tag, which
+is a claim only (anyone who may tag a job can write it): it is trusted when the execution's own steps
+(ListPipelineExecutionSteps ``Metadata.TrainingJob.Arn``) ran this job, else ignored with a warning and the job is
+attributed to its own ``CreateTrainingJob``. The person is whoever made that parent call; the record keeps the
+chain job -> parent with the person's principal. ``not_found`` is written only after the configured wait, and
+never because LookupEvents was throttled within it (``CloudTrailThrottled`` is transient: the message is retried).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flopsmeter.audit.record import CloudTrailRef, LaunchLink
 from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN
 from flopsmeter.service.errors import CloudTrailPending, PermanentError, TransientError
 from flopsmeter.service.facts import JobFacts
-from flopsmeter.service.ports import Dependencies, ServiceConfig, TrailHit
+from flopsmeter.service.ports import Dependencies, JobSource, ServiceConfig, TrailHit
 from flopsmeter.service.provenance import Provenance, read_provenance
 
 # The call that creates each kind of parent (the fallback looks for it in CloudTrail).
@@ -39,22 +41,51 @@ class Subject:
     parent: bool
 
 
-def launch_subject(facts: JobFacts) -> Subject:
-    """The job's parent when a service launched it (tuning job, AutoML job, pipeline execution), else the job."""
-    for arn in (*facts.launched_by, facts.tags.get(TAG_PIPELINE_EXECUTION_ARN)):
-        if arn:
-            try:
-                _, _, kind, _ = parse_launch_arn(arn)
-            except ValueError:
-                continue
-            return Subject(kind, arn, parent=True)
+def launch_subject(facts: JobFacts, jobs: JobSource, warnings: list[str]) -> Subject:
+    """The job's parent when a service launched it (tuning job, AutoML job, confirmed pipeline execution), else
+    the job."""
+    for arn in facts.launched_by:  # DescribeTrainingJob's own fields: SageMaker's word
+        try:
+            _, _, kind, _ = parse_launch_arn(arn)
+        except ValueError:
+            continue
+        return Subject(kind, arn, parent=True)
+    claimed = facts.tags.get(TAG_PIPELINE_EXECUTION_ARN)
+    if claimed and _pipeline_ran_job(claimed, facts, jobs, warnings):
+        return Subject("pipeline-execution", claimed, parent=True)
     return Subject("training-job", facts.arn, parent=False)
+
+
+def _pipeline_ran_job(claimed: str, facts: JobFacts, jobs: JobSource, warnings: list[str]) -> bool:
+    """Whether the pipeline execution the tag names ran this job (a transient error propagates: retried)."""
+    try:
+        kind = parse_launch_arn(claimed)[2]
+    except ValueError:
+        kind = None
+    if kind != "pipeline-execution":
+        warnings.append(f"the {TAG_PIPELINE_EXECUTION_ARN} tag is not a pipeline execution ARN; ignored")
+        return False
+    try:
+        ran = jobs.pipeline_step_jobs(claimed)
+    except PermanentError as err:
+        warnings.append(
+            f"cannot confirm that pipeline execution {claimed} ran this job ({str(err)[:200]}): attributed to the "
+            "job's own CreateTrainingJob"
+        )
+        return False
+    if facts.arn.lower() not in ran:
+        warnings.append(
+            f"the {TAG_PIPELINE_EXECUTION_ARN} tag names {claimed}, whose steps did not run this job: the tag is "
+            "not trusted, the job is attributed to its own CreateTrainingJob"
+        )
+        return False
+    return True
 
 
 def resolve_launcher(
     facts: JobFacts, deps: Dependencies, config: ServiceConfig, now: datetime, warnings: list[str]
 ) -> CloudTrailRef:
-    subject = launch_subject(facts)
+    subject = launch_subject(facts, deps.jobs, warnings)
     provenance = read_provenance(deps.store, subject.arn)
     if provenance is not None:
         return _from_provenance(facts, subject, provenance)

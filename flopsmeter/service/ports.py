@@ -57,6 +57,10 @@ class JobSource(Protocol):
         """ListTrainingJobs summaries of Completed/Failed/Stopped jobs modified after ``since``."""
         ...
 
+    def pipeline_step_jobs(self, execution_arn: str) -> frozenset[str]:
+        """ARNs (lower-case) of the training jobs a pipeline execution's steps ran (ListPipelineExecutionSteps)."""
+        ...
+
 
 class MeterSource(Protocol):
     def job_metrics(self, job_name: str, start: datetime, end: datetime) -> MeteredFigures: ...

@@ -284,6 +284,18 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(
+            sid="PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag (service.launcher)
+            actions=["sagemaker:ListPipelineExecutionSteps"],
+            resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/*"],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*]",
+        "The steps of any pipeline execution a job's tag names are read to confirm the tag.",
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
             sid="CustomizationJobFacts",
             actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
             resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],

@@ -94,3 +94,25 @@ def test_lookup_events_is_throttled_beyond_two_requests_a_second(aws) -> None:
     client.lookup_events()
     assert limit is not None and (limit.calls, limit.throttled) == (4, 1)
     set_cloudtrail_rate_limit(None, region=REGION)
+
+
+def test_the_adapter_reads_the_jobs_a_pipeline_executions_steps_ran(aws) -> None:
+    """``SageMakerJobs.pipeline_step_jobs`` over the emulated ListPipelineExecutionSteps (moto has none): the jobs
+    moved with ``pipeline_execution`` are the steps'; a job merely tagged with the execution is not."""
+    from flopsmeter.aws.sagemaker import SageMakerJobs
+
+    sm = aws["sagemaker"]
+    sm.create_pipeline(
+        PipelineName="pipe", PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}), RoleArn=ROLE
+    )
+    execution = sm.start_pipeline_execution(PipelineName="pipe")["PipelineExecutionArn"]
+    tag = [{"Key": contract.TAG_PIPELINE_EXECUTION_ARN, "Value": execution}]
+    step = sm.create_training_job(TrainingJobName="Step-Job", Tags=tag, **JOB)["TrainingJobArn"]
+    sm.create_training_job(TrainingJobName="claims-the-pipeline", Tags=tag, **JOB)
+    moto_ext.set_training_job_state(
+        "Step-Job", moto_ext.JobState(pipeline_execution=execution), account_id="123456789012", region=REGION
+    )
+    jobs = SageMakerJobs(sm)
+    assert jobs.pipeline_step_jobs(execution) == frozenset({step.lower()})
+    unknown = execution.rsplit("/", 1)[0] + "/nosuchexecution"
+    assert jobs.pipeline_step_jobs(unknown) == frozenset()

@@ -50,6 +50,7 @@ class FakeJobs:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.tag_map: dict[str, dict[str, str]] = {}
         self.faults = Faults()
+        self.pipeline_steps: dict[str, list[str]] = {}  # pipeline execution ARN -> ARNs of the jobs its steps ran
         self.calls: Counter[str] = Counter()
 
     def add(
@@ -106,6 +107,12 @@ class FakeJobs:
         self.calls["tags"] += 1
         self.faults.check("tags")
         return dict(self.tag_map.get(job_arn, {}))
+
+    def pipeline_step_jobs(self, execution_arn: str) -> frozenset[str]:
+        """The jobs ``pipeline_steps`` says an execution ran (set by a test, as SageMaker Pipelines would)."""
+        self.calls["pipeline_step_jobs"] += 1
+        self.faults.check("pipeline_step_jobs")
+        return frozenset(arn.lower() for arn in self.pipeline_steps.get(execution_arn, ()))
 
     def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
         self.faults.check("recent_terminal_jobs")

@@ -4,7 +4,9 @@
   management event (moto keeps none), like ``CreateTrainingJob`` does (``moto_ext.sagemaker``).
 * A job a service launched points at its parent: ``DescribeTrainingJob`` reports ``TuningJobArn`` or
   ``AutoMLJobArn`` for a job moved with ``JobState(launched_by=<parent ARN>)``; a pipeline step carries the
-  ``sagemaker:pipeline-execution-arn`` tag it was created with.
+  ``sagemaker:pipeline-execution-arn`` tag it was created with, and ``ListPipelineExecutionSteps`` (which moto
+  lacks) lists a step with ``Metadata.TrainingJob.Arn`` for each job moved with
+  ``JobState(pipeline_execution=<execution ARN>)``: what SageMaker Pipelines reports of the jobs its steps ran.
 """
 
 from __future__ import annotations
@@ -53,6 +55,25 @@ def patch() -> None:
         return result
 
     SageMakerResponse.describe_training_job = describe_training_job  # type: ignore[method-assign]
+    SageMakerResponse.list_pipeline_execution_steps = _list_pipeline_execution_steps  # type: ignore[attr-defined]
+
+
+def _list_pipeline_execution_steps(self: Any) -> Any:
+    """One step per training job a step of this execution ran (an unknown execution: moto's own error)."""
+    import json
+
+    arn = self._get_param("PipelineExecutionArn")
+    self.sagemaker_backend.describe_pipeline_execution(arn)  # raises for an execution that does not exist
+    steps = [
+        {
+            "StepName": f"Train-{job.training_job_name}",
+            "StepStatus": "Succeeded" if job.training_job_status == "Completed" else "Executing",
+            "Metadata": {"TrainingJob": {"Arn": job.arn}},
+        }
+        for job in self.sagemaker_backend.training_jobs.values()
+        if getattr(job, "flopsmeter_pipeline_execution", None) == arn
+    ]
+    return json.dumps({"PipelineExecutionSteps": steps})
 
 
 def _recording(original: Any, event_name: str, result_key: str, response_key: str, name_param: str) -> Any:

@@ -155,6 +155,7 @@ class JobState:
     final_metrics: dict[str, float] = field(default_factory=dict)  # FinalMetricDataList: name -> value
     billable_tokens: int | None = None  # BillableTokenCount (serverless customization jobs)
     launched_by: str | None = None  # a tuning job's or AutoML job's ARN: DescribeTrainingJob reports it
+    pipeline_execution: str | None = None  # the execution whose step ran it: ListPipelineExecutionSteps reports it
 
 
 def set_training_job_state(
@@ -240,6 +241,8 @@ def _apply_reported(job: Any, body: dict[str, Any], now: datetime | None) -> Non
         ]
     if body.get("launched_by"):
         job.flopsmeter_launched_by = str(body["launched_by"])
+    if body.get("pipeline_execution"):
+        job.flopsmeter_pipeline_execution = str(body["pipeline_execution"])
 
 
 def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:

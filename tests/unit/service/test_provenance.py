@@ -11,7 +11,7 @@ from flopsmeter.audit.keys import provenance_key_for_arn
 from flopsmeter.aws.lookup_budget import CloudTrailThrottled
 from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN, training_launch_pattern
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import CloudTrailPending, MalformedEvent
+from flopsmeter.service.errors import CloudTrailPending, MalformedEvent, PermanentError, TransientError
 from flopsmeter.service.ports import ClassifyRequest
 from flopsmeter.service.provenance import capture_launch, read_provenance
 from tests.support.launches import CAROL, PIPELINE, SWEEP, launch_event
@@ -101,11 +101,51 @@ def test_a_tuning_trial_keeps_the_chain_to_the_person_who_started_the_sweep(worl
 
 
 def test_a_pipeline_step_without_capture_falls_back_to_its_execution_in_cloudtrail(world) -> None:
-    world.jobs.add("pipe-step-train", tags={TAG_PIPELINE_EXECUTION_ARN: PIPELINE})
+    job = world.jobs.add("pipe-step-train", tags={TAG_PIPELINE_EXECUTION_ARN: PIPELINE})
+    world.jobs.pipeline_steps[PIPELINE] = [job["TrainingJobArn"].upper()]  # compared case-insensitively
     world.trail.add(PIPELINE)  # FakeTrail keys launch hits by the parent's ARN
     ref = classify(world, "pipe-step-train").cloudtrail
     assert ref.status == "found" and ref.source == "lookup_events"
     assert [(link.kind, link.event_name) for link in ref.chain] == [("pipeline-execution", "StartPipelineExecution")]
+
+
+def test_a_pipeline_tag_the_execution_does_not_confirm_is_not_trusted(world) -> None:
+    """Anyone who may tag a job can write the tag: a job claiming someone else's pipeline keeps its own launcher."""
+    world.jobs.pipeline_steps[PIPELINE] = ["arn:aws:sagemaker:eu-west-1:123456789012:training-job/the-real-step"]
+    world.jobs.add("spoofed", tags={TAG_PIPELINE_EXECUTION_ARN: PIPELINE})
+    world.trail.add("spoofed")  # its own CreateTrainingJob, by the person who made it
+    world.trail.add(PIPELINE)
+    record = classify(world, "spoofed")
+    assert record.cloudtrail.chain == [] and record.cloudtrail.event_id == "ct-spoofed"
+    assert any("not trusted" in w and PIPELINE in w for w in record.warnings)
+
+
+@pytest.mark.parametrize(
+    ("tag", "fault", "why"),
+    [
+        (PIPELINE, PermanentError("AccessDenied: not allowed"), "cannot confirm"),
+        ("arn:aws:sagemaker:eu-west-1:123456789012:training-job/other", None, "not a pipeline execution ARN"),
+        ("not an arn", None, "not a pipeline execution ARN"),
+    ],
+)
+def test_an_unconfirmable_pipeline_tag_falls_back_to_the_jobs_own_launch(world, tag, fault, why) -> None:
+    job = world.jobs.add("claimed", tags={TAG_PIPELINE_EXECUTION_ARN: tag})
+    world.jobs.pipeline_steps[PIPELINE] = [job["TrainingJobArn"]]
+    if fault is not None:
+        world.jobs.faults.add("pipeline_step_jobs", fault)
+    world.trail.add("claimed")
+    record = classify(world, "claimed")
+    assert record.cloudtrail.chain == [] and record.cloudtrail.status == "found"
+    assert any(why in w for w in record.warnings)
+
+
+def test_a_throttled_confirmation_is_retried_not_decided(world) -> None:
+    job = world.jobs.add("pipe-step-train", tags={TAG_PIPELINE_EXECUTION_ARN: PIPELINE})
+    world.jobs.pipeline_steps[PIPELINE] = [job["TrainingJobArn"]]
+    world.jobs.faults.add("pipeline_step_jobs", TransientError("ThrottlingException"))
+    with pytest.raises(TransientError):
+        classify(world, "pipe-step-train")
+    assert world.store.records() == {}
 
 
 def test_throttling_within_the_wait_is_retried_not_recorded(world) -> None:
