@@ -87,9 +87,7 @@ def function(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
 
 def glue_table(synth: Synthesized, name: str = "records") -> dict[str, Any]:
     """The ``AWS::Glue::Table`` resource whose table is called ``name``."""
-    (table,) = [
-        t for t in synth.of_type("AWS::Glue::Table").values() if t["Properties"]["TableInput"]["Name"] == name
-    ]
+    (table,) = [t for t in synth.of_type("AWS::Glue::Table").values() if t["Properties"]["TableInput"]["Name"] == name]
     return table
 
 

@@ -185,6 +185,10 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
         ("sagemaker:DescribeTrainingJob", jobs),
         ("sagemaker:ListTags", jobs),
         ("sagemaker:ListTrainingJobs", "*"),
+        (
+            "sagemaker:ListPipelineExecutionSteps",
+            "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*",
+        ),
         ("bedrock:GetModelCustomizationJob", customization_jobs),
         ("bedrock:ListTagsForResource", customization_jobs),
         ("bedrock:ListModelCustomizationJobs", "*"),

@@ -44,6 +44,7 @@ def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) ->
         "kms:Decrypt",
         "sagemaker:DescribeTrainingJob",
         "sagemaker:ListTags",
+        "sagemaker:ListPipelineExecutionSteps",  # confirms a pipeline tag (service.launcher)
         "bedrock:GetModelCustomizationJob",
         "bedrock:ListTagsForResource",
         "cloudwatch:GetMetricData",
