@@ -49,7 +49,7 @@ format: $(STAMP) ## ruff format + autofix
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP) ## mypy (strict on flopsmeter/domain)
-	$(BIN)/mypy flopsmeter lambdas
+	$(BIN)/mypy flopsmeter lambdas infra
 
 test-unit: $(STAMP) ## unit tests (pure domain, handlers with fakes)
 	$(BIN)/pytest -q tests/unit -m "not slow and not e2e"
