@@ -141,7 +141,7 @@ def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord
             status="found",
             event_id=f"{i:08x}-0000-4000-8000-000000000000",
             event_time=end - timedelta(seconds=seconds + 60),
-            principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/user{i % 97}",
+            principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/MLEngineer/user{_person(i)}",
             source_ip="203.0.113.10",
             chain=_sweep_chain(i),
         ),
@@ -157,6 +157,11 @@ def synthetic_record(i: int, rng: random.Random, start: datetime) -> AuditRecord
     return record.sealed()
 
 
+def _person(i: int) -> int:
+    """Who launched job ``i``: for a tuning trial, the person who launched its sweep."""
+    return (i // (50 * SWEEP_EVERY) if i % SWEEP_EVERY == 0 else i) % 97
+
+
 def _sweep_chain(i: int) -> list[LaunchLink]:
     if i % SWEEP_EVERY:
         return []
@@ -167,7 +172,7 @@ def _sweep_chain(i: int) -> list[LaunchLink]:
 def generate(root: Path, count: int, *, seed: int = 7) -> float:
     """Write ``count`` records under ``root`` unless they are already there; returns seconds spent."""
     marker = root / ".generated.json"
-    wanted = {"count": count, "seed": seed, "sweep_every": SWEEP_EVERY}
+    wanted = {"count": count, "seed": seed, "sweep_every": SWEEP_EVERY, "trials_by": "the sweep's person"}
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return 0.0
     if root.exists():  # another generation's records (and their compacted copies) would be mixed in: start afresh
