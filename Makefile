@@ -115,7 +115,7 @@ bench-overhead: $(STAMP) ## step time with and without the meter (JSON)
 bench-load: $(STAMP) ## 10 000 events through EventBridge -> SQS -> handler on a local moto server (JSON)
 	$(BIN)/python -m bench.load
 
-bench-query: $(STAMP) ## query presets over 100 000 synthetic records (JSON); BENCH_QUERY_ARGS="--records 1000000 --compacted"
+bench-query: $(STAMP) ## query presets over 100 000 synthetic records (JSON); BENCH_QUERY_ARGS="--records 1000000 --compacted [--prepare]"
 	$(BIN)/python -m bench.query $(BENCH_QUERY_ARGS)
 
 bench-scale: $(STAMP) ## 3 000 jobs in one simulated hour through the emulator: who launched each, LookupEvents calls (JSON)
