@@ -82,20 +82,19 @@ def normalise_since(value: str) -> str:
 
 
 def _grouping(preset: Preset, engine: Engine) -> Grouping | None:
+    """The splitting grouping the preset asks for (at most one), else None."""
     chosen = [
-        g
-        for g, on in (
-            ("principal", preset.by_principal),
-            ("package-group", preset.by_package_group),
-            ("sweep", preset.by_sweep),
+        grouping
+        for wanted, grouping in (
+            (preset.by_principal, BY_PRINCIPAL_BASE_MODEL),
+            (preset.by_package_group, BY_PACKAGE_GROUP),
+            (preset.by_sweep, by_sweep(engine)),
         )
-        if on
+        if wanted
     ]
     if len(chosen) > 1:
         raise QueryError("give one of --by-principal, --by-package-group, --by-sweep")
-    if not chosen:
-        return None
-    return {"principal": BY_PRINCIPAL_BASE_MODEL, "package-group": BY_PACKAGE_GROUP}.get(chosen[0]) or by_sweep(engine)
+    return chosen[0] if chosen else None
 
 
 def preset_sql(preset: Preset, *, table: str = "records", engine: Engine = "duckdb") -> str:
