@@ -13,7 +13,7 @@ alternatives, of which one becomes the model; their sum is the sweep's compute, 
 asked for; the flag says the same as for the other groupings.
 
 The SQL uses the subset shared by DuckDB and Athena (see ``presets``), except for the one place they differ: the
-first element of a possibly empty array (``ENGINES``). The threshold of a group is the lowest primary threshold
+first element of a possibly empty array (``first_element``). The threshold of a group is the lowest primary threshold
 among its jobs (the strictest).
 """
 
@@ -25,7 +25,6 @@ from typing import Literal
 
 SPLIT_FLAG = "split: each below, together above"
 Engine = Literal["duckdb", "athena"]
-ENGINES: tuple[Engine, ...] = ("duckdb", "athena")
 TUNING_JOB_LINK = "hyper-parameter-tuning-job"  # audit.record.LaunchLink.kind of a tuning job
 
 
