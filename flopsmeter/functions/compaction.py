@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.functions.container import CompactionContainer, build_compaction
 from flopsmeter.functions.observability import logger, metrics, tracer
+from flopsmeter.functions.schedule import scheduled_time
 from flopsmeter.functions.settings import CompactorSettings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
@@ -33,16 +33,6 @@ class CompactionRefused(RuntimeError):
 def process_container() -> CompactionContainer:
     """This execution environment's container: settings validated and clients built once, at the first invocation."""
     return build_compaction(CompactorSettings.from_env())
-
-
-def scheduled_time(event: dict[str, Any]) -> datetime | None:
-    """The schedule's time (event ``time``): the run's cutoff, so a retry of one invocation sees the same records;
-    None for a manual invocation (now)."""
-    raw = event.get("time")
-    if not raw:
-        return None
-    moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def handler_for(container: Callable[[], CompactionContainer]) -> Handler:

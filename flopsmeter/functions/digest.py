@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.functions.container import DigestContainer, build_digest
 from flopsmeter.functions.observability import logger, metrics, tracer
+from flopsmeter.functions.schedule import scheduled_time
 from flopsmeter.functions.settings import DigestSettings
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
@@ -30,9 +31,7 @@ def process_container() -> DigestContainer:
 
 def hour_to_close(event: dict[str, Any], now: datetime | None = None) -> datetime:
     """The hour before the scheduled time (event ``time``), or before now for a manual invocation."""
-    raw = event.get("time")
-    moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else (now or datetime.now(UTC))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = scheduled_time(event) or (now or datetime.now(UTC))
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
