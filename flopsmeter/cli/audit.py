@@ -133,9 +133,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from flopsmeter.aws.athena import AthenaTarget
     from flopsmeter.cli.main import UsageError
-    from flopsmeter.compliance.query import Preset, preset_sql, render, run_athena, run_duckdb, run_duckdb_csv
+    from flopsmeter.compliance.query import Preset, preset_sql, render, run_duckdb, run_duckdb_csv
 
     accounts = _accounts(args)
     preset = Preset(
@@ -165,15 +164,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UsageError("--deadlines and --by-lineage stand alone (no --exceeding, --job, --since, --by-base-model)")
     if (args.deadlines or args.by_lineage) and accounts is not None:
         raise UsageError("--deadlines and --by-lineage cover every account (no --account / --ou)")
-    sql = args.sql or preset_sql(preset, engine=args.engine)
-    if args.show_sql:
-        print(sql, file=sys.stderr)
+    if args.compacted and (args.engine != "athena" or args.sql):
+        raise UsageError(
+            "--compacted is for the presets on Athena (locally the cache reads compacted files already; in your own "
+            "SQL read records_compacted)"
+        )
     if args.engine == "athena":
-        if not (args.workgroup and args.database):
-            raise UsageError("--engine athena needs --workgroup and --database (stack outputs)")
-        target = AthenaTarget(args.workgroup, args.database, args.output_location)
-        result = run_athena(_client(args, "athena"), sql, target)
+        result = _athena_query(args, preset)
     else:
+        sql = args.sql or preset_sql(preset)
+        if args.show_sql:
+            print(sql, file=sys.stderr)
         root = _local_dir(args, pull=args.bucket is not None)
         if args.pull_only:
             return 0
@@ -188,6 +189,29 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = with_days_left(result, utcnow())
     print(render(result, args.format))
     return 0
+
+
+def _athena_query(args: argparse.Namespace, preset: Any) -> Any:
+    """The query on Athena; with ``--compacted`` the preset reads the compacted partitions from Parquet and the
+    others from JSON (``flopsmeter.compliance.query.compacted``)."""
+    from flopsmeter.aws.athena import AthenaTarget
+    from flopsmeter.cli.main import UsageError
+    from flopsmeter.compliance.query import preset_sql, run_athena
+
+    if not (args.workgroup and args.database):
+        raise UsageError("--engine athena needs --workgroup and --database (stack outputs)")
+    target = AthenaTarget(args.workgroup, args.database, args.output_location)
+    athena = _client(args, "athena")
+    if args.compacted:
+        from flopsmeter.compliance.query.compacted import COMBINED, compacted_cte, partitions_sql
+
+        listed = run_athena(athena, partitions_sql(), target)
+        sql = compacted_cte(listed.rows) + preset_sql(preset, table=COMBINED, engine="athena")
+    else:
+        sql = args.sql or preset_sql(preset, engine="athena")
+    if args.show_sql:
+        print(sql, file=sys.stderr)
+    return run_athena(athena, sql, target)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,6 +391,11 @@ def register(sub: Any) -> None:
         dest="pull_only",
         action="store_true",
         help="with --bucket [--dir D]: only refresh the local mirror (incremental) and stop",
+    )
+    p.add_argument(
+        "--compacted",
+        action="store_true",
+        help="with --engine athena: read compacted days from records_compacted (Parquet), the others from records",
     )
     p.add_argument("--workgroup", help="Athena workgroup (stack output AthenaWorkGroup)")
     p.add_argument("--database", help="Glue database of the records table")
