@@ -1,13 +1,14 @@
 """``make bench-scale``: who launched each job, at thousands of jobs an hour, on the emulator in simulated time (JSON).
 
-N training jobs are launched at an even rate over ``--hours`` of simulated time through the SageMaker API of the
-in-process emulator (moto + ``flopsmeter.local.moto_ext``): a share by hyper-parameter tuning jobs (trials carry
+N training jobs are launched at an even rate over ``--hours`` of simulated time through the SageMaker API of the in-
+process emulator (moto + ``flopsmeter.local.moto_ext``): a share by hyper-parameter tuning jobs (trials carry
 ``TuningJobArn``), a share by pipeline executions (steps carry the ``sagemaker:pipeline-execution-arn`` tag, which
 the execution's ListPipelineExecutionSteps confirms), the rest directly by people. With ``--trail on`` a trail is
-logging, so every launch call reaches EventBridge as "AWS API Call via CloudTrail"; the provenance rule (``contract.training_launch_pattern``) feeds a queue drained into
-``capture_launch`` (the provenance function's body). Each job ends ``--job-minutes`` after its launch and is
-classified (``classify_and_record`` over the real boto3 adapters) a minute later; a transient failure (CloudTrail
-not there, LookupEvents throttled) is retried after the stack's visibility timeout, as SQS would.
+logging, so every launch call reaches EventBridge as "AWS API Call via CloudTrail"; the provenance rule
+(``contract.training_launch_pattern``) feeds a queue drained into ``capture_launch`` (the provenance function's
+body). Each job ends ``--job-minutes`` after its launch and is classified (``classify_and_record`` over the real
+boto3 adapters) a minute later; a transient failure (CloudTrail not there, LookupEvents throttled) is retried after
+the stack's visibility timeout, as SQS would.
 
 CloudTrail's LookupEvents quota (2 requests/s per account and region) is emulated on the simulated clock
 (``moto_ext.cloudtrail.RateLimit``), and the classifier's ``LookupBudget`` sleeps on the same clock: nothing waits
