@@ -1,7 +1,7 @@
 """``make bench-scale``: who launched each job, at thousands of jobs an hour, on the emulator in simulated time (JSON).
 
-N training jobs are launched at an even rate over ``--hours`` of simulated time through the SageMaker API of the in-
-process emulator (moto + ``flopsmeter.local.moto_ext``): a share by hyper-parameter tuning jobs (trials carry
+N training jobs are launched at an even rate over ``--hours`` of simulated time through the SageMaker API of the
+in-process emulator (moto + ``flopsmeter.local.moto_ext``): a share by hyper-parameter tuning jobs (trials carry
 ``TuningJobArn``), a share by pipeline executions (steps carry the ``sagemaker:pipeline-execution-arn`` tag, which
 the execution's ListPipelineExecutionSteps confirms), the rest directly by people. With ``--trail on`` a trail is
 logging, so every launch call reaches EventBridge as "AWS API Call via CloudTrail"; the provenance rule
