@@ -83,68 +83,54 @@ class RecordsQuery(Construct):
             ),
         )
         location = f"s3://{records_bucket.bucket_name}/{RECORDS_PREFIX}"
-        table = glue.CfnTable(
-            self,
+        self._table(
             "RecordsTable",
-            catalog_id=Aws.ACCOUNT_ID,
-            database_name=self.database_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=self.table_name,
-                description="One row per terminal SageMaker training job (schema: flopsmeter.audit.record.AuditRecord)",
-                table_type="EXTERNAL_TABLE",
-                parameters={
-                    "classification": "json",
-                    "EXTERNAL": "TRUE",
-                    "projection.enabled": "true",
-                    "projection.account.type": "enum",
-                    "projection.account.values": _enum(self, "Account", Aws.ACCOUNT_ID, config.member_accounts),
-                    "projection.region.type": "enum",
-                    "projection.region.values": _enum(self, "Region", Aws.REGION, config.member_regions),
-                    "projection.date.type": "date",
-                    "projection.date.format": "yyyy-MM-dd",
-                    "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
-                    "projection.date.interval": "1",
-                    "projection.date.interval.unit": "DAYS",
-                    "storage.location.template": location + "account=${account}/region=${region}/date=${date}/",
-                },
-                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    location=location,
-                    input_format="org.apache.hadoop.mapred.TextInputFormat",
-                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library=JSON_SERDE,
-                        # A malformed object must fail the query loudly, not vanish from the results.
-                        parameters={"ignore.malformed.json": "FALSE", "case.insensitive": "TRUE"},
-                    ),
-                    columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in record_columns()],
+            database,
+            name=self.table_name,
+            description="One row per terminal SageMaker training job (schema: flopsmeter.audit.record.AuditRecord)",
+            parameters={
+                "classification": "json",
+                "EXTERNAL": "TRUE",
+                "projection.enabled": "true",
+                "projection.account.type": "enum",
+                "projection.account.values": _enum(self, "Account", Aws.ACCOUNT_ID, config.member_accounts),
+                "projection.region.type": "enum",
+                "projection.region.values": _enum(self, "Region", Aws.REGION, config.member_regions),
+                "projection.date.type": "date",
+                "projection.date.format": "yyyy-MM-dd",
+                "projection.date.range": f"{FIRST_RECORD_DATE},NOW",
+                "projection.date.interval": "1",
+                "projection.date.interval.unit": "DAYS",
+                "storage.location.template": location + "account=${account}/region=${region}/date=${date}/",
+            },
+            storage=glue.CfnTable.StorageDescriptorProperty(
+                location=location,
+                input_format="org.apache.hadoop.mapred.TextInputFormat",
+                output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                serde_info=glue.CfnTable.SerdeInfoProperty(
+                    serialization_library=JSON_SERDE,
+                    # A malformed object must fail the query loudly, not vanish from the results.
+                    parameters={"ignore.malformed.json": "FALSE", "case.insensitive": "TRUE"},
                 ),
+                columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in record_columns()],
             ),
         )
-        table.node.add_dependency(database)
-        compacted = glue.CfnTable(
-            self,
+        self._table(
             "CompactedTable",
-            catalog_id=Aws.ACCOUNT_ID,
-            database_name=self.database_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=self.compacted_table_name,
-                description="The records' Parquet copies, one generation per date partition (flopsmeter compaction)",
-                table_type="EXTERNAL_TABLE",
-                parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
-                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    location=f"s3://{records_bucket.bucket_name}/{COMPACTED_PREFIX}",
-                    input_format=PARQUET_INPUT,
-                    output_format=PARQUET_OUTPUT,
-                    serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE),
-                    columns=[
-                        glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in (("_key", "string"), *record_columns())
-                    ],
-                ),
+            database,
+            name=self.compacted_table_name,
+            description="The records' Parquet copies, one generation per date partition (flopsmeter compaction)",
+            parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
+            storage=glue.CfnTable.StorageDescriptorProperty(
+                location=f"s3://{records_bucket.bucket_name}/{COMPACTED_PREFIX}",
+                input_format=PARQUET_INPUT,
+                output_format=PARQUET_OUTPUT,
+                serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE),
+                columns=[
+                    glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in (("_key", "string"), *record_columns())
+                ],
             ),
         )
-        compacted.node.add_dependency(database)
 
         self.results_bucket = s3.Bucket(
             self,
@@ -190,6 +176,34 @@ class RecordsQuery(Construct):
             ),
         )
         self.workgroup.apply_removal_policy(removal_policy)
+
+    def _table(
+        self,
+        construct_id: str,
+        database: glue.CfnDatabase,
+        *,
+        name: str,
+        description: str,
+        parameters: dict[str, str],
+        storage: glue.CfnTable.StorageDescriptorProperty,
+    ) -> glue.CfnTable:
+        """An external table of this database, partitioned by ``PARTITION_KEYS`` (strings)."""
+        table = glue.CfnTable(
+            self,
+            construct_id,
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=name,
+                description=description,
+                table_type="EXTERNAL_TABLE",
+                parameters=parameters,
+                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
+                storage_descriptor=storage,
+            ),
+        )
+        table.node.add_dependency(database)
+        return table
 
     def _catalog_arn(self, kind: str = "", name: str = "") -> str:
         prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"

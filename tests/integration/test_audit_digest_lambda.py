@@ -13,7 +13,7 @@ from flopsmeter.compliance.verify import BucketSource, verify
 from flopsmeter.functions import digest
 from flopsmeter.functions.container import DigestContainer, build_digest
 from flopsmeter.functions.settings import DigestSettings, SettingsError
-from tests.support.lambda_context import lambda_context
+from tests.support.lambda_context import lambda_context, scheduled_event
 from tests.support.trail import (
     ACCOUNT,
     BUCKET,
@@ -25,20 +25,6 @@ from tests.support.trail import (
     make_bucket,
     make_signing_key,
 )
-
-
-def scheduled(at) -> dict:
-    return {
-        "version": "0",
-        "id": "e1",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [],
-        "detail": {},
-    }
 
 
 @pytest.fixture
@@ -59,10 +45,10 @@ def test_hourly_run_closes_the_previous_hour_and_a_rerun_is_a_no_op(deployed):
     trail.write("job-a", T0 + timedelta(minutes=10))
     trail.write("job-b", T0 + timedelta(minutes=50))
     trail.clock.set(T0 + timedelta(hours=1, minutes=5))
-    reply = handler(scheduled(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
+    reply = handler(scheduled_event(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
     assert reply["written"] == [f"digests/v1/account={ACCOUNT}/region={REGION}/2026/01/05/09.json"]
     assert reply["records"] == 2
-    again = handler(scheduled(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
+    again = handler(scheduled_event(T0 + timedelta(hours=1, minutes=5)), lambda_context("flopsmeter-digest"))
     assert again["written"] == []
     assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok
 
@@ -71,10 +57,10 @@ def test_missed_hours_are_caught_up_in_order(deployed):
     trail, handler = deployed
     trail.write("job-a", T0 + timedelta(minutes=10))
     trail.clock.set(T0 + timedelta(hours=1, minutes=5))
-    handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
+    handler(scheduled_event(trail.clock.now), lambda_context("flopsmeter-digest"))
     trail.write("job-c", T0 + timedelta(hours=2, minutes=30))
     trail.clock.set(T0 + timedelta(hours=4, minutes=5))  # the runs at 11:05 and 12:05 failed
-    reply = handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
+    reply = handler(scheduled_event(trail.clock.now), lambda_context("flopsmeter-digest"))
     assert [k.rsplit("/", 1)[-1] for k in reply["written"]] == ["10.json", "11.json", "12.json"]
     docs = [json.loads(trail.store.get(k).body) for k in reply["written"]]
     assert [d["record_count"] for d in docs] == [0, 1, 0]
@@ -86,7 +72,7 @@ def test_missing_signing_key_setting_fails_loudly(monkeypatch):
     monkeypatch.setenv("AUDIT_BUCKET_NAME", BUCKET)
     monkeypatch.delenv("DIGEST_SIGNING_KEY_ID", raising=False)
     with pytest.raises(SettingsError, match="DIGEST_SIGNING_KEY_ID"):
-        digest.lambda_handler(scheduled(T0), lambda_context("flopsmeter-digest"))
+        digest.lambda_handler(scheduled_event(T0), lambda_context("flopsmeter-digest"))
     assert digest.process_container.cache_info().currsize == 0
 
 
@@ -100,7 +86,7 @@ def test_a_403_for_a_missing_digest_is_not_a_failure(deployed):
     handler = digest.handler_for(lambda: DigestContainer(store, trail.kms, trail.key_id))
     trail.write("job-a", T0 + timedelta(minutes=10))
     trail.clock.set(T0 + timedelta(hours=1, minutes=5))
-    reply = handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))
+    reply = handler(scheduled_event(trail.clock.now), lambda_context("flopsmeter-digest"))
     assert len(reply["written"]) == 1 and reply["records"] == 1
-    assert handler(scheduled(trail.clock.now), lambda_context("flopsmeter-digest"))["written"] == []
+    assert handler(scheduled_event(trail.clock.now), lambda_context("flopsmeter-digest"))["written"] == []
     assert verify(BucketSource(trail.store, kms=trail.kms, now=trail.clock.now)).ok

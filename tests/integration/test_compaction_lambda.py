@@ -18,6 +18,7 @@ from flopsmeter.functions.container import CompactionContainer, build_compaction
 from flopsmeter.functions.settings import CompactorSettings, SettingsError
 from flopsmeter.local.runner import LocalLambdaContext
 from tests.support.athena import EmulatedAthena
+from tests.support.lambda_context import scheduled_event
 from tests.support.trail import ACCOUNT, BUCKET, REGION, T0, build_trail
 
 STAGING = "flopsmeter-athena-results-test"
@@ -28,20 +29,6 @@ PARTITION = f"account={ACCOUNT}/region={REGION}/date={DAY}"
 def context(timeout_s: float = 900.0) -> LocalLambdaContext:
     """The function's context, with the stack's 15-minute timeout."""
     return LocalLambdaContext("flopsmeter-compaction", region=REGION, account_id=ACCOUNT, timeout_s=timeout_s)
-
-
-def scheduled(at) -> dict:
-    return {
-        "version": "0",
-        "id": "c1",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [],
-        "detail": {},
-    }
 
 
 @pytest.fixture
@@ -61,7 +48,7 @@ def test_a_scheduled_run_compacts_the_settled_day_and_verify_ties_it_to_the_reco
     handler = compaction.handler_for(lambda: container)
     at = T0 + timedelta(days=3)
     trail.clock.set(at)
-    result = handler(scheduled(at), context())
+    result = handler(scheduled_event(at), context())
     assert result["compacted"] == [PARTITION] and result["records"] == len(trail.records) == 6
     data_prefix = f"compacted/v1/{PARTITION}/gen-000001/"
     assert athena.partitions == {(ACCOUNT, REGION, DAY): f"s3://{BUCKET}/{data_prefix}"}
@@ -71,14 +58,14 @@ def test_a_scheduled_run_compacts_the_settled_day_and_verify_ties_it_to_the_reco
     assert report.ok, report.failures
     assert report.compacted_partitions_checked == 1
 
-    again = handler(scheduled(at + timedelta(hours=6)), context())
+    again = handler(scheduled_event(at + timedelta(hours=6)), context())
     assert again["compacted"] == [] and again["up_to_date"] == 1
 
 
 def test_a_day_not_yet_settled_is_left_alone(deployed) -> None:
     trail, athena, container = deployed
     at = T0 + timedelta(days=1)
-    result = compaction.handler_for(lambda: container)(scheduled(at), context())
+    result = compaction.handler_for(lambda: container)(scheduled_event(at), context())
     assert result["compacted"] == [] and not any(s.startswith("UNLOAD") for s in athena.sql)
 
 
@@ -86,7 +73,7 @@ def test_records_missing_since_the_last_compaction_fail_the_run(deployed) -> Non
     trail, athena, container = deployed
     handler = compaction.handler_for(lambda: container)
     at = T0 + timedelta(days=3)
-    handler(scheduled(at), context())
+    handler(scheduled_event(at), context())
 
     def without_one(sql):
         columns, rows = athena(sql)
@@ -94,7 +81,7 @@ def test_records_missing_since_the_last_compaction_fail_the_run(deployed) -> Non
 
     shrunk = CompactionContainer(without_one, container.store, container.staging, container.settings)
     with pytest.raises(compaction.CompactionRefused, match="1 partition"):
-        compaction.handler_for(lambda: shrunk)(scheduled(at), context())
+        compaction.handler_for(lambda: shrunk)(scheduled_event(at), context())
 
 
 def test_the_container_is_built_from_the_settings_the_stack_sets() -> None:
@@ -121,6 +108,6 @@ def test_a_run_without_time_for_a_partition_defers_it_to_the_next(deployed) -> N
     trail, athena, container = deployed
     at = T0 + timedelta(days=3)
     handler = compaction.handler_for(lambda: container)
-    result = handler(scheduled(at), context(timeout_s=60))  # under the two minutes a partition is given
+    result = handler(scheduled_event(at), context(timeout_s=60))  # under the two minutes a partition is given
     assert result["compacted"] == [] and DAY in result["deferred"] and athena.sql == []
-    assert handler(scheduled(at), context())["compacted"] == [PARTITION]
+    assert handler(scheduled_event(at), context())["compacted"] == [PARTITION]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ def sqs_event(*bodies: str, receive_count: int = 1) -> dict[str, Any]:
         for body in bodies
     ]
     return lambda_sqs_event(messages, queue_arn=QUEUE_ARN, region=REGION)
+
+
+def scheduled_event(at: datetime, account: str = ACCOUNT, region: str = REGION) -> dict[str, Any]:
+    """An EventBridge schedule's event, as a scheduled function receives it at ``at``."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [],
+        "detail": {},
+    }
 
 
 def event_text(name: str) -> str:
