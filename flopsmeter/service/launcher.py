@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from flopsmeter.audit.keys import parse_launch_arn
 from flopsmeter.audit.record import CloudTrailRef, LaunchLink
@@ -22,7 +23,7 @@ from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN
 from flopsmeter.service.errors import CloudTrailPending, PermanentError, TransientError
 from flopsmeter.service.facts import JobFacts
 from flopsmeter.service.ports import Dependencies, JobSource, ServiceConfig, TrailHit
-from flopsmeter.service.provenance import Provenance, read_provenance
+from flopsmeter.service.provenance import read_provenance
 
 # The call that creates each kind of parent (the fallback looks for it in CloudTrail).
 PARENT_EVENT = {
@@ -88,7 +89,14 @@ def resolve_launcher(
     subject = launch_subject(facts, deps.jobs, warnings)
     provenance = read_provenance(deps.store, subject.arn)
     if provenance is not None:
-        return _from_provenance(facts, subject, provenance)
+        captured = TrailHit(
+            provenance.event_id,
+            provenance.event_time,
+            provenance.principal_arn,
+            provenance.source_ip,
+            provenance.user_agent,
+        )
+        return _found(subject, captured, "provenance", provenance.event_name)
     created = facts.creation_time or facts.start_time or facts.end_time
     try:
         hit = _lookup(subject, facts, deps, created)
@@ -103,16 +111,7 @@ def resolve_launcher(
         warnings.append(f"CloudTrail: {reason}")
         return CloudTrailRef(status="not_found", reason=reason[:1000], chain=_chain(subject))
     if hit is not None:
-        return CloudTrailRef(
-            status="found",
-            event_id=hit.event_id,
-            event_time=hit.event_time,
-            principal_arn=hit.principal_arn,
-            source_ip=hit.source_ip,
-            user_agent=hit.user_agent,
-            source="lookup_events",
-            chain=_chain(subject, hit),
-        )
+        return _found(subject, hit, "lookup_events")
     return _not_found(facts, subject, config, now, warnings)
 
 
@@ -122,20 +121,22 @@ def _lookup(subject: Subject, facts: JobFacts, deps: Dependencies, created: date
     return deps.trail.find_create_training_job(facts.name, created)
 
 
-def _from_provenance(facts: JobFacts, subject: Subject, provenance: Provenance) -> CloudTrailRef:
+def _found(
+    subject: Subject,
+    hit: TrailHit,
+    source: Literal["provenance", "lookup_events"],
+    event_name: str | None = None,
+) -> CloudTrailRef:
+    """The launch call found (captured at launch, or in CloudTrail): its principal is the person."""
     return CloudTrailRef(
         status="found",
-        event_id=provenance.event_id,
-        event_time=provenance.event_time,
-        principal_arn=provenance.principal_arn,
-        source_ip=provenance.source_ip,
-        user_agent=provenance.user_agent,
-        source="provenance",
-        chain=_chain(
-            subject,
-            TrailHit(provenance.event_id, provenance.event_time, provenance.principal_arn, None, None),
-            provenance.event_name,
-        ),
+        event_id=hit.event_id,
+        event_time=hit.event_time,
+        principal_arn=hit.principal_arn,
+        source_ip=hit.source_ip,
+        user_agent=hit.user_agent,
+        source=source,
+        chain=_chain(subject, hit, event_name),
     )
 
 
