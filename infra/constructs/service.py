@@ -270,41 +270,28 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         PROVENANCE_ROOT,  # who launched the job, captured at launch (infra/constructs/provenance.py)
         actions=("s3:GetObject", "s3:GetObjectRetention"),
     )
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            sid="TrainingJobFacts",
-            actions=["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
-            resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/*"],
-        )
-    )
-    acknowledge(
+    _allow_in_account(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
+        "TrainingJobFacts",
+        ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+        "sagemaker",
+        "training-job/*",
         "Every training job in this account is in scope.",
     )
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            sid="PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag (service.launcher)
-            actions=["sagemaker:ListPipelineExecutionSteps"],
-            resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/*"],
-        )
-    )
-    acknowledge(
+    _allow_in_account(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*]",
+        "PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag (service.launcher)
+        ["sagemaker:ListPipelineExecutionSteps"],
+        "sagemaker",
+        "pipeline/*",
         "The steps of any pipeline execution a job's tag names are read to confirm the tag.",
     )
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            sid="CustomizationJobFacts",
-            actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
-            resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
-        )
-    )
-    acknowledge(
+    _allow_in_account(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
-        "model-customization-job/*]",
+        "CustomizationJobFacts",
+        ["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
+        "bedrock",
+        "model-customization-job/*",
         "Every Bedrock model customization job in this account is in scope.",
     )
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
@@ -323,6 +310,23 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         )
     )
     res.alerts.grant_publish(role)
+
+
+def _allow_in_account(role: iam.IRole, sid: str, actions: list[str], service: str, resources: str, reason: str) -> None:
+    """``actions`` on this account's and region's ``service`` resources matching ``resources`` (a wildcard
+    pattern such as ``training-job/*``), with the cdk-nag acknowledgement of that wildcard and its ``reason``."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            actions=actions,
+            resources=[f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resources}"],
+        )
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resources}]",
+        reason,
+    )
 
 
 def _allow_any_resource(role: iam.IRole, sid: str, *actions: str) -> None:
