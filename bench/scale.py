@@ -36,16 +36,19 @@ from typing import Any
 
 from flopsmeter import contract
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
-from flopsmeter.aws.events import Notifier
 from flopsmeter.aws.lookup_budget import LookupBudget
 from flopsmeter.aws.metrics import JobMetrics
+from flopsmeter.aws.notifier import Notifier
 from flopsmeter.aws.sagemaker import SageMakerJobs
 from flopsmeter.aws.store import AuditStore
+from flopsmeter.errors import TransientError
+from flopsmeter.functions.inbound import LaunchCall as LaunchCallEvent
+from flopsmeter.functions.inbound import parse_inbound
 from flopsmeter.local import moto_ext
 from flopsmeter.local.moto_ext.cloudtrail import RateLimit, retime_cloudtrail_event, set_cloudtrail_rate_limit
+from flopsmeter.ports import LaunchCall
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import TransientError
-from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.provenance import capture_launch
 
 REGION = "us-east-1"
@@ -283,6 +286,12 @@ def _create_job(run: Run, client: Any, job: Job) -> None:
     )
 
 
+def _launch_call(body: str) -> LaunchCall:
+    """A queued launch event as the provenance function parses it (``flopsmeter.functions.inbound``)."""
+    parsed: LaunchCallEvent = parse_inbound(body, accept=(LaunchCallEvent,))
+    return parsed.to_call()
+
+
 def _capture_pending(run: Run) -> None:
     """Play the provenance function: every queued launch event through ``capture_launch``."""
     sqs, store = run.clients["sqs"], AuditStore(run.clients["s3"], BUCKET)
@@ -292,7 +301,7 @@ def _capture_pending(run: Run) -> None:
             return
         for message in batch:
             run.calls["lambda.Invoke(provenance)"] += 1
-            run.captured += int(capture_launch(json.loads(message["Body"]), store, run.clock.now()).written)
+            run.captured += int(capture_launch(_launch_call(message["Body"]), store, run.clock.now()).written)
         sqs.delete_message_batch(
             QueueUrl=run.queue_url,
             Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],

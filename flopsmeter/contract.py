@@ -225,13 +225,15 @@ def model_customization_job_state_change_pattern() -> dict[str, object]:
 # created nothing.
 CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
 SAGEMAKER_API_EVENT_SOURCE = "sagemaker.amazonaws.com"
-LAUNCH_EVENT_NAMES = (
-    "CreateTrainingJob",
-    "CreateHyperParameterTuningJob",
-    "StartPipelineExecution",
-    "CreateAutoMLJob",
-    "CreateAutoMLJobV2",
-)
+# Each launch call, and where it names what it created (CloudTrail's ``responseElements``).
+CREATED_ARN_FIELD = {
+    "CreateTrainingJob": "trainingJobArn",
+    "CreateHyperParameterTuningJob": "hyperParameterTuningJobArn",
+    "StartPipelineExecution": "pipelineExecutionArn",
+    "CreateAutoMLJob": "autoMLJobArn",
+    "CreateAutoMLJobV2": "autoMLJobArn",
+}
+LAUNCH_EVENT_NAMES = tuple(CREATED_ARN_FIELD)
 # Tags SageMaker Pipelines puts on the jobs a pipeline step starts (the step's execution, the step's name).
 TAG_PIPELINE_EXECUTION_ARN = "sagemaker:pipeline-execution-arn"
 TAG_PIPELINE_STEP_NAME = "sagemaker:pipeline-step-name"

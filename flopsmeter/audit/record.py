@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -275,7 +275,3 @@ def stored_sha256_matches(document: dict[str, Any]) -> bool:
 def record_id_for(job_arn: str) -> str:
     """Deterministic: a redelivered event produces the same id (and the same key)."""
     return str(uuid.uuid5(RECORD_NAMESPACE, job_arn))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -1,8 +1,9 @@
 """Athena query runner: StartQueryExecution -> GetQueryExecution polling -> GetQueryResults (all pages).
 
 Used by ``flopsmeter query --engine athena`` and by the compaction step (``flopsmeter.compliance.compaction``).
-Failures come back as ``AthenaError`` (a ``FlopsMeterError``): a failed or cancelled query with Athena's reason,
-a query still running after the timeout, or the AWS error (named by operation and code).
+Failures come back as ``AthenaError`` (``flopsmeter.errors``): a failed or cancelled query with Athena's reason
+(permanent), a query still running after the timeout (transient), or the AWS error (named by operation and code,
+transient or permanent by ``flopsmeter.aws.errors``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.aws.errors import translate
+from flopsmeter.errors import PermanentAthenaError, TransientAthenaError
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-
-
-class AthenaError(FlopsMeterError):
-    """An Athena query did not succeed."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +58,15 @@ def wait_for(athena: Any, execution_id: str, polling: Polling) -> None:
         if state in TERMINAL_STATES:
             break
         if waited >= polling.timeout_seconds:
-            raise AthenaError(f"Athena query {execution_id} still {state} after {polling.timeout_seconds:.0f} s")
+            raise TransientAthenaError(
+                f"Athena query {execution_id} still {state} after {polling.timeout_seconds:.0f} s"
+            )
         polling.sleep(polling.every_seconds)
         waited += polling.every_seconds
     if state != "SUCCEEDED":
-        raise AthenaError(f"Athena query {execution_id} {state}: {status.get('StateChangeReason', 'no reason given')}")
+        raise PermanentAthenaError(
+            f"Athena query {execution_id} {state}: {status.get('StateChangeReason', 'no reason given')}"
+        )
 
 
 def fetch_results(athena: Any, execution_id: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -100,4 +102,6 @@ def _call(athena: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
     try:
         return dict(getattr(athena, operation)(**kwargs))
     except (ClientError, BotoCoreError) as err:
-        raise AthenaError(f"Athena {operation}: {err}") from err
+        raise translate(
+            err, f"Athena {operation}", transient=TransientAthenaError, permanent=PermanentAthenaError
+        ) from err

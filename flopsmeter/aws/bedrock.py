@@ -16,12 +16,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter import contract
-from flopsmeter.aws.errors import error_code, translate
-from flopsmeter.service.errors import JobNotFound
-from flopsmeter.service.facts import as_utc
-from flopsmeter.service.ports import TrailHit
+from flopsmeter.aws.errors import is_unknown_resource, translate
+from flopsmeter.domain.times import as_utc
+from flopsmeter.errors import JobNotFound
+from flopsmeter.ports import TrailHit
 
-NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "ValidationException"})
 WINDOW_BEFORE = timedelta(minutes=15)  # clock skew between Bedrock's creationTime and CloudTrail's eventTime
 WINDOW_AFTER = timedelta(minutes=60)
 MAX_PAGES = 40
@@ -42,7 +41,7 @@ class BedrockJobs:
         try:
             reply = self.bedrock.get_model_customization_job(jobIdentifier=job_identifier)
         except ClientError as err:
-            if error_code(err) in NOT_FOUND_CODES:
+            if is_unknown_resource(err):
                 raise JobNotFound(f"model customization job {job_identifier} does not exist: {err}") from err
             raise translate(err, f"GetModelCustomizationJob {job_identifier}") from err
         except BotoCoreError as err:

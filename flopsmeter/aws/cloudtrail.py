@@ -17,17 +17,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.aws.errors import error_code, translate
+from flopsmeter.aws.errors import is_throttling, translate
 from flopsmeter.aws.lookup_budget import LookupAllowance, LookupBudget
-from flopsmeter.service.facts import as_utc
-from flopsmeter.service.ports import TrailHit
+from flopsmeter.contract import CREATED_ARN_FIELD
+from flopsmeter.domain.times import as_utc
+from flopsmeter.ports import TrailHit
 
 WINDOW_BEFORE = timedelta(minutes=15)  # clock skew between SageMaker's CreationTime and CloudTrail's eventTime
 WINDOW_AFTER = timedelta(minutes=60)
 MAX_PAGES = 40  # 50 events a page: 2 000 CreateTrainingJob calls within the window before giving up
 PAGE_SIZE = 50
 PARENT_LOOKBACK = timedelta(hours=24)  # a tuning job or pipeline may launch jobs for hours after it was started
-THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
 
 
 class CreateTrainingJobTrail:
@@ -80,7 +80,7 @@ class CreateTrainingJobTrail:
             try:
                 return dict(self.client.lookup_events(**request))
             except ClientError as err:
-                if error_code(err) not in THROTTLING_CODES:
+                if not is_throttling(err):
                     raise translate(err, what) from err
                 allowance.after_throttle(what)
             except BotoCoreError as err:
@@ -112,8 +112,6 @@ def _text(value: Any, limit: int = 512) -> str | None:
 
 def match_launch_event(event: dict[str, Any], event_name: str, resource_arn: str) -> TrailHit | None:
     """A ``TrailHit`` when this entry is the successful ``event_name`` call that created ``resource_arn``."""
-    from flopsmeter.service.provenance import CREATED_ARN_FIELD
-
     try:
         detail = json.loads(event.get("CloudTrailEvent") or "{}")
     except (TypeError, ValueError):

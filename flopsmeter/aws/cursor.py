@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.aws.errors import error_code, translate
+from flopsmeter.aws.errors import is_missing_parameter, translate
 
 
 class RotationCursor:
@@ -27,7 +27,7 @@ class RotationCursor:
         try:
             raw = self.ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
         except ClientError as err:
-            if error_code(err) == "ParameterNotFound":
+            if is_missing_parameter(err):
                 return 0
             raise translate(err, f"SSM GetParameter {self.parameter}") from err
         except BotoCoreError as err:

@@ -1,23 +1,21 @@
-"""The one transient/permanent error taxonomy for every AWS call (S3 store, KMS signer, EventBridge, SNS, SQS,
-CloudWatch, CloudTrail, SageMaker).
+"""Every decision about a botocore error, in one place: named predicates over AWS error codes, and ``translate``.
 
 Transient (retry later): throttling codes, any 5xx, 429, request timeouts, and every ``BotoCoreError`` (connection
 errors, read timeouts: botocore already retried them). Everything else is permanent (AccessDenied, a missing
-bucket or key, validation errors): retrying cannot help. Adapters turn botocore's errors into our own with
-``translate`` (service errors) or their own ``is_transient`` check, never with a list of their own.
+bucket or key, validation errors): retrying cannot help. The adapters in ``flopsmeter.aws`` ask these predicates
+(``is_transient``, ``is_not_found``, ``is_access_denied``, ...) and raise the family of ``flopsmeter.errors`` with
+``translate``; no adapter keeps a list of codes of its own.
 """
 
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.service.errors import PermanentError, ServiceError, TransientError
+from flopsmeter.errors import FlopsMeterError, PermanentError, TransientError
 
-# Error codes AWS services use for throttling or a transient server-side failure (all retryable). A 5xx or 429
-# HTTP status is transient whatever its code.
-TRANSIENT_CODES = frozenset(
+# Throttling: retryable, and what CloudTrail's LookupEvents budget backs off on (``flopsmeter.aws.lookup_budget``).
+THROTTLING_CODES = frozenset(
     {
-        # throttling
         "Throttling",
         "ThrottlingException",
         "Throttled",
@@ -31,11 +29,15 @@ TRANSIENT_CODES = frozenset(
         "RequestThrottledException",
         "KMSThrottlingException",
         "PriorRequestNotComplete",
-        # timeouts and clock skew (a retry re-signs the request)
+    }
+)
+# Throttling, timeouts and clock skew (a retry re-signs the request), server-side failures: all retryable. A 5xx or
+# 429 HTTP status is transient whatever its code.
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
+    {
         "RequestTimeout",
         "RequestTimeoutException",
         "RequestTimeTooSkewed",
-        # server-side failures
         "InternalError",
         "InternalFailure",
         "InternalServiceError",
@@ -48,6 +50,15 @@ TRANSIENT_CODES = frozenset(
         "503",
     }
 )
+# A missing object, resource or parameter (S3 answers a HEAD with the bare status code).
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "ResourceNotFound", "ResourceNotFoundException"})
+# SageMaker and Bedrock answer a describe of an unknown job "ValidationException: Requested resource not found".
+UNKNOWN_RESOURCE_CODES = NOT_FOUND_CODES | {"ValidationException"}
+MISSING_PARAMETER_CODES = frozenset({"ParameterNotFound"})  # SSM GetParameter
+# S3 answers a HEAD (or GET) of a missing key with 403 instead of 404 to a caller without s3:ListBucket on it.
+ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
+# A conditional write (``If-None-Match: *``) that lost: an object is already there, or a concurrent write is.
+CONDITIONAL_WRITE_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 
 
 def error_code(err: ClientError) -> str:
@@ -59,6 +70,10 @@ def http_status(err: ClientError) -> int:
         return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _coded(err: ClientError | BotoCoreError, codes: frozenset[str]) -> bool:
+    return isinstance(err, ClientError) and error_code(err) in codes
 
 
 def is_transient_code(code: str) -> bool:
@@ -74,7 +89,41 @@ def is_transient(err: ClientError | BotoCoreError) -> bool:
     return is_transient_code(error_code(err)) or status >= 500 or status == 429
 
 
-def translate(err: ClientError | BotoCoreError, what: str) -> ServiceError:
-    """Our error for a botocore one; the message names the operation and the AWS error code."""
-    cls = TransientError if is_transient(err) else PermanentError
+def is_throttling(err: ClientError | BotoCoreError) -> bool:
+    return _coded(err, THROTTLING_CODES)
+
+
+def is_not_found(err: ClientError | BotoCoreError) -> bool:
+    """A missing object or resource (S3 404 / NoSuchKey, ResourceNotFound...)."""
+    return _coded(err, NOT_FOUND_CODES)
+
+
+def is_unknown_resource(err: ClientError | BotoCoreError) -> bool:
+    """A SageMaker or Bedrock job (or pipeline execution) the service does not know."""
+    return _coded(err, UNKNOWN_RESOURCE_CODES)
+
+
+def is_missing_parameter(err: ClientError | BotoCoreError) -> bool:
+    return _coded(err, MISSING_PARAMETER_CODES)
+
+
+def is_access_denied(err: ClientError | BotoCoreError) -> bool:
+    return _coded(err, ACCESS_DENIED_CODES)
+
+
+def is_conditional_write_conflict(err: ClientError | BotoCoreError) -> bool:
+    """``If-None-Match: *`` lost: something is already stored at the key (a duplicate delivery, a concurrent run)."""
+    return _coded(err, CONDITIONAL_WRITE_CONFLICT_CODES)
+
+
+def translate(
+    err: ClientError | BotoCoreError,
+    what: str,
+    *,
+    transient: type[TransientError] = TransientError,
+    permanent: type[PermanentError] = PermanentError,
+) -> FlopsMeterError:
+    """Our error for a botocore one (``transient`` or ``permanent`` by ``is_transient``); the message names the
+    operation and the AWS error."""
+    cls: type[FlopsMeterError] = transient if is_transient(err) else permanent
     return cls(f"{what}: {err}")

@@ -6,20 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.aws.errors import is_transient
+from flopsmeter.aws.errors import translate
 from flopsmeter.contract import SIGNING_ALGORITHM
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import PermanentDigestError, TransientDigestError
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
-
-
-class DigestError(FlopsMeterError):
-    """Signing a digest failed (the key is refused, disabled or missing)."""
-
-
-class TransientDigestError(DigestError):
-    """Throttling, a 5xx or a timeout from KMS: retry later."""
 
 
 class KmsSigner:
@@ -35,8 +27,12 @@ class KmsSigner:
         try:
             return dict(getattr(self.kms, what)(**kwargs))
         except (ClientError, BotoCoreError) as err:
-            cls = TransientDigestError if is_transient(err) else DigestError
-            raise cls(f"KMS {what} with key {self.key_id}: {err}") from err
+            raise translate(
+                err,
+                f"KMS {what} with key {self.key_id}",
+                transient=TransientDigestError,
+                permanent=PermanentDigestError,
+            ) from err
 
     def public_key_der(self) -> bytes:
         if self._der is None:

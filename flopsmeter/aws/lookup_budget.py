@@ -25,14 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flopsmeter.service.errors import TransientError
+from flopsmeter.errors import CloudTrailThrottled
 
 CLOUDTRAIL_LOOKUP_RATE_PER_SECOND = 2.0  # per account and region (CloudTrail quotas)
 DEFAULT_CONCURRENCY = 5  # the stack's default classifier event-source MaximumConcurrency
-
-
-class CloudTrailThrottled(TransientError):
-    """LookupEvents stayed throttled (or this lookup's budget ran out): retry later, never fail the record."""
 
 
 @dataclass

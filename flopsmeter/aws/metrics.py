@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter import contract
 from flopsmeter.aws.errors import translate
-from flopsmeter.service.ports import MeteredFigures
+from flopsmeter.ports import MeteredFigures
 
 MAX_POINTS = 100  # per query: the period grows with the window so a long job stays one small request
 _QUERIES = {

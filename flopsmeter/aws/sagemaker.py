@@ -9,10 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter import contract
-from flopsmeter.aws.errors import error_code, translate
-from flopsmeter.service.errors import JobNotFound
-
-NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound", "ResourceNotFoundException"})
+from flopsmeter.aws.errors import is_unknown_resource, translate
+from flopsmeter.errors import JobNotFound
 
 
 class SageMakerJobs:
@@ -23,7 +21,7 @@ class SageMakerJobs:
         try:
             reply = self.client.describe_training_job(TrainingJobName=job_name)
         except ClientError as err:
-            if error_code(err) in NOT_FOUND_CODES:  # SageMaker answers "Requested resource not found" this way
+            if is_unknown_resource(err):  # SageMaker answers "Requested resource not found" this way
                 raise JobNotFound(f"training job {job_name} does not exist: {err}") from err
             raise translate(err, f"DescribeTrainingJob {job_name}") from err
         except BotoCoreError as err:
@@ -64,7 +62,7 @@ class SageMakerJobs:
                     if arn:
                         found.add(str(arn).lower())
         except ClientError as err:
-            if error_code(err) in NOT_FOUND_CODES:
+            if is_unknown_resource(err):
                 return frozenset()
             raise translate(err, f"ListPipelineExecutionSteps {execution_arn}") from err
         except BotoCoreError as err:

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.aws.errors import error_code
-from flopsmeter.service.errors import TransientError
+from flopsmeter.errors import InvalidValue, MemberRoleUnavailable, TransientError
 
 REFRESH_BEFORE = timedelta(minutes=5)  # assume again when the credentials have less than this left
 SESSION_SECONDS = 3600  # the member role's MaxSessionDuration (infra/member.py)
@@ -32,16 +32,6 @@ SESSION_NAME = "flopsmeter"
 Credentials = dict[str, Any]  # STS AssumeRole ``Credentials``: AccessKeyId, SecretAccessKey, SessionToken, Expiration
 # (credentials, service, region) -> a boto3 client acting with those credentials
 ClientBuilder = Callable[[Credentials, str, str | None], Any]
-
-
-class MemberRoleUnavailable(TransientError):
-    """AssumeRole into a member account's reader role failed: retried; the reason names the role and the error."""
-
-    def __init__(self, message: str, *, account: str, role_arn: str, code: str) -> None:
-        super().__init__(message)
-        self.account = account
-        self.role_arn = role_arn
-        self.code = code
 
 
 def partition_of(region: str | None) -> str:
@@ -53,7 +43,7 @@ def partition_of(region: str | None) -> str:
 
 def member_role_arn(account: str, role_name: str, *, partition: str = "aws") -> str:
     if not (len(account) == 12 and account.isdigit()):
-        raise ValueError(f"not an AWS account id: {account[:20]!r}")
+        raise InvalidValue(f"not an AWS account id: {account[:20]!r}")
     return f"arn:{partition}:iam::{account}:role/{role_name}"
 
 

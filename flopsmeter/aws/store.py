@@ -1,7 +1,7 @@
 """The only code that reads and writes the audit bucket.
 
 Records are written once: ``If-None-Match: *`` makes the first write win and a redelivery a no-op, and
-every object carries Object Lock COMPLIANCE retention. ClientErrors become ``AuditStoreError`` (or
+every object carries Object Lock COMPLIANCE retention. ClientErrors become ``PermanentStoreError`` (or
 ``TransientStoreError`` when ``flopsmeter.aws.errors`` says retrying can help); code above sees only our errors.
 """
 
@@ -9,54 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.aws.errors import error_code, is_transient
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.aws.errors import is_access_denied, is_conditional_write_conflict, is_not_found, translate
+from flopsmeter.errors import FlopsMeterError, InvalidValue, PermanentStoreError, TransientStoreError
+from flopsmeter.ports import PutResult, StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
-ALREADY_THERE_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})  # If-None-Match: *
-MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-# S3 answers a HEAD (or GET) of a missing key with 403 instead of 404 to a caller without s3:ListBucket on it.
-DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
-class AuditStoreError(FlopsMeterError):
-    """The audit bucket refused or failed an operation."""
-
-
-class TransientStoreError(AuditStoreError):
-    """Throttling, 5xx or a timeout: retry later."""
-
-
-def store_error(err: ClientError | BotoCoreError, what: str) -> AuditStoreError:
-    cls = TransientStoreError if is_transient(err) else AuditStoreError
-    return cls(f"{what}: {err}")
-
-
-@dataclass(frozen=True)
-class PutResult:
-    key: str
-    written: bool  # False: an object already existed at the key (duplicate delivery), nothing changed
-    version_id: str | None
-    sha256: str
-    retain_until: datetime | None
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    body: bytes
-    version_id: str | None
-    last_modified: datetime | None
+def store_error(err: ClientError | BotoCoreError, what: str) -> FlopsMeterError:
+    return translate(err, what, transient=TransientStoreError, permanent=PermanentStoreError)
 
 
 class AuditStore:
@@ -64,7 +34,7 @@ class AuditStore:
 
     def __init__(self, s3: S3Client, bucket: str, *, retention_years: int = DEFAULT_RETENTION_YEARS) -> None:
         if retention_years < 1:
-            raise ValueError("retention must be at least one year")
+            raise InvalidValue("retention must be at least one year")
         self.s3 = s3
         self.bucket = bucket
         self.retention_years = retention_years
@@ -91,7 +61,7 @@ class AuditStore:
                 Metadata=metadata or {},
             )
         except ClientError as err:
-            if error_code(err) in ALREADY_THERE_CODES:
+            if is_conditional_write_conflict(err):
                 return False, None, until
             raise store_error(err, f"writing s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
@@ -108,9 +78,7 @@ class AuditStore:
         if not written:  # 412: recorded already. What is stored is reported when it can be read (best effort)
             try:
                 existing = self.head(key)
-            except TransientStoreError:
-                raise
-            except AuditStoreError:
+            except PermanentStoreError:
                 return PutResult(key, False, None, "", None)
             return PutResult(
                 key,
@@ -140,9 +108,9 @@ class AuditStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as err:
-            if error_code(err) in MISSING_CODES:
+            if is_not_found(err):
                 return False
-            if error_code(err) in DENIED_CODES:
+            if is_access_denied(err):
                 return self._listed(key)
             raise store_error(err, f"reading s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
@@ -154,7 +122,7 @@ class AuditStore:
         try:
             reply = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
         except ClientError as err:
-            if error_code(err) in DENIED_CODES:
+            if is_access_denied(err):
                 return False
             raise store_error(err, f"listing s3://{self.bucket}/{key}") from err
         except BotoCoreError as err:
@@ -178,16 +146,16 @@ class AuditStore:
         """The object at ``key``, or None when there is none (404, or the 403 S3 gives a reader without ListBucket)."""
         try:
             return self.get(key)
-        except AuditStoreError as err:
+        except PermanentStoreError as err:
             cause = err.__cause__
-            if isinstance(cause, ClientError) and error_code(cause) in MISSING_CODES | DENIED_CODES:
+            if isinstance(cause, ClientError) and (is_not_found(cause) or is_access_denied(cause)):
                 return None
             raise
 
     def get_json(self, key: str) -> dict[str, Any]:
         document = json.loads(self.get(key).body)
         if not isinstance(document, dict):
-            raise AuditStoreError(f"s3://{self.bucket}/{key} is not a JSON object")
+            raise PermanentStoreError(f"s3://{self.bucket}/{key} is not a JSON object")
         return document
 
     def get_record(self, key: str) -> AuditRecord:

@@ -19,7 +19,7 @@ from typing import Any
 
 from flopsmeter.cli.main import UsageError
 from flopsmeter.domain.classification import Classification, Outcome, classify
-from flopsmeter.domain.errors import FlopsMeterError, InvalidModelSpec, UnknownPolicy
+from flopsmeter.domain.errors import InvalidModelSpec, UnknownPolicy
 from flopsmeter.domain.flops import FORMULA_VERSION, FlopsPerToken, flops_per_token, trainable_params, training_flops
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.methods import (
@@ -35,6 +35,7 @@ from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
 from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES, get_policy
+from flopsmeter.errors import FlopsMeterError
 
 EXIT_PASS, EXIT_BLOCK = 0, 1
 MAX_CONFIG_BYTES = 1_000_000

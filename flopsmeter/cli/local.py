@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 
 def register(sub: Any) -> None:
@@ -191,6 +191,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    from flopsmeter.aws.kms import KmsSigner
     from flopsmeter.aws.store import AuditStore
     from flopsmeter.local import emulator
     from flopsmeter.local.clients import client
@@ -201,8 +202,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     store = AuditStore(client("s3", r.endpoint, r.region), r.audit_bucket)
     results = write_digest(
         store,
-        client("kms", r.endpoint, r.region),
-        r.signing_key_id,
+        KmsSigner(client("kms", r.endpoint, r.region), r.signing_key_id),
         account_id=r.account_id,
         region=r.region,
     )

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 # Command-group modules, each with ``register(subparsers)``; every command sets ``func(args) -> int``.
 COMMAND_MODULES = ("compliance", "local", "audit")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter.audit.keys import parse_chain, parse_record_key
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")

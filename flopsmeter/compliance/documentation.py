@@ -20,7 +20,7 @@ from typing import Any
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.report import JobView, collect
 from flopsmeter.domain.energy import format_kwh
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 GUIDELINE_MARGIN = 0.30  # Annex A.2: "accurate within an overall error margin of 30 % of the reported estimate"
 METHOD_TITLES = {

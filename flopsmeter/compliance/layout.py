@@ -23,7 +23,7 @@ from flopsmeter.audit.keys import (
     partition_path,
     records_prefix,
 )
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 # an empty bucket's mirror holds only its manifest
 MIRROR_MARKERS = (RECORDS_PREFIX, DIGESTS_PREFIX, ".flopsmeter-mirror.json")

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 
 class NotARecordError(FlopsMeterError):

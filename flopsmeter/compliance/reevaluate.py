@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from flopsmeter.audit.record import KNOWN_SCHEMA_VERSIONS, AuditRecord
 from flopsmeter.compliance.layout import record_files
 from flopsmeter.domain.classification import classify_against
-from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.lineage import lineage_floor
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, ThresholdPolicy, get_policy, threshold_for
+from flopsmeter.errors import FlopsMeterError
 
 
 class PolicyFileError(FlopsMeterError):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from flopsmeter.domain import hardware
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 SECONDS_PER_HOUR = 3600.0
 WATT_HOURS_PER_KWH = 1000.0

@@ -1,8 +1,8 @@
-"""The library's own errors. Callers tell them apart by type, never by message text."""
+"""The domain's errors: a caller's input the formulas cannot use. They belong to the package's one family
+(``flopsmeter.errors``, standard library only) and are neither transient nor permanent: retrying with the same
+input gives the same answer, and the caller decides what a bad input means where it is."""
 
-
-class FlopsMeterError(Exception):
-    """Base class of every error this package raises on purpose."""
+from flopsmeter.errors import FlopsMeterError
 
 
 class InvalidFlops(FlopsMeterError, ValueError):
@@ -22,3 +22,7 @@ class InvalidModelSpec(FlopsMeterError, ValueError):
 
 class InvalidFineTuning(FlopsMeterError, ValueError):
     """A fine-tuning description (method, LoRA rank or targets, trainable layers) the formulas cannot use."""
+
+
+class InvalidMoment(FlopsMeterError, ValueError):
+    """A moment without a time zone (it could be read in any zone: the due date would be ambiguous)."""

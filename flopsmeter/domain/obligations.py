@@ -21,20 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flopsmeter.domain.classification import Outcome, PolicyResult
-from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.numbers import exact
 from flopsmeter.domain.thresholds import GPAI_PRESUMPTION_TRAINING_FLOPS, SYSTEMIC_RISK_TRAINING_FLOPS
+from flopsmeter.domain.times import to_utc
 
 NOTIFICATION_PERIOD = timedelta(days=14)  # AI Act Art. 52(1): "in any event within two weeks"
 ON_PLACING = "when the modified model is placed on the market (guideline section 3.1.2; Art. 3(63))"
-
-
-class InvalidMoment(FlopsMeterError, ValueError):
-    """A moment without a time zone (it could be read in any zone: the due date would be ambiguous)."""
 
 
 class ObligationStatus(StrEnum):
@@ -87,13 +83,6 @@ class ObligationsOnCrossing:
     notification_due_at: datetime | None
     obligations: tuple[Obligation, ...]
     notes: tuple[str, ...] = ()
-
-
-def to_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; a naive datetime is refused rather than guessed."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidMoment(f"moment {moment.isoformat()} has no time zone")
-    return moment.astimezone(UTC)
 
 
 def notification_due(crossed_at: datetime) -> datetime:

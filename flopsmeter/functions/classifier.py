@@ -23,7 +23,6 @@ The reason is always logged.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,25 +30,26 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from flopsmeter import contract
-from flopsmeter.aws.sessions import MemberRoleUnavailable
 from flopsmeter.contract import ServiceMetric
+from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentError, TransientError
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
+from flopsmeter.functions.inbound import (
+    MAX_REASON,
+    JobStateChange,
+    ModelCustomizationJobStateChange,
+    TrainingJobStateChange,
+    parse_inbound,
+)
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ClassifierSettings
 from flopsmeter.service.bedrock import classify_bedrock_job
-from flopsmeter.service.bedrock_events import ModelCustomizationJobStateChange
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
-from flopsmeter.service.errors import MalformedEvent, PermanentError, TransientError
-from flopsmeter.service.events import TrainingJobStateChange
-from flopsmeter.service.ports import ClassifyRequest
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 
-MAX_REASON = 1000
 Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
+Classify = Callable[[ClassifyRequest, Dependencies, ServiceConfig], ClassifyResult]
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -98,34 +98,18 @@ def dead_letter(
     return True
 
 
-StateChange = TrainingJobStateChange | ModelCustomizationJobStateChange
+# The events this function reads, and the use case that classifies each kind (one line per kind).
+CLASSIFIERS: dict[type[JobStateChange], Classify] = {
+    TrainingJobStateChange: classify_and_record,
+    ModelCustomizationJobStateChange: classify_bedrock_job,
+}
 
 
-def parse_event(body: str) -> StateChange:
-    """The SQS body as a state-change event (SageMaker training job, or Amazon Bedrock customization job by its
-    ``source``), or ``MalformedEvent`` with a short reason (no input echoed)."""
-    bedrock = _source(body) == contract.BEDROCK_EVENT_SOURCE
-    model: type[StateChange] = ModelCustomizationJobStateChange if bedrock else TrainingJobStateChange
-    try:
-        # parse() validates a JSON string directly (pydantic validate_json), though it is typed for dicts
-        event: StateChange = parse(event=body, model=model)  # type: ignore[call-overload]
-        return event
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in err.errors(include_url=False, include_input=False)[:10]
-        )
-        kind = "Model Customization Job State Change" if bedrock else "SageMaker Training Job State Change"
-        raise MalformedEvent(f"not a {kind} event: {problems}"[:MAX_REASON]) from None
-
-
-def _source(body: str) -> object:
-    """The event's ``source`` when the body is a JSON object (decides which model parses it), else None."""
-    try:
-        document = json.loads(body)
-    except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep: the model's parse says why
-        return None
-    return document.get("source") if isinstance(document, dict) else None
+def parse_event(body: str) -> JobStateChange:
+    """The SQS body as a job state change (``flopsmeter.functions.inbound``), or ``MalformedEvent`` with a short
+    reason (no input echoed)."""
+    event: JobStateChange = parse_inbound(body, accept=tuple(CLASSIFIERS))
+    return event
 
 
 def record_handler(record: SQSRecord, container: ClassifierContainer) -> ClassifyResult | None:
@@ -141,8 +125,7 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
             return None
         log_fields["account"] = event.account
         deps = container.deps_for(event.account, event.region)
-        bedrock = isinstance(event, ModelCustomizationJobStateChange)
-        classify = classify_bedrock_job if bedrock else classify_and_record
+        classify = CLASSIFIERS[type(event)]
         return classify(ClassifyRequest(event.job_name, event.id), deps, container.config)
     except MemberRoleUnavailable as err:
         member_role_unavailable(record, err, log_fields, container)

@@ -20,7 +20,8 @@ from flopsmeter.functions.settings import (
     FunctionSettings,
     ReconcilerSettings,
 )
-from flopsmeter.service.ports import Dependencies, LogSink, MetricSink, ServiceConfig
+from flopsmeter.ports import LogSink, MetricSink
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 
 if TYPE_CHECKING:
     from flopsmeter.aws.dead_letters import DeadLetterQueue
@@ -112,7 +113,7 @@ class RotationSettings:
 @dataclass(frozen=True)
 class DigestContainer:
     store: AuditStore
-    kms: Any  # a boto3 KMS client; flopsmeter.service.digests wraps it in a KmsSigner
+    kms: Any  # a boto3 KMS client; the digest function signs with it through a KmsSigner
     signing_key_id: str
 
 
@@ -141,8 +142,8 @@ def classification_dependencies(
     """The classifier service's adapters over boto3 clients from ``clients``."""
     from flopsmeter.aws.bedrock import BedrockJobs
     from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
-    from flopsmeter.aws.events import Notifier
     from flopsmeter.aws.metrics import JobMetrics
+    from flopsmeter.aws.notifier import Notifier
     from flopsmeter.aws.sagemaker import SageMakerJobs
 
     return Dependencies(

@@ -52,13 +52,18 @@ def handler_for(container: Callable[[], DigestContainer]) -> Handler:
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+        from flopsmeter.aws.kms import KmsSigner
         from flopsmeter.service.digests import write_digest
 
         current = container()
         hour = hour_to_close(event)
         account, region = account_and_region(event, context)
         results = write_digest(
-            current.store, current.kms, current.signing_key_id, hour, account_id=account, region=region
+            current.store,
+            KmsSigner(current.kms, current.signing_key_id),
+            hour,
+            account_id=account,
+            region=region,
         )
         written = [r for r in results if r.written]
         metrics.add_metric(name=ServiceMetric.DIGESTS_WRITTEN, unit="Count", value=len(written))

@@ -1,6 +1,6 @@
 """Provenance function: an EventBridge rule on "AWS API Call via CloudTrail" (``contract.training_launch_pattern``)
-invokes it asynchronously with one launch call; it stores that call's provenance once, by key
-(``flopsmeter.service.provenance.capture_launch``).
+invokes it asynchronously with one launch call; it parses it (``flopsmeter.functions.inbound.LaunchCall``) and
+stores that call's provenance once, by key (``flopsmeter.service.provenance.capture_launch``).
 
 A transient failure (S3 throttled) raises, so Lambda retries the asynchronous invocation; an event that is not a
 successful launch call is logged and dropped (the rule should not have sent it). A launch whose capture is lost
@@ -16,10 +16,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flopsmeter.contract import ServiceMetric
+from flopsmeter.errors import MalformedEvent
 from flopsmeter.functions.container import ProvenanceContainer, build_provenance
+from flopsmeter.functions.inbound import LaunchCall, parse_inbound
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import FunctionSettings
-from flopsmeter.service.errors import MalformedEvent
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
 
@@ -40,7 +41,8 @@ def handler_for(container: Callable[[], ProvenanceContainer]) -> Handler:
         from flopsmeter.service.provenance import capture_launch
 
         try:
-            result = capture_launch(event, container().store)
+            launch: LaunchCall = parse_inbound(event, accept=(LaunchCall,))
+            result = capture_launch(launch.to_call(), container().store)
         except MalformedEvent as err:
             logger.warning("not a launch call; dropped", extra={"reason": str(err)[:300]})
             metrics.add_metric(name=ServiceMetric.MALFORMED_EVENT, unit="Count", value=1)

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flopsmeter.contract import ORGANIZATION
 from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE, EnergyAssumptions
-from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
-from flopsmeter.service.ports import ServiceConfig
+from flopsmeter.errors import FlopsMeterError
+from flopsmeter.service.dependencies import ServiceConfig
 
 SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
 # A standard (not FIFO) queue's URL: https://sqs.<region>.amazonaws.com/<account>/<name>, or an emulator's http URL.

@@ -349,6 +349,7 @@ class Demo:
 
     def digest_and_verify(self) -> None:
         self.section("8. Signed digest and verification")
+        from flopsmeter.aws.kms import KmsSigner
         from flopsmeter.compliance.verify import BucketSource, render_text, verify
         from flopsmeter.service.digests import write_digest
 
@@ -356,8 +357,7 @@ class Demo:
         time.sleep(1.1)  # a digest covers versions written before its (whole-second) end: let the last one in
         for d in write_digest(
             store,
-            self.aws("kms"),
-            self.resources.signing_key_id,
+            KmsSigner(self.aws("kms"), self.resources.signing_key_id),
             account_id=self.resources.account_id,
             region=self.resources.region,
         ):

@@ -240,6 +240,7 @@ class OrgDemo:
 
     def one_query(self) -> None:
         self.section("5. Digests per account chain, verification, one query over every account")
+        from flopsmeter.aws.kms import KmsSigner
         from flopsmeter.compliance.mirror import pull
         from flopsmeter.compliance.query import run_duckdb
         from flopsmeter.compliance.verify import BucketSource, render_text, verify
@@ -248,7 +249,7 @@ class OrgDemo:
         store = self.store()
         aws = local_clients(self.resources)
         time.sleep(1.1)  # a digest covers versions written before its (whole-second) end
-        digests = write_digest(store, aws("kms"), self.resources.signing_key_id)
+        digests = write_digest(store, KmsSigner(aws("kms"), self.resources.signing_key_id))
         for d in digests:
             self.out.print(f"digest s3://{store.bucket}/{d.key}: {d.record_count} record version(s)")
         source: Any = BucketSource(store, kms=aws("kms"))  # as flopsmeter.local.demo: the Source protocol is loose

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 from flopsmeter.local import moto_ext
 from flopsmeter.local.provision import LocalResources, provision
 

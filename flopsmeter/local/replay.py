@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter import contract
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 from flopsmeter.local import moto_ext
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import DrainReport, drain, put_state_change

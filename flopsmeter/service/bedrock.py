@@ -32,11 +32,13 @@ from flopsmeter.domain.classification import classify
 from flopsmeter.domain.customization import estimate_bedrock_job
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.pretrain import resolve_pretrain_compute
+from flopsmeter.domain.times import as_utc
+from flopsmeter.errors import CloudTrailPending, PermanentError
+from flopsmeter.ports import BedrockSource
 from flopsmeter.service.classifier import ClassifyResult, record_job
 from flopsmeter.service.customization import NO_INSTANCES, customization_block, estimated_flops
-from flopsmeter.service.errors import CloudTrailPending, PermanentError
-from flopsmeter.service.facts import as_utc, clean_text, parse_bool
-from flopsmeter.service.ports import BedrockSource, ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.facts import clean_text, parse_bool
 from flopsmeter.service.records import base_model_info
 
 INSTANCE_PLACEHOLDER = "bedrock"  # no instance type: the hardware ceiling's unknown-instance placeholder

@@ -6,7 +6,8 @@ lineage), builds the record (``flopsmeter.service.records``), writes it once (``
 and then announces it (``flopsmeter.service.notifications``: EventBridge, and SNS when approaching or exceeding).
 
 Everything it talks to comes in through ``Dependencies``, so tests hand it fakes. It raises only
-``flopsmeter.service.errors`` types: ``TransientError`` (retry later) or ``PermanentError`` (dead-letter).
+``flopsmeter.errors`` types: ``TransientError`` (retry later) or ``PermanentError`` (dead-letter), its ports'
+errors passed on unchanged.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import TERMINAL_STATUSES, ServiceMetric
 from flopsmeter.domain.classification import Outcome
-from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
+from flopsmeter.errors import AuditStoreError, PermanentStoreError
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import facts_from_description
 from flopsmeter.service.lineage_index import write_index
-from flopsmeter.service.notifications import announce, announced, exists, worst_outcome
-from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.notifications import announce, announced, worst_outcome
 from flopsmeter.service.records import build_record
 
 
@@ -65,17 +65,14 @@ def record_job(
 ) -> ClassifyResult:
     """Write the record ``build`` makes at ``key`` once, count it, and announce it; a record already there (or
     written concurrently) makes this the duplicate path. Shared by every kind of job (training, Bedrock)."""
-    if exists(deps, key):
+    if deps.store.exists(key):
         return _duplicate(request, deps, key, config)
     record = build()
     try:
         put = deps.store.put_record(key, record)
-    except TransientStoreError as err:
+    except AuditStoreError:  # transient (retried) or permanent (dead-lettered): counted either way
         deps.metrics.add_metric(ServiceMetric.AUDIT_WRITE_FAILED, "Count", 1)
-        raise TransientAuditWriteError(f"audit write of {key} failed, will retry: {err}") from err
-    except AuditStoreError as err:
-        deps.metrics.add_metric(ServiceMetric.AUDIT_WRITE_FAILED, "Count", 1)
-        raise PermanentAuditWriteError(f"audit write of {key} refused: {err}") from err
+        raise
     if not put.written:  # a concurrent delivery won the race between our check and our write
         return _duplicate(request, deps, key, config)
     sealed = record if record.sha256 else record.sealed()
@@ -119,9 +116,7 @@ def _duplicate(request: ClassifyRequest, deps: Dependencies, key: str, config: S
         if announced(deps, key):
             return ClassifyResult("duplicate", request.job_name, key, reason="record already exists")
         existing = deps.store.get_record(key)
-    except TransientStoreError as err:
-        raise TransientAuditWriteError(f"reading {key}: {err}") from err
-    except (AuditStoreError, PermanentAuditWriteError, ValueError) as err:
+    except (PermanentStoreError, ValueError) as err:
         deps.log.warning("existing record unreadable; not re-announced", extra={"key": key, "error": str(err)})
         return ClassifyResult("duplicate", request.job_name, key, reason=f"record exists but is unreadable: {err}")
     deps.log.warning("record exists but was never announced; announcing now", extra={"key": key})

@@ -3,7 +3,8 @@
 Hourly (the digest function closes the previous hour, catching up missed hours oldest first, so the chain has no
 gap) or on demand (``flopsmeter local digest``: up to now). Idempotent: a digest already written is left alone and
 a concurrent writer's digest is chained to. The document format, keys and signing string are
-``flopsmeter.audit.digests``; the signature comes from ``flopsmeter.aws.kms.KmsSigner``.
+``flopsmeter.audit.digests``; the signature comes from the ``Signer`` handed in (``flopsmeter.aws.kms.KmsSigner``
+in the service).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flopsmeter.audit.digests import (
     HOUR,
     DigestScope,
     RecordVersion,
+    Signer,
     build_digest,
     entry_for,
     floor_hour,
@@ -37,11 +39,7 @@ from flopsmeter.audit.keys import (
     public_key_object_key,
     records_prefix,
 )
-from flopsmeter.aws.kms import KmsSigner
-from flopsmeter.aws.store import AuditStore
-
-if TYPE_CHECKING:
-    from mypy_boto3_kms import KMSClient
+from flopsmeter.ports import DigestStore
 
 MAX_CATCH_UP_HOURS = 24 * 31  # one run writes at most a month of missed hourly digests, oldest first
 
@@ -73,7 +71,9 @@ class StoredDigest:
         return parse_iso(str(self.document["period_end"]))
 
 
-def latest_digest(store: AuditStore, account_id: str, region: str, *, before: str | None = None) -> StoredDigest | None:
+def latest_digest(
+    store: DigestStore, account_id: str, region: str, *, before: str | None = None
+) -> StoredDigest | None:
     """The newest digest of a chain (greatest key, which is chronological), optionally with key < ``before``."""
     keys = [o["Key"] for o in store.list_keys(chain_prefix(account_id, region)) if o["Key"].endswith(".json")]
     if before is not None:
@@ -85,7 +85,7 @@ def latest_digest(store: AuditStore, account_id: str, region: str, *, before: st
     return StoredDigest(key, body, json.loads(body))
 
 
-def record_versions(store: AuditStore, account_id: str, region: str) -> list[RecordVersion]:
+def record_versions(store: DigestStore, account_id: str, region: str) -> list[RecordVersion]:
     """Every record object version (no delete markers) of one account/region."""
     return [
         RecordVersion(v["Key"], v.get("VersionId"), v["LastModified"].astimezone(UTC))
@@ -94,7 +94,7 @@ def record_versions(store: AuditStore, account_id: str, region: str) -> list[Rec
     ]
 
 
-def discover_chains(store: AuditStore) -> list[tuple[str, str]]:
+def discover_chains(store: DigestStore) -> list[tuple[str, str]]:
     """Every (account, region) that has records or digests in the bucket."""
     chains: set[tuple[str, str]] = set()
     for obj in store.list_keys(records_prefix()):
@@ -136,9 +136,8 @@ def periods_to_write(
 
 
 def write_digest(
-    store: AuditStore,
-    kms: KMSClient,
-    key_id: str,
+    store: DigestStore,
+    signer: Signer,
     hour: datetime | None = None,
     *,
     account_id: str | None = None,
@@ -160,7 +159,6 @@ def write_digest(
             for c in discover_chains(store)
             if (account_id is None or c[0] == account_id) and (region is None or c[1] == region)
         ]
-    signer = KmsSigner(kms, key_id)
     results: list[DigestResult] = []
     for account, chain_region in chains:
         results.extend(_write_chain(store, signer, account, chain_region, hour, moment))
@@ -168,7 +166,7 @@ def write_digest(
 
 
 def _write_chain(
-    store: AuditStore, signer: KmsSigner, account: str, region: str, hour: datetime | None, now: datetime
+    store: DigestStore, signer: Signer, account: str, region: str, hour: datetime | None, now: datetime
 ) -> list[DigestResult]:
     previous = latest_digest(store, account, region)
     previous_end = previous.period_end if previous else None
@@ -220,7 +218,7 @@ def _write_chain(
     return results
 
 
-def _publish_public_key(store: AuditStore, signer: KmsSigner) -> None:
+def _publish_public_key(store: DigestStore, signer: Signer) -> None:
     """Store the signing key's public half next to the digests (convenience for offline mirrors, not a trust anchor)."""
     der = signer.public_key_der()
     key = public_key_object_key(public_key_fingerprint(der))

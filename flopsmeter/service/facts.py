@@ -6,15 +6,15 @@ so the same record key) from the same job.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flopsmeter.audit.keys import record_key, valid_job_name
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling
-from flopsmeter.service.errors import PermanentError
+from flopsmeter.domain.times import as_utc
+from flopsmeter.errors import PermanentError
 from flopsmeter.service.lineage_io import LineageIO, lineage_io_of
 
 MAX_TEXT = 256  # longest free-text value (base model id, failure reason) copied into a record
@@ -68,22 +68,6 @@ def arn_parts(arn: str) -> tuple[str, str]:
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sagemaker" or not parts[4].isdigit():
         raise PermanentError(f"not a SageMaker ARN: {arn[:120]!r}")
     return parts[4], parts[3]
-
-
-def as_utc(value: Any) -> datetime | None:
-    """A describe/list timestamp (datetime, epoch seconds, ISO string) as an aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-    if isinstance(value, str):
-        try:
-            return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
 
 
 def job_end_time(job: Mapping[str, Any]) -> tuple[datetime, str | None]:

@@ -20,9 +20,10 @@ from typing import Literal
 from flopsmeter.audit.keys import parse_launch_arn
 from flopsmeter.audit.record import CloudTrailRef, LaunchLink
 from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN
-from flopsmeter.service.errors import CloudTrailPending, PermanentError, TransientError
+from flopsmeter.errors import CloudTrailPending, PermanentError, TransientError
+from flopsmeter.ports import JobSource, TrailHit
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.facts import JobFacts
-from flopsmeter.service.ports import Dependencies, JobSource, ServiceConfig, TrailHit
 from flopsmeter.service.provenance import read_provenance
 
 # The call that creates each kind of parent (the fallback looks for it in CloudTrail).

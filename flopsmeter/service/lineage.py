@@ -21,15 +21,14 @@ from flopsmeter import contract
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.lineage_index import IndexEntry
 from flopsmeter.audit.record import AuditRecord, ParentLink
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import TERMINAL_STATUSES
 from flopsmeter.domain.lineage import NO_PARENT, ParentFigure, ParentSource, ParentStatus
 from flopsmeter.domain.numbers import parse_flops
-from flopsmeter.service.errors import JobNotFound, ParentRecordPending, TransientError
+from flopsmeter.errors import JobNotFound, ParentRecordPending, PermanentStoreError
+from flopsmeter.ports import JobSource, RecordStore
 from flopsmeter.service.facts import JobFacts, clean_text, facts_from_description, job_ceiling, training_duration
 from flopsmeter.service.lineage_index import Lookup, find_job, find_model_package, find_writer
 from flopsmeter.service.lineage_io import LineageIO, Read
-from flopsmeter.service.ports import JobSource, RecordStore
 
 
 @dataclass(frozen=True)
@@ -250,9 +249,7 @@ def _read_record(ctx: Context, link: ParentLink) -> Resolved:
             resolved = link.model_copy(update={"cumulative_flops": record.lineage.cumulative_flops, "reason": reason})
             figure = ParentFigure(link.job, record.lineage.cumulative_flops, complete=complete)
             return Resolved(resolved, figure, [*record.lineage.chain, link.job], record)
-    except TransientStoreError as err:
-        raise TransientError(f"reading the parent's record {key}: {err}") from err
-    except (AuditStoreError, ValueError) as err:  # unreadable/unknown-schema record: as if it had none (no wait)
+    except (PermanentStoreError, ValueError) as err:  # unreadable/unknown-schema record: as if it had none (no wait)
         return _without_record(ctx, link, f"parent record {key} could not be read ({type(err).__name__})", wait=False)
     return _without_record(ctx, link, f"parent job {link.job} has no audit record", wait=True)
 

@@ -13,10 +13,9 @@ started, the latest such writer is the parent. A model package is one lookup by 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -27,25 +26,11 @@ from flopsmeter.audit.keys import (
     parse_artifact_index_key,
 )
 from flopsmeter.audit.lineage_index import IndexEntry
-from flopsmeter.aws.store import AuditStoreError, StoredObject, TransientStoreError
 from flopsmeter.domain.lineage import ArtifactRole, prefix_candidates
-from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError, TransientError
+from flopsmeter.errors import PermanentStoreError
+from flopsmeter.ports import IndexStore
 from flopsmeter.service.facts import JobFacts
 from flopsmeter.service.lineage_io import LineageIO
-
-
-class IndexStore(Protocol):
-    """The part of ``AuditStore`` the index uses."""
-
-    def exists(self, key: str) -> bool: ...
-
-    def get(self, key: str) -> StoredObject: ...
-
-    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...
-
-    def put_immutable(
-        self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
-    ) -> tuple[bool, str | None, datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -82,12 +67,7 @@ def write_index(facts: JobFacts, io: LineageIO, store: IndexStore) -> int:
     written = 0
     for entry in index_entries(facts, io):
         key = entry.key()
-        try:
-            new, _, _ = store.put_immutable(key, entry.to_json_bytes())
-        except TransientStoreError as err:
-            raise TransientAuditWriteError(f"lineage index write of {key} failed, will retry: {err}") from err
-        except AuditStoreError as err:
-            raise PermanentAuditWriteError(f"lineage index write of {key} refused: {err}") from err
+        new, _, _ = store.put_immutable(key, entry.to_json_bytes())
         written += int(new)
     return written
 
@@ -97,7 +77,7 @@ def find_writer(store: IndexStore, location: str, *, before: datetime, exclude_j
     for prefix in prefix_candidates(location):
         try:
             latest = _latest_writer(store, artifact_index_prefix(prefix), before, exclude_job)
-        except AuditStoreError as err:  # refused: the lineage cannot be checked, so it is not complete
+        except PermanentStoreError as err:  # refused: the lineage cannot be checked, so it is not complete
             return Lookup(None, f"the lineage index for {prefix} could not be listed ({err})")
         if latest is not None:
             return _read_entry(store, latest)
@@ -106,18 +86,15 @@ def find_writer(store: IndexStore, location: str, *, before: datetime, exclude_j
 
 def _latest_writer(store: IndexStore, prefix: str, before: datetime, exclude_job: str) -> str | None:
     latest: str | None = None
-    try:
-        for item in store.list_keys(prefix):
-            try:
-                _, end, job = parse_artifact_index_key(str(item.get("Key")))
-            except ValueError:
-                continue
-            if end > before:
-                break  # keys are in end-time order
-            if job != exclude_job:
-                latest = str(item["Key"])
-    except TransientStoreError as err:
-        raise TransientError(f"listing the lineage index under {prefix}: {err}") from err
+    for item in store.list_keys(prefix):
+        try:
+            _, end, job = parse_artifact_index_key(str(item.get("Key")))
+        except ValueError:
+            continue
+        if end > before:
+            break  # keys are in end-time order
+        if job != exclude_job:
+            latest = str(item["Key"])
     return latest
 
 
@@ -135,9 +112,7 @@ def _find_single(store: IndexStore, key: str) -> Lookup | None:
     try:
         if not store.exists(key):
             return None
-    except TransientStoreError as err:
-        raise TransientError(f"lineage index lookup of {key}: {err}") from err
-    except AuditStoreError as err:
+    except PermanentStoreError as err:
         return Lookup(None, f"lineage index entry {key} could not be read ({err})")
     return _read_entry(store, key)
 
@@ -145,9 +120,7 @@ def _find_single(store: IndexStore, key: str) -> Lookup | None:
 def _read_entry(store: IndexStore, key: str) -> Lookup:
     try:
         body = store.get(key).body
-    except TransientStoreError as err:
-        raise TransientError(f"reading the lineage index entry {key}: {err}") from err
-    except AuditStoreError as err:
+    except PermanentStoreError as err:
         return Lookup(None, f"lineage index entry {key} could not be read ({err})")
     try:
         return Lookup(IndexEntry.from_json_bytes(body))

@@ -10,9 +10,9 @@ from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord, Lineage
 from flopsmeter.domain.classification import Classification
 from flopsmeter.domain.lineage import LineageFigure, LineageStatus, apply_lineage_rule, lineage_flops
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.facts import JobFacts
 from flopsmeter.service.lineage import Lineages, resolve_lineage
-from flopsmeter.service.ports import Dependencies, ServiceConfig
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ import json
 
 from flopsmeter.audit.keys import notification_key
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.domain.classification import Outcome
+from flopsmeter.errors import AuditStoreError
 from flopsmeter.service.customization import declaration_needed
-from flopsmeter.service.errors import PermanentAuditWriteError, TransientAuditWriteError
-from flopsmeter.service.events import ClassificationRecordedDetail
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.lineage_record import lineage_alert_lines
-from flopsmeter.service.ports import Dependencies, ServiceConfig
+from flopsmeter.service.recorded_event import ClassificationRecordedDetail
 
 ALERTING_OUTCOMES = (Outcome.APPROACHING.value, Outcome.EXCEEDS.value)
 DECLARATION_REQUEST = (
@@ -31,19 +30,9 @@ def worst_outcome(record: AuditRecord) -> str:
     return max((c.outcome for c in record.classifications), key=lambda o: severity[o])
 
 
-def exists(deps: Dependencies, key: str) -> bool:
-    """Does ``key`` exist in the audit bucket? Store errors become the service's transient/permanent ones."""
-    try:
-        return deps.store.exists(key)
-    except TransientStoreError as err:
-        raise TransientAuditWriteError(f"checking {key}: {err}") from err
-    except AuditStoreError as err:
-        raise PermanentAuditWriteError(f"checking {key}: {err}") from err
-
-
 def announced(deps: Dependencies, key: str) -> bool:
     """Has every announcement step of the record at ``key`` gone out?"""
-    return exists(deps, notification_key(key))
+    return deps.store.exists(notification_key(key))
 
 
 def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceConfig, *, fresh: bool = True) -> None:
@@ -75,7 +64,7 @@ def announce(record: AuditRecord, key: str, deps: Dependencies, config: ServiceC
         energy_kwh=record.energy.kwh if record.energy else None,
     ).model_dump(mode="json")
     event_marker = notification_key(key, step="event")
-    if fresh or not exists(deps, event_marker):
+    if fresh or not deps.store.exists(event_marker):
         deps.publisher.recorded(detail, resources=[record.job.arn])
         _mark(deps, event_marker, record)
     declare = declaration_needed(record)  # an estimate on a bound: a person must declare (issue 16/17)

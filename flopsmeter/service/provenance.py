@@ -17,21 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopsmeter.audit.keys import parse_launch_arn, provenance_key_for_arn
-from flopsmeter.audit.record import body_sha256, canonical_json, utcnow
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
-from flopsmeter.contract import CLOUDTRAIL_API_CALL, LAUNCH_EVENT_NAMES, SAGEMAKER_API_EVENT_SOURCE
-from flopsmeter.service.errors import MalformedEvent, TransientError
-from flopsmeter.service.facts import as_utc, clean_text
-from flopsmeter.service.ports import RecordStore
+from flopsmeter.audit.record import body_sha256, canonical_json
+from flopsmeter.contract import CREATED_ARN_FIELD
+from flopsmeter.domain.times import utcnow
+from flopsmeter.errors import MalformedEvent, PermanentStoreError
+from flopsmeter.ports import IndexStore, LaunchCall, RecordStore
+from flopsmeter.service.facts import clean_text
 
-# Where each launch call names what it created (CloudTrail's ``responseElements``).
-CREATED_ARN_FIELD = {
-    "CreateTrainingJob": "trainingJobArn",
-    "CreateHyperParameterTuningJob": "hyperParameterTuningJobArn",
-    "StartPipelineExecution": "pipelineExecutionArn",
-    "CreateAutoMLJob": "autoMLJobArn",
-    "CreateAutoMLJobV2": "autoMLJobArn",
-}
 # The request parameters worth keeping (dotted paths into ``requestParameters``); CloudTrail hides environment and
 # hyper-parameters anyway. Everything else is left out: the object stays small and holds no secrets.
 REQUEST_FIELDS = {
@@ -87,53 +79,44 @@ class CaptureResult:
     provenance: Provenance
 
 
-def capture_launch(event: Mapping[str, Any], store: RecordStore, now: datetime | None = None) -> CaptureResult:
-    """Store the provenance of the launch call in ``event`` (an "AWS API Call via CloudTrail" EventBridge event)."""
-    provenance = provenance_from_event(event, now or utcnow())
+def capture_launch(call: LaunchCall, store: IndexStore, now: datetime | None = None) -> CaptureResult:
+    """Store the provenance of one successful launch call (the provenance function parsed it from an "AWS API Call
+    via CloudTrail" event: ``flopsmeter.functions.inbound.LaunchCall``)."""
+    provenance = provenance_from_call(call, now or utcnow())
     key = provenance_key_for_arn(provenance.resource_arn)
-    try:
-        written, _version, _until = store.put_immutable(
-            key, provenance.to_json_bytes(), metadata={"sha256": provenance.sha256}
-        )
-    except TransientStoreError as err:
-        raise TransientError(f"provenance write of {key} failed, will retry: {err}") from err
+    written, _version, _until = store.put_immutable(
+        key, provenance.to_json_bytes(), metadata={"sha256": provenance.sha256}
+    )
     return CaptureResult(key, written, provenance)
 
 
-def provenance_from_event(event: Mapping[str, Any], now: datetime) -> Provenance:
-    """The sealed ``Provenance`` of one launch event; ``MalformedEvent`` when it is not one."""
-    if event.get("detail-type") != CLOUDTRAIL_API_CALL or not isinstance(event.get("detail"), Mapping):
-        raise MalformedEvent("not an 'AWS API Call via CloudTrail' event")
-    detail: Mapping[str, Any] = event["detail"]
-    name = detail.get("eventName")
-    if detail.get("eventSource") != SAGEMAKER_API_EVENT_SOURCE or name not in LAUNCH_EVENT_NAMES:
-        raise MalformedEvent(f"not a SageMaker launch call: {str(name)[:64]!r}")
-    if detail.get("errorCode"):
-        raise MalformedEvent(f"{name} was refused ({str(detail['errorCode'])[:64]}): it created nothing")
-    response = _mapping(detail.get("responseElements"))
-    arn = str(response.get(CREATED_ARN_FIELD[str(name)]) or "")
+def provenance_from_call(call: LaunchCall, now: datetime) -> Provenance:
+    """The sealed ``Provenance`` of one launch call; ``MalformedEvent`` when it names no resource it created."""
+    name = call.event_name
+    if name not in CREATED_ARN_FIELD:
+        raise MalformedEvent(f"not a SageMaker launch call: {name[:64]!r}")
+    arn = str(call.response.get(CREATED_ARN_FIELD[name]) or "")
     try:
         account, region, kind, _ = parse_launch_arn(arn)
     except ValueError as err:
         raise MalformedEvent(f"{name} event names no created resource ARN: {err}") from None
-    identity = _mapping(detail.get("userIdentity"))
-    issuer = _mapping(_mapping(identity.get("sessionContext")).get("sessionIssuer"))
+    issuer = _mapping(_mapping(call.identity.get("sessionContext")).get("sessionIssuer"))
     try:
         return Provenance(
             kind=kind,
             resource_arn=arn,
-            event_name=str(name),
-            event_id=str(detail.get("eventID") or ""),
-            event_time=as_utc(detail.get("eventTime")),
+            event_name=name,
+            event_id=call.event_id,
+            event_time=call.event_time,
             account_id=account,
             region=region,
-            principal_arn=_text(identity.get("arn")),
-            principal_type=_text(identity.get("type")),
+            principal_arn=_text(call.identity.get("arn")),
+            principal_type=_text(call.identity.get("type")),
             session_issuer_arn=_text(issuer.get("arn")),
-            invoked_by=_text(identity.get("invokedBy")),
-            source_ip=_text(detail.get("sourceIPAddress")),
-            user_agent=_text(detail.get("userAgent")),
-            request=_request(str(name), detail.get("requestParameters")),
+            invoked_by=_text(call.identity.get("invokedBy")),
+            source_ip=_text(call.source_ip),
+            user_agent=_text(call.user_agent),
+            request=_request(name, call.request),
             captured_at=now,
         ).sealed()
     except ValidationError as err:
@@ -143,13 +126,11 @@ def provenance_from_event(event: Mapping[str, Any], now: datetime) -> Provenance
 def read_provenance(store: RecordStore, arn: str) -> Provenance | None:
     """The stored provenance of the resource ``arn``: one GET. None when nothing was captured, or when what is there
     does not validate or match its own hash (then the caller falls back to CloudTrail). Throttling or a 5xx raises
-    ``TransientError``."""
+    ``TransientStoreError``."""
     key = provenance_key_for_arn(arn)
     try:
         stored = store.get_if_exists(key)
-    except TransientStoreError as err:
-        raise TransientError(f"reading provenance {key}: {err}") from err
-    except AuditStoreError:
+    except PermanentStoreError:
         return None
     if stored is None:
         return None

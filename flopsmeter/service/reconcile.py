@@ -16,13 +16,13 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
 from flopsmeter.contract import ServiceMetric
+from flopsmeter.domain.times import as_utc
+from flopsmeter.errors import PermanentError, TransientError
 from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedrock_job
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
-from flopsmeter.service.errors import PermanentError, TransientError
-from flopsmeter.service.facts import as_utc, summary_record_key
-from flopsmeter.service.ports import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.facts import summary_record_key
 
 
 @dataclass
@@ -92,12 +92,12 @@ def _reconcile_one(
             report.already_recorded += 1
             return
         result = classify(ClassifyRequest(name, None, reconciled=True), deps, config)
-    except (TransientError, TransientStoreError) as err:
+    except TransientError as err:
         report.deferred[name] = str(err)
         deps.metrics.add_metric(ServiceMetric.RECONCILE_DEFERRED, "Count", 1)
         deps.log.warning("reconcile deferred to the next run", extra={"job": name, "reason": str(err)})
         return
-    except (PermanentError, AuditStoreError, KeyError, ValueError) as err:
+    except (PermanentError, KeyError, ValueError) as err:
         report.failed[name] = str(err)
         deps.metrics.add_metric(ServiceMetric.RECONCILE_FAILED, "Count", 1)
         deps.log.error("reconcile failed", extra={"job": name, "reason": str(err)})

@@ -22,12 +22,13 @@ from flopsmeter.domain.classification import Classification, classify
 from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
+from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
+from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
 from flopsmeter.service.launcher import resolve_launcher
 from flopsmeter.service.lineage import Lineages
 from flopsmeter.service.lineage_record import job_lineage
-from flopsmeter.service.ports import ClassifyRequest, Dependencies, MeteredFigures, ServiceConfig
 
 Channel = Literal["cloudwatch", "final_metric_data"]
 METRICS_WINDOW_BEFORE = timedelta(minutes=5)

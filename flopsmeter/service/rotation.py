@@ -15,18 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from flopsmeter.contract import ServiceMetric
-from flopsmeter.service.errors import TransientError
-from flopsmeter.service.ports import Dependencies, ServiceConfig
+from flopsmeter.errors import TransientError
+from flopsmeter.ports import Cursor
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.reconcile import ReconcileReport, reconcile
-
-
-class Cursor(Protocol):
-    def load(self) -> int: ...
-
-    def save(self, value: int) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flopsmeter.domain.errors import FlopsMeterError
 from flopsmeter.domain.flops import ATTENTION_SCORES, LM_HEAD, FlopsPerToken, flops_per_token, trainable_params
 from flopsmeter.domain.methods import ALL_LINEAR, FineTuning, lora_targets_from
 from flopsmeter.domain.shape import ModelShape
+from flopsmeter.errors import FlopsMeterError
 from flopsmeter.training.heads import find_head, formula_params_with_head, shape_with_head
 from flopsmeter.training.lora import lora_costs, lora_plan, uniform
 

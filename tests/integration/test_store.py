@@ -8,7 +8,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from flopsmeter.audit.keys import record_key
-from flopsmeter.aws.store import AuditStore, TransientStoreError
+from flopsmeter.aws.store import AuditStore
+from flopsmeter.errors import TransientStoreError
 from tests.support.records import make_record
 
 BUCKET = "flopsmeter-audit-test"

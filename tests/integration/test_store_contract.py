@@ -11,7 +11,8 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter.audit.keys import record_key
-from flopsmeter.aws.store import AuditStore, AuditStoreError
+from flopsmeter.aws.store import AuditStore
+from flopsmeter.errors import AuditStoreError
 from tests.support.fakes import FakeStore
 from tests.support.records import make_record
 

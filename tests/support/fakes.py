@@ -19,10 +19,10 @@ from botocore.exceptions import ClientError
 
 from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.aws.store import AuditStoreError, PutResult, StoredObject
+from flopsmeter.errors import JobNotFound, PermanentStoreError
 from flopsmeter.functions.container import ClassifierContainer
-from flopsmeter.service.errors import JobNotFound
-from flopsmeter.service.ports import Dependencies, MeteredFigures, ServiceConfig, TrailHit
+from flopsmeter.ports import MeteredFigures, PutResult, StoredObject, TrailHit
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -269,7 +269,7 @@ class FakeStore:
     def get(self, key: str) -> StoredObject:
         self.faults.check("get")
         if key not in self.objects:
-            raise AuditStoreError(f"reading s3://{self.bucket}/{key}: NoSuchKey (fake)")
+            raise PermanentStoreError(f"reading s3://{self.bucket}/{key}: NoSuchKey (fake)")
         return StoredObject(key, self.objects[key], f"v-{key}", None)
 
     def get_if_exists(self, key: str) -> StoredObject | None:

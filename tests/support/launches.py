@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from flopsmeter.functions.inbound import LaunchCall as LaunchCallEvent
+from flopsmeter.functions.inbound import parse_inbound
+from flopsmeter.ports import LaunchCall
 from tests.support.fakes import ACCOUNT, REGION
 
 SWEEP = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/sweep-1"
@@ -34,3 +37,10 @@ def launch_event(name: str, response: dict, *, error: str | None = None, princip
     if error:
         detail["errorCode"] = error
     return {"source": "aws.sagemaker", "detail-type": "AWS API Call via CloudTrail", "detail": detail}
+
+
+def launch_call(event: dict) -> LaunchCall:
+    """The launch call of ``event`` as the provenance function hands it to the service (``MalformedEvent`` when the
+    edge model refuses the event)."""
+    parsed: LaunchCallEvent = parse_inbound(event, accept=(LaunchCallEvent,))
+    return parsed.to_call()

@@ -26,12 +26,12 @@ from moto import mock_aws
 
 from flopsmeter import contract
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
-from flopsmeter.aws.events import Notifier
 from flopsmeter.aws.metrics import JobMetrics
+from flopsmeter.aws.notifier import Notifier
 from flopsmeter.aws.sagemaker import SageMakerJobs
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
-from flopsmeter.service.ports import Dependencies, ServiceConfig
+from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.aws.kms import KmsSigner
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.service.digests import write_digest
 from tests.support.records import key_of, make_record
@@ -84,7 +85,9 @@ class Trail:
 
     def digest(self, hour: datetime, at: datetime) -> list[str]:
         self.clock.set(at)
-        results = write_digest(self.store, self.kms, self.key_id, hour, account_id=ACCOUNT, region=REGION, now=at)
+        results = write_digest(
+            self.store, KmsSigner(self.kms, self.key_id), hour, account_id=ACCOUNT, region=REGION, now=at
+        )
         keys = [r.key for r in results if r.written]
         self.digests.extend(keys)
         return keys
@@ -120,7 +123,6 @@ def tamper_digest(trail: Trail, key: str, change: Any, *, resign: bool = False) 
 
     from flopsmeter.audit.digests import digest_body, signing_string
     from flopsmeter.audit.record import body_sha256, canonical_json
-    from flopsmeter.aws.kms import KmsSigner
 
     document = json.loads(trail.store.get(key).body)
     change(document)

@@ -18,7 +18,7 @@ from flopsmeter.audit.digests import iso, parse_iso
 from flopsmeter.audit.keys import parse_compaction_manifest_key
 from flopsmeter.audit.record import canonical_json
 from flopsmeter.compliance.layout import Partition
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 COMPACTION_FORMAT = "flopsmeter-compaction/1"
 RecordHash = tuple[str, str | None]  # (record key, the record's sha256 field)

@@ -20,7 +20,7 @@ from flopsmeter.compliance.query.splitting import (
     by_sweep,
     splitting_sql,
 )
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 
 class QueryError(FlopsMeterError):

@@ -16,9 +16,10 @@ from flopsmeter.audit.keys import (
     parse_public_key_object_key,
     public_key_object_key,
 )
-from flopsmeter.aws.store import AuditStore, AuditStoreError
+from flopsmeter.aws.store import AuditStore
 from flopsmeter.compliance.layout import is_mirror
 from flopsmeter.compliance.mirror import key_path, read_manifest
+from flopsmeter.errors import AuditStoreError
 
 KeyLookup = tuple[Any | None, str]  # (public key or None, how it was found or why not)
 

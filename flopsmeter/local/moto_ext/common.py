@@ -9,7 +9,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
 CONTROL_PREFIX = "/moto-api/flopsmeter"

@@ -6,8 +6,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from flopsmeter.aws.athena import AthenaError, AthenaTarget, Polling
+from flopsmeter.aws.athena import AthenaTarget, Polling
 from flopsmeter.compliance.query import Preset, preset_sql, run_athena
+from flopsmeter.errors import AthenaError
 
 
 def test_athena_path_sends_the_same_sql_and_pages_results():

@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
-from flopsmeter.aws.lookup_budget import CloudTrailThrottled, LookupBudget
-from flopsmeter.service.errors import TransientError
+from flopsmeter.aws.lookup_budget import LookupBudget
+from flopsmeter.errors import CloudTrailThrottled, TransientError
 
 CREATED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 TUNING_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:hyper-parameter-tuning-job/sweep-1"

@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from flopsmeter.aws.sessions import (
-    REFRESH_BEFORE,
-    AccountSessions,
-    MemberRoleUnavailable,
-    member_role_arn,
-    partition_of,
-)
+from flopsmeter.aws.sessions import REFRESH_BEFORE, AccountSessions, member_role_arn, partition_of
 from flopsmeter.contract import member_reader_role_name
-from flopsmeter.service.errors import TransientError
+from flopsmeter.errors import MemberRoleUnavailable, TransientError
 
 HOME, MEMBER, OTHER = "999999999999", "111111111111", "222222222222"
 ROLE = member_reader_role_name("prod")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flopsmeter.cli.main import main
 from flopsmeter.service.bedrock import classify_bedrock_job
-from flopsmeter.service.ports import ClassifyRequest
+from flopsmeter.service.dependencies import ClassifyRequest
 from tests.support.fakes import World
 
 

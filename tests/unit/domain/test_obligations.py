@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from flopsmeter.domain.classification import classify
+from flopsmeter.domain.errors import InvalidMoment
 from flopsmeter.domain.obligations import (
     NOTIFICATION_PERIOD,
     Crossing,
-    InvalidMoment,
     JobTimeline,
     ObligationStatus,
     crossing_moment,

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from flopsmeter.functions import classifier
-from flopsmeter.service.bedrock_events import ModelCustomizationJobStateChange
+from flopsmeter.functions.inbound import ModelCustomizationJobStateChange
 from tests.support.lambda_context import event_text, sqs_event
 
 DOCS_EVENT = "bedrock_model_customization_job_state_change_aws_docs.json"

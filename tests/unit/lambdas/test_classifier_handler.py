@@ -10,9 +10,9 @@ import pytest
 
 from flopsmeter import contract
 from flopsmeter.aws.dead_letters import DeadLetter, message_attributes
+from flopsmeter.errors import JobNotFound, MalformedEvent, PermanentStoreError
 from flopsmeter.functions import classifier
 from flopsmeter.functions.settings import SettingsError
-from flopsmeter.service.errors import JobNotFound, MalformedEvent, PermanentAuditWriteError
 from tests.support.fakes import DLQ_URL, END, FakeMetrics
 from tests.support.lambda_context import EVENTS, event_json, event_text, sqs_event
 
@@ -184,13 +184,13 @@ def test_a_refused_audit_write_is_dead_lettered_with_the_aws_error(world, dlq, c
     world.trail.add("llama3-8b-sft-001")
 
     def refuse(*_args: object, **_kwargs: object) -> None:
-        raise PermanentAuditWriteError("S3 PutObject: AccessDenied (test)")
+        raise PermanentStoreError("S3 PutObject: AccessDenied (test)")
 
     monkeypatch.setattr(world.store, "put_record", refuse)
     response = handler(sqs_event(event_text("training_job_completed.json")), context)
     assert failed_ids(response) == []
     (sent,) = dlq.sent
-    assert attributes(sent)[contract.DLQ_ATTR_ERROR] == "PermanentAuditWriteError"
+    assert attributes(sent)[contract.DLQ_ATTR_ERROR] == "PermanentStoreError"
     assert "AccessDenied" in attributes(sent)[contract.DLQ_ATTR_REASON]
 
 

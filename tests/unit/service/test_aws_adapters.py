@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import Stubber
 
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
-from flopsmeter.aws.events import Notifier
 from flopsmeter.aws.lookup_budget import LookupBudget
+from flopsmeter.aws.notifier import Notifier
 from flopsmeter.aws.sagemaker import SageMakerJobs
-from flopsmeter.service.errors import JobNotFound, PermanentError, TransientError
+from flopsmeter.errors import JobNotFound, PermanentError, TransientError
 
 CREATED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

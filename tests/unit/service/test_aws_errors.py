@@ -8,11 +8,18 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from botocore.stub import Stubber
 
 from flopsmeter.aws.errors import TRANSIENT_CODES, is_transient, translate
-from flopsmeter.aws.events import Notifier
-from flopsmeter.aws.kms import DigestError, KmsSigner, TransientDigestError
+from flopsmeter.aws.kms import KmsSigner
+from flopsmeter.aws.notifier import Notifier
 from flopsmeter.aws.sagemaker import SageMakerJobs
-from flopsmeter.aws.store import AuditStore, AuditStoreError, TransientStoreError
-from flopsmeter.service.errors import PermanentError, TransientError
+from flopsmeter.aws.store import AuditStore
+from flopsmeter.errors import (
+    AuditStoreError,
+    DigestError,
+    PermanentError,
+    TransientDigestError,
+    TransientError,
+    TransientStoreError,
+)
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from flopsmeter.aws.bedrock import BedrockJobs, match_create_job_event
-from flopsmeter.service.errors import JobNotFound, PermanentError, TransientError
+from flopsmeter.errors import JobNotFound, PermanentError, TransientError
 
 CREATED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 ARN = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/meta.llama3-1-8b-instruct-v1:0/abcdefghijkl"

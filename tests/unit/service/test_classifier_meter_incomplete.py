@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
+from flopsmeter.service.dependencies import ClassifyRequest
 
 CEILING = 8 * 312e12 * 7200  # ml.p4d.24xlarge (8 x A100, dense BF16) for the fakes' default 2 hours
 

@@ -9,8 +9,9 @@ import pytest
 
 from flopsmeter.domain.energy import DEFAULT_PUE
 from flopsmeter.functions.settings import ClassifierSettings
+from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
+from flopsmeter.service.dependencies import ClassifyRequest
 from tests.support.fakes import END
 
 SYSTEMIC = {"PRETRAIN_FLOPS": "3.8e25", "FLOPSMETER_SYSTEMIC_RISK_BASE": "true"}

@@ -9,8 +9,9 @@ import math
 import pytest
 
 from flopsmeter import contract
+from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
+from flopsmeter.service.dependencies import ClassifyRequest
 from flopsmeter.training.emitters import METRIC_DEFINITIONS
 
 CEILING = 8 * 312e12 * 7200  # ml.p4d.24xlarge (8 x A100, dense BF16) for the fakes' default 2 hours

@@ -8,17 +8,18 @@ from datetime import timedelta
 import pytest
 
 from flopsmeter.audit.keys import notification_key, record_key
-from flopsmeter.aws.store import AuditStoreError, TransientStoreError
-from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import (
+from flopsmeter.errors import (
     CloudTrailPending,
     JobNotFound,
     ParentRecordPending,
-    PermanentAuditWriteError,
-    TransientAuditWriteError,
+    PermanentError,
+    PermanentStoreError,
     TransientError,
+    TransientStoreError,
 )
-from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
+from flopsmeter.ports import MeteredFigures
+from flopsmeter.service.classifier import classify_and_record
+from flopsmeter.service.dependencies import ClassifyRequest
 from flopsmeter.service.reconcile import reconcile
 from tests.support.fakes import ACCOUNT, END, REGION
 
@@ -183,8 +184,8 @@ def test_a_failed_announcement_is_retried_once_the_record_exists(world):
 @pytest.mark.parametrize(
     ("error", "raised"),
     [
-        (TransientStoreError("SlowDown"), TransientAuditWriteError),
-        (AuditStoreError("AccessDenied"), PermanentAuditWriteError),
+        (TransientStoreError("SlowDown"), TransientError),
+        (PermanentStoreError("AccessDenied"), PermanentError),
     ],
 )
 def test_audit_write_failure_is_counted_and_raised(world, error, raised):

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from flopsmeter.domain.customization import estimate_bedrock_job, estimate_serverless_job
+from flopsmeter.errors import CloudTrailPending, JobNotFound, PermanentError
 from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedrock_job
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import CloudTrailPending, JobNotFound, PermanentError
-from flopsmeter.service.ports import ClassifyRequest
+from flopsmeter.service.dependencies import ClassifyRequest
 from flopsmeter.service.reconcile import reconcile
 from tests.support.fakes import World
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from flopsmeter.audit.keys import JOB_INDEX_PREFIX, artifact_index_prefix, model_package_index_key
-from flopsmeter.aws.store import AuditStoreError
+from flopsmeter.errors import CloudTrailPending, ParentRecordPending, PermanentError, PermanentStoreError
+from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import CloudTrailPending, ParentRecordPending, PermanentAuditWriteError
-from flopsmeter.service.ports import ClassifyRequest, MeteredFigures
+from flopsmeter.service.dependencies import ClassifyRequest
 from tests.support.fakes import ACCOUNT, END, REGION
 
 BUCKET = "s3://ml-artifacts-123"
@@ -229,8 +229,8 @@ def test_an_indexed_parent_without_its_record_yet_is_waited_for_then_its_ceiling
 
 def test_an_index_write_refused_is_permanent_and_no_record_is_written(world):
     job(world, "sft-1", 1e20)
-    world.store.faults.add("put_immutable", AuditStoreError("AccessDenied"))
-    with pytest.raises(PermanentAuditWriteError, match="lineage index"):
+    world.store.faults.add("put_immutable", PermanentStoreError("AccessDenied"))
+    with pytest.raises(PermanentError, match="AccessDenied"):  # dead-lettered at once
         run(world, "sft-1")
     assert world.store.records() == {}
 

@@ -8,13 +8,12 @@ from datetime import timedelta
 import pytest
 
 from flopsmeter.audit.keys import provenance_key_for_arn
-from flopsmeter.aws.lookup_budget import CloudTrailThrottled
 from flopsmeter.contract import TAG_PIPELINE_EXECUTION_ARN, training_launch_pattern
+from flopsmeter.errors import CloudTrailPending, CloudTrailThrottled, MalformedEvent, PermanentError, TransientError
 from flopsmeter.service.classifier import classify_and_record
-from flopsmeter.service.errors import CloudTrailPending, MalformedEvent, PermanentError, TransientError
-from flopsmeter.service.ports import ClassifyRequest
+from flopsmeter.service.dependencies import ClassifyRequest
 from flopsmeter.service.provenance import capture_launch, read_provenance
-from tests.support.launches import CAROL, PIPELINE, SWEEP, launch_event
+from tests.support.launches import CAROL, PIPELINE, SWEEP, launch_call, launch_event
 
 
 def test_capture_rule_pattern_is_successful_sagemaker_launch_calls() -> None:
@@ -37,8 +36,8 @@ def test_capture_rule_pattern_is_successful_sagemaker_launch_calls() -> None:
 
 def test_capture_stores_one_immutable_object_by_key_and_the_first_write_wins(world) -> None:
     event = launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP})
-    first = capture_launch(event, world.store, world.now)
-    again = capture_launch(event, world.store, world.now + timedelta(minutes=1))
+    first = capture_launch(launch_call(event), world.store, world.now)
+    again = capture_launch(launch_call(event), world.store, world.now + timedelta(minutes=1))
     assert first.written and not again.written and first.key == provenance_key_for_arn(SWEEP)
     stored = read_provenance(world.store, SWEEP)
     assert stored == first.provenance and stored.principal_arn == CAROL
@@ -61,13 +60,13 @@ def test_capture_stores_one_immutable_object_by_key_and_the_first_write_wins(wor
 )
 def test_capture_refuses_what_is_not_a_successful_launch(world, event) -> None:
     with pytest.raises(MalformedEvent):
-        capture_launch(event, world.store, world.now)
+        capture_launch(launch_call(event), world.store, world.now)
     assert world.store.objects == {}
 
 
 def test_a_tampered_provenance_object_is_not_trusted(world) -> None:
     result = capture_launch(
-        launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP}), world.store
+        launch_call(launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP})), world.store
     )
     world.store.objects[result.key] = world.store.objects[result.key].replace(b"carol", b"mallory")
     assert read_provenance(world.store, SWEEP) is None
@@ -79,7 +78,8 @@ def classify(world, name):
 
 def test_a_directly_launched_job_is_read_by_key_without_lookup_events(world) -> None:
     job = world.jobs.add("job-direct")
-    capture_launch(launch_event("CreateTrainingJob", {"trainingJobArn": job["TrainingJobArn"]}), world.store, world.now)
+    launched = launch_event("CreateTrainingJob", {"trainingJobArn": job["TrainingJobArn"]})
+    capture_launch(launch_call(launched), world.store, world.now)
     world.trail.faults.add("find_create_training_job", AssertionError("LookupEvents must not be called"))
     record = classify(world, "job-direct")
     assert record.cloudtrail.status == "found" and record.cloudtrail.source == "provenance"
@@ -88,7 +88,8 @@ def test_a_directly_launched_job_is_read_by_key_without_lookup_events(world) -> 
 
 def test_a_tuning_trial_keeps_the_chain_to_the_person_who_started_the_sweep(world) -> None:
     world.jobs.add("sweep-1-001-abc")["TuningJobArn"] = SWEEP
-    capture_launch(launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP}), world.store)
+    sweep = launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP})
+    capture_launch(launch_call(sweep), world.store)
     ref = classify(world, "sweep-1-001-abc").cloudtrail
     assert ref.status == "found" and ref.principal_arn == CAROL and ref.source == "provenance"
     [parent] = ref.chain

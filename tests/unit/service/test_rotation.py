@@ -14,9 +14,9 @@ from moto import mock_aws
 
 from flopsmeter import contract
 from flopsmeter.aws.cursor import RotationCursor
-from flopsmeter.aws.sessions import MemberRoleUnavailable
+from flopsmeter.errors import MemberRoleUnavailable
 from flopsmeter.functions.settings import ClassificationSettings, ReconcilerSettings, SettingsError
-from flopsmeter.service.ports import Dependencies
+from flopsmeter.service.dependencies import Dependencies
 from flopsmeter.service.rotation import RotationPlan, reconcile_accounts, this_run
 from tests.support.fakes import World
 

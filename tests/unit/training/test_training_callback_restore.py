@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from flopsmeter.domain.errors import FlopsMeterError  # noqa: E402
+from flopsmeter.errors import FlopsMeterError  # noqa: E402
 from flopsmeter.training.callback import FlopsMeterCallback  # noqa: E402
 from flopsmeter.training.environment import read_job_environment  # noqa: E402
 from flopsmeter.training.meter import FlopsMeter  # noqa: E402

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flopsmeter.domain.errors import FlopsMeterError
+from flopsmeter.errors import FlopsMeterError
 from flopsmeter.training.options import MeterOptions
 
 

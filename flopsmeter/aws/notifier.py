@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter import contract
 from flopsmeter.aws.errors import is_transient_code, translate
-from flopsmeter.service.errors import PermanentError, TransientError
+from flopsmeter.errors import PermanentError, TransientError
 
 
 class Notifier:

@@ -10,7 +10,7 @@ from moto.events.models import EventPattern
 from pydantic import ValidationError
 
 from flopsmeter.contract import model_customization_job_state_change_pattern
-from flopsmeter.service.bedrock_events import ModelCustomizationJobStateChange
+from flopsmeter.functions.inbound import ModelCustomizationJobStateChange
 
 AWS_DOCS_EXAMPLE = Path(__file__).parents[2] / "events" / "bedrock_model_customization_job_state_change_aws_docs.json"
 

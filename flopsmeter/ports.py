@@ -1,21 +1,39 @@
-"""What the classifier service talks to, as small protocols, and the plain values that cross them.
+"""What the use cases (``flopsmeter.service``) talk to, as small protocols, and the plain values that cross them.
 
-The Lambda handlers hand the service boto3-backed adapters (``flopsmeter.aws``); tests hand it fakes.
-Adapters raise only ``flopsmeter.service.errors`` types (``TransientError`` / ``PermanentError`` and their
-subclasses), never botocore's.
+This floor sits below both sides: the AWS adapters (``flopsmeter.aws``) satisfy these protocols structurally and
+return these values, the service and the compliance tools accept them, tests hand in fakes. Adapters raise only
+``flopsmeter.errors`` types (``TransientError`` / ``PermanentError`` and their subclasses), never botocore's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from flopsmeter.audit.record import AuditRecord, utcnow
-from flopsmeter.aws.store import PutResult, StoredObject
-from flopsmeter.domain.energy import EnergyAssumptions
-from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
+from flopsmeter.audit.record import AuditRecord
+
+# --- values -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What writing a record did (``RecordStore.put_record``)."""
+
+    key: str
+    written: bool  # False: an object already existed at the key (duplicate delivery), nothing changed
+    version_id: str | None
+    sha256: str
+    retain_until: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    version_id: str | None
+    last_modified: datetime | None
 
 
 @dataclass(frozen=True)
@@ -37,13 +55,31 @@ class MeteredFigures:
 
 @dataclass(frozen=True)
 class TrailHit:
-    """The CloudTrail ``CreateTrainingJob`` event of a job."""
+    """The CloudTrail event of the call that created a job (or its parent)."""
 
     event_id: str
     event_time: datetime | None
     principal_arn: str | None
     source_ip: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True)
+class LaunchCall:
+    """One successful SageMaker launch call, as the "AWS API Call via CloudTrail" event delivered it (its
+    ``detail``, already checked by the edge model: a SageMaker launch event name, no error code)."""
+
+    event_name: str
+    event_id: str
+    event_time: Any  # as CloudTrail wrote it; ``flopsmeter.domain.times.as_utc`` reads it
+    identity: Mapping[str, Any]
+    source_ip: str | None
+    user_agent: str | None
+    request: Mapping[str, Any]
+    response: Mapping[str, Any]
+
+
+# --- the facts of a job -------------------------------------------------------------------------------------------
 
 
 class JobSource(Protocol):
@@ -90,26 +126,54 @@ class BedrockSource(Protocol):
         ...
 
 
-class RecordStore(Protocol):
-    """The subset of ``flopsmeter.aws.store.AuditStore`` the service uses."""
+# --- the audit bucket ---------------------------------------------------------------------------------------------
 
-    bucket: str
+
+class IndexStore(Protocol):
+    """Immutable objects by key: what the lineage index and the provenance capture need of the audit bucket.
+
+    Failures raise ``AuditStoreError`` (``TransientStoreError`` / ``PermanentStoreError``)."""
 
     def exists(self, key: str) -> bool: ...
+
+    def get(self, key: str) -> StoredObject: ...
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...
+
+    def put_immutable(
+        self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
+    ) -> tuple[bool, str | None, datetime]: ...
+
+
+class RecordStore(IndexStore, Protocol):
+    """The subset of ``flopsmeter.aws.store.AuditStore`` the classifier service uses."""
+
+    bucket: str
 
     def put_record(self, key: str, record: AuditRecord) -> PutResult: ...
 
     def get_record(self, key: str) -> AuditRecord: ...
 
-    def get(self, key: str) -> StoredObject: ...  # lineage index entries
-
-    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...  # lineage index writers of a location
-
     def get_if_exists(self, key: str) -> StoredObject | None: ...
+
+
+class DigestStore(Protocol):
+    """What the digest writer reads and writes: listings, object versions, immutable writes."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject: ...
+
+    def list_keys(self, prefix: str) -> Iterator[dict[str, Any]]: ...
+
+    def list_versions(self, prefix: str) -> Iterator[dict[str, Any]]: ...
 
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
     ) -> tuple[bool, str | None, datetime]: ...
+
+
+# --- what the service tells the world -----------------------------------------------------------------------------
 
 
 class Publisher(Protocol):
@@ -138,35 +202,9 @@ class LogSink(Protocol):
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    primary_policy: str = DEFAULT_PRIMARY_POLICY
-    approaching_fraction: float = DEFAULT_APPROACHING_FRACTION
-    cloudtrail_max_wait_seconds: float = 3600.0
-    parent_max_wait_seconds: float = 3600.0
-    alerts_enabled: bool = True
-    # --- issue 16 (energy and obligations) ---------------------------------------------------------------------
-    established_outside_eu: bool = False  # the provider's establishment: Art. 54 (authorised representative)
-    energy: EnergyAssumptions = field(default_factory=EnergyAssumptions)  # PUE and utilisation of the estimate
+class Cursor(Protocol):
+    """Where the reconciler's round-robin over member accounts resumes (``flopsmeter.aws.cursor``)."""
 
+    def load(self) -> int: ...
 
-@dataclass
-class Dependencies:
-    """Everything the classifier service talks to (boto3-backed adapters in Lambda, fakes in tests)."""
-
-    jobs: JobSource
-    meter: MeterSource
-    trail: TrailSource
-    store: RecordStore
-    publisher: Publisher
-    metrics: MetricSink
-    log: LogSink
-    clock: Callable[[], datetime] = utcnow
-    bedrock: BedrockSource | None = None  # None: Bedrock customization events are refused (permanent error)
-
-
-@dataclass(frozen=True)
-class ClassifyRequest:
-    job_name: str
-    eventbridge_event_id: str | None = None
-    reconciled: bool = False
+    def save(self, value: int) -> None: ...
