@@ -66,17 +66,18 @@ class TrailHit:
 
 @dataclass(frozen=True)
 class LaunchCall:
-    """One successful SageMaker launch call, as the "AWS API Call via CloudTrail" event delivered it (its
-    ``detail``, already checked by the edge model: a SageMaker launch event name, no error code)."""
+    """One successful SageMaker launch call, from the "AWS API Call via CloudTrail" event that delivered it (the edge
+    model checked its event source and name, and that it carries no error code). Identity, request and response are
+    as CloudTrail wrote them: the service reads them leniently."""
 
     event_name: str
     event_id: str
-    event_time: Any  # as CloudTrail wrote it; ``flopsmeter.domain.times.as_utc`` reads it
+    event_time: datetime | None
     identity: Mapping[str, Any]
-    source_ip: str | None
-    user_agent: str | None
-    request: Mapping[str, Any]
-    response: Mapping[str, Any]
+    source_ip: object
+    user_agent: object
+    request: object  # requestParameters
+    response: Mapping[str, Any]  # responseElements
 
 
 # --- the facts of a job -------------------------------------------------------------------------------------------

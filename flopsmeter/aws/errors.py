@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flopsmeter.errors import FlopsMeterError, PermanentError, TransientError
+from flopsmeter.errors import PermanentError, TransientError
 
 # Throttling: retryable, and what CloudTrail's LookupEvents budget backs off on (``flopsmeter.aws.lookup_budget``).
 THROTTLING_CODES = frozenset(
@@ -122,8 +122,9 @@ def translate(
     *,
     transient: type[TransientError] = TransientError,
     permanent: type[PermanentError] = PermanentError,
-) -> FlopsMeterError:
+) -> TransientError | PermanentError:
     """Our error for a botocore one (``transient`` or ``permanent`` by ``is_transient``); the message names the
     operation and the AWS error."""
-    cls: type[FlopsMeterError] = transient if is_transient(err) else permanent
-    return cls(f"{what}: {err}")
+    if is_transient(err):
+        return transient(f"{what}: {err}")
+    return permanent(f"{what}: {err}")

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.errors import is_access_denied, is_conditional_write_conflict, is_not_found, translate
-from flopsmeter.errors import FlopsMeterError, InvalidValue, PermanentStoreError, TransientStoreError
+from flopsmeter.errors import InvalidValue, PermanentError, PermanentStoreError, TransientError, TransientStoreError
 from flopsmeter.ports import PutResult, StoredObject
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DEFAULT_RETENTION_YEARS = 10  # AI Act Art. 54(3)(b): documentation kept 10 years
 
 
-def store_error(err: ClientError | BotoCoreError, what: str) -> FlopsMeterError:
+def store_error(err: ClientError | BotoCoreError, what: str) -> TransientError | PermanentError:
     return translate(err, what, transient=TransientStoreError, permanent=PermanentStoreError)
 
 

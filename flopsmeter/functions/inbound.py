@@ -249,7 +249,7 @@ def parse_inbound(body: str | Mapping[str, Any], *, accept: tuple[type[BaseModel
     ``MalformedEvent`` with a short, bounded reason (no input echoed)."""
     try:
         # parse() validates a JSON string directly (pydantic validate_json), though it is typed for dicts
-        event = parse(event=body, model=InboundEvent)  # type: ignore[call-overload, arg-type]
+        event = parse(event=body, model=InboundEvent)  # type: ignore[call-overload]
     except ValidationError as err:
         raise MalformedEvent(_reason(err, accept)) from None
     if not isinstance(event, accept):
