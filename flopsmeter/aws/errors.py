@@ -13,28 +13,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.errors import PermanentError, TransientError
 
-# Throttling: retryable, and what CloudTrail's LookupEvents budget backs off on (``flopsmeter.aws.lookup_budget``).
-THROTTLING_CODES = frozenset(
+# A control-plane API's request-rate limit (what CloudTrail's LookupEvents answers when its 2/s is spent): backed off
+# in place by ``flopsmeter.aws.lookup_budget``. Transient, like every code below.
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
+# Retryable: throttling (rate limits, S3's SlowDown, KMS's), timeouts and clock skew (a retry re-signs the request),
+# server-side failures. A 5xx or 429 HTTP status is transient whatever its code.
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
     {
-        "Throttling",
-        "ThrottlingException",
         "Throttled",
         "ThrottledException",
         "SlowDown",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
         "LimitExceededException",
         "ProvisionedThroughputExceededException",
         "RequestThrottled",
         "RequestThrottledException",
         "KMSThrottlingException",
         "PriorRequestNotComplete",
-    }
-)
-# Throttling, timeouts and clock skew (a retry re-signs the request), server-side failures: all retryable. A 5xx or
-# 429 HTTP status is transient whatever its code.
-TRANSIENT_CODES = THROTTLING_CODES | frozenset(
-    {
         "RequestTimeout",
         "RequestTimeoutException",
         "RequestTimeTooSkewed",
@@ -90,6 +84,7 @@ def is_transient(err: ClientError | BotoCoreError) -> bool:
 
 
 def is_throttling(err: ClientError | BotoCoreError) -> bool:
+    """An API's request-rate limit (``THROTTLING_CODES``): worth backing off in place before giving up."""
     return _coded(err, THROTTLING_CODES)
 
 

@@ -1,4 +1,4 @@
-"""In-memory fakes of what the classifier service talks to (ports in flopsmeter.service.ports).
+"""In-memory fakes of what the classifier service talks to (ports in flopsmeter.ports).
 
 FakeStore follows AuditStore's contract (first write wins, duplicates are no-ops, nothing is ever replaced):
 tests/integration/test_store_contract.py runs the same scenarios against both. ``World`` wires every fake into the

@@ -1,0 +1,62 @@
+"""The one union of inbound events: each kind parses to its own model by ``detail-type``; a function refuses the
+kinds another function reads, with a short reason that says which events it takes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flopsmeter.errors import MalformedEvent
+from flopsmeter.functions.inbound import (
+    TAGS,
+    LaunchCall,
+    ModelCustomizationJobStateChange,
+    TrainingJobStateChange,
+    parse_inbound,
+)
+from tests.support.lambda_context import event_text
+from tests.support.launches import SWEEP, launch_event
+
+DOCUMENTED = {
+    TrainingJobStateChange: event_text("sagemaker_training_job_state_change_aws_docs.json"),
+    ModelCustomizationJobStateChange: event_text("bedrock_model_customization_job_state_change_aws_docs.json"),
+    LaunchCall: json.dumps(launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP})),
+}
+
+
+def test_every_member_of_the_union_has_a_documented_event_that_parses_to_it() -> None:
+    assert set(DOCUMENTED) == set(TAGS)
+    for member, body in DOCUMENTED.items():
+        assert type(parse_inbound(body)) is member
+        assert type(parse_inbound(json.loads(body))) is member  # an already decoded event (a direct invocation)
+
+
+def test_a_launch_call_becomes_the_value_the_service_takes() -> None:
+    call = parse_inbound(DOCUMENTED[LaunchCall], accept=(LaunchCall,)).to_call()
+    assert (call.event_name, call.event_id) == ("CreateHyperParameterTuningJob", "evt-CreateHyperParameterTuningJob")
+    assert call.event_time is not None and call.event_time.isoformat() == "2026-11-20T09:00:00+00:00"
+    assert call.response == {"hyperParameterTuningJobArn": SWEEP} and call.identity["type"] == "AssumedRole"
+
+
+def test_a_function_refuses_the_events_another_function_reads() -> None:
+    jobs = (TrainingJobStateChange, ModelCustomizationJobStateChange)
+    with pytest.raises(MalformedEvent, match="'AWS API Call via CloudTrail' events are read by another function"):
+        parse_inbound(DOCUMENTED[LaunchCall], accept=jobs)
+    with pytest.raises(MalformedEvent, match="^not an AWS API Call via CloudTrail event: 'SageMaker Training"):
+        parse_inbound(DOCUMENTED[TrainingJobStateChange], accept=(LaunchCall,))
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"detail-type": "Scheduled Event", "detail": {}}, "unknown or missing detail-type"),
+        (launch_event("DeleteTrainingJob", {}), "detail.eventName: Value error, must be one of"),
+        (launch_event("CreateTrainingJob", {}, error="AccessDenied"), "the call was refused: it created nothing"),
+        ({**launch_event("CreateTrainingJob", {}), "detail": {"eventSource": "s3.amazonaws.com"}}, "eventSource"),
+    ],
+)
+def test_what_is_not_a_successful_sagemaker_launch_call_is_malformed(event: dict, reason: str) -> None:
+    with pytest.raises(MalformedEvent, match="^not an AWS API Call via CloudTrail event: ") as refused:
+        parse_inbound(event, accept=(LaunchCall,))
+    assert reason in str(refused.value) and "AccessDenied" not in str(refused.value)  # the input is not echoed
