@@ -119,64 +119,53 @@ class MemberStack(Stack):
                 actions=["sts:AssumeRole"], principals=[iam.ArnPrincipal(reconciler)], conditions=in_organization
             )
         )
-        jobs = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/*"
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="TrainingJobFacts",
-                actions=["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
-                resources=[jobs],
-            )
-        )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag
-                actions=["sagemaker:ListPipelineExecutionSteps"],
-                resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/*"],
-            )
-        )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="CustomizationJobFacts",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
-                resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
-            )
-        )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="NoResourceLevelPermissions",
-                actions=[
-                    "sagemaker:ListTrainingJobs",
-                    "bedrock:ListModelCustomizationJobs",
-                    "cloudwatch:GetMetricData",
-                    "cloudwatch:GetMetricStatistics",
-                    "cloudtrail:LookupEvents",
-                ],
-                resources=["*"],
-            )
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
-            "resource-level scope.",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
-            "Every training job in the member account is in scope (read-only).",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
-            "model-customization-job/*]",
-            "Every Bedrock model customization job in the member account is in scope (read-only).",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*]",
-            "The steps of any pipeline execution a job's tag names are read to confirm the tag (read-only).",
-        )
+        _grant_reads(reader)
         return reader
+
+
+def _grant_reads(reader: iam.Role) -> None:
+    """What the compliance account reads in a member account: job facts, pipeline steps, metrics, launch calls."""
+
+    def in_member(service: str, resource: str) -> str:
+        return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+    scoped = (
+        ("TrainingJobFacts", ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"], "sagemaker", "training-job/*"),
+        # confirms a job's sagemaker:pipeline-execution-arn tag
+        ("PipelineStepJobs", ["sagemaker:ListPipelineExecutionSteps"], "sagemaker", "pipeline/*"),
+        ("CustomizationJobFacts", ["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"], "bedrock",
+         "model-customization-job/*"),
+    )  # fmt: skip
+    for sid, actions, service, resource in scoped:
+        reader.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[in_member(service, resource)]))
+    reader.add_to_policy(
+        iam.PolicyStatement(
+            sid="NoResourceLevelPermissions",
+            actions=[
+                "sagemaker:ListTrainingJobs",
+                "bedrock:ListModelCustomizationJobs",
+                "cloudwatch:GetMetricData",
+                "cloudwatch:GetMetricStatistics",
+                "cloudtrail:LookupEvents",
+            ],
+            resources=["*"],
+        )
+    )
+    acknowledge(
+        reader,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
+        "resource-level scope.",
+    )
+    for resource, reason in (
+        ("sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*",
+         "Every training job in the member account is in scope (read-only)."),
+        ("bedrock:<AWS::Region>:<AWS::AccountId>:model-customization-job/*",
+         "Every Bedrock model customization job in the member account is in scope (read-only)."),
+        ("sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*",
+         "The steps of any pipeline execution a job's tag names are read to confirm the tag (read-only)."),
+    ):  # fmt: skip
+        acknowledge(reader, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{resource}]", reason)
 
 
 def member_template(stage: str, flags: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,13 @@ class AuditBucket(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.retention_years = retention_years
-        self.key = kms.Key(
+        self.key = self._key()
+        self.log_bucket = self._access_logs(access_log_retention_days)
+        self.bucket = self._locked_bucket(retention_years)
+        self._deny_for_everyone()
+
+    def _key(self) -> kms.Key:
+        key = kms.Key(
             self,
             "Key",
             description="FLOPs Meter audit records: S3 objects and Athena results",
@@ -61,7 +67,7 @@ class AuditBucket(Construct):
         )
         # Without the key the locked records are unreadable: nobody may schedule its deletion or disable it.
         # (An administrator can still edit this key policy first; that edit is itself in CloudTrail.)
-        self.key.add_to_resource_policy(
+        key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyKeyDestruction",
                 effect=iam.Effect.DENY,
@@ -70,8 +76,11 @@ class AuditBucket(Construct):
                 resources=["*"],
             )
         )
+        return key
 
-        self.log_bucket = s3.Bucket(
+    def _access_logs(self, retention_days: int) -> s3.Bucket:
+        """The server access logs of every bucket here (SSE-S3: the only encryption S3 logging delivers to)."""
+        log_bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging supports SSE-S3 targets only
@@ -81,7 +90,7 @@ class AuditBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    expiration=Duration.days(access_log_retention_days),
+                    expiration=Duration.days(retention_days),
                     noncurrent_version_expiration=Duration.days(1),
                 )
             ],
@@ -89,22 +98,24 @@ class AuditBucket(Construct):
         )
         # The access logs are evidence too: nobody deletes them (the lifecycle rule, which no policy governs,
         # still expires them after access_log_retention_days).
-        self.log_bucket.add_to_resource_policy(
+        log_bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyDeletingAccessLogs",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                resources=[self.log_bucket.arn_for_objects("*")],
+                resources=[log_bucket.arn_for_objects("*")],
             )
         )
         skip_checkov(
-            self.log_bucket,
+            log_bucket,
             "CKV_AWS_18",
             "This is the access-log bucket itself; logging it would log its own log deliveries without end.",
         )
+        return log_bucket
 
-        self.bucket = s3.Bucket(
+    def _locked_bucket(self, retention_years: int) -> s3.Bucket:
+        bucket = s3.Bucket(
             self,
             "Bucket",
             object_lock_enabled=True,
@@ -120,7 +131,7 @@ class AuditBucket(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         # The L2 construct states a default retention in Days; say Years, as configured (no leap-day drift).
-        cfn_bucket = self.bucket.node.default_child
+        cfn_bucket = bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
         cfn_bucket.object_lock_configuration = s3.CfnBucket.ObjectLockConfigurationProperty(
             object_lock_enabled="Enabled",
@@ -128,7 +139,7 @@ class AuditBucket(Construct):
                 default_retention=s3.CfnBucket.DefaultRetentionProperty(mode="COMPLIANCE", years=retention_years),
             ),
         )
-        self._deny_for_everyone()
+        return bucket
 
     def objects(self, prefix: str = "") -> str:
         return self.bucket.arn_for_objects(f"{prefix}*")

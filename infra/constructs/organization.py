@@ -60,28 +60,37 @@ class OrganizationIntake(Construct):
         super().__init__(scope, construct_id)
         assert config.organization_id is not None, "DeployConfig validates organization mode"
         org_id = config.organization_id
-        self.bus = events.EventBus(self, "Bus", event_bus_name=f"flopsmeter-{config.stage}-organization")
-        self.bus.add_to_resource_policy(
+        self.bus = self._bus(config.stage, org_id)
+        intake.add_source(self.bus, "OrganizationTrainingJobEnded")
+        intake.add_source(self.bus, "OrganizationModelCustomizationJobEnded", BEDROCK_SOURCE)
+        provenance.add_bus(self.bus, "OrganizationLaunchCalls")
+        for role in readers:
+            self._grant_assume_member_reader(role, config.stage, org_id)
+        self.member_template = member_template(config.stage, flags)
+        self.stack_set = self._stack_set(config, readers)
+
+    def _bus(self, stage: str, org_id: str) -> events.EventBus:
+        """The organization bus: any principal of the organization may put events, no one else."""
+        bus = events.EventBus(self, "Bus", event_bus_name=f"flopsmeter-{stage}-organization")
+        bus.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OrganizationMembersPutEvents",
                 principals=[iam.AnyPrincipal()],
                 actions=["events:PutEvents"],
-                resources=[self.bus.event_bus_arn],
+                resources=[bus.event_bus_arn],
                 conditions={"StringEquals": {"aws:PrincipalOrgID": org_id}},
             )
         )
-        intake.add_source(self.bus, "OrganizationTrainingJobEnded")
-        intake.add_source(self.bus, "OrganizationModelCustomizationJobEnded", BEDROCK_SOURCE)
-        provenance.add_bus(self.bus, "OrganizationLaunchCalls")
+        return bus
 
-        classifier, reconciler = readers
-        for role in readers:
-            self._grant_assume_member_reader(role, config.stage, org_id)
-        self.member_template = member_template(config.stage, flags)
+    def _stack_set(self, config: DeployConfig, readers: tuple[iam.IRole, iam.IRole]) -> cloudformation.CfnStackSet:
+        """The service-managed StackSet that deploys the member template to the OUs' accounts and regions."""
+        assert config.organization_id is not None
         body = json.dumps(self.member_template, separators=(",", ":"))
         if len(body) > TEMPLATE_BODY_LIMIT:
             raise ValueError(f"the member template is {len(body)} bytes; a StackSet takes {TEMPLATE_BODY_LIMIT} inline")
-        self.stack_set = cloudformation.CfnStackSet(
+        classifier, reconciler = readers
+        return cloudformation.CfnStackSet(
             self,
             "MemberStackSet",
             stack_set_name=member_stack_name(config.stage),
@@ -108,7 +117,7 @@ class OrganizationIntake(Construct):
                 _parameter(ORGANIZATION_BUS_ARN, self.bus.event_bus_arn),
                 _parameter(CLASSIFIER_ROLE_ARN, classifier.role_arn),
                 _parameter(RECONCILER_ROLE_ARN, reconciler.role_arn),
-                _parameter(ORGANIZATION_ID, org_id),
+                _parameter(ORGANIZATION_ID, config.organization_id),
             ],
             template_body=body,
         )
