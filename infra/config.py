@@ -114,6 +114,14 @@ OrganizationId = Annotated[
         r"^o-[a-z0-9]{10,32}$", "must be an AWS Organizations id such as o-a1b2c3d4e5 (or empty)", blank_is_none=True
     ),
 ]
+RoleName = Annotated[
+    str | None,
+    matching(
+        r"^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$",
+        "must be an IAM role name, optionally with its path (path/name), or empty for none",
+        blank_is_none=True,
+    ),
+]
 LogRetentionDays = Annotated[int, one_of(LOG_RETENTION_DAYS)]
 LogLevel = Annotated[str, BeforeValidator(_upper), one_of(LOG_LEVELS)]
 StackSetCallAs = Annotated[Literal["DELEGATED_ADMIN", "SELF"], one_of(STACKSET_CALL_AS)]
@@ -179,6 +187,15 @@ class DeployConfig(BaseModel):
     established_outside_eu: Flag = False  # Art. 54: an authorised representative in the EU is then required
     energy_pue: EnergyPue = DEFAULT_PUE  # data-centre power usage effectiveness applied to the accelerators' energy
     energy_power_utilisation: EnergyPowerUtilisation = DEFAULT_POWER_UTILISATION  # board power share (1.0: upper)
+    # Organization mode: create an organization trail (all accounts, all regions, write management events) so that
+    # the member accounts' buses see the launch calls they forward (the compliance account must be the
+    # organization's management account or CloudTrail's delegated administrator). False: one must exist already.
+    create_organization_trail: Flag = False
+    # Who else may touch the evidence (IAM role names, optionally with a path, in this account; empty: nobody):
+    # a break-glass role that may write objects under any prefix of the audit bucket (locked, conditional, like
+    # every write), and the one role that may place or lift an Object Lock legal hold.
+    break_glass_role_name: RoleName = None
+    legal_hold_role_name: RoleName = None
 
     @property
     def is_production(self) -> bool:
@@ -216,6 +233,11 @@ class DeployConfig(BaseModel):
         """What no single value shows: organization keys without organization mode (or missing in it), a
         reservation below the event source's concurrency, a lookback shorter than the schedule."""
         problems = self._organization_problems()
+        if self.create_organization_trail and self.create_management_trail:
+            problems.append(
+                "create_management_trail and create_organization_trail are both true: the organization trail already "
+                "logs this account (set create_management_trail=false)"
+            )
         if 0 < self.classifier_reserved_concurrency < self.classifier_max_concurrency:
             problems.append(
                 f"classifier_reserved_concurrency={self.classifier_reserved_concurrency} is below "
@@ -241,7 +263,10 @@ class DeployConfig(BaseModel):
             ]
         return [
             f"{key} is set but deployment_mode={self.deployment_mode} (set deployment_mode={ORGANIZATION} to use it)"
-            for key, value in (org_keys | {"member_accounts": self.member_accounts}).items()
+            for key, value in (
+                org_keys
+                | {"member_accounts": self.member_accounts, "create_organization_trail": self.create_organization_trail}
+            ).items()
             if value
         ]
 

@@ -17,11 +17,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -32,11 +31,15 @@ from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.organization import OrganizationIntake
 from infra.constructs.pipeline import ClassifierQueue
-from infra.constructs.provenance import PROVENANCE_ROOT, LaunchProvenance
+from infra.constructs.provenance import PROVENANCE_ROOT, LaunchProvenance, TrailPlan
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
 from infra.constructs.signing import DigestSigningKey
 from infra.constructs.tamper import TamperAlerts
+from infra.member import member_stack_name
+
+if TYPE_CHECKING:
+    from infra.stackset import MemberStackSetStack
 
 
 class FlopsMeterStack(Stack):
@@ -47,10 +50,8 @@ class FlopsMeterStack(Stack):
         *,
         config: DeployConfig,
         asset_dir: str,
-        flags: Mapping[str, Any] | None = None,
         **kwargs: object,
     ) -> None:
-        """``flags``: the app's CDK feature flags, for the member stack's own synthesis (organization mode)."""
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = cfg = config
         ephemeral = RemovalPolicy.RETAIN if cfg.is_production else RemovalPolicy.DESTROY
@@ -78,11 +79,13 @@ class FlopsMeterStack(Stack):
             topic=alerts.topic,
             dead_letter_queue=intake.dead_letter_queue,
             queue=intake.queue,
+            provenance_dead_letter_queue=parts.provenance.dead_letter_queue,
             functions=(*parts.functions.all, parts.provenance.function, parts.compaction.function),
-            dashboard_name=f"FlopsMeter-{cfg.stage}",
+            dashboard_name=dashboard_name(cfg.stage),
         )
         outputs = _outputs(resources, parts, readers, monitoring)
         self.organization: OrganizationIntake | None = None
+        self.members: MemberStackSetStack | None = None  # organization mode: its own stack (infra/synth.py)
         if cfg.is_organization:
             self.organization = OrganizationIntake(
                 self,
@@ -91,10 +94,9 @@ class FlopsMeterStack(Stack):
                 intake=intake,
                 provenance=parts.provenance,
                 readers=(parts.functions.classifier.role, parts.functions.reconciler.role),
-                flags=flags or {},
             )
             outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
-            outputs["MemberStackSetName"] = str(self.organization.stack_set.stack_set_name)
+            outputs["MemberStackSetName"] = member_stack_name(cfg.stage)  # in the stack FlopsMeter-<stage>-Members
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
 
@@ -112,8 +114,11 @@ class FlopsMeterStack(Stack):
             "Provenance",
             base=functions.base,
             audit=audit,
-            dead_letter_queue=resources.intake.dead_letter_queue,
-            create_management_trail=cfg.create_management_trail,
+            key=resources.intake.messaging_key,
+            trail=TrailPlan(
+                create=cfg.create_management_trail or cfg.create_organization_trail,
+                organization_id=cfg.organization_id if cfg.is_organization else None,
+            ),
             removal_policy=ephemeral,
         )
         query = RecordsQuery(
@@ -126,12 +131,14 @@ class FlopsMeterStack(Stack):
             removal_policy=ephemeral,
         )
         compaction = RecordsCompaction(self, "Compaction", base=functions.base, audit=audit, query=query)
-        audit.restrict_retention_to(
+        audit.restrict_writes_to(
             [
                 *functions.retention_writers,
                 (provenance.function.role, (PROVENANCE_ROOT,)),
                 compaction.retention_writer,
-            ]
+            ],
+            break_glass_role_name=cfg.break_glass_role_name,
+            legal_hold_role_name=cfg.legal_hold_role_name,
         )
         return _ServiceParts(functions, provenance, query, compaction)
 
@@ -144,6 +151,11 @@ class FlopsMeterStack(Stack):
         resources.signing.grant_readers(readers)
         query.grant_readers(readers)
         return readers
+
+
+def dashboard_name(stage: str) -> str:
+    """Dashboard names are account-wide (CloudWatch has no regional namespace for them): the region is part of it."""
+    return f"FlopsMeter-{stage}-{Aws.REGION}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,7 @@ def _outputs(
         "AlertTopicArn": resources.alerts.topic.topic_arn,
         "ClassifierQueueUrl": resources.intake.queue.queue_url,
         "DeadLetterQueueUrl": resources.intake.dead_letter_queue.queue_url,
+        "ProvenanceDeadLetterQueueUrl": parts.provenance.dead_letter_queue.queue_url,
         "DigestSigningKeyArn": resources.signing.key.key_arn,
         "AuditReadPolicyArn": readers.managed_policy_arn,
         "DashboardName": monitoring.dashboard.dashboard_name,

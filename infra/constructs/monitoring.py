@@ -95,6 +95,7 @@ class Monitoring(Construct):
         topic: sns.ITopic,
         dead_letter_queue: sqs.IQueue,
         queue: sqs.IQueue,
+        provenance_dead_letter_queue: sqs.IQueue,
         functions: Sequence[ServiceFunction],
         dashboard_name: str,
     ) -> None:
@@ -105,6 +106,9 @@ class Monitoring(Construct):
             period=five_minutes, statistic="Maximum"
         )
         oldest = queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum")
+        provenance_dlq_depth = provenance_dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=five_minutes, statistic="Maximum"
+        )
         write_failed = service_metric(ServiceMetric.AUDIT_WRITE_FAILED, period=five_minutes)
         reconcile_failed = service_metric(ServiceMetric.RECONCILE_FAILED, period=five_minutes)
         errors = {fn.node.id: fn.function.metric_errors(period=five_minutes, statistic="Sum") for fn in functions}
@@ -118,13 +122,15 @@ class Monitoring(Construct):
             ("AuditWriteFailedAlarm", write_failed, 1, "The classifier could not write an audit record."),
             ("ReconcileFailedAlarm", reconcile_failed, 1,
              "The reconciler could not classify an ended training job that has no record."),
+            ("ProvenanceDeadLettersAlarm", provenance_dlq_depth, 1,
+             "A launch call could not be delivered to the provenance function and is in its dead-letter queue."),
         ]  # fmt: skip
         action = cw_actions.SnsAction(topic)
         for alarm_id, metric, threshold, description in alarms:
             self._alarm(alarm_id, metric, threshold=threshold, action=action, description=description)
         self.dashboard = self._dashboard(
             dashboard_name,
-            dlq_depth,
+            [dlq_depth.with_(label="classifier"), provenance_dlq_depth.with_(label="provenance")],
             oldest,
             errors=[
                 *[metric.with_(label=name) for name, metric in errors.items()],
@@ -134,7 +140,7 @@ class Monitoring(Construct):
         )
 
     def _dashboard(
-        self, name: str, dlq_depth: cw.IMetric, oldest: cw.IMetric, *, errors: list[cw.IMetric]
+        self, name: str, dlq_depths: list[cw.IMetric], oldest: cw.IMetric, *, errors: list[cw.IMetric]
     ) -> cw.Dashboard:
         """Business metrics on the first row, the pipeline's health on the second, every alarm on the third."""
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=name, default_interval=Duration.days(7))
@@ -158,7 +164,7 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=[dlq_depth]),
+            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=dlq_depths),
             cw.GraphWidget(title="Oldest message in the classifier queue (s)", width=8, left=[oldest]),
             cw.GraphWidget(title="Errors", width=8, left=errors),
         )

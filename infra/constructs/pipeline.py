@@ -98,7 +98,7 @@ class ClassifierQueue(Construct):
             dead_letter_queue=redrive,
             removal_policy=removal_policy,
         )
-        self._key = key
+        self._key = self.messaging_key = key
         self.rule = self.add_source(None, "TrainingJobEnded")
         self.bedrock_rule = self.add_source(None, "ModelCustomizationJobEnded", BEDROCK_SOURCE)
 

@@ -249,14 +249,15 @@ class RecordsQuery(Construct):
                 ],
                 resources=[workgroup_arn],
             ),
+            # Athena's documented results-bucket actions (UNLOAD and large results upload in parts).
             iam.PolicyStatement(
                 sid="QueryResults",
-                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                 resources=[self.results_bucket.arn_for_objects("*")],
             ),
             iam.PolicyStatement(
                 sid="ListQueryResults",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                 resources=[self.results_bucket.bucket_arn],
             ),
         ]

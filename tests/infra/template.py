@@ -20,11 +20,15 @@ RETENTION_YEARS = 7
 MAX_CONCURRENCY = 3
 RESERVED = 4  # the optional reservation, taken here (cdk.json reserves nothing: tests/infra/test_stages.py)
 EMAIL = "compliance@example.com"
+BREAK_GLASS = "ops/BreakGlass"  # a role with a path
+LEGAL_HOLD = "LegalHold"
 CONFIGURED = {
     "retention_years": RETENTION_YEARS,
     "classifier_max_concurrency": MAX_CONCURRENCY,
     "classifier_reserved_concurrency": str(RESERVED),  # as `cdk synth -c key=value` passes it
     "alert_email": EMAIL,
+    "break_glass_role_name": BREAK_GLASS,
+    "legal_hold_role_name": LEGAL_HOLD,
 }
 HANDLERS = {
     "classifier": "lambdas.classifier.handler.lambda_handler",
