@@ -182,6 +182,13 @@ def _management_trail(
     )
     if trail.organization_id is not None:
         _allow_organization_delivery(created, bucket, trail.organization_id)
+    else:
+        skip_checkov(
+            created,
+            "CKV_AWS_67",
+            "A minimal trail for this stack's region: the launch calls and the tamper events it feeds to EventBridge "
+            "are this region's; an all-region trail is the account's own choice (create_management_trail=false).",
+        )
     acknowledge(created, "AwsSolutions-IAM5", "CloudTrail's own bucket policy, written by CDK.")
     skip_checkov(
         created,
