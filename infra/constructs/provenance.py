@@ -33,7 +33,7 @@ from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.messaging import MessagingKey
 from infra.constructs.nag import acknowledge, skip_checkov
-from infra.constructs.pipeline import DLQ_RETENTION, event_pattern
+from infra.constructs.pipeline import dead_letter_queue, event_pattern
 
 PROVENANCE_ROOT = PROVENANCE_PREFIX.split("/", 1)[0] + "/"  # "provenance/"
 TRAIL_REQUIREMENT = (
@@ -128,16 +128,7 @@ class TrailPlan:
 
 def _dead_letter_queue(scope: Construct, key: MessagingKey, removal_policy: RemovalPolicy) -> sqs.Queue:
     """Launch calls EventBridge could not deliver to the provenance function (its own: never the classifier's)."""
-    queue = sqs.Queue(
-        scope,
-        "DeadLetters",
-        encryption=sqs.QueueEncryption.KMS,
-        encryption_master_key=key.key,
-        data_key_reuse=Duration.hours(1),
-        enforce_ssl=True,
-        retention_period=DLQ_RETENTION,
-        removal_policy=removal_policy,
-    )
+    queue = dead_letter_queue(scope, key, removal_policy)
     key.allow_eventbridge_delivery()
     acknowledge(
         queue,

@@ -60,6 +60,29 @@ class Synthesized:
         return found[0]
 
 
+def assert_lint_and_checkov_clean(templates: list[Path]) -> None:
+    """cfn-lint, then checkov (``make checkov`` installs it into .build/checkov; skipped without it) on
+    ``templates``: both must report nothing."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from infra.assets import REPO_ROOT
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    lint = run(str(Path(sys.executable).parent / "cfn-lint"), *map(str, templates))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
+    files = [arg for t in templates for arg in ("-f", str(t))]
+    scan = run(str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet")
+    assert scan.returncode == 0, scan.stdout[-4000:]
+
+
 def synthesize(tmp: Path, **overrides: Any) -> Synthesized:
     """cdk.json context + ``overrides``, through the same ``build_app`` as app.py (cdk-nag on), synthesized."""
     from infra.config import cdk_json_context

@@ -5,8 +5,6 @@ clean for all three templates. Issue 24.4: two member regions deploy without a n
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from flopsmeter.contract import (
     training_job_state_change_pattern,
     training_launch_pattern,
 )
-from infra.assets import REPO_ROOT
 from infra.config import cdk_json_context
 from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
 from infra.stackset import stack_set_stack_name
@@ -29,6 +26,7 @@ from tests.infra.template import (
     NO_BUNDLING,
     Synthesized,
     as_list,
+    assert_lint_and_checkov_clean,
     dead_letter_queue_id,
     function,
     glue_table,
@@ -379,26 +377,7 @@ def test_both_templates_pass_cdk_nag_cfn_lint_and_checkov(org: tuple[Synthesized
         "FlopsMeter-prod.template.json",
         "FlopsMeterMember-prod.template.json",
     ]
-    lint = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), *templates],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
-    if not checkov.exists():
-        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
-    files = [arg for t in templates for arg in ("-f", t)]
-    scan = subprocess.run(
-        [str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert scan.returncode == 0, scan.stdout[-4000:]
+    assert_lint_and_checkov_clean([Path(t) for t in templates])
 
 
 def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_resumes(

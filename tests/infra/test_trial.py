@@ -5,14 +5,11 @@ template cannot drift apart; cfn-lint and checkov scan it (it is the one shape w
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from infra.assets import REPO_ROOT
-from tests.infra.template import Synthesized, audit_bucket, synthesize
+from tests.infra.template import Synthesized, assert_lint_and_checkov_clean, audit_bucket, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -96,31 +93,5 @@ def test_every_bucket_destroy_deletes_is_emptied_first(trial: Synthesized) -> No
     assert deleted and deleted == emptied
 
 
-def _scan(templates: list[Path]) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str] | None]:
-    lint = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), *map(str, templates)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
-    if not checkov.exists():
-        return lint, None
-    files = [arg for t in templates for arg in ("-f", str(t))]
-    scan = subprocess.run(
-        [str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return lint, scan
-
-
 def test_the_trial_template_passes_cfn_lint_and_checkov(trial: Synthesized) -> None:
-    lint, scan = _scan(sorted(trial.outdir.glob("*.template.json")))
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    if scan is None:
-        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
-    assert scan.returncode == 0, scan.stdout[-4000:]
+    assert_lint_and_checkov_clean(sorted(trial.outdir.glob("*.template.json")))
