@@ -97,11 +97,11 @@ checkov: synth $(CHECKOV) ## checkov (a second IaC scanner) on the synthesized t
 diff: $(STAMP) ## cdk diff against the account in your AWS profile (needs the CDK CLI: npx aws-cdk)
 	$(CDK) diff --app "$(CDK_APP)"
 
-deploy: $(STAMP) ## cdk deploy (credentials, `cdk bootstrap` once); asks before IAM changes (APPROVAL=never skips)
-	$(CDK) deploy --app "$(CDK_APP)" --require-approval $(APPROVAL)
+deploy: $(STAMP) ## cdk deploy every stack of the app (credentials, `cdk bootstrap` once); asks before IAM changes (APPROVAL=never skips)
+	$(CDK) deploy --all --app "$(CDK_APP)" --require-approval $(APPROVAL)
 
-destroy: $(STAMP) ## cdk destroy (the object-locked audit bucket is retained by design)
-	$(CDK) destroy --app "$(CDK_APP)"
+destroy: $(STAMP) ## cdk destroy every stack of the app (the object-locked audit bucket is retained by design)
+	$(CDK) destroy --all --app "$(CDK_APP)"
 
 test-e2e: $(STAMP) ## against a deployed stack: FLOPSMETER_STACK=<name> make test-e2e
 	$(BIN)/pytest -q -m e2e tests/e2e

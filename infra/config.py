@@ -1,23 +1,45 @@
 """Deployment configuration: ``cdk.json`` context validated into a typed, frozen ``DeployConfig`` at synth.
 
-Every problem is collected and reported at once (``ConfigError``), naming the context key, the bad value
-and what is allowed, so a bad ``cdk.json`` or ``-c key=value`` fails synth before anything is built.
-Values given on the command line arrive as strings (``-c retention_years=7``); they are parsed here.
+Every problem is collected and reported at once (``ConfigError``), one line each naming the context key, the bad
+value and what is allowed, so a bad ``cdk.json`` or ``-c key=value`` fails synth before anything is built.
+Values given on the command line arrive as strings (``-c retention_years=7``); the field types parse them. A
+setting the functions read too (retention, policy, CloudTrail wait, energy assumptions ...) has its one
+definition in ``flopsmeter.functions.fields``, shared with ``flopsmeter.functions.settings``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flopsmeter.contract import DEPLOYMENT_MODES, ORGANIZATION, SINGLE_ACCOUNT
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from flopsmeter.contract import ORGANIZATION
 from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE
-from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
+from flopsmeter.functions.fields import (
+    DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS,
+    DEFAULT_RECONCILE_LOOKBACK_HOURS,
+    DEFAULT_RETENTION_YEARS,
+    REGION,
+    AccountList,
+    ApproachingFraction,
+    CloudTrailMaxWaitSeconds,
+    DeploymentMode,
+    EnergyPowerUtilisation,
+    EnergyPue,
+    Flag,
+    PrimaryPolicy,
+    ReconcileLookbackHours,
+    RegionList,
+    RetentionYears,
+    items_matching,
+    matching,
+    one_of,
+    whole_number,
+)
 from infra.assets import REPO_ROOT
 
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -63,12 +85,58 @@ LOG_RETENTION_DAYS = tuple(LOG_RETENTION)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 STACKSET_CALL_AS = ("DELEGATED_ADMIN", "SELF")  # the compliance account is a delegated administrator, or management
 STAGES = ("dev", "test", "prod")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_OU_OR_ROOT = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
+
+
+def _upper(raw: Any) -> Any:
+    return raw.strip().upper() if isinstance(raw, str) else raw
+
+
+Stage = Annotated[
+    str,
+    matching(r"^[a-z][a-z0-9-]{0,19}$", "must be a lowercase name (letters, digits, '-'), e.g. " + ", ".join(STAGES)),
+]
+# Optional strings: empty in cdk.json means not set (None).
+Email = Annotated[
+    str | None,
+    matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "must be an e-mail address (or empty for none)", blank_is_none=True),
+]
+Region = Annotated[
+    str | None,
+    matching(
+        REGION,
+        "must be an AWS region name such as eu-west-1 (or empty for a region-agnostic template)",
+        blank_is_none=True,
+    ),
+]
+OrganizationId = Annotated[
+    str | None,
+    matching(
+        r"^o-[a-z0-9]{10,32}$", "must be an AWS Organizations id such as o-a1b2c3d4e5 (or empty)", blank_is_none=True
+    ),
+]
+RoleName = Annotated[
+    str | None,
+    matching(
+        r"^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$",
+        "must be an IAM role name, optionally with its path (path/name), or empty for none",
+        blank_is_none=True,
+    ),
+]
+LogRetentionDays = Annotated[int, one_of(LOG_RETENTION_DAYS)]
+LogLevel = Annotated[str, BeforeValidator(_upper), one_of(LOG_LEVELS)]
+StackSetCallAs = Annotated[Literal["DELEGATED_ADMIN", "SELF"], one_of(STACKSET_CALL_AS)]
+OrganizationalUnits = Annotated[
+    tuple[str, ...],
+    items_matching(
+        r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$",
+        "organizational unit ids (ou-...) or the root id (r-...)",
+    ),
+]
+ReconcileEveryMinutes = Annotated[int, whole_number(5, 24 * 60)]
+MaxConcurrency = Annotated[int, whole_number(2, 1000)]
+ReservedConcurrency = Annotated[int, whole_number(0, 1000)]
+AccessLogRetentionDays = Annotated[int, whole_number(1, 36_500)]
+ScanCutoffGb = Annotated[int, whole_number(1, 10_000)]
 
 
 class ConfigError(ValueError):
@@ -79,45 +147,55 @@ class ConfigError(ValueError):
         super().__init__("invalid cdk.json context:\n  - " + "\n  - ".join(problems))
 
 
-@dataclass(frozen=True)
-class DeployConfig:
+class DeployConfig(BaseModel):
     """What one deployment of the stack is made of. Defaults are the production-safe choices."""
 
-    stage: str = "prod"  # dev|test|prod: prod retains every stateful resource, others may be destroyed
-    retention_years: int = 10  # Object Lock COMPLIANCE default retention (AI Act Art. 54(3)(b): 10 years)
-    primary_policy: str = DEFAULT_PRIMARY_POLICY  # a policy id of flopsmeter.domain.thresholds.POLICIES
-    approaching_fraction: float = DEFAULT_APPROACHING_FRACTION  # "approaching" from this share of a threshold
-    alert_email: str | None = None  # subscribed to the alert topic when set (confirmation e-mail follows)
-    reconcile_lookback_hours: int = 24  # how far back the reconciler lists ended training jobs
-    reconcile_every_minutes: int = 60  # reconciler schedule
-    log_retention_days: int = 365  # CloudWatch Logs retention of the functions' log groups
-    log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
-    cloudtrail_max_wait_seconds: int = 1800  # how long the classifier waits for CloudTrail before "not_found"
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    stage: Stage = "prod"  # dev|test|prod: prod retains every stateful resource, others may be destroyed
+    retention_years: RetentionYears = DEFAULT_RETENTION_YEARS
+    primary_policy: PrimaryPolicy = DEFAULT_PRIMARY_POLICY
+    approaching_fraction: ApproachingFraction = DEFAULT_APPROACHING_FRACTION
+    alert_email: Email = None  # subscribed to the alert topic when set (confirmation e-mail follows)
+    reconcile_lookback_hours: ReconcileLookbackHours = DEFAULT_RECONCILE_LOOKBACK_HOURS
+    reconcile_every_minutes: ReconcileEveryMinutes = 60  # reconciler schedule
+    log_retention_days: LogRetentionDays = 365  # CloudWatch Logs retention of the functions' log groups
+    log_level: LogLevel = "INFO"  # POWERTOOLS_LOG_LEVEL
+    cloudtrail_max_wait_seconds: CloudTrailMaxWaitSeconds = DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS
     # The classifier's event-source MaximumConcurrency: caps CloudTrail LookupEvents calls (2 TPS per account).
-    classifier_max_concurrency: int = 5
+    classifier_max_concurrency: MaxConcurrency = 5
     # Reserved concurrency: 0 = none (the default; a reservation fails on accounts whose unreserved pool would fall
     # below Lambda's minimum of 100). When set, at least classifier_max_concurrency.
-    classifier_reserved_concurrency: int = 0
-    region: str | None = None  # the target region when known at synth (else CDK_DEFAULT_REGION; else agnostic)
+    classifier_reserved_concurrency: ReservedConcurrency = 0
+    region: Region = None  # the target region when known at synth (else CDK_DEFAULT_REGION; else agnostic)
     # Organization mode (docs/organization.md): this stack becomes the compliance account's, with an organization
     # event bus, and a service-managed StackSet deploys the member stack to every account of these OUs.
-    deployment_mode: str = SINGLE_ACCOUNT
-    organization_id: str | None = None  # o-...
-    member_organizational_units: tuple[str, ...] = ()  # ou-... or r-... (the root: every account)
-    member_regions: tuple[str, ...] = ()  # the regions the member stack is deployed to in each account
+    deployment_mode: DeploymentMode = "single-account"  # contract.SINGLE_ACCOUNT
+    organization_id: OrganizationId = None  # o-...
+    member_organizational_units: OrganizationalUnits = ()  # ou-... or r-... (the root: every account)
+    member_regions: RegionList = ()  # the regions the member stack is deployed to in each account
     # optional: the member accounts, for Athena's account partitions and the reconciler's rotation (else the
     # reconciler asks Organizations ListAccounts; Athena then sees only the accounts listed here)
-    member_accounts: tuple[str, ...] = ()
-    stackset_call_as: str = "DELEGATED_ADMIN"
-    access_log_retention_days: int = 3653  # S3 server access logs of the audit bucket (10 years)
-    athena_bytes_scanned_cutoff_gb: int = 10  # per-query scan limit of the workgroup
+    member_accounts: AccountList = ()
+    stackset_call_as: StackSetCallAs = "DELEGATED_ADMIN"
+    access_log_retention_days: AccessLogRetentionDays = 3653  # S3 server access logs of the audit bucket
+    athena_bytes_scanned_cutoff_gb: ScanCutoffGb = 10  # per-query scan limit of the workgroup
     # Provenance: create a minimal single-region trail of write management events, so that EventBridge sees the
     # launch calls (leave false when the account already has a trail; synthesis cannot tell, it is offline).
-    create_management_trail: bool = False
+    create_management_trail: Flag = False
     # Energy estimate assumptions and the provider's establishment (issue 16; docs/obligations.md)
-    established_outside_eu: bool = False  # Art. 54: an authorised representative in the EU is then required
-    energy_pue: float = DEFAULT_PUE  # data-centre power usage effectiveness applied to the accelerators' energy
-    energy_power_utilisation: float = DEFAULT_POWER_UTILISATION  # share of board power drawn (1.0: upper estimate)
+    established_outside_eu: Flag = False  # Art. 54: an authorised representative in the EU is then required
+    energy_pue: EnergyPue = DEFAULT_PUE  # data-centre power usage effectiveness applied to the accelerators' energy
+    energy_power_utilisation: EnergyPowerUtilisation = DEFAULT_POWER_UTILISATION  # board power share (1.0: upper)
+    # Organization mode: create an organization trail (all accounts, all regions, write management events) so that
+    # the member accounts' buses see the launch calls they forward (the compliance account must be the
+    # organization's management account or CloudTrail's delegated administrator). False: one must exist already.
+    create_organization_trail: Flag = False
+    # Who else may touch the evidence (IAM role names, optionally with a path, in this account; empty: nobody):
+    # a break-glass role that may write objects under any prefix of the audit bucket (locked, conditional, like
+    # every write), and the one role that may place or lift an Object Lock legal hold.
+    break_glass_role_name: RoleName = None
+    legal_hold_role_name: RoleName = None
 
     @property
     def is_production(self) -> bool:
@@ -135,218 +213,67 @@ class DeployConfig:
     @classmethod
     def from_context(cls, node: Any) -> DeployConfig:
         """Read every field from a construct's context (``app.node``), falling back to the defaults."""
-        names = [f.name for f in fields(cls)]
-        return cls.from_mapping({n: node.try_get_context(n) for n in names})
+        return cls.from_mapping({n: node.try_get_context(n) for n in cls.model_fields})
 
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> DeployConfig:
-        """Validate a plain mapping (``None`` means "use the default"); raise ``ConfigError`` listing all problems."""
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = context.get(f.name)
-            if raw is None:
-                continue
-            check = _CHECKS[f.name]
-            try:
-                values[f.name] = check(raw)
-            except ValueError as err:
-                problems.append(f"{f.name}={raw!r}: {err}")
-        if not problems:
-            problems.extend(_cross_field_problems(cls(**values)))
+        """Validate a plain mapping (``None`` means "use the default"; keys that are no field, such as CDK's feature
+        flags, are not looked at); raise ``ConfigError`` listing all problems."""
+        values = {name: context[name] for name in cls.model_fields if context.get(name) is not None}
+        try:
+            config = cls.model_validate(values)
+        except ValidationError as err:
+            raise ConfigError([_problem(e, values) for e in err.errors(include_url=False)]) from None
+        problems = config.cross_field_problems()
         if problems:
             raise ConfigError(problems)
-        return cls(**values)
+        return config
 
+    def cross_field_problems(self) -> list[str]:
+        """What no single value shows: organization keys without organization mode (or missing in it), a
+        reservation below the event source's concurrency, a lookback shorter than the schedule."""
+        problems = self._organization_problems()
+        if self.create_organization_trail and self.create_management_trail:
+            problems.append(
+                "create_management_trail and create_organization_trail are both true: the organization trail already "
+                "logs this account (set create_management_trail=false)"
+            )
+        if 0 < self.classifier_reserved_concurrency < self.classifier_max_concurrency:
+            problems.append(
+                f"classifier_reserved_concurrency={self.classifier_reserved_concurrency} is below "
+                f"classifier_max_concurrency={self.classifier_max_concurrency}: the queue's pollers would be "
+                "throttled (0 means no reservation)"
+            )
+        if self.reconcile_lookback_hours * 60 < self.reconcile_every_minutes:
+            problems.append(
+                f"reconcile_lookback_hours={self.reconcile_lookback_hours} is shorter than reconcile_every_minutes="
+                f"{self.reconcile_every_minutes}: jobs ending between two runs would never be reconciled"
+            )
+        return problems
 
-def _cross_field_problems(cfg: DeployConfig) -> list[str]:
-    problems = _organization_problems(cfg)
-    if 0 < cfg.classifier_reserved_concurrency < cfg.classifier_max_concurrency:
-        problems.append(
-            f"classifier_reserved_concurrency={cfg.classifier_reserved_concurrency} is below "
-            f"classifier_max_concurrency={cfg.classifier_max_concurrency}: the queue's pollers would be throttled "
-            "(0 means no reservation)"
-        )
-    if cfg.reconcile_lookback_hours * 60 < cfg.reconcile_every_minutes:
-        problems.append(
-            f"reconcile_lookback_hours={cfg.reconcile_lookback_hours} is shorter than reconcile_every_minutes="
-            f"{cfg.reconcile_every_minutes}: jobs ending between two runs would never be reconciled"
-        )
-    return problems
-
-
-def _organization_problems(cfg: DeployConfig) -> list[str]:
-    org_keys = {
-        "organization_id": cfg.organization_id,
-        "member_organizational_units": cfg.member_organizational_units,
-        "member_regions": cfg.member_regions,
-    }
-    if cfg.is_organization:
+    def _organization_problems(self) -> list[str]:
+        org_keys = {
+            "organization_id": self.organization_id,
+            "member_organizational_units": self.member_organizational_units,
+            "member_regions": self.member_regions,
+        }
+        if self.is_organization:
+            return [
+                f"{key} is required when deployment_mode={ORGANIZATION}" for key, value in org_keys.items() if not value
+            ]
         return [
-            f"{key} is required when deployment_mode={ORGANIZATION}" for key, value in org_keys.items() if not value
+            f"{key} is set but deployment_mode={self.deployment_mode} (set deployment_mode={ORGANIZATION} to use it)"
+            for key, value in (
+                org_keys
+                | {"member_accounts": self.member_accounts, "create_organization_trail": self.create_organization_trail}
+            ).items()
+            if value
         ]
-    return [
-        f"{key} is set but deployment_mode={cfg.deployment_mode} (set deployment_mode={ORGANIZATION} to use it)"
-        for key, value in (org_keys | {"member_accounts": cfg.member_accounts}).items()
-        if value
-    ]
 
 
-def _list_of(pattern: re.Pattern[str], what: str) -> Callable[[Any], tuple[str, ...]]:
-    """A JSON list in cdk.json, or a comma-separated string from ``-c key=a,b``."""
-
-    def parse(raw: Any) -> tuple[str, ...]:
-        items = raw.split(",") if isinstance(raw, str) else raw
-        if not isinstance(items, list | tuple):
-            raise ValueError(f"must be a list of {what}")
-        values = tuple(str(item).strip() for item in items if str(item).strip())
-        bad = [v for v in values if not pattern.match(v)]
-        if bad:
-            raise ValueError(f"must be a list of {what}; not: " + ", ".join(bad))
-        return values
-
-    return parse
-
-
-def _organization_id(raw: Any) -> str | None:
-    value = str(raw).strip()
-    if value == "":
-        return None
-    if not _ORGANIZATION_ID.match(value):
-        raise ValueError("must be an AWS Organizations id such as o-a1b2c3d4e5 (or empty)")
-    return value
-
-
-def _region(raw: Any) -> str | None:
-    value = str(raw).strip()
-    if value == "":
-        return None
-    if not _REGION.match(value):
-        raise ValueError("must be an AWS region name such as eu-west-1 (or empty for a region-agnostic template)")
-    return value
-
-
-def _int_in(low: int, high: int) -> Callable[[Any], int]:
-    def parse(raw: Any) -> int:
-        if isinstance(raw, bool):
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        try:
-            value = int(str(raw).strip()) if not isinstance(raw, int) else raw
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
-        if isinstance(raw, float) or not low <= value <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _one_of(choices: tuple[Any, ...], parse: Callable[[Any], Any] = str) -> Callable[[Any], Any]:
-    def check(raw: Any) -> Any:
-        try:
-            value = parse(raw)
-        except ValueError:
-            value = None
-        if value not in choices:
-            raise ValueError("must be one of " + ", ".join(str(c) for c in choices))
-        return value
-
-    return check
-
-
-def _flag(raw: Any) -> bool:
-    """A boolean, or its text as ``cdk synth -c key=value`` passes it."""
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in {"true", "false"}:
-        return text == "true"
-    raise ValueError("must be true or false")
-
-
-def _stage(raw: Any) -> str:
-    value = str(raw).strip()
-    if not _STAGE_NAME.match(value):
-        raise ValueError("must be a lowercase name (letters, digits, '-'), e.g. " + ", ".join(STAGES))
-    return value
-
-
-def _policy(raw: Any) -> str:
-    value = str(raw).strip()
-    if value not in POLICIES:
-        raise ValueError("unknown policy; known policies: " + ", ".join(sorted(POLICIES)))
-    return value
-
-
-def _fraction(raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ValueError("must be a number greater than 0 and less than 1")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number greater than 0 and less than 1") from None
-    if not 0.0 < value < 1.0:  # also rejects NaN
-        raise ValueError("must be a number greater than 0 and less than 1")
-    return value
-
-
-def _number_in(low: float, high: float, *, above_low: bool = False) -> Callable[[Any], float]:
-    """A number in [low, high] (or (low, high] with ``above_low``); NaN and booleans are refused."""
-    lower, upper = ("greater than", "and at most") if above_low else ("from", "to")
-    what = f"must be a number {lower} {low:g} {upper} {high:g}"
-
-    def parse(raw: Any) -> float:
-        try:
-            value = float(raw) if not isinstance(raw, bool) else math.nan
-        except (TypeError, ValueError):
-            value = math.nan
-        if not (low < value <= high if above_low else low <= value <= high):  # NaN fails both
-            raise ValueError(what)
-        return value
-
-    return parse
-
-
-def _email(raw: Any) -> str | None:
-    value = str(raw).strip()
-    if value == "":
-        return None  # empty string in cdk.json means "no subscription"
-    if not _EMAIL.match(value):
-        raise ValueError("must be an e-mail address (or empty for none)")
-    return value
-
-
-def _log_level(raw: Any) -> str:
-    value = str(raw).strip().upper()
-    if value not in LOG_LEVELS:
-        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
-    return value
-
-
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "stage": _stage,
-    "retention_years": _int_in(1, 100),
-    "primary_policy": _policy,
-    "approaching_fraction": _fraction,
-    "alert_email": _email,
-    "reconcile_lookback_hours": _int_in(1, 24 * 30),
-    "reconcile_every_minutes": _int_in(5, 24 * 60),
-    "log_retention_days": _one_of(LOG_RETENTION_DAYS, int),
-    "log_level": _log_level,
-    "cloudtrail_max_wait_seconds": _int_in(0, 6 * 3600),
-    "classifier_max_concurrency": _int_in(2, 1000),
-    "classifier_reserved_concurrency": _int_in(0, 1000),
-    "region": _region,
-    "access_log_retention_days": _int_in(1, 36_500),
-    "athena_bytes_scanned_cutoff_gb": _int_in(1, 10_000),
-    "deployment_mode": _one_of(DEPLOYMENT_MODES),
-    "organization_id": _organization_id,
-    "member_organizational_units": _list_of(_OU_OR_ROOT, "organizational unit ids (ou-...) or the root id (r-...)"),
-    "member_regions": _list_of(_REGION, "AWS region names"),
-    "member_accounts": _list_of(_ACCOUNT, "12-digit AWS account ids"),
-    "stackset_call_as": _one_of(STACKSET_CALL_AS),
-    "create_management_trail": _flag,
-    "established_outside_eu": _flag,
-    "energy_pue": _number_in(1.0, 5.0),
-    "energy_power_utilisation": _number_in(0.0, 1.0, above_low=True),
-}
+def _problem(error: Any, values: Mapping[str, Any]) -> str:
+    """One line: the key, the value as given, what is allowed."""
+    name = str(error["loc"][0]) if error["loc"] else "context"
+    if name not in values:
+        return f"{name}: {error['msg']}"
+    return f"{name}={values[name]!r}: {error['msg']}"

@@ -11,7 +11,10 @@ It holds two things:
   ``sagemaker:ListTrainingJobs``, ``cloudwatch:GetMetricData`` / ``GetMetricStatistics`` and
   ``cloudtrail:LookupEvents`` (these three have no resource-level permissions). It trusts exactly those two roles
   (by ARN, passed as parameters) and only while they belong to the organization (``aws:PrincipalOrgID``). It can
-  write nothing, delete nothing, read no data.
+  write nothing, delete nothing, read no data. IAM is global and the StackSet deploys one instance per account
+  *and* region, so only the instance in the first member region creates the role (condition
+  ``IsReaderRegion``), and its job-fact grants name every member region: one role per account, whatever the number
+  of member regions, and no two instances that take the same name.
 
 The template is synthesized by ``member_template`` in a separate CDK app with the bootstrapless synthesizer (no
 assets, no bootstrap stack in member accounts, no credentials at synth) and cdk-nag on; the StackSet carries it
@@ -25,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import Aws, CfnParameter, Duration, Stack, Validations
+from aws_cdk import Aws, CfnCondition, CfnParameter, Duration, Fn, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -46,6 +49,7 @@ ORGANIZATION_BUS_ARN = "OrganizationBusArn"
 CLASSIFIER_ROLE_ARN = "ClassifierRoleArn"
 RECONCILER_ROLE_ARN = "ReconcilerRoleArn"
 ORGANIZATION_ID = "OrganizationId"
+READER_REGION_CONDITION = "IsReaderRegion"  # true in the one member region that creates the reader role
 # The StackSet's CloudFormation inline template limit.
 TEMPLATE_BODY_LIMIT = 51_200
 
@@ -57,7 +61,7 @@ def member_stack_name(stage: str) -> str:
 class MemberStack(Stack):
     """Exposes ``reader`` (the role the compliance account assumes) and ``forward_rules``."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, regions: tuple[str, ...]) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -69,7 +73,7 @@ class MemberStack(Stack):
         reconciler = self._parameter(RECONCILER_ROLE_ARN, "The compliance account's reconciler role")
         org_id = self._parameter(ORGANIZATION_ID, "The organization (o-...)", pattern=r"^o-[a-z0-9]{10,32}$")
         self.forward_rules = self._forwarders(bus_arn)
-        self.reader = self._reader(stage, trusted=(classifier, reconciler), org_id=org_id)
+        self.reader = self._reader(stage, regions, trusted=(classifier, reconciler), org_id=org_id)
 
     def _parameter(self, name: str, description: str, *, pattern: str = "^arn:aws[a-z-]*:.+$") -> str:
         return CfnParameter(self, name, type="String", description=description, allowed_pattern=pattern).value_as_string
@@ -102,7 +106,9 @@ class MemberStack(Stack):
             for rule_id, what, pattern in forwarded
         ]
 
-    def _reader(self, stage: str, *, trusted: tuple[str, str], org_id: str) -> iam.Role:
+    def _reader(self, stage: str, regions: tuple[str, ...], *, trusted: tuple[str, str], org_id: str) -> iam.Role:
+        """The reader role, created only by the instance in ``regions[0]`` (IAM is global: one role per account, a
+        fixed name no other instance takes), and granted the job reads in every member region."""
         in_organization = {"StringEquals": {"aws:PrincipalOrgID": org_id}}
         classifier, reconciler = trusted
         reader = iam.Role(
@@ -112,6 +118,7 @@ class MemberStack(Stack):
             assumed_by=iam.ArnPrincipal(classifier).with_conditions(in_organization),
             max_session_duration=Duration.hours(1),
             description="FLOPs Meter: the compliance account reads training-job facts here (read-only)",
+            inline_policies={"ReadJobFacts": iam.PolicyDocument(statements=_reads(regions))},
         )
         assert reader.assume_role_policy is not None
         reader.assume_role_policy.add_statements(
@@ -119,71 +126,82 @@ class MemberStack(Stack):
                 actions=["sts:AssumeRole"], principals=[iam.ArnPrincipal(reconciler)], conditions=in_organization
             )
         )
-        jobs = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:training-job/*"
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="TrainingJobFacts",
-                actions=["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
-                resources=[jobs],
-            )
+        home = CfnCondition(
+            self, READER_REGION_CONDITION, expression=Fn.condition_equals(Aws.REGION, reader_region(regions))
         )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="PipelineStepJobs",  # confirms a job's sagemaker:pipeline-execution-arn tag
-                actions=["sagemaker:ListPipelineExecutionSteps"],
-                resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/*"],
-            )
-        )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="CustomizationJobFacts",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"],
-                resources=[f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*"],
-            )
-        )
-        reader.add_to_policy(
-            iam.PolicyStatement(
-                sid="NoResourceLevelPermissions",
-                actions=[
-                    "sagemaker:ListTrainingJobs",
-                    "bedrock:ListModelCustomizationJobs",
-                    "cloudwatch:GetMetricData",
-                    "cloudwatch:GetMetricStatistics",
-                    "cloudtrail:LookupEvents",
-                ],
-                resources=["*"],
-            )
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
-            "resource-level scope.",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
-            "Every training job in the member account is in scope (read-only).",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
-            "model-customization-job/*]",
-            "Every Bedrock model customization job in the member account is in scope (read-only).",
-        )
-        acknowledge(
-            reader,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*]",
-            "The steps of any pipeline execution a job's tag names are read to confirm the tag (read-only).",
-        )
+        cfn_role = reader.node.default_child
+        assert isinstance(cfn_role, iam.CfnRole)
+        cfn_role.cfn_options.condition = home
+        _acknowledge_reads(reader, regions)
         return reader
 
 
-def member_template(stage: str, flags: Mapping[str, Any]) -> dict[str, Any]:
-    """Synthesize the member stack on its own (cdk-nag on; ``flags``: the compliance app's feature flags)."""
+def reader_region(regions: tuple[str, ...]) -> str:
+    """The member region whose stack instance creates each account's reader role: the first one listed."""
+    return regions[0]
+
+
+_SCOPED_READS = (
+    ("TrainingJobFacts", ("sagemaker:DescribeTrainingJob", "sagemaker:ListTags"), "sagemaker", "training-job/*",
+     "Every training job in the member account is in scope (read-only)."),
+    # confirms a job's sagemaker:pipeline-execution-arn tag
+    ("PipelineStepJobs", ("sagemaker:ListPipelineExecutionSteps",), "sagemaker", "pipeline/*",
+     "The steps of any pipeline execution a job's tag names are read to confirm the tag (read-only)."),
+    ("CustomizationJobFacts", ("bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"), "bedrock",
+     "model-customization-job/*",
+     "Every Bedrock model customization job in the member account is in scope (read-only)."),
+)  # fmt: skip
+
+
+def _reads(regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
+    """What the compliance account reads in a member account, in every member region: job facts, pipeline steps,
+    metrics, launch calls."""
+    statements = [
+        iam.PolicyStatement(
+            sid=sid,
+            actions=list(actions),
+            resources=[f"arn:{Aws.PARTITION}:{service}:{region}:{Aws.ACCOUNT_ID}:{resource}" for region in regions],
+        )
+        for sid, actions, service, resource, _ in _SCOPED_READS
+    ]
+    statements.append(
+        iam.PolicyStatement(
+            sid="NoResourceLevelPermissions",
+            actions=[
+                "sagemaker:ListTrainingJobs",
+                "bedrock:ListModelCustomizationJobs",
+                "cloudwatch:GetMetricData",
+                "cloudwatch:GetMetricStatistics",
+                "cloudtrail:LookupEvents",
+            ],
+            resources=["*"],
+        )
+    )
+    return statements
+
+
+def _acknowledge_reads(reader: iam.Role, regions: tuple[str, ...]) -> None:
+    acknowledge(
+        reader,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
+        "resource-level scope.",
+    )
+    for _, _, service, resource, reason in _SCOPED_READS:
+        for region in regions:
+            acknowledge(
+                reader,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{service}:{region}:<AWS::AccountId>:{resource}]",
+                reason,
+            )
+
+
+def member_template(stage: str, regions: tuple[str, ...], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Synthesize the member stack on its own for ``regions`` (the member regions; cdk-nag on; ``flags``: the
+    compliance app's feature flags)."""
     with tempfile.TemporaryDirectory(prefix="flopsmeter-member-") as outdir:
         app = cdk.App(context=dict(flags), outdir=outdir)
-        stack = MemberStack(app, member_stack_name(stage), stage=stage)
+        stack = MemberStack(app, member_stack_name(stage), stage=stage, regions=regions)
         Validations.of(app).add_plugins(AwsSolutionsChecks(app))
         template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
     return template

@@ -17,10 +17,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -31,11 +31,15 @@ from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.organization import OrganizationIntake
 from infra.constructs.pipeline import ClassifierQueue
-from infra.constructs.provenance import PROVENANCE_ROOT, LaunchProvenance
+from infra.constructs.provenance import PROVENANCE_ROOT, LaunchProvenance, TrailPlan
 from infra.constructs.query import RecordsQuery
 from infra.constructs.service import ServiceFunctions, ServiceResources
 from infra.constructs.signing import DigestSigningKey
 from infra.constructs.tamper import TamperAlerts
+from infra.member import member_stack_name
+
+if TYPE_CHECKING:
+    from infra.stackset import MemberStackSetStack
 
 
 class FlopsMeterStack(Stack):
@@ -46,10 +50,8 @@ class FlopsMeterStack(Stack):
         *,
         config: DeployConfig,
         asset_dir: str,
-        flags: Mapping[str, Any] | None = None,
         **kwargs: object,
     ) -> None:
-        """``flags``: the app's CDK feature flags, for the member stack's own synthesis (organization mode)."""
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = cfg = config
         ephemeral = RemovalPolicy.RETAIN if cfg.is_production else RemovalPolicy.DESTROY
@@ -67,21 +69,56 @@ class FlopsMeterStack(Stack):
             cloudtrail_max_wait_seconds=cfg.cloudtrail_max_wait_seconds,
             removal_policy=ephemeral,
         )
-        functions = ServiceFunctions(
+        resources = ServiceResources(audit=audit, alerts=alerts, intake=intake, signing=signing)
+        parts = self._service(cfg, asset_dir, resources, ephemeral)
+        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
+        readers = self._readers(resources, parts.query)
+        monitoring = Monitoring(
             self,
-            "Functions",
-            config=cfg,
-            asset_dir=asset_dir,
-            resources=ServiceResources(audit=audit, alerts=alerts, intake=intake, signing=signing),
-            removal_policy=ephemeral,
+            "Monitoring",
+            topic=alerts.topic,
+            dead_letter_queue=intake.dead_letter_queue,
+            queue=intake.queue,
+            provenance_dead_letter_queue=parts.provenance.dead_letter_queue,
+            functions=(*parts.functions.all, parts.provenance.function, parts.compaction.function),
+            dashboard_name=dashboard_name(cfg.stage),
+        )
+        outputs = _outputs(resources, parts, readers, monitoring)
+        self.organization: OrganizationIntake | None = None
+        self.members: MemberStackSetStack | None = None  # organization mode: its own stack (infra/synth.py)
+        if cfg.is_organization:
+            self.organization = OrganizationIntake(
+                self,
+                "Organization",
+                config=cfg,
+                intake=intake,
+                provenance=parts.provenance,
+                readers=(parts.functions.classifier.role, parts.functions.reconciler.role),
+            )
+            outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
+            outputs["MemberStackSetName"] = member_stack_name(cfg.stage)  # in the stack FlopsMeter-<stage>-Members
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)
+
+    def _service(
+        self, cfg: DeployConfig, asset_dir: str, resources: ServiceResources, ephemeral: RemovalPolicy
+    ) -> _ServiceParts:
+        """The functions, launch provenance, the query layer and compaction, and the bucket policy's fence of who
+        may set a retention where."""
+        audit = resources.audit
+        functions = ServiceFunctions(
+            self, "Functions", config=cfg, asset_dir=asset_dir, resources=resources, removal_policy=ephemeral
         )
         provenance = LaunchProvenance(
             self,
             "Provenance",
             base=functions.base,
             audit=audit,
-            dead_letter_queue=intake.dead_letter_queue,
-            create_management_trail=cfg.create_management_trail,
+            key=resources.intake.messaging_key,
+            trail=TrailPlan(
+                create=cfg.create_management_trail or cfg.create_organization_trail,
+                organization_id=cfg.organization_id if cfg.is_organization else None,
+            ),
             removal_policy=ephemeral,
         )
         query = RecordsQuery(
@@ -94,57 +131,59 @@ class FlopsMeterStack(Stack):
             removal_policy=ephemeral,
         )
         compaction = RecordsCompaction(self, "Compaction", base=functions.base, audit=audit, query=query)
-        audit.restrict_retention_to(
+        audit.restrict_writes_to(
             [
                 *functions.retention_writers,
                 (provenance.function.role, (PROVENANCE_ROOT,)),
                 compaction.retention_writer,
-            ]
+            ],
+            break_glass_role_name=cfg.break_glass_role_name,
+            legal_hold_role_name=cfg.legal_hold_role_name,
         )
-        TamperAlerts(self, "Tamper", keys=[audit.key, signing.key], bucket=audit.bucket, alerts=alerts)
+        return _ServiceParts(functions, provenance, query, compaction)
+
+    def _readers(self, resources: ServiceResources, query: RecordsQuery) -> iam.ManagedPolicy:
+        """``AuditReadPolicy``: people read, verify and query the records; no writes, no deletes."""
         readers = iam.ManagedPolicy(
             self, "AuditReadPolicy", description="FLOPs Meter: read, verify and query the audit records"
         )
-        audit.grant_readers(readers)
-        signing.grant_readers(readers)
+        resources.audit.grant_readers(readers)
+        resources.signing.grant_readers(readers)
         query.grant_readers(readers)
-        monitoring = Monitoring(
-            self,
-            "Monitoring",
-            topic=alerts.topic,
-            dead_letter_queue=intake.dead_letter_queue,
-            queue=intake.queue,
-            functions=(*functions.all, provenance.function, compaction.function),
-            dashboard_name=f"FlopsMeter-{cfg.stage}",
-        )
+        return readers
 
-        outputs = {
-            "AuditBucketName": audit.bucket.bucket_name,
-            "AthenaWorkGroup": query.workgroup_name,
-            "GlueDatabase": query.database_name,
-            "GlueTable": query.table_name,
-            "GlueCompactedTable": query.compacted_table_name,
-            "AlertTopicArn": alerts.topic.topic_arn,
-            "ClassifierQueueUrl": intake.queue.queue_url,
-            "DeadLetterQueueUrl": intake.dead_letter_queue.queue_url,
-            "DigestSigningKeyArn": signing.key.key_arn,
-            "AuditReadPolicyArn": readers.managed_policy_arn,
-            "DashboardName": monitoring.dashboard.dashboard_name,
-            "ClassifierFunctionName": functions.classifier.function.function_name,
-            "ProvenanceTrailRequirement": provenance.trail_output,
-        }
-        self.organization: OrganizationIntake | None = None
-        if cfg.is_organization:
-            self.organization = OrganizationIntake(
-                self,
-                "Organization",
-                config=cfg,
-                intake=intake,
-                provenance=provenance,
-                readers=(functions.classifier.role, functions.reconciler.role),
-                flags=flags or {},
-            )
-            outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
-            outputs["MemberStackSetName"] = str(self.organization.stack_set.stack_set_name)
-        for name, value in outputs.items():
-            CfnOutput(self, name, value=value)
+
+def dashboard_name(stage: str) -> str:
+    """Dashboard names are account-wide (CloudWatch has no regional namespace for them): the region is part of it."""
+    return f"FlopsMeter-{stage}-{Aws.REGION}"
+
+
+@dataclass(frozen=True)
+class _ServiceParts:
+    functions: ServiceFunctions
+    provenance: LaunchProvenance
+    query: RecordsQuery
+    compaction: RecordsCompaction
+
+
+def _outputs(
+    resources: ServiceResources, parts: _ServiceParts, readers: iam.ManagedPolicy, monitoring: Monitoring
+) -> dict[str, str]:
+    """The stack's outputs, by name (the CLI and the docs read them)."""
+    query = parts.query
+    return {
+        "AuditBucketName": resources.audit.bucket.bucket_name,
+        "AthenaWorkGroup": query.workgroup_name,
+        "GlueDatabase": query.database_name,
+        "GlueTable": query.table_name,
+        "GlueCompactedTable": query.compacted_table_name,
+        "AlertTopicArn": resources.alerts.topic.topic_arn,
+        "ClassifierQueueUrl": resources.intake.queue.queue_url,
+        "DeadLetterQueueUrl": resources.intake.dead_letter_queue.queue_url,
+        "ProvenanceDeadLetterQueueUrl": parts.provenance.dead_letter_queue.queue_url,
+        "DigestSigningKeyArn": resources.signing.key.key_arn,
+        "AuditReadPolicyArn": readers.managed_policy_arn,
+        "DashboardName": monitoring.dashboard.dashboard_name,
+        "ClassifierFunctionName": parts.functions.classifier.function.function_name,
+        "ProvenanceTrailRequirement": parts.provenance.trail_output,
+    }

@@ -3,27 +3,43 @@
 One pydantic model per Lambda, composed from a shared base, so each function validates exactly what it reads:
 ``ClassifierSettings``, ``ReconcilerSettings``, ``DigestSettings``, ``CompactorSettings``. Logic receives values;
 nothing else reads ``os.environ``. A variable that is set but blank counts as unset (the field's default applies).
+A setting the stack's configuration holds too (``infra/config.py``) has its type and default in
+``flopsmeter.functions.fields``: the stack cannot deploy a value a function would refuse.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flopsmeter.contract import ORGANIZATION
 from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE, EnergyAssumptions
-from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES
 from flopsmeter.errors import FlopsMeterError
+from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
+from flopsmeter.functions.fields import (
+    DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS,
+    DEFAULT_RECONCILE_LOOKBACK_HOURS,
+    DEFAULT_RETENTION_YEARS,
+    AccountList,
+    ApproachingFraction,
+    CloudTrailMaxWaitSeconds,
+    DeploymentMode,
+    EnergyPowerUtilisation,
+    EnergyPue,
+    Flag,
+    PrimaryPolicy,
+    ReconcileLookbackHours,
+    RegionList,
+    RetentionYears,
+)
 from flopsmeter.service.dependencies import ServiceConfig
 
 SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
 # A standard (not FIFO) queue's URL: https://sqs.<region>.amazonaws.com/<account>/<name>, or an emulator's http URL.
 IAM_ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
-ACCOUNT_LIST = r"^[0-9]{12}(,[0-9]{12})*$"
-REGION_LIST = r"^[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*$"
 SSM_PARAMETER_NAME = r"^/[A-Za-z0-9_.\-/]{1,1010}$"
 GLUE_NAME = r"^[a-z0-9_]{1,255}$"
 ATHENA_WORKGROUP = r"^[A-Za-z0-9._-]{1,128}$"
@@ -40,7 +56,7 @@ class FunctionSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     AUDIT_BUCKET_NAME: str = Field(min_length=3, max_length=63)
-    RETENTION_YEARS: int = Field(default=10, ge=1, le=100)
+    RETENTION_YEARS: RetentionYears = DEFAULT_RETENTION_YEARS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -60,17 +76,17 @@ class FunctionSettings(BaseModel):
 class ClassificationSettings(FunctionSettings):
     """What classifying a job needs (the classifier and the reconciler)."""
 
-    PRIMARY_POLICY: str = DEFAULT_PRIMARY_POLICY
-    APPROACHING_FRACTION: float = Field(default=DEFAULT_APPROACHING_FRACTION, gt=0, le=1)
+    PRIMARY_POLICY: PrimaryPolicy = DEFAULT_PRIMARY_POLICY
+    APPROACHING_FRACTION: ApproachingFraction = DEFAULT_APPROACHING_FRACTION
     ALERT_TOPIC_ARN: str | None = Field(default=None, pattern=SNS_TOPIC_ARN)
     EVENT_BUS_NAME: str = Field(default="default", min_length=1, max_length=1600)
-    CLOUDTRAIL_MAX_WAIT_SECONDS: int = Field(default=3600, ge=0, le=6 * 3600)
+    CLOUDTRAIL_MAX_WAIT_SECONDS: CloudTrailMaxWaitSeconds = DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS
     # issue 16: the provider's establishment (Art. 54) and the energy estimate's assumptions
-    ESTABLISHED_OUTSIDE_EU: bool = False
-    ENERGY_PUE: float = Field(default=DEFAULT_PUE, ge=1, le=5)
-    ENERGY_POWER_UTILISATION: float = Field(default=DEFAULT_POWER_UTILISATION, gt=0, le=1)
+    ESTABLISHED_OUTSIDE_EU: Flag = False
+    ENERGY_PUE: EnergyPue = DEFAULT_PUE
+    ENERGY_POWER_UTILISATION: EnergyPowerUtilisation = DEFAULT_POWER_UTILISATION
     # organization mode (docs/organization.md): a job in another account is read through its reader role
-    DEPLOYMENT_MODE: Literal["single-account", "organization"] = "single-account"  # contract.DEPLOYMENT_MODES
+    DEPLOYMENT_MODE: DeploymentMode = "single-account"  # contract.SINGLE_ACCOUNT
     MEMBER_ROLE_NAME: str | None = Field(default=None, pattern=IAM_ROLE_NAME)
 
     @model_validator(mode="after")
@@ -82,13 +98,6 @@ class ClassificationSettings(FunctionSettings):
     @property
     def is_organization(self) -> bool:
         return self.DEPLOYMENT_MODE == ORGANIZATION
-
-    @field_validator("PRIMARY_POLICY")
-    @classmethod
-    def _known_policy(cls, value: str) -> str:
-        if value not in POLICIES:
-            raise ValueError(f"unknown policy {value!r}; known: {', '.join(sorted(POLICIES))}")
-        return value
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
@@ -110,25 +119,21 @@ class ClassifierSettings(ClassificationSettings):
 
 
 class ReconcilerSettings(ClassificationSettings):
-    RECONCILE_LOOKBACK_HOURS: int = Field(default=24, ge=1, le=24 * 14)
+    RECONCILE_LOOKBACK_HOURS: ReconcileLookbackHours = DEFAULT_RECONCILE_LOOKBACK_HOURS
     # organization mode: which accounts and regions, and how much of each per run (flopsmeter.service.rotation)
-    MEMBER_ACCOUNTS: str | None = Field(default=None, pattern=ACCOUNT_LIST)  # unset: Organizations ListAccounts
-    MEMBER_REGIONS: str | None = Field(default=None, pattern=REGION_LIST)  # unset: the function's own region
+    MEMBER_ACCOUNTS: AccountList = ()  # unset: Organizations ListAccounts
+    MEMBER_REGIONS: RegionList = ()  # unset: the function's own region
     RECONCILE_JOBS_PER_ACCOUNT: int = Field(default=500, ge=1, le=10_000)  # ListTrainingJobs pages of 100 jobs
     RECONCILE_ACCOUNTS_PER_RUN: int = Field(default=50, ge=1, le=10_000)
     RECONCILE_CURSOR_PARAMETER: str | None = Field(default=None, pattern=SSM_PARAMETER_NAME)
 
-    @staticmethod
-    def _split(value: str | None) -> tuple[str, ...]:
-        return tuple(value.split(",")) if value else ()
-
     @property
     def member_accounts(self) -> tuple[str, ...]:
-        return self._split(self.MEMBER_ACCOUNTS)
+        return self.MEMBER_ACCOUNTS
 
     @property
     def member_regions(self) -> tuple[str, ...]:
-        return self._split(self.MEMBER_REGIONS)
+        return self.MEMBER_REGIONS
 
 
 class DigestSettings(FunctionSettings):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -25,6 +25,7 @@ from constructs import Construct
 
 from flopsmeter.audit.keys import DIGESTS_PREFIX, INDEX_PREFIX, NOTIFICATIONS_PREFIX, RECORDS_PREFIX
 from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
+from infra.constructs.evidence_keys import deny_key_destruction
 from infra.constructs.nag import acknowledge, skip_checkov
 
 RECORDS_ROOT = RECORDS_PREFIX.split("/", 1)[0] + "/"  # "records/"
@@ -36,6 +37,10 @@ ACCESS_LOG_PREFIX = "audit-bucket/"
 # rounding. Anything longer is an extension, denied (the records hold
 # personal data, and a COMPLIANCE retention can never be shortened again).
 RETENTION_MARGIN_DAYS = 31
+
+
+# Creating an object: PutObject, and CopyObject and the multipart calls, which S3 authorises as s3:PutObject.
+OBJECT_WRITES = ("s3:PutObject",)
 
 
 def max_retention_days(retention_years: int) -> int:
@@ -52,26 +57,25 @@ class AuditBucket(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.retention_years = retention_years
-        self.key = kms.Key(
+        self.key = self._key()
+        self.log_bucket = self._access_logs(access_log_retention_days)
+        self.bucket = self._locked_bucket(retention_years)
+        self._deny_for_everyone()
+
+    def _key(self) -> kms.Key:
+        key = kms.Key(
             self,
             "Key",
             description="FLOPs Meter audit records: S3 objects and Athena results",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,  # the records stay for years; so must the key that opens them
         )
-        # Without the key the locked records are unreadable: nobody may schedule its deletion or disable it.
-        # (An administrator can still edit this key policy first; that edit is itself in CloudTrail.)
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="DenyKeyDestruction",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["kms:ScheduleKeyDeletion", "kms:DisableKey"],
-                resources=["*"],
-            )
-        )
+        deny_key_destruction(key)  # without it the locked records are unreadable
+        return key
 
-        self.log_bucket = s3.Bucket(
+    def _access_logs(self, retention_days: int) -> s3.Bucket:
+        """The server access logs of every bucket here (SSE-S3: the only encryption S3 logging delivers to)."""
+        log_bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging supports SSE-S3 targets only
@@ -81,7 +85,7 @@ class AuditBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    expiration=Duration.days(access_log_retention_days),
+                    expiration=Duration.days(retention_days),
                     noncurrent_version_expiration=Duration.days(1),
                 )
             ],
@@ -89,22 +93,24 @@ class AuditBucket(Construct):
         )
         # The access logs are evidence too: nobody deletes them (the lifecycle rule, which no policy governs,
         # still expires them after access_log_retention_days).
-        self.log_bucket.add_to_resource_policy(
+        log_bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyDeletingAccessLogs",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                resources=[self.log_bucket.arn_for_objects("*")],
+                resources=[log_bucket.arn_for_objects("*")],
             )
         )
         skip_checkov(
-            self.log_bucket,
+            log_bucket,
             "CKV_AWS_18",
             "This is the access-log bucket itself; logging it would log its own log deliveries without end.",
         )
+        return log_bucket
 
-        self.bucket = s3.Bucket(
+    def _locked_bucket(self, retention_years: int) -> s3.Bucket:
+        bucket = s3.Bucket(
             self,
             "Bucket",
             object_lock_enabled=True,
@@ -120,7 +126,7 @@ class AuditBucket(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         # The L2 construct states a default retention in Days; say Years, as configured (no leap-day drift).
-        cfn_bucket = self.bucket.node.default_child
+        cfn_bucket = bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
         cfn_bucket.object_lock_configuration = s3.CfnBucket.ObjectLockConfigurationProperty(
             object_lock_enabled="Enabled",
@@ -128,7 +134,7 @@ class AuditBucket(Construct):
                 default_retention=s3.CfnBucket.DefaultRetentionProperty(mode="COMPLIANCE", years=retention_years),
             ),
         )
-        self._deny_for_everyone()
+        return bucket
 
     def objects(self, prefix: str = "") -> str:
         return self.bucket.arn_for_objects(f"{prefix}*")
@@ -140,8 +146,10 @@ class AuditBucket(Construct):
         conditions: Mapping[str, Any] | None = None,
         *,
         not_under: Sequence[str] | None = None,
+        under: Sequence[str] = ("",),
     ) -> None:
-        """A bucket-policy Deny for every principal: on every object, or (``not_under``) outside those prefixes."""
+        """A bucket-policy Deny for every principal: on the objects ``under`` those prefixes (default: every object),
+        or (``not_under``) outside those prefixes."""
         objects = None if not_under is None else [self.objects(prefix) for prefix in not_under]
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -150,7 +158,7 @@ class AuditBucket(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=list(actions),
                 conditions=conditions,
-                resources=[self.objects()] if objects is None else None,
+                resources=[self.objects(prefix) for prefix in under] if objects is None else None,
                 not_resources=objects,
             )
         )
@@ -193,7 +201,48 @@ class AuditBucket(Construct):
             },
         )
 
-    def restrict_retention_to(self, writers: Sequence[tuple[iam.IRole, Sequence[str]]]) -> None:
+    def restrict_writes_to(
+        self,
+        writers: Sequence[tuple[iam.IRole, Sequence[str]]],
+        *,
+        break_glass_role_name: str | None = None,
+        legal_hold_role_name: str | None = None,
+    ) -> None:
+        """Who may write where: ``writers`` ((role, prefixes) pairs) are the only principals that may create
+        objects under their prefixes, and set retentions there; ``break_glass_role_name`` (a role of this account)
+        may create objects under any of those prefixes too; no one may create an object outside them, replicate
+        into the bucket, or place a legal hold, but ``legal_hold_role_name``."""
+        self._restrict_retention_to(writers)
+        break_glass = [self._role_arn(break_glass_role_name)] if break_glass_role_name else []
+        owners: dict[str, list[str]] = {}
+        for role, prefixes in writers:
+            for prefix in prefixes:
+                owners.setdefault(prefix, []).append(role.role_arn)
+        for prefix, arns in owners.items():
+            self._deny_everyone(
+                f"DenyWrites{prefix.strip('/').title()}ExceptOwners",
+                OBJECT_WRITES,
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [*arns, *break_glass]}},
+                under=[prefix],
+            )
+        self._deny_everyone("DenyWritesOutsidePrefixes", OBJECT_WRITES, not_under=list(owners))
+        # Replication writes objects (and delete markers) with the source's lock settings: nothing replicates here.
+        self._deny_everyone("DenyReplicationInto", ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"])
+        # A legal hold keeps an object past its retention for as long as it stands (the records hold personal data).
+        self._deny_everyone(
+            "DenyLegalHolds",
+            ["s3:PutObjectLegalHold"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": self._role_arn(legal_hold_role_name)}}
+            if legal_hold_role_name
+            else None,
+        )
+
+    @staticmethod
+    def _role_arn(name: str) -> str:
+        """A role of this account, by name (``path/name`` for a role with a path)."""
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{name}"
+
+    def _restrict_retention_to(self, writers: Sequence[tuple[iam.IRole, Sequence[str]]]) -> None:
         """Deny ``s3:PutObjectRetention`` to everyone but ``writers`` ((role, prefixes) pairs), each only under its
         own prefixes."""
         self._deny_everyone(
@@ -241,6 +290,13 @@ class AuditBucket(Construct):
         )
         self._grant_key(role)
         self._acknowledge_prefixes(role, prefixes, "Every object under this prefix is in scope; the narrowest prefix.")
+
+    def grant_query_source(self, role: iam.IRole) -> None:
+        """``s3:GetBucketLocation``, which Athena asks of whoever queries a table over this bucket (the compaction
+        function; the readers' policy has it in ``ListAudit``)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="LocateAudit", actions=["s3:GetBucketLocation"], resources=[self.bucket.bucket_arn])
+        )
 
     def grant_readers(self, policy: iam.ManagedPolicy) -> None:
         """People who read and verify the records: every object and version, its retention; no write, no delete."""

@@ -5,9 +5,10 @@
   the results bucket; the function copies the files into the audit bucket under ``compacted/`` with
   ``If-None-Match`` and Object Lock (like every audit object: the bucket policy is not loosened for Athena, which
   can send neither), writes the manifest once, and points the ``records_compacted`` partition at it.
-- Its role: read ``records/`` (Athena reads the records with the caller's credentials) and ``compacted/`` (the
-  newest manifest), write ``compacted/`` once (a retention writer there, and nowhere else), run queries in the
-  workgroup and write the results bucket, and register or move the compacted table's partitions.
+- Its role: read ``records/`` (Athena reads the records with the caller's credentials, and asks the bucket's
+  location) and ``compacted/`` (the newest manifest), write ``compacted/`` once (the only writer there, and a
+  retention writer nowhere else), run queries in the workgroup and write the results bucket (multipart uploads
+  included), and register or move the compacted table's partitions.
 - Fifteen minutes per run; it starts no partition with less than two minutes left, and the next run continues.
 """
 
@@ -63,6 +64,7 @@ class RecordsCompaction(Construct):
         role = self.function.role
         audit.grant_read(role, "ReadRecordsAndCompacted", RECORDS_ROOT, COMPACTED_ROOT)
         audit.grant_write_once(role, "WriteCompactedOnce", COMPACTED_ROOT)
+        audit.grant_query_source(role)
         query.grant_compaction(role)
         self.retention_writer = (role, (COMPACTED_ROOT,))
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray trace writes have no resource-level scope.")

@@ -95,61 +95,56 @@ class Monitoring(Construct):
         topic: sns.ITopic,
         dead_letter_queue: sqs.IQueue,
         queue: sqs.IQueue,
+        provenance_dead_letter_queue: sqs.IQueue,
         functions: Sequence[ServiceFunction],
         dashboard_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        action = cw_actions.SnsAction(topic)
         self.alarms: list[cw.Alarm] = []
-
+        five_minutes = Duration.minutes(5)
         dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5), statistic="Maximum"
+            period=five_minutes, statistic="Maximum"
         )
-        self._alarm(
-            "DeadLettersAlarm",
-            dlq_depth,
-            threshold=1,
-            action=action,
-            description="A training-job event could not be classified and is in the dead-letter queue.",
+        oldest = queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum")
+        provenance_dlq_depth = provenance_dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=five_minutes, statistic="Maximum"
         )
-        oldest = queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(5), statistic="Maximum")
-        self._alarm(
-            "StaleQueueAlarm",
+        write_failed = service_metric(ServiceMetric.AUDIT_WRITE_FAILED, period=five_minutes)
+        reconcile_failed = service_metric(ServiceMetric.RECONCILE_FAILED, period=five_minutes)
+        errors = {fn.node.id: fn.function.metric_errors(period=five_minutes, statistic="Sum") for fn in functions}
+        alarms = [
+            ("DeadLettersAlarm", dlq_depth, 1,
+             "A training-job event could not be classified and is in the dead-letter queue."),
+            ("StaleQueueAlarm", oldest, STALE_MESSAGE_SECONDS,
+             "Events wait in the classifier queue for longer than the CloudTrail wait allows."),
+            *[(f"{name}ErrorsAlarm", metric, 1, f"The {name} function failed an invocation.")
+              for name, metric in errors.items()],
+            ("AuditWriteFailedAlarm", write_failed, 1, "The classifier could not write an audit record."),
+            ("ReconcileFailedAlarm", reconcile_failed, 1,
+             "The reconciler could not classify an ended training job that has no record."),
+            ("ProvenanceDeadLettersAlarm", provenance_dlq_depth, 1,
+             "A launch call could not be delivered to the provenance function and is in its dead-letter queue."),
+        ]  # fmt: skip
+        action = cw_actions.SnsAction(topic)
+        for alarm_id, metric, threshold, description in alarms:
+            self._alarm(alarm_id, metric, threshold=threshold, action=action, description=description)
+        self.dashboard = self._dashboard(
+            dashboard_name,
+            [dlq_depth.with_(label="classifier"), provenance_dlq_depth.with_(label="provenance")],
             oldest,
-            threshold=STALE_MESSAGE_SECONDS,
-            action=action,
-            description="Events wait in the classifier queue for longer than the CloudTrail wait allows.",
-        )
-        for fn in functions:
-            errors = fn.function.metric_errors(period=Duration.minutes(5), statistic="Sum")
-            self._alarm(
-                f"{fn.node.id}ErrorsAlarm",
-                errors,
-                threshold=1,
-                action=action,
-                description=f"The {fn.node.id} function failed an invocation.",
-            )
-        write_failed = service_metric(ServiceMetric.AUDIT_WRITE_FAILED, period=Duration.minutes(5))
-        self._alarm(
-            "AuditWriteFailedAlarm",
-            write_failed,
-            threshold=1,
-            action=action,
-            description="The classifier could not write an audit record.",
-        )
-        reconcile_failed = service_metric(ServiceMetric.RECONCILE_FAILED, period=Duration.minutes(5))
-        self._alarm(
-            "ReconcileFailedAlarm",
-            reconcile_failed,
-            threshold=1,
-            action=action,
-            description="The reconciler could not classify an ended training job that has no record.",
+            errors=[
+                *[metric.with_(label=name) for name, metric in errors.items()],
+                write_failed.with_(label="audit write failed"),
+                reconcile_failed.with_(label="reconcile failed"),
+            ],
         )
 
-        self.dashboard = cw.Dashboard(
-            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
-        )
-        self.dashboard.add_widgets(
+    def _dashboard(
+        self, name: str, dlq_depths: list[cw.IMetric], oldest: cw.IMetric, *, errors: list[cw.IMetric]
+    ) -> cw.Dashboard:
+        """Business metrics on the first row, the pipeline's health on the second, every alarm on the third."""
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=name, default_interval=Duration.days(7))
+        dashboard.add_widgets(
             cw.GraphWidget(
                 title="Jobs classified (per hour)", width=8, left=[service_metric(ServiceMetric.JOBS_CLASSIFIED)]
             ),
@@ -168,23 +163,13 @@ class Monitoring(Construct):
                 left_annotations=[cw.HorizontalAnnotation(value=1.0, label="threshold")],
             ),
         )
-        self.dashboard.add_widgets(
-            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=[dlq_depth]),
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=dlq_depths),
             cw.GraphWidget(title="Oldest message in the classifier queue (s)", width=8, left=[oldest]),
-            cw.GraphWidget(
-                title="Errors",
-                width=8,
-                left=[
-                    *[
-                        fn.function.metric_errors(period=Duration.minutes(5), statistic="Sum").with_(label=fn.node.id)
-                        for fn in functions
-                    ],
-                    write_failed.with_(label="audit write failed"),
-                    reconcile_failed.with_(label="reconcile failed"),
-                ],
-            ),
+            cw.GraphWidget(title="Errors", width=8, left=errors),
         )
-        self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24))
+        dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24))
+        return dashboard
 
     def _alarm(
         self, construct_id: str, metric: cw.IMetric, *, threshold: float, action: cw_actions.SnsAction, description: str

@@ -41,6 +41,20 @@ QUEUE_RETENTION = Duration.days(4)
 DLQ_RETENTION = Duration.days(14)  # the SQS maximum: two weeks to notice, fix and redrive
 
 
+def dead_letter_queue(scope: Construct, key: MessagingKey, removal_policy: RemovalPolicy) -> sqs.Queue:
+    """``DeadLetters`` under ``scope``: encrypted with the messaging key, TLS only, kept ``DLQ_RETENTION``."""
+    return sqs.Queue(
+        scope,
+        "DeadLetters",
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key.key,
+        data_key_reuse=Duration.hours(1),
+        enforce_ssl=True,
+        retention_period=DLQ_RETENTION,
+        removal_policy=removal_policy,
+    )
+
+
 def event_pattern(pattern: dict[str, object]) -> events.EventPattern:
     """A raw EventBridge pattern (``flopsmeter.contract``'s JSON shape) as CDK's ``EventPattern``."""
     fields = {"detail-type": "detail_type"}
@@ -74,16 +88,7 @@ class ClassifierQueue(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = key.key
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key.key,
-            data_key_reuse=Duration.hours(1),
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-            removal_policy=removal_policy,
-        )
+        self.dead_letter_queue = dead_letter_queue(self, key, removal_policy)
         self.max_receive_count = max_receive_count(cloudtrail_max_wait_seconds, int(VISIBILITY_TIMEOUT.to_seconds()))
         redrive = sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=self.max_receive_count)
         self.queue = sqs.Queue(
@@ -98,7 +103,7 @@ class ClassifierQueue(Construct):
             dead_letter_queue=redrive,
             removal_policy=removal_policy,
         )
-        self._key = key
+        self._key = self.messaging_key = key
         self.rule = self.add_source(None, "TrainingJobEnded")
         self.bedrock_rule = self.add_source(None, "ModelCustomizationJobEnded", BEDROCK_SOURCE)
 

@@ -2,8 +2,9 @@
 
 - An EventBridge rule on the default bus, "AWS API Call via CloudTrail" for the SageMaker calls that create training
   work (``flopsmeter.contract.training_launch_pattern``, shared with the emulator), invokes the provenance function
-  asynchronously (two retries, events up to six hours old; undeliverable events go to the classifier's dead-letter
-  queue).
+  asynchronously (two retries, events up to six hours old). Undeliverable events go to provenance's own dead-letter
+  queue (``dead_letter_queue``; it alarms at the first message): a launch call is replayed to the provenance
+  function, never redriven into the classifier's queue, which would refuse it.
 - The provenance function writes one immutable object per launch under ``provenance/`` of the audit bucket
   (``s3:PutObject`` there only, with ``If-None-Match``, Object Lock like every object; the stack adds its role to
   the bucket policy's retention writers).
@@ -15,12 +16,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -29,8 +31,9 @@ from flopsmeter.audit.keys import PROVENANCE_PREFIX
 from flopsmeter.contract import training_launch_pattern
 from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
+from infra.constructs.messaging import MessagingKey
 from infra.constructs.nag import acknowledge, skip_checkov
-from infra.constructs.pipeline import event_pattern
+from infra.constructs.pipeline import dead_letter_queue, event_pattern
 
 PROVENANCE_ROOT = PROVENANCE_PREFIX.split("/", 1)[0] + "/"  # "provenance/"
 TRAIL_REQUIREMENT = (
@@ -38,6 +41,13 @@ TRAIL_REQUIREMENT = (
     "(synthesis is offline and cannot check; run: aws cloudtrail get-trail-status --name <trail>). Without one, "
     "the classifier falls back to CloudTrail LookupEvents (2 requests/s per account). Deploy with "
     "-c create_management_trail=true to create a minimal trail."
+)
+ORGANIZATION_TRAIL_REQUIREMENT = (
+    "The member accounts forward their launch calls only while an organization trail (or a trail in each member "
+    "account) logs write management events in every member region (synthesis is offline and cannot check; run in "
+    "the management account: aws cloudtrail describe-trails --query 'trailList[?IsOrganizationTrail]'). Without "
+    "one, the classifier falls back to LookupEvents in each member account (2 requests/s). Deploy with "
+    "-c create_organization_trail=true to create one."
 )
 
 
@@ -51,8 +61,8 @@ class LaunchProvenance(Construct):
         *,
         base: FunctionOptions,
         audit: AuditBucket,
-        dead_letter_queue: sqs.IQueue,
-        create_management_trail: bool,
+        key: MessagingKey,
+        trail: TrailPlan,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -77,9 +87,10 @@ class LaunchProvenance(Construct):
             "Invoked by EventBridge, whose target has retries and a dead-letter queue; a lost capture only means the "
             "classifier falls back to CloudTrail LookupEvents.",
         )
-        self._dead_letter_queue = dead_letter_queue
+        self.dead_letter_queue = _dead_letter_queue(self, key, removal_policy)
         self.rule = self.add_bus(None, "LaunchCalls")
-        self.trail = _management_trail(self, audit, removal_policy) if create_management_trail else None
+        self._plan = trail
+        self.trail = _management_trail(self, audit, trail, removal_policy) if trail.create else None
 
     def add_bus(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
         """A rule on ``bus`` (None: the account's default bus) sending launch calls to the provenance function."""
@@ -94,17 +105,45 @@ class LaunchProvenance(Construct):
                     self.function.function,
                     retry_attempts=2,
                     max_event_age=Duration.hours(6),
-                    dead_letter_queue=self._dead_letter_queue,
+                    dead_letter_queue=self.dead_letter_queue,
                 )
             ],
         )
 
     @property
     def trail_output(self) -> str:
-        return self.trail.trail_arn if self.trail is not None else TRAIL_REQUIREMENT
+        if self.trail is not None:
+            return self.trail.trail_arn
+        return ORGANIZATION_TRAIL_REQUIREMENT if self._plan.organization_id else TRAIL_REQUIREMENT
 
 
-def _management_trail(scope: Construct, audit: AuditBucket, removal_policy: RemovalPolicy) -> cloudtrail.Trail:
+@dataclass(frozen=True)
+class TrailPlan:
+    """Whether the stack creates the trail the launch calls need, and whose: this account and region
+    (``organization_id`` None), or the organization's (every account and region)."""
+
+    create: bool = False
+    organization_id: str | None = None
+
+
+def _dead_letter_queue(scope: Construct, key: MessagingKey, removal_policy: RemovalPolicy) -> sqs.Queue:
+    """Launch calls EventBridge could not deliver to the provenance function (its own: never the classifier's)."""
+    queue = dead_letter_queue(scope, key, removal_policy)
+    key.allow_eventbridge_delivery()
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is the dead-letter queue of the provenance rules' Lambda targets (EventBridge DeadLetterConfig).",
+    )
+    return queue
+
+
+def _management_trail(
+    scope: Construct, audit: AuditBucket, trail: TrailPlan, removal_policy: RemovalPolicy
+) -> cloudtrail.Trail:
+    """A trail of write management events into its own bucket: this account and region, or (``organization_id``)
+    every account and region of the organization."""
+    organization = trail.organization_id is not None
     bucket = s3.Bucket(
         scope,
         "TrailBucket",
@@ -118,16 +157,54 @@ def _management_trail(scope: Construct, audit: AuditBucket, removal_policy: Remo
             s3.LifecycleRule(expiration=Duration.days(90), noncurrent_version_expiration=Duration.days(1))
         ],
         removal_policy=removal_policy,
-        auto_delete_objects=False,
+        # A disposable stage empties the trail's bucket on delete, so `make destroy` does not stop on it.
+        auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
     )
-    trail = cloudtrail.Trail(
+    created = cloudtrail.Trail(
         scope,
-        "ManagementTrail",
+        "OrganizationTrail" if organization else "ManagementTrail",
         bucket=bucket,
-        is_multi_region_trail=False,
-        include_global_service_events=False,
+        is_multi_region_trail=organization,
+        include_global_service_events=organization,
+        is_organization_trail=organization,
+        org_id=trail.organization_id,
         management_events=cloudtrail.ReadWriteType.WRITE_ONLY,
         enable_file_validation=True,
     )
-    acknowledge(trail, "AwsSolutions-IAM5", "CloudTrail's own bucket policy, written by CDK.")
-    return trail
+    if trail.organization_id is not None:
+        _allow_organization_delivery(created, bucket, trail.organization_id)
+    else:
+        skip_checkov(
+            created,
+            "CKV_AWS_67",
+            "A minimal trail for this stack's region: the launch calls and the tamper events it feeds to EventBridge "
+            "are this region's; an all-region trail is the account's own choice (create_management_trail=false).",
+        )
+    acknowledge(created, "AwsSolutions-IAM5", "CloudTrail's own bucket policy, written by CDK.")
+    skip_checkov(
+        created,
+        "CKV_AWS_35",
+        "The trail exists so that EventBridge sees the launch calls; its S3 copy is a by-product kept 90 days in a "
+        "private, TLS-only, SSE-S3 bucket (a CMK's policy would have to admit CloudTrail for every account).",
+    )
+    return created
+
+
+def _allow_organization_delivery(trail: cloudtrail.Trail, bucket: s3.Bucket, organization_id: str) -> None:
+    """CloudTrail delivers the organization's logs under ``AWSLogs/<organization id>/``. CDK writes that statement
+    only for a named trail, and conditions it on ``aws:SourceArn`` with this stack's account, which is wrong when the
+    compliance account is CloudTrail's delegated administrator: the management account owns an organization trail
+    a delegated administrator creates. So it is written here, on the delivery path and ACL AWS documents."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OrganizationTrailWrite",
+            principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"AWSLogs/{organization_id}/*")],
+            conditions={"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}},
+        )
+    )
+    Annotations.of(trail).acknowledge_warning(
+        "@aws-cdk/aws-cloudtrail:missingTrailNameForOrganizationTrail",
+        "The organization delivery statement is written by _allow_organization_delivery, without CDK's SourceArn.",
+    )

@@ -73,7 +73,14 @@ class RecordsQuery(Construct):
         stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         self.workgroup_name = Fn.join("-", ["flopsmeter", stage, Fn.select(0, Fn.split("-", stack_uuid))])
 
-        database = glue.CfnDatabase(
+        database = self._database()
+        self._records_table(database, records_bucket, config)
+        self._compacted_table(database, records_bucket)
+        self.results_bucket = self._results_bucket(key, log_bucket, removal_policy)
+        self.workgroup = self._workgroup(key, config.athena_bytes_scanned_cutoff_gb, removal_policy)
+
+    def _database(self) -> glue.CfnDatabase:
+        return glue.CfnDatabase(
             self,
             "Database",
             catalog_id=Aws.ACCOUNT_ID,
@@ -82,8 +89,11 @@ class RecordsQuery(Construct):
                 description="FLOPs Meter audit records (EU AI Act compute compliance)",
             ),
         )
-        location = f"s3://{records_bucket.bucket_name}/{RECORDS_PREFIX}"
-        self._table(
+
+    def _records_table(self, database: glue.CfnDatabase, bucket: s3.IBucket, config: DeployConfig) -> glue.CfnTable:
+        """The records as written (JSON), partitions projected from the key layout."""
+        location = f"s3://{bucket.bucket_name}/{RECORDS_PREFIX}"
+        return self._table(
             "RecordsTable",
             database,
             name=self.table_name,
@@ -115,14 +125,17 @@ class RecordsQuery(Construct):
                 columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in record_columns()],
             ),
         )
-        self._table(
+
+    def _compacted_table(self, database: glue.CfnDatabase, bucket: s3.IBucket) -> glue.CfnTable:
+        """The records' Parquet copies (``_key`` + the record columns); the compaction function adds partitions."""
+        return self._table(
             "CompactedTable",
             database,
             name=self.compacted_table_name,
             description="The records' Parquet copies, one generation per date partition (flopsmeter compaction)",
             parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
             storage=glue.CfnTable.StorageDescriptorProperty(
-                location=f"s3://{records_bucket.bucket_name}/{COMPACTED_PREFIX}",
+                location=f"s3://{bucket.bucket_name}/{COMPACTED_PREFIX}",
                 input_format=PARQUET_INPUT,
                 output_format=PARQUET_OUTPUT,
                 serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=PARQUET_SERDE),
@@ -132,7 +145,9 @@ class RecordsQuery(Construct):
             ),
         )
 
-        self.results_bucket = s3.Bucket(
+    def _results_bucket(self, key: kms.IKey, log_bucket: s3.IBucket, removal_policy: RemovalPolicy) -> s3.Bucket:
+        """Athena's query results (and compaction's staging), encrypted with the audit key, expiring."""
+        bucket = s3.Bucket(
             self,
             "Results",
             encryption=s3.BucketEncryption.KMS,
@@ -156,7 +171,10 @@ class RecordsQuery(Construct):
         )
         if removal_policy == RemovalPolicy.DESTROY:
             _annotate_auto_delete_provider(Stack.of(self))
-        self.workgroup = athena.CfnWorkGroup(
+        return bucket
+
+    def _workgroup(self, key: kms.IKey, cutoff_gb: int, removal_policy: RemovalPolicy) -> athena.CfnWorkGroup:
+        workgroup = athena.CfnWorkGroup(
             self,
             "WorkGroup",
             name=self.workgroup_name,
@@ -165,7 +183,7 @@ class RecordsQuery(Construct):
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff_gb * 1024**3,
+                bytes_scanned_cutoff_per_query=cutoff_gb * 1024**3,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{self.results_bucket.bucket_name}/results/",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
@@ -175,7 +193,8 @@ class RecordsQuery(Construct):
                 ),
             ),
         )
-        self.workgroup.apply_removal_policy(removal_policy)
+        workgroup.apply_removal_policy(removal_policy)
+        return workgroup
 
     def _table(
         self,
@@ -230,14 +249,15 @@ class RecordsQuery(Construct):
                 ],
                 resources=[workgroup_arn],
             ),
+            # Athena's documented results-bucket actions (UNLOAD and large results upload in parts).
             iam.PolicyStatement(
                 sid="QueryResults",
-                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                 resources=[self.results_bucket.arn_for_objects("*")],
             ),
             iam.PolicyStatement(
                 sid="ListQueryResults",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                 resources=[self.results_bucket.bucket_arn],
             ),
         ]

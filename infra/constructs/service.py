@@ -15,6 +15,7 @@ resource-level permissions, so their resource is "*".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -76,51 +77,22 @@ class ServiceFunctions(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        cfg, res = config, resources
-        # Each function gets what its settings model reads (flopsmeter.functions.settings), nothing more.
-        environment = {  # FunctionSettings, + Powertools
-            "AUDIT_BUCKET_NAME": res.audit.bucket.bucket_name,
-            "RETENTION_YEARS": str(cfg.retention_years),
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": cfg.log_level,
-        }
-        classification = {  # ClassificationSettings
-            **environment,
-            "PRIMARY_POLICY": cfg.primary_policy,
-            "APPROACHING_FRACTION": repr(cfg.approaching_fraction),
-            "ALERT_TOPIC_ARN": res.alerts.topic.topic_arn,
-            "EVENT_BUS_NAME": EVENT_BUS_NAME,
-            "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
-            "DEPLOYMENT_MODE": cfg.deployment_mode,
-            "ESTABLISHED_OUTSIDE_EU": "true" if cfg.established_outside_eu else "false",
-            "ENERGY_PUE": repr(cfg.energy_pue),
-            "ENERGY_POWER_UTILISATION": repr(cfg.energy_power_utilisation),
-        }
         self.log_key = _log_key(self, removal_policy)
-        base = FunctionOptions(
-            handler="",
-            description="",
-            code=lambda_.Code.from_asset(asset_dir),
-            layer=powertools_layer(self),
-            environment=environment,
-            timeout=CLASSIFIER_TIMEOUT,
-            log_retention=logs.RetentionDays[LOG_RETENTION[cfg.log_retention_days]],
-            log_key=self.log_key,
-            removal_policy=removal_policy,
-        )
+        # the provenance and compaction functions (provenance.py, compaction.py) run the same way
+        self.base = _base_options(self, config, resources.audit, asset_dir, self.log_key, removal_policy)
+        classification = _classification_environment(self.base.environment, config, resources)
         self.classifier = ServiceFunction(
             self,
             "Classifier",
             _options(
-                base,
+                self.base,
                 "classifier",
                 "Classifies ended SageMaker training jobs; writes records",
-                reserved_concurrency=cfg.classifier_reserved_concurrency or None,
+                reserved_concurrency=config.classifier_reserved_concurrency or None,
                 environment={
                     **classification,
-                    "DEAD_LETTER_QUEUE_URL": res.intake.dead_letter_queue.queue_url,
-                    "MAX_RECEIVE_COUNT": str(res.intake.max_receive_count),
+                    "DEAD_LETTER_QUEUE_URL": resources.intake.dead_letter_queue.queue_url,
+                    "MAX_RECEIVE_COUNT": str(resources.intake.max_receive_count),
                 },
             ),
         )
@@ -128,26 +100,32 @@ class ServiceFunctions(Construct):
             self,
             "Reconciler",
             _options(
-                base,
+                self.base,
                 "reconciler",
                 "Classifies ended training jobs that have no record (a lost event never means a lost record)",
                 timeout=Duration.minutes(10),
-                environment={**classification, "RECONCILE_LOOKBACK_HOURS": str(cfg.reconcile_lookback_hours)},
+                environment={**classification, "RECONCILE_LOOKBACK_HOURS": str(config.reconcile_lookback_hours)},
             ),
         )
         self.digest = ServiceFunction(
             self,
             "Digest",
             _options(
-                base,
+                self.base,
                 "digest",
                 "Writes the hourly signed, hash-chained digest of new records",
                 timeout=Duration.minutes(5),
-                environment={**environment, "DIGEST_SIGNING_KEY_ID": res.signing.key.key_id},
+                environment={**self.base.environment, "DIGEST_SIGNING_KEY_ID": resources.signing.key.key_id},
             ),
         )
-        self.base = base  # the provenance function (infra/constructs/provenance.py) runs the same way
         self.all = (self.classifier, self.reconciler, self.digest)
+        self._explain_no_lambda_dead_letter_queues()
+        self._trigger(config, resources.intake)
+        self._grant(resources)
+        if config.is_organization:
+            self._organization(config)
+
+    def _explain_no_lambda_dead_letter_queues(self) -> None:
         skip_checkov(
             self.classifier.function,
             "CKV_AWS_116",
@@ -162,7 +140,9 @@ class ServiceFunctions(Construct):
                 "its work; a DLQ would hold nothing to redrive.",
             )
 
-        res.intake.feed(self.classifier, max_concurrency=cfg.classifier_max_concurrency)
+    def _trigger(self, cfg: DeployConfig, intake: ClassifierQueue) -> None:
+        """The classifier consumes the queue; the reconciler and the digest run on schedules."""
+        intake.feed(self.classifier, max_concurrency=cfg.classifier_max_concurrency)
         self.reconciler.run_on_schedule(
             events.Schedule.rate(Duration.minutes(cfg.reconcile_every_minutes)),
             "FLOPs Meter reconciler: classify ended training jobs that have no record",
@@ -170,9 +150,6 @@ class ServiceFunctions(Construct):
         self.digest.run_on_schedule(
             events.Schedule.cron(minute="5"), "FLOPs Meter digest: hourly, five minutes past the hour"
         )
-        self._grant(res)
-        if cfg.is_organization:
-            self._organization(cfg)
 
     def _organization(self, cfg: DeployConfig) -> None:
         """Organization mode: the member role's name, the reconciler's account rotation (docs/organization.md).
@@ -224,6 +201,53 @@ class ServiceFunctions(Construct):
 
 
 _READ_VERSIONS = ("s3:GetObject", "s3:GetObjectVersion")
+
+
+def _base_options(
+    scope: Construct,
+    cfg: DeployConfig,
+    audit: AuditBucket,
+    asset_dir: str,
+    log_key: kms.IKey,
+    removal_policy: RemovalPolicy,
+) -> FunctionOptions:
+    """How every function runs, with what every settings model reads (``FunctionSettings``) + Powertools."""
+    environment = {
+        "AUDIT_BUCKET_NAME": audit.bucket.bucket_name,
+        "RETENTION_YEARS": str(cfg.retention_years),
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": SERVICE_METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": cfg.log_level,
+    }
+    return FunctionOptions(
+        handler="",
+        description="",
+        code=lambda_.Code.from_asset(asset_dir),
+        layer=powertools_layer(scope),
+        environment=environment,
+        timeout=CLASSIFIER_TIMEOUT,
+        log_retention=logs.RetentionDays[LOG_RETENTION[cfg.log_retention_days]],
+        log_key=log_key,
+        removal_policy=removal_policy,
+    )
+
+
+def _classification_environment(
+    environment: Mapping[str, str], cfg: DeployConfig, res: ServiceResources
+) -> dict[str, str]:
+    """What ``ClassificationSettings`` reads (the classifier and the reconciler)."""
+    return {
+        **environment,
+        "PRIMARY_POLICY": cfg.primary_policy,
+        "APPROACHING_FRACTION": repr(cfg.approaching_fraction),
+        "ALERT_TOPIC_ARN": res.alerts.topic.topic_arn,
+        "EVENT_BUS_NAME": EVENT_BUS_NAME,
+        "CLOUDTRAIL_MAX_WAIT_SECONDS": str(cfg.cloudtrail_max_wait_seconds),
+        "DEPLOYMENT_MODE": cfg.deployment_mode,
+        "ESTABLISHED_OUTSIDE_EU": "true" if cfg.established_outside_eu else "false",
+        "ENERGY_PUE": repr(cfg.energy_pue),
+        "ENERGY_POWER_UTILISATION": repr(cfg.energy_power_utilisation),
+    }
 
 
 def _log_key(scope: Construct, removal_policy: RemovalPolicy) -> kms.Key:

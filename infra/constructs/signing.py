@@ -1,7 +1,8 @@
 """The digest signing key: an asymmetric KMS key (``SIGNING_KEY_SPEC``, SIGN_VERIFY), retained, and its grants.
 
-Signatures must stay verifiable as long as the digests exist, so the key is never deleted with the stack; the
-digest function may sign with ``SIGNING_ALGORITHM`` only, and readers may fetch the public key and verify.
+Signatures must stay verifiable as long as the digests exist, so the key is never deleted with the stack and its
+policy denies scheduling its deletion or disabling it to everyone (as the audit key's does); the digest function
+may sign with ``SIGNING_ALGORITHM`` only, and readers may fetch the public key and verify.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from flopsmeter.contract import SIGNING_ALGORITHM, SIGNING_KEY_SPEC
+from infra.constructs.evidence_keys import deny_key_destruction
 
 
 class DigestSigningKey(Construct):
@@ -27,6 +29,7 @@ class DigestSigningKey(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        deny_key_destruction(self.key)
 
     def grant_sign(self, role: iam.IRole) -> None:
         """Sign with ``SIGNING_ALGORITHM`` only, and read the public key."""

@@ -129,3 +129,10 @@ def allowing_statements(policy_document: Mapping[str, Any], request: Request) ->
 def allows(policy_document: Mapping[str, Any], request: Request) -> bool:
     """Some Allow statement matches ``request`` and no Deny statement does."""
     return bool(allowing_statements(policy_document, request)) and not denying_statements(policy_document, request)
+
+
+def identity_allows(statements: list[Mapping[str, Any]], request: Request) -> bool:
+    """An identity policy's statements (no ``Principal``: they speak for the role they are attached to) allow
+    ``request`` made by that role: some Allow matches and no Deny does."""
+    document = {"Statement": [{**statement, "Principal": "*"} for statement in statements]}
+    return allows(document, request)

@@ -20,11 +20,15 @@ RETENTION_YEARS = 7
 MAX_CONCURRENCY = 3
 RESERVED = 4  # the optional reservation, taken here (cdk.json reserves nothing: tests/infra/test_stages.py)
 EMAIL = "compliance@example.com"
+BREAK_GLASS = "ops/BreakGlass"  # a role with a path
+LEGAL_HOLD = "LegalHold"
 CONFIGURED = {
     "retention_years": RETENTION_YEARS,
     "classifier_max_concurrency": MAX_CONCURRENCY,
     "classifier_reserved_concurrency": str(RESERVED),  # as `cdk synth -c key=value` passes it
     "alert_email": EMAIL,
+    "break_glass_role_name": BREAK_GLASS,
+    "legal_hold_role_name": LEGAL_HOLD,
 }
 HANDLERS = {
     "classifier": "lambdas.classifier.handler.lambda_handler",
@@ -54,6 +58,29 @@ class Synthesized:
         found = [(k, v) for k, v in self.of_type(cfn_type).items() if k.startswith(logical_prefix)]
         assert len(found) == 1, f"expected one {cfn_type} starting {logical_prefix!r}, found {[k for k, _ in found]}"
         return found[0]
+
+
+def assert_lint_and_checkov_clean(templates: list[Path]) -> None:
+    """cfn-lint, then checkov (``make checkov`` installs it into .build/checkov; skipped without it) on
+    ``templates``: both must report nothing."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from infra.assets import REPO_ROOT
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    lint = run(str(Path(sys.executable).parent / "cfn-lint"), *map(str, templates))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
+    files = [arg for t in templates for arg in ("-f", str(t))]
+    scan = run(str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet")
+    assert scan.returncode == 0, scan.stdout[-4000:]
 
 
 def synthesize(tmp: Path, **overrides: Any) -> Synthesized:

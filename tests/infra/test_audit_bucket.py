@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flopsmeter.contract import RETENTION_DAYS_PER_YEAR
 from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT, RETENTION_MARGIN_DAYS, max_retention_days
-from tests.infra.policy import Request, allows, denying_statements
-from tests.infra.template import RETENTION_YEARS, Synthesized, audit_bucket, bucket_policy, role_arn
+from tests.infra.policy import Request, allows, denying_statements, identity_allows
+from tests.infra.template import (
+    BREAK_GLASS,
+    LEGAL_HOLD,
+    RETENTION_YEARS,
+    Synthesized,
+    audit_bucket,
+    bucket_policy,
+    role_arn,
+    role_of,
+    role_statements,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -204,3 +216,110 @@ def test_s3_log_delivery_may_write_the_access_logs_for_this_account_only(synth: 
     assert allows(document, Request("logging.s3.amazonaws.com", "s3:PutObject", resource, ours, service=True))
     theirs = {**ours, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket", "aws:SourceAccount": "999988887777"}
     assert not allows(document, Request("logging.s3.amazonaws.com", "s3:PutObject", resource, theirs, service=True))
+
+
+# ---- issue 24.1: who may write where ----------------------------------------------------------------------------
+
+OWNERS = {  # each prefix of the audit bucket and the functions that own it
+    "records/": ("classifier", "reconciler"),
+    NOTIFICATIONS_ROOT: ("classifier", "reconciler"),
+    INDEX_ROOT: ("classifier", "reconciler"),
+    "provenance/": ("provenance",),
+    "digests/": ("digest",),
+    "compacted/": ("compaction",),
+}
+POWER_USER = "arn:aws:iam::111122223333:role/PowerUserAccess"  # identity policy: s3:* on every bucket
+ROOT = "arn:aws:iam::111122223333:root"
+
+
+def _put(synth: Synthesized, principal: str, prefix: str, *, locked: bool = True) -> tuple[list[str], bool]:
+    """A conditional write under ``prefix`` (with lock headers, or relying on the default retention): the bucket
+    policy's denying Sids, and whether the principal's own role allows it (always, for a non-function principal)."""
+    bucket_id, _ = audit_bucket(synth)
+    resource = f"<{bucket_id}.Arn>/{prefix}v1/account=1/region=r/date=2026-01-01/job.json"
+    request = (
+        _write(principal, "s3:PutObject", resource)
+        if locked
+        else Request(
+            principal,
+            "s3:PutObject",
+            resource,
+            {"aws:SecureTransport": "true", "s3:if-none-match": "*", "s3:ObjectCreationOperation": "true"},
+        )
+    )
+    functions = {role_arn(synth, name): name for names in OWNERS.values() for name in names}
+    identity = (
+        identity_allows(role_statements(synth, role_of(synth, functions[principal])), request)
+        if principal in functions
+        else True
+    )
+    return denying_statements(bucket_policy(synth, bucket_id), request), identity
+
+
+def test_every_prefix_has_its_owners_and_nothing_else_is_writable(synth: Synthesized) -> None:
+    bucket_id, _ = audit_bucket(synth)
+    statements = bucket_policy(synth, bucket_id)["Statement"]
+    sids = [s.get("Sid", "") for s in statements]
+    fenced = {sid for sid in sids if sid.startswith("DenyWrites") and sid.endswith("ExceptOwners")}
+    assert fenced == {f"DenyWrites{p.strip('/').title()}ExceptOwners" for p in OWNERS}
+    (outside,) = [s for s in statements if s.get("Sid") == "DenyWritesOutsidePrefixes"]
+    expected = [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{p}*"]]} for p in OWNERS]
+    assert sorted(map(json.dumps, outside["NotResource"])) == sorted(map(json.dumps, expected))
+    assert len(json.dumps(bucket_policy(synth, bucket_id))) < 20_480  # S3's bucket-policy size limit
+
+
+@pytest.mark.parametrize("prefix", [*OWNERS, "elsewhere/", ""])
+@pytest.mark.parametrize("who", [POWER_USER, ROOT])
+def test_a_power_user_or_root_cannot_write_any_prefix(synth: Synthesized, who: str, prefix: str) -> None:
+    """Issue 24.1: a principal with identity-based s3:PutObject cannot pre-seed a record, forge provenance, fork
+    the digest chain or the lineage index, with or without lock headers."""
+    for locked in (True, False):
+        denied, _ = _put(synth, who, prefix, locked=locked)
+        assert denied, f"{who} may write {prefix!r}"
+
+
+@pytest.mark.parametrize(("prefix", "who"), [(p, who) for p, owners in OWNERS.items() for who in owners])
+def test_each_owner_may_write_its_own_prefix(synth: Synthesized, prefix: str, who: str) -> None:
+    denied, identity = _put(synth, role_arn(synth, who), prefix)
+    assert denied == [] and identity, f"{who} cannot write {prefix}: denied by {denied}"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "who"),
+    [(p, who) for p in OWNERS for who in ("classifier", "provenance", "digest", "compaction") if who not in OWNERS[p]],
+)
+def test_no_owner_may_write_another_owners_prefix(synth: Synthesized, prefix: str, who: str) -> None:
+    denied, identity = _put(synth, role_arn(synth, who), prefix, locked=False)
+    assert f"DenyWrites{prefix.strip('/').title()}ExceptOwners" in denied
+    assert not identity  # nor does its own role allow it
+
+
+def test_the_break_glass_role_may_write_every_prefix_but_nowhere_else(synth: Synthesized) -> None:
+    """Optional (``break_glass_role_name``): conditional writes with the bucket's default retention, like anyone's."""
+    glass = f"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{BREAK_GLASS}"
+    for prefix in OWNERS:
+        assert _put(synth, glass, prefix, locked=False)[0] == []
+    assert "DenyWritesOutsidePrefixes" in _put(synth, glass, "elsewhere/", locked=False)[0]
+    bucket_id, _ = audit_bucket(synth)
+    delete = Request(glass, "s3:DeleteObjectVersion", f"<{bucket_id}.Arn>/records/v1/x.json")
+    assert denying_statements(bucket_policy(synth, bucket_id), delete)
+
+
+@pytest.mark.parametrize("action", ["s3:ReplicateObject", "s3:ReplicateDelete"])
+def test_nothing_replicates_into_the_audit_bucket(synth: Synthesized, action: str) -> None:
+    """A replication rule elsewhere could write objects (or delete markers) here with a role of its own."""
+    bucket_id, _ = audit_bucket(synth)
+    request = Request("arn:aws:iam::111122223333:role/replication", action, f"<{bucket_id}.Arn>/records/v1/x.json")
+    assert "DenyReplicationInto" in denying_statements(bucket_policy(synth, bucket_id), request)
+
+
+@pytest.mark.parametrize("who", [POWER_USER, ROOT, "classifier", "digest"])
+def test_legal_holds_are_denied_but_to_the_named_role(synth: Synthesized, who: str) -> None:
+    """Issue 24.2: a legal hold would keep personal data past its retention for as long as it stands."""
+    bucket_id, _ = audit_bucket(synth)
+    principal = who if who.startswith("arn:") else role_arn(synth, who)
+    resource = f"<{bucket_id}.Arn>/records/v1/x.json"
+    document = bucket_policy(synth, bucket_id)
+    assert "DenyLegalHolds" in denying_statements(document, Request(principal, "s3:PutObjectLegalHold", resource))
+    named = f"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{LEGAL_HOLD}"
+    assert not denying_statements(document, Request(named, "s3:PutObjectLegalHold", resource))

@@ -64,6 +64,12 @@ def test_the_compaction_role_reads_records_and_writes_compacted_once(synth: Synt
     }
     actions = {a for a, _ in pairs}
     assert {"athena:StartQueryExecution", "glue:UpdatePartition", "glue:BatchCreatePartition"} <= actions
+    # Athena's documented permissions for the caller: the source bucket's location, multipart uploads of results.
+    assert ("s3:GetBucketLocation", f"<{bucket_id}.Arn>") in pairs
+    (results_id,) = {str(r)[1:].split(".")[0] for a, r in pairs if a == "s3:ListBucketMultipartUploads"}
+    assert synth.resources[results_id]["Type"] == "AWS::S3::Bucket" and results_id != bucket_id
+    assert ("s3:ListMultipartUploadParts", f"<{results_id}.Arn>/*") in pairs
+    assert ("s3:AbortMultipartUpload", f"<{results_id}.Arn>/*") in pairs
     assert not actions & {"s3:DeleteObject", "s3:DeleteObjectVersion", "glue:DeleteTable", "glue:UpdateTable"}
 
 

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from flopsmeter.domain.thresholds import POLICIES
+from flopsmeter.functions.settings import ReconcilerSettings, SettingsError
 from infra.assets import REPO_ROOT
 from infra.config import ConfigError, DeployConfig, cdk_json_context
 
@@ -26,7 +28,7 @@ def test_defaults_are_the_production_safe_choices() -> None:
 def test_committed_cdk_json_is_valid_and_has_no_unknown_keys() -> None:
     context = cdk_json_context()
     DeployConfig.from_mapping(context)
-    known = set(DeployConfig.__dataclass_fields__)
+    known = set(DeployConfig.model_fields)
     ours = {k for k in context if not k.startswith("@aws-cdk") and not k.startswith("aws:")}
     assert ours <= known, f"cdk.json keys DeployConfig does not read: {sorted(ours - known)}"
 
@@ -113,7 +115,7 @@ def test_region_is_optional() -> None:
 
 def test_config_is_frozen() -> None:
     cfg = DeployConfig.from_mapping({})
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.retention_years = 1  # type: ignore[misc]
 
 
@@ -173,3 +175,38 @@ def test_bad_organization_values_are_named(key: str, value: object, hint: str) -
     with pytest.raises(ConfigError) as caught:
         DeployConfig.from_mapping({key: value})
     assert hint in str(caught.value)
+
+
+SHARED = [  # (cdk.json key, the functions' variable, a value both must refuse)
+    ("retention_years", "RETENTION_YEARS", "101"),
+    ("primary_policy", "PRIMARY_POLICY", "made-up"),
+    ("approaching_fraction", "APPROACHING_FRACTION", "1.0"),
+    ("cloudtrail_max_wait_seconds", "CLOUDTRAIL_MAX_WAIT_SECONDS", "99999"),
+    ("reconcile_lookback_hours", "RECONCILE_LOOKBACK_HOURS", "500"),
+    ("established_outside_eu", "ESTABLISHED_OUTSIDE_EU", "maybe"),
+    ("energy_pue", "ENERGY_PUE", "0.5"),
+    ("energy_power_utilisation", "ENERGY_POWER_UTILISATION", "0"),
+    ("deployment_mode", "DEPLOYMENT_MODE", "multi"),
+    ("member_regions", "MEMBER_REGIONS", "eu-west-1,atlantis"),
+    ("member_accounts", "MEMBER_ACCOUNTS", "12345"),
+]
+
+
+@pytest.mark.parametrize(("key", "variable", "bad"), SHARED)
+def test_a_setting_the_functions_read_too_has_one_definition(key: str, variable: str, bad: str) -> None:
+    """The stack cannot synthesize a value the function would refuse at cold start: same type, default, message."""
+    ours, theirs = DeployConfig.model_fields[key], ReconcilerSettings.model_fields[variable]
+    assert ours.metadata == theirs.metadata and ours.default == theirs.default
+    with pytest.raises(ConfigError) as config_error:
+        DeployConfig.from_mapping({key: bad})
+    with pytest.raises(SettingsError) as settings_error:
+        ReconcilerSettings.from_env({"AUDIT_BUCKET_NAME": "b-ok", variable: bad})
+    (problem,) = config_error.value.problems
+    assert problem.split(": ", 1)[1] in str(settings_error.value)
+
+
+def test_the_defaults_the_stack_deploys_are_the_functions_defaults() -> None:
+    deployed = DeployConfig.from_mapping({})
+    unset = ReconcilerSettings.from_env({"AUDIT_BUCKET_NAME": "b-ok"})
+    for key, variable, _ in SHARED:
+        assert getattr(deployed, key) == getattr(unset, variable), key

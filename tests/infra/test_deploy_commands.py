@@ -52,6 +52,13 @@ def test_make_targets_run_the_app_with_the_project_environment(target: str) -> N
     assert words[words.index("aws-cdk@2") + 1] == target
 
 
+@pytest.mark.parametrize("target", ["deploy", "destroy"])
+def test_make_deploy_and_destroy_take_every_stack_of_the_app(target: str) -> None:
+    """Organization mode has two stacks (the compliance stack, then its StackSet's): the CLI refuses to pick one."""
+    (command,) = _make_dry_run(target)
+    assert "--all" in shlex.split(command)
+
+
 def test_make_deploy_asks_before_widening_iam_unless_told_not_to() -> None:
     (default,) = _make_dry_run("deploy")
     assert "--require-approval broadening" in default

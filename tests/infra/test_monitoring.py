@@ -31,6 +31,14 @@ def _dashboard_metrics(synth: Synthesized) -> list[list[object]]:
     return [metric for widget in body["widgets"] for metric in widget["properties"].get("metrics", [])]
 
 
+def test_the_dashboard_name_carries_the_region(synth: Synthesized) -> None:
+    """Issue 24.4: dashboard names are account-wide; the stack deploys once per account *and region*."""
+    ((dashboard_id, dashboard),) = synth.of_type("AWS::CloudWatch::Dashboard").items()
+    name = {"Fn::Join": ["", ["FlopsMeter-prod-", {"Ref": "AWS::Region"}]]}
+    assert dashboard["Properties"]["DashboardName"] == name
+    assert synth.template["Outputs"]["DashboardName"]["Value"] == {"Ref": dashboard_id}  # Ref: the name
+
+
 def test_dashboard_reads_the_service_metrics_where_the_functions_emit_them(synth: Synthesized) -> None:
     service_metrics = [m for m in _dashboard_metrics(synth) if m[0] == SERVICE_METRICS_NAMESPACE]
     # [namespace, name, "service", SERVICE_NAME, {options}]: the namespace and dimension the functions are given.

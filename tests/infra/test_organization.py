@@ -1,12 +1,10 @@
-"""Issue 14 (infra): organization mode: the organization bus and its policy, the StackSet, the member stack's
-forwarding rule and read-only role, evaluated statement by statement; cdk-nag, cfn-lint and checkov clean for
-both templates."""
+"""Issue 14 (infra): organization mode: the organization bus and its policy, the StackSet (a stack of its own), the
+member stack's forwarding rule and read-only role, evaluated statement by statement; cdk-nag, cfn-lint and checkov
+clean for all three templates. Issue 24.4: two member regions deploy without a name collision."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +16,9 @@ from flopsmeter.contract import (
     training_job_state_change_pattern,
     training_launch_pattern,
 )
-from infra.assets import REPO_ROOT
 from infra.config import cdk_json_context
 from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
+from infra.stackset import stack_set_stack_name
 from infra.synth import build_app, write_member_template
 from tests.infra.policy import Request, allows, resolve
 from tests.infra.template import (
@@ -28,6 +26,7 @@ from tests.infra.template import (
     NO_BUNDLING,
     Synthesized,
     as_list,
+    assert_lint_and_checkov_clean,
     dead_letter_queue_id,
     function,
     glue_table,
@@ -46,7 +45,8 @@ MEMBER_ACCOUNT = "444455556666"
 
 
 @pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str, Any]]:
+def org_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str, Any], dict[str, Any]]:
+    """The compliance stack, the member template, and the StackSet's own stack (``FlopsMeter-prod-Members``)."""
     tmp = tmp_path_factory.mktemp("org")
     context = {
         **cdk_json_context(),
@@ -56,6 +56,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str
         "member_organizational_units": ",".join(OUS),  # as `-c key=a,b` passes it
         "member_regions": REGIONS,
         "member_accounts": [MEMBER_ACCOUNT],
+        "create_organization_trail": "true",
     }
     app, stack = build_app(context, outdir=str(tmp / "cdk.out"), asset_dir=tmp / "asset")
     assembly = app.synth()  # cdk-nag on the compliance stack; member_template ran it on the member stack
@@ -63,7 +64,14 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, dict[str
     assert member_path is not None and member_path.name == "FlopsMeterMember-prod.template.json"
     template = json.loads(json.dumps(assembly.get_stack_by_name(stack.stack_name).template))
     synthesized = Synthesized(template, tmp / "cdk.out", tmp / "asset", stack.stack_name)
-    return synthesized, json.loads(member_path.read_text())
+    members = json.loads(json.dumps(assembly.get_stack_by_name(stack_set_stack_name("prod")).template))
+    return synthesized, json.loads(member_path.read_text()), members
+
+
+@pytest.fixture(scope="module")
+def org(org_app: tuple[Synthesized, dict[str, Any], dict[str, Any]]) -> tuple[Synthesized, dict[str, Any]]:
+    synth, member, _ = org_app
+    return synth, member
 
 
 def _bus(synth: Synthesized) -> tuple[str, dict[str, Any]]:
@@ -118,10 +126,11 @@ def test_a_rule_on_the_organization_bus_feeds_the_classifier_queue(org: tuple[Sy
 
 
 def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
-    org: tuple[Synthesized, dict[str, Any]],
+    org_app: tuple[Synthesized, dict[str, Any], dict[str, Any]],
 ) -> None:
-    synth, member = org
-    (stack_set,) = synth.of_type("AWS::CloudFormation::StackSet").values()
+    synth, member, members = org_app
+    assert not synth.of_type("AWS::CloudFormation::StackSet"), "the StackSet has a stack of its own"
+    (stack_set,) = [r for r in members["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
     props = stack_set["Properties"]
     assert props["PermissionModel"] == "SERVICE_MANAGED" and props["CallAs"] == "DELEGATED_ADMIN"
     assert props["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
@@ -129,7 +138,7 @@ def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
     assert props["Capabilities"] == ["CAPABILITY_NAMED_IAM"] and props["StackSetName"] == "FlopsMeterMember-prod"
     assert json.loads(props["TemplateBody"]) == member
     bus_id, _ = _bus(synth)
-    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in props["Parameters"]}
+    parameters = {p["ParameterKey"]: _from_compliance_stack(synth, p["ParameterValue"]) for p in props["Parameters"]}
     assert parameters == {
         ORGANIZATION_BUS_ARN: {"Fn::GetAtt": [bus_id, "Arn"]},
         CLASSIFIER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "classifier"), "Arn"]},
@@ -137,6 +146,66 @@ def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
         ORGANIZATION_ID: ORG,
     }
     assert set(member["Parameters"]) == set(parameters)  # nothing else to fill in, no bootstrap version
+
+
+def _from_compliance_stack(synth: Synthesized, value: Any) -> Any:
+    """A value the StackSet's stack reads from the compliance stack's outputs (``Fn::GetStackOutput``, CDK's weak
+    cross-stack reference: no export that would pin the compliance stack), as the compliance stack defines it."""
+    if not isinstance(value, dict) or "Fn::GetStackOutput" not in value:
+        return value
+    reference = value["Fn::GetStackOutput"]
+    assert reference["StackName"] == synth.stack_name and reference["Region"] == {"Ref": "AWS::Region"}
+    output = synth.template["Outputs"][reference["OutputName"]]
+    assert "Export" not in output
+    return output["Value"]
+
+
+def test_one_refusing_member_account_rolls_back_neither_the_evidence_nor_the_rollout(
+    org_app: tuple[Synthesized, dict[str, Any], dict[str, Any]],
+) -> None:
+    """Issue 24.4: the StackSet is the only resource that depends on other accounts: it has a stack of its own,
+    deployed after the compliance stack, and tolerates any number of failed accounts per region (the operation
+    succeeds, the failed instances stay listed), so neither stack rolls back for one account."""
+    synth, _, members = org_app
+    (stack_set,) = [r for r in members["Resources"].values() if r["Type"] == "AWS::CloudFormation::StackSet"]
+    assert stack_set["Properties"]["OperationPreferences"] == {
+        "FailureTolerancePercentage": 100,
+        "MaxConcurrentPercentage": 25,
+        "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE",
+        "RegionConcurrencyType": "PARALLEL",
+    }
+    assert {r["Type"] for r in members["Resources"].values()} == {"AWS::CloudFormation::StackSet"}
+    manifest = json.loads((synth.outdir / "manifest.json").read_text())
+    assert synth.stack_name in manifest["artifacts"][stack_set_stack_name("prod")]["dependencies"]
+    assert synth.template["Outputs"]["MemberStackSetName"]["Value"] == "FlopsMeterMember-prod"
+
+
+def _role_created_in(member: dict[str, Any], role: dict[str, Any], region: str) -> bool:
+    """Whether the member template creates ``role`` in ``region`` (its condition, evaluated for that region)."""
+    if "Condition" not in role:
+        return True
+    (left, right) = member["Conditions"][role["Condition"]]["Fn::Equals"]
+    assert left == {"Ref": "AWS::Region"}
+    return bool(right == region)
+
+
+def test_no_fixed_name_role_or_dashboard_collides_across_member_regions(
+    org_app: tuple[Synthesized, dict[str, Any], dict[str, Any]],
+) -> None:
+    """Issue 24.4: IAM and dashboard names are account-wide; the StackSet deploys one member instance per account
+    and region. A named role is created by one region's instance only; the dashboard's name carries the region."""
+    synth, member, members = org_app
+    named = {
+        k: r for k, r in member["Resources"].items() if r["Type"] == "AWS::IAM::Role" and "RoleName" in r["Properties"]
+    }
+    assert [r["Properties"]["RoleName"] for r in named.values()] == [member_reader_role_name("prod")]
+    for role in named.values():
+        assert [region for region in REGIONS if _role_created_in(member, role, region)] == [REGIONS[0]]
+    for template in (synth.template, members):
+        for resource in template["Resources"].values():
+            assert not (resource["Type"] == "AWS::IAM::Role" and "RoleName" in resource["Properties"])
+    (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == {"Fn::Join": ["", ["FlopsMeter-prod-", {"Ref": "AWS::Region"}]]}
 
 
 def _member_resource(member: dict[str, Any], cfn_type: str, logical_prefix: str) -> dict[str, Any]:
@@ -148,7 +217,11 @@ def _policy_of(member: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]
     (role_id,) = [
         k for k, v in member["Resources"].items() if v["Type"] == "AWS::IAM::Role" and k.startswith(role_prefix)
     ]
-    statements: list[dict[str, Any]] = []
+    statements: list[dict[str, Any]] = [
+        statement
+        for inline in member["Resources"][role_id]["Properties"].get("Policies", [])
+        for statement in resolve(inline["PolicyDocument"])["Statement"]
+    ]
     for policy in member["Resources"].values():
         if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in policy["Properties"]["Roles"]:
             statements += resolve(policy["Properties"]["PolicyDocument"])["Statement"]
@@ -179,18 +252,22 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
         for action in as_list(statement["Action"])
         for resource in as_list(statement["Resource"])
     }
-    jobs = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*"
-    customization_jobs = "arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-customization-job/*"
-    assert pairs == {
-        ("sagemaker:DescribeTrainingJob", jobs),
-        ("sagemaker:ListTags", jobs),
+    scoped = set()
+    for region in REGIONS:  # the one role per account reads every member region's jobs
+        jobs = f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:training-job/*"
+        customization_jobs = f"arn:<AWS::Partition>:bedrock:{region}:<AWS::AccountId>:model-customization-job/*"
+        scoped |= {
+            ("sagemaker:DescribeTrainingJob", jobs),
+            ("sagemaker:ListTags", jobs),
+            (
+                "sagemaker:ListPipelineExecutionSteps",
+                f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:pipeline/*",
+            ),
+            ("bedrock:GetModelCustomizationJob", customization_jobs),
+            ("bedrock:ListTagsForResource", customization_jobs),
+        }
+    assert pairs == scoped | {
         ("sagemaker:ListTrainingJobs", "*"),
-        (
-            "sagemaker:ListPipelineExecutionSteps",
-            "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:pipeline/*",
-        ),
-        ("bedrock:GetModelCustomizationJob", customization_jobs),
-        ("bedrock:ListTagsForResource", customization_jobs),
         ("bedrock:ListModelCustomizationJobs", "*"),
         ("cloudwatch:GetMetricData", "*"),
         ("cloudwatch:GetMetricStatistics", "*"),
@@ -238,6 +315,30 @@ def test_the_member_also_forwards_bedrock_jobs_and_launch_calls_with_the_same_ro
     assert target["RoleArn"] == forward["Targets"][0]["RoleArn"]
 
 
+def test_an_organization_trail_logs_the_launch_calls_of_every_account_and_region(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    """Issue 24.4: the member accounts' buses see their launch calls only while a trail logs them; with
+    ``create_organization_trail`` the compliance stack creates one (else ``ProvenanceTrailRequirement`` says how to
+    check the one that must exist)."""
+    synth, _ = org
+    ((trail_id, trail),) = synth.of_type("AWS::CloudTrail::Trail").items()
+    props = trail["Properties"]
+    assert props["IsOrganizationTrail"] is True and props["IsMultiRegionTrail"] is True
+    assert props["IncludeGlobalServiceEvents"] is True and props["IsLogging"] is True
+    assert props["EventSelectors"][0]["ReadWriteType"] == "WriteOnly"
+    assert synth.template["Outputs"]["ProvenanceTrailRequirement"]["Value"] == {"Fn::GetAtt": [trail_id, "Arn"]}
+    bucket_id = props["S3BucketName"]["Ref"]
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synth.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    write = f"<{bucket_id}.Arn>/AWSLogs/{ORG}/{MEMBER_ACCOUNT}/CloudTrail/eu-west-1/2026/03/01/x.json.gz"
+    context = {"aws:SecureTransport": "true", "s3:x-amz-acl": "bucket-owner-full-control"}
+    assert allows(policy, Request("cloudtrail.amazonaws.com", "s3:PutObject", write, context, service=True))
+
+
 def test_the_organization_bus_feeds_bedrock_jobs_to_the_queue_and_launch_calls_to_provenance(
     org: tuple[Synthesized, dict[str, Any]],
 ) -> None:
@@ -271,27 +372,12 @@ def test_both_templates_pass_cdk_nag_cfn_lint_and_checkov(org: tuple[Synthesized
     report = json.loads((synth.outdir / "validation-report.json").read_text())
     assert [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])] == []
     templates = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
-    assert [Path(t).name for t in templates] == ["FlopsMeter-prod.template.json", "FlopsMeterMember-prod.template.json"]
-    lint = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), *templates],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    checkov = REPO_ROOT / ".build" / "checkov" / "bin" / "checkov"
-    if not checkov.exists():
-        pytest.skip("checkov is not installed (make checkov installs it into .build/checkov)")
-    files = [arg for t in templates for arg in ("-f", t)]
-    scan = subprocess.run(
-        [str(checkov), *files, "--framework", "cloudformation", "--skip-download", "--compact", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert scan.returncode == 0, scan.stdout[-4000:]
+    assert [Path(t).name for t in templates] == [
+        "FlopsMeter-prod-Members.template.json",
+        "FlopsMeter-prod.template.json",
+        "FlopsMeterMember-prod.template.json",
+    ]
+    assert_lint_and_checkov_clean([Path(t) for t in templates])
 
 
 def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_resumes(

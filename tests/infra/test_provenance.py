@@ -9,12 +9,15 @@ import pytest
 
 from flopsmeter.contract import training_launch_pattern
 from infra.constructs.provenance import PROVENANCE_ROOT, TRAIL_REQUIREMENT
+from tests.infra.policy import Request, allows
 from tests.infra.template import (
     Synthesized,
     allowed,
     audit_bucket,
     bucket_policy,
+    dead_letter_queue_id,
     function,
+    resource_policy,
     role_of,
     role_statements,
     synthesize,
@@ -91,3 +94,31 @@ def test_create_management_trail_adds_a_minimal_write_events_trail(tmp_path: Pat
     assert props["EnableLogFileValidation"] is True
     assert props["EventSelectors"][0]["ReadWriteType"] == "WriteOnly"
     assert synth.template["Outputs"]["ProvenanceTrailRequirement"]["Value"] == {"Fn::GetAtt": [trail_id, "Arn"]}
+
+
+def test_launch_calls_dead_letter_into_provenances_own_queue_which_alarms(synth: Synthesized) -> None:
+    """Issue 24.4: one dead-letter queue per intake: a documented redrive of the classifier's DLQ must never hand a
+    CloudTrail launch call to the classifier (which rejects it)."""
+    (target,) = _rule(synth)["Targets"]
+    dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert dlq_id != dead_letter_queue_id(synth)
+    queue = synth.resources[dlq_id]["Properties"]
+    assert "KmsMasterKeyId" in queue and queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    document = resource_policy(synth, "AWS::SQS::QueuePolicy", "Queues", dlq_id)
+    rule_id = next(k for k, r in synth.of_type("AWS::Events::Rule").items() if r["Properties"] == _rule(synth))
+    delivery = {"aws:SecureTransport": "true", "aws:SourceArn": f"<{rule_id}.Arn>"}
+    assert allows(
+        document, Request("events.amazonaws.com", "sqs:SendMessage", f"<{dlq_id}.Arn>", delivery, service=True)
+    )
+    other = {**delivery, "aws:SourceArn": "arn:aws:events:eu-west-1:111122223333:rule/other"}
+    assert not allows(
+        document, Request("events.amazonaws.com", "sqs:SendMessage", f"<{dlq_id}.Arn>", other, service=True)
+    )
+    (alarm,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    ]
+    topic_id, _ = synth.one("AWS::SNS::Topic")
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert synth.template["Outputs"]["ProvenanceDeadLetterQueueUrl"]["Value"] == {"Ref": dlq_id}
