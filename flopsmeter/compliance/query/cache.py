@@ -24,6 +24,7 @@ from typing import Any
 
 from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
 from flopsmeter.compliance.compaction.manifest import ManifestError, manifest_listing
+from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.layout import (
     EXPECTED_LAYOUT,
     RecordsDirError,
@@ -33,7 +34,6 @@ from flopsmeter.compliance.layout import (
     record_names,
 )
 from flopsmeter.compliance.ndjson import NotARecordError, write_ndjson
-from flopsmeter.compliance.query.presets import QueryError
 from flopsmeter.compliance.query.render import Result
 from flopsmeter.compliance.schema import all_columns, column_list, record_columns, struct_spec
 
