@@ -219,6 +219,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from flopsmeter.local.demo_org import run_org_demo
 
         return int(run_org_demo(out_dir=args.out or Path(".local/demo-org")))
+    from flopsmeter.cli.extras import install_hint, training_available
     from flopsmeter.local.demo import run_demo
 
-    return int(run_demo(out_dir=args.out or Path(".local/demo"), train=not args.skip_training))
+    train = not args.skip_training
+    if train and not training_available():
+        print(
+            "note: torch, transformers or peft is not installed, so the tiny metered fine-tuning is skipped and its "
+            f"job is classified on its hardware ceiling; to run it: {install_hint('local,training')} (a CPU-only "
+            "torch is enough: README, Install)"
+        )
+        train = False
+    return int(run_demo(out_dir=args.out or Path(".local/demo"), train=train))

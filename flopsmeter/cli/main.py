@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from flopsmeter.cli import audit, local, preflight, query
+from flopsmeter.cli.extras import COMMAND_EXTRAS, install_hint, missing_extra_line
 from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.domain.errors import FlopsMeterError
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    missing = missing_extra_line(args.command)
+    if missing:
+        print(f"flopsmeter: {missing}", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
     except InvalidRequest as err:
@@ -47,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FlopsMeterError as err:
         print(f"flopsmeter: {err}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as err:  # an extra's package removed after install, or run from a bare checkout
+        extra = COMMAND_EXTRAS.get(args.command, "cli")
+        print(f"flopsmeter: `{args.command}` needs {err.name}, not installed: {install_hint(extra)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("flopsmeter: interrupted", file=sys.stderr)
