@@ -30,7 +30,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 .DEFAULT_GOAL := help
 .PHONY: help install venv lock demo demo-org test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
         typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
-        bench-query bench-coldstart bench-scale report-screenshot chromium clean
+        bench-query bench-coldstart bench-scale report-screenshot chromium clean example-wheel
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -146,6 +146,10 @@ destroy: $(CDK_STAMP) ## cdk destroy (the object-locked audit bucket is retained
 
 test-e2e: $(STAMP) ## against a deployed stack: FLOPSMETER_STACK=<name> make test-e2e
 	$(BIN)/pytest -q -m e2e tests/e2e
+
+example-wheel: $(STAMP) ## this project's wheel into examples/wheels/ (the training-job example installs it in the job)
+	rm -rf examples/wheels
+	$(BIN)/python -m pip wheel -q --no-deps -w examples/wheels .
 
 bench-accuracy: $(STAMP) ## meter vs FlopCounterMode on short real fine-tuning runs (JSON)
 	$(BIN)/python -m bench.accuracy
