@@ -119,11 +119,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.job and not data.jobs:
         print(f"flopsmeter: no record for job {args.job!r}", file=sys.stderr)
         return 1
-    print(
-        f"wrote {args.out} ({len(data.jobs)} job(s); integrity "
-        f"{'not checked' if verification is None else 'OK' if verification.ok else 'FAILED'})"
-    )
-    return 0
+    integrity = "not checked" if verification is None else "OK" if verification.ok else "FAILED"
+    unreadable = f"; {len(data.errors)} record(s) could not be read, listed in the report" if data.errors else ""
+    print(f"wrote {args.out} ({len(data.jobs)} job(s){unreadable}; integrity {integrity})")
+    for key, why in data.errors:
+        print(f"  left out: {key}: {why}", file=sys.stderr)
+    return 1 if data.errors else 0
 
 
 def _documentation(args: argparse.Namespace) -> int:

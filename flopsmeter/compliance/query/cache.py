@@ -33,7 +33,7 @@ from flopsmeter.compliance.layout import (
     partition_dirs,
     record_names,
 )
-from flopsmeter.compliance.ndjson import NotARecordError, write_ndjson
+from flopsmeter.compliance.ndjson import NotARecordError, damaged_file, write_ndjson
 from flopsmeter.compliance.query.render import Result
 from flopsmeter.compliance.schema import all_columns, column_list, record_columns, struct_spec
 
@@ -245,8 +245,14 @@ def _load_json(con: Any, files: list[tuple[str, str, Path]], *, strict: bool) ->
             except NotARecordError as err:
                 raise QueryError(str(err)) from err
             _load_table(con, "_batch_parts", {"k": "VARCHAR", "part": "VARCHAR"}, ([k, p] for k, p, _f in batch))
-            con.execute(
-                f"INSERT INTO cached_records SELECT _key, part, {column_list(columns)}, {PARTITIONS_SQL} "
-                f"FROM read_json(?, format='newline_delimited', columns={spec}) JOIN _batch_parts ON _key = k",
-                [str(path)],
-            )
+            try:
+                con.execute(
+                    f"INSERT INTO cached_records SELECT _key, part, {column_list(columns)}, {PARTITIONS_SQL} "
+                    f"FROM read_json(?, format='newline_delimited', columns={spec}) JOIN _batch_parts ON _key = k",
+                    [str(path)],
+                )
+            except Exception as err:  # duckdb.Error: name the user's file, not the temporary one
+                damaged = damaged_file(err, [file for _key, _part, file in batch])
+                if damaged is None:
+                    raise
+                raise QueryError(f"{damaged} cannot be read as an audit record: {str(err).splitlines()[0]}") from err
