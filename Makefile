@@ -39,6 +39,7 @@ help: ## list the targets
 # the lock's pins, then this project itself (editable, no further resolution). The index's unrelated `flopsmeter`
 # distribution (this project's old name) is removed first.
 define venv_from
+	@echo "installing $(1) into $(VENV) (first time: a minute or two; the CPU torch is the largest download)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if grep -q '^torch==' $(1); then \

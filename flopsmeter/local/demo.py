@@ -24,6 +24,7 @@ from flopsmeter.local import demo_pipeline as pipeline
 from flopsmeter.local import demo_trail as trail
 from flopsmeter.local.demo_customization import run_customization_scenario
 from flopsmeter.local.demo_lineage import run_lineage_scenario
+from flopsmeter.local.demo_next import next_steps
 from flopsmeter.local.demo_obligations import run_obligations_scenario
 from flopsmeter.local.demo_provenance import run_provenance_scenario
 from flopsmeter.local.demo_session import Demo
@@ -56,7 +57,8 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         trail.digest_and_verify(demo)
         trail.tamper(demo)
         run_provenance_scenario(demo)
-        demo.section("10. What the demo showed")
+    next_steps(demo)  # the emulator is gone: what the reader can run on the files it left
+    demo.section("What the demo showed")
     failed = [what for what, ok in demo.checks if not ok]
     for what, ok in demo.checks:
         out.print(f"  {'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what}")

@@ -131,7 +131,7 @@ def _explain(records: dict[str, AuditRecord]) -> Table:
 
 
 def run_customization_scenario(demo: Demo) -> None:
-    demo.section("7b. Managed customization: SageMaker serverless (SFT-LoRA, evaluation) and Amazon Bedrock")
+    demo.section("Managed customization: SageMaker serverless (SFT-LoRA, evaluation) and Amazon Bedrock")
     _run_serverless(demo, datetime.now(UTC) - timedelta(minutes=2))
     _run_bedrock(demo)
     demo.out.print("2 serverless jobs (DescribeTrainingJob: ServerlessJobConfig, BillableTokenCount) and 1 Bedrock job "

@@ -37,7 +37,7 @@ SECOND = DemoJob(
 
 
 def run_obligations_scenario(demo: Demo) -> None:
-    demo.section("7b. A systemic-risk crossing: obligations, the notification clock, energy, documentation")
+    demo.section("A systemic-risk crossing: obligations, the notification clock, energy, documentation")
     now = datetime.now(UTC)
     _play(demo, FIRST, end=now - timedelta(hours=SECOND.hours + 6))
     _play(demo, SECOND, end=now - timedelta(minutes=2))

@@ -19,7 +19,7 @@ from flopsmeter.local.tiny_training import run_tiny_fine_tuning
 
 
 def start(demo: Demo, emulator: Emulator) -> None:
-    demo.section("1. Local AWS (moto) with the stack's resources")
+    demo.section("Local AWS (moto) with the stack's resources")
     demo.resources = emulator.provision()
     with quiet(demo.log_path):  # the function's loggers print to the log file, not the terminal
         demo.classifier = classifier_handler(demo.resources)
@@ -48,7 +48,7 @@ def start(demo: Demo, emulator: Emulator) -> None:
 
 
 def metered_job(demo: Demo) -> None:
-    demo.section("2. A real (tiny) LoRA fine-tuning, metered by FlopsMeterCallback")
+    demo.section("A real (tiny) LoRA fine-tuning, metered by FlopsMeterCallback")
     job = DemoJob(
         METERED_JOB,
         "alice",
@@ -61,7 +61,7 @@ def metered_job(demo: Demo) -> None:
     start = datetime.now(UTC)
     demo.set_state(METERED_JOB, status="InProgress", creation=start - timedelta(seconds=30), start=start)
     if demo.train:
-        with quiet(demo.log_path):
+        with demo.progress("training: a tiny LoRA fine-tuning on the CPU (logs: demo.log)"), quiet(demo.log_path):
             summary = run_tiny_fine_tuning(METERED_JOB, demo.out_dir / "train", demo.resources)
         demo.out.print(
             f"trained {summary['steps']} steps in {summary['seconds']:.1f} s; the meter emitted "
@@ -76,7 +76,7 @@ def metered_job(demo: Demo) -> None:
 
 
 def declared_jobs(demo: Demo) -> None:
-    demo.section("3. More training jobs (durations declared; nothing runs)")
+    demo.section("More training jobs (durations declared; nothing runs)")
     table = Table("job", "created by", "instances", "hours", "status", "what it shows")
     end = datetime.now(UTC) - timedelta(minutes=2)
     for job in (*DECLARED_JOBS, LOST_JOB):
@@ -100,13 +100,13 @@ def declared_jobs(demo: Demo) -> None:
 
 
 def push_events(demo: Demo) -> None:
-    demo.section("4. SageMaker state-change events -> EventBridge -> SQS -> classifier")
+    demo.section("SageMaker state-change events -> EventBridge -> SQS -> classifier")
     for name in [METERED_JOB, *(j.name for j in DECLARED_JOBS)]:
         put_state_change(demo.resources, demo.state_change_event(name))
     demo.out.print(f"{1 + len(DECLARED_JOBS)} terminal events put on the default bus ({LOST_JOB.name}'s is lost)")
     demo.run_classifier("terminal events")
 
-    demo.section("5. Duplicate, out-of-order and malformed events")
+    demo.section("Duplicate, out-of-order and malformed events")
     put_state_change(demo.resources, demo.state_change_event("demo-full-ft-unmetered"))
     demo.out.print("duplicate: demo-full-ft-unmetered's Completed event delivered again")
     put_state_change(demo.resources, demo.state_change_event(METERED_JOB, status="InProgress"))
@@ -137,8 +137,8 @@ def push_events(demo: Demo) -> None:
 
 
 def reconcile(demo: Demo) -> None:
-    demo.section("6. Scheduled reconciler: a lost event never means a lost record")
-    with quiet(demo.log_path):
+    demo.section("Scheduled reconciler: a lost event never means a lost record")
+    with demo.progress("reconciler: listing recent jobs and recording the missing ones"), quiet(demo.log_path):
         result = reconciler_handler(demo.resources)(
             {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
             local_context(demo.resources, "flopsmeter-reconciler"),

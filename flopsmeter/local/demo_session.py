@@ -36,6 +36,7 @@ class Demo:
         self.callers: dict[tuple[str, str], Any] = {}  # (who, service) -> client
         self.attempts: list[Attempt] = []
         self.started = time.monotonic()
+        self.sections = 0
         self.checks: list[tuple[str, bool]] = []  # what the demo expects to have shown, checked at the end
 
     def check(self, what: str, ok: bool) -> None:
@@ -43,7 +44,13 @@ class Demo:
 
     # ------------------------------------------------------------------------------------------ helpers
     def section(self, title: str) -> None:
-        self.out.rule(f"[bold]{title}[/] [dim]({time.monotonic() - self.started:.0f} s)[/]")
+        """A numbered section rule (numbered here, once, in the order the sections run) with the time so far."""
+        self.sections += 1
+        self.out.rule(f"[bold]{self.sections}. {title}[/] [dim]({time.monotonic() - self.started:.0f} s)[/]")
+
+    def progress(self, what: str) -> Any:
+        """A spinner with ``what`` while a long step runs (on a terminal; nothing when piped)."""
+        return self.out.status(f"{what} [dim](started at {time.monotonic() - self.started:.0f} s)[/]")
 
     def aws(self, service: str) -> Any:
         return client(service, self.resources.endpoint, self.resources.region)
@@ -127,7 +134,8 @@ class Demo:
         }
 
     def run_classifier(self, label: str) -> None:
-        report = drain(self.resources, handler=self.classifier, log_path=self.log_path, deadline_s=120)
+        with self.progress(f"classifier: draining the queue ({label})"):
+            report = drain(self.resources, handler=self.classifier, log_path=self.log_path, deadline_s=120)
         self.attempts += report.attempts
         self.out.print(attempts_table(report.attempts, title=f"Deliveries to the classifier: {label}"))
 

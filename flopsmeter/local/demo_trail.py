@@ -17,7 +17,7 @@ from flopsmeter.local.show import dead_letters_table, records_table
 
 
 def records(demo: Demo) -> list[Any]:
-    demo.section("7. The audit trail")
+    demo.section("The audit trail")
     store = AuditStore(demo.aws("s3"), demo.resources.audit_bucket)
     stored = sorted(
         ((o["Key"], store.get_record(o["Key"])) for o in store.list_keys("records/")),
@@ -79,7 +79,7 @@ def save_copies(demo: Demo, store: AuditStore, stored: list[tuple[str, AuditReco
 
 
 def digest_and_verify(demo: Demo) -> None:
-    demo.section("8. Signed digest and verification")
+    demo.section("Signed digest and verification")
     from flopsmeter.compliance.verify import BucketSource, render_text, verify
     from flopsmeter.service.digests import write_digest
 
@@ -100,10 +100,14 @@ def digest_and_verify(demo: Demo) -> None:
     report = verify(source)
     demo.out.print(render_text(report))
     demo.check("the trail verifies against its signed digest", report.ok)
+    from flopsmeter.compliance.mirror import pull
+
+    pulled = pull(store, demo.out_dir / "mirror")  # before the next step tampers: the copy next_steps reads
+    demo.out.print(f"local mirror of the bucket with its digests: {demo.out_dir / 'mirror'} ({pulled.total} objects)")
 
 
 def tamper(demo: Demo) -> None:
-    demo.section("9. Deleting or overwriting a record")
+    demo.section("Deleting or overwriting a record")
     from botocore.exceptions import ClientError
 
     from flopsmeter.compliance.verify import BucketSource, render_text, verify
