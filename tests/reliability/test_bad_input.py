@@ -205,3 +205,9 @@ def test_bad_cli_input_gets_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, 
         assert all(line.startswith("  left out: ") for line in lines), err
     assert expected in lines[0], lines[0]
     assert "/tmp" not in lines[0].replace(str(tmp_path), "")  # names the user's file, never a temporary one
+
+
+def test_the_readme_counts_the_corpus_as_it_is() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert f"{len(MANIFEST)} malformed bodies" in readme and f"{len(JOB_CASES)} job-level cases" in readme
+    assert "the command line's bad input" in readme and len(CLI_CASES) >= 15
