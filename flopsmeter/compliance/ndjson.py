@@ -2,14 +2,14 @@
 than many small ones. Each line is the record with its key added as ``_key``.
 
 A file that is not JSON at all (truncated, damaged) is refused with its own path, never passed on for DuckDB to
-report against the temporary file; ``damaged_file`` maps a DuckDB error about a line back to the file it came from.
+report against the temporary file; ``blaming_the_file`` maps a DuckDB error about a line back to the file it came from.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flopsmeter.domain.errors import FlopsMeterError
@@ -18,8 +18,6 @@ from flopsmeter.domain.errors import FlopsMeterError
 class NotARecordError(FlopsMeterError):
     """A file where a record was expected holds something else."""
 
-
-_LINE = re.compile(r"\bline (\d+)\b")
 
 
 def record_line(key: str, body: bytes, *, strict: bool = False, where: str | None = None) -> bytes:
@@ -52,9 +50,16 @@ def write_ndjson(path: Path, files: Iterable[tuple[str, Path]], *, strict: bool 
     return count
 
 
-def damaged_file(error: Exception, files: list[Path]) -> str | None:
-    """The file behind a DuckDB error that names a line of the NDJSON written from ``files`` (1-based), if any."""
-    found = _LINE.search(str(error))
-    if not found or not 0 < int(found.group(1)) <= len(files):
-        return None
-    return str(files[int(found.group(1)) - 1])
+@contextmanager
+def blaming_the_file(files: list[Path]) -> Iterator[None]:
+    """Around DuckDB reading the NDJSON written from ``files``: when it fails, the first of ``files`` that is not valid
+    JSON is named (the user's file, not the temporary NDJSON one) in a NotARecordError; else the error goes on."""
+    try:
+        yield
+    except Exception:  # duckdb.Error; duckdb is imported by the callers only
+        for file in files:  # only after a failure: the fast path does not parse every record
+            try:
+                json.loads(file.read_bytes())
+            except ValueError as err:
+                raise NotARecordError(f"{file} is not valid JSON (damaged? {err})") from None
+        raise

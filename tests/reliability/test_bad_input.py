@@ -149,6 +149,9 @@ def _cli_world(tmp: Path) -> dict[str, Path]:
     write_mirror(tmp / "mirror", records)
     write_mirror(tmp / "cut-mirror", records)
     _truncate(tmp / "cut-mirror" / key_of(records[0]))
+    write_mirror(tmp / "damaged-mirror", records)  # braces intact, so only DuckDB's parser finds the damage
+    damaged = tmp / "damaged-mirror" / key_of(records[1])
+    damaged.write_bytes(damaged.read_bytes()[:150] + b"}")
     (tmp / "cut-flat").mkdir()
     for record in records:
         (tmp / "cut-flat" / f"{record.job.name}.json").write_bytes(record.to_json_bytes())
@@ -158,7 +161,8 @@ def _cli_world(tmp: Path) -> dict[str, Path]:
     (tmp / "not-records" / "settings.json").write_text('{"theme": "dark"}')
     (tmp / "junk.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
     (tmp / "text.pem").write_text("hello")
-    return {"cut": tmp / "cut-mirror" / key_of(records[0]), "cut_flat": tmp / "cut-flat" / "job-0.json"}
+    return {"cut": tmp / "cut-mirror" / key_of(records[0]), "cut_flat": tmp / "cut-flat" / "job-0.json",
+            "damaged": damaged}  # fmt: skip
 
 
 # argv (in the world's folder), exit code, what the one line says ({cut}: the truncated file's path as given)
@@ -174,6 +178,8 @@ CLI_CASES = [
     (["report", "--dir", "cut-flat", "--out", "r.html"], 1, "left out: job-0.json"),
     (["query", "--dir", "cut-mirror"], 1, "{cut} is not valid JSON"),
     (["query", "--dir", "cut-flat"], 1, "{cut_flat} is not valid JSON"),
+    (["query", "--dir", "damaged-mirror"], 1, "{damaged} is not valid JSON"),
+    (["compact", "--dir", "damaged-mirror"], 1, "{damaged} is not valid JSON"),
     (["query", "--dir", "mirror", "--limit", "-3"], 2, "--limit must be a whole number >= 1, got -3"),
     (["query", "--dir", "mirror", "--limit", "0"], 2, "--limit must be a whole number >= 1, got 0"),
     (["verify", "--bucket", "b"], 2, "no AWS region: give --region REGION, or set AWS_DEFAULT_REGION"),
@@ -199,7 +205,7 @@ def test_bad_cli_input_gets_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, 
     assert main(argv) == code
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.strip()]
-    expected = says.format(cut=cut["cut"].relative_to(tmp_path), cut_flat=cut["cut_flat"].relative_to(tmp_path))
+    expected = says.format(**{name: path.relative_to(tmp_path) for name, path in cut.items()})
     assert "Traceback" not in err and lines, err
     if len(lines) > 1:  # one line per thing left out of a report, each saying so
         assert all(line.startswith("  left out: ") for line in lines), err

@@ -29,7 +29,7 @@ from flopsmeter.compliance.layout import (
     record_names,
 )
 from flopsmeter.compliance.mirror import key_path
-from flopsmeter.compliance.ndjson import NotARecordError, damaged_file, write_ndjson
+from flopsmeter.compliance.ndjson import NotARecordError, blaming_the_file, write_ndjson
 from flopsmeter.compliance.schema import column_list, record_columns, struct_spec
 
 DATA_FILE = "data.parquet"
@@ -132,17 +132,12 @@ def write_generation(
         write_ndjson(ndjson, files)
         staged = Path(tmp, DATA_FILE)
         spec = struct_spec({"_key": "VARCHAR", **columns})
-        try:
+        with blaming_the_file([file for _key, file in files]):
             con.execute(
                 f"COPY (SELECT _key, {column_list(columns)} FROM read_json(?, format='newline_delimited', "
                 f"columns={spec}) ORDER BY _key) TO '{staged}' ({PARQUET_OPTIONS})",
                 [str(ndjson)],
             )
-        except Exception as err:  # duckdb.Error: name the user's file, not the temporary one
-            damaged = damaged_file(err, [file for _key, file in files])
-            if damaged is None:
-                raise
-            raise NotARecordError(f"{damaged} cannot be read as an audit record: {str(err).splitlines()[0]}") from err
         os.replace(staged, target)
     body = target.read_bytes()
     rows = con.execute("SELECT _key, sha256 FROM read_parquet(?) ORDER BY _key", [str(target)]).fetchall()
