@@ -19,7 +19,6 @@ class NotARecordError(FlopsMeterError):
     """A file where a record was expected holds something else."""
 
 
-
 def record_line(key: str, body: bytes, *, strict: bool = False, where: str | None = None) -> bytes:
     """One NDJSON line (records are canonical one-line JSON, so usually no parsing is needed).
 
