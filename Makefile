@@ -70,8 +70,11 @@ $(UV):
 	$(PYTHON) -m venv $(UV_VENV)
 	$(UV_VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
 
+# dev first; demo and cdk are then resolved within it (-c dev.txt): the same versions everywhere, so the demo and the
+# CDK app run the Powertools and pydantic the dev pins match to the Lambda layer.
 lock: $(UV) ## refresh requirements/{dev,demo,cdk}.txt from pyproject.toml (uv pip compile; TORCH_WHEELS: where +cpu is)
-	@for spec in "dev:--extra dev" "demo:--extra local --extra training" "cdk:--extra infra"; do \
+	@for spec in "dev:--extra dev" "demo:--extra local --extra training -c $(LOCKS)/dev.txt" \
+	    "cdk:--extra infra -c $(LOCKS)/dev.txt"; do \
 	  $(UV) pip compile -q pyproject.toml $${spec#*:} --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	    --find-links $(TORCH_WHEELS) -c $(LOCKS)/torch-cpu.txt --no-header --annotation-style line \
 	    -o $(LOCKS)/$${spec%%:*}.txt || exit 1; done

@@ -15,6 +15,7 @@ runner plays Lambda's SQS event source mapping; job durations are declared (only
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from flopsmeter.local.show import console
 def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
     out = console()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the mirror is this run's bucket: a previous run's objects (other versions, other digests) must not mix in
+    shutil.rmtree(out_dir / "mirror", ignore_errors=True)
     out.print(
         Panel.fit(
             "[bold]FLOPs Meter demo[/]: every SageMaker training job's compute, classified against the EU AI Act "
