@@ -2,6 +2,7 @@
 the meter's settings (needs ``pip install sagemaker`` (3.x) and AWS credentials; nothing here runs in the
 project's tests).
 
+    make example-wheel    # this project's wheel into examples/wheels/, which requirements.txt installs in the job
     python examples/launch_training_job.py --role arn:aws:iam::123456789012:role/SageMakerRole
 
 The opt-in itself is the one line in ``sagemaker_train.py`` (``callbacks=[FlopsMeterCallback(...)]``); this
@@ -13,6 +14,8 @@ definitions (the second channel, DescribeTrainingJob's ``FinalMetricDataList``).
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from flopsmeter import contract
 from flopsmeter.training.emitters import METRIC_DEFINITIONS
@@ -23,7 +26,18 @@ ENVIRONMENT = {
 }
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def shipped_wheel() -> Path:
+    """The wheel requirements.txt names (this project's own, built by ``make example-wheel``)."""
+    line = next(x for x in (HERE / "requirements.txt").read_text().splitlines() if x.startswith("./wheels/"))
+    return HERE / line.split("[", 1)[0]
+
+
 def main() -> None:
+    if not shipped_wheel().is_file():
+        sys.exit(f"launch_training_job: {shipped_wheel().name} is not in examples/wheels/: run `make example-wheel`")
     parser = argparse.ArgumentParser()
     parser.add_argument("--role", required=True)
     parser.add_argument("--instance-type", default="ml.g5.2xlarge")
@@ -53,7 +67,7 @@ def main() -> None:
         source_code=SourceCode(
             source_dir="examples",
             entry_script="sagemaker_train.py",
-            requirements="requirements.txt",  # flopsmeter[training] (and the transformers it needs)
+            requirements="requirements.txt",  # this project's wheel in examples/wheels/, with the training extra
         ),
         compute=Compute(instance_type=args.instance_type, instance_count=1),
         environment=ENVIRONMENT,

@@ -78,12 +78,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     out = console()
     out.print(f"[bold]local emulator up[/] at {state.endpoint} (pid {state.pid}, region {state.resources.region})")
     _print_resources(out, state.resources)
-    out.print(
-        f"\nPoint AWS tools at it:  export AWS_ENDPOINT_URL={state.endpoint} AWS_REGION={state.resources.region}"
-        " AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
-    )
+    out.print("\nPoint boto3, the AWS CLI and flopsmeter at it (any credentials do):")
+    out.print(exports(state.endpoint, state.resources.region), markup=False, highlight=False, soft_wrap=True)
     out.print(f"State: {emulator.state_path(args.state_dir)}; stop with `flopsmeter local down`.")
     return 0
+
+
+def exports(endpoint: str, region: str) -> str:
+    """Shell exports boto3 and the AWS CLI both honour: AWS_ENDPOINT_URL (botocore >= 1.31, AWS CLI >= 2.13),
+    AWS_DEFAULT_REGION (boto3 does not read AWS_REGION; the CLI and the other SDKs do: both are set), credentials."""
+    return (
+        f"export AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={region} AWS_REGION={region} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
+    )
 
 
 def _print_resources(out: Any, resources: Any) -> None:
@@ -219,6 +226,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from flopsmeter.local.demo_org import run_org_demo
 
         return int(run_org_demo(out_dir=args.out or Path(".local/demo-org")))
+    from flopsmeter.cli.extras import install_hint, training_available
     from flopsmeter.local.demo import run_demo
 
-    return int(run_demo(out_dir=args.out or Path(".local/demo"), train=not args.skip_training))
+    train = not args.skip_training
+    if train and not training_available():
+        print(
+            "note: torch, transformers or peft is not installed, so the tiny metered fine-tuning is skipped and its "
+            f"job is classified on its hardware ceiling; to run it: {install_hint('local,training')} (a CPU-only "
+            "torch is enough: README, Install)"
+        )
+        train = False
+    return int(run_demo(out_dir=args.out or Path(".local/demo"), train=train))

@@ -1,6 +1,7 @@
 """``flopsmeter``: one argparse tree; each command group lives in its own module with a ``register``.
 
-Errors print one human line and exit non-zero: 2 for usage errors, 1 for failures. Heavy imports
+Errors print one human line and exit non-zero: 2 for a request that cannot run as given (``InvalidRequest``), 1 for
+failures. Heavy imports
 (boto3, duckdb, torch) happen inside the command functions, so ``flopsmeter --help`` stays fast.
 """
 
@@ -10,14 +11,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from flopsmeter.cli import audit, local, preflight, query
+from flopsmeter.cli.extras import COMMAND_EXTRAS, install_hint, missing_extra_line
+from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.errors import FlopsMeterError
 
 # Command-group modules, each with ``register(subparsers)``; every command sets ``func(args) -> int``.
-COMMAND_MODULES = ("compliance", "local", "audit")
-
-
-class UsageError(FlopsMeterError):
-    """Bad arguments that argparse cannot catch (exit 2)."""
+COMMAND_MODULES = (preflight, local, query, audit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,12 +28,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = _Parser(prog="flopsmeter", description="EU AI Act compute compliance for LLM fine-tuning on SageMaker")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"flopsmeter.cli.{name}").register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
@@ -43,13 +41,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    missing = missing_extra_line(args.command)
+    if missing:
+        print(f"flopsmeter: {missing}", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
-    except UsageError as err:
+    except InvalidRequest as err:
         print(f"flopsmeter: error: {err}", file=sys.stderr)
         return 2
     except FlopsMeterError as err:
         print(f"flopsmeter: {err}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as err:  # an extra's package removed after install, or run from a bare checkout
+        extra = COMMAND_EXTRAS.get(args.command, "cli")
+        print(f"flopsmeter: `{args.command}` needs {err.name}, not installed: {install_hint(extra)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("flopsmeter: interrupted", file=sys.stderr)

@@ -15,18 +15,33 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flopsmeter.audit.keys import parse_chain, parse_record_key
-from flopsmeter.errors import FlopsMeterError
+from flopsmeter.compliance.errors import InvalidRequest
 
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
 
 
-class AccountFilterError(FlopsMeterError):
+class AccountFilterError(InvalidRequest):
     """A bad --account / --ou / --accounts-map value."""
+
+
+@dataclass(frozen=True)
+class AccountSelection:
+    """What the user asked for: ``--account`` values, ``--ou`` values, and an optional accounts map file."""
+
+    accounts: tuple[str, ...] = ()
+    ous: tuple[str, ...] = ()
+    accounts_map: Path | None = None
+
+    def resolve(self, aws: Callable[[str], Any] | None = None) -> frozenset[str] | None:
+        """The accounts to keep, or None for every account; ``aws(service)`` makes a client (Organizations)."""
+        organizations = None if aws is None else (lambda: aws("organizations"))
+        return resolve_accounts(self.accounts, self.ous, accounts_map=self.accounts_map, organizations=organizations)
 
 
 def parse_accounts(values: Iterable[str]) -> frozenset[str]:

@@ -27,6 +27,10 @@ from flopsmeter.errors import FlopsMeterError
 
 # an empty bucket's mirror holds only its manifest
 MIRROR_MARKERS = (RECORDS_PREFIX, DIGESTS_PREFIX, ".flopsmeter-mirror.json")
+EXPECTED_MIRROR = (
+    "a mirror of the audit bucket (records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json), as "
+    "`flopsmeter query --bucket B --pull --dir D` makes"
+)
 EXPECTED_LAYOUT = (
     "a mirror of the audit bucket (records/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<job>.json, as "
     "`flopsmeter query --bucket B --pull --dir D` makes) or a folder of record files (<job>.json)"

@@ -21,8 +21,8 @@ from flopsmeter.audit.digests import DIGEST_FORMAT
 from flopsmeter.audit.keys import DIGESTS_PREFIX
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.accounts import only_accounts
-from flopsmeter.compliance.query.presets import QueryError
-from flopsmeter.compliance.query.splitting import SplitSet, flagged_sets
+from flopsmeter.compliance.errors import QueryError
+from flopsmeter.compliance.query.flagged import SplitSet, flagged_sets
 from flopsmeter.compliance.reevaluate import read_dir
 from flopsmeter.compliance.verify import VerifyReport
 from flopsmeter.domain.numbers import format_flops

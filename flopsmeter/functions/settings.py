@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flopsmeter.contract import ORGANIZATION
 from flopsmeter.domain.energy import DEFAULT_POWER_UTILISATION, DEFAULT_PUE, EnergyAssumptions
-from flopsmeter.errors import FlopsMeterError
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
+from flopsmeter.errors import FlopsMeterError
 from flopsmeter.functions.fields import (
     DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS,
     DEFAULT_RECONCILE_LOOKBACK_HOURS,

@@ -13,7 +13,7 @@ Each is self-checked (``Demo.check``). Emulated: the jobs' lifecycles and token 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 
@@ -21,11 +21,9 @@ from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.local import moto_ext
+from flopsmeter.local.demo_session import Demo
 from flopsmeter.local.runner import put_state_change
 from flopsmeter.local.show import records_table
-
-if TYPE_CHECKING:
-    from flopsmeter.local.demo import Demo
 
 HUB_MODEL = (
     "arn:aws:sagemaker:{region}:aws:hub-content/SageMakerPublicHub/Model/meta-textgeneration-llama-3-1-8b-instruct"
@@ -133,7 +131,7 @@ def _explain(records: dict[str, AuditRecord]) -> Table:
 
 
 def run_customization_scenario(demo: Demo) -> None:
-    demo.section("7b. Managed customization: SageMaker serverless (SFT-LoRA, evaluation) and Amazon Bedrock")
+    demo.section("Managed customization: SageMaker serverless (SFT-LoRA, evaluation) and Amazon Bedrock")
     _run_serverless(demo, datetime.now(UTC) - timedelta(minutes=2))
     _run_bedrock(demo)
     demo.out.print("2 serverless jobs (DescribeTrainingJob: ServerlessJobConfig, BillableTokenCount) and 1 Bedrock job "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -21,10 +20,8 @@ from flopsmeter.aws.store import AuditStore
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.thresholds import DEFAULT_PRIMARY_POLICY, get_policy, threshold_for
 from flopsmeter.local.demo_jobs import DemoJob
+from flopsmeter.local.demo_session import Demo, drain_inbox
 from flopsmeter.local.runner import put_state_change
-
-if TYPE_CHECKING:
-    from flopsmeter.local.demo import Demo
 
 STEP_1, STEP_2, ORPHAN = "demo-two-step-sft", "demo-two-step-dpo", "demo-orphan-child"
 MISSING_PARENT = "demo-deleted-parent"
@@ -103,9 +100,8 @@ def _show_and_check(demo: Demo) -> None:
         "a declared parent that does not exist is never counted as zero: lineage incomplete, at least approaching",
         orphan is not None and orphan.lineage.status == "incomplete" and orphan.outcome == "approaching",
     )
-    from flopsmeter.local.demo import _drain_inbox
 
-    alerts = [json.loads(body) for body in _drain_inbox(demo.aws("sqs"), demo.resources.alert_inbox_url)]
+    alerts = [json.loads(body) for body in drain_inbox(demo.aws("sqs"), demo.resources.alert_inbox_url)]
     asks = [a for a in alerts if ORPHAN in a.get("Subject", "") and contract.TAG_PARENT_FLOPS in a.get("Message", "")]
     for alert in asks:
         demo.out.print(f"[yellow]SNS alert[/]: {alert['Subject']}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 
@@ -19,10 +19,8 @@ from flopsmeter import contract
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.domain.energy import format_kwh
 from flopsmeter.local.demo_jobs import DemoJob
+from flopsmeter.local.demo_session import Demo
 from flopsmeter.local.runner import put_state_change
-
-if TYPE_CHECKING:
-    from flopsmeter.local.demo import Demo
 
 SYSTEMIC_BASE = {
     contract.ENV_PRETRAIN_FLOPS: "3.8e25",
@@ -39,7 +37,7 @@ SECOND = DemoJob(
 
 
 def run_obligations_scenario(demo: Demo) -> None:
-    demo.section("7b. A systemic-risk crossing: obligations, the notification clock, energy, documentation")
+    demo.section("A systemic-risk crossing: obligations, the notification clock, energy, documentation")
     now = datetime.now(UTC)
     _play(demo, FIRST, end=now - timedelta(hours=SECOND.hours + 6))
     _play(demo, SECOND, end=now - timedelta(minutes=2))

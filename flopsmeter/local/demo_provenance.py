@@ -14,17 +14,15 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 
 from flopsmeter import contract
 from flopsmeter.local.clients import client
+from flopsmeter.local.demo_session import Demo
 from flopsmeter.local.provision import LocalResources
 from flopsmeter.local.runner import local_clients, local_context, open_log, put_state_change
-
-if TYPE_CHECKING:
-    from flopsmeter.local.demo import Demo
 
 SWEEP = "demo-sweep"
 PIPELINE = "demo-pipeline"

@@ -109,5 +109,8 @@ def dead_letters_table(
 
 def console() -> Console:
     """Terminal width on a terminal; wide (no folding of ARNs and job names) when piped or captured."""
+    import sys
+
     probe = Console()
-    return Console(highlight=False, soft_wrap=False, width=None if probe.is_terminal else 200)
+    # bound to this stdout: the demo redirects sys.stdout to its log around noisy steps, and its spinner stays here
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if probe.is_terminal else 200)

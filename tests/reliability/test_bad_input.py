@@ -131,3 +131,89 @@ def test_bad_job_settings_are_classified_conservatively_with_a_warning(harness):
         if len(record.to_json_bytes()) > 64_000 or any(len(w) > 1_000 for w in record.warnings):
             problems.append(f"{case}: the record carries the input ({len(record.to_json_bytes())} bytes)")
     assert problems == []
+
+
+# ---- the command line: bad input gets one line and a non-zero exit, never a traceback or a silent success ------
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _cli_world(tmp: Path) -> dict[str, Path]:
+    """A mirror, the same mirror with one record cut short, a flat folder with one cut short, folders that hold no
+    records, and files that are no public key."""
+    from tests.support.records import key_of, make_record, write_mirror
+
+    records = [make_record(f"job-{i}") for i in range(3)]
+    write_mirror(tmp / "mirror", records)
+    write_mirror(tmp / "cut-mirror", records)
+    _truncate(tmp / "cut-mirror" / key_of(records[0]))
+    write_mirror(tmp / "damaged-mirror", records)  # braces intact, so only DuckDB's parser finds the damage
+    damaged = tmp / "damaged-mirror" / key_of(records[1])
+    damaged.write_bytes(damaged.read_bytes()[:150] + b"}")
+    (tmp / "cut-flat").mkdir()
+    for record in records:
+        (tmp / "cut-flat" / f"{record.job.name}.json").write_bytes(record.to_json_bytes())
+    _truncate(tmp / "cut-flat" / "job-0.json")
+    (tmp / "empty").mkdir()
+    (tmp / "not-records").mkdir()
+    (tmp / "not-records" / "settings.json").write_text('{"theme": "dark"}')
+    (tmp / "junk.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    (tmp / "text.pem").write_text("hello")
+    return {"cut": tmp / "cut-mirror" / key_of(records[0]), "cut_flat": tmp / "cut-flat" / "job-0.json",
+            "damaged": damaged}  # fmt: skip
+
+
+# argv (in the world's folder), exit code, what the one line says ({cut}: the truncated file's path as given)
+CLI_CASES = [
+    (["compact", "--dir", "missing"], 1, "missing is not a directory"),
+    (["compact", "--dir", "empty"], 1, "empty is not a mirror of the audit bucket"),
+    (["compact", "--dir", "not-records"], 1, "not-records is not a mirror of the audit bucket"),
+    (["compact", "--dir", "cut-mirror"], 1, "{cut} is not valid JSON"),
+    (["verify", "--dir", "mirror", "--public-key", "missing.pem"], 2, "--public-key missing.pem: cannot read it"),
+    (["verify", "--dir", "mirror", "--public-key", "junk.pem"], 2, "--public-key junk.pem is not a PEM"),
+    (["verify", "--dir", "mirror", "--public-key", "text.pem"], 2, "--public-key text.pem is not a PEM"),
+    (["verify", "--dir", "mirror", "--public-key", "empty"], 2, "--public-key empty: cannot read it"),
+    (["report", "--dir", "cut-flat", "--out", "r.html"], 1, "left out: job-0.json"),
+    (["query", "--dir", "cut-mirror"], 1, "{cut} is not valid JSON"),
+    (["query", "--dir", "cut-flat"], 1, "{cut_flat} is not valid JSON"),
+    (["query", "--dir", "damaged-mirror"], 1, "{damaged} is not valid JSON"),
+    (["compact", "--dir", "damaged-mirror"], 1, "{damaged} is not valid JSON"),
+    (["query", "--dir", "mirror", "--limit", "-3"], 2, "--limit must be a whole number >= 1, got -3"),
+    (["query", "--dir", "mirror", "--limit", "0"], 2, "--limit must be a whole number >= 1, got 0"),
+    (["verify", "--bucket", "b"], 2, "no AWS region: give --region REGION, or set AWS_DEFAULT_REGION"),
+    (["query", "--engine", "athena", "--workgroup", "w", "--database", "d"], 2, "no AWS region"),
+    (["report", "--bucket", "b", "--region", "eu-west-1"], 2, "no AWS credentials: set AWS_PROFILE"),
+    (["query", "--bucket", "b", "--region", "eu-west-1"], 2, "no AWS credentials"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_bad_cli_input_gets_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, capsys, argv, code, says) -> None:
+    from flopsmeter.cli.main import main
+
+    cut = _cli_world(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    assert main(argv) == code
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    expected = says.format(**{name: path.relative_to(tmp_path) for name, path in cut.items()})
+    assert "Traceback" not in err and lines, err
+    if len(lines) > 1:  # one line per thing left out of a report, each saying so
+        assert all(line.startswith("  left out: ") for line in lines), err
+    assert expected in lines[0], lines[0]
+    assert "/tmp" not in lines[0].replace(str(tmp_path), "")  # names the user's file, never a temporary one
+
+
+def test_the_readme_counts_the_corpus_as_it_is() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert f"{len(MANIFEST)} malformed bodies" in readme and f"{len(JOB_CASES)} job-level cases" in readme
+    assert "the command line's bad input" in readme and len(CLI_CASES) >= 15

@@ -19,9 +19,17 @@ from typing import Any
 
 from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
 from flopsmeter.compliance.compaction.manifest import DataObject, Manifest, ManifestError, parse_manifest, plan
-from flopsmeter.compliance.layout import Partition, manifest_files, partition_dirs, record_names
+from flopsmeter.compliance.layout import (
+    EXPECTED_MIRROR,
+    Partition,
+    RecordsDirError,
+    is_mirror,
+    manifest_files,
+    partition_dirs,
+    record_names,
+)
 from flopsmeter.compliance.mirror import key_path
-from flopsmeter.compliance.ndjson import write_ndjson
+from flopsmeter.compliance.ndjson import NotARecordError, blaming_the_file, write_ndjson
 from flopsmeter.compliance.schema import column_list, record_columns, struct_spec
 
 DATA_FILE = "data.parquet"
@@ -59,6 +67,10 @@ def compact_dir(root: Path, *, now: datetime | None = None, settle_days: int = 0
     """Compact every partition of the mirror at ``root`` older than ``settle_days`` days (0: all of them)."""
     import duckdb
 
+    if not root.is_dir():
+        raise RecordsDirError(f"{root} is not a directory; compact works on {EXPECTED_MIRROR}")
+    if not is_mirror(root):
+        raise RecordsDirError(f"{root} is not a mirror of the audit bucket; compact works on {EXPECTED_MIRROR}")
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     newest_day = (moment - timedelta(days=settle_days)).date()
     run = CompactionRun()
@@ -91,7 +103,11 @@ def _compact_partition(
         run.results.append(PartitionResult(partition, step.generation, False, len(keys)))
         return
     generation = step.generation
-    manifest = write_generation(con, root, partition, generation, sorted(keys.items()), now)
+    try:
+        manifest = write_generation(con, root, partition, generation, sorted(keys.items()), now)
+    except NotARecordError as err:  # a truncated or damaged file: this partition waits until it is mended
+        run.errors.append((partition.path, str(err)))
+        return
     run.results.append(PartitionResult(partition, generation, True, len(manifest.records)))
 
 
@@ -116,11 +132,12 @@ def write_generation(
         write_ndjson(ndjson, files)
         staged = Path(tmp, DATA_FILE)
         spec = struct_spec({"_key": "VARCHAR", **columns})
-        con.execute(
-            f"COPY (SELECT _key, {column_list(columns)} FROM read_json(?, format='newline_delimited', "
-            f"columns={spec}) ORDER BY _key) TO '{staged}' ({PARQUET_OPTIONS})",
-            [str(ndjson)],
-        )
+        with blaming_the_file([file for _key, file in files]):
+            con.execute(
+                f"COPY (SELECT _key, {column_list(columns)} FROM read_json(?, format='newline_delimited', "
+                f"columns={spec}) ORDER BY _key) TO '{staged}' ({PARQUET_OPTIONS})",
+                [str(ndjson)],
+            )
         os.replace(staged, target)
     body = target.read_bytes()
     rows = con.execute("SELECT _key, sha256 FROM read_parquet(?) ORDER BY _key", [str(target)]).fetchall()

@@ -24,6 +24,7 @@ from typing import Any
 
 from flopsmeter.audit.keys import COMPACTED_PREFIX, RECORDS_PREFIX
 from flopsmeter.compliance.compaction.manifest import ManifestError, manifest_listing
+from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.layout import (
     EXPECTED_LAYOUT,
     RecordsDirError,
@@ -32,8 +33,7 @@ from flopsmeter.compliance.layout import (
     partition_dirs,
     record_names,
 )
-from flopsmeter.compliance.ndjson import NotARecordError, write_ndjson
-from flopsmeter.compliance.query.presets import QueryError
+from flopsmeter.compliance.ndjson import NotARecordError, blaming_the_file, write_ndjson
 from flopsmeter.compliance.query.render import Result
 from flopsmeter.compliance.schema import all_columns, column_list, record_columns, struct_spec
 
@@ -242,11 +242,12 @@ def _load_json(con: Any, files: list[tuple[str, str, Path]], *, strict: bool) ->
             path = Path(tmp, f"batch-{start}.ndjson")
             try:
                 write_ndjson(path, ((key, file) for key, _part, file in batch), strict=strict)
+                _load_table(con, "_batch_parts", {"k": "VARCHAR", "part": "VARCHAR"}, ([k, p] for k, p, _ in batch))
+                with blaming_the_file([file for _key, _part, file in batch]):
+                    con.execute(
+                        f"INSERT INTO cached_records SELECT _key, part, {column_list(columns)}, {PARTITIONS_SQL} "
+                        f"FROM read_json(?, format='newline_delimited', columns={spec}) JOIN _batch_parts ON _key = k",
+                        [str(path)],
+                    )
             except NotARecordError as err:
                 raise QueryError(str(err)) from err
-            _load_table(con, "_batch_parts", {"k": "VARCHAR", "part": "VARCHAR"}, ([k, p] for k, p, _f in batch))
-            con.execute(
-                f"INSERT INTO cached_records SELECT _key, part, {column_list(columns)}, {PARTITIONS_SQL} "
-                f"FROM read_json(?, format='newline_delimited', columns={spec}) JOIN _batch_parts ON _key = k",
-                [str(path)],
-            )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from flopsmeter.compliance.query.presets import QueryError
+from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.schema import PARTITION_COLUMNS, column_list, record_columns
 
 COMBINED = "all_records"

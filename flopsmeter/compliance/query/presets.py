@@ -12,6 +12,7 @@ from datetime import datetime
 
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.query.splitting import (
     BY_PACKAGE_GROUP,
     BY_PRINCIPAL_BASE_MODEL,
@@ -20,11 +21,6 @@ from flopsmeter.compliance.query.splitting import (
     by_sweep,
     splitting_sql,
 )
-from flopsmeter.errors import FlopsMeterError
-
-
-class QueryError(FlopsMeterError):
-    """A query could not run (bad SQL, engine failure)."""
 
 
 def ratio_of(record: AuditRecord) -> float:

@@ -20,7 +20,6 @@ among its jobs (the strictest).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 SPLIT_FLAG = "split: each below, together above"
@@ -86,37 +85,3 @@ def splitting_sql(grouping: Grouping, where: list[str], *, table: str = "records
         f"THEN '{SPLIT_FLAG}' ELSE '' END AS flag "
         f"FROM ({inner}) AS jobs_in_window GROUP BY {', '.join(names)} ORDER BY flag DESC, ratio DESC"
     )
-
-
-@dataclass(frozen=True)
-class SplitSet:
-    """A flagged set: jobs of one group, each below the line, together above it."""
-
-    grouping: str  # "principal-base-model" or "package-group"
-    group: str  # "principal · base model", or the package group ARN
-    jobs: int
-    total_flops: float
-    threshold: float
-    ratio: float
-
-
-def flagged_sets(root: Path, *, since: str | None = None, until: str | None = None) -> list[SplitSet]:
-    """The flagged sets among the records under ``root`` (a mirror or a flat folder), both groupings."""
-    from flopsmeter.compliance.query.cache import run_duckdb
-    from flopsmeter.compliance.query.presets import Preset, preset_sql
-
-    found = []
-    for grouping, preset in (
-        (BY_PRINCIPAL_BASE_MODEL, Preset(by_principal=True, since=since, until=until)),
-        (BY_PACKAGE_GROUP, Preset(by_package_group=True, since=since, until=until)),
-    ):
-        result = run_duckdb(root, preset_sql(preset))
-        for values in result.rows:
-            row = dict(zip(result.columns, values, strict=True))
-            if row["flag"] != SPLIT_FLAG:
-                continue
-            label = " · ".join(str(row[name]) for _, name in grouping.columns)
-            found.append(
-                SplitSet(grouping.name, label, row["jobs"], row["total_flops"], row["threshold"], row["ratio"])
-            )
-    return found

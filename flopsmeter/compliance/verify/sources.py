@@ -17,6 +17,7 @@ from flopsmeter.audit.keys import (
     public_key_object_key,
 )
 from flopsmeter.aws.store import AuditStore
+from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.compliance.layout import is_mirror
 from flopsmeter.compliance.mirror import key_path, read_manifest
 from flopsmeter.errors import AuditStoreError
@@ -61,9 +62,18 @@ def _is_public_key(key: str) -> bool:
 
 
 def _supplied_key(path: Path | None) -> tuple[Any, str] | None:
+    """The ``--public-key`` file's key and fingerprint; a file that cannot be read or is no public key is refused."""
     if path is None:
         return None
-    key = load_public_key(path.read_bytes())
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InvalidRequest(f"--public-key {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        key = load_public_key(data)
+    except (ValueError, TypeError) as err:
+        why = str(err).split(". ")[0]
+        raise InvalidRequest(f"--public-key {path} is not a PEM (or DER) public key: {why}") from None
     return key, public_key_fingerprint(public_key_der(key))
 
 

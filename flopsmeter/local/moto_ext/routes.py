@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, sagemaker
+from flopsmeter.local.moto_ext.bedrock import BEDROCK_STATE_PATH, apply_bedrock_state
+from flopsmeter.local.moto_ext.cloudtrail import clear_route, set_lag_route
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
+from flopsmeter.local.moto_ext.sagemaker import apply_state
 
 
 def _route(apply: Any) -> Any:
@@ -28,7 +30,7 @@ def _route(apply: Any) -> Any:
 def add_control_routes() -> None:
     from moto.moto_api._internal import urls
 
-    urls.url_paths.setdefault("{0}" + STATE_PATH, _route(sagemaker.apply_state))
-    urls.url_paths.setdefault("{0}" + LAG_PATH, _route(cloudtrail.set_lag_route))
-    urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(cloudtrail.clear_route))
-    urls.url_paths.setdefault("{0}" + bedrock.BEDROCK_STATE_PATH, _route(bedrock.apply_bedrock_state))
+    urls.url_paths.setdefault("{0}" + STATE_PATH, _route(apply_state))
+    urls.url_paths.setdefault("{0}" + LAG_PATH, _route(set_lag_route))
+    urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(clear_route))
+    urls.url_paths.setdefault("{0}" + BEDROCK_STATE_PATH, _route(apply_bedrock_state))

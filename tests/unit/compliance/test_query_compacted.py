@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from flopsmeter.audit.record import CloudTrailRef, LaunchLink
-from flopsmeter.cli import audit
+from flopsmeter.cli import query
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.query import Preset, QueryError, connect, preset_sql
 from flopsmeter.compliance.query.compacted import COMBINED, compacted_cte, day_ranges, partitions_sql
@@ -126,7 +126,7 @@ def test_cli_compacted_lists_the_partitions_then_runs_the_preset_over_both_table
             {"ResultSet": {"ResultSetMetadata": meta, "Rows": result_rows}},
             {"QueryExecutionId": f"q{number}"},
         )
-    monkeypatch.setattr(audit, "_client", lambda args, service: athena)
+    monkeypatch.setattr(query, "aws_clients", lambda args: lambda service: athena)
     argv = ["query", "--engine", "athena", "--workgroup", "wg", "--database", "db", "--compacted", "--exceeding"]
     with stub:
         assert main([*argv, "--format", "csv"]) == 0
