@@ -86,8 +86,8 @@ def test_run_ends_with_expected_totals_in_cloudwatch_stdout_and_file(tmp_path, j
     assert doc["tokens"] == expected_tokens
     assert 0 < doc["non_padding_tokens"] < expected_tokens  # every third row is half padding
     # measured mode: FlopCounterMode over the first optimizer step (both micro-batches) agrees with the formula
-    assert doc["measured"]["steps"] == 1 and doc["measured"]["tokens"] == BATCH * ACCUM * SEQ
-    assert doc["measured"]["measured_to_formula"] == pytest.approx(1.0, abs=1e-9)
+    assert doc["measured"]["windows"] == 1 and doc["measured"]["first"][0]["reason"] == "first steps"
+    assert doc["measured"]["measured_to_closed_form"] == pytest.approx(1.0, abs=1e-9)
     assert doc["emission"] == {"cloudwatch": True, "cloudwatch_sent": steps + 1, "cloudwatch_failures": 0,
                                "cloudwatch_last_error": None, "file_failures": 0}  # fmt: skip
     assert cloudwatch[contract.METRIC_CUMULATIVE_FLOPS] == pytest.approx(expected_flops, rel=1e-9)
