@@ -175,6 +175,11 @@ class ModelShape:
         """
         if not isinstance(config, Mapping):
             raise InvalidModelSpec(f"a model config must be a JSON object, got {type(config).__name__}")
+        if config.get("is_encoder_decoder"):
+            raise InvalidModelSpec(
+                f"an encoder-decoder model ({config.get('model_type') or 'unknown type'}): the closed form counts "
+                "decoder-only transformers; the meter and the pre-flight measure it on the meta device"
+            )
         config, towers = _language_model_config(config, text_only=text_only)
         model_type = str(config.get("model_type", ""))
         for key, what in _UNSUPPORTED_KEYS.items():

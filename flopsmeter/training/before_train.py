@@ -55,6 +55,7 @@ class BeforeTrain:
         self._measured = 0
         self._pending = False
         self._mark = Mark(0.0, 0.0)
+        self._paused = False  # profiling a model runs its meta copy: not work of the job
 
     @property
     def saw_work(self) -> bool:
@@ -66,14 +67,20 @@ class BeforeTrain:
         self._handles = [register_module_forward_pre_hook(self._pre),
                          register_module_forward_hook(self._post, with_kwargs=True, always_call=True)]  # fmt: skip
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Remove the hooks; False if they were removed already."""
+        if not self._handles:
+            return False
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._stack.clear()
         self.counting.probe.settle(self.counting.figure(), PHASE)
+        return True
 
     def _pre(self, module: Any, args: tuple[Any, ...]) -> None:
+        if self._paused:
+            return
         if not self._stack:
             self._mark = self.counting.figure()
             probe = self.counting.probe
@@ -83,7 +90,7 @@ class BeforeTrain:
         self._stack.append(_Frame(module))
 
     def _post(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-        if not self._stack:
+        if self._paused or not self._stack:
             return
         frame = self._stack.pop()
         kind = _kind(module)
@@ -101,7 +108,7 @@ class BeforeTrain:
         for module, _, shape in records:
             category = UPDATE if torch.is_grad_enabled() else REFERENCE
             self._pending |= counting.probe.new_shape((PHASE, category, shape.bucket))
-            profile = self.profile_of(module)
+            profile = self._profile(module)
             if category == UPDATE:
                 counting.passes.update(profile, shape, {}, _Ids(shape))
             else:
@@ -115,6 +122,13 @@ class BeforeTrain:
         elif counting.calibrate and counting.probe.scale(PHASE) > 1:
             closed = counting.figure().figure - self._mark.figure
             counting.counter.add(REFERENCE, (counting.probe.scale(PHASE) - 1.0) * closed)
+
+    def _profile(self, module: Any) -> ModelProfile:
+        self._paused = True
+        try:
+            return self.profile_of(module)
+        finally:
+            self._paused = False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +27,7 @@ from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.shape import ModelShape, fused_attention_kernel
 from flopsmeter.training.flop_formulas import flop_counter
+from flopsmeter.training.meta_kernels import fused_sdpa
 from flopsmeter.training.model import (
     ClosedFormUnavailable,
     Linear,
@@ -37,6 +37,8 @@ from flopsmeter.training.model import (
     describe_model,
 )
 from flopsmeter.training.params import unwrap
+from flopsmeter.training.seq2seq import approximate_config, is_encoder_decoder
+from flopsmeter.training.seq2seq import measure as measure_seq2seq
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -93,38 +95,6 @@ def _route_without_data(clone: Any) -> None:
         if callable(setter) and getattr(config, "_experts_implementation", None) not in (None, "batched_mm"):
             setter("batched_mm")
             return
-
-
-@contextlib.contextmanager
-def fused_sdpa(recompute: list[float]) -> Iterator[None]:
-    """``F.scaled_dot_product_attention`` as the fused CPU kernel (meta picks the math path); each call with a
-    gradient adds its QK^T to ``recompute`` (the fused backward recomputes it)."""
-    import torch
-
-    functional = torch.nn.functional
-    original = functional.scaled_dot_product_attention
-
-    def sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False,
-             scale: float | None = None, enable_gqa: bool = False) -> Any:  # fmt: skip
-        repeat = query.shape[-3] // key.shape[-3]
-        if repeat > 1:
-            key, value = key.repeat_interleave(repeat, dim=-3), value.repeat_interleave(repeat, dim=-3)
-        mask = None if attn_mask is None else attn_mask.to(query.dtype)
-        out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, dropout_p, is_causal, attn_mask=mask, scale=scale
-        )[0]
-        if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad):
-            rows = 1
-            for dim in query.shape[:-2]:
-                rows *= int(dim)
-            recompute.append(2.0 * rows * int(query.shape[-2]) * int(key.shape[-2]) * int(query.shape[-1]))
-        return out
-
-    functional.scaled_dot_product_attention = sdpa
-    try:
-        yield
-    finally:
-        functional.scaled_dot_product_attention = original
 
 
 def _call(clone: Any, ids: Any) -> Any:
@@ -282,6 +252,8 @@ def profile_model(model: Any, *, tuning: FineTuning | None = None, meta: bool = 
     the closed form does not cover is measured on meta alone; one that neither covers raises the closed form's
     error (a PEFT method that cannot be measured falls back to the closest closed form, with a warning).
     """
+    if is_encoder_decoder(unwrap(model)):
+        return _seq2seq_profile(unwrap(model), tuning, hook_ids)
     closed: ModelProfile | None = None
     error: InvalidModelSpec | None = None
     try:
@@ -299,6 +271,22 @@ def profile_model(model: Any, *, tuning: FineTuning | None = None, meta: bool = 
     if measured is None:
         return replace(closed, source=f"formula (meta cross-check not possible: {reason})")
     return _cross_checked(closed, *measured)
+
+
+def _seq2seq_profile(inner: Any, tuning: FineTuning | None, hook_ids: set[int] | None) -> ModelProfile:
+    """An encoder-decoder model: measured on meta, encoder and decoder apart (``seq2seq.py``)."""
+    reason = why_not_on_meta(inner)
+    if reason is not None:
+        raise InvalidModelSpec(f"an encoder-decoder model, and it cannot be measured on the meta device ({reason})")
+    copy = MetaModel(inner, hook_ids=hook_ids)
+    costs = measure_seq2seq(copy.clone, fused=copy.fused)
+    shape = ModelShape.from_hf_config(approximate_config(config_dict(inner)))
+    closest = describe_model(inner, shape=shape, tuning=tuning, closed_form_only=False)
+    note = ("an encoder-decoder model: each pass is counted from its encoder and decoder lengths, measured on the meta "
+            "device (the closed form counts decoder-only transformers)")  # fmt: skip
+    zero = Linear(0.0, 0.0)
+    return replace(closest, training=zero, forward=zero, kernel_recompute=zero, seq2seq=costs,
+                   source="meta (encoder-decoder)", warnings=(note,))  # fmt: skip
 
 
 def _closest_or_raise(inner: Any, tuning: FineTuning | None, error: InvalidModelSpec | None,

@@ -56,7 +56,7 @@ from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, rea
 from flopsmeter.training.guard import GuardPlan, plan, resolve_limits
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
 from flopsmeter.training.meta import profile_model
-from flopsmeter.training.model import ModelProfile, profile_from_shape
+from flopsmeter.training.model import ModelProfile, profile_from_shape, signature
 from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.passes import ROLES, PassCounter
 from flopsmeter.training.readings import Readings
@@ -103,6 +103,7 @@ class FlopsMeter:
         self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
         self._model = model
         self._tuning = tuning
+        self._signature: tuple[Any, ...] | None = None  # what the profile was taken from (``model.signature``)
         self.pretrain, self.threshold, self.budget, self.prior_flops = resolve_limits(opts, self.env)
         self.crossing = CrossingWatch(self.pretrain, self.prior_flops)  # issue 16: alert the moment FLOPs cross
         self.world = current_world()
@@ -169,8 +170,24 @@ class FlopsMeter:
             elif self._model is None:
                 raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
             else:
+                self._signature = signature(self._model)
                 self.profile = self._profile_of(self._model, self._tuning)
         return self.profile
+
+    def _refresh_profile(self) -> None:
+        """Profile the model again if what decides its profile changed since (checkpointing, input gradients or
+        adapters a trainer turns on when ``train()`` starts)."""
+        if self._model is None or self.profile is None or self._signature is None or self.unmetered:
+            return
+        if signature(self._model) != self._signature:
+            self.profile = None
+            try:
+                profile = self.ensure_profile()
+            except Exception as err:  # it was profiled once: keep counting with what is known, and say so
+                self.mark_incomplete(f"the model changed before train() and cannot be profiled again "
+                                     f"({type(err).__name__}: {err})")  # fmt: skip
+                return
+            self.warnings.extend(w for w in profile.warnings if w not in self.warnings)
 
     def _profile_of(self, model: Any, tuning: FineTuning | None) -> ModelProfile:
         return profile_model(model, tuning=tuning, meta=self.options.meta_check, hook_ids=self.counting.hooks.hook_ids)
@@ -309,9 +326,10 @@ class FlopsMeter:
         return self
 
     def train_begins(self) -> None:
-        """End of the work before training: its hooks go (what they counted stays in the totals)."""
-        if self.before_train is not None:
-            self.before_train.remove()
+        """End of the work before training: its hooks go (what they counted stays in the totals), and the model is
+        profiled again if the trainer changed it since (checkpointing, input gradients, adapters)."""
+        if self.before_train is not None and self.before_train.remove():
+            self._refresh_profile()
 
     def _counting_failed_once(self, err: Exception) -> None:
         if not self._counting_failed:

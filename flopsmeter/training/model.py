@@ -21,6 +21,7 @@ from flopsmeter.domain.shape import EAGER_ATTENTION, ModelShape, fused_attention
 from flopsmeter.training.heads import find_head, formula_params_with_head, shape_with_head
 from flopsmeter.training.lora import lora_costs, lora_plan, uniform
 from flopsmeter.training.params import ParamCounts, count_parameters, unwrap
+from flopsmeter.training.seq2seq import Seq2SeqCosts
 from flopsmeter.training.tuning import detect_fine_tuning, peft_method
 
 PARAM_MISMATCH_WARNING = 0.02  # warn when live and formula parameter counts differ by more than this
@@ -87,6 +88,7 @@ class ModelProfile:
     call_forward: float = 0.0
     attention: str = EAGER_ATTENTION  # config._attn_implementation
     peft_method: str | None = None  # the PEFT method of the active adapters (None: no adapters)
+    seq2seq: Seq2SeqCosts | None = None  # an encoder-decoder model: each pass costed from both lengths (meta)
 
     def pass_extra(self, rows: float, *, backward: bool) -> float:
         """Per-sequence and per-call FLOPs of one forward call of ``rows`` sequences (on top of the per-token ones)."""
@@ -104,6 +106,12 @@ class ModelProfile:
         skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
         return self.forward.flops(tokens, positions) - self.head_forward * skipped
 
+    @property
+    def kernel_measured(self) -> bool:
+        """The meta measurement saw a fused attention kernel recompute QK^T."""
+        k = self.seq2seq.kernel_recompute if self.seq2seq is not None else None
+        return bool(self.kernel_recompute.per_position or (k is not None and (k.e2 or k.d2 or k.x)))
+
     def update_recompute(self, tokens: float, positions: float) -> float:
         """What an update pass recomputes: the attention kernel's backward, and checkpointed layers when on."""
         recompute = self.kernel_recompute.flops(tokens, positions)
@@ -112,8 +120,8 @@ class ModelProfile:
         return recompute
 
     def attention_convention(self) -> dict[str, Any]:
-        """How attention is counted, for the record."""
-        fused = self.shape.fused_attention
+        """How attention is counted, for the record (a measured profile says what its kernel recomputed)."""
+        fused = self.shape.fused_attention if self.source.startswith("formula") else self.kernel_measured
         return {
             "implementation": self.attention,
             "scores": "full square: seq_len x seq_len per sequence (the causal mask skips nothing in the count)",
@@ -146,6 +154,14 @@ class ModelProfile:
             "flops_per_token": {"constant": self.training.constant, "per_position": self.training.per_position},
             "flops_per_sequence": self.row_training,
             "flops_per_forward_call": self.call_training,
+            "encoder_decoder": None
+            if self.seq2seq is None
+            else {
+                "training": self.seq2seq.training.as_dict(),
+                "forward": self.seq2seq.forward.as_dict(),
+                "per_call": "call + rows x (row + e1*e + e2*e^2 + d1*d + d2*d^2 + x*e*d), e / d: encoder / decoder "
+                "tokens per sequence",
+            },
             "gradient_checkpointing": self.gradient_checkpointing,
             "formula_version": self.formula_version,
         }
@@ -203,6 +219,16 @@ def _reentrant(model: Any) -> bool:
         if isinstance(keywords, dict):
             return bool(keywords.get("use_reentrant", True))
     return True
+
+
+def signature(model: Any) -> tuple[Any, ...]:
+    """What decides a model's profile and can change after it was taken (a trainer turns on checkpointing, input
+    gradients or adapters when ``train()`` starts): checkpointing, its kind, input gradients, trainable size."""
+    from flopsmeter.training.tuning import uses_input_grads
+
+    inner = unwrap(model)
+    trainable = sum(int(p.numel()) for p in inner.parameters() if p.requires_grad)
+    return _checkpointing(inner), _reentrant(inner), uses_input_grads(inner), trainable, peft_method(inner)
 
 
 def non_reentrant_recompute(shape: ModelShape, recompute: Linear) -> Linear:

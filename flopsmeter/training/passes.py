@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flopsmeter.training.model import ModelProfile
+from flopsmeter.training.seq2seq import Seq2SeqCosts
 from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
@@ -52,6 +53,8 @@ class PassShape:
     head_rows: int  # positions the output head projects (logits_to_keep, TRL's fused head: the shifted labels)
     cached: bool  # a KV cache came with the call: generation
     fused_head: bool  # TRL's fused LM head: logits recomputed in backward
+    decoder_len: int = 0  # an encoder-decoder call: decoder tokens per sequence (decoder ids, else the labels)
+    encoder_given: bool = False  # the encoder's output came with the call: the encoder does not run
 
     @property
     def tokens(self) -> int:
@@ -110,7 +113,17 @@ def read_pass(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PassShape | None
     fused = bool(kwargs.get("fused_lm_head"))
     if fused:
         head_rows = rows * max(seq_len - 1, 0) if kwargs.get("shift_labels") is None else rows * seq_len
-    return PassShape(rows, seq_len, span, head_rows, cache is not None, fused)
+    decoder = _decoder_len(kwargs)
+    given = kwargs.get("encoder_outputs") is not None
+    return PassShape(rows, seq_len, span, head_rows, cache is not None, fused, decoder, given)
+
+
+def _decoder_len(kwargs: dict[str, Any]) -> int:
+    for key, embeds in (("decoder_input_ids", False), ("decoder_inputs_embeds", True), ("labels", False)):
+        dims = _dims(kwargs.get(key), embeds=embeds)
+        if dims:
+            return dims[-1]
+    return 0
 
 
 def read_head_pass(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PassShape | None:
@@ -147,6 +160,9 @@ class PassCounter:
         self.counter.observe(
             input_ids, kwargs.get("attention_mask"), kwargs.get("inputs_embeds"), kwargs.get("position_ids")
         )
+        if profile.seq2seq is not None:
+            self._seq2seq(profile.seq2seq, shape, kwargs)
+            return
         skipped = shape.tokens - shape.head_rows
         adjust = profile.pass_extra(shape.rows, backward=True) - profile.head_training * skipped
         if adjust:
@@ -164,7 +180,21 @@ class PassCounter:
         else:
             self.counter.add(category, profile.head_forward * shape.head_rows)
 
+    def _seq2seq(self, costs: Seq2SeqCosts, shape: PassShape, kwargs: dict[str, Any]) -> None:
+        """An encoder-decoder update: the decoder's tokens counted too, the FLOPs from both lengths."""
+        decoder = kwargs.get("decoder_input_ids")
+        self.counter.observe(decoder if decoder is not None else kwargs.get("labels"))
+        args = (shape.rows, shape.seq_len, shape.decoder_len)
+        runs = not shape.encoder_given
+        recompute = costs.kernel_recompute.flops(*args, encoder_runs=runs)  # part of what ran, reported apart
+        self.counter.add(UPDATE_ADJUST, costs.training.flops(*args, encoder_runs=runs) - recompute)
+        self.counter.add(RECOMPUTE, recompute)
+
     def forward_only(self, profile: ModelProfile, shape: PassShape, category: str) -> None:
+        if profile.seq2seq is not None:
+            args = (shape.rows, shape.seq_len, shape.decoder_len)
+            self.counter.add(category, profile.seq2seq.forward.flops(*args, encoder_runs=not shape.encoder_given))
+            return
         flops = profile.forward_flops(shape.tokens, shape.positions, shape.head_rows)
         self.counter.add(category, flops + profile.pass_extra(shape.rows, backward=False))
 

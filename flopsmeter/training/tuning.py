@@ -113,7 +113,7 @@ def _module_key(param_name: str) -> str | None:
     return owner
 
 
-def _uses_input_grads(model: Any) -> bool:
+def uses_input_grads(model: Any) -> bool:
     """transformers' ``enable_input_require_grads()`` (PEFT + reentrant checkpointing) leaves this hook."""
     return any(getattr(m, "_require_grads_hook", None) is not None for m in model.modules())
 
@@ -125,7 +125,7 @@ def detect_fine_tuning(model: Any, shape: ModelShape) -> tuple[FineTuning, list[
     trainable_names = [name for name, _, grad, _, _ in params if grad]
     embeddings = any("embed_tokens" in n or "wte" in n or "word_embeddings" in n for n in trainable_names)
     lm_head = any("lm_head" in n or re.search(r"(?:^|\.)(?:score|classifier)\.", n) for n in trainable_names)
-    input_grads = _uses_input_grads(model)
+    input_grads = uses_input_grads(model)
     lora_names, ranks, layers = _lora_layers(model)
     if lora_names:
         quantized = any(is4 for _, _, _, is4, _ in params)

@@ -1,8 +1,8 @@
 """Tiny random-init models and data for the meter's tests and benchmarks (CPU, seconds).
 
-Shared by ``tests/**/test_training_*`` and ``bench/accuracy.py`` / ``bench/overhead.py``. Every model is
-built with eager attention (and eager MoE experts) so that ``FlopCounterMode`` sees every matmul: on CPU,
-SDPA attention and grouped-mm experts are counted as zero by torch 2.13.
+Shared by ``tests/**/test_training_*`` and ``bench/accuracy.py`` / ``bench/overhead.py``. Models are built with
+eager attention (and eager MoE experts) unless a test asks for SDPA: torch 2.13 counts SDPA on CPU and grouped-mm
+experts as zero, so a ground truth around them needs the meter's extra formulas (``flop_formulas.flop_counter``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ def moe_config(*, hidden: int = 64, layers: int = 2, experts: int = 4, top_k: in
                          tie_word_embeddings=False)  # fmt: skip
 
 
-def build(config: Any, *, seed: int = 0) -> Any:
-    """A causal LM from ``config`` with eager attention and eager experts, random weights from ``seed``."""
+def build(config: Any, *, seed: int = 0, attention: str = "eager") -> Any:
+    """A causal LM from ``config`` with ``attention`` (eager unless asked) and eager experts, random weights from
+    ``seed``."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config._attn_implementation = "eager"
-    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    config._attn_implementation = attention
+    kwargs: dict[str, Any] = {"attn_implementation": attention}
     if getattr(config, "num_local_experts", 0):
         kwargs["experts_implementation"] = "eager"
     try:
