@@ -87,7 +87,7 @@ class FlopsPerToken:
         return self.constant * tokens + self.per_position * tokens_times_seq_len + self.per_forward_call * forward_calls
 
 
-class _Tally:
+class Tally:
     """Adds up matmuls as (constant, per-position) pairs for the forward and backward passes."""
 
     def __init__(self) -> None:
@@ -164,7 +164,7 @@ def _check_tuning(shape: ModelShape, tuning: FineTuning) -> None:
 
 
 def _linear(
-    t: _Tally, component: str, x_grad: bool, dims: tuple[int, int], plan: _LayerPlan, name: str, rank: int
+    t: Tally, component: str, x_grad: bool, dims: tuple[int, int], plan: _LayerPlan, name: str, rank: int
 ) -> bool:
     """A (possibly LoRA-adapted) linear layer; returns whether its output needs a gradient."""
     d_in, d_out = dims
@@ -176,7 +176,7 @@ def _linear(
     return out_grad
 
 
-def _attention(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
+def _attention(t: Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
     mods = shape.linear_modules(layer)
     proj = ATTENTION_PROJECTIONS
     if shape.fused_qkv:
@@ -197,7 +197,7 @@ def _attention(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _La
     return _linear(t, proj, out_grad, mods["o_proj"], plan, "o_proj", rank)
 
 
-def _dense_mlp(t: _Tally, component: str, shape: ModelShape, mods: Mapping[str, tuple[int, int]], x_grad: bool,
+def _dense_mlp(t: Tally, component: str, shape: ModelShape, mods: Mapping[str, tuple[int, int]], x_grad: bool,
                plan: _LayerPlan, rank: int) -> bool:  # fmt: skip
     if "gate_up_proj" in mods:
         mid_grad = _linear(t, component, x_grad, mods["gate_up_proj"], plan, "gate_up_proj", rank)
@@ -210,7 +210,7 @@ def _dense_mlp(t: _Tally, component: str, shape: ModelShape, mods: Mapping[str, 
     return _linear(t, component, mid_grad, mods["down_proj"], plan, "down_proj", rank)
 
 
-def _mlp(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
+def _mlp(t: Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
     mods = shape.linear_modules(layer)
     if not shape.is_moe_layer(layer):
         return _dense_mlp(t, MLP, shape, mods, x_grad, plan, rank)
@@ -237,11 +237,11 @@ def _mlp(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPla
     return out_grad
 
 
-def _walk(shape: ModelShape, tuning: FineTuning) -> tuple[_Tally, list[float]]:
+def _walk(shape: ModelShape, tuning: FineTuning) -> tuple[Tally, list[float]]:
     """Run the model's matmuls in order; also returns the per-layer forward FLOPs (constant, positional) that
     gradient checkpointing would recompute, i.e. those of layers whose output needs a gradient."""
     _check_tuning(shape, tuning)
-    t = _Tally()
+    t = Tally()
     rank = tuning.lora_rank
     tied_trainable = tuning.embeddings_trainable or (shape.tie_word_embeddings and tuning.lm_head_trainable)
     embed_trainable = tied_trainable if shape.tie_word_embeddings else tuning.embeddings_trainable

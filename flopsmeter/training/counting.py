@@ -20,9 +20,11 @@ from typing import Any
 
 from flopsmeter.training.hooks import PassHooks, auxiliary_category, policy_category
 from flopsmeter.training.model import ModelProfile
+from flopsmeter.training.params import unwrap
 from flopsmeter.training.passes import RECOMPUTE, UPDATE_ADJUST, PassCounter, PassShape
 from flopsmeter.training.probe import FIRST_STEPS, Mark, Probe, Window
 from flopsmeter.training.tokens import NOT_CLOSED_FORM, TokenCounter
+from flopsmeter.training.towers import find_parts
 
 EXCESS = "excess"
 TRAIN = "train"
@@ -59,6 +61,10 @@ class Counting:
     # ---- hooks ---------------------------------------------------------------------------------------------
     def attach(self, model: Any) -> None:
         self.hooks.attach(model, self.profile, policy_category)
+        tower = self.profile().tower
+        parts = None if tower is None else find_parts(unwrap(model))
+        if tower is not None and parts is not None:
+            self.hooks.attach_tower(parts.tower, tower, policy_category)
         self.policy = model
 
     def attach_auxiliary(self, model: Any, role: str, profile: ModelProfile) -> None:

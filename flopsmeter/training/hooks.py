@@ -29,6 +29,7 @@ from flopsmeter.training.passes import (
     PassShape,
     read,
 )
+from flopsmeter.training.towers import Tower, read_images
 
 Classify = Callable[[Any, PassShape], "str | None"]  # (module, pass) -> category, or None: not counted (evaluation)
 
@@ -113,6 +114,24 @@ class PassHooks:
             pre = self._pre_hook(tree, kind, profile, classify)
             self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
             self._handles.append(module.register_forward_hook(_post_hook(tree), always_call=True))
+
+    def attach_tower(self, module: Any, tower: Tower, classify: Classify) -> None:
+        """A vision tower: every call counted per image (``towers.py``), apart from the language model's pass."""
+        passes = self.passes
+
+        def hook(called: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            def count() -> None:
+                images = read_images(tower.shape, args, kwargs)
+                if not images:
+                    return
+                shape = PassShape(len(images), 1, 1, 0, False, False)
+                category = classify(called, shape)
+                if category is not None:
+                    passes.images(tower, images, category)
+
+            passes.guarded(count)
+
+        self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
 
     def detach(self) -> None:
         for handle in self._handles:

@@ -22,6 +22,7 @@ from flopsmeter.training.heads import find_head, formula_params_with_head, shape
 from flopsmeter.training.lora import lora_costs, lora_plan, uniform
 from flopsmeter.training.params import ParamCounts, count_parameters, unwrap
 from flopsmeter.training.seq2seq import Seq2SeqCosts
+from flopsmeter.training.towers import Tower, find_parts, tower_of
 from flopsmeter.training.tuning import detect_fine_tuning, peft_method
 
 PARAM_MISMATCH_WARNING = 0.02  # warn when live and formula parameter counts differ by more than this
@@ -89,6 +90,8 @@ class ModelProfile:
     attention: str = EAGER_ATTENTION  # config._attn_implementation
     peft_method: str | None = None  # the PEFT method of the active adapters (None: no adapters)
     seq2seq: Seq2SeqCosts | None = None  # an encoder-decoder model: each pass costed from both lengths (meta)
+    tower: Tower | None = None  # a vision-language model's tower, counted per image (``towers.py``)
+    tower: Tower | None = None  # a vision-language model's tower, counted per image (``towers.py``)
 
     def pass_extra(self, rows: float, *, backward: bool) -> float:
         """Per-sequence and per-call FLOPs of one forward call of ``rows`` sequences (on top of the per-token ones)."""
@@ -154,6 +157,7 @@ class ModelProfile:
             "flops_per_token": {"constant": self.training.constant, "per_position": self.training.per_position},
             "flops_per_sequence": self.row_training,
             "flops_per_forward_call": self.call_training,
+            "vision_tower": None if self.tower is None else self.tower.as_dict(),
             "encoder_decoder": None
             if self.seq2seq is None
             else {
@@ -278,6 +282,62 @@ def _exact_lora(profile: ModelProfile, inner: Any) -> ModelProfile:
                    warnings=(*kept, note))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Read:
+    shape: ModelShape
+    expected: int  # the formula's parameter count for the live language model
+    language: Any  # what carries the language model's parameters (the model, or a view of a VLM's)
+    tower: Tower | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class _Parts:
+    """A view of some of a model's modules (a VLM's language model and LM head), for detection and counting."""
+
+    def __init__(self, named: list[tuple[str, Any]]) -> None:
+        self._named = [(f"{prefix}." if prefix else "", module) for prefix, module in named if module is not None]
+
+    def named_modules(self) -> Any:
+        for prefix, module in self._named:
+            for name, sub in module.named_modules():
+                yield f"{prefix}{name}".rstrip("."), sub
+
+    def modules(self) -> Any:
+        return (module for _, module in self.named_modules())
+
+    def named_parameters(self) -> Any:
+        for prefix, module in self._named:
+            for name, param in module.named_parameters():
+                yield f"{prefix}{name}", param
+
+    def parameters(self) -> Any:
+        return (param for _, param in self.named_parameters())
+
+
+def _read(inner: Any, shape: ModelShape | None, *, fused: bool) -> _Read:
+    """The language model's shape (with the head the model has), its parameters, and a vision tower if any."""
+    if shape is not None:
+        return _Read(shape, shape.total_params, inner)
+    config = config_dict(inner)
+    parts = find_parts(_base(inner))
+    if parts is None:
+        shape = ModelShape.from_hf_config(config)
+        head = find_head(_base(inner))
+        if head is None:
+            return _Read(shape, shape.total_params, inner)
+        return _Read(shape_with_head(shape, head), formula_params_with_head(shape, head), inner)
+    shape = ModelShape.from_hf_config(config, text_only=True)
+    get_head = getattr(_base(inner), "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    language = _Parts([("model.language_model", parts.language), ("lm_head", head)])
+    try:
+        tower: Tower | None = tower_of(inner, config, parts, fused=fused)
+    except InvalidModelSpec as err:
+        note = f"{err}: the tower's FLOPs are not in the closed form; the measured steps find them"
+        return _Read(shape, shape.total_params, language, None, (note,))
+    return _Read(replace(shape, ignored_towers=()), shape.total_params, language, tower)
+
+
 def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineTuning | None = None,
                    closed_form_only: bool = True) -> ModelProfile:  # fmt: skip
     """Profile a live model (after PEFT / quantisation / sharding): shape from its config, head and method detected.
@@ -290,30 +350,28 @@ def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineT
     if closed_form_only and tuning is None and method is not None and not method.closed_form:
         raise ClosedFormUnavailable(f"PEFT method {method.name}: the closed form does not count it exactly")
     implementation = attention_implementation(inner)
-    expected: int | None = None
-    if shape is None:
-        shape = ModelShape.from_hf_config(config_dict(inner))
-        head = find_head(_base(inner))
-        if head is not None:
-            expected = formula_params_with_head(shape, head)
-            shape = shape_with_head(shape, head)
-    expected = shape.total_params if expected is None else expected
-    shape = replace(shape, fused_attention=fused_attention_kernel(implementation))
-    warnings: list[str] = []
+    fused = fused_attention_kernel(implementation)
+    read = _read(inner, shape, fused=fused)
+    shape = replace(read.shape, fused_attention=fused)
+    warnings = list(read.warnings)
     if tuning is None:
-        tuning, found = detect_fine_tuning(inner, shape)
+        tuning, found = detect_fine_tuning(read.language, shape)
         warnings.extend(found)
+    if read.tower is not None and read.tower.backward and not tuning.input_requires_grad:
+        tuning = replace(tuning, input_requires_grad=True)  # image tokens come from trainable weights
     counts = count_parameters(inner)
-    base_live = counts.total - counts.adapters - counts.saved_copies
-    if expected and abs(base_live - expected) > PARAM_MISMATCH_WARNING * expected:
+    language = count_parameters(read.language) if read.language is not inner else counts
+    base_live = language.total - language.adapters - language.saved_copies
+    if read.expected and abs(base_live - read.expected) > PARAM_MISMATCH_WARNING * read.expected:
         warnings.append(
-            f"live parameter count {base_live} differs from the formula's {expected} by "
-            f"{(base_live / expected - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
+            f"live parameter count {base_live} differs from the formula's {read.expected} by "
+            f"{(base_live / read.expected - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
         )
     checkpointing = _checkpointing(inner)
     profile = profile_from_shape(
         shape, tuning, params=counts, gradient_checkpointing=checkpointing, warnings=tuple(warnings)
     )
+    profile = replace(profile, tower=read.tower)
     if tuning.is_lora:
         profile = _exact_lora(profile, inner)
     if checkpointing and not _reentrant(inner):

@@ -26,6 +26,7 @@ from typing import Any
 from flopsmeter.training.model import ModelProfile
 from flopsmeter.training.seq2seq import Seq2SeqCosts
 from flopsmeter.training.tokens import TokenCounter
+from flopsmeter.training.towers import Tower
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -172,6 +173,17 @@ class PassCounter:
         if self.generation_per_update:
             flops = profile.forward_flops(shape.tokens, shape.positions, shape.rows * _decoded(shape))
             self.counter.add(GENERATION, flops * self.generation_per_update)
+
+    def images(self, tower: Tower, images: list[int], category: str) -> None:
+        """A vision tower's call on ``images`` (patches each): forward, and backward in an update where it trains."""
+        flops = [tower.image(patches) for patches in images]
+        if category == UPDATE:
+            backward = tower.backward
+            self.counter.add(UPDATE_ADJUST, sum(f.forward + (f.backward if backward else 0.0) for f in flops))
+            if backward:
+                self.counter.add(RECOMPUTE, sum(f.recompute for f in flops))
+        else:
+            self.counter.add(category, sum(f.forward for f in flops))
 
     def head_only(self, profile: ModelProfile, shape: PassShape, category: str) -> None:
         """The output head called on its own: its training cost per row in an update, else its forward."""

@@ -182,3 +182,102 @@ def seq2seq(model_factory: Callable[[], Any], *, source: int = 40, target: int =
                               callbacks=[callback])  # fmt: skip
 
     return make
+
+
+# ---- vision-language ------------------------------------------------------------------------------------------
+IMAGE_TOKEN = VOCAB - 1
+
+
+def llava_model(*, freeze_tower: bool = True, attention: str = "eager") -> Any:
+    """A tiny LLaVA (CLIP tower of 32x32 images in 8x8 patches: 16 image tokens each, a two-layer projector), the
+    tower frozen as LLaVA's recipe does, the projector and language model trained."""
+    import torch
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(0)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+                              image_size=32, patch_size=8)  # fmt: skip
+    config = LlavaConfig(text_config=tiny_config(), vision_config=vision, image_token_index=IMAGE_TOKEN)
+    model = LlavaForConditionalGeneration._from_config(config, attn_implementation=attention)
+    for param in model.model.vision_tower.parameters():
+        param.requires_grad_(not freeze_tower)
+    return model
+
+
+def qwen2_vl_model(*, attention: str = "eager") -> Any:
+    """A tiny Qwen2-VL (a ViT over 4x4 patches, 2x2 merged into one language-model token), everything trained."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    text = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}}  # fmt: skip
+    vision = {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "patch_size": 4, "spatial_merge_size": 2,
+              "temporal_patch_size": 2, "in_channels": 3, "mlp_ratio": 2}  # fmt: skip
+    config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=IMAGE_TOKEN, video_token_id=VOCAB - 2,
+                           vision_start_token_id=VOCAB - 3, vision_end_token_id=VOCAB - 4)  # fmt: skip
+    return Qwen2VLForConditionalGeneration._from_config(config, attn_implementation=attention)
+
+
+class ImageTextData:
+    """Rows of text with one image each: its tokens in ``input_ids`` as the processor writes them, the pixels, and
+    (Qwen2-VL) the image's patch grid, of ``sizes`` patches per side in turn (images of several sizes)."""
+
+    def __init__(self, rows: int, *, kind: str, seq: int = 48, sizes: tuple[int, ...] = (8,), seed: int = 0) -> None:
+        import torch
+
+        self.kind, self.rows, self.seq, self.sizes = kind, rows, seq, sizes
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        gen = torch.Generator().manual_seed(i)
+        if self.kind == "llava":
+            image_tokens, pixels, extra = 16, torch.randn(3, 32, 32, generator=gen), {}
+        else:
+            side = self.sizes[i % len(self.sizes)]
+            image_tokens = side * side // 4
+            pixels = torch.randn(side * side, 3 * 2 * 4 * 4, generator=gen)
+            extra = {"image_grid_thw": torch.tensor([1, side, side])}
+        ids = torch.randint(4, VOCAB - 5, (self.seq,), generator=gen)
+        ids[2 : 2 + image_tokens] = IMAGE_TOKEN
+        row = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.masked_fill(ids == IMAGE_TOKEN,
+               -100), "pixel_values": pixels, **extra}  # fmt: skip
+        if self.kind != "llava":
+            row["mm_token_type_ids"] = (ids == IMAGE_TOKEN).long()
+        return row
+
+
+def collate_images(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack text; LLaVA's images stack, Qwen2-VL's patches concatenate (with one grid row per image)."""
+    import torch
+
+    batch = {k: torch.stack([r[k] for r in rows]) for k in ("input_ids", "attention_mask", "labels")}
+    if "image_grid_thw" in rows[0]:
+        batch["pixel_values"] = torch.cat([r["pixel_values"] for r in rows])
+        batch["image_grid_thw"] = torch.stack([r["image_grid_thw"] for r in rows])
+        batch["mm_token_type_ids"] = torch.stack([r["mm_token_type_ids"] for r in rows])
+    else:
+        batch["pixel_values"] = torch.stack([r["pixel_values"] for r in rows])
+    return batch
+
+
+def vision_language(
+    model_factory: Callable[[], Any], *, kind: str, sizes: tuple[int, ...] = (8,)
+) -> Callable[..., Any]:
+    """``Trainer`` on rows with one image each for a LLaVA- or Qwen2-VL-shaped ``model_factory``."""
+
+    def make(out: Path, callback: Any) -> Any:
+        from transformers import Trainer, TrainingArguments
+
+        data = ImageTextData(16, kind=kind, sizes=sizes)
+        args = train_args(TrainingArguments, out, remove_unused_columns=False)
+        return Trainer(model=model_factory(), args=args, train_dataset=data, data_collator=collate_images,
+                       callbacks=[callback])  # fmt: skip
+
+    return make
