@@ -91,7 +91,6 @@ class ModelProfile:
     peft_method: str | None = None  # the PEFT method of the active adapters (None: no adapters)
     seq2seq: Seq2SeqCosts | None = None  # an encoder-decoder model: each pass costed from both lengths (meta)
     tower: Tower | None = None  # a vision-language model's tower, counted per image (``towers.py``)
-    tower: Tower | None = None  # a vision-language model's tower, counted per image (``towers.py``)
 
     def pass_extra(self, rows: float, *, backward: bool) -> float:
         """Per-sequence and per-call FLOPs of one forward call of ``rows`` sequences (on top of the per-token ones)."""

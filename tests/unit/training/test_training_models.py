@@ -19,7 +19,7 @@ from flopsmeter.training.meta import MetaModel, profile_model  # noqa: E402
 from flopsmeter.training.model import describe_model  # noqa: E402
 from tests.support.meters import ground_truth  # noqa: E402
 from tests.support.tiny_models import build, llama_config, moe_config  # noqa: E402
-from tests.support.trl_runs import deepseek_v3_model, mla_model  # noqa: E402
+from tests.support.trainer_runs import deepseek_v3_model, mla_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
 SEQ = 24
