@@ -25,6 +25,10 @@ def fused_sdpa(recompute: list[float]) -> Iterator[None]:
 
     def sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False,
              scale: float | None = None, enable_gqa: bool = False) -> Any:  # fmt: skip
+        trained_mask = getattr(attn_mask, "requires_grad", False)  # T5's position bias: torch takes the math path
+        if value.shape[-1] != query.shape[-1] or trained_mask:  # one head size only in the fused kernel
+            return original(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                            scale=scale, enable_gqa=enable_gqa)  # fmt: skip
         repeat = query.shape[-3] // key.shape[-3]
         if repeat > 1:
             key, value = key.repeat_interleave(repeat, dim=-3), value.repeat_interleave(repeat, dim=-3)
