@@ -106,6 +106,6 @@ def measure_config(config: Mapping[str, Any], seq_len: int, tuning: FineTuning |
         training = (costs.training.flops(1, seq_len, d) - recompute) / seq_len
         return MeasuredCost(training, costs.forward.flops(1, seq_len, d) / seq_len, recompute / seq_len,
                             f"{basis}; {d} decoder tokens per sequence")  # fmt: skip
-    training, forward = meta.training(), meta.forward()
-    recompute = training.kernel_recompute.constant + training.kernel_recompute.per_position * seq_len
-    return MeasuredCost(training.per_token_at(seq_len) - recompute, forward.per_token_at(seq_len), recompute, basis)
+    ran, forward_only = meta.training(), meta.forward()
+    kernel = ran.kernel_recompute.constant + ran.kernel_recompute.per_position * seq_len
+    return MeasuredCost(ran.per_token_at(seq_len) - kernel, forward_only.per_token_at(seq_len), kernel, basis)
