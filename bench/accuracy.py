@@ -261,6 +261,7 @@ def estimate_row() -> dict[str, Any]:
 
     from flopsmeter.training.config_cost import ATTENTION, measure_config
     from flopsmeter.training.flop_formulas import flop_counter
+    from tests.support.tiny_models import from_config
     from tests.support.trainer_runs import deepseek_v3_model
 
     started = time.perf_counter()
@@ -268,8 +269,8 @@ def estimate_row() -> dict[str, Any]:
     seq_len = 256
     cost = measure_config(config.to_dict(), seq_len)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation=ATTENTION,
-                                             experts_implementation="eager").train()  # fmt: skip
+    model = from_config(AutoModelForCausalLM, config, attn_implementation=ATTENTION,
+                        experts_implementation="eager").train()  # fmt: skip
     ids = torch.randint(0, config.vocab_size, (1, seq_len))
     with flop_counter() as counter:
         model(input_ids=ids).logits.float().sum().backward()

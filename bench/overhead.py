@@ -8,9 +8,9 @@ directly (hook + ``step()`` without training), and so is a measured step's extra
 dispatches every operation through Python: a cost per operation, timed on the same model with rows of 8 tokens,
 where the step is all host time). The amortised cost per step, ``meter + windows x measured-step cost / steps``, is
 given as a share of the step time for a 1 000-step run (a short fine-tune: the target, < 0.1 %) and for the few steps
-timed here; on a busy machine these figures are steadier than the difference of two noisy medians. On CUDA, ``--check-sync`` runs the metered
-steps under ``torch.cuda.set_sync_debug_mode("error")`` to prove the meter adds no host synchronisation
-between emission points. Prints JSON.
+timed here; on a busy machine these figures are steadier than the difference of two noisy medians. On CUDA,
+``--check-sync`` runs the metered steps under ``torch.cuda.set_sync_debug_mode("error")`` to prove the meter adds no
+host synchronisation between emission points. Prints JSON.
 
     .venv/bin/python -m bench.overhead                  # CPU here (or: make bench-overhead)
     python3 -m bench.overhead --device cuda --check-sync --hidden 2048 --layers 8 ...   # see gpu_overhead.sh
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def amortised_pct(steps: int) -> float:
         return (host_cost_us / 1e3 + windows * probe_ms / steps) / step_ms * 100
+
     result = {
         "benchmark": "overhead",
         "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(),

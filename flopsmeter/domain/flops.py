@@ -27,7 +27,7 @@ sums, ``sum(tokens)`` and ``sum(tokens * seq_len)``, and convert to FLOPs only w
 
 Module layout is that of Hugging Face ``transformers`` 5, where a mixture-of-experts router and its experts
 are plain parameters, not ``nn.Linear``. LoRA reaches them only as PEFT ``target_parameters`` (targets
-``router`` and ``experts`` here), which PEFT (0.18+) adds on its own when it resolves ``all-linear`` for
+``router`` and ``experts`` here), which PEFT (0.21+) adds on its own when it resolves ``all-linear`` for
 Mixtral- and Qwen3-MoE-style models; ``all-linear`` here therefore includes them on every MoE layer (on a model
 PEFT leaves alone, such as Qwen2-MoE with PEFT 0.21, that overcounts: the conservative side). Such an
 adapter makes the expert weights effectively trainable (weight-gradient matmuls per token) and PEFT rebuilds

@@ -64,7 +64,10 @@ def build_on_meta(config: Mapping[str, Any], *, attention: str = ATTENTION) -> A
     auto = transformers.AutoModelForSeq2SeqLM if hf_config.is_encoder_decoder else transformers.AutoModelForCausalLM
     try:
         with torch.device("meta"):
-            model = auto.from_config(hf_config, attn_implementation=attention)
+            try:
+                model = auto.from_config(hf_config, attn_implementation=attention)
+            except ValueError:  # a model with one attention of its own (T5 before transformers 5.1)
+                model = auto.from_config(hf_config, attn_implementation="eager")
     except Exception as err:  # an architecture transformers cannot build from this config
         raise InvalidModelSpec(f"cannot build {model_type} from its config: {type(err).__name__}: {err}") from err
     return model.train()

@@ -85,5 +85,5 @@ def flop_counter(*, per_module: bool = False, **kwargs: Any) -> Any:
 
     counter = FlopCounterMode(display=False, custom_mapping=counter_mapping(), **kwargs)
     if not per_module and hasattr(counter, "mod_tracker"):
-        counter.mod_tracker = _GlobalOnly()
+        counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
     return counter

@@ -27,7 +27,7 @@ from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.shape import ModelShape, fused_attention_kernel
 from flopsmeter.training.flop_formulas import flop_counter
-from flopsmeter.training.meta_kernels import fused_sdpa
+from flopsmeter.training.meta_kernels import autocast_on_meta, fused_sdpa
 from flopsmeter.training.model import (
     ClosedFormUnavailable,
     Linear,
@@ -115,7 +115,7 @@ def _cost(clone: Any, seq_len: int, *, backward: bool, rows: int = 1, fused: boo
     grad = torch.enable_grad() if backward else torch.no_grad()
     recompute: list[float] = []
     kernel = fused_sdpa(recompute) if fused else contextlib.nullcontext()
-    with _disable_current_modes(), flop_counter() as counter, grad, kernel:  # not seen by a profiler around the run
+    with _disable_current_modes(), flop_counter() as counter, grad, kernel, autocast_on_meta():  # not seen around it
         logits = _call(clone, ids)
         if backward and logits.requires_grad:
             logits.float().sum().backward()

@@ -5,6 +5,9 @@
   recompute apart.
 * transformers reads a padding mask's values to skip it for SDPA (``.all()``); ``mask_without_data`` keeps the mask
   (the FLOPs do not depend on it).
+* transformers 4.x / 5.0 disable autocast around their rotary embeddings with ``torch.autocast(device_type="meta")``
+  (5.0 asks ``torch.is_autocast_enabled("meta")`` first), which torch refuses; ``autocast_on_meta`` makes both
+  answer as if autocast were off (autocast changes no FLOP count).
 """
 
 from __future__ import annotations
@@ -67,3 +70,29 @@ def mask_without_data() -> Iterator[None]:
         yield
     finally:
         masking_utils._ignore_causal_mask_sdpa = original
+
+
+@contextlib.contextmanager
+def autocast_on_meta() -> Iterator[None]:
+    """``torch.autocast(device_type="meta", ...)`` as a no-op while the meta copy runs."""
+    import torch
+
+    original = torch.autocast
+
+    def autocast(device_type: str, *args: Any, **kwargs: Any) -> Any:
+        if device_type == "meta":
+            return contextlib.nullcontext()
+        return original(device_type, *args, **kwargs)
+
+    enabled = torch.is_autocast_enabled
+
+    def is_enabled(*args: Any) -> bool:  # transformers 5.0 asks before it disables autocast
+        return False if args and args[0] == "meta" else enabled(*args)
+
+    torch.autocast = autocast  # type: ignore[assignment,misc]
+    torch.is_autocast_enabled = is_enabled  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.autocast = original  # type: ignore[misc]
+        torch.is_autocast_enabled = enabled

@@ -116,7 +116,9 @@ def read_pass(args: tuple[Any, ...], kwargs: dict[str, Any]) -> PassShape | None
         head_rows = rows * max(seq_len - 1, 0) if kwargs.get("shift_labels") is None else rows * seq_len
     decoder = _decoder_len(kwargs)
     given = kwargs.get("encoder_outputs") is not None
-    return PassShape(rows, seq_len, span, head_rows, cache is not None, fused, decoder, given)
+    # generate()'s prefill: transformers before 5.1 passes no cache object yet, only the positions it will fill
+    generating = cache is not None or (kwargs.get("cache_position") is not None and kwargs.get("use_cache") is True)
+    return PassShape(rows, seq_len, span, head_rows, generating, fused, decoder, given)
 
 
 def _decoder_len(kwargs: dict[str, Any]) -> int:

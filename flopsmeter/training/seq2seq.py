@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flopsmeter.training.flop_formulas import flop_counter
-from flopsmeter.training.meta_kernels import fused_sdpa, mask_without_data
+from flopsmeter.training.meta_kernels import autocast_on_meta, fused_sdpa, mask_without_data
 
 LENGTHS = ((16, 16), (32, 16), (64, 16), (16, 32), (16, 64), (32, 32))  # (encoder, decoder) tokens per sequence
 
@@ -88,7 +88,7 @@ def _cost(clone: Any, lengths: tuple[int, int], *, backward: bool, rows: int, fu
     grad = torch.enable_grad() if backward else torch.no_grad()
     recompute: list[float] = []
     kernel = fused_sdpa(recompute) if fused else contextlib.nullcontext()
-    with _disable_current_modes(), flop_counter() as counter, grad, kernel, mask_without_data():
+    with _disable_current_modes(), flop_counter() as counter, grad, kernel, mask_without_data(), autocast_on_meta():
         logits = clone(input_ids=encoder, decoder_input_ids=decoder).logits
         if backward and logits.requires_grad:
             logits.float().sum().backward()

@@ -11,6 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tests.support import trainer_runs as runs  # noqa: E402
+from tests.support.meters import EXACT  # noqa: E402
 from tests.support.trl_runs import run  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.torch
 def _exact(result) -> dict:
     doc = result.document
     assert doc["status"] == "completed" and doc["meter_incomplete"] is False
-    assert abs(result.error_pct) < 1e-6, doc["breakdown"]
+    assert abs(result.error_pct) < EXACT * 100, doc["breakdown"]
     return doc
 
 

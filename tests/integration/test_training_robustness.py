@@ -28,6 +28,7 @@ from tests.integration.test_training_callback import (  # noqa: E402
     _trainer,
     job_env,  # noqa: F401  (fixture)
 )
+from tests.support.meters import EXACT  # noqa: E402
 from tests.support.tiny_models import TokenDataset  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -106,9 +107,9 @@ def test_resume_without_saved_totals_is_flagged_estimated_and_sent(tmp_path, job
     doc = json.loads((job_env / "flops_meter.json").read_text())
     assert doc["status"] == "completed" and doc["meter_incomplete"] is True
     assert doc["totals"]["steps"] == 6 and doc["incomplete"]["missing_steps"] == 3
-    assert doc["metered_flops"] == pytest.approx(3 * _flops_per_step(), rel=1e-9)
-    assert doc["flops"] == pytest.approx(6 * _flops_per_step(), rel=1e-9)  # 3 counted + 3 x the largest step
-    assert incomplete == 1.0 and flops == pytest.approx(doc["flops"], rel=1e-9)
+    assert doc["metered_flops"] == pytest.approx(3 * _flops_per_step(), rel=EXACT)
+    assert doc["flops"] == pytest.approx(6 * _flops_per_step(), rel=EXACT)  # 3 counted + 3 x the largest step
+    assert incomplete == 1.0 and flops == pytest.approx(doc["flops"], rel=EXACT)
     out = capsys.readouterr().out
     assert "flopsmeter [WARNING] meter totals incomplete: resumed at step 3 without saved meter totals" in out
     assert re.findall(r"flopsmeter: .*meter_incomplete=([01])", out) == ["1"] * 4  # steps 4, 5, 6 and the end

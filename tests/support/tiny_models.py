@@ -30,6 +30,18 @@ def moe_config(*, hidden: int = 64, layers: int = 2, experts: int = 4, top_k: in
                          tie_word_embeddings=False)  # fmt: skip
 
 
+def from_config(auto: Any, config: Any, **kwargs: Any) -> Any:
+    """``auto.from_config(config, **kwargs)``; transformers 4.x has no ``experts_implementation`` (its experts run
+    the eager loop anyway), so it is dropped there."""
+    try:
+        return auto.from_config(config, **kwargs)
+    except TypeError as err:
+        if "experts_implementation" not in str(err):
+            raise
+        kwargs.pop("experts_implementation", None)
+        return auto.from_config(config, **kwargs)
+
+
 def build(config: Any, *, seed: int = 0, attention: str = "eager") -> Any:
     """A causal LM from ``config`` with ``attention`` (eager unless asked) and eager experts, random weights from
     ``seed``."""
@@ -41,11 +53,7 @@ def build(config: Any, *, seed: int = 0, attention: str = "eager") -> Any:
     kwargs: dict[str, Any] = {"attn_implementation": attention}
     if getattr(config, "num_local_experts", 0):
         kwargs["experts_implementation"] = "eager"
-    try:
-        return AutoModelForCausalLM.from_config(config, **kwargs)
-    except TypeError:  # older transformers: no experts_implementation
-        kwargs.pop("experts_implementation", None)
-        return AutoModelForCausalLM.from_config(config, **kwargs)
+    return from_config(AutoModelForCausalLM, config, **kwargs)
 
 
 def add_lora(model: Any, *, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Any:

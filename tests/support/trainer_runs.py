@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.tiny_models import build
+from tests.support.tiny_models import build, from_config
 from tests.support.trl_runs import VOCAB, tiny_config, train_args
 
 
@@ -98,7 +98,7 @@ def deepseek_v3_model() -> Any:
                               num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=16,
                               q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, n_group=1,
                               topk_group=1, max_position_embeddings=512)  # fmt: skip
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager")
+    return from_config(AutoModelForCausalLM, config, attn_implementation="eager", experts_implementation="eager")
 
 
 # ---- every PEFT method ----------------------------------------------------------------------------------------

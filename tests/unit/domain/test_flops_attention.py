@@ -38,7 +38,14 @@ def test_layers_without_a_backward_recompute_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("implementation", "fused"),
-    [(None, False), ("", False), ("eager", False), ("sdpa", True), ("flash_attention_2", True), ("flex_attention", True)],
+    [
+        (None, False),
+        ("", False),
+        ("eager", False),
+        ("sdpa", True),
+        ("flash_attention_2", True),
+        ("flex_attention", True),
+    ],  # fmt: skip
 )
 def test_the_attention_implementation_decides_the_kernel(implementation, fused) -> None:
     assert fused_attention_kernel(implementation) is fused

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.support.meters import ground_truth, quiet_meter  # noqa: E402
+from tests.support.meters import EXACT, ground_truth, quiet_meter  # noqa: E402
 from tests.support.tiny_models import build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -34,8 +34,8 @@ def test_calls_before_train_are_reference_work_whatever_model_runs_them(tmp_path
     meter.step()
     meter.close()
     totals = meter.totals
-    assert totals.reference_flops == pytest.approx(ran, rel=1e-9)  # profiling the reference ran on meta: not counted
-    assert totals.update_flops == pytest.approx(ran_update, rel=1e-9)
+    assert totals.reference_flops == pytest.approx(ran, rel=EXACT)  # profiling the reference ran on meta: not counted
+    assert totals.update_flops == pytest.approx(ran_update, rel=EXACT)
     windows = [w.reason for w in meter.counting.probe.windows]
     assert windows.count("work before train()") >= 2 and meter.before_train.calls == 10
     assert json.loads((tmp_path / "flops_meter.json").read_text())["breakdown"]["reference"] == totals.reference_flops

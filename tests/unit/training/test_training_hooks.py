@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.support.meters import ground_truth, quiet_meter  # noqa: E402
+from tests.support.meters import EXACT, ground_truth, quiet_meter  # noqa: E402
 from tests.support.tiny_models import build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -37,7 +37,7 @@ def _executed(meter) -> float:
 def test_a_backbone_called_directly_is_counted_without_the_head(tmp_path, model) -> None:
     meter = quiet_meter(tmp_path, model, measure_steps=0).start().attach(model)
     measured = _run(meter, lambda: model.model(input_ids=IDS).last_hidden_state.sum().backward())
-    assert _executed(meter) == pytest.approx(measured, rel=1e-9)
+    assert _executed(meter) == pytest.approx(measured, rel=EXACT)
     assert meter.totals.tokens == IDS.numel()
 
 
@@ -49,7 +49,7 @@ def test_a_head_projected_on_its_own_is_counted_with_the_backbone(tmp_path, mode
         model.lm_head(hidden[:, -10:]).float().sum().backward()  # the head on the last 10 positions only
 
     measured = _run(meter, step)
-    assert _executed(meter) == pytest.approx(measured, rel=1e-9)
+    assert _executed(meter) == pytest.approx(measured, rel=EXACT)
 
 
 def test_a_wrapper_call_that_says_nothing_leaves_the_pass_to_the_calls_inside(tmp_path, model) -> None:
@@ -69,13 +69,13 @@ def test_a_wrapper_call_that_says_nothing_leaves_the_pass_to_the_calls_inside(tm
         hidden.sum().backward()
 
     measured = _run(meter, step)
-    assert _executed(meter) == pytest.approx(measured, rel=1e-9)
+    assert _executed(meter) == pytest.approx(measured, rel=EXACT)
 
 
 def test_calls_inside_a_counted_pass_are_part_of_it(tmp_path, model) -> None:
     meter = quiet_meter(tmp_path, model, measure_steps=0).start().attach(model)
     measured = _run(meter, lambda: model(input_ids=IDS, labels=IDS).loss.backward())
-    assert _executed(meter) == pytest.approx(measured, rel=1e-9)
+    assert _executed(meter) == pytest.approx(measured, rel=EXACT)
     assert meter.totals.tokens == IDS.numel()  # the backbone and head inside the model's call: not again
 
 
@@ -89,7 +89,7 @@ def test_a_teachers_backbone_is_reference_work(tmp_path, model) -> None:
         model(input_ids=IDS, labels=IDS).loss.backward()
 
     measured = _run(meter, step)
-    assert _executed(meter) == pytest.approx(measured, rel=1e-9) and meter.totals.reference_flops > 0
+    assert _executed(meter) == pytest.approx(measured, rel=EXACT) and meter.totals.reference_flops > 0
 
 
 def test_a_run_whose_updates_the_meter_never_saw_is_incomplete(tmp_path, model) -> None:

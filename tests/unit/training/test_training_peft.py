@@ -12,7 +12,7 @@ peft = pytest.importorskip("peft")
 from flopsmeter.training import meta  # noqa: E402
 from flopsmeter.training.meta import profile_model  # noqa: E402
 from flopsmeter.training.tuning import peft_method  # noqa: E402
-from tests.support.meters import ground_truth  # noqa: E402
+from tests.support.meters import EXACT, ground_truth  # noqa: E402
 from tests.support.trainer_runs import peft_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -39,7 +39,7 @@ def test_each_peft_method_is_counted_as_it_runs(method: str) -> None:
     assert profile.source == ("meta" if method in MEASURED else "formula (meta cross-check agrees)")
     assert profile.tuning.method != "full" or method in ("prompt_tuning", "prefix_tuning", "p_tuning")
     for rows, seq in ((2, 24), (3, 70)):  # per-sequence costs (virtual tokens, prefixes) scale with rows, not tokens
-        assert _counted(profile, rows, seq) == pytest.approx(_ran(model, rows, seq), rel=1e-9), (method, rows, seq)
+        assert _counted(profile, rows, seq) == pytest.approx(_ran(model, rows, seq), rel=EXACT), (method, rows, seq)
 
 
 def test_a_peft_method_the_meter_does_not_know_is_measured_not_counted_as_full() -> None:
@@ -50,7 +50,7 @@ def test_a_peft_method_the_meter_does_not_know_is_measured_not_counted_as_full()
     assert peft_method(model).name == "loha" and not peft_method(model).closed_form
     profile = profile_model(model.train())
     assert profile.source == "meta" and "PEFT method loha" in profile.warnings[0]
-    assert _counted(profile, 2, 24) == pytest.approx(_ran(model, 2, 24), rel=1e-9)
+    assert _counted(profile, 2, 24) == pytest.approx(_ran(model, 2, 24), rel=EXACT)
 
 
 def test_a_peft_method_that_cannot_be_measured_gets_the_closest_closed_form_and_says_so(monkeypatch) -> None:
