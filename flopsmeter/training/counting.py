@@ -164,5 +164,12 @@ class Counting:
                 self.counter.add(UPDATE_ADJUST, extra)
         return tokens
 
+    def disagreement(self) -> dict[str, float]:
+        """For the emitters: the measured windows' figures when one fell outside the tolerance, else nothing."""
+        probe = self.probe
+        if not probe.outside:
+            return {}
+        return {"measured_flops": probe.measured_flops, "measured_closed_form_flops": probe.closed_form_flops}
+
     def as_dict(self) -> dict[str, Any]:
         return {**self.probe.as_dict(), "counted_beyond_closed_form": self.calibrate}

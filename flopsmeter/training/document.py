@@ -97,6 +97,7 @@ def snapshot(meter: MeterView) -> Snapshot:
         reference_flops=t.reference_flops,
         generation_flops=t.generation_flops,
         reward_inference_flops=t.reward_inference_flops,
+        **meter.counting.disagreement(),
     )
 
 

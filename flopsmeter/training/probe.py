@@ -89,6 +89,7 @@ class Probe:
         self.shapes_left_out = 0  # new shapes seen after MAX_SHAPE_WINDOWS
         self.measured_flops = 0.0
         self.closed_form_flops = 0.0
+        self.outside = 0  # windows whose ratio fell outside TOLERANCE
         self.scales: dict[str, float] = {}
         self._keys: set[Any] = set()
         self._mode: Any = None
@@ -153,6 +154,7 @@ class Probe:
         window = Window(self._reason, self._step, measured, mark.figure - self._mark.figure,
                         mark.recompute - self._mark.recompute)  # fmt: skip
         self.count += 1
+        self.outside += int(window.outside)
         self.measured_flops += window.measured_flops
         self.closed_form_flops += window.closed_form_flops
         if len(self.windows) < KEPT_WINDOWS:
@@ -173,6 +175,7 @@ class Probe:
             "tolerance": list(TOLERANCE),
             "scales": dict(self.scales),
             "outside_tolerance": outside,
+            "windows_outside_tolerance": self.outside,
             "shapes_not_measured": self.shapes_left_out,
             "first": [w.as_dict() for w in self.windows],
         }

@@ -108,6 +108,8 @@ def test_a_closed_form_below_the_measurement_is_raised_to_it_and_said(tmp_path) 
     # and it is said, with both figures, on stdout and in the file
     warning = f"measured {window.measured_flops:.4e} FLOPs where the closed form counts {window.closed_form_flops:.4e}"
     assert warning in out.getvalue() and "flopsmeter [WARNING]" in out.getvalue()
+    assert f"measured_flops={window.measured_flops:.6e}" in out.getvalue()  # the metric lines carry both figures
+    assert f"measured_closed_form_flops={window.closed_form_flops:.6e}" in out.getvalue()
     doc = json.loads((tmp_path / "flops_meter.json").read_text())
     assert any(w.startswith(warning) for w in doc["warnings"])
     assert doc["measured"]["outside_tolerance"][0]["measured_flops"] == window.measured_flops
