@@ -164,12 +164,12 @@ class Counting:
                 self.counter.add(UPDATE_ADJUST, extra)
         return tokens
 
-    def disagreement(self) -> dict[str, float]:
-        """For the emitters: the measured windows' figures when one fell outside the tolerance, else nothing."""
+    def disagreement(self) -> tuple[float, float]:
+        """For the emitters: (measured, closed form) over the windows when one fell outside the tolerance, else 0s."""
         probe = self.probe
         if not probe.outside:
-            return {}
-        return {"measured_flops": probe.measured_flops, "measured_closed_form_flops": probe.closed_form_flops}
+            return 0.0, 0.0
+        return probe.measured_flops, probe.closed_form_flops
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.probe.as_dict(), "counted_beyond_closed_form": self.calibrate}

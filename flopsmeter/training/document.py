@@ -81,6 +81,7 @@ def snapshot(meter: MeterView) -> Snapshot:
     if meter.unmetered:
         return Snapshot(meter.steps, 0.0, 0, 0, 0.0, 0.0, None, None, meter.status, incomplete=True, unmetered=True)
     reported = meter.reported_flops
+    measured, closed = meter.counting.disagreement()
     return Snapshot(
         step=t.steps,
         cumulative_flops=reported,
@@ -97,7 +98,8 @@ def snapshot(meter: MeterView) -> Snapshot:
         reference_flops=t.reference_flops,
         generation_flops=t.generation_flops,
         reward_inference_flops=t.reward_inference_flops,
-        **meter.counting.disagreement(),
+        measured_flops=measured,
+        measured_closed_form_flops=closed,
     )
 
 
