@@ -297,6 +297,19 @@ def qlora_row() -> dict[str, Any]:
     return {"row": "qlora (4-bit base)", "skipped": "bitsandbytes present but this benchmark runs on CPU"}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The trainer rows of a result as the table in docs/training.md."""
+    lines = ["| row | counted + recompute vs executed, % | closed form alone, % | model costs from |",
+             "|---|---:|---:|---|"]  # fmt: skip
+    for row in result["rows"]:
+        if "skipped" in row or "counted_flops" not in row:
+            continue
+        alone = row.get("closed_form_alone_error_pct")
+        lines.append(f"| {row['row']} | {row['meter_error_pct']:+.3f} | "
+                     f"{'' if alone is None else f'{alone:+.3f}'} | {row['model_source']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
@@ -305,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seqs", default="64,128,256", help="sequence lengths, cycled over micro-batches")
     parser.add_argument("--skip-trl", action="store_true", help="only the plain-loop rows")
     parser.add_argument("--only", help="only the trainer rows whose name contains this")
+    parser.add_argument("--markdown", metavar="RESULT_JSON", help="print a saved result's trainer rows as markdown")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     torch.manual_seed(0)
     seqs = tuple(int(s) for s in args.seqs.split(","))
     rows = [run_row(r, steps=args.steps, accum=args.accum, batch=args.batch, seqs=seqs) for r in ROWS]

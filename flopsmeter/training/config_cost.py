@@ -33,6 +33,8 @@ class MeasuredCost:
     forward: float
     recompute: float
     basis: str
+    total_params: int = 0
+    trainable_params: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"training_per_token": self.training, "forward_per_token": self.forward,
@@ -46,7 +48,7 @@ def _libraries() -> tuple[Any, Any]:
     except ImportError as err:
         raise TorchUnavailable(
             "this architecture is outside the closed form and is measured on the meta device, which needs torch and "
-            "transformers: pip install 'aiact-flopsmeter[training]'"
+            "transformers: install the package's training extra ([training])"
         ) from err
     return torch, transformers
 
@@ -101,6 +103,8 @@ def measure_config(config: Mapping[str, Any], seq_len: int, tuning: FineTuning |
     model = _apply(build_on_meta(config), tuning)
     meta = MetaModel(model)
     name = type(getattr(model, "get_base_model", lambda: model)()).__name__
+    total = sum(int(p.numel()) for p in model.parameters())
+    trainable = sum(int(p.numel()) for p in model.parameters() if p.requires_grad)
     basis = f"measured on the meta device ({name} built from the config, {tuning.method}, attention {ATTENTION})"
     if is_encoder_decoder(model):
         d = decoder_len or seq_len
@@ -108,7 +112,8 @@ def measure_config(config: Mapping[str, Any], seq_len: int, tuning: FineTuning |
         recompute = costs.kernel_recompute.flops(1, seq_len, d)
         training = (costs.training.flops(1, seq_len, d) - recompute) / seq_len
         return MeasuredCost(training, costs.forward.flops(1, seq_len, d) / seq_len, recompute / seq_len,
-                            f"{basis}; {d} decoder tokens per sequence")  # fmt: skip
+                            f"{basis}; {d} decoder tokens per sequence", total, trainable)  # fmt: skip
     ran, forward_only = meta.training(), meta.forward()
     kernel = ran.kernel_recompute.constant + ran.kernel_recompute.per_position * seq_len
-    return MeasuredCost(ran.per_token_at(seq_len) - kernel, forward_only.per_token_at(seq_len), kernel, basis)
+    return MeasuredCost(ran.per_token_at(seq_len) - kernel, forward_only.per_token_at(seq_len), kernel, basis, total,
+                        trainable)  # fmt: skip

@@ -11,6 +11,19 @@ from typing import Any
 
 VOCAB = 256
 
+# Configs of tiny vision-language models (as config.json holds them), for the tower formulas and the pre-flight.
+LLAVA_CONFIG = {
+    "model_type": "llava", "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+    "text_config": {"model_type": "llama", "hidden_size": 64},
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                      "num_hidden_layers": 3, "patch_size": 8, "num_channels": 3},
+}  # fmt: skip
+QWEN2_VL_CONFIG = {
+    "model_type": "qwen2_vl",
+    "vision_config": {"model_type": "qwen2_vl_vision", "depth": 2, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2,
+                      "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+}  # fmt: skip
+
 
 def llama_config(*, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 4, inter: int = 128,
                  vocab: int = VOCAB) -> Any:  # fmt: skip

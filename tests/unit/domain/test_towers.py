@@ -7,18 +7,8 @@ import pytest
 
 from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.towers import VisionTower, tower_flops
-
-LLAVA = {
-    "model_type": "llava", "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
-    "text_config": {"model_type": "llama", "hidden_size": 64},
-    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                      "num_hidden_layers": 3, "patch_size": 8, "num_channels": 3},
-}  # fmt: skip
-QWEN2_VL = {
-    "model_type": "qwen2_vl",
-    "vision_config": {"model_type": "qwen2_vl_vision", "depth": 2, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2,
-                      "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
-}  # fmt: skip
+from tests.support.tiny_models import LLAVA_CONFIG as LLAVA
+from tests.support.tiny_models import QWEN2_VL_CONFIG as QWEN2_VL
 
 
 def test_a_llava_tower_reads_its_layers_patches_and_projector() -> None:
