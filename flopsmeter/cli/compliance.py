@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from flopsmeter.cli import beyond_closed_form as beyond
 from flopsmeter.cli.main import UsageError
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import FlopsMeterError, InvalidModelSpec, UnknownPolicy
@@ -33,9 +34,8 @@ from flopsmeter.domain.model_configs import bundled_config_names, config_for_mod
 from flopsmeter.domain.numbers import format_flops, parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
-from flopsmeter.domain.shape import TOWER_KEYS, ModelShape
+from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, POLICIES, get_policy
-from flopsmeter.domain.towers import VisionTower, tower_flops
 
 EXIT_PASS, EXIT_BLOCK = 0, 1
 MAX_CONFIG_BYTES = 1_000_000
@@ -107,9 +107,7 @@ def _add_estimate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="multimodal config, run feeds text only: count the language model (the tower never runs)",
     )
-    p.add_argument("--images", default="0", help="vision-language config: images the run feeds (its tower per image)")
-    p.add_argument("--patches-per-image", help="patches per image (default: the config's image size, CLIP / SigLIP)")
-    p.add_argument("--decoder-len", help="encoder-decoder config: decoder tokens per sequence (default: --seq-len)")
+    beyond.add_arguments(p)
     p.add_argument("--instance-type", help="SageMaker instance type for the hardware ceiling, e.g. ml.p5.48xlarge")
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--hours", type=float, help="planned training hours (for the hardware ceiling)")
@@ -188,9 +186,7 @@ def _estimate(args: argparse.Namespace) -> tuple[dict[str, Any], Classification]
     try:
         shape = ModelShape.from_hf_config(config, text_only=args.text_only or images > 0)
     except InvalidModelSpec as err:  # outside the closed form: measured on meta, as the meter does
-        if any(config.get(key) for key in TOWER_KEYS):  # a tower's cost depends on the images: they must be given
-            raise UsageError(f"{err}; or give --images (and --patches-per-image) to count the tower per image") from err
-        return _finish(args, *_estimate_on_meta(args, config_name, config, seq_len, tokens, err))
+        return _finish(args, *beyond.on_meta(args, (config_name, config), (seq_len, tokens), _tuning, _count_arg, err))
     try:
         tuning = _tuning(args)
         fpt = flops_per_token(shape, seq_len, tuning)
@@ -231,14 +227,13 @@ def _estimate(args: argparse.Namespace) -> tuple[dict[str, Any], Classification]
         },
     }
     if images:
-        total += _add_images(args, config, images, tuning, report, warnings)
+        total += beyond.add_images(args, config, images, tuning, (report, warnings), _count_arg)
     return _finish(args, report, total, warnings)
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], total: float,
             warnings: list[str]) -> tuple[dict[str, Any], Classification]:  # fmt: skip
-    """What every estimate adds to its figure: the base model, the hardware ceiling, the classification."""
-    pretrain = _pretrain(args)
+    pretrain = _pretrain(args)  # what every estimate adds to its figure: base model, hardware ceiling, classification
     warnings = [*pretrain.warnings, *warnings]
     report["pretrain"] = _pretrain_json(pretrain)
     if args.instance_type:
@@ -250,59 +245,6 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], total: float,
     report["classification"] = _classification_json(result)
     report["warnings"] = list(result.warnings)
     return report, result
-
-
-def _add_images(args: argparse.Namespace, config: dict[str, Any], images: int, tuning: FineTuning,
-                report: dict[str, Any], warnings: list[str]) -> float:  # fmt: skip
-    """A vision-language config's tower, per image (``flopsmeter.domain.towers``): its FLOPs over ``images``."""
-    try:
-        tower = VisionTower.from_hf_config(config)
-    except InvalidModelSpec as err:
-        raise UsageError(f"--images: {err}") from err
-    if args.patches_per_image is not None:
-        patches = _count_arg(args.patches_per_image, "--patches-per-image", minimum=1)
-    else:
-        side = (config.get("vision_config") or {}).get("image_size")
-        if not isinstance(side, int) or side < tower.patch_size:
-            raise UsageError("--patches-per-image is needed: the config gives no image size")
-        patches = tower.patches(side, side)
-    trains = tuning.method == "full"
-    per_image = tower_flops(tower, patches, tower_trainable=trains, projector_trainable=True)
-    report["breakdown"]["vision_tower"] = per_image.training * images
-    report["total_flops"] += per_image.training * images
-    report["images"] = {"images": images, "patches_per_image": patches, "tower_trainable": trains,
-                        "flops_per_image": per_image.training}  # fmt: skip
-    state = "trained" if trains else "frozen"
-    warnings.append(f"{images} images of {patches} patches through the {tower.model_type} tower ({state}, "
-                    "projector trained); the image tokens are in --tokens")  # fmt: skip
-    return per_image.training * images
-
-
-def _estimate_on_meta(args: argparse.Namespace, config_name: str, config: dict[str, Any], seq_len: int, tokens: int,
-                      error: InvalidModelSpec) -> tuple[dict[str, Any], float, list[str]]:  # fmt: skip
-    """A config the closed form refuses: built on meta and measured as the meter measures it (needs torch)."""
-    from flopsmeter.training.config_cost import measure_config  # torch is imported inside, when there
-
-    decoder = None if args.decoder_len is None else _count_arg(args.decoder_len, "--decoder-len", minimum=1)
-    try:
-        cost = measure_config(config, seq_len, _tuning(args), decoder_len=decoder)
-    except FlopsMeterError as err:
-        raise UsageError(f"{error}; {err}") from err
-    report: dict[str, Any] = {
-        "model": {"config": config_name, "model_type": str(config.get("model_type", "")),
-                  "total_params": cost.total_params, "active_params": cost.total_params,
-                  "trainable_params": cost.trainable_params, "ignored_towers": []},  # fmt: skip
-        "fine_tuning": {"method": args.method, "gradient_checkpointing": args.gradient_checkpointing},
-        "seq_len": seq_len, "tokens": tokens, "formula_version": "meta",
-        "flops_per_token": cost.training, "flops_per_token_forward": cost.forward,
-        "flops_per_token_backward": cost.training - cost.forward, "total_flops": cost.training * tokens,
-        "breakdown": {"measured_on_meta": cost.training * tokens}, "recompute_flops": cost.recompute * tokens,
-        "measured": cost.as_dict(),
-        "comparison": {"six_nd": six_nd_flops(cost.total_params, tokens),
-                       "aws_sample": aws_sample_flops(cost.total_params, cost.trainable_params, tokens)},
-    }  # fmt: skip
-    note = f"the closed form does not cover this config ({error}): {cost.basis}"
-    return report, cost.training * tokens, [note]
 
 
 def _ceiling(args: argparse.Namespace, pretrain: PretrainCompute) -> dict[str, Any]:

@@ -55,10 +55,10 @@ from flopsmeter.training.emitters import (
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
 from flopsmeter.training.guard import GuardPlan, plan, resolve_limits
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
-from flopsmeter.training.meta import profile_model
-from flopsmeter.training.model import ModelProfile, profile_from_shape, signature
+from flopsmeter.training.model import ModelProfile
 from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.passes import ROLES, PassCounter
+from flopsmeter.training.profiling import Profiler
 from flopsmeter.training.readings import Readings
 from flopsmeter.training.state import Gap, Totals, load_state, save_state
 from flopsmeter.training.tokens import TokenCounter
@@ -99,11 +99,6 @@ class FlopsMeter:
         self.final_flush_s = 20.0  # how long the end waits for CloudWatch (SageMaker allows ~120 s after SIGTERM)
         self._clock = clock
         self.warnings: list[str] = []
-        self.profile: ModelProfile | None = profile
-        self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
-        self._model = model
-        self._tuning = tuning
-        self._signature: tuple[Any, ...] | None = None  # what the profile was taken from (``model.signature``)
         self.pretrain, self.threshold, self.budget, self.prior_flops = resolve_limits(opts, self.env)
         self.crossing = CrossingWatch(self.pretrain, self.prior_flops)  # issue 16: alert the moment FLOPs cross
         self.world = current_world()
@@ -116,6 +111,8 @@ class FlopsMeter:
         self.counting = Counting(self.ensure_profile, measure_steps=opts.measure_steps, calibrate=opts.calibrate,
                                  strict=opts.strict, on_error=self._counting_failed_once, notify=self._notice,
                                  incomplete=self._incomplete_steps)  # fmt: skip
+        self.profiler = Profiler(model, profile=profile, shape=shape, tuning=tuning, meta_check=opts.meta_check,
+                                 hook_ids=lambda: self.counting.hooks.hook_ids)  # fmt: skip
         self.before_train: BeforeTrain | None = None
         self.lifecycle = Lifecycle(self._close_now, handle_signals=opts.handle_signals)
         self._next_sync_step = 1
@@ -136,7 +133,7 @@ class FlopsMeter:
     @property
     def model(self) -> Any:
         """The model given at construction (None with a shape or profile)."""
-        return self._model
+        return self.profiler.model
 
     @property
     def counter(self) -> TokenCounter:
@@ -164,33 +161,26 @@ class FlopsMeter:
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def ensure_profile(self) -> ModelProfile:
-        if self.profile is None:
-            if self._shape is not None:
-                self.profile = profile_from_shape(self._shape, self._tuning)
-            elif self._model is None:
-                raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
-            else:
-                self._signature = signature(self._model)
-                self.profile = self._profile_of(self._model, self._tuning)
-        return self.profile
+        return self.profiler.get()
 
-    def _refresh_profile(self) -> None:
-        """Profile the model again if what decides its profile changed since (checkpointing, input gradients or
-        adapters a trainer turns on when ``train()`` starts)."""
-        if self._model is None or self.profile is None or self._signature is None or self.unmetered:
-            return
-        if signature(self._model) != self._signature:
-            self.profile = None
-            try:
-                profile = self.ensure_profile()
-            except Exception as err:  # it was profiled once: keep counting with what is known, and say so
-                self.mark_incomplete(f"the model changed before train() and cannot be profiled again "
-                                     f"({type(err).__name__}: {err})")  # fmt: skip
-                return
-            self.warnings.extend(w for w in profile.warnings if w not in self.warnings)
+    @property
+    def profile(self) -> ModelProfile | None:
+        return self.profiler.profile
 
     def _profile_of(self, model: Any, tuning: FineTuning | None) -> ModelProfile:
-        return profile_model(model, tuning=tuning, meta=self.options.meta_check, hook_ids=self.counting.hooks.hook_ids)
+        return self.profiler.of(model, tuning)
+
+    def _refresh_profile(self) -> None:
+        """Profile the model again if the trainer changed what decides its profile before ``train()``."""
+        if self.unmetered or not self.profiler.changed():
+            return
+        try:
+            profile = self.profiler.retake()
+        except Exception as err:  # it was profiled once: keep counting with what is known, and say so
+            self.mark_incomplete(f"the model changed before train() and cannot be profiled again "
+                                 f"({type(err).__name__}: {err})")  # fmt: skip
+            return
+        self.warnings.extend(w for w in profile.warnings if w not in self.warnings)
 
     @property
     def unmetered(self) -> bool:
@@ -269,22 +259,16 @@ class FlopsMeter:
     def resume_at(self, step: int) -> None:
         """The run continues after optimizer step ``step`` (call it after ``load_state_dict``, or instead of it
         when there is no saved state). Steps the totals do not cover are flagged and estimated, never ignored."""
-        covered = self.totals.steps
-        if step > covered:
-            missing = step - covered
-            what = (
-                "without saved meter totals: FLOPs before the resume are missing"
-                if self.restored is None
-                else f"with meter totals for step {covered} only: FLOPs of {missing} steps are missing"
-            )
-            reason = f"resumed at step {step} {what} (estimated as {missing} x the largest step seen)"
-            self.mark_incomplete(reason, missing_steps=missing)
-            if self.world.is_main and self._stdout:
-                self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
-        self._steps_local = max(self._steps_local, step)
+        reason = self.readings.resume_at(step)
+        if reason is not None and self.world.is_main and self._stdout:
+            self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
+        self._continue_after(max(self._steps_local, step))
+
+    def _continue_after(self, step: int) -> None:
+        self._steps_local = step
         self.counting.steps_done = max(self.counting.steps_done, step)
-        self._last_sync_step = self._steps_local
-        self._next_sync_step = self._steps_local + 1
+        self._last_sync_step = step
+        self._next_sync_step = step + 1
 
     def attach(self, model: Any) -> FlopsMeter:
         """Count every training pass of ``model``, the policy (``hooks.py``): passes with gradients are updates,
@@ -435,16 +419,8 @@ class FlopsMeter:
 
     def load_state_dict(self, document: Mapping[str, Any]) -> None:
         """Continue from saved totals (a resumed run). Raises ``ValueError`` on a malformed state."""
-        totals = self.readings.load(document)
-        self._steps_local = totals.steps
-        self.counting.steps_done = max(self.counting.steps_done, totals.steps)
-        self._last_sync_step = totals.steps
-        self._next_sync_step = totals.steps + 1
-        version = document.get("formula_version")
-        if self.profile is not None and version != self.profile.formula_version:
-            self.warnings.append(
-                f"resumed totals were computed with formula {version}, this run uses {self.profile.formula_version}"
-            )
+        totals = self.readings.load(document, None if self.profile is None else self.profile.formula_version)
+        self._continue_after(totals.steps)
         logger.info("flops meter resumed at step %d with %.3e FLOPs", totals.steps, totals.flops)
 
     def save_checkpoint(self, folder: str | Path) -> Path | None:

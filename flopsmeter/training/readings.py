@@ -69,8 +69,25 @@ class Readings:
         gap = Gap(self.gap.missing_steps, self.estimated_flops, self.gap.reasons)
         return state_document(self.totals, formula_version=formula_version, job_name=job_name, gap=gap)
 
-    def load(self, document: Mapping[str, Any]) -> Totals:
-        """Continue from saved totals (a resumed run). Raises ``ValueError`` on a malformed state."""
+    def resume_at(self, step: int) -> str | None:
+        """The run continues after optimizer step ``step``: steps the totals do not cover are flagged and estimated,
+        never ignored. The reason, when some are missing."""
+        covered = self.totals.steps
+        if step <= covered:
+            return None
+        missing = step - covered
+        what = (
+            "without saved meter totals: FLOPs before the resume are missing"
+            if self.restored is None
+            else f"with meter totals for step {covered} only: FLOPs of {missing} steps are missing"
+        )
+        reason = f"resumed at step {step} {what} (estimated as {missing} x the largest step seen)"
+        self.mark_incomplete(reason, missing_steps=missing)
+        return reason
+
+    def load(self, document: Mapping[str, Any], formula_version: str | None = None) -> Totals:
+        """Continue from saved totals (a resumed run; ``formula_version``: this run's, for a warning when they
+        differ). Raises ``ValueError`` on a malformed state."""
         totals = totals_from_document(dict(document))
         saved_gap = gap_from_document(dict(document))
         self.totals = totals
@@ -78,4 +95,7 @@ class Readings:
         for reason in saved_gap.reasons:  # the flag travels with the checkpoint: a resume cannot clear it
             self.mark_incomplete(reason)
         self.restored = totals
+        saved = document.get("formula_version")
+        if formula_version is not None and saved != formula_version:
+            self.warnings.append(f"resumed totals were computed with formula {saved}, this run uses {formula_version}")
         return totals
