@@ -1,6 +1,6 @@
 """Which profile counts the model: taken when metering starts (the closed form, cross-checked on meta, or what a
-caller gave; there a failure leaves the job unmetered instead of raising), and taken again at ``train()`` when the trainer changed what decides it (checkpointing, input gradients,
-adapters) since."""
+caller gave; there a failure leaves the job unmetered instead of raising), and taken again at ``train()`` when the
+trainer changed what decides it (checkpointing, input gradients, adapters) since."""
 
 from __future__ import annotations
 
