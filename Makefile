@@ -28,7 +28,7 @@ CHECKOV_VENV := .build/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv lock demo demo-org test test-unit test-integration test-infra test-torch test-slow test-wheel lint format \
+.PHONY: help install venv lock demo demo-org test test-unit test-integration test-infra test-torch test-slow test-oldest test-wheel lint format \
         typecheck check synth cfn-lint checkov build diff deploy destroy test-e2e bench bench-accuracy bench-overhead bench-load \
         bench-query bench-coldstart bench-scale report-screenshot chromium clean example-wheel
 
@@ -111,6 +111,22 @@ test-torch: $(STAMP) ## formulas vs FlopCounterMode and the meter on real (tiny)
 
 test-slow: $(STAMP) chromium ## heavy suites kept out of `make test` (full demo with training, report in Chromium)
 	$(BIN)/pytest -q -m slow tests
+
+# The meter's tests: what test-oldest runs against the oldest transformers / PEFT / TRL / datasets the package declares.
+OLDEST_VENV := .build/oldest
+METER_TESTS := tests/unit/training tests/unit/domain/test_flops_groundtruth.py tests/unit/domain/test_towers.py \
+	tests/unit/domain/test_flops_attention.py tests/integration/test_training_callback.py \
+	tests/integration/test_training_robustness.py tests/integration/test_training_trl.py \
+	tests/integration/test_training_architectures.py tests/integration/test_training_distributed.py
+
+test-oldest: ## the meter's tests + bench-accuracy on the declared floors (own venv .build/oldest; slow, not in test)
+	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(OLDEST_VENV)/bin/python -m pip install -q -e . $$($(PYTHON) -m tests.support.oldest_pins) 'boto3>=1.35' \
+		'moto[server]>=5.2,<5.3' pytest pytest-xdist
+	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^(torch|transformers|peft|trl|datasets|accelerate) '
+	$(OLDEST_VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider -m "torch and not slow" $(METER_TESTS)
+	$(OLDEST_VENV)/bin/python -m bench.accuracy > $(OLDEST_VENV)/accuracy.json && tail -c 400 $(OLDEST_VENV)/accuracy.json
 
 test-wheel: $(STAMP) ## build the wheel; in a fresh venv from an empty folder: the base install runs the pre-flight, [local] the demo
 	$(BIN)/pytest -q tests/integration/test_local_wheel.py -m "not slow"

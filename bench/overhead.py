@@ -1,12 +1,16 @@
 """Overhead of the training meter: optimizer-step time with and without it, on the same model and data.
 
-Blocks of steps with the meter attached (forward pre-hook + ``step()``, emission every 60 s as in a job)
-and without it are interleaved (the order alternates every round) so drift in machine load hits both
+The meter runs with its default options (as a job runs it): hooks + ``step()``, emission every 60 s, and measured
+mode on (the first two steps, and the first of each new shape, under ``FlopCounterMode``). Blocks of steps with the
+meter attached and without it are interleaved (the order alternates every round) so drift in machine load hits both
 equally; the medians of the per-step times are compared. The meter's own host cost per step is also timed
-directly (hook + ``step()`` without training) and given as a share of the step time: on a busy machine that
-figure is steadier than the difference of two noisy medians. On CUDA, ``--check-sync`` runs the metered
-steps under ``torch.cuda.set_sync_debug_mode("error")`` to prove the meter adds no host synchronisation
-between emission points. Prints JSON.
+directly (hook + ``step()`` without training), and so is a measured step's extra host cost (``FlopCounterMode``
+dispatches every operation through Python: a cost per operation, timed on the same model with rows of 8 tokens,
+where the step is all host time). The amortised cost per step, ``meter + windows x measured-step cost / steps``, is
+given as a share of the step time for a 1 000-step run (a short fine-tune: the target, < 0.1 %) and for the few steps
+timed here; on a busy machine these figures are steadier than the difference of two noisy medians. On CUDA,
+``--check-sync`` runs the metered steps under ``torch.cuda.set_sync_debug_mode("error")`` to prove the meter adds no
+host synchronisation between emission points. Prints JSON.
 
     .venv/bin/python -m bench.overhead                  # CPU here (or: make bench-overhead)
     python3 -m bench.overhead --device cuda --check-sync --hidden 2048 --layers 8 ...   # see gpu_overhead.sh
@@ -28,7 +32,8 @@ import torch
 from flopsmeter.training.environment import read_job_environment
 from flopsmeter.training.meter import FlopsMeter
 
-TARGET_PCT = 1.0
+TARGET_PCT = 0.1  # issue 22: the amortised host cost, measured mode included, under 0.1 % of a step
+RUN_STEPS = 1_000  # a short fine-tuning run, for the amortised figure
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -80,6 +85,34 @@ def _meter_host_cost_us(meter: FlopsMeter, batch: dict[str, Any], device: str, c
         meter.step()
     _sync(device)
     return (time.perf_counter() - started) / calls * 1e6
+
+
+def _probe_host_cost_ms(model: Any, args: argparse.Namespace, repeats: int = 15) -> float:
+    """Extra host time of one step under ``FlopCounterMode`` (per operation, so timed where the step is host-bound:
+    the same model on one row of 8 tokens), median of paired differences."""
+    from flopsmeter.training.flop_formulas import flop_counter
+
+    ids = torch.randint(0, args.vocab, (1, 8)).to(args.device)
+
+    def step() -> None:
+        model(input_ids=ids, labels=ids).loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def timed(measured: bool) -> float:
+        _sync(args.device)
+        started = time.perf_counter()
+        if measured:
+            with flop_counter():
+                step()
+        else:
+            step()
+        _sync(args.device)
+        return time.perf_counter() - started
+
+    for _ in range(3):
+        timed(False), timed(True)
+    pairs = [timed(True) - timed(False) for _ in range(repeats)]
+    return max(0.0, statistics.median(pairs)) * 1e3
 
 
 def _check_no_sync(model: Any, optimizer: Any, data: list[dict[str, Any]], meter: FlopsMeter) -> dict[str, Any]:
@@ -142,11 +175,18 @@ def main(argv: list[str] | None = None) -> int:
                 meter.detach()
                 times[metered].append(block[metered])
             ratios.append(block[True] / block[False])
+        windows = meter.counting.probe.count
         host_cost_us = _meter_host_cost_us(meter, data[0], args.device)
+        probe_ms = _probe_host_cost_ms(model, args)
         sync_check = _check_no_sync(model, optimizer, data, meter) if args.check_sync else None
         meter.close()
     off, on = statistics.median(times[False]), statistics.median(times[True])
     step_ms = off * 1e3
+    timed_steps = args.rounds * args.block
+
+    def amortised_pct(steps: int) -> float:
+        return (host_cost_us / 1e3 + windows * probe_ms / steps) / step_ms * 100
+
     result = {
         "benchmark": "overhead",
         "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(),
@@ -157,16 +197,21 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_pct_paired_median": round((statistics.median(ratios) - 1) * 100, 3),
         "meter_host_cost_us_per_step": round(host_cost_us, 2),
         "meter_host_cost_pct_of_step": round(host_cost_us / 1e3 / step_ms * 100, 4),
-        "within_target": host_cost_us / 1e3 / step_ms * 100 < TARGET_PCT,
+        "measured_windows": windows,
+        "measured_step_extra_host_ms": round(probe_ms, 3),
+        "amortised_host_cost_pct_of_step": round(amortised_pct(timed_steps), 4),
+        f"amortised_host_cost_pct_of_step_{RUN_STEPS}_steps": round(amortised_pct(RUN_STEPS), 4),
+        "within_target": amortised_pct(RUN_STEPS) < TARGET_PCT,
         "sync_check": sync_check,
-        "steps_timed_each": args.rounds * args.block,
+        "steps_timed_each": timed_steps,
+        "options": "defaults (measure_steps=2, calibrate=True), emit_every_s=60",
         "model": {"hidden": args.hidden, "layers": args.layers, "seq": args.seq, "batch": args.batch,
                   "vocab": args.vocab, "dtype": args.dtype, "params": sum(p.numel() for p in model.parameters())},
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "threads": torch.get_num_threads()},
     }  # fmt: skip
     print(json.dumps(result, indent=2))
-    return 0
+    return 0 if result["within_target"] else 1
 
 
 if __name__ == "__main__":

@@ -189,6 +189,15 @@ METRIC_REFERENCE_FLOPS = "ReferenceFlops"  # forward-only scoring: reference mod
 METRIC_GENERATION_FLOPS = "GenerationFlops"  # rollouts (RL trainers)
 METRIC_REWARD_INFERENCE_FLOPS = "RewardInferenceFlops"  # reward models scoring rollouts (ambiguous; included)
 
+# Measured mode (issue 22): what FlopCounterMode measured over the meter's measured windows, and the closed form's
+# figure for the same work (counted + recompute). Sent only when a window's ratio fell outside the tolerance, so a
+# run whose closed form agrees costs no extra metric; the larger figure is already in CumulativeFlops.
+METRIC_MEASURED_FLOPS = "MeasuredFlops"
+METRIC_MEASURED_CLOSED_FORM_FLOPS = "MeasuredClosedFormFlops"
+# How the meter counts attention (recorded with metered figures): the scores at full seq_len x seq_len, and a fused
+# kernel's (SDPA, FlashAttention) QK^T recompute in RecomputeFlops, never in CumulativeFlops.
+ATTENTION_CONVENTION = "full-square scores; fused-kernel backward QK^T recompute in recompute_flops"
+
 
 # Lineage (issue 18): the cumulative FLOPs of everything a job starts from, declared by the user when the
 # service cannot read a parent's record (unknown job, another account or region, unreadable record). Used only

@@ -97,6 +97,9 @@ def _add_estimate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="multimodal config, run feeds text only: count the language model (the tower never runs)",
     )
+    p.add_argument("--images", default="0", help="vision-language config: images the run feeds (its tower per image)")
+    p.add_argument("--patches-per-image", help="patches per image (default: the config's image size, CLIP / SigLIP)")
+    p.add_argument("--decoder-len", help="encoder-decoder config: decoder tokens per sequence (default: --seq-len)")
     p.add_argument("--instance-type", help="SageMaker instance type for the hardware ceiling, e.g. ml.p5.48xlarge")
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--hours", type=float, help="planned training hours (for the hardware ceiling)")
@@ -175,7 +178,14 @@ def _planned_run(args: argparse.Namespace) -> preflight.PlannedRun:
         gradient_checkpointing=args.gradient_checkpointing,
         text_only=args.text_only,
         instances=_instances(args),
+        images=_count_arg(args.images, "--images", minimum=0),
+        patches_per_image=_optional_count(args.patches_per_image, "--patches-per-image"),
+        decoder_len=_optional_count(args.decoder_len, "--decoder-len"),
     )
+
+
+def _optional_count(text: str | None, flag: str) -> int | None:
+    return None if text is None else _count_arg(text, flag, minimum=1)
 
 
 def _instances(args: argparse.Namespace) -> preflight.Instances | None:

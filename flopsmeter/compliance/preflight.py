@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from flopsmeter.compliance import preflight_beyond as beyond
 from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import InvalidModelSpec, UnknownPolicy
@@ -68,6 +69,9 @@ class PlannedRun:
     gradient_checkpointing: str = GradientCheckpointing.UNKNOWN.value
     text_only: bool = False
     instances: Instances | None = None
+    images: int = 0  # a vision-language config: images the run feeds (the tower counted per image)
+    patches_per_image: int | None = None  # None: from the config's image size
+    decoder_len: int | None = None  # an encoder-decoder config measured on meta: decoder tokens per sequence
 
 
 @dataclass(frozen=True)
@@ -87,17 +91,22 @@ def classify_flops(flops: float, base: BaseModel, policy: PolicyChoice) -> Outco
 
 
 def estimate(run: PlannedRun, base: BaseModel, policy: PolicyChoice) -> Outcomes:
-    """The planned run's FLOPs, breakdown, comparisons, hardware ceiling and classification."""
+    """The planned run's FLOPs, breakdown, comparisons, hardware ceiling and classification. A config outside the
+    closed form (multi-head latent attention, encoder-decoder, ...) is measured on the meta device as the meter
+    measures it; a vision-language config given ``images`` adds its tower per image."""
     config_name, config = load_config(run.config)
     try:
-        shape = ModelShape.from_hf_config(config, text_only=run.text_only)
+        shape = ModelShape.from_hf_config(config, text_only=run.text_only or run.images > 0)
+    except InvalidModelSpec as err:
+        measured = beyond.on_meta(_beyond(run), config_name, config, err)
+        return _finish(run, base, policy, measured, measured.pop("warnings"))
+    try:
         fpt = flops_per_token(shape, run.seq_len, run.tuning)
         total = training_flops(shape, run.seq_len, run.tokens, run.tuning)
         n_trainable = trainable_params(shape, run.tuning)
     except FlopsMeterError as err:
         raise InvalidRequest(str(err)) from err
-    pretrain = _pretrain(base, policy)
-    warnings = [*pretrain.warnings, *_estimate_warnings(run, shape, fpt)]
+    warnings = _estimate_warnings(run, shape, fpt)
     tuning = run.tuning
     report: dict[str, Any] = {
         "model": {
@@ -129,12 +138,27 @@ def estimate(run: PlannedRun, base: BaseModel, policy: PolicyChoice) -> Outcomes
             "six_nd": six_nd_flops(shape.active_params, run.tokens),
             "aws_sample": aws_sample_flops(shape.total_params, n_trainable, run.tokens),
         },
-        "pretrain": pretrain_json(pretrain),
     }
+    if run.images:
+        beyond.add_images(_beyond(run), config, report, warnings)
+    return _finish(run, base, policy, report, warnings)
+
+
+def _beyond(run: PlannedRun) -> beyond.Beyond:
+    return beyond.Beyond(run.seq_len, run.tokens, run.tuning, run.images, run.patches_per_image, run.decoder_len)
+
+
+def _finish(
+    run: PlannedRun, base: BaseModel, policy: PolicyChoice, report: dict[str, Any], warnings: list[str]
+) -> Outcomes:
+    """What every estimate adds to its figure: the base model, the hardware ceiling and the classification."""
+    pretrain = _pretrain(base, policy)
+    warnings = [*pretrain.warnings, *warnings]
+    report["pretrain"] = pretrain_json(pretrain)
     if run.instances is not None:
         report["hardware_ceiling"] = _ceiling(run.instances, pretrain, policy)
         warnings.extend(report["hardware_ceiling"]["warnings"])
-    result = _classify(total, pretrain, policy, warnings=warnings)
+    result = _classify(report["total_flops"], pretrain, policy, warnings=warnings)
     report["classification"] = classification_json(result)
     report["warnings"] = list(result.warnings)
     return Outcomes(report, result, pretrain)

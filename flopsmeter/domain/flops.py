@@ -7,8 +7,13 @@ What is counted, and how (``FORMULA_VERSION`` names this set of rules; records c
   mixture-of-experts layer, plus a shared expert where the model has one), the LM head, and the attention
   products QK^T and AV. Norms, activations, softmax, RoPE, embeddings lookups and the loss are not matmuls.
 * Attention is counted at the full ``seq_len x seq_len`` size, as eager attention computes it (the causal
-  mask is added after the product, so nothing is skipped). A FlashAttention kernel skips the masked half,
-  so on such a kernel this figure is up to twice the attention work actually done: the conservative choice.
+  mask is added after the product, so nothing is skipped) and as ``FlopCounterMode`` counts every attention
+  kernel. A FlashAttention kernel skips the masked half, so on such a kernel this figure is up to twice the
+  attention work actually done: the conservative choice.
+* A fused attention kernel (``ModelShape.fused_attention``: SDPA's flash / memory-efficient / cuDNN kernels,
+  FlashAttention 2/3) computes dQ, dK and dV together whenever any of them is needed, and recomputes the scores
+  QK^T in its backward (torch counts that backward at 2.5x the forward). The four backward products are counted;
+  the recompute is reported apart (``FlopsPerToken.attention_recompute``), like gradient-checkpointing recompute.
 * Backward = gradient w.r.t. the matmul's input + gradient w.r.t. its weight. A frozen weight has no
   weight-gradient matmul. An activation that does not depend on any trainable parameter needs no gradient,
   so matmuls before the first trainable parameter have no backward at all (e.g. LoRA on q,v: in layer 0
@@ -22,7 +27,7 @@ sums, ``sum(tokens)`` and ``sum(tokens * seq_len)``, and convert to FLOPs only w
 
 Module layout is that of Hugging Face ``transformers`` 5, where a mixture-of-experts router and its experts
 are plain parameters, not ``nn.Linear``. LoRA reaches them only as PEFT ``target_parameters`` (targets
-``router`` and ``experts`` here), which PEFT (0.18+) adds on its own when it resolves ``all-linear`` for
+``router`` and ``experts`` here), which PEFT (0.21+) adds on its own when it resolves ``all-linear`` for
 Mixtral- and Qwen3-MoE-style models; ``all-linear`` here therefore includes them on every MoE layer (on a model
 PEFT leaves alone, such as Qwen2-MoE with PEFT 0.21, that overcounts: the conservative side). Such an
 adapter makes the expert weights effectively trainable (weight-gradient matmuls per token) and PEFT rebuilds
@@ -73,6 +78,7 @@ class FlopsPerToken:
     recompute: float
     components: Mapping[str, float] = field(default_factory=dict)
     per_forward_call: float = 0.0
+    attention_recompute: float = 0.0  # a fused attention kernel's backward recomputing QK^T (not in ``total``)
     formula_version: str = FORMULA_VERSION
 
     def flops_for(self, tokens: float, tokens_times_seq_len: float, forward_calls: float = 0) -> float:
@@ -81,7 +87,7 @@ class FlopsPerToken:
         return self.constant * tokens + self.per_position * tokens_times_seq_len + self.per_forward_call * forward_calls
 
 
-class _Tally:
+class Tally:
     """Adds up matmuls as (constant, per-position) pairs for the forward and backward passes."""
 
     def __init__(self) -> None:
@@ -89,6 +95,7 @@ class _Tally:
         self.backward = [0.0, 0.0]
         self.components: dict[str, list[float]] = {}
         self.per_call = 0.0  # training FLOPs per forward call, independent of the tokens (PEFT parameter LoRA)
+        self.kernel_recompute = 0.0  # per token and position: QK^T recomputed by a fused attention backward
 
     def matmul(
         self, component: str, flops: float, input_grad: bool, weight_grad: bool, *, positional: bool = False
@@ -157,7 +164,7 @@ def _check_tuning(shape: ModelShape, tuning: FineTuning) -> None:
 
 
 def _linear(
-    t: _Tally, component: str, x_grad: bool, dims: tuple[int, int], plan: _LayerPlan, name: str, rank: int
+    t: Tally, component: str, x_grad: bool, dims: tuple[int, int], plan: _LayerPlan, name: str, rank: int
 ) -> bool:
     """A (possibly LoRA-adapted) linear layer; returns whether its output needs a gradient."""
     d_in, d_out = dims
@@ -169,7 +176,7 @@ def _linear(
     return out_grad
 
 
-def _attention(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
+def _attention(t: Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
     mods = shape.linear_modules(layer)
     proj = ATTENTION_PROJECTIONS
     if shape.fused_qkv:
@@ -180,12 +187,17 @@ def _attention(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _La
         v_grad = _linear(t, proj, x_grad, mods["v_proj"], plan, "v_proj", rank)
     # Eager attention: K and V are repeated to every query head (GQA), then two batched matmuls at s x s.
     scores = 2.0 * shape.q_dim  # per token and per position of the sequence
-    probs_grad = t.matmul(ATTENTION_SCORES, scores, q_grad, k_grad, positional=True)
-    out_grad = t.matmul(ATTENTION_SCORES, scores, probs_grad, v_grad, positional=True)
+    if shape.fused_attention and (q_grad or k_grad or v_grad):  # dQ, dK, dV in one kernel, QK^T recomputed
+        t.matmul(ATTENTION_SCORES, scores, True, True, positional=True)
+        out_grad = t.matmul(ATTENTION_SCORES, scores, True, True, positional=True)
+        t.kernel_recompute += scores
+    else:
+        probs_grad = t.matmul(ATTENTION_SCORES, scores, q_grad, k_grad, positional=True)
+        out_grad = t.matmul(ATTENTION_SCORES, scores, probs_grad, v_grad, positional=True)
     return _linear(t, proj, out_grad, mods["o_proj"], plan, "o_proj", rank)
 
 
-def _dense_mlp(t: _Tally, component: str, shape: ModelShape, mods: Mapping[str, tuple[int, int]], x_grad: bool,
+def _dense_mlp(t: Tally, component: str, shape: ModelShape, mods: Mapping[str, tuple[int, int]], x_grad: bool,
                plan: _LayerPlan, rank: int) -> bool:  # fmt: skip
     if "gate_up_proj" in mods:
         mid_grad = _linear(t, component, x_grad, mods["gate_up_proj"], plan, "gate_up_proj", rank)
@@ -198,7 +210,7 @@ def _dense_mlp(t: _Tally, component: str, shape: ModelShape, mods: Mapping[str, 
     return _linear(t, component, mid_grad, mods["down_proj"], plan, "down_proj", rank)
 
 
-def _mlp(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
+def _mlp(t: Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPlan, rank: int) -> bool:
     mods = shape.linear_modules(layer)
     if not shape.is_moe_layer(layer):
         return _dense_mlp(t, MLP, shape, mods, x_grad, plan, rank)
@@ -225,11 +237,11 @@ def _mlp(t: _Tally, shape: ModelShape, layer: int, x_grad: bool, plan: _LayerPla
     return out_grad
 
 
-def _walk(shape: ModelShape, tuning: FineTuning) -> tuple[_Tally, list[float]]:
+def _walk(shape: ModelShape, tuning: FineTuning) -> tuple[Tally, list[float]]:
     """Run the model's matmuls in order; also returns the per-layer forward FLOPs (constant, positional) that
     gradient checkpointing would recompute, i.e. those of layers whose output needs a gradient."""
     _check_tuning(shape, tuning)
-    t = _Tally()
+    t = Tally()
     rank = tuning.lora_rank
     tied_trainable = tuning.embeddings_trainable or (shape.tie_word_embeddings and tuning.lm_head_trainable)
     embed_trainable = tied_trainable if shape.tie_word_embeddings else tuning.embeddings_trainable
@@ -275,6 +287,7 @@ def flops_per_token(shape: ModelShape, seq_len: int, tuning: FineTuning | None =
         recompute=recompute[0] + recompute[1] * s,
         components=components,
         per_forward_call=t.per_call,
+        attention_recompute=t.kernel_recompute * s,
     )
 
 

@@ -65,6 +65,9 @@ class ModelShape:
     norm_bias: bool = False  # LayerNorm with a bias (Falcon); parameter count only
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3); parameter count only
     model_type: str = ""
+    # A fused attention kernel (anything but eager: SDPA, FlashAttention): its backward recomputes the scores and
+    # computes dQ, dK, dV together (``flops.py``). Read from the config's attention implementation when it names one.
+    fused_attention: bool = False
     ignored_towers: tuple[str, ...] = ()  # text_only: the config's towers the count leaves out (they do not run)
 
     def __post_init__(self) -> None:
@@ -172,6 +175,11 @@ class ModelShape:
         """
         if not isinstance(config, Mapping):
             raise InvalidModelSpec(f"a model config must be a JSON object, got {type(config).__name__}")
+        if config.get("is_encoder_decoder"):
+            raise InvalidModelSpec(
+                f"an encoder-decoder model ({config.get('model_type') or 'unknown type'}): the closed form counts "
+                "decoder-only transformers; the meter and the pre-flight measure it on the meta device"
+            )
         config, towers = _language_model_config(config, text_only=text_only)
         model_type = str(config.get("model_type", ""))
         for key, what in _UNSUPPORTED_KEYS.items():
@@ -241,8 +249,24 @@ class ModelShape:
             norm_bias=model_type == "falcon",
             qk_norm=model_type in {"qwen3", "qwen3_moe"},
             model_type=model_type,
+            fused_attention=fused_attention_kernel(
+                config.get("_attn_implementation") or config.get("attn_implementation")
+            ),
             ignored_towers=towers,
         )
+
+
+EAGER_ATTENTION = "eager"
+
+
+def fused_attention_kernel(implementation: Any) -> bool:
+    """Whether an attention implementation (``config._attn_implementation``) is a fused kernel: anything named but
+    ``eager`` (``sdpa``, ``flash_attention_2`` / ``_3``, ``flex_attention``, a hub kernel). Not named: eager."""
+    return bool(implementation) and str(implementation) != EAGER_ATTENTION
+
+
+def _attention_implementation(config: Mapping[str, Any]) -> Any:
+    return config.get("_attn_implementation") or config.get("attn_implementation")
 
 
 def _language_model_config(config: Mapping[str, Any], *, text_only: bool) -> tuple[Mapping[str, Any], tuple[str, ...]]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flopsmeter.training.meter import FlopsMeter, StepResult
-from flopsmeter.training.model import ModelProfile, count_parameters, describe_model
+from flopsmeter.training.model import ModelProfile, describe_model
 from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.params import count_parameters
 
 if TYPE_CHECKING:
     from flopsmeter.training.callback import FlopsMeterCallback

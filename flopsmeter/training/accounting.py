@@ -1,15 +1,16 @@
 """Turning summed counts into FLOPs: the one place where tokens become the breakdown of the counted work.
 
 ``flops`` = update + reference + generation + reward_inference (reward-model inference is ambiguous in the
-guideline; counting it is the conservative side). ``recompute`` (gradient checkpointing, TRL's fused LM head) is
-recorded and never added.
+guideline; counting it is the conservative side). Work measured beyond the closed form (``excess``: measured mode)
+is counted under update. ``recompute`` (gradient checkpointing, a fused attention kernel's QK^T, TRL's fused LM
+head) is recorded and never added.
 """
 
 from __future__ import annotations
 
 from flopsmeter.training.distributed import Reduced
 from flopsmeter.training.model import ModelProfile
-from flopsmeter.training.passes import GENERATION, RECOMPUTE, REFERENCE, REWARD_INFERENCE
+from flopsmeter.training.passes import GENERATION, RECOMPUTE, REFERENCE, REWARD_INFERENCE, UPDATE_ADJUST
 from flopsmeter.training.state import Totals
 
 
@@ -20,17 +21,15 @@ def attention_positions(reduced: Reduced, profile: ModelProfile) -> int:
     return reduced.positions
 
 
-def accumulate(totals: Totals, reduced: Reduced, profile: ModelProfile, *, scale: float, steps: int,
-               seconds: float) -> Totals:  # fmt: skip
-    """``totals`` plus what ``reduced`` counted (``scale``: the calibration factor, never below 1), as of ``steps``."""
+def accumulate(totals: Totals, reduced: Reduced, profile: ModelProfile, *, steps: int, seconds: float) -> Totals:
+    """``totals`` plus what ``reduced`` counted, as of ``steps``."""
     positions = attention_positions(reduced, profile)
-    recompute = reduced.extra_flops(RECOMPUTE)
-    if profile.gradient_checkpointing:
-        recompute += profile.recompute.flops(reduced.tokens, positions)
-    update = (profile.training.flops(reduced.tokens, positions) + reduced.extra_flops("update_adjust")) * scale
-    reference = reduced.extra_flops(REFERENCE) * scale
-    generation = reduced.extra_flops(GENERATION) * scale
-    reward = reduced.extra_flops(REWARD_INFERENCE) * scale
+    recompute = reduced.extra_flops(RECOMPUTE) + profile.update_recompute(reduced.tokens, positions)
+    excess = reduced.extra_flops("excess")
+    update = profile.training.flops(reduced.tokens, positions) + reduced.extra_flops(UPDATE_ADJUST) + excess
+    reference = reduced.extra_flops(REFERENCE)
+    generation = reduced.extra_flops(GENERATION)
+    reward = reduced.extra_flops(REWARD_INFERENCE)
     return Totals(
         steps=steps,
         micro_steps=totals.micro_steps + reduced.micro_steps,
@@ -45,6 +44,7 @@ def accumulate(totals: Totals, reduced: Reduced, profile: ModelProfile, *, scale
         generation_flops=totals.generation_flops + generation,
         reward_inference_flops=totals.reward_inference_flops + reward,
         document_positions=totals.document_positions + reduced.document_positions,
+        measured_excess_flops=totals.measured_excess_flops + excess,
     )
 
 

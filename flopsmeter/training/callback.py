@@ -3,8 +3,11 @@
     trainer = SFTTrainer(..., callbacks=[FlopsMeterCallback(stop_at="approaching")])
 
 It relies only on the public callback events and the ``model`` they pass (not on ``training_step`` or any
-other Trainer internal that TRL overrides): tokens are counted by a forward pre-hook on the model, which
-sees every training forward with its ``input_ids`` and ``attention_mask``. The totals are saved into each
+other Trainer internal that TRL overrides): passes are counted by forward hooks on the model, its backbone and its
+head (``hooks.py``), which see every training forward with its ``input_ids`` and ``attention_mask``. From
+``on_init_end`` (the end of ``Trainer.__init__``) to ``on_train_begin`` every model call is counted as work before
+training (``before_train.py``: reference log-probs a trainer precomputes in its constructor); a callback added
+after the trainer was built estimates that work from the dataset instead. The totals are saved into each
 checkpoint folder (``flops_meter_state.json``) and into ``trainer_state.json`` (``ExportableState``), and
 restored when training resumes from a checkpoint; a resume without them is flagged as incomplete.
 
@@ -21,9 +24,11 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
+from flopsmeter.training.before_train import estimate_precompute, precomputed
 from flopsmeter.training.environment import read_job_environment
 from flopsmeter.training.meter import FlopsMeter
 from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.passes import REFERENCE
 from flopsmeter.training.state import load_state, save_state, totals_from_document
 from flopsmeter.training.trainers import auxiliary_models, find_trainer, unseen_rollouts_per_update
 
@@ -41,6 +46,7 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         self.meter: FlopsMeter | None = None
         self.resume_state: dict[str, Any] | None = None  # set by the Trainer when it restores callback states
         self._cloudwatch_emitter: Any = None  # tests inject a fake emitter here
+        self._early: FlopsMeter | None = None  # built at on_init_end: counts the work before train()
 
     def _new_meter(self, model: Any, fallback_dir: str | None) -> FlopsMeter:
         environment = read_job_environment(output_dir=self.options.output_dir, fallback_output_dir=fallback_dir)
@@ -52,13 +58,23 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
         return {"args": self.options.exported(), "attributes": {"resume_state": saved}}
 
     # ---- events ---------------------------------------------------------------------------------------
+    def on_init_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        """The trainer is built but its constructor may still run the model (precomputed reference log-probs)."""
+        model = kwargs.get("model")
+        if model is not None and self.meter is None and self._early is None:
+            self._early = self._new_meter(model, args.output_dir).count_before_train(model)
+
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         model = kwargs.get("model")  # None leaves the job unmetered (or raises with strict=True) in start()
         if self.meter is not None:  # an earlier train() call that raised: close it so it cannot overwrite later
             self.meter.close("failed", "training raised before it ended", collective=False)
-        meter = self._new_meter(model, args.output_dir)
+        early, self._early = self._early, None
+        meter = early if early is not None and early.model is model else self._new_meter(model, args.output_dir)
+        if early is not None and early is not meter:
+            early.close("completed", "the trainer's model changed before train()", collective=False)
+        meter.train_begins()
         if state.global_step > 0:
             self._restore(meter, args, state)
             stateful: Any = state.stateful_callbacks
@@ -77,6 +93,9 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
             return
         for role, auxiliary in auxiliary_models(trainer, model):
             meter.attach_auxiliary(auxiliary, role)
+        before = meter.before_train
+        if precomputed(trainer) and (before is None or not before.saw_work):
+            _estimate_precompute(meter, trainer, model)
         meter.passes.generation_per_update = unseen_rollouts_per_update(trainer)
         if meter.passes.generation_per_update:
             meter.warnings.append(
@@ -147,6 +166,24 @@ class FlopsMeterCallback(TrainerCallback, ExportableState):
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
         if self.meter is not None:
             self.meter.close("completed")
+
+
+def _estimate_precompute(meter: FlopsMeter, trainer: Any, model: Any) -> None:
+    """Reference log-probs computed before the meter was attached: counted from the dataset's padded batches."""
+    reference = getattr(trainer, "ref_model", None)
+    try:
+        profile = meter.ensure_profile() if reference is None else meter._profile_of(reference, None)
+        flops, sequences = estimate_precompute(trainer, profile)
+    except Exception as err:  # the dataset or collator is not what TRL's are: say what is missing
+        meter.mark_incomplete(f"reference log-probs precomputed before the meter started are not counted "
+                              f"({type(err).__name__}: {err})")  # fmt: skip
+        return
+    meter.counter.add(REFERENCE, flops)
+    meter.warnings.append(
+        f"reference log-probs were precomputed before the meter was attached: {flops:.3e} FLOPs counted under "
+        f"reference from the dataset's {sequences} sequences, padded as the trainer's collator pads them (attach "
+        "the callback when the trainer is built, callbacks=[...], to measure it)"
+    )
 
 
 def _checkpoint_folder(args: TrainingArguments, state: TrainerState) -> Path:

@@ -3,21 +3,69 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import HardwareCeiling, hardware_ceiling, lookup_instance
+from flopsmeter.domain.pretrain import PretrainCompute
+from flopsmeter.domain.thresholds import Threshold
 from flopsmeter.training.accounting import attention_overcount
-from flopsmeter.training.emitters import Snapshot, StdoutEmitter
+from flopsmeter.training.counting import Counting
+from flopsmeter.training.distributed import World
+from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter
+from flopsmeter.training.environment import JobEnvironment
 from flopsmeter.training.guard import Budget
 from flopsmeter.training.model import ModelProfile
-
-if TYPE_CHECKING:
-    from flopsmeter.training.meter import FlopsMeter
+from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.readings import Readings
+from flopsmeter.training.state import Gap, Totals
 
 SCHEMA = "flopsmeter.training/v1"
 UNMETERED = "unmetered"
 CEILING_NOTE = "the classifier does not trust an incomplete figure: it classifies the job on its hardware ceiling"
+
+
+class MeterView(Protocol):
+    """What the file and the emitters read from the meter (``meter.FlopsMeter`` is one)."""
+
+    options: MeterOptions
+    env: JobEnvironment
+    job_name: str | None
+    world: World
+    status: str
+    stop_reason: str | None
+    unmetered_reason: str | None
+    run_status: str
+    warnings: list[str]
+    pretrain: PretrainCompute
+    threshold: Threshold
+    budget: Budget | None
+    prior_flops: float
+    readings: Readings
+    counting: Counting
+    cloudwatch: CloudWatchEmitter | Any
+    file: FileEmitter
+    final_flush_s: float
+
+    @property
+    def totals(self) -> Totals: ...
+    @property
+    def gap(self) -> Gap: ...
+    @property
+    def restored(self) -> Totals | None: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def unmetered(self) -> bool: ...
+    @property
+    def incomplete(self) -> bool: ...
+    @property
+    def estimated_flops(self) -> float: ...
+    @property
+    def reported_flops(self) -> float: ...
+    @property
+    def auxiliary(self) -> dict[str, str]: ...
+    def ensure_profile(self) -> ModelProfile: ...
 
 
 def unmetered_notice(reason: str, budget: Budget | None) -> str:
@@ -28,11 +76,12 @@ def unmetered_notice(reason: str, budget: Budget | None) -> str:
     )
 
 
-def snapshot(meter: FlopsMeter) -> Snapshot:
+def snapshot(meter: MeterView) -> Snapshot:
     t = meter.totals
     if meter.unmetered:
         return Snapshot(meter.steps, 0.0, 0, 0, 0.0, 0.0, None, None, meter.status, incomplete=True, unmetered=True)
     reported = meter.reported_flops
+    measured, closed = meter.counting.disagreement()
     return Snapshot(
         step=t.steps,
         cumulative_flops=reported,
@@ -49,24 +98,26 @@ def snapshot(meter: FlopsMeter) -> Snapshot:
         reference_flops=t.reference_flops,
         generation_flops=t.generation_flops,
         reward_inference_flops=t.reward_inference_flops,
+        measured_flops=measured,
+        measured_closed_form_flops=closed,
     )
 
 
-def ceiling(meter: FlopsMeter) -> HardwareCeiling | None:
+def ceiling(meter: MeterView) -> HardwareCeiling | None:
     env = meter.env
     if not env.instance_type or meter.totals.seconds <= 0:
         return None
     return hardware_ceiling(env.instance_type, env.instance_count, meter.totals.seconds)
 
 
-def ceiling_ratio(meter: FlopsMeter) -> float | None:
+def ceiling_ratio(meter: MeterView) -> float | None:
     if not meter.env.instance_type or lookup_instance(meter.env.instance_type) is None:
         return None  # an unknown instance gets a hypothetical ceiling: not worth a ratio
     found = ceiling(meter)
     return meter.totals.flops / found.flops if found and found.flops else None
 
 
-def _emission_block(meter: FlopsMeter) -> dict[str, Any]:
+def _emission_block(meter: MeterView) -> dict[str, Any]:
     cloudwatch = meter.cloudwatch
     return {
         "cloudwatch": cloudwatch is not None,
@@ -77,7 +128,7 @@ def _emission_block(meter: FlopsMeter) -> dict[str, Any]:
     }
 
 
-def _pretrain_block(meter: FlopsMeter) -> dict[str, Any]:
+def _pretrain_block(meter: MeterView) -> dict[str, Any]:
     p = meter.pretrain
     return {
         "flops": p.flops,
@@ -88,7 +139,7 @@ def _pretrain_block(meter: FlopsMeter) -> dict[str, Any]:
     }
 
 
-def _incomplete_block(meter: FlopsMeter) -> dict[str, Any] | None:
+def _incomplete_block(meter: MeterView) -> dict[str, Any] | None:
     if not meter.gap.reasons:
         return None
     return {**meter.gap.as_dict(), "estimated_flops": meter.estimated_flops, "note": CEILING_NOTE}
@@ -97,11 +148,13 @@ def _incomplete_block(meter: FlopsMeter) -> dict[str, Any] | None:
 BREAKDOWN_NOTES = {
     "reward_inference": "reward-model inference during RL: the guideline does not say whether it counts "
     "(ambiguous); it is included in flops, the conservative side",
-    "recompute": "gradient checkpointing and LM-head recompute: excluded by the guideline, recorded only",
+    "recompute": "gradient checkpointing, a fused attention kernel's QK^T and LM-head recompute: excluded by the "
+    "guideline, recorded only",
+    "measured_excess": "work the measured steps found beyond the closed form: counted under update",
 }
 
 
-def _packing_block(meter: FlopsMeter, profile: ModelProfile) -> dict[str, Any] | None:
+def _packing_block(meter: MeterView, profile: ModelProfile) -> dict[str, Any] | None:
     t = meter.totals
     if t.document_positions >= t.token_positions:
         return None  # no packed rows seen
@@ -118,7 +171,7 @@ def _packing_block(meter: FlopsMeter, profile: ModelProfile) -> dict[str, Any] |
     }
 
 
-def _header(meter: FlopsMeter) -> dict[str, Any]:
+def _header(meter: MeterView) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "status": meter.status,
@@ -130,7 +183,7 @@ def _header(meter: FlopsMeter) -> dict[str, Any]:
     }
 
 
-def unmetered_document(meter: FlopsMeter) -> dict[str, Any]:
+def unmetered_document(meter: MeterView) -> dict[str, Any]:
     return {
         **_header(meter),
         "unmetered_reason": meter.unmetered_reason,
@@ -146,7 +199,7 @@ def unmetered_document(meter: FlopsMeter) -> dict[str, Any]:
     }
 
 
-def _classification_block(meter: FlopsMeter, spent: float) -> dict[str, Any]:
+def _classification_block(meter: MeterView, spent: float) -> dict[str, Any]:
     classification = classify(
         spent,
         meter.pretrain.flops,
@@ -161,7 +214,7 @@ def _classification_block(meter: FlopsMeter, spent: float) -> dict[str, Any]:
     }
 
 
-def _ceiling_block(meter: FlopsMeter) -> dict[str, Any] | None:
+def _ceiling_block(meter: MeterView) -> dict[str, Any] | None:
     found = ceiling(meter)
     if found is None:
         return None
@@ -174,7 +227,7 @@ def _ceiling_block(meter: FlopsMeter) -> dict[str, Any] | None:
     }
 
 
-def document(meter: FlopsMeter) -> dict[str, Any]:
+def document(meter: MeterView) -> dict[str, Any]:
     """The content of ``flops_meter.json``."""
     if meter.unmetered:
         return unmetered_document(meter)
@@ -182,7 +235,6 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
     profile = meter.ensure_profile()
     reported = meter.reported_flops
     spent = meter.prior_flops + reported
-    measurement = meter.calibration.measurement
     return {
         **_header(meter),
         "incomplete": _incomplete_block(meter),
@@ -194,7 +246,9 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
         "recompute_flops": t.recompute_flops,
         "breakdown": t.breakdown(),  # update + reference + generation + reward_inference = metered_flops
         "breakdown_notes": BREAKDOWN_NOTES,
+        "measured_excess_flops": t.measured_excess_flops,  # part of update
         "executed_flops": t.flops + t.recompute_flops,  # what the hardware ran: counted + recompute
+        "attention": profile.attention_convention(),
         "packing": _packing_block(meter, profile),
         "passes": {"auxiliary_models": dict(meter.auxiliary), "model_source": profile.source},
         "tokens": t.tokens,
@@ -202,12 +256,11 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
         "flops_per_token": t.flops / t.tokens if t.tokens else None,
         "prior_flops": meter.prior_flops,
         "cumulative_flops_with_prior": spent,
-        "calibration_scale": meter.calibration.scale,
         "model": profile.as_dict(),
         "pretrain": _pretrain_block(meter),
         "classification": _classification_block(meter, spent),
         "guard": None if meter.budget is None else meter.budget.as_dict(),
-        "measured": None if measurement is None else measurement.as_dict(),
+        "measured": meter.counting.as_dict(),
         "resumed_from": None if meter.restored is None else meter.restored.as_dict(),
         "hardware_ceiling": _ceiling_block(meter),
         "emission": _emission_block(meter),
@@ -215,7 +268,7 @@ def document(meter: FlopsMeter) -> dict[str, Any]:
     }
 
 
-def publish(meter: FlopsMeter, stdout: StdoutEmitter | None, *, final: bool = False) -> None:
+def publish(meter: MeterView, stdout: StdoutEmitter | None, *, final: bool = False) -> None:
     """Rank 0's emission: the stdout line, ``flops_meter.json`` (first, so an interruption cannot lose it to a slow
     network), then CloudWatch; at the end, CloudWatch's final flush and the file again with the delivery counts."""
     snap = snapshot(meter)

@@ -42,6 +42,11 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
     {"Name": "flopsmeter:generation_flops", "Regex": r"flopsmeter: .*generation_flops=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:reward_inference_flops", "Regex": r"flopsmeter: .*reward_inference_flops=([0-9.eE+-]+)"},
     {"Name": "flopsmeter:recompute_flops", "Regex": r"flopsmeter: .*recompute_flops=([0-9.eE+-]+)"},
+    {"Name": "flopsmeter:measured_flops", "Regex": r"flopsmeter: .* measured_flops=([0-9.eE+-]+)"},
+    {
+        "Name": "flopsmeter:measured_closed_form_flops",
+        "Regex": r"flopsmeter: .*measured_closed_form_flops=([0-9.eE+-]+)",
+    },
 )
 BREAKDOWN_METRICS = (  # (Snapshot field, CloudWatch metric): sent when more than update was counted
     ("update_flops", contract.METRIC_UPDATE_FLOPS),
@@ -72,6 +77,10 @@ class Snapshot:
     reference_flops: float = 0.0
     generation_flops: float = 0.0
     reward_inference_flops: float = 0.0
+    # measured mode: FlopCounterMode's figure and the closed form's over the measured windows, when one fell outside
+    # the tolerance (0: none did)
+    measured_flops: float = 0.0
+    measured_closed_form_flops: float = 0.0
 
 
 def format_line(snap: Snapshot) -> str:
@@ -92,6 +101,9 @@ def format_line(snap: Snapshot) -> str:
         parts.append(f"ceiling_ratio={snap.ceiling_ratio:.6e}")
     if snap.threshold_ratio is not None and math.isfinite(snap.threshold_ratio):
         parts.append(f"threshold_ratio={snap.threshold_ratio:.6e}")
+    if snap.measured_flops:
+        parts.append(f"measured_flops={snap.measured_flops:.6e}")
+        parts.append(f"measured_closed_form_flops={snap.measured_closed_form_flops:.6e}")
     parts.append(f"meter_incomplete={int(snap.incomplete)}")
     if snap.incomplete:
         parts.append(f"estimated_flops={snap.estimated_flops:.6e}")
@@ -188,6 +200,9 @@ def metric_data(snap: Snapshot, job_name: str) -> list[dict[str, Any]]:
         values.append((contract.METRIC_CEILING_RATIO, snap.ceiling_ratio))
     if snap.reference_flops or snap.generation_flops or snap.reward_inference_flops:  # else update = cumulative
         values.extend((name, getattr(snap, field)) for field, name in BREAKDOWN_METRICS)
+    if snap.measured_flops:
+        values.append((contract.METRIC_MEASURED_FLOPS, snap.measured_flops))
+        values.append((contract.METRIC_MEASURED_CLOSED_FORM_FLOPS, snap.measured_closed_form_flops))
     if snap.incomplete:
         values.append((contract.METRIC_METER_INCOMPLETE, 1.0))
     return [_datum(name, value, dims, now) for name, value in values]

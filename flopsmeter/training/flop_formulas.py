@@ -66,8 +66,24 @@ def counter_mapping() -> dict[Any, Any]:
     return mapping
 
 
-def flop_counter(**kwargs: Any) -> Any:
-    """A ``FlopCounterMode`` that also counts the ops above."""
+class _GlobalOnly:
+    """Stands in for ``FlopCounterMode``'s module tracker: every FLOP goes to "Global" only, with no module hooks
+    (they are half of the counter's host cost, and only the total is read)."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def flop_counter(*, per_module: bool = False, **kwargs: Any) -> Any:
+    """A ``FlopCounterMode`` that also counts the ops above; its total only unless ``per_module``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    return FlopCounterMode(display=False, custom_mapping=counter_mapping(), **kwargs)
+    counter = FlopCounterMode(display=False, custom_mapping=counter_mapping(), **kwargs)
+    if not per_module and hasattr(counter, "mod_tracker"):
+        counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
+    return counter

@@ -10,18 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, Threshold, get_policy, threshold_for
-
-if TYPE_CHECKING:
-    from flopsmeter.training.environment import JobEnvironment
-    from flopsmeter.training.options import MeterOptions
+from flopsmeter.training.environment import JobEnvironment
+from flopsmeter.training.options import STOP_AT_VALUES, MeterOptions
 
 StopAt = Literal["approaching", "threshold"]
-STOP_AT_VALUES: tuple[str, ...] = ("approaching", "threshold")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ every later layer backpropagates into its input, and each adapter costs what its
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 from flopsmeter.domain.flops import LM_HEAD, LORA_ADAPTERS, FlopsPerToken, flops_per_token
 from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.shape import ModelShape
+from flopsmeter.training.tuning import LAYER_INDEX
 
-_LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 # Modules in the order a layer runs them: an adapter makes every later group's input need a gradient.
 _GROUPS = (
     frozenset({"q_proj", "k_proj", "v_proj", "qkv_proj"}),
@@ -42,7 +41,7 @@ def lora_plan(model: Any) -> tuple[dict[int, dict[str, int]], list[str]]:
         active = [a for a in (getattr(module, "active_adapters", None) or list(ranks)) if a in ranks and a in lora_a]
         if not active:
             continue
-        match = _LAYER.search(full_name + ".")
+        match = LAYER_INDEX.search(full_name + ".")
         if match is None:
             outside.append(full_name)
             continue
@@ -58,6 +57,7 @@ class Costs:
     training: tuple[float, float]
     forward: tuple[float, float]
     recompute: tuple[float, float]
+    kernel_recompute: tuple[float, float] = (0.0, 0.0)  # a fused attention backward's QK^T, layers with a backward
 
 
 def _pair(fn: Callable[[int], float]) -> tuple[float, float]:
@@ -104,7 +104,7 @@ def lora_costs(shape: ModelShape, plan: LoraPlan, tuning: FineTuning) -> Costs:
     head = 2.0 * shape.hidden_size * shape.vocab_size
     any_module = next(iter(shape.linear_modules(0)))
     grad = tuning.embeddings_trainable or tuning.input_requires_grad
-    training, forward, recompute = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+    training, forward, recompute, kernel = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
     for layer in range(shape.num_layers):
         one = _one_layer(shape, layer)
         adapted = plan.get(layer, {})
@@ -114,6 +114,8 @@ def lora_costs(shape: ModelShape, plan: LoraPlan, tuning: FineTuning) -> Costs:
         else:
             base_tuning = _lora(frozenset(adapted) or frozenset({any_module}), 1, grad or not adapted)
             layer_training = list(_costs(one, base_tuning, _without_head_and_adapters))
+            layer_kernel = _costs(one, base_tuning, lambda per: per.attention_recompute)
+            kernel = [kernel[0] + layer_kernel[0], kernel[1] + layer_kernel[1]]
             for module, rank in adapted.items():
                 adapter_training, adapter_forward = _adapter(
                     one, module, rank, _module_input_grad(module, adapted, grad)
@@ -129,7 +131,8 @@ def lora_costs(shape: ModelShape, plan: LoraPlan, tuning: FineTuning) -> Costs:
                              train_lm_head=tuning.lm_head_trainable)  # fmt: skip
     training[0] += flops_per_token(shape, 1, head_tuning).components.get(LM_HEAD, 0.0) if grad else head
     forward[0] += head
-    return Costs((training[0], training[1]), (forward[0], forward[1]), (recompute[0], recompute[1]))
+    return Costs((training[0], training[1]), (forward[0], forward[1]), (recompute[0], recompute[1]),
+                 (kernel[0], kernel[1]))  # fmt: skip
 
 
 def _without_head_and_adapters(per: FlopsPerToken) -> float:

@@ -1,37 +1,66 @@
 """Measuring the model that runs: its own forward + backward under ``FlopCounterMode`` on the ``meta`` device.
 
 A structural copy of the live model whose parameters are meta tensors (no memory, no data; a deep copy that maps
-each parameter and buffer to an empty meta tensor of its shape) runs one sequence of a few lengths. The cost per
-sequence, ``c + a*s + b*s^2``, gives the per-token cost ``a + b*s`` (``c``, a per-sequence cost such as a pooler,
-is spread over the shortest length: counted high). It covers what the closed form does not know (multi-head latent
-attention, unusual heads) and cross-checks it at start-up.
+each parameter and buffer to an empty meta tensor of its shape) runs one sequence of a few lengths and two
+sequences of the shortest. The cost of a call of ``r`` sequences of ``s`` tokens, ``call + r * (row + a*s + b*s^2)``,
+gives the per-token cost ``a + b*s`` and what a call costs per sequence (``row``: virtual tokens of prompt tuning,
+prefixes, a pooler) and per call (``call``: DoRA's weight norms). It covers what the closed form does not know
+(multi-head latent attention, PEFT methods other than LoRA, unusual heads) and cross-checks it at start-up.
 
-Mixture-of-experts layers run there with transformers' ``batched_mm`` experts (each token's top-k experts gathered
-and multiplied in one batch: the router's top-k, no data-dependent shapes). What cannot run on ``meta`` is reported,
-not guessed (other data-dependent code; 4-bit or partitioned parameters, ZeRO-3 / FSDP, whose local shapes are not
-the model's): the closed form then counts alone.
+On ``meta`` SDPA runs its unfused math path; a model whose attention is a fused kernel is measured with the fused
+CPU kernel instead (the same FLOPs as the CUDA ones in torch's count: the backward recomputes QK^T), and that
+recompute is measured apart. Mixture-of-experts layers run with transformers' ``batched_mm`` experts (each token's
+top-k experts gathered and multiplied in one batch: the router's top-k, no data-dependent shapes). What cannot
+run on ``meta`` is reported, not guessed (other data-dependent code; 4-bit or partitioned parameters, ZeRO-3 /
+FSDP, whose local shapes are not the model's): the closed form then counts alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.methods import FineTuning
-from flopsmeter.domain.shape import ModelShape
+from flopsmeter.domain.shape import ModelShape, fused_attention_kernel
 from flopsmeter.training.flop_formulas import flop_counter
-from flopsmeter.training.model import Linear, ModelProfile, config_dict, describe_model, unwrap
+from flopsmeter.training.meta_kernels import autocast_on_meta, fused_sdpa
+from flopsmeter.training.model import (
+    ClosedFormUnavailable,
+    Linear,
+    ModelProfile,
+    attention_implementation,
+    config_dict,
+    describe_model,
+)
+from flopsmeter.training.params import unwrap
+from flopsmeter.training.seq2seq import approximate_config, is_encoder_decoder
+from flopsmeter.training.seq2seq import measure as measure_seq2seq
 
 logger = logging.getLogger("flopsmeter.training")
 
 SEQ_LENS = (16, 32, 64)
 DISAGREEMENT = 0.02  # closed form vs meta: a larger gap is a warning (and the larger figure is used)
+CHECK_LENGTHS = (SEQ_LENS[0], 4096)  # where the closed form and the meta figures are compared
 
 
-Pair = tuple[float, float]  # per token: (constant, per_position)
+@dataclass(frozen=True)
+class Costs:
+    """What one kind of pass costs, measured: per token (``per_token``), per sequence and per forward call, and the
+    fused attention kernel's recompute per token (part of what ran, reported apart)."""
+
+    per_token: Linear
+    per_row: float = 0.0
+    per_call: float = 0.0
+    kernel_recompute: Linear = Linear(0.0, 0.0)
+
+    def per_token_at(self, seq_len: int) -> float:
+        """Per-token cost of one sequence of ``seq_len`` tokens in its own call (the cross-check's unit)."""
+        per_sequence = (self.per_row + self.per_call) / seq_len
+        return self.per_token.constant + self.per_token.per_position * seq_len + per_sequence
 
 
 def _meta_copy(model: Any, hook_ids: set[int]) -> Any:
@@ -47,6 +76,8 @@ def _meta_copy(model: Any, hook_ids: set[int]) -> Any:
         module.__dict__.pop("forward", None)  # patched forwards (TRL's fused head) are bound to the live model
         for hook_id in hook_ids & set(module._forward_pre_hooks):
             del module._forward_pre_hooks[hook_id]  # the meter's own hooks must not count the measurement
+        for hook_id in hook_ids & set(module._forward_hooks):
+            del module._forward_hooks[hook_id]
     disable = getattr(clone, "gradient_checkpointing_disable", None)
     if callable(disable):
         disable()
@@ -66,31 +97,53 @@ def _route_without_data(clone: Any) -> None:
             return
 
 
-def _cost(clone: Any, seq_len: int, *, backward: bool) -> float:
+def _call(clone: Any, ids: Any) -> Any:
+    try:  # with a cache, transformers skips its packed-sequence check (a data-dependent .all())
+        out = clone(input_ids=ids, use_cache=True)
+    except TypeError:
+        out = clone(input_ids=ids)
+    logits = getattr(out, "logits", None)
+    return out[0] if logits is None else logits
+
+
+def _cost(clone: Any, seq_len: int, *, backward: bool, rows: int = 1, fused: bool = False) -> tuple[float, float]:
+    """(FLOPs, fused-kernel recompute FLOPs) of one call of ``rows`` sequences of ``seq_len`` tokens."""
     import torch
     from torch.utils._python_dispatch import _disable_current_modes
 
-    ids = torch.zeros((1, seq_len), dtype=torch.long, device="meta")
+    ids = torch.zeros((rows, seq_len), dtype=torch.long, device="meta")
     grad = torch.enable_grad() if backward else torch.no_grad()
-    with _disable_current_modes(), flop_counter() as counter, grad:  # not seen by a profiler around the run
-        try:  # with a cache, transformers skips its packed-sequence check (a data-dependent .all())
-            out = clone(input_ids=ids, use_cache=True)
-        except TypeError:
-            out = clone(input_ids=ids)
-        logits = getattr(out, "logits", None)
-        logits = out[0] if logits is None else logits
-        if backward:
+    recompute: list[float] = []
+    kernel = fused_sdpa(recompute) if fused else contextlib.nullcontext()
+    with _disable_current_modes(), flop_counter() as counter, grad, kernel, autocast_on_meta():  # not seen around it
+        logits = _call(clone, ids)
+        if backward and logits.requires_grad:
             logits.float().sum().backward()
-    return float(counter.get_total_flops())
+    return float(counter.get_total_flops()), sum(recompute)
 
 
-def _fit(costs: list[float]) -> tuple[float, float]:
-    """Per-token (constant, per_position) from per-sequence costs at SEQ_LENS: c + a*s + b*s^2 solved exactly."""
-    (s1, s2, s3), (f1, f2, f3) = SEQ_LENS, costs
+def _quadratic(values: list[float]) -> tuple[float, float, float]:
+    """(c, a, b) of ``c + a*s + b*s^2`` through the values at SEQ_LENS, solved exactly."""
+    (s1, s2, s3), (f1, f2, f3) = SEQ_LENS, values
     b = ((f3 - f2) / (s3 - s2) - (f2 - f1) / (s2 - s1)) / (s3 - s1)
     a = (f2 - f1) / (s2 - s1) - b * (s1 + s2)
-    c = f1 - a * s1 - b * s1 * s1
-    return a + max(0.0, c) / s1, b
+    return f1 - a * s1 - b * s1 * s1, a, b
+
+
+def fit(single: list[tuple[float, float]], double: float) -> Costs:
+    """Costs from one sequence at each of SEQ_LENS (FLOPs, recompute) and two sequences of the shortest (FLOPs).
+
+    The per-sequence constant ``c`` of a one-sequence call is split into what a second sequence adds (``row``) and
+    what the call costs once (``call``); a negative part (noise-free here, but a kernel may pad) is folded into the
+    other, so the figure never drops."""
+    c, a, b = _quadratic([flops for flops, _ in single])
+    _, _, kernel_b = _quadratic([recompute for _, recompute in single])
+    s1 = SEQ_LENS[0]
+    row = double - single[0][0] - a * s1 - b * s1 * s1
+    row = min(max(0.0, row), max(0.0, c))
+    call = max(0.0, c - row)
+    kernel = Linear(0.0, max(0.0, kernel_b))
+    return Costs(Linear(a, b), per_row=row, per_call=call, kernel_recompute=kernel)
 
 
 class MetaModel:
@@ -98,22 +151,23 @@ class MetaModel:
     cores; nothing for a tiny one)."""
 
     def __init__(self, model: Any, *, hook_ids: set[int] | None = None) -> None:
+        self.fused = fused_attention_kernel(attention_implementation(model))
         self.clone = _meta_copy(model, hook_ids or set())
         self.clone.train()
 
-    def training(self) -> Pair:
-        """Forward + backward per token (raises when the model cannot run on meta)."""
-        return _fit([_cost(self.clone, s, backward=True) for s in SEQ_LENS])
+    def _costs(self, *, backward: bool) -> Costs:
+        single = [_cost(self.clone, s, backward=backward, fused=self.fused) for s in SEQ_LENS]
+        double, _ = _cost(self.clone, SEQ_LENS[0], backward=backward, rows=2, fused=self.fused)
+        return fit(single, double)
 
-    def forward(self) -> Pair:
-        """Forward only, per token."""
-        return _fit([_cost(self.clone, s, backward=False) for s in SEQ_LENS])
+    def training(self) -> Costs:
+        """Forward + backward (raises when the model cannot run on meta); the kernel recompute is in ``per_token``
+        as it ran, and apart in ``kernel_recompute``."""
+        return self._costs(backward=True)
 
-
-def measure_on_meta(model: Any, *, hook_ids: set[int] | None = None) -> tuple[Pair, Pair]:
-    """(training, forward) costs per token of ``model``, measured on meta."""
-    meta = MetaModel(model, hook_ids=hook_ids)
-    return meta.training(), meta.forward()
+    def forward(self) -> Costs:
+        """Forward only."""
+        return self._costs(backward=False)
 
 
 def why_not_on_meta(model: Any) -> str | None:
@@ -130,15 +184,22 @@ def why_not_on_meta(model: Any) -> str | None:
     return None
 
 
-def disagreement(formula: Pair, measured: Pair, seq_len: int) -> float:
-    """Relative gap (measured / formula - 1) of the per-token training cost at ``seq_len``."""
-    f = formula[0] + formula[1] * seq_len
-    m = measured[0] + measured[1] * seq_len
-    return m / f - 1 if f else float("inf")
+def _counted(costs: Costs) -> Linear:
+    """The per-token figure counted (what ran less the kernel's recompute, which is reported apart)."""
+    t, k = costs.per_token, costs.kernel_recompute
+    return Linear(t.constant - k.constant, t.per_position - k.per_position)
 
 
-def _larger(a: Pair, b: Pair) -> Linear:
-    return Linear(max(a[0], b[0]), max(a[1], b[1]))
+def _closed_costs(profile: ModelProfile) -> Costs:
+    t, k = profile.training, profile.kernel_recompute
+    ran = Linear(t.constant + k.constant, t.per_position + k.per_position)
+    return Costs(ran, profile.row_training, profile.call_training, k)
+
+
+def disagreement(closed: Costs, measured: Costs, seq_len: int) -> float:
+    """Relative gap (measured / closed form - 1) of what a training pass of one ``seq_len``-token sequence runs."""
+    f = closed.per_token_at(seq_len)
+    return measured.per_token_at(seq_len) / f - 1 if f else float("inf")
 
 
 def _approximate_shape(model: Any) -> ModelShape:
@@ -148,54 +209,107 @@ def _approximate_shape(model: Any) -> ModelShape:
     return ModelShape.from_hf_config(config)
 
 
-def _meta_only(model: Any, meta: MetaModel, training: Pair, tuning: FineTuning | None, reason: str) -> ModelProfile:
+def _with_measured(profile: ModelProfile, training: Costs, forward: Costs) -> ModelProfile:
+    return replace(profile, training=_counted(training), forward=forward.per_token,
+                   kernel_recompute=training.kernel_recompute, row_training=training.per_row,
+                   call_training=training.per_call, row_forward=forward.per_row,
+                   call_forward=forward.per_call)  # fmt: skip
+
+
+def _meta_only(model: Any, meta: MetaModel, training: Costs, tuning: FineTuning | None, reason: str) -> ModelProfile:
     inner = unwrap(model)
-    shape = _approximate_shape(inner)
-    profile = describe_model(inner, shape=shape, tuning=tuning)
+    try:
+        shape: ModelShape | None = None
+        closest = describe_model(inner, tuning=tuning, closed_form_only=False)
+    except InvalidModelSpec:
+        shape = _approximate_shape(inner)
+        closest = describe_model(inner, shape=shape, tuning=tuning, closed_form_only=False)
     note = f"the closed form does not cover this model ({reason}); its FLOPs are measured on the meta device"
-    return replace(profile, training=Linear(*training), forward=Linear(*meta.forward()), source="meta",
-                   warnings=(note,), varlen_attention=profile.varlen_attention)  # fmt: skip
+    return replace(_with_measured(closest, training, meta.forward()), source="meta", warnings=(note,))
+
+
+def _larger_costs(a: Costs, b: Costs) -> Costs:
+    return Costs(a.per_token.larger(b.per_token), max(a.per_row, b.per_row), max(a.per_call, b.per_call),
+                 a.kernel_recompute.larger(b.kernel_recompute))  # fmt: skip
+
+
+def _measure(inner: Any, hook_ids: set[int] | None) -> tuple[tuple[MetaModel, Costs] | None, str | None]:
+    reason = why_not_on_meta(inner)
+    if reason is not None:
+        return None, reason
+    try:
+        meta_copy = MetaModel(inner, hook_ids=hook_ids)
+        return (meta_copy, meta_copy.training()), None
+    except Exception as err:  # data-dependent code (MoE routing), an input the copy cannot take...
+        return None, f"{type(err).__name__}: {str(err)[:160]}"
 
 
 def profile_model(model: Any, *, tuning: FineTuning | None = None, meta: bool = True,
                   hook_ids: set[int] | None = None) -> ModelProfile:  # fmt: skip
     """The closed form, cross-checked against the model's own forward + backward on meta (``meta=True``).
 
-    A disagreement beyond ``DISAGREEMENT`` is a warning and the larger coefficient is used; a model the closed
-    form does not cover is measured on meta alone; one that neither covers raises the closed form's error.
+    A disagreement beyond ``DISAGREEMENT`` is a warning and the larger figures are used; a model or PEFT method
+    the closed form does not cover is measured on meta alone; one that neither covers raises the closed form's
+    error (a PEFT method that cannot be measured falls back to the closest closed form, with a warning).
     """
+    if is_encoder_decoder(unwrap(model)):
+        return _seq2seq_profile(unwrap(model), tuning, hook_ids)
     closed: ModelProfile | None = None
-    error: Exception | None = None
+    error: InvalidModelSpec | None = None
     try:
         closed = describe_model(model, tuning=tuning)
     except InvalidModelSpec as err:
         error = err
-    if not meta:
-        if closed is None:
-            raise error or InvalidModelSpec("no profile")
+    if not meta and closed is not None:
         return closed
     inner = unwrap(model)
-    reason = why_not_on_meta(inner)
-    measured: tuple[MetaModel, Pair] | None = None
-    if reason is None:
-        try:
-            meta_copy = MetaModel(inner, hook_ids=hook_ids)
-            measured = meta_copy, meta_copy.training()
-        except Exception as err:  # data-dependent code (MoE routing), an input the copy cannot take...
-            reason = f"{type(err).__name__}: {str(err)[:160]}"
+    measured, reason = _measure(inner, hook_ids) if meta else (None, "meta_check=False")
     if closed is None:
-        if measured is None:
-            raise InvalidModelSpec(f"{error}; measuring it on the meta device failed too ({reason})") from error
-        return _meta_only(model, *measured, tuning, str(error))
+        if measured is not None:
+            return _meta_only(model, *measured, tuning, str(error))
+        return _closest_or_raise(inner, tuning, error, reason)
     if measured is None:
         return replace(closed, source=f"formula (meta cross-check not possible: {reason})")
-    meta_model, training = measured
-    formula = (closed.training.constant, closed.training.per_position)
-    gaps = [disagreement(formula, training, s) for s in (SEQ_LENS[0], 4096)]
+    return _cross_checked(closed, *measured)
+
+
+def _seq2seq_profile(inner: Any, tuning: FineTuning | None, hook_ids: set[int] | None) -> ModelProfile:
+    """An encoder-decoder model: measured on meta, encoder and decoder apart (``seq2seq.py``)."""
+    reason = why_not_on_meta(inner)
+    if reason is not None:
+        raise InvalidModelSpec(f"an encoder-decoder model, and it cannot be measured on the meta device ({reason})")
+    copy = MetaModel(inner, hook_ids=hook_ids)
+    costs = measure_seq2seq(copy.clone, fused=copy.fused)
+    shape = ModelShape.from_hf_config(approximate_config(config_dict(inner)))
+    closest = describe_model(inner, shape=shape, tuning=tuning, closed_form_only=False)
+    note = ("an encoder-decoder model: each pass is counted from its encoder and decoder lengths, measured on the meta "
+            "device (the closed form counts decoder-only transformers)")  # fmt: skip
+    zero = Linear(0.0, 0.0)
+    return replace(closest, training=zero, forward=zero, kernel_recompute=zero, seq2seq=costs,
+                   source="meta (encoder-decoder)", warnings=(note,))  # fmt: skip
+
+
+def _closest_or_raise(inner: Any, tuning: FineTuning | None, error: InvalidModelSpec | None,
+                      reason: str | None) -> ModelProfile:  # fmt: skip
+    """Neither the closed form nor meta: a PEFT method gets the closest closed form (the first steps' measurement
+    then says how close); an architecture the closed form cannot read raises."""
+    if not isinstance(error, ClosedFormUnavailable):
+        raise InvalidModelSpec(f"{error}; measuring it on the meta device failed too ({reason})") from error
+    closest = describe_model(inner, tuning=tuning, closed_form_only=False)
+    warning = (f"{error}, and it cannot be measured on the meta device ({reason}): counted with the closest closed "
+               "form; the measured first steps say how close it is (the larger figure is used)")  # fmt: skip
+    return replace(closest, source="formula (closest to a PEFT method)", warnings=(*closest.warnings, warning))
+
+
+def _cross_checked(closed: ModelProfile, meta_model: MetaModel, training: Costs) -> ModelProfile:
+    expected = _closed_costs(closed)
+    gaps = [disagreement(expected, training, s) for s in CHECK_LENGTHS]
     if max(abs(g) for g in gaps) <= DISAGREEMENT:  # the forward-only costs are measured only on disagreement
         return replace(closed, source="formula (meta cross-check agrees)")
+    short, long = CHECK_LENGTHS
     warning = (f"closed form and the model's own forward + backward on meta disagree ({gaps[0] * 100:+.1f} % at "
-               f"{SEQ_LENS[0]} tokens, {gaps[1] * 100:+.1f} % at 4096): the larger figure is used")  # fmt: skip
-    forward = _larger((closed.forward.constant, closed.forward.per_position), meta_model.forward())
-    return replace(closed, training=_larger(formula, training), forward=forward, source="formula+meta",
+               f"{short} tokens, {gaps[1] * 100:+.1f} % at {long}): the larger figure is used")  # fmt: skip
+    larger = _larger_costs(expected, training)
+    forward = _larger_costs(Costs(closed.forward, closed.row_forward, closed.call_forward), meta_model.forward())
+    return replace(_with_measured(closed, larger, forward), source="formula+meta",
                    warnings=(*closed.warnings, warning))  # fmt: skip

@@ -1,4 +1,5 @@
-"""The framework-agnostic meter: counts tokens, turns them into FLOPs, emits, guards, survives interruption.
+"""The framework-agnostic meter: counts the passes that run, turns them into FLOPs, emits, guards, and survives
+interruption.
 
 Plain PyTorch loop::
 
@@ -11,12 +12,15 @@ Plain PyTorch loop::
                 break
 
 With gradient accumulation: ``meter.observe(micro_batch)`` per micro-batch, or ``meter.attach(model)`` once
-(``passes.py``), and ``meter.step()`` per optimizer step. ``callback.py`` is a thin adapter over this.
+(``hooks.py``), and ``meter.step()`` per optimizer step. ``callback.py`` is a thin adapter over this.
+
+The rooms: options (``options.py``); counting one rank's passes and steps, measured mode included
+(``counting.py``, ``probe.py``); the readings, totals and gap (``readings.py``); what the file says
+(``document.py``); SIGTERM / exit (``lifecycle.py``); work before ``train()`` (``before_train.py``).
 
 Synchronisation points (one all-reduce, then emission by rank 0) are optimizer-step counts every rank agrees on.
 A model the meter cannot describe leaves the job *unmetered* (unless ``strict=True``); totals it knows to be
-incomplete are flagged everywhere they go. Options: ``options.py``; the file: ``document.py``; measured mode:
-``calibration.py``; SIGTERM / exit: ``lifecycle.py``.
+incomplete are flagged everywhere they go.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from typing import Any
 from flopsmeter.domain.flops import FORMULA_VERSION
 from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.shape import ModelShape
-from flopsmeter.training import distributed
-from flopsmeter.training.accounting import accumulate
-from flopsmeter.training.calibration import Calibration
+from flopsmeter.training.before_train import BeforeTrain, owner_profiles
+from flopsmeter.training.counting import Counting
 from flopsmeter.training.crossing import CrossingWatch
+from flopsmeter.training.distributed import current_world, local_estimate, reduce_deltas
 from flopsmeter.training.document import CEILING_NOTE, UNMETERED, document, publish, snapshot, unmetered_notice
 from flopsmeter.training.emitters import (
     CloudWatchEmitter,
@@ -51,19 +55,12 @@ from flopsmeter.training.emitters import (
 from flopsmeter.training.environment import METER_FILE_NAME, JobEnvironment, read_job_environment
 from flopsmeter.training.guard import GuardPlan, plan, resolve_limits
 from flopsmeter.training.lifecycle import Lifecycle, exit_status
-from flopsmeter.training.meta import profile_model
-from flopsmeter.training.model import ModelProfile, profile_from_shape
+from flopsmeter.training.model import ModelProfile
 from flopsmeter.training.options import MeterOptions
-from flopsmeter.training.passes import ROLES, PassCounter, auxiliary_hook, policy_hook
-from flopsmeter.training.state import (
-    Gap,
-    Totals,
-    gap_from_document,
-    load_state,
-    save_state,
-    state_document,
-    totals_from_document,
-)
+from flopsmeter.training.passes import ROLES, PassCounter
+from flopsmeter.training.profiling import Profiler
+from flopsmeter.training.readings import Readings
+from flopsmeter.training.state import Gap, Totals, load_state, save_state
 from flopsmeter.training.tokens import TokenCounter
 
 logger = logging.getLogger("flopsmeter.training")
@@ -102,35 +99,27 @@ class FlopsMeter:
         self.final_flush_s = 20.0  # how long the end waits for CloudWatch (SageMaker allows ~120 s after SIGTERM)
         self._clock = clock
         self.warnings: list[str] = []
-        self.profile: ModelProfile | None = profile
-        self._shape = shape  # profiled in start(), where a failure leaves the job unmetered instead of raising
-        self._model = model
-        self._tuning = tuning
-        limits = resolve_limits(opts, self.env)
-        self.pretrain, self.threshold, self.budget, self.prior_flops = limits
+        self.pretrain, self.threshold, self.budget, self.prior_flops = resolve_limits(opts, self.env)
         self.crossing = CrossingWatch(self.pretrain, self.prior_flops)  # issue 16: alert the moment FLOPs cross
-        self.counter = TokenCounter()
-        self.world = distributed.current_world()
-        self.totals = Totals()
-        self.restored: Totals | None = None
+        self.world = current_world()
+        self.readings = Readings(self.warnings)
         self.status = "created"
         self.stop_reason: str | None = None
         self.unmetered_reason: str | None = None
         self.run_status = "created"  # what the run did, while status says "unmetered"
-        self.gap = Gap()
         self._counting_failed = False
-        self.calibration = Calibration(opts.measure_steps, calibrate=opts.calibrate)
+        self.counting = Counting(self.ensure_profile, measure_steps=opts.measure_steps, calibrate=opts.calibrate,
+                                 strict=opts.strict, on_error=self._counting_failed_once, notify=self._notice,
+                                 incomplete=self._incomplete_steps)  # fmt: skip
+        self.profiler = Profiler(model, profile=profile, shape=shape, tuning=tuning, meta_check=opts.meta_check,
+                                 hook_ids=lambda: self.counting.hooks.hook_ids)  # fmt: skip
+        self.before_train: BeforeTrain | None = None
         self.lifecycle = Lifecycle(self._close_now, handle_signals=opts.handle_signals)
-        self._max_step_flops = 0.0
         self._next_sync_step = 1
         self._steps_local = 0
         self._last_sync_step = 0
         self._started_at: float | None = None
         self._last_sync_at: float | None = None
-        self._hooks: list[Any] = []
-        self._policy: Any = None
-        self.passes = PassCounter(self.counter, self._counting_failed_once, strict=opts.strict)
-        self.auxiliary: dict[str, str] = {}  # model class and role of each frozen model whose forwards are counted
         self._finishing = threading.Lock()
         self._stdout = None if opts.stdout is False else StdoutEmitter(None if opts.stdout is True else opts.stdout)
         self.file = FileEmitter(self.env.output_dir / METER_FILE_NAME)
@@ -140,20 +129,58 @@ class FlopsMeter:
         if isinstance(self.cloudwatch, CloudWatchEmitter):
             self.cloudwatch.on_failure = failure_reporter(self._stdout, self.warnings, lambda: self.steps)
 
+    # ---- what the rooms hold, by their usual names ----------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The model given at construction (None with a shape or profile)."""
+        return self.profiler.model
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self.counting.counter
+
+    @property
+    def passes(self) -> PassCounter:
+        return self.counting.passes
+
+    @property
+    def auxiliary(self) -> dict[str, str]:
+        return self.counting.auxiliary
+
+    @property
+    def totals(self) -> Totals:
+        return self.readings.totals
+
+    @property
+    def restored(self) -> Totals | None:
+        return self.readings.restored
+
+    @property
+    def gap(self) -> Gap:
+        return self.readings.gap
+
     # ---- set-up ---------------------------------------------------------------------------------------
     def ensure_profile(self) -> ModelProfile:
-        if self.profile is None:
-            if self._shape is not None:
-                self.profile = profile_from_shape(self._shape, self._tuning)
-            elif self._model is None:
-                raise ValueError("FlopsMeter needs a model, a ModelShape or a ModelProfile")
-            else:
-                self.profile = self._profile_of(self._model, self._tuning)
-        return self.profile
+        return self.profiler.get()
+
+    @property
+    def profile(self) -> ModelProfile | None:
+        return self.profiler.profile
 
     def _profile_of(self, model: Any, tuning: FineTuning | None) -> ModelProfile:
-        hook_ids = {handle.id for handle in self._hooks}
-        return profile_model(model, tuning=tuning, meta=self.options.meta_check, hook_ids=hook_ids)
+        return self.profiler.of(model, tuning)
+
+    def _refresh_profile(self) -> None:
+        """Profile the model again if the trainer changed what decides its profile before ``train()``."""
+        if self.unmetered or not self.profiler.changed():
+            return
+        try:
+            profile = self.profiler.retake()
+        except Exception as err:  # it was profiled once: keep counting with what is known, and say so
+            self.mark_incomplete(f"the model changed before train() and cannot be profiled again "
+                                 f"({type(err).__name__}: {err})")  # fmt: skip
+            return
+        self.warnings.extend(w for w in profile.warnings if w not in self.warnings)
 
     @property
     def unmetered(self) -> bool:
@@ -176,6 +203,8 @@ class FlopsMeter:
         if self.budget:
             self.warnings.extend(self.budget.warnings)
         self.warnings.extend(w for w in self.pretrain.warnings if w not in self.warnings)
+        if self.options.measure_steps == 0:
+            self.warnings.append("measured mode is off (measure_steps=0): nothing checks the closed form")
         self._started_at = self._last_sync_at = self._clock()
         self.status = "running"
         if self.world.is_main:
@@ -198,56 +227,56 @@ class FlopsMeter:
             self._emit()
         return self
 
+    def _notice(self, level: str, text: str) -> None:
+        """A warning for the file, and (with a level) a human notice on stdout."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+        if level and self.world.is_main and self._stdout:
+            self._stdout.notice(level, text)
+
     def mark_incomplete(self, reason: str, *, missing_steps: int = 0) -> None:
         """Record that the totals miss part of the job. The flag is never cleared (it travels with checkpoints)."""
-        reasons = self.gap.reasons if reason in self.gap.reasons else (*self.gap.reasons, reason)
-        self.gap = Gap(self.gap.missing_steps + max(0, missing_steps), self.gap.estimated_flops, reasons)
-        if reason not in self.warnings:
-            self.warnings.append(reason)
-        logger.warning("flops meter totals incomplete: %s", reason)
+        self.readings.mark_incomplete(reason, missing_steps=missing_steps)
+
+    def _incomplete_steps(self, reason: str, missing_steps: int) -> None:
+        new = reason not in self.gap.reasons
+        self.mark_incomplete(reason, missing_steps=missing_steps)
+        if new and self.world.is_main and self._stdout:
+            self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
 
     @property
     def incomplete(self) -> bool:
-        return self.unmetered or bool(self.gap.reasons)
+        return self.unmetered or self.readings.incomplete
 
     @property
     def estimated_flops(self) -> float:
-        """Missing steps x the largest global step seen (never below an estimate restored from a checkpoint)."""
-        return max(self.gap.estimated_flops, self.gap.missing_steps * self._max_step_flops)
+        return self.readings.estimated_flops
 
     @property
     def reported_flops(self) -> float:
-        """What is emitted as cumulative FLOPs: counted FLOPs plus the estimate of steps never metered."""
-        return self.totals.flops + self.estimated_flops
+        return self.readings.reported_flops
 
     def resume_at(self, step: int) -> None:
         """The run continues after optimizer step ``step`` (call it after ``load_state_dict``, or instead of it
         when there is no saved state). Steps the totals do not cover are flagged and estimated, never ignored."""
-        covered = self.totals.steps
-        if step > covered:
-            missing = step - covered
-            what = (
-                "without saved meter totals: FLOPs before the resume are missing"
-                if self.restored is None
-                else f"with meter totals for step {covered} only: FLOPs of {missing} steps are missing"
-            )
-            reason = f"resumed at step {step} {what} (estimated as {missing} x the largest step seen)"
-            self.mark_incomplete(reason, missing_steps=missing)
-            if self.world.is_main and self._stdout:
-                self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
-        self._steps_local = max(self._steps_local, step)
-        self._last_sync_step = self._steps_local
-        self._next_sync_step = self._steps_local + 1
+        reason = self.readings.resume_at(step)
+        if reason is not None and self.world.is_main and self._stdout:
+            self._stdout.notice("WARNING", f"meter totals incomplete: {reason}; {CEILING_NOTE}")
+        self._continue_after(max(self._steps_local, step))
+
+    def _continue_after(self, step: int) -> None:
+        self._steps_local = step
+        self.counting.steps_done = max(self.counting.steps_done, step)
+        self._last_sync_step = step
+        self._next_sync_step = step + 1
 
     def attach(self, model: Any) -> FlopsMeter:
-        """Count every training forward of ``model``, the policy (a forward pre-hook): passes with gradients are
-        updates, no-grad passes while it trains are generation (with a KV cache) or reference scoring; eval-mode
-        forwards are skipped."""
+        """Count every training pass of ``model``, the policy (``hooks.py``): passes with gradients are updates,
+        no-grad passes while it trains are generation (with a KV cache) or reference scoring; eval-mode forwards
+        are skipped. Its backbone and head are hooked too, for trainers that call them directly."""
         self.detach()
         if not self.unmetered:
-            hook = policy_hook(self.passes, self.ensure_profile)
-            self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
-            self._policy = model
+            self.counting.attach(model)
         return self
 
     def attach_auxiliary(self, model: Any, role: str, profile: ModelProfile | None = None) -> FlopsMeter:
@@ -264,18 +293,27 @@ class FlopsMeter:
                 raise
             self.mark_incomplete(f"the {role} model's forwards are not counted ({type(err).__name__}: {err})")
             return self
-        hook = auxiliary_hook(self.passes, lambda: found, role, self._policy_training)
-        self._hooks.append(model.register_forward_pre_hook(hook, with_kwargs=True))
-        self.auxiliary[f"{role}:{type(model).__name__}:{len(self.auxiliary)}"] = found.source
+        self.counting.attach_auxiliary(model, role, found)
         return self
 
-    def _policy_training(self) -> bool:
-        return self._policy is None or bool(self._policy.training)
-
     def detach(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks.clear()
+        self.counting.detach()
+
+    def count_before_train(self, model: Any) -> FlopsMeter:
+        """Count every model call from now until ``train_begins()`` (work a trainer does in its constructor)."""
+        self.start()
+        if self.unmetered or self.before_train is not None:
+            return self
+        profiles = owner_profiles(model, self.ensure_profile, lambda m: self._profile_of(m, None))
+        self.before_train = BeforeTrain(self.counting, profiles)
+        self.before_train.install()
+        return self
+
+    def train_begins(self) -> None:
+        """End of the work before training: its hooks go (what they counted stays in the totals), and the model is
+        profiled again if the trainer changed it since (checkpointing, input gradients, adapters)."""
+        if self.before_train is not None and self.before_train.remove():
+            self._refresh_profile()
 
     def _counting_failed_once(self, err: Exception) -> None:
         if not self._counting_failed:
@@ -286,32 +324,19 @@ class FlopsMeter:
     # ---- per step ---------------------------------------------------------------------------------------
     def observe(self, batch: Any) -> int:
         """Count one micro-batch (a mapping with ``input_ids`` / ``attention_mask``, or an ``input_ids`` tensor)."""
-        return self.counter.observe_batch(batch)
+        return self.counting.observe(batch)
 
     def begin_step(self) -> None:
-        """Start of an optimizer step: enters FlopCounterMode while measured steps remain."""
+        """Start of an optimizer step: the first steps are measured from here (``probe.py``)."""
         if self._started_at is None:
             self.start()
-        if self.unmetered:
-            return
-        self.calibration.begin(self.counter.tokens, self._local_figure())
+        if not self.unmetered:
+            self.counting.begin_step()
 
     def end_measure(self) -> None:
-        """Leave FlopCounterMode (the callback calls this before the optimizer step); ``step()`` attributes it."""
-        self.calibration.end()
-
-    def _attribute_measurement(self) -> None:
-        """Pair the measured FLOPs with the tokens the step counted (known only once the step ends)."""
-        if self.calibration.pending:
-            self.calibration.attribute(self.counter.tokens, self._local_figure())
-
-    def _local_figure(self) -> float:
-        """This rank's unsynced FLOPs, recompute included, unscaled: what FlopCounterMode sees for the same passes."""
-        profile, counter = self.ensure_profile(), self.counter
-        figure = profile.training.flops(counter.tokens, counter.positions) + sum(counter.extra.values())
-        if profile.gradient_checkpointing:
-            figure += profile.recompute.flops(counter.tokens, counter.positions)
-        return figure
+        """Close a measured window (the callback calls this before the optimizer step)."""
+        if not self.unmetered:
+            self.counting.end_measure()
 
     def step(self, batch: Any = None) -> StepResult:
         """End of an optimizer step (``batch``, if given, is counted first). Synchronises when it is time."""
@@ -322,10 +347,7 @@ class FlopsMeter:
             return StepResult(False, False)
         if batch is not None:
             self.observe(batch)
-        self.end_measure()
-        self._attribute_measurement()
-        profile = self.ensure_profile()
-        self.counter.end_step(profile.training.flops)
+        self.counting.end_step()
         self._steps_local += 1
         if self._steps_local < self._next_sync_step:
             return StepResult(False, False)
@@ -345,14 +367,12 @@ class FlopsMeter:
         now = self._clock()
         steps = self.steps
         proposal = float(self._proposal(now, steps)) if self.world.is_main else 0.0
-        reduced = distributed.reduce_deltas(self.counter.take(), proposal)
+        reduced = reduce_deltas(self.counter.take(), proposal)
         elapsed = now - (now if self._last_sync_at is None else self._last_sync_at)
-        self.totals = accumulate(self.totals, reduced, profile, scale=self.calibration.scale, steps=steps,
-                                 seconds=elapsed)  # fmt: skip
+        self.readings.add(reduced, profile, steps=steps, seconds=elapsed)
         self._last_sync_at = now
         self._last_sync_step = steps
-        self._max_step_flops = max(self._max_step_flops, reduced.max_step_flops * self.calibration.scale)
-        guard = plan(self.reported_flops, self._max_step_flops, self.budget)  # estimates count against the budget
+        guard = plan(self.reported_flops, self.readings.max_step_flops, self.budget)  # estimates count against it
         if self.world.is_main:
             self.crossing.check(
                 self.reported_flops, stdout=self._stdout, cloudwatch=self.cloudwatch, job_name=self.job_name
@@ -393,31 +413,14 @@ class FlopsMeter:
     def state_dict(self) -> dict[str, Any]:
         """The totals as of the last sync (call ``sync()`` first on every rank for an exact checkpoint), with what
         they are known to miss. An unmetered run saves no totals, only why (a resume then flags every step)."""
-        if self.unmetered:
-            gap = Gap(reasons=(f"the run before this checkpoint was not metered ({self.unmetered_reason})",))
-            return state_document(Totals(), formula_version=FORMULA_VERSION, job_name=self.job_name, gap=gap)
-        gap = Gap(self.gap.missing_steps, self.estimated_flops, self.gap.reasons)
-        return state_document(
-            self.totals, formula_version=self.ensure_profile().formula_version, job_name=self.job_name, gap=gap
-        )
+        version = FORMULA_VERSION if self.unmetered else self.ensure_profile().formula_version
+        return self.readings.state_dict(formula_version=version, job_name=self.job_name,
+                                        unmetered_reason=self.unmetered_reason)  # fmt: skip
 
     def load_state_dict(self, document: Mapping[str, Any]) -> None:
         """Continue from saved totals (a resumed run). Raises ``ValueError`` on a malformed state."""
-        totals = totals_from_document(dict(document))
-        saved_gap = gap_from_document(dict(document))
-        self.totals = totals
-        self.gap = Gap(saved_gap.missing_steps, saved_gap.estimated_flops, self.gap.reasons)
-        for reason in saved_gap.reasons:  # the flag travels with the checkpoint: a resume cannot clear it
-            self.mark_incomplete(reason)
-        self.restored = totals
-        self._steps_local = totals.steps
-        self._last_sync_step = totals.steps
-        self._next_sync_step = totals.steps + 1
-        version = document.get("formula_version")
-        if self.profile is not None and version != self.profile.formula_version:
-            self.warnings.append(
-                f"resumed totals were computed with formula {version}, this run uses {self.profile.formula_version}"
-            )
+        totals = self.readings.load(document, None if self.profile is None else self.profile.formula_version)
+        self._continue_after(totals.steps)
         logger.info("flops meter resumed at step %d with %.3e FLOPs", totals.steps, totals.flops)
 
     def save_checkpoint(self, folder: str | Path) -> Path | None:
@@ -441,8 +444,9 @@ class FlopsMeter:
         with self._finishing:
             if self._started_at is None:
                 return
-            self.end_measure()
-            self._attribute_measurement()
+            self.train_begins()
+            if not self.unmetered:
+                self.counting.settle()
             if collective:
                 self.sync(emit=False)
             else:
@@ -474,9 +478,8 @@ class FlopsMeter:
                 f"x {self.world.size} ranks (no collective at interruption)"
             )
         elapsed = now - (now if self._last_sync_at is None else self._last_sync_at)
-        estimate = distributed.local_estimate(delta, self.world.size)
-        self.totals = accumulate(self.totals, estimate, self.ensure_profile(), scale=self.calibration.scale,
-                                 steps=self.steps, seconds=elapsed)  # fmt: skip
+        estimate = local_estimate(delta, self.world.size)
+        self.readings.add(estimate, self.ensure_profile(), steps=self.steps, seconds=elapsed)
 
     def __enter__(self) -> FlopsMeter:
         return self.start()

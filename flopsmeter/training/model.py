@@ -1,132 +1,36 @@
-"""What the meter needs to know about the model: its shape, what is trained, and its real parameter counts.
+"""What the meter needs to know about the model: its shape, what is trained, and what each pass costs.
 
-The FLOPs come from the model's config and the detected fine-tuning method through
-``flopsmeter.domain.flops``, the same formulas as the pre-flight estimate. Parameter counts are taken from
-the live tensors (after PEFT adapters are attached) at their *logical* size, whatever the storage:
-
-* DeepSpeed ZeRO-3 partitions parameters and leaves ``numel() == 0``: ``ds_numel`` is the full size;
-* FSDP (1) flattens and shards parameters into a ``FlatParameter``: ``_numels`` lists the original sizes;
-  FSDP2 parameters are ``DTensor``s whose ``numel()`` is already the global size;
-* bitsandbytes ``Params4bit`` packs two 4-bit values per byte (and more per element with a wider storage
-  dtype): the logical size is ``quant_state.shape`` (else ``numel x 2 x element_size``, as transformers).
-
-They are recorded and compared with the formula's counts (a large gap is reported as a warning: an
-architecture the formula does not know).
+The FLOPs come from the model's config and the detected fine-tuning method (``tuning.py``) through
+``flopsmeter.domain.flops``, the same formulas as the pre-flight estimate, with the attention kernel the model
+really runs (``config._attn_implementation``: a fused kernel's backward recomputes the scores, reported as
+recompute). Parameter counts come from the live tensors at their logical size (``params.py``) and are compared
+with the formula's (a large gap is a warning: an architecture the formula does not know). A model or PEFT method
+the closed form does not cover is measured on the ``meta`` device instead (``meta.py``), whose per-sequence and
+per-call costs (virtual tokens, prefixes, DoRA's weight norms) the profile carries next to the per-token ones.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flopsmeter.domain.flops import ATTENTION_SCORES, LM_HEAD, FlopsPerToken, flops_per_token, trainable_params
-from flopsmeter.domain.methods import ALL_LINEAR, FineTuning, lora_targets_from
-from flopsmeter.domain.shape import ModelShape
+from flopsmeter.domain.errors import InvalidModelSpec
+from flopsmeter.domain.flops import ATTENTION_SCORES, LM_HEAD, flops_per_token, trainable_params
+from flopsmeter.domain.methods import FineTuning
+from flopsmeter.domain.shape import EAGER_ATTENTION, ModelShape, fused_attention_kernel
 from flopsmeter.errors import FlopsMeterError
 from flopsmeter.training.heads import find_head, formula_params_with_head, shape_with_head
 from flopsmeter.training.lora import lora_costs, lora_plan, uniform
+from flopsmeter.training.params import ParamCounts, count_parameters, unwrap
+from flopsmeter.training.seq2seq import Seq2SeqCosts
+from flopsmeter.training.towers import Tower, find_parts, tower_of
+from flopsmeter.training.tuning import detect_fine_tuning, peft_method
 
 PARAM_MISMATCH_WARNING = 0.02  # warn when live and formula parameter counts differ by more than this
 
-_LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
-_ROUTER_NAMES = {"gate", "router"}
 
-
-@dataclass(frozen=True)
-class ParamCounts:
-    total: int  # logical size of every parameter (LoRA adapters included)
-    trainable: int
-    adapters: int  # LoRA adapter parameters
-    quantized_4bit: int  # parameters stored as 4-bit (logical size)
-    partitioned: int  # parameters whose local storage was not their full size (ZeRO-3, FSDP)
-    saved_copies: int = 0  # PEFT modules_to_save: the trainable copies (the original module is counted once)
-
-
-def unwrap(model: Any) -> Any:
-    """Strip DDP / FSDP / DeepSpeed engine / torch.compile wrappers (``.module`` / ``._orig_mod``)."""
-    seen = 0
-    while seen < 8:
-        inner = getattr(model, "_orig_mod", None) or (
-            getattr(model, "module", None) if type(model).__name__ in _WRAPPERS else None
-        )
-        if inner is None:
-            return model
-        model, seen = inner, seen + 1
-    return model
-
-
-_WRAPPERS = {
-    "DistributedDataParallel",
-    "DataParallel",
-    "FullyShardedDataParallel",
-    "DeepSpeedEngine",
-    "PipelineEngine",
-    "OptimizedModule",
-}
-
-
-def _is_4bit(p: Any) -> bool:
-    return type(p).__name__ == "Params4bit" or getattr(p, "quant_state", None) is not None
-
-
-def logical_numel(p: Any) -> tuple[int, bool]:
-    """(logical element count, whether the local storage differed from it) for one parameter."""
-    ds_numel = getattr(p, "ds_numel", None)
-    if isinstance(ds_numel, int) and ds_numel > 0:
-        return ds_numel, int(p.numel()) != ds_numel
-    numels = getattr(p, "_numels", None)  # FSDP1 FlatParameter: original sizes, no padding
-    if numels is not None:
-        return int(sum(int(n) for n in numels)), True
-    if _is_4bit(p):
-        quant_state = getattr(p, "quant_state", None)
-        shape = getattr(quant_state, "shape", None)
-        if shape is not None:
-            return int(math.prod(int(d) for d in shape)), False
-        if getattr(p, "bnb_quantized", True):
-            return int(p.numel()) * 2 * int(p.element_size()), False
-    return int(p.numel()), False
-
-
-def _fsdp_flat_params(model: Any) -> list[Any]:
-    """FSDP1 flat parameters whose original parameters are exposed (``use_orig_params=True``)."""
-    flats = []
-    for module in model.modules():
-        handle = getattr(module, "_handle", None)
-        flat = getattr(handle, "flat_param", None)
-        if flat is not None and getattr(flat, "_params", None) is not None and getattr(flat, "_numels", None):
-            flats.append(flat)
-    return flats
-
-
-def named_logical_params(model: Any) -> Iterator[tuple[str, int, bool, bool, bool]]:
-    """(name, logical numel, requires_grad, 4-bit, partitioned) for every distinct parameter."""
-    covered: set[int] = set()
-    for flat in _fsdp_flat_params(model):
-        for i, (orig, numel) in enumerate(zip(flat._params, flat._numels, strict=False)):
-            covered.add(id(orig))
-            names = getattr(flat, "_fqns", None)
-            name = names[i] if names and i < len(names) else f"fsdp_flat.{i}"
-            yield name, int(numel), bool(orig.requires_grad), False, True
-    for name, p in model.named_parameters():
-        if id(p) in covered:
-            continue
-        numel, partitioned = logical_numel(p)
-        yield name, numel, bool(p.requires_grad), _is_4bit(p), partitioned
-
-
-def count_parameters(model: Any) -> ParamCounts:
-    total = trainable = adapters = quantized = partitioned = saved = 0
-    for name, numel, requires_grad, is_4bit, is_partitioned in named_logical_params(model):
-        total += numel
-        saved += numel if ".modules_to_save." in name else 0
-        trainable += numel if requires_grad else 0
-        adapters += numel if ".lora_" in name or name.startswith("lora_") else 0
-        quantized += numel if is_4bit else 0
-        partitioned += numel if is_partitioned else 0
-    return ParamCounts(total, trainable, adapters, quantized, partitioned, saved)
+class ClosedFormUnavailable(InvalidModelSpec):
+    """The closed form does not describe this model or method (the meter measures it on ``meta`` instead)."""
 
 
 def config_dict(model: Any) -> dict[str, Any]:
@@ -142,113 +46,6 @@ def config_dict(model: Any) -> dict[str, Any]:
     return dict(to_dict())
 
 
-def _lora_layers(model: Any) -> tuple[set[str], set[int], set[int]]:
-    """Names, ranks and layer indices of modules that carry an active LoRA adapter (peft ``LoraLayer``)."""
-    names: set[str] = set()
-    ranks: set[int] = set()
-    layers: set[int] = set()
-    for full_name, module in model.named_modules():
-        lora_a = getattr(module, "lora_A", None)
-        r = getattr(module, "r", None)
-        if lora_a is None or not isinstance(r, dict) or not len(lora_a):
-            continue
-        active = getattr(module, "active_adapters", None) or list(r)
-        for adapter in active:
-            if adapter in r and adapter in lora_a:
-                ranks.add(int(r[adapter]))
-                names.add(full_name.rsplit(".", 1)[-1])
-                match = _LAYER.search(full_name + ".")
-                if match:
-                    layers.add(int(match.group(1)))
-    return names, ranks, layers
-
-
-def _module_key(param_name: str) -> str | None:
-    """The formula's name for the module a (non-PEFT) parameter belongs to, or None for embeddings/head."""
-    parts = param_name.split(".")
-    if ".experts." in f".{param_name}.":
-        return "experts"
-    owner = parts[-2] if len(parts) >= 2 else parts[-1]
-    if "norm" in owner or "layernorm" in owner:
-        return "norms"
-    if owner in _ROUTER_NAMES:
-        return "router"
-    return owner
-
-
-def _uses_input_grads(model: Any) -> bool:
-    """transformers' ``enable_input_require_grads()`` (PEFT + reentrant checkpointing) leaves this hook."""
-    return any(getattr(m, "_require_grads_hook", None) is not None for m in model.modules())
-
-
-def detect_fine_tuning(model: Any, shape: ModelShape) -> tuple[FineTuning, list[str]]:
-    """Derive the ``FineTuning`` from the PEFT adapters present, else from ``requires_grad``."""
-    warnings: list[str] = []
-    params = list(named_logical_params(model))
-    trainable_names = [name for name, _, grad, _, _ in params if grad]
-    embeddings = any("embed_tokens" in n or "wte" in n or "word_embeddings" in n for n in trainable_names)
-    lm_head = any("lm_head" in n or re.search(r"(?:^|\.)(?:score|classifier)\.", n) for n in trainable_names)
-    input_grads = _uses_input_grads(model)
-    lora_names, ranks, layers = _lora_layers(model)
-    if lora_names:
-        quantized = any(is4 for _, _, _, is4, _ in params)
-        known = set().union(*(shape.linear_modules(i) for i in range(shape.num_layers)))
-        targets = lora_targets_from(lora_names)
-        if not targets <= known:
-            warnings.append(
-                f"LoRA on modules the formula does not know ({', '.join(sorted(targets - known))}); "
-                f"counted as {ALL_LINEAR!r}"
-            )
-            targets = frozenset({ALL_LINEAR})
-        if len(ranks) > 1:
-            warnings.append(f"LoRA ranks differ across modules ({sorted(ranks)}); the largest is used")
-        if layers and len(layers) < shape.num_layers:
-            warnings.append(f"LoRA on {len(layers)} of {shape.num_layers} layers; counted as on every layer")
-        tuning = FineTuning(
-            method="qlora" if quantized else "lora",
-            lora_rank=max(ranks),
-            lora_targets=targets,
-            train_embeddings=embeddings,
-            train_lm_head=lm_head,
-            input_requires_grad=input_grads,
-        )
-        return tuning, warnings
-    if all(grad for _, _, grad, _, _ in params):
-        return FineTuning(method="full"), warnings
-    layer_ids: set[int] = set()
-    modules: set[str] = set()
-    for name in trainable_names:
-        match = _LAYER.search(name)
-        if match is None:
-            continue
-        layer_ids.add(int(match.group(1)))
-        key = _module_key(name)
-        if key:
-            modules.add(key)
-    if not layer_ids:
-        warnings.append("only embeddings / LM head are trainable; counted as full fine-tuning (an overestimate)")
-        return FineTuning(method="full"), warnings
-    known = set().union(*(shape.linear_modules(i) for i in range(shape.num_layers))) | {"norms"}
-    known |= {"router", "experts"} if shape.num_experts else set()
-    chosen: frozenset[str] | None = frozenset(modules & known)
-    if modules - known:
-        warnings.append(
-            f"trainable modules the formula does not know ({', '.join(sorted(modules - known))}); whole layers counted"
-        )
-        chosen = None
-    elif chosen == frozenset(known):
-        chosen = None
-    tuning = FineTuning(
-        method="spectrum",
-        trainable_layers=frozenset(layer_ids),
-        trainable_modules=chosen,
-        train_embeddings=embeddings,
-        train_lm_head=lm_head,
-        input_requires_grad=input_grads,
-    )
-    return tuning, warnings
-
-
 @dataclass(frozen=True)
 class Linear:
     """``value = constant + per_position x seq_len`` per token."""
@@ -259,10 +56,16 @@ class Linear:
     def flops(self, tokens: float, positions: float) -> float:
         return self.constant * tokens + self.per_position * positions
 
+    @classmethod
+    def of(cls, at_one: float, at_two: float) -> Linear:
+        """From a per-token value at sequence lengths 1 and 2."""
+        return cls(2 * at_one - at_two, at_two - at_one)
 
-def _linear_in_seq(fn: Any) -> Linear:
-    one, two = fn(1), fn(2)
-    return Linear(one - (two - one), two - one)
+    def larger(self, other: Linear) -> Linear:
+        return Linear(max(self.constant, other.constant), max(self.per_position, other.per_position))
+
+
+ZERO = Linear(0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -280,9 +83,21 @@ class ModelProfile:
     head_forward: float = 0.0  # its forward FLOPs per token
     source: str = "formula"  # "formula", "meta" (measured on the meta device) or "formula+meta" (the larger)
     varlen_attention: bool = False  # a variable-length attention kernel: packed documents attend only themselves
+    kernel_recompute: Linear = ZERO  # a fused attention kernel's backward recomputing QK^T, per update token
+    row_training: float = 0.0  # per sequence of an update pass (virtual tokens, prefixes): measured on meta
+    row_forward: float = 0.0
+    call_training: float = 0.0  # per forward call (DoRA's weight norms, PEFT parameter LoRA on experts)
+    call_forward: float = 0.0
+    attention: str = EAGER_ATTENTION  # config._attn_implementation
+    peft_method: str | None = None  # the PEFT method of the active adapters (None: no adapters)
+    seq2seq: Seq2SeqCosts | None = None  # an encoder-decoder model: each pass costed from both lengths (meta)
+    tower: Tower | None = None  # a vision-language model's tower, counted per image (``towers.py``)
 
-    def per_token(self, seq_len: int) -> FlopsPerToken:
-        return flops_per_token(self.shape, seq_len, self.tuning)
+    def pass_extra(self, rows: float, *, backward: bool) -> float:
+        """Per-sequence and per-call FLOPs of one forward call of ``rows`` sequences (on top of the per-token ones)."""
+        if backward:
+            return self.row_training * rows + self.call_training
+        return self.row_forward * rows + self.call_forward
 
     def update_flops(self, tokens: float, positions: float, head_rows: float | None = None) -> float:
         """Forward + backward of ``tokens`` tokens; the head projects ``head_rows`` of them (default: all)."""
@@ -293,6 +108,31 @@ class ModelProfile:
         """A forward-only pass (reference, generation, reward inference)."""
         skipped = 0.0 if head_rows is None else max(0.0, tokens - head_rows)
         return self.forward.flops(tokens, positions) - self.head_forward * skipped
+
+    @property
+    def kernel_measured(self) -> bool:
+        """The meta measurement saw a fused attention kernel recompute QK^T."""
+        k = self.seq2seq.kernel_recompute if self.seq2seq is not None else None
+        return bool(self.kernel_recompute.per_position or (k is not None and (k.e2 or k.d2 or k.x)))
+
+    def update_recompute(self, tokens: float, positions: float) -> float:
+        """What an update pass recomputes: the attention kernel's backward, and checkpointed layers when on."""
+        recompute = self.kernel_recompute.flops(tokens, positions)
+        if self.gradient_checkpointing:
+            recompute += self.recompute.flops(tokens, positions)
+        return recompute
+
+    def attention_convention(self) -> dict[str, Any]:
+        """How attention is counted, for the record (a measured profile says what its kernel recomputed)."""
+        fused = self.shape.fused_attention if self.source.startswith("formula") else self.kernel_measured
+        return {
+            "implementation": self.attention,
+            "scores": "full square: seq_len x seq_len per sequence (the causal mask skips nothing in the count)",
+            "backward": "a fused kernel: dQ, dK, dV counted as four products, the QK^T recompute in recompute_flops"
+            if fused
+            else "eager: the gradients of QK^T and AV that are needed, no recompute",
+            "variable_length": self.varlen_attention,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         t = self.tuning
@@ -313,7 +153,19 @@ class ModelProfile:
                 "train_lm_head": t.lm_head_trainable,
                 "input_requires_grad": t.input_requires_grad,
             },
+            "peft_method": self.peft_method,
             "flops_per_token": {"constant": self.training.constant, "per_position": self.training.per_position},
+            "flops_per_sequence": self.row_training,
+            "flops_per_forward_call": self.call_training,
+            "vision_tower": None if self.tower is None else self.tower.as_dict(),
+            "encoder_decoder": None
+            if self.seq2seq is None
+            else {
+                "training": self.seq2seq.training.as_dict(),
+                "forward": self.seq2seq.forward.as_dict(),
+                "per_call": "call + rows x (row + e1*e + e2*e^2 + d1*d + d2*d^2 + x*e*d), e / d: encoder / decoder "
+                "tokens per sequence",
+            },
             "gradient_checkpointing": self.gradient_checkpointing,
             "formula_version": self.formula_version,
         }
@@ -330,8 +182,8 @@ def profile_from_shape(
     tuning = tuning or FineTuning()
     per = [flops_per_token(shape, s, tuning) for s in (1, 2)]
     training = Linear(per[0].constant, per[0].per_position)
-    forward = Linear(2 * per[0].forward - per[1].forward, per[1].forward - per[0].forward)
-    recompute = Linear(2 * per[0].recompute - per[1].recompute, per[1].recompute - per[0].recompute)
+    forward = Linear.of(per[0].forward, per[1].forward)
+    recompute = Linear.of(per[0].recompute, per[1].recompute)
     return ModelProfile(
         shape,
         tuning,
@@ -344,6 +196,9 @@ def profile_from_shape(
         warnings,
         head_training=per[0].components.get(LM_HEAD, 0.0),
         head_forward=2.0 * shape.hidden_size * shape.vocab_size,
+        kernel_recompute=Linear.of(per[0].attention_recompute, per[1].attention_recompute),
+        call_training=per[0].per_forward_call,
+        attention="sdpa" if shape.fused_attention else EAGER_ATTENTION,
     )
 
 
@@ -370,6 +225,16 @@ def _reentrant(model: Any) -> bool:
     return True
 
 
+def signature(model: Any) -> tuple[Any, ...]:
+    """What decides a model's profile and can change after it was taken (a trainer turns on checkpointing, input
+    gradients or adapters when ``train()`` starts): checkpointing, its kind, input gradients, trainable size."""
+    from flopsmeter.training.tuning import uses_input_grads
+
+    inner = unwrap(model)
+    trainable = sum(int(p.numel()) for p in inner.parameters() if p.requires_grad)
+    return _checkpointing(inner), _reentrant(inner), uses_input_grads(inner), trainable, peft_method(inner)
+
+
 def non_reentrant_recompute(shape: ModelShape, recompute: Linear) -> Linear:
     """Non-reentrant checkpointing stops recomputing once backward has what it saved: the layer's last matmul (the
     MLP's down projection) is not run again. Its share of a layer's per-token forward is taken off."""
@@ -387,10 +252,17 @@ def non_reentrant_recompute(shape: ModelShape, recompute: Linear) -> Linear:
     return Linear(recompute.constant * max(0.0, 1.0 - down / layer_constant), recompute.per_position)
 
 
-def _varlen(model: Any) -> bool:
+def attention_implementation(model: Any) -> str:
+    """``config._attn_implementation`` of the model (``eager`` when it names none)."""
+    config = getattr(_base(model), "config", None)
+    text = getattr(config, "get_text_config", None)
+    if callable(text):
+        config = text() or config
+    return str(getattr(config, "_attn_implementation", "") or EAGER_ATTENTION)
+
+
+def _varlen(implementation: str) -> bool:
     """A variable-length (flash) attention kernel: packed documents attend only within themselves."""
-    config = getattr(model, "config", None)
-    implementation = str(getattr(config, "_attn_implementation", "") or "")
     return "flash" in implementation
 
 
@@ -406,37 +278,103 @@ def _exact_lora(profile: ModelProfile, inner: Any) -> ModelProfile:
     )
     kept = tuple(w for w in profile.warnings if not w.startswith(("LoRA ranks differ", "LoRA on ")))
     return replace(profile, training=Linear(*costs.training), forward=Linear(*costs.forward),
-                   recompute=Linear(*costs.recompute), warnings=(*kept, note))  # fmt: skip
+                   recompute=Linear(*costs.recompute), kernel_recompute=Linear(*costs.kernel_recompute),
+                   warnings=(*kept, note))  # fmt: skip
 
 
-def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineTuning | None = None) -> ModelProfile:
-    """Profile a live model (after PEFT / quantisation / sharding): shape from its config, head and method detected."""
-    inner = unwrap(model)
-    expected: int | None = None
-    if shape is None:
-        shape = ModelShape.from_hf_config(config_dict(inner))
+@dataclass(frozen=True)
+class _Read:
+    shape: ModelShape
+    expected: int  # the formula's parameter count for the live language model
+    language: Any  # what carries the language model's parameters (the model, or a view of a VLM's)
+    tower: Tower | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class _Parts:
+    """A view of some of a model's modules (a VLM's language model and LM head), for detection and counting."""
+
+    def __init__(self, named: list[tuple[str, Any]]) -> None:
+        self._named = [(f"{prefix}." if prefix else "", module) for prefix, module in named if module is not None]
+
+    def named_modules(self) -> Any:
+        for prefix, module in self._named:
+            for name, sub in module.named_modules():
+                yield f"{prefix}{name}".rstrip("."), sub
+
+    def modules(self) -> Any:
+        return (module for _, module in self.named_modules())
+
+    def named_parameters(self) -> Any:
+        for prefix, module in self._named:
+            for name, param in module.named_parameters():
+                yield f"{prefix}{name}", param
+
+    def parameters(self) -> Any:
+        return (param for _, param in self.named_parameters())
+
+
+def _read(inner: Any, shape: ModelShape | None, *, fused: bool) -> _Read:
+    """The language model's shape (with the head the model has), its parameters, and a vision tower if any."""
+    if shape is not None:
+        return _Read(shape, shape.total_params, inner)
+    config = config_dict(inner)
+    parts = find_parts(_base(inner))
+    if parts is None:
+        shape = ModelShape.from_hf_config(config)
         head = find_head(_base(inner))
-        if head is not None:
-            expected = formula_params_with_head(shape, head)
-            shape = shape_with_head(shape, head)
-    expected = shape.total_params if expected is None else expected
-    warnings: list[str] = []
+        if head is None:
+            return _Read(shape, shape.total_params, inner)
+        return _Read(shape_with_head(shape, head), formula_params_with_head(shape, head), inner)
+    shape = ModelShape.from_hf_config(config, text_only=True)
+    get_head = getattr(_base(inner), "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    language = _Parts([("model.language_model", parts.language), ("lm_head", head)])
+    try:
+        tower: Tower | None = tower_of(inner, config, parts, fused=fused)
+    except InvalidModelSpec as err:
+        note = f"{err}: the tower's FLOPs are not in the closed form; the measured steps find them"
+        return _Read(shape, shape.total_params, language, None, (note,))
+    return _Read(replace(shape, ignored_towers=()), shape.total_params, language, tower)
+
+
+def describe_model(model: Any, *, shape: ModelShape | None = None, tuning: FineTuning | None = None,
+                   closed_form_only: bool = True) -> ModelProfile:  # fmt: skip
+    """Profile a live model (after PEFT / quantisation / sharding): shape from its config, head and method detected.
+
+    A PEFT method the closed form does not count exactly raises ``ClosedFormUnavailable`` unless
+    ``closed_form_only=False`` (then the profile is the closest closed form, for figures measured elsewhere).
+    """
+    inner = unwrap(model)
+    method = peft_method(inner)
+    if closed_form_only and tuning is None and method is not None and not method.closed_form:
+        raise ClosedFormUnavailable(f"PEFT method {method.name}: the closed form does not count it exactly")
+    implementation = attention_implementation(inner)
+    fused = fused_attention_kernel(implementation)
+    read = _read(inner, shape, fused=fused)
+    shape = replace(read.shape, fused_attention=fused)
+    warnings = list(read.warnings)
     if tuning is None:
-        tuning, found = detect_fine_tuning(inner, shape)
+        tuning, found = detect_fine_tuning(read.language, shape)
         warnings.extend(found)
+    if read.tower is not None and read.tower.backward and not tuning.input_requires_grad:
+        tuning = replace(tuning, input_requires_grad=True)  # image tokens come from trainable weights
     counts = count_parameters(inner)
-    base_live = counts.total - counts.adapters - counts.saved_copies
-    if expected and abs(base_live - expected) > PARAM_MISMATCH_WARNING * expected:
+    language = count_parameters(read.language) if read.language is not inner else counts
+    base_live = language.total - language.adapters - language.saved_copies
+    if read.expected and abs(base_live - read.expected) > PARAM_MISMATCH_WARNING * read.expected:
         warnings.append(
-            f"live parameter count {base_live} differs from the formula's {expected} by "
-            f"{(base_live / expected - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
+            f"live parameter count {base_live} differs from the formula's {read.expected} by "
+            f"{(base_live / read.expected - 1) * 100:+.1f} %: the FLOPs may not fit this architecture"
         )
     checkpointing = _checkpointing(inner)
     profile = profile_from_shape(
         shape, tuning, params=counts, gradient_checkpointing=checkpointing, warnings=tuple(warnings)
     )
+    profile = replace(profile, tower=read.tower)
     if tuning.is_lora:
         profile = _exact_lora(profile, inner)
     if checkpointing and not _reentrant(inner):
         profile = replace(profile, recompute=non_reentrant_recompute(shape, profile.recompute))
-    return replace(profile, varlen_attention=_varlen(_base(inner)))
+    return replace(profile, varlen_attention=_varlen(implementation), attention=implementation,
+                   peft_method=None if method is None else method.name)  # fmt: skip

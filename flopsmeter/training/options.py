@@ -1,7 +1,7 @@
 """The meter's settings: one frozen dataclass shared by ``FlopsMeter`` and ``FlopsMeterCallback``.
 
     FlopsMeterCallback(stop_at="approaching")                       # keywords, as before
-    FlopsMeterCallback(options=MeterOptions(stop_at="approaching", measure_steps=2))
+    FlopsMeterCallback(options=MeterOptions(stop_at="approaching", measure_steps=4))
 
 Bad values raise ``ValueError`` when the options are built, so a typo fails before any training.
 """
@@ -14,7 +14,9 @@ from dataclasses import dataclass, fields, replace
 from typing import IO, Any
 
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, get_policy
-from flopsmeter.training.guard import STOP_AT_VALUES
+
+STOP_AT_VALUES: tuple[str, ...] = ("approaching", "threshold")
+DEFAULT_MEASURE_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class MeterOptions:
     job_name: str | None = None  # else TRAINING_JOB_NAME (the CloudWatch dimension)
     cloudwatch: bool | None = None  # None: on when a job name and boto3 are there
     stdout: bool | IO[str] = True  # True: sys.stdout; a stream: there; False: no lines
-    measure_steps: int = 0  # FlopCounterMode over the first N optimizer steps
-    calibrate: bool = False  # scale the totals by measured / formula when above 1
+    # FlopCounterMode over the first N optimizer steps, and over the first pass of each new shape (probe.py); 0: off
+    measure_steps: int = DEFAULT_MEASURE_STEPS
+    calibrate: bool = True  # count the larger of measured and closed form (False: record and warn only)
     handle_signals: bool = True  # SIGTERM writes the totals (the previous handler is chained)
     strict: bool = False  # raise instead of leaving the job unmetered
     meta_check: bool = True  # cross-check the closed form with the model's own forward + backward on meta

@@ -18,7 +18,7 @@ STATE_VERSION = 1
 
 
 OPTIONAL_FIELDS = ("update_flops", "reference_flops", "generation_flops", "reward_inference_flops",
-                   "document_positions")  # fmt: skip  # added later: states saved without them still load
+                   "document_positions", "measured_excess_flops")  # fmt: skip  # added later: older states still load
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Totals:
     generation_flops: float = 0.0  # rollouts (the policy's generate(), or estimated from token counts)
     reward_inference_flops: float = 0.0  # reward models scoring rollouts (ambiguous in the guideline; included)
     document_positions: int = 0  # sum over tokens of their document's length (packed rows: per document)
+    measured_excess_flops: float = 0.0  # work measured beyond the closed form (part of update_flops)
 
     def plus(self, **deltas: float) -> Totals:
         return replace(self, **{k: getattr(self, k) + v for k, v in deltas.items()})

@@ -25,7 +25,7 @@ class TokenDelta:
     non_padding_device: Any  # a 0-d int64 tensor on the device, or None
     micro_steps: int
     max_step_flops: float  # the largest single optimizer step's FLOPs on this rank
-    extra: tuple[float, ...] = (0.0,) * 5  # FLOPs per EXTRA category, converted when the pass was seen
+    extra: tuple[float, ...] = (0.0,) * 6  # FLOPs per EXTRA category, converted when the pass was seen
     document_positions_host: int = 0  # sum over tokens of their document's length, rows without position_ids
     document_positions_device: Any = None  # the same for rows with position_ids (packed or not), on the device
 
@@ -34,7 +34,10 @@ class TokenDelta:
         return bool(self.tokens or any(self.extra))
 
 
-EXTRA = ("reference", "generation", "reward_inference", "recompute", "update_adjust")
+# FLOPs counted per pass rather than from token sums. "excess": work measured beyond the closed form (probe.py),
+# counted under update; "recompute" is recorded, never added.
+EXTRA = ("reference", "generation", "reward_inference", "recompute", "update_adjust", "excess")
+NOT_CLOSED_FORM = ("recompute", "excess")  # left out of the closed form's counted figure
 
 
 class TokenCounter:
@@ -52,15 +55,14 @@ class TokenCounter:
         self._step_tokens = 0
         self._step_positions = 0
         self.extra = dict.fromkeys(EXTRA, 0.0)
-        self._step_extra = 0.0
+        self._step_extra = dict.fromkeys(EXTRA, 0.0)
         self.document_positions_host = 0
         self._document_device: Any = None
 
     def add(self, category: str, flops: float) -> None:
         """FLOPs of a pass that is not counted from update tokens (forward-only passes, recompute, corrections)."""
         self.extra[category] += flops
-        if category != "recompute":
-            self._step_extra += flops
+        self._step_extra[category] += flops
 
     def _observe_documents(self, position_ids: Any) -> None:
         """Rows with ``position_ids``: sum over tokens of their document's length, as sum(2 * position + 1) (a
@@ -130,14 +132,19 @@ class TokenCounter:
             count = count.to(self._device_sum.device, non_blocking=True)
         self._device_sum.add_(count)
 
+    def step_counts(self) -> tuple[int, int, dict[str, float]]:
+        """Tokens, token positions and FLOPs per EXTRA category of the optimizer step in progress."""
+        return self._step_tokens, self._step_positions, dict(self._step_extra)
+
     def end_step(self, step_flops: Callable[[int, int], float]) -> None:
         """Close an optimizer step: remember the largest step's FLOPs (for the guard's projection)."""
-        if self._step_tokens or self._step_extra:
-            flops = step_flops(self._step_tokens, self._step_positions) + self._step_extra
+        counted = sum(v for k, v in self._step_extra.items() if k != "recompute")
+        if self._step_tokens or counted:
+            flops = step_flops(self._step_tokens, self._step_positions) + counted
             self.max_step_flops = max(self.max_step_flops, flops)
         self._step_tokens = 0
         self._step_positions = 0
-        self._step_extra = 0.0
+        self._step_extra = dict.fromkeys(EXTRA, 0.0)
 
     def take(self) -> TokenDelta:
         """Hand over the counts since the last call and start again (the device tensor is not read here)."""
@@ -152,7 +159,7 @@ class TokenCounter:
             self.document_positions_host,
             self._document_device,
         )
-        pending = self._step_tokens, self._step_positions, self._step_extra
+        pending = self._step_tokens, self._step_positions, dict(self._step_extra)
         self.reset()
         self._step_tokens, self._step_positions, self._step_extra = pending
         return delta

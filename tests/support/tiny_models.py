@@ -1,8 +1,8 @@
 """Tiny random-init models and data for the meter's tests and benchmarks (CPU, seconds).
 
-Shared by ``tests/**/test_training_*`` and ``bench/accuracy.py`` / ``bench/overhead.py``. Every model is
-built with eager attention (and eager MoE experts) so that ``FlopCounterMode`` sees every matmul: on CPU,
-SDPA attention and grouped-mm experts are counted as zero by torch 2.13.
+Shared by ``tests/**/test_training_*`` and ``bench/accuracy.py`` / ``bench/overhead.py``. Models are built with
+eager attention (and eager MoE experts) unless a test asks for SDPA: torch 2.13 counts SDPA on CPU and grouped-mm
+experts as zero, so a ground truth around them needs the meter's extra formulas (``flop_formulas.flop_counter``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 VOCAB = 256
+
+# Configs of tiny vision-language models (as config.json holds them), for the tower formulas and the pre-flight.
+LLAVA_CONFIG = {
+    "model_type": "llava", "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+    "text_config": {"model_type": "llama", "hidden_size": 64},
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                      "num_hidden_layers": 3, "patch_size": 8, "num_channels": 3},
+}  # fmt: skip
+QWEN2_VL_CONFIG = {
+    "model_type": "qwen2_vl",
+    "vision_config": {"model_type": "qwen2_vl_vision", "depth": 2, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2,
+                      "patch_size": 4, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+}  # fmt: skip
 
 
 def llama_config(*, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 4, inter: int = 128,
@@ -30,21 +43,30 @@ def moe_config(*, hidden: int = 64, layers: int = 2, experts: int = 4, top_k: in
                          tie_word_embeddings=False)  # fmt: skip
 
 
-def build(config: Any, *, seed: int = 0) -> Any:
-    """A causal LM from ``config`` with eager attention and eager experts, random weights from ``seed``."""
+def from_config(auto: Any, config: Any, **kwargs: Any) -> Any:
+    """``auto.from_config(config, **kwargs)``; transformers 4.x has no ``experts_implementation`` (its experts run
+    the eager loop anyway), so it is dropped there."""
+    try:
+        return auto.from_config(config, **kwargs)
+    except TypeError as err:
+        if "experts_implementation" not in str(err):
+            raise
+        kwargs.pop("experts_implementation", None)
+        return auto.from_config(config, **kwargs)
+
+
+def build(config: Any, *, seed: int = 0, attention: str = "eager") -> Any:
+    """A causal LM from ``config`` with ``attention`` (eager unless asked) and eager experts, random weights from
+    ``seed``."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config._attn_implementation = "eager"
-    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    config._attn_implementation = attention
+    kwargs: dict[str, Any] = {"attn_implementation": attention}
     if getattr(config, "num_local_experts", 0):
         kwargs["experts_implementation"] = "eager"
-    try:
-        return AutoModelForCausalLM.from_config(config, **kwargs)
-    except TypeError:  # older transformers: no experts_implementation
-        kwargs.pop("experts_implementation", None)
-        return AutoModelForCausalLM.from_config(config, **kwargs)
+    return from_config(AutoModelForCausalLM, config, **kwargs)
 
 
 def add_lora(model: Any, *, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Any:

@@ -1,15 +1,18 @@
-"""Tiny end-to-end fine-tuning runs through TRL and ``Trainer`` on CPU, next to their ground truth.
+"""Tiny end-to-end fine-tuning runs through TRL on CPU, next to their ground truth (``run``).
 
 Each run builds a random-init model from a config (nothing is downloaded), a word-level tokenizer from the
 ``tokenizers`` library, a few rows of text, and trains for a few optimizer steps with ``FlopsMeterCallback``.
-The whole ``trainer.train()`` runs inside ``FlopCounterMode`` with the formulas torch lacks (``aten.addmm_`` for
-TRL's fused LM head; ``flopsmeter.training.flop_formulas``) and eager attention, so it sees every matmul the job
-executes. Shared by ``bench/accuracy.py`` (the accuracy rows) and the TRL tests.
+The trainer's construction and the whole ``trainer.train()`` run inside ``FlopCounterMode`` with the formulas torch
+lacks (``aten.addmm_`` for TRL's fused LM head, SDPA on CPU, grouped-mm experts: ``flopsmeter.training.
+flop_formulas``), so it sees every matmul the job executes, in the constructor too (precomputed reference
+log-probs). Shared by ``bench/accuracy.py`` (the accuracy rows) and the TRL tests; plain ``Trainer`` runs are in
+``tests.support.trainer_runs``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,8 +75,10 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run(make: Callable[[Path, Any], Any], **options: Any) -> RunResult:
-    """Build the trainer with a ``FlopsMeterCallback`` and train it inside the ground-truth counter."""
+def run(make: Callable[[Path, Any], Any], *, late: bool = False, **options: Any) -> RunResult:
+    """Build the trainer with a ``FlopsMeterCallback`` and train it, both inside the ground-truth counter.
+
+    ``late``: the callback is added after the trainer is built (``trainer.add_callback``), as some users do."""
     from flopsmeter.training.callback import FlopsMeterCallback
     from flopsmeter.training.flop_formulas import flop_counter
 
@@ -82,16 +87,25 @@ def run(make: Callable[[Path, Any], Any], **options: Any) -> RunResult:
         meter_dir = Path(tmp) / "meter"
         callback = FlopsMeterCallback(output_dir=str(meter_dir), stdout=out, cloudwatch=False, handle_signals=False,
                                       emit_every_s=3600, **options)  # fmt: skip
-        trainer = make(Path(tmp), callback)
         with flop_counter() as counter:
+            trainer = make(Path(tmp), _Late() if late else callback)
+            if late:
+                trainer.add_callback(callback)
             trainer.train()
-        import json
-
         document = json.loads((meter_dir / "flops_meter.json").read_text())
     return RunResult(float(counter.get_total_flops()), document, out.getvalue(), trainer)
 
 
-def _args(cls: Any, out: Path, **kwargs: Any) -> Any:
+class _Late:
+    """Stands in for the callback while the trainer is built (added afterwards): a no-op ``TrainerCallback``."""
+
+    def __new__(cls) -> Any:
+        from transformers import TrainerCallback
+
+        return TrainerCallback()
+
+
+def train_args(cls: Any, out: Path, **kwargs: Any) -> Any:
     base = {"output_dir": str(out / "trainer"), "report_to": [], "use_cpu": True, "max_steps": 3,
             "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "logging_steps": 100,
             "save_strategy": "no", "learning_rate": 1e-4, "seed": 0, "disable_tqdm": True}  # fmt: skip
@@ -99,7 +113,10 @@ def _args(cls: Any, out: Path, **kwargs: Any) -> Any:
 
 
 # ---- SFT -------------------------------------------------------------------------------------------------------
-def sft(*, packing: bool = False, peft_config: Any = None, rows: int = 24, model: Any = None) -> Callable[..., Any]:
+def sft(*, packing: bool = False, peft_config: Any = None, rows: int = 24, model: Any = None, attention: str = "eager",
+        words: tuple[int, int] = (8, 40), max_length: int = 64) -> Callable[..., Any]:  # fmt: skip
+    """SFT of rows of ``words`` words (at most ``max_length`` tokens), with ``attention`` (``sdpa``: the default)."""
+
     def make(out: Path, callback: Any) -> Any:
         import random
 
@@ -107,32 +124,36 @@ def sft(*, packing: bool = False, peft_config: Any = None, rows: int = 24, model
         from trl import SFTConfig, SFTTrainer
 
         rng = random.Random(0)
-        data = Dataset.from_dict({"text": [text(rng, 8, 40) for _ in range(rows)]})
-        args = _args(SFTConfig, out, packing=packing, max_length=64, dataset_num_proc=None,
-                     padding_free=packing)  # fmt: skip
-        return SFTTrainer(model=model if model is not None else build(tiny_config()), args=args, train_dataset=data,
-                          processing_class=tokenizer(), callbacks=[callback], peft_config=peft_config)  # fmt: skip
+        data = Dataset.from_dict({"text": [text(rng, *words) for _ in range(rows)]})
+        args = train_args(SFTConfig, out, packing=packing, max_length=max_length, dataset_num_proc=None,
+                          padding_free=packing)  # fmt: skip
+        policy = model if model is not None else build(tiny_config(), attention=attention)
+        return SFTTrainer(model=policy, args=args, train_dataset=data, processing_class=tokenizer(),
+                          callbacks=[callback], peft_config=peft_config)  # fmt: skip
 
     return make
 
 
-# ---- DPO -------------------------------------------------------------------------------------------------------
-def dpo(*, rows: int = 16, peft: bool = False) -> Callable[..., Any]:
-    """DPO with a separate reference model, or (``peft``) a LoRA policy whose reference is itself, adapters off."""
+# ---- DPO / KTO -------------------------------------------------------------------------------------------------
+def preference_rows(rows: int, seed: int = 1) -> dict[str, list[str]]:
+    import random
+
+    rng = random.Random(seed)
+    return {"prompt": [text(rng, 4, 12) for _ in range(rows)], "chosen": [text(rng, 3, 16) for _ in range(rows)],
+            "rejected": [text(rng, 3, 16) for _ in range(rows)]}  # fmt: skip
+
+
+def dpo(*, rows: int = 16, peft: bool = False, precompute: bool = False) -> Callable[..., Any]:
+    """DPO with a separate reference model, or (``peft``) a LoRA policy whose reference is itself, adapters off;
+    ``precompute``: the reference log-probs are computed in the trainer's constructor."""
 
     def make(out: Path, callback: Any) -> Any:
-        import random
 
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer
 
-        rng = random.Random(1)
-        data = Dataset.from_dict({
-            "prompt": [text(rng, 4, 12) for _ in range(rows)],
-            "chosen": [text(rng, 3, 16) for _ in range(rows)],
-            "rejected": [text(rng, 3, 16) for _ in range(rows)],
-        })  # fmt: skip
-        args = _args(DPOConfig, out, max_length=48)
+        data = Dataset.from_dict(preference_rows(rows))
+        args = train_args(DPOConfig, out, max_length=48, precompute_ref_log_probs=precompute)
         if peft:
             from peft import LoraConfig
 
@@ -146,6 +167,46 @@ def dpo(*, rows: int = 16, peft: bool = False) -> Callable[..., Any]:
             )
         return DPOTrainer(model=build(tiny_config()), ref_model=build(tiny_config(), seed=1), args=args,
                           train_dataset=data, processing_class=tokenizer(), callbacks=[callback])  # fmt: skip
+
+    return make
+
+
+def kto(*, rows: int = 16, precompute: bool = False) -> Callable[..., Any]:
+    """KTO with a separate reference model (desirable and undesirable completions; its KL term on mismatched pairs);
+    ``precompute``: the reference log-probs are computed in the trainer's constructor."""
+
+    def make(out: Path, callback: Any) -> Any:
+        from datasets import Dataset
+        from trl import KTOConfig, KTOTrainer
+
+        pairs = preference_rows(rows, seed=4)
+        data = Dataset.from_dict({"prompt": pairs["prompt"] * 2, "completion": pairs["chosen"] + pairs["rejected"],
+                                  "label": [True] * rows + [False] * rows})  # fmt: skip
+        args = train_args(KTOConfig, out, max_length=48, precompute_ref_log_probs=precompute,
+                          per_device_train_batch_size=4)  # fmt: skip
+        return KTOTrainer(model=build(tiny_config()), ref_model=build(tiny_config(), seed=1), args=args,
+                          train_dataset=data, processing_class=tokenizer(), callbacks=[callback])  # fmt: skip
+
+    return make
+
+
+# ---- distillation ---------------------------------------------------------------------------------------------
+def distillation(*, rows: int = 8, completion: int = 12) -> Callable[..., Any]:
+    """TRL's ``DistillationTrainer``: on-policy completions by the student, a larger teacher; both backbones are
+    called directly and the LM heads projected from their weights (the chunked divergence loss)."""
+
+    def make(out: Path, callback: Any) -> Any:
+        import random
+
+        from datasets import Dataset
+        from trl import DistillationConfig, DistillationTrainer
+
+        rng = random.Random(5)
+        data = Dataset.from_dict({"prompt": [text(rng, 4, 10) for _ in range(rows)]})
+        args = train_args(DistillationConfig, out, max_completion_length=completion, per_device_train_batch_size=2)
+        teacher = build(tiny_config(hidden=96, layers=3, inter=192), seed=7)
+        return DistillationTrainer(model=build(tiny_config()), teacher_model=teacher, args=args, train_dataset=data,
+                                   processing_class=tokenizer(), callbacks=[callback])  # fmt: skip
 
     return make
 
@@ -166,7 +227,7 @@ def grpo(*, rows: int = 8, reward_model: bool = False, completion: int = 12, bet
 
         rng = random.Random(2)
         data = Dataset.from_dict({"prompt": [text(rng, 4, 10) for _ in range(rows)]})
-        args = _args(GRPOConfig, out, per_device_train_batch_size=4, num_generations=4,
+        args = train_args(GRPOConfig, out, per_device_train_batch_size=4, num_generations=4,
                      max_completion_length=completion, gradient_accumulation_steps=1, beta=beta,
                      model_init_kwargs={"attn_implementation": "eager"})  # fmt: skip
         build(tiny_config()).save_pretrained(out / "policy")  # TRL builds the reference from the policy's path
@@ -190,92 +251,3 @@ def reward_classifier() -> Any:
     config.num_labels = 1
     config.pad_token_id = 0
     return AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
-
-
-# ---- plain Trainer: classification, LoRA subset, architectures measured on meta ----------------------------------
-class ClassificationData:
-    """Map-style rows of token ids with a class label."""
-
-    def __init__(self, rows: int, *, seq: int = 32, labels: int = 3, seed: int = 0) -> None:
-        import torch
-
-        gen = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(4, VOCAB, (rows, seq), generator=gen)
-        self.labels = torch.randint(0, labels, (rows,), generator=gen)
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_ids": self.ids[i], "attention_mask": self.ids[i].new_ones(self.ids[i].shape),
-                "labels": self.labels[i]}  # fmt: skip
-
-
-def sequence_classification(*, labels: int = 3) -> Callable[..., Any]:
-    def make(out: Path, callback: Any) -> Any:
-        import torch
-        from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
-
-        torch.manual_seed(0)
-        config = tiny_config()
-        config.num_labels = labels
-        config.pad_token_id = 0
-        model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
-        return Trainer(model=model, args=_args(TrainingArguments, out), train_dataset=ClassificationData(16),
-                       callbacks=[callback])  # fmt: skip
-
-    return make
-
-
-def causal_lm(model_factory: Callable[[], Any], *, seq: int = 32) -> Callable[..., Any]:
-    """Plain ``Trainer`` on random token rows for any causal LM ``model_factory`` builds."""
-
-    def make(out: Path, callback: Any) -> Any:
-        from transformers import Trainer, TrainingArguments
-
-        from tests.support.tiny_models import TokenDataset
-
-        model = model_factory()
-        data = TokenDataset(16, seq=seq, pad_every=3)
-        data.ids = data.ids % model.config.vocab_size
-        return Trainer(model=model, args=_args(TrainingArguments, out), train_dataset=data, callbacks=[callback])
-
-    return make
-
-
-def lora_subset() -> Any:
-    """LoRA on layers 1 and 3 of 4 (``layers_to_transform``), rank 8 on q/v and rank 4 on o (``rank_pattern``)."""
-    from peft import LoraConfig, get_peft_model
-
-    model = build(tiny_config(layers=4))
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], layers_to_transform=[1, 3],
-                        rank_pattern={"o_proj": 4})  # fmt: skip
-    return get_peft_model(model, config)
-
-
-def mla_model() -> Any:
-    """A DeepSeek-V2-Lite-shaped model, all layers dense: multi-head latent attention (outside formula arch-v1)."""
-    import torch
-    from transformers import AutoModelForCausalLM, DeepseekV2Config
-
-    torch.manual_seed(0)
-    config = DeepseekV2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=16,
-                              q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16,
-                              first_k_dense_replace=2, n_routed_experts=4, num_experts_per_tok=2,
-                              max_position_embeddings=512, tie_word_embeddings=False)  # fmt: skip
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-
-
-def deepseek_v3_model() -> Any:
-    """A DeepSeek-V3-shaped model: multi-head latent attention and routed + shared experts (eager experts)."""
-    import torch
-    from transformers import AutoModelForCausalLM, DeepseekV3Config
-
-    torch.manual_seed(0)
-    config = DeepseekV3Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
-                              num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=16,
-                              q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, n_group=1,
-                              topk_group=1, max_position_embeddings=512)  # fmt: skip
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager")

@@ -65,6 +65,17 @@ def test_the_breakdown_goes_to_cloudwatch_only_when_more_than_update_passes_were
                        contract.METRIC_GENERATION_FLOPS, contract.METRIC_REWARD_INFERENCE_FLOPS}  # fmt: skip
 
 
+def test_a_measured_disagreement_goes_to_the_line_and_to_cloudwatch_with_both_figures() -> None:
+    assert "measured_flops" not in format_line(SNAP)
+    assert not {d["MetricName"] for d in metric_data(SNAP, "job-1")} & {contract.METRIC_MEASURED_FLOPS}
+    disagreed = Snapshot(**{**SNAP.__dict__, "measured_flops": 1.2e18, "measured_closed_form_flops": 1.0e18})
+    captured = _captures(format_line(disagreed))
+    assert captured["flopsmeter:measured_flops"] == pytest.approx(1.2e18)
+    assert captured["flopsmeter:measured_closed_form_flops"] == pytest.approx(1.0e18)
+    sent = {d["MetricName"]: d["Value"] for d in metric_data(disagreed, "job-1")}
+    assert sent[contract.METRIC_MEASURED_FLOPS] == 1.2e18 and sent[contract.METRIC_MEASURED_CLOSED_FORM_FLOPS] == 1.0e18
+
+
 def test_metric_definitions_match_after_progress_bar_debris_on_the_same_line() -> None:
     text = "\r 12%|#2   | 1/8 [00:01<00:13]" + format_line(SNAP)
     assert _captures(text)["flopsmeter:tokens"] == 40960

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -11,7 +12,7 @@ pytest.importorskip("transformers")
 
 from flopsmeter.domain.shape import ModelShape  # noqa: E402
 from flopsmeter.training.flop_formulas import flop_counter, grouped_mm_flop  # noqa: E402
-from tests.support.meters import quiet_meter  # noqa: E402
+from tests.support.meters import EXACT, quiet_meter  # noqa: E402
 from tests.support.tiny_models import build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -53,7 +54,7 @@ def test_with_a_variable_length_kernel_attention_is_counted_per_document(tmp_pat
     assert varlen.profile.varlen_attention
     per_position = varlen.profile.training.per_position
     saved = per_position * (32 * 32 - sum(n * n for n in DOCS))
-    assert varlen.totals.flops == pytest.approx(eager.totals.flops - saved)
+    assert varlen.totals.flops == pytest.approx(eager.totals.flops - saved, rel=EXACT)
 
 
 def test_the_counter_sees_in_place_addmm_grouped_gemm_and_cpu_sdpa() -> None:
@@ -81,21 +82,34 @@ def test_measured_mode_sees_sdpa_attention_on_cpu(tmp_path) -> None:
     model(input_ids=ids, labels=ids).loss.backward()
     meter.step()
     meter.close()
-    ratio = meter.calibration.measurement.ratio  # without the CPU SDPA formulas it would be about 0.9
-    assert 1.0 <= ratio < 1.02  # above 1: the SDPA backward recomputes the scores (QK^T), real work
+    (window,) = meter.counting.probe.windows  # without the CPU SDPA formulas the measurement would be 0.9 of it
+    assert window.ratio == pytest.approx(1.0, abs=EXACT)  # the kernel's QK^T recompute: in the closed form's recompute
+    assert meter.totals.recompute_flops > 0 and window.recompute_flops == meter.totals.recompute_flops
 
 
-def test_calibration_raises_a_figure_the_formula_undercounts(tmp_path) -> None:
+def test_a_closed_form_below_the_measurement_is_raised_to_it_and_said(tmp_path) -> None:
     model = build(llama_config())
     small = ModelShape.from_hf_config({**model.config.to_dict(), "intermediate_size": 32})  # a wrong, low shape
-    meter = quiet_meter(tmp_path, model, shape=small, measure_steps=1, calibrate=True).start().attach(model)
+    out = io.StringIO()
+    meter = quiet_meter(tmp_path, model, shape=small, measure_steps=1, stdout=out).start().attach(model)
     for _ in range(2):
         meter.begin_step()
         ids = torch.randint(0, 256, (2, 32))
         model(input_ids=ids, labels=ids).loss.backward()
         meter.step()
     meter.close()
-    ratio = meter.calibration.measurement.ratio
-    assert ratio > 1.2 and meter.calibration.scale == ratio
+    (window,) = meter.counting.probe.windows
+    ratio = window.ratio
+    # the measured step counts what ran, the unmeasured one the closed form x the ratio: the larger, per pass
+    assert ratio > 1.2 and meter.counting.probe.scale("train") == ratio
     unscaled = meter.profile.training.flops(128, 128 * 32)
     assert meter.totals.flops == pytest.approx(unscaled * ratio)
+    assert meter.totals.measured_excess_flops == pytest.approx(unscaled * (ratio - 1))
+    # and it is said, with both figures, on stdout and in the file
+    warning = f"measured {window.measured_flops:.4e} FLOPs where the closed form counts {window.closed_form_flops:.4e}"
+    assert warning in out.getvalue() and "flopsmeter [WARNING]" in out.getvalue()
+    assert f"measured_flops={window.measured_flops:.6e}" in out.getvalue()  # the metric lines carry both figures
+    assert f"measured_closed_form_flops={window.closed_form_flops:.6e}" in out.getvalue()
+    doc = json.loads((tmp_path / "flops_meter.json").read_text())
+    assert any(w.startswith(warning) for w in doc["warnings"])
+    assert doc["measured"]["outside_tolerance"][0]["measured_flops"] == window.measured_flops

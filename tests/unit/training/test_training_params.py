@@ -13,7 +13,8 @@ pytest.importorskip("peft")
 from flopsmeter.domain.flops import trainable_params  # noqa: E402
 from flopsmeter.domain.methods import FineTuning  # noqa: E402
 from flopsmeter.domain.shape import ModelShape  # noqa: E402
-from flopsmeter.training.model import count_parameters, describe_model, logical_numel  # noqa: E402
+from flopsmeter.training.model import describe_model  # noqa: E402
+from flopsmeter.training.params import count_parameters, logical_numel  # noqa: E402
 from tests.support.tiny_models import add_lora, build, llama_config, moe_config  # noqa: E402
 
 pytestmark = pytest.mark.torch

@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 from flopsmeter.training.passes import GENERATION, REFERENCE, read_pass  # noqa: E402
 from flopsmeter.training.trainers import auxiliary_models, find_trainer, unseen_rollouts_per_update  # noqa: E402
-from tests.support.meters import ground_truth, quiet_meter  # noqa: E402
+from tests.support.meters import EXACT, ground_truth, quiet_meter  # noqa: E402
 from tests.support.tiny_models import build, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -63,9 +63,9 @@ def test_no_grad_passes_of_a_training_policy_are_reference_or_generation_and_exa
 
     scored, generated = ground_truth(score), ground_truth(generate)
     totals = _synced(meter)
-    assert totals.reference_flops == pytest.approx(scored, rel=1e-12)
-    assert totals.generation_flops == pytest.approx(generated, rel=1e-12)
-    assert totals.update_flops == 0 and totals.flops == pytest.approx(scored + generated, rel=1e-12)
+    assert totals.reference_flops == pytest.approx(scored, rel=EXACT)
+    assert totals.generation_flops == pytest.approx(generated, rel=EXACT)
+    assert totals.update_flops == 0 and totals.flops == pytest.approx(scored + generated, rel=EXACT)
     meter.close()
 
 
@@ -91,7 +91,7 @@ def test_a_reference_model_counts_only_while_the_policy_trains(tmp_path, model) 
         reference(input_ids=ids)
     model.train()
     totals = _synced(meter)
-    assert totals.reference_flops == pytest.approx(expected, rel=1e-12)
+    assert totals.reference_flops == pytest.approx(expected, rel=EXACT)
     with pytest.raises(ValueError, match="role"):
         meter.attach_auxiliary(reference, "update")
     meter.close()
