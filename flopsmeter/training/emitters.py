@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flopsmeter import contract
+from flopsmeter.aws.codes import NOT_AUTHORISED_CODES
 
 logger = logging.getLogger("flopsmeter.training")
 
@@ -323,7 +324,6 @@ class CloudWatchEmitter:
 
 
 _PERMANENT = ("NoCredentialsError", "NoRegionError", "PartialCredentialsError")
-_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId")
 
 
 def _error_code(err: Exception) -> str:
@@ -334,7 +334,7 @@ def _error_code(err: Exception) -> str:
 
 def _permanent(err: Exception) -> bool:
     """Retrying cannot help: no credentials, no region, access denied."""
-    return type(err).__name__ in _PERMANENT or _error_code(err) in _DENIED
+    return type(err).__name__ in _PERMANENT or _error_code(err) in NOT_AUTHORISED_CODES
 
 
 def describe_error(err: Exception) -> str:
@@ -344,7 +344,7 @@ def describe_error(err: Exception) -> str:
         return f"{name}: no AWS credentials in the job (the execution role, or AWS_* variables)"
     if name == "NoRegionError":
         return f"{name}: no AWS region (set AWS_REGION / AWS_DEFAULT_REGION)"
-    if code in _DENIED:
+    if code in NOT_AUTHORISED_CODES:
         return f"{code}: the job's role may not call cloudwatch:PutMetricData"
     return f"{code}: {str(err)[:200]}"
 
