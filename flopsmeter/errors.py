@@ -113,3 +113,18 @@ class TransientAthenaError(AthenaError, TransientError):
 
 class PermanentAthenaError(AthenaError, PermanentError):
     """The query failed or was cancelled (Athena's reason attached), or the call was refused."""
+
+
+# --- Glue catalog -------------------------------------------------------------------------------------------------
+
+
+class CatalogError(FlopsMeterError):
+    """The Glue catalog could not be read (either kind)."""
+
+
+class TransientCatalogError(CatalogError, TransientError):
+    """Glue throttled, failed with a 5xx, or left part of a batch unread."""
+
+
+class PermanentCatalogError(CatalogError, PermanentError):
+    """The database or table is missing, or the call was refused."""

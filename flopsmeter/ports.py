@@ -7,7 +7,7 @@ return these values, the service and the compliance tools accept them, tests han
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -172,6 +172,19 @@ class DigestStore(Protocol):
     def put_immutable(
         self, key: str, body: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...
     ) -> tuple[bool, str | None, datetime]: ...
+
+
+class PartitionCatalog(Protocol):
+    """Where the catalog points the compacted table's partitions (``flopsmeter.aws.glue_catalog.GlueCatalog``).
+
+    Partitions are ``(account, region, YYYY-MM-DD)``; a partition the catalog does not have is absent from the
+    answer. Failures raise ``CatalogError``."""
+
+    name: str
+
+    def locations(self, partitions: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]: ...
+
+    def served(self) -> dict[tuple[str, str, str], str]: ...
 
 
 # --- what the service tells the world -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A digest covers a period ``[period_start, period_end)`` of one account/region chain and lists every record
 object version whose S3 ``LastModified`` lies in it: key, version id, SHA-256 of the object bytes and the
-record's own ``sha256`` field. It names the previous digest (key + SHA-256 of its stored bytes), so the digests
+record's own ``sha256`` field. It also lists every version written in the ``LATE_LOOKBACK`` before its period
+that no earlier digest lists: a write stamped just before an hour's end can land after that hour's digest listed
+the bucket, and the next digest then covers it (its entry's ``last_modified`` lies before ``period_start``). It names the previous digest (key + SHA-256 of its stored bytes), so the digests
 form a chain whose periods tile time; the first digest of a chain says so (``previous_digest: null``). An empty
 period still gets a digest (continuity, as CloudTrail does).
 
@@ -31,6 +33,13 @@ from flopsmeter.contract import SIGNING_ALGORITHM
 
 DIGEST_FORMAT = "flopsmeter-digest/1"
 HOUR = timedelta(hours=1)
+# How far before its period a digest looks for versions no earlier digest lists (a write that landed after the
+# digest of its hour listed the bucket). A write lands within a Lambda's 15 minutes of its LastModified: 3 h is
+# ample, and bounds what each hourly run reads (the digests of the last 3 hours).
+LATE_LOOKBACK = timedelta(hours=3)
+# The longest a record write takes to land after its LastModified (a Lambda runs at most 15 minutes): verify
+# counts a record no digest lists as extra once a digest listed the bucket this long after the record's time.
+MAX_WRITE_LANDING = timedelta(minutes=15)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.compliance.source import Aws, LocalTrail, local_trail, pull_note
 
 DEFAULT_REPORT = Path("report.html")
+VERIFY_EXIT = {"OK": 0, "FAILED": 1, "UNVERIFIED": 3}  # 3: nothing failed, but not everything is proven yet
 
 
 def _trail(args: argparse.Namespace, aws: Aws) -> LocalTrail:
@@ -44,6 +45,7 @@ def _trail(args: argparse.Namespace, aws: Aws) -> LocalTrail:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from flopsmeter.aws.glue_catalog import GlueCatalog
     from flopsmeter.aws.store import AuditStore
     from flopsmeter.compliance.accounts import AccountSource
     from flopsmeter.compliance.verify import BucketSource, DirSource, render_text, verify
@@ -52,9 +54,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     accounts = selection_of(args).resolve(aws)
     if args.bucket and args.dir:
         raise InvalidRequest("give --bucket BUCKET or --dir DIR, not both (verify reads one of them)")
+    if args.database and not args.bucket:
+        raise InvalidRequest("--database reads the catalog of the bucket's compacted table: give --bucket too")
     if args.bucket:
+        catalog = GlueCatalog(aws("glue"), args.database, args.compacted_table) if args.database else None
         source: Any = BucketSource(
-            AuditStore(aws("s3"), args.bucket), kms=aws("kms"), public_key_file=args.public_key, now=utcnow()
+            AuditStore(aws("s3"), args.bucket),
+            kms=aws("kms"),
+            public_key_file=args.public_key,
+            now=utcnow(),
+            catalog=catalog,
         )
     elif args.dir:
         source = DirSource(args.dir, public_key_file=args.public_key)
@@ -65,7 +74,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     max_age = None if args.max_digest_age_hours <= 0 else timedelta(hours=args.max_digest_age_hours)
     report = verify(source, start=args.start, end=args.end, max_digest_age=max_age)
     print(json.dumps(report.to_dict(), indent=1) if args.json else render_text(report))
-    return 0 if report.ok else 1
+    return VERIFY_EXIT[report.verdict]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,7 +200,10 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add verify, compact, report and reevaluate to the flopsmeter parser."""
-    p = sub.add_parser("verify", help="check records and digests: hashes, coverage, chain, signatures")
+    p = sub.add_parser(
+        "verify",
+        help="check records and digests: hashes, coverage, chain, signatures (exit 0 OK, 1 FAILED, 3 UNVERIFIED)",
+    )
     add_source_args(p)
     p.add_argument("--from", dest="start", type=when, help="first moment (date or ISO time, UTC) to check")
     p.add_argument("--to", dest="end", type=when, help="end of the period (exclusive)")
@@ -202,6 +214,12 @@ def register(sub: Any) -> None:
         default=2.0,
         help="fail when the newest digest is older than this (0: do not check; default 2)",
     )
+    p.add_argument(
+        "--database",
+        help="with --bucket: the stack's Glue database (output GlueDatabase); checks that Athena serves each "
+        "compacted partition's newest generation",
+    )
+    p.add_argument("--compacted-table", default="records_compacted", help="the compacted table (default %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     add_account_args(p)
     p.set_defaults(func=cmd_verify)

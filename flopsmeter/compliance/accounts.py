@@ -143,3 +143,18 @@ class AccountSource:
 
     def digest_versions(self) -> list[Any]:
         return [v for v in self.inner.digest_versions() if self._keep(v.key)]
+
+    def pull_manifest(self) -> Any:
+        from flopsmeter.compliance.verify.sources import PullManifest
+
+        manifest = self.inner.pull_manifest()
+        if manifest is None:
+            return None
+        objects = {k: v for k, v in manifest.objects.items() if self._keep(k)}
+        return PullManifest(objects, frozenset(k for k in manifest.files if self._keep(k)))
+
+    def served_partitions(self) -> tuple[dict[tuple[str, str, str], str] | None, str]:
+        served, how = self.inner.served_partitions()
+        if served is None:
+            return None, how
+        return {values: where for values, where in served.items() if values[0] in self.accounts}, how

@@ -2,7 +2,8 @@
 
 The body is ``flopsmeter.compliance.compaction.athena.compact_with_athena`` (Athena ``UNLOAD`` to a staging prefix
 of the results bucket, a write-once copy into the audit bucket, a write-once manifest, the compacted table's
-partition pointed at it). Idempotent: a retry or the next run finds finished partitions up to date. It stops
+partition pointed at it). Idempotent: a retry or the next run finds finished partitions up to date, and points the
+compacted table at any partition a stopped run left unregistered or on an older generation. It stops
 starting partitions two minutes before the Lambda timeout; what it left is logged and counted, and the next run
 takes it up. A partition it refuses (records gone since its last compaction) fails the run, so the Errors alarm
 fires: that is for ``flopsmeter verify`` and a person, not for compaction to paper over.
@@ -50,6 +51,7 @@ def handler_for(container: Callable[[], CompactionContainer]) -> Handler:
             current.store,
             current.staging,
             current.settings,
+            catalog=current.catalog,
             now=scheduled_time(event),
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )
@@ -61,12 +63,16 @@ def handler_for(container: Callable[[], CompactionContainer]) -> Handler:
                 "partition compacted",
                 extra={"partition": result.partition.path, "generation": result.generation, "rows": result.rows},
             )
+        repointed = [r.partition.path for r in run.results if r.repointed]
+        if repointed:  # an earlier run wrote the manifest but stopped before ALTER TABLE
+            logger.warning("partition pointed at its newest generation", extra={"partitions": repointed})
         if run.deferred:
             logger.warning("left for the next run (time budget)", extra={"deferred": run.deferred})
         summary: dict[str, object] = {
             "compacted": [r.partition.path for r in written],
             "records": sum(r.rows for r in written),
             "up_to_date": len(run.results) - len(written),
+            "repointed": repointed,
             "deferred": run.deferred,
         }
         if run.errors:

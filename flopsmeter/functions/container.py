@@ -20,7 +20,7 @@ from flopsmeter.functions.settings import (
     FunctionSettings,
     ReconcilerSettings,
 )
-from flopsmeter.ports import LogSink, MetricSink
+from flopsmeter.ports import LogSink, MetricSink, PartitionCatalog
 from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ class CompactionContainer:
     store: AuditStore  # the audit bucket: manifests and Parquet, write-once
     staging: Staging  # where UNLOAD writes first (the Athena results bucket)
     settings: CompactionSettings
+    catalog: PartitionCatalog  # where the Glue catalog points the compacted partitions
 
 
 def audit_store(settings: FunctionSettings, clients: ClientFactory) -> AuditStore:
@@ -247,6 +248,7 @@ def build_provenance(settings: FunctionSettings, clients: ClientFactory = aws_cl
 def build_compaction(settings: CompactorSettings, clients: ClientFactory = aws_client) -> CompactionContainer:
     from flopsmeter.aws.athena import AthenaTarget, Polling
     from flopsmeter.aws.store import AuditStore
+    from flopsmeter.aws.glue_catalog import GlueCatalog
     from flopsmeter.compliance.compaction.athena import CompactionSettings, Staging, athena_runner
 
     target = AthenaTarget(settings.ATHENA_WORKGROUP, settings.GLUE_DATABASE)
@@ -260,4 +262,5 @@ def build_compaction(settings: CompactorSettings, clients: ClientFactory = aws_c
             settle_days=settings.COMPACTION_SETTLE_DAYS,
             lookback_days=settings.COMPACTION_LOOKBACK_DAYS,
         ),
+        catalog=GlueCatalog(clients("glue"), settings.GLUE_DATABASE, settings.COMPACTED_TABLE),
     )

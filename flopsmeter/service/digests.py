@@ -1,7 +1,9 @@
 """The digest writer use case: for each account/region chain, the signed, hash-chained digests still due.
 
 Hourly (the digest function closes the previous hour, catching up missed hours oldest first, so the chain has no
-gap) or on demand (``flopsmeter local digest``: up to now). Idempotent: a digest already written is left alone and
+gap) or on demand (``flopsmeter local digest``: up to now). Each digest lists the versions written in its period
+plus those written in the ``LATE_LOOKBACK`` before it that no earlier digest lists (a write at an hour's edge that
+landed after that hour's digest listed the bucket), so every record the service writes is covered. Idempotent: a digest already written is left alone and
 a concurrent writer's digest is chained to. The document format, keys and signing string are
 ``flopsmeter.audit.digests``; the signature comes from the ``Signer`` handed in (``flopsmeter.aws.kms.KmsSigner``
 in the service).
@@ -17,6 +19,7 @@ from typing import Any
 
 from flopsmeter.audit.digests import (
     HOUR,
+    LATE_LOOKBACK,
     DigestScope,
     RecordVersion,
     Signer,
@@ -35,6 +38,7 @@ from flopsmeter.audit.keys import (
     digest_key,
     on_demand_digest_key,
     parse_chain,
+    parse_digest_key,
     parse_record_key,
     public_key_object_key,
     records_prefix,
@@ -71,11 +75,22 @@ class StoredDigest:
         return parse_iso(str(self.document["period_end"]))
 
 
+def chain_digest_keys(store: DigestStore, account_id: str, region: str) -> list[str]:
+    """Every digest key of a chain, oldest first (key order is chronological)."""
+    return sorted(o["Key"] for o in store.list_keys(chain_prefix(account_id, region)) if o["Key"].endswith(".json"))
+
+
 def latest_digest(
-    store: DigestStore, account_id: str, region: str, *, before: str | None = None
+    store: DigestStore,
+    account_id: str,
+    region: str,
+    *,
+    before: str | None = None,
+    keys: list[str] | None = None,
 ) -> StoredDigest | None:
-    """The newest digest of a chain (greatest key, which is chronological), optionally with key < ``before``."""
-    keys = [o["Key"] for o in store.list_keys(chain_prefix(account_id, region)) if o["Key"].endswith(".json")]
+    """The newest digest of a chain (greatest key, which is chronological), optionally with key < ``before``
+    (``keys``: the chain's digest keys when already listed)."""
+    keys = chain_digest_keys(store, account_id, region) if keys is None else keys
     if before is not None:
         keys = [k for k in keys if k < before]
     if not keys:
@@ -168,26 +183,15 @@ def write_digest(
 def _write_chain(
     store: DigestStore, signer: Signer, account: str, region: str, hour: datetime | None, now: datetime
 ) -> list[DigestResult]:
-    previous = latest_digest(store, account, region)
+    keys = chain_digest_keys(store, account, region)
+    previous = latest_digest(store, account, region, keys=keys)
     previous_end = previous.period_end if previous else None
     due = list(periods_to_write(previous_end, hour, now))
     if not due:
-        if previous is None:
-            return []
-        doc = previous.document
-        return [
-            DigestResult(
-                previous.key,
-                False,
-                account,
-                region,
-                None if doc.get("period_start") is None else parse_iso(str(doc["period_start"])),
-                previous.period_end,
-                int(doc.get("record_count", 0)),
-                previous.sha256,
-            )
-        ]
+        return [] if previous is None else [_already_written(previous, account, region)]
     versions = record_versions(store, account, region)
+    first_start = due[0][0]
+    listed = set() if first_start is None else _listed_since(store, keys, first_start - LATE_LOOKBACK)
     _publish_public_key(store, signer)
     results = []
     for start, end, kind in due:
@@ -201,9 +205,11 @@ def _write_chain(
                 )
             )
             previous = StoredDigest(key, existing, doc)
+            listed.update(_entries_of(doc))
             continue
-        in_period = [v for v in versions if (start is None or v.last_modified >= start) and v.last_modified < end]
-        entries = [entry_for(v, store.get(v.key, v.version_id).body) for v in in_period]
+        covered = [v for v in versions if _due_in(v, start, end, listed)]
+        entries = [entry_for(v, store.get(v.key, v.version_id).body) for v in covered]
+        listed.update((v.key, v.version_id) for v in covered)
         link = (
             None
             if previous is None
@@ -216,6 +222,44 @@ def _write_chain(
         previous = StoredDigest(key, body, json.loads(body))
         results.append(DigestResult(key, written, account, region, start, end, len(entries), sha256_hex(body)))
     return results
+
+
+def _already_written(previous: StoredDigest, account: str, region: str) -> DigestResult:
+    doc = previous.document
+    start = None if doc.get("period_start") is None else parse_iso(str(doc["period_start"]))
+    return DigestResult(
+        previous.key, False, account, region, start, previous.period_end, int(doc.get("record_count", 0)), previous.sha256
+    )
+
+
+def _due_in(version: RecordVersion, start: datetime | None, end: datetime, listed: set[tuple[str, str | None]]) -> bool:
+    """Written in ``[start, end)``, or in the lookback before ``start`` and listed by no digest yet (landed late)."""
+    if version.last_modified >= end:
+        return False
+    if start is None or version.last_modified >= start:
+        return True
+    return version.last_modified >= start - LATE_LOOKBACK and (version.key, version.version_id) not in listed
+
+
+def _listed_since(store: DigestStore, keys: list[str], since: datetime) -> set[tuple[str, str | None]]:
+    """(record key, version id) of every entry in the chain's digests whose period ends after ``since``."""
+    listed: set[tuple[str, str | None]] = set()
+    for key in keys:
+        try:
+            period_end = parse_digest_key(key)[2]
+        except ValueError:
+            continue
+        if period_end > since:
+            listed.update(_entries_of(json.loads(store.get(key).body)))
+    return listed
+
+
+def _entries_of(document: dict[str, Any]) -> set[tuple[str, str | None]]:
+    return {
+        (str(e["key"]), e.get("version_id"))
+        for e in document.get("records") or []
+        if isinstance(e, dict) and "key" in e
+    }
 
 
 def _publish_public_key(store: DigestStore, signer: Signer) -> None:

@@ -280,7 +280,8 @@ class RecordsQuery(Construct):
 
     def grant_compaction(self, role: iam.IRole) -> None:
         """The compaction function: query the records table (and UNLOAD into the results bucket), and register
-        and move the compacted table's partitions (``ALTER TABLE ... ADD PARTITION`` / ``SET LOCATION``)."""
+        and move the compacted table's partitions (``ALTER TABLE ... ADD PARTITION`` / ``SET LOCATION``), reading
+        where they point first (``BatchGetPartition``)."""
         for statement in self._query_statements(role):
             role.add_to_principal_policy(statement)
         role.add_to_principal_policy(
@@ -302,6 +303,7 @@ class RecordsQuery(Construct):
                     "glue:GetTable",
                     "glue:GetPartition",
                     "glue:GetPartitions",
+                    "glue:BatchGetPartition",
                     "glue:CreatePartition",
                     "glue:BatchCreatePartition",
                     "glue:UpdatePartition",

@@ -12,11 +12,18 @@ of the compacted data and the grants are in ``infra/constructs/compaction.py``):
    ``keys.compaction_data_prefix`` with ``If-None-Match`` and COMPLIANCE retention (``AuditStore.put_immutable``),
    like every other audit object: nothing is ever replaced, and the staged copy expires with the results bucket;
 3. the manifest (record keys and hashes, data objects and their hashes) is written write-once, last;
-4. the compacted table's partition is pointed at the new generation.
+4. the compacted table's partition is pointed at the new generation (``ALTER TABLE`` in Athena's Hive DDL:
+   names in backticks, ``date`` escaped).
+
+A partition whose newest manifest already lists exactly its records is left alone, unless the catalog
+(``PartitionCatalog``, read once per day) does not point it at that manifest's generation: a run that stopped
+between writing the manifest and ``ALTER TABLE`` (a crash, a timeout, a refused DDL) is finished by the next run,
+which registers or re-points the partition.
 
 Both queries read only objects written before the run started (``"$file_modified_time"``), so the manifest and the
-Parquet describe the same records. Idempotent: a re-run finds every partition up to date, and a run stopped
-halfway (time budget, crash) leaves at most data without a manifest, which the next run skips (a new generation).
+Parquet describe the same records. Idempotent: a re-run finds every partition up to date and pointed at, and a run
+stopped before its manifest (time budget, crash) leaves at most data without a manifest, which the next run skips
+(a new generation).
 The decisions are ``manifest.plan``'s, shared with the local compaction.
 
 The compacted table has the records table's columns plus ``_key``, ``STORED AS PARQUET``, partitioned by
@@ -42,6 +49,7 @@ from flopsmeter.compliance.compaction.local import CompactionRun, PartitionResul
 from flopsmeter.compliance.compaction.manifest import DataObject, Manifest, parse_manifest, plan
 from flopsmeter.compliance.layout import Partition
 from flopsmeter.compliance.schema import column_list, record_columns
+from flopsmeter.ports import PartitionCatalog
 
 RunSql = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 KEY_SQL = "regexp_replace(\"$path\", '^s3://[^/]+/', '')"  # the object key of a row's record file
@@ -75,7 +83,13 @@ def athena_runner(athena: Any, target: AthenaTarget, polling: Polling | None = N
 
 
 def _literal(value: str) -> str:
+    """A Trino (DML) string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def _hive_literal(value: str) -> str:
+    """A Hive (DDL) string literal: Hive escapes with a backslash (two quotes would be two literals)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def record_set_sql(settings: CompactionSettings, day: date, cutoff: datetime) -> str:
@@ -99,15 +113,16 @@ def unload_sql(settings: CompactionSettings, partition: Partition, location: str
 
 
 def point_partition_sql(settings: CompactionSettings, partition: Partition, location: str) -> list[str]:
-    """Register the partition (first generation) and point it at ``location`` (every generation)."""
+    """Register the partition (first generation) and point it at ``location`` (every generation): Hive DDL, names
+    in backticks (``date`` is reserved in Athena DDL), literals with backslash escapes."""
     spec = (
-        f"account = {_literal(partition.account)}, region = {_literal(partition.region)}, "
-        f"date = {_literal(partition.day.isoformat())}"
+        f"`account` = {_hive_literal(partition.account)}, `region` = {_hive_literal(partition.region)}, "
+        f"`date` = {_hive_literal(partition.day.isoformat())}"
     )
-    table = f'"{settings.compacted_table}"'
+    table = f"`{settings.compacted_table}`"
     return [
-        f"ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION {_literal(location)}",
-        f"ALTER TABLE {table} PARTITION ({spec}) SET LOCATION {_literal(location)}",
+        f"ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION {_hive_literal(location)}",
+        f"ALTER TABLE {table} PARTITION ({spec}) SET LOCATION {_hive_literal(location)}",
     ]
 
 
@@ -117,10 +132,12 @@ def compact_with_athena(
     staging: Staging,
     settings: CompactionSettings | None = None,
     *,
+    catalog: PartitionCatalog,
     now: datetime | None = None,
     time_left: TimeLeft | None = None,
 ) -> CompactionRun:
-    """Compact the settled days in the lookback window into ``store`` (the audit bucket); see the module docstring.
+    """Compact the settled days in the lookback window into ``store`` (the audit bucket), registering or
+    re-pointing in ``catalog`` what an earlier run left unpointed; see the module docstring.
 
     With ``time_left``, a partition is started only while at least ``settings.seconds_per_partition`` remain;
     the partitions left are listed in ``run.deferred`` (the next run takes them up)."""
@@ -133,12 +150,19 @@ def compact_with_athena(
         if time_left is not None and time_left() < settings.seconds_per_partition:
             run.deferred.append(day.isoformat())
             continue
-        for partition, records in sorted(_record_sets(run_sql, settings, day, cutoff).items()):
+        record_sets = _record_sets(run_sql, settings, day, cutoff)
+        served = catalog.locations(_values(p) for p in record_sets) if record_sets else {}
+        for partition, records in sorted(record_sets.items()):
             if time_left is not None and time_left() < settings.seconds_per_partition:
                 run.deferred.append(partition.path)
                 continue
-            _compact_partition(run_sql, _Target(store, staging, settings, cutoff), partition, records, run)
+            target = _Target(store, staging, settings, cutoff, served.get(_values(partition)))
+            _compact_partition(run_sql, target, partition, records, run)
     return run
+
+
+def _values(partition: Partition) -> tuple[str, str, str]:
+    return partition.account, partition.region, partition.day.isoformat()
 
 
 @dataclass(frozen=True)
@@ -147,6 +171,7 @@ class _Target:
     staging: Staging
     settings: CompactionSettings
     cutoff: datetime
+    served: str | None = None  # where the catalog points the partition now (None: not registered)
 
 
 def _record_sets(
@@ -189,7 +214,12 @@ def _compact_partition(
         run.errors.append((partition.path, step.refused))
         return
     if step.up_to_date:
-        run.results.append(PartitionResult(partition, step.generation, False, len(records)))
+        location = f"s3://{store.bucket}/{partition.data_prefix(step.generation)}"
+        repointed = target.served != location  # an earlier run wrote the manifest but never pointed the table
+        if repointed:
+            for sql in point_partition_sql(target.settings, partition, location):
+                run_sql(sql)
+        run.results.append(PartitionResult(partition, step.generation, False, len(records), repointed))
         return
     staged = _staged_prefix(target, partition, step.generation)
     run_sql(unload_sql(target.settings, partition, f"s3://{target.staging.store.bucket}/{staged}", target.cutoff))

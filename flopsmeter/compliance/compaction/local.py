@@ -42,6 +42,7 @@ class PartitionResult:
     generation: int
     written: bool  # False: already compacted with exactly these records
     rows: int
+    repointed: bool = False  # up to date, but the catalog did not point at it: registered or re-pointed now
 
 
 @dataclass

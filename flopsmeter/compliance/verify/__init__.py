@@ -3,10 +3,12 @@
 For each account/region chain it checks every digest (its location, its body hash, its signature, the link to the
 previous digest and that periods tile with no gap: ``chains``), then every record (its own ``sha256``, that it is
 listed in a digest with the same version and hashes, that it was written once) and every digest entry (that its
-record still exists: ``records``), then every compacted partition (its Parquet rows are the records its manifest
-lists, with the records' hashes: ``compaction``). Records written after the newest digest are listed as not yet
-covered: not a failure by itself, but their own hash is still checked. Each problem names the object and says
-why. It reads the bucket or a local mirror (``sources``); ``render`` prints the result.
+record still exists: ``records``), a mirror's files against its pull manifest (nothing removed, nothing added:
+``pulled``), then every compacted partition (its Parquet rows are the records its manifest lists, with the records'
+hashes: ``compaction``) and, given the catalog, that Athena serves each partition's newest generation
+(``catalog``). A record no digest lists yet is unverified: the verdict is then UNVERIFIED, never OK (its own hash
+is still checked). Each problem names the object and says why. It reads the bucket or a local mirror
+(``sources``); ``render`` prints the result and what was and was not verified.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flopsmeter.audit.digests import iso
+from flopsmeter.compliance.verify.catalog import check_catalog
 from flopsmeter.compliance.verify.chains import check_chains, check_digest_versions, load_chains
 from flopsmeter.compliance.verify.compaction import SeenRecord, check_compaction
-from flopsmeter.compliance.verify.findings import Finding, VerifyReport, Window
+from flopsmeter.compliance.verify.findings import FAILED, OK, UNVERIFIED, Finding, VerifyReport, Window
+from flopsmeter.compliance.verify.pulled import check_pulled
 from flopsmeter.compliance.verify.records import check_records, read_seen, record_versions_by_key
-from flopsmeter.compliance.verify.render import render_text
+from flopsmeter.compliance.verify.render import render_text, verified_and_not
 from flopsmeter.compliance.verify.sources import BucketSource, DirSource, ObjectVersion, Source
 
 DEFAULT_MAX_DIGEST_AGE = timedelta(hours=2)  # hourly digests, written a few minutes after the hour, plus slack
 
 __all__ = [
     "DEFAULT_MAX_DIGEST_AGE",
+    "FAILED",
+    "OK",
+    "UNVERIFIED",
     "BucketSource",
     "DirSource",
     "Finding",
@@ -32,6 +39,7 @@ __all__ = [
     "Source",
     "VerifyReport",
     "render_text",
+    "verified_and_not",
     "verify",
 ]
 
@@ -52,6 +60,7 @@ def verify(
     versions = record_versions_by_key(source)
     seen: dict[str, SeenRecord] = {}
     check_records(source, report, chains, entries, window, versions, seen)
+    check_pulled(source, report, window)
 
     def lookup(key: str) -> SeenRecord | None:
         if key not in seen and key in versions:
@@ -61,5 +70,5 @@ def verify(
             seen[key] = found
         return seen.get(key)
 
-    check_compaction(source, report, versions, lookup)
+    check_catalog(source, report, check_compaction(source, report, versions, lookup))
     return report

@@ -14,6 +14,7 @@ from typing import Any
 
 from flopsmeter.audit.digests import (
     DIGEST_FORMAT,
+    LATE_LOOKBACK,
     digest_body,
     entry_sort_key,
     iso,
@@ -47,6 +48,7 @@ class Chain:
     covered_from: datetime | None = None  # None with digests: from the beginning of time
     covered_to: datetime | None = None
     has_digests: bool = False
+    listed_at: datetime | None = None  # when the newest digest listed the bucket (its created_at)
 
 
 def chain_name(account: str, region: str) -> str:
@@ -119,9 +121,10 @@ def _read_digest(source: Source, key: str) -> Digest:
 
 def _key_overlaps(key: str, window: Window) -> bool:
     _account, _region, period_end = parse_digest_key(key)
-    # a digest's period ends at period_end and starts at most an hour (or a catch-up) earlier: keep generously
+    # a digest's period ends at period_end and starts at most an hour (or a catch-up) earlier, and it may list a
+    # record written up to LATE_LOOKBACK before its period (one that landed late): keep generously
     return (window.start is None or period_end > window.start) and (
-        window.end is None or period_end - timedelta(hours=1) < window.end
+        window.end is None or period_end - timedelta(hours=1) - LATE_LOOKBACK < window.end
     )
 
 
@@ -143,6 +146,11 @@ def check_chains(source: Source, report: VerifyReport, chains: dict[str, Chain],
         if chain.digests:
             head = chain.digests[0]
             chain.covered_from = head.period_start if head.document else None
+            report.coverage[chain.name] = {
+                "from": iso(chain.covered_from) if chain.covered_from else None,
+                "to": iso(chain.covered_to) if chain.covered_to else None,
+                "newest_digest": chain.digests[-1].key,
+            }
         _check_recent(source, report, chain, window)
     return entries
 
@@ -153,8 +161,16 @@ def _collect(chain: Chain, digest: Digest, entries: Entries) -> None:
     for entry in digest.document.get("records") or []:
         if isinstance(entry, dict) and isinstance(entry.get("key"), str):
             entries[entry["key"]].append((entry, digest.key))
-    if digest.period_end is not None:
-        chain.covered_to = max(filter(None, (chain.covered_to, digest.period_end)))
+    if digest.period_end is not None and (chain.covered_to is None or digest.period_end >= chain.covered_to):
+        chain.covered_to = digest.period_end
+        chain.listed_at = _created_at(digest.document)
+
+
+def _created_at(document: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_iso(str(document["created_at"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _check_recent(source: Source, report: VerifyReport, chain: Chain, window: Window) -> None:

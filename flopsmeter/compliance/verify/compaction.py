@@ -37,8 +37,11 @@ class SeenRecord:
 SeenLookup = Callable[[str], "SeenRecord | None"]  # a record's key -> what it says now (None: no such record)
 
 
-def check_compaction(source: Source, report: VerifyReport, record_keys: Iterable[str], lookup: SeenLookup) -> None:
-    """Check the newest generation of every compacted partition against ``record_keys`` (the current records)."""
+def check_compaction(
+    source: Source, report: VerifyReport, record_keys: Iterable[str], lookup: SeenLookup
+) -> dict[Partition, tuple[int, str]]:
+    """Check the newest generation of every compacted partition against ``record_keys`` (the current records);
+    return each partition's newest (generation, manifest key)."""
     newest: dict[Partition, tuple[int, str]] = {}
     for key in source.compaction_keys():
         try:
@@ -51,7 +54,7 @@ def check_compaction(source: Source, report: VerifyReport, record_keys: Iterable
         if partition not in newest or generation > newest[partition][0]:
             newest[partition] = (generation, key)
     if not newest:
-        return
+        return newest
     present = _keys_by_partition(record_keys)
     for partition, (_generation, key) in sorted(newest.items()):
         report.compacted_partitions_checked += 1
@@ -59,6 +62,7 @@ def check_compaction(source: Source, report: VerifyReport, record_keys: Iterable
         if manifest is not None:
             _check_data(source, report, manifest)
             _check_against_records(report, manifest, present.get(partition, []), lookup)
+    return newest
 
 
 def _is_data_key(key: str) -> bool:

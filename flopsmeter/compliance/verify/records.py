@@ -1,8 +1,10 @@
 """The records: each one's own ``sha256``, that a digest lists it with the same version and hashes, that it was
 written once and not deleted; and that every record a digest lists still exists.
 
-A record written after the newest digest is "not yet covered": not a failure by itself (its own hash is still
-checked), unless no digest has covered its chain for longer than the allowed digest age.
+A record no digest lists is "not yet covered" (unverified, never OK; its own hash is still checked) while a later
+digest may still list it: written after the newest digest's period, or just before its end and possibly landed
+after that digest listed the bucket (``audit.digests.LATE_LOOKBACK``). Otherwise it is an extra record (a
+failure), and so is any record of a chain no digest has covered for longer than the allowed digest age.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flopsmeter.audit.digests import iso, parse_iso, sha256_hex
+from flopsmeter.audit.digests import LATE_LOOKBACK, MAX_WRITE_LANDING, iso, parse_iso, sha256_hex
 from flopsmeter.audit.keys import parse_record_key
 from flopsmeter.audit.record import stored_sha256_matches
 from flopsmeter.compliance.verify.chains import Chain, Entries, chain_name
@@ -122,6 +124,7 @@ def check_record(
     else:
         _check_against_digest(report, stored, *listing)
     if matching:
+        report.records_covered += 1
         return
     if listed:  # the content was compared with the digested version above
         report.fail(
@@ -228,7 +231,7 @@ def _check_coverage(
     as_of = source.as_of
     if as_of and written and written > as_of + FUTURE_SLACK:
         report.fail(key, "not_in_digest", f"claims to be written at {iso(written)}, in the future")
-    elif chain and chain.covered_to and written and _inside_coverage(chain, chain.covered_to, written, grace):
+    elif chain and chain.covered_to and written and _missed_for_good(chain, chain.covered_to, written, grace):
         report.fail(
             key,
             "not_in_digest",
@@ -245,8 +248,14 @@ def _check_coverage(
         report.not_yet_covered.append(key)
 
 
-def _inside_coverage(chain: Chain, covered_to: datetime, written: datetime, grace: timedelta) -> bool:
-    return written + grace < covered_to and (chain.covered_from is None or written >= chain.covered_from)
+def _missed_for_good(chain: Chain, covered_to: datetime, written: datetime, grace: timedelta) -> bool:
+    """Inside the covered period and no later digest can list it: too old for the next digest's look back, or
+    already there when the newest digest listed the bucket (which would then have listed it)."""
+    if not (written + grace < covered_to and (chain.covered_from is None or written >= chain.covered_from)):
+        return False
+    if written + grace < covered_to - LATE_LOOKBACK:
+        return True
+    return chain.listed_at is not None and written + grace + MAX_WRITE_LANDING <= chain.listed_at
 
 
 def _overdue(chain: Chain | None, written: datetime | None, window: Window, as_of: datetime | None) -> bool:

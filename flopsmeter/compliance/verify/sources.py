@@ -21,8 +21,18 @@ from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.compliance.layout import is_mirror
 from flopsmeter.compliance.mirror import key_path, read_manifest
 from flopsmeter.errors import AuditStoreError
+from flopsmeter.ports import PartitionCatalog
 
 KeyLookup = tuple[Any | None, str]  # (public key or None, how it was found or why not)
+MIRRORED_PREFIXES = (RECORDS_PREFIX, DIGESTS_PREFIX, COMPACTED_PREFIX)
+
+
+@dataclass(frozen=True)
+class PullManifest:
+    """What ``pull`` says it copied into a mirror (key -> version id, ETag, write time) and the files there now."""
+
+    objects: dict[str, dict[str, Any]]
+    files: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,16 @@ class Source(Protocol):
     def read(self, key: str, version_id: str | None = None) -> bytes | None: ...
 
     def public_key(self, key_id: str, fingerprint: str) -> KeyLookup: ...
+
+    def pull_manifest(self) -> PullManifest | None: ...
+
+    def served_partitions(self) -> tuple[dict[tuple[str, str, str], str] | None, str]:
+        """Where the catalog points each compacted partition, and how it was read (None: not read, and why)."""
+        ...
+
+    def location_of(self, prefix: str) -> str:
+        """The S3 URI of an object prefix, as the catalog names locations."""
+        ...
 
 
 def _is_public_key(key: str) -> bool:
@@ -96,10 +116,17 @@ class BucketSource:
     has_versions = True
 
     def __init__(
-        self, store: AuditStore, *, kms: Any = None, public_key_file: Path | None = None, now: datetime | None = None
+        self,
+        store: AuditStore,
+        *,
+        kms: Any = None,
+        public_key_file: Path | None = None,
+        now: datetime | None = None,
+        catalog: PartitionCatalog | None = None,
     ) -> None:
         self.store = store
         self.kms = kms
+        self.catalog = catalog
         self.supplied = _supplied_key(public_key_file)
         self.description = f"s3://{store.bucket}"
         self.as_of = now or datetime.now(UTC)
@@ -128,6 +155,17 @@ class BucketSource:
 
     def compaction_keys(self) -> list[str]:
         return [o["Key"] for o in self.store.list_keys(COMPACTED_PREFIX)]
+
+    def pull_manifest(self) -> PullManifest | None:
+        return None  # the bucket's own listing is what is there
+
+    def served_partitions(self) -> tuple[dict[tuple[str, str, str], str] | None, str]:
+        if self.catalog is None:
+            return None, "no catalog given (verify --database DB reads the Glue catalog)"
+        return self.catalog.served(), f"Glue catalog {self.catalog.name}"
+
+    def location_of(self, prefix: str) -> str:
+        return f"s3://{self.store.bucket}/{prefix}"
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         try:
@@ -209,6 +247,18 @@ class DirSource:
 
     def compaction_keys(self) -> list[str]:
         return self._keys_under(COMPACTED_PREFIX, "")
+
+    def served_partitions(self) -> tuple[dict[tuple[str, str, str], str] | None, str]:
+        return None, "a mirror has no catalog (verify --bucket B --database DB reads it)"
+
+    def location_of(self, prefix: str) -> str:
+        return prefix
+
+    def pull_manifest(self) -> PullManifest | None:
+        if not self.has_versions:
+            return None
+        files = frozenset(k for prefix in MIRRORED_PREFIXES for k in self._keys_under(prefix, ""))
+        return PullManifest(self.objects, files)
 
     def read(self, key: str, version_id: str | None = None) -> bytes | None:
         path = key_path(self.root, key)

@@ -33,11 +33,43 @@ def problems(report) -> set[tuple[str, str]]:
     return {(f.object, f.problem) for f in report.failures}
 
 
-def test_untouched_trail_verifies_and_lists_the_uncovered_record(trail):
+def test_untouched_trail_is_unverified_while_a_record_awaits_its_digest_then_ok(trail):
     report = run(trail)
-    assert report.ok, render_text(report)
-    assert report.records_checked == 6 and report.digests_checked == 3
+    assert not report.failures, render_text(report)
+    assert report.records_checked == 6 and report.records_covered == 5 and report.digests_checked == 3
     assert report.not_yet_covered == [trail.key("job-f")]
+    assert report.verdict == "UNVERIFIED" and not report.ok  # never OK without a digest that lists it
+    assert "Result: UNVERIFIED (1 record(s) not covered by a signed digest; nothing failed)" in render_text(report)
+    trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=5))
+    covered = run(trail)
+    assert covered.ok and covered.records_covered == 6, render_text(covered)
+    assert render_text(covered).endswith("Result: OK")
+
+
+def test_a_write_landing_after_its_hours_digest_listed_the_bucket_is_covered_by_the_next(trail):
+    # digest of hour 12 lists the bucket at 13:02; a write stamped 12:59:58 lands after that listing
+    trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=2))
+    edge = trail.write("job-edge", T0 + timedelta(hours=3, minutes=59, seconds=58))
+    trail.clock.set(T0 + timedelta(hours=4, minutes=10))
+    pending = run(trail)
+    assert not pending.failures, render_text(pending)  # not an extra record: it may have landed late
+    assert pending.not_yet_covered == [edge] and pending.verdict == "UNVERIFIED"
+    [written] = trail.digest(T0 + timedelta(hours=4), T0 + timedelta(hours=5, minutes=5))
+    entry = next(e for e in json.loads(trail.store.get(written).body)["records"] if e["key"] == edge)
+    assert entry["last_modified"] == "2026-01-05T12:59:58Z"  # before the digest's period: listed as landed late
+    covered = run(trail)
+    assert covered.ok and covered.not_yet_covered == [], render_text(covered)
+    assert trail.digest(T0 + timedelta(hours=5), T0 + timedelta(hours=6, minutes=5))  # listed once, not again
+    assert edge not in trail.store.get(trail.digests[-1]).body.decode()
+
+
+def test_an_empty_bucket_is_unverified_not_ok(trail, capsys, monkeypatch):
+    empty = "flopsmeter-audit-empty"
+    trail.s3.create_bucket(Bucket=empty, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setattr("flopsmeter.cli.audit.utcnow", lambda: trail.clock.now)
+    assert main(["verify", "--bucket", empty]) == 3
+    text = capsys.readouterr().out
+    assert "Result: UNVERIFIED (nothing to verify: no record and no digest)" in text and "Result: OK" not in text
 
 
 def test_digests_chain_and_cover_every_record_once(trail):
@@ -100,7 +132,7 @@ def test_extra_record_in_a_covered_hour_is_caught(trail):
 
 def test_record_written_after_the_last_digest_is_not_a_failure_but_its_hash_is_checked(trail):
     key = trail.key("job-f")
-    assert run(trail).ok
+    assert not run(trail).failures
     document = json.loads(trail.store.get(key).body)
     document["flops"]["classified_flops"] = 1.0
     trail.s3.put_object(Bucket=BUCKET, Key=key, Body=canonical_json(document))
@@ -195,10 +227,13 @@ def test_period_filter_checks_only_that_period(trail):
     assert not run(trail, start=T0, end=T0 + timedelta(hours=1)).ok
 
 
-def test_cli_verify_exits_1_and_names_the_object(trail, capsys, monkeypatch):
+def test_cli_verify_exits_3_while_unverified_0_when_ok_and_1_naming_the_object_when_failed(trail, capsys, monkeypatch):
     monkeypatch.setattr("flopsmeter.cli.audit.utcnow", lambda: trail.clock.now)
+    assert main(["verify", "--bucket", BUCKET]) == 3  # job-f is in no digest yet
+    assert "Result: OK" not in capsys.readouterr().out
+    trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=5))
     assert main(["verify", "--bucket", BUCKET]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out.endswith("Result: OK\n")
     key = trail.key("job-c")
     trail.s3.delete_object(Bucket=BUCKET, Key=key)
     assert main(["verify", "--bucket", BUCKET, "--json"]) == 1

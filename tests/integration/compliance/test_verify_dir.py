@@ -17,7 +17,7 @@ from flopsmeter.audit.digests import public_key_pem
 from flopsmeter.audit.record import canonical_json
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.mirror import MANIFEST_NAME, pull
-from flopsmeter.compliance.verify import DirSource, render_text, verify
+from flopsmeter.compliance.verify import DirSource, render_text, verified_and_not, verify
 from tests.support.trail import T0, build_trail
 
 
@@ -57,15 +57,56 @@ def edit_json(path, change):
 def test_pulled_mirror_verifies_with_the_supplied_public_key(golden, mirror):
     assert golden["stats"].downloaded == 6 + 3 + 1  # records, digests, the public key copy
     report = check(mirror, public_key_file=golden["pem"])
-    assert report.ok, render_text(report)
+    assert not report.failures, render_text(report)
     assert report.notes[0] == "public key: supplied with --public-key"
-    assert report.not_yet_covered == [golden["keys"]["job-f"]]
+    assert report.not_yet_covered == [golden["keys"]["job-f"]] and report.verdict == "UNVERIFIED"
+    assert report.pulled_objects_checked == 10
 
 
 def test_mirror_key_copy_is_used_but_flagged_as_not_a_trust_anchor(mirror):
     report = check(mirror)
-    assert report.ok
+    assert not report.failures
     assert "not an independent trust anchor" in report.notes[0]
+    assert any(line.startswith("the signing key itself") for line in verified_and_not(report)[1])
+
+
+def without_digests(mirror):
+    """The mirror of a bucket that holds records but no digest yet (pulled before the first hourly digest)."""
+    shutil.rmtree(mirror / "digests")
+    edit_json(
+        mirror / MANIFEST_NAME,
+        lambda d: d.update(objects={k: v for k, v in d["objects"].items() if not k.startswith("digests/")}),
+    )
+    return mirror
+
+
+def test_a_mirror_no_digest_covers_is_unverified_and_a_record_removed_from_it_fails(golden, mirror, capsys):
+    root = str(without_digests(mirror))
+    assert main(["verify", "--dir", root]) == 1  # pulled 3.5 h after the first record: digests overdue
+    assert "digest_overdue" in capsys.readouterr().out
+    assert main(["verify", "--dir", root, "--max-digest-age-hours", "0"]) == 3
+    text = capsys.readouterr().out
+    assert "Result: UNVERIFIED (6 record(s) not covered by a signed digest; nothing failed)" in text
+    assert "Result: OK" not in text and "6 record(s) listed in no digest yet" in text
+    key = golden["keys"]["job-b"]
+    (mirror / key).unlink()  # the pull manifest still lists it
+    assert main(["verify", "--dir", root, "--max-digest-age-hours", "0"]) == 1
+    text = capsys.readouterr().out
+    assert f"FAIL {key}: record_missing: listed in the pull manifest" in text and "Result: FAILED (1 problem(s))" in text
+
+
+def test_a_record_no_digest_lists_yet_removed_from_the_mirror_fails(golden, mirror):
+    key = golden["keys"]["job-f"]
+    (mirror / key).unlink()
+    assert [(f.object, f.problem) for f in check(mirror).failures] == [(key, "record_missing")]
+
+
+def test_a_file_the_pull_did_not_bring_fails(golden, mirror):
+    stray = mirror / "compacted/v1/account=123456789012/region=eu-west-1/date=2026-01-05/notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("x")
+    found = problems(check(mirror))
+    assert (stray.relative_to(mirror).as_posix(), "not_pulled") in found
 
 
 def test_altered_record_body_in_the_mirror(golden, mirror):
@@ -146,7 +187,8 @@ def test_overdue_digest_from_the_manifest_pull_time(golden, mirror):
 def test_mirror_without_manifest_still_verifies_hashes_and_chain(golden, mirror):
     (mirror / MANIFEST_NAME).unlink()
     report = check(mirror)
-    assert report.ok and "without manifest" in report.source
+    assert not report.failures and "without manifest" in report.source
+    assert "that no file was removed from this folder (no pull manifest)" in verified_and_not(report)[1]
 
 
 def test_cli_verify_dir_json(golden, mirror, capsys):
