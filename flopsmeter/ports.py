@@ -180,7 +180,8 @@ class PartitionCatalog(Protocol):
     Partitions are ``(account, region, YYYY-MM-DD)``; a partition the catalog does not have is absent from the
     answer. Failures raise ``CatalogError``."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def locations(self, partitions: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]: ...
 

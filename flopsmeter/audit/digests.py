@@ -1,17 +1,17 @@
 """Hash-chained, KMS-signed digests of the audit bucket, modelled on CloudTrail log file integrity validation.
 
-A digest covers a period ``[period_start, period_end)`` of one account/region chain and lists every record
-object version whose S3 ``LastModified`` lies in it: key, version id, SHA-256 of the object bytes and the
-record's own ``sha256`` field. It also lists every version written in the ``LATE_LOOKBACK`` before its period
-that no earlier digest lists: a write stamped just before an hour's end can land after that hour's digest listed
-the bucket, and the next digest then covers it (its entry's ``last_modified`` lies before ``period_start``). It names the previous digest (key + SHA-256 of its stored bytes), so the digests
-form a chain whose periods tile time; the first digest of a chain says so (``previous_digest: null``). An empty
-period still gets a digest (continuity, as CloudTrail does).
+A digest covers a period ``[period_start, period_end)`` of one account/region chain and lists every record object
+version whose S3 ``LastModified`` lies in it: key, version id, SHA-256 of the object bytes and the record's own
+``sha256`` field. It also lists every version written in the ``LATE_LOOKBACK`` before its period that no earlier digest
+lists: a write stamped just before an hour's end can land after that hour's digest listed the bucket, and the next
+digest then covers it (its entry's ``last_modified`` lies before ``period_start``). It names the previous digest (key +
+SHA-256 of its stored bytes), so the digests form a chain whose periods tile time; the first digest of a chain says so
+(``previous_digest: null``). An empty period still gets a digest (continuity, as CloudTrail does).
 
-The signature is RSASSA-PSS SHA-256 by an asymmetric KMS key over a short signing string that contains the
-digest's key, its period end and the SHA-256 of the canonical JSON of the digest body (everything but
-``signature``). KMS is called with ``MessageType=RAW`` (KMS hashes the string itself), so anyone holding the
-public key verifies offline with ``cryptography``.
+The signature is RSASSA-PSS SHA-256 by an asymmetric KMS key over a short signing string that contains the digest's key,
+its period end and the SHA-256 of the canonical JSON of the digest body (everything but ``signature``). KMS is called
+with ``MessageType=RAW`` (KMS hashes the string itself), so anyone holding the public key verifies offline with
+``cryptography``.
 
 Keys: the hourly digest of hour H (covering up to H+1h) is ``keys.digest_key(account, region, H)``
 (``…/YYYY/MM/DD/HH.json``). An on-demand digest (``flopsmeter local digest``) ending mid-hour at hh:mm:ss is

@@ -70,7 +70,10 @@ class GlueCatalog:
             return dict(getattr(self.glue, operation)(**kwargs))
         except (ClientError, BotoCoreError) as err:
             raise translate(
-                err, f"Glue {operation} on {self.name}", transient=TransientCatalogError, permanent=PermanentCatalogError
+                err,
+                f"Glue {operation} on {self.name}",
+                transient=TransientCatalogError,
+                permanent=PermanentCatalogError,
             ) from err
 
 

@@ -103,6 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from flopsmeter.compliance.layout import is_mirror
     from flopsmeter.compliance.report import write_report
     from flopsmeter.compliance.verify import DirSource, verify
+    from flopsmeter.compliance.verify.render import verdict_line
 
     if args.job and (args.start or args.end):
         raise InvalidRequest("give --job NAME or --from/--to, not both")
@@ -128,7 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.job and not data.jobs:
         print(f"flopsmeter: no record for job {args.job!r}", file=sys.stderr)
         return 1
-    integrity = "not checked" if verification is None else "OK" if verification.ok else "FAILED"
+    integrity = "not checked" if verification is None else verdict_line(verification)
     unreadable = f"; {len(data.errors)} record(s) could not be read, listed in the report" if data.errors else ""
     print(f"wrote {args.out} ({len(data.jobs)} job(s){unreadable}; integrity {integrity})")
     for key, why in data.errors:

@@ -24,7 +24,7 @@ from flopsmeter.compliance.accounts import only_accounts
 from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.query.flagged import SplitSet, flagged_sets
 from flopsmeter.compliance.reevaluate import read_dir
-from flopsmeter.compliance.verify import VerifyReport
+from flopsmeter.compliance.verify import VerifyReport, verified_and_not
 from flopsmeter.domain.numbers import format_flops
 
 DETAILED_JOBS_MAX = 40  # per-job sections in a period report: the jobs nearest to or over the line
@@ -253,6 +253,7 @@ def render_report(data: ReportData) -> str:
         method_words=METHOD_WORDS,
         outcome_words=OUTCOME_WORDS,
         single=len(data.jobs) == 1,
+        integrity=verified_and_not(data.verification) if data.verification else ([], []),
     )
 
 

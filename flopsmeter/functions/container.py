@@ -247,8 +247,8 @@ def build_provenance(settings: FunctionSettings, clients: ClientFactory = aws_cl
 
 def build_compaction(settings: CompactorSettings, clients: ClientFactory = aws_client) -> CompactionContainer:
     from flopsmeter.aws.athena import AthenaTarget, Polling
-    from flopsmeter.aws.store import AuditStore
     from flopsmeter.aws.glue_catalog import GlueCatalog
+    from flopsmeter.aws.store import AuditStore
     from flopsmeter.compliance.compaction.athena import CompactionSettings, Staging, athena_runner
 
     target = AthenaTarget(settings.ATHENA_WORKGROUP, settings.GLUE_DATABASE)

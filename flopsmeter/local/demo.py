@@ -6,7 +6,8 @@
    a failed job whose CloudTrail event never arrives, a job whose event is lost);
 4. push state-change events through EventBridge -> SQS -> the real classifier handler, then a duplicate,
    an out-of-order InProgress and a malformed event; run the reconciler for the lost event;
-5. show the records, the dead-letter queue, the alerts; write a signed digest and verify the trail;
+5. show the records, the dead-letter queue, the alerts; after the last record, write the final signed digest,
+   verify the trail and pull the mirror (every record, every digest);
 6. try to delete and overwrite a record (refused, or detected), and stop the emulator.
 
 Emulated, not AWS: moto's services; ``moto_ext`` fills DescribeTrainingJob's lifecycle and CloudTrail; the
@@ -57,9 +58,9 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         run_customization_scenario(demo)
         run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
         run_lineage_scenario(demo)
-        trail.digest_and_verify(demo)
-        trail.tamper(demo)
         run_provenance_scenario(demo)
+        trail.digest_and_verify(demo)  # after the last record: the final digest covers every one, then the mirror
+        trail.tamper(demo)
     next_steps(demo)  # the emulator is gone: what the reader can run on the files it left
     demo.section("What the demo showed")
     failed = [what for what, ok in demo.checks if not ok]

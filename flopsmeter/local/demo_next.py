@@ -42,7 +42,7 @@ def next_steps(demo: Demo) -> None:
         (f"flopsmeter query --dir {m} --deadlines", "open Art. 52(1) notification clocks, days left"),
         (f"flopsmeter query --dir {m} --by-principal", "totals per person and base model (splitting flagged)"),
         (f"flopsmeter report --dir {m} --out {r}", f"the HTML report; open file://{report.resolve()} in a browser"),
-        (f"flopsmeter verify --dir {m}", "hashes, digests, chain, signatures (OK: pulled before the demo tampered)"),
+        (f"flopsmeter verify --dir {m}", "hashes, digests, chain, signatures (OK: pulled after the final digest)"),
         ("flopsmeter local up", "the emulator in the background, for `flopsmeter local replay` of your own events"),
         ("make deploy", "the stack in your AWS account (README: Deploy; `cdk bootstrap` once)"),
     ):  # fmt: skip

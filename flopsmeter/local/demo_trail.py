@@ -86,12 +86,7 @@ def digest_and_verify(demo: Demo) -> None:
 
     store = AuditStore(demo.aws("s3"), demo.resources.audit_bucket)
     time.sleep(1.1)  # a digest covers versions written before its (whole-second) end: let the last one in
-    for d in write_digest(
-        store,
-        KmsSigner(demo.aws("kms"), demo.resources.signing_key_id),
-        account_id=demo.resources.account_id,
-        region=demo.resources.region,
-    ):
+    for d in write_digest(store, KmsSigner(demo.aws("kms"), demo.resources.signing_key_id)):  # every chain
         demo.out.print(
             f"digest s3://{store.bucket}/{d.key}: {d.record_count} record version(s), "
             f"KMS-signed, sha256 {d.sha256[:16]}…"
@@ -99,11 +94,18 @@ def digest_and_verify(demo: Demo) -> None:
     source: Any = BucketSource(store, kms=demo.aws("kms"))
     report = verify(source)
     demo.out.print(render_text(report))
-    demo.check("the trail verifies against its signed digest", report.ok)
-    from flopsmeter.compliance.mirror import pull
+    demo.check("the trail verifies against its signed digest: every record covered (OK)", report.ok)
+    from flopsmeter.audit.keys import RECORDS_PREFIX
+    from flopsmeter.compliance.mirror import pull, read_manifest
 
-    pulled = pull(store, demo.out_dir / "mirror")  # before the next step tampers: the copy next_steps reads
-    demo.out.print(f"local mirror of the bucket with its digests: {demo.out_dir / 'mirror'} ({pulled.total} objects)")
+    pulled = pull(store, demo.out_dir / "mirror")  # after the final digest, before the next step tampers
+    pulled_keys = (read_manifest(demo.out_dir / "mirror") or {}).get("objects", {})
+    records = sum(1 for key in pulled_keys if key.startswith(RECORDS_PREFIX))
+    demo.out.print(
+        f"local mirror of the bucket with its digests: {demo.out_dir / 'mirror'} ({pulled.total} objects, "
+        f"{records} of the bucket's {report.records_checked} records)"
+    )
+    demo.check("the mirror holds every record, each covered by the final digest", records == report.records_checked)
 
 
 def tamper(demo: Demo) -> None:

@@ -1,12 +1,12 @@
 """The digest writer use case: for each account/region chain, the signed, hash-chained digests still due.
 
-Hourly (the digest function closes the previous hour, catching up missed hours oldest first, so the chain has no
-gap) or on demand (``flopsmeter local digest``: up to now). Each digest lists the versions written in its period
-plus those written in the ``LATE_LOOKBACK`` before it that no earlier digest lists (a write at an hour's edge that
-landed after that hour's digest listed the bucket), so every record the service writes is covered. Idempotent: a digest already written is left alone and
-a concurrent writer's digest is chained to. The document format, keys and signing string are
-``flopsmeter.audit.digests``; the signature comes from the ``Signer`` handed in (``flopsmeter.aws.kms.KmsSigner``
-in the service).
+Hourly (the digest function closes the previous hour, catching up missed hours oldest first, so the chain has no gap) or
+on demand (``flopsmeter local digest``: up to now). Each digest lists the versions written in its period plus those
+written in the ``LATE_LOOKBACK`` before it that no earlier digest lists (a write at an hour's edge that landed after
+that hour's digest listed the bucket), so every record the service writes is covered. Idempotent: a digest already
+written is left alone and a concurrent writer's digest is chained to. The document format, keys and signing string are
+``flopsmeter.audit.digests``; the signature comes from the ``Signer`` handed in (``flopsmeter.aws.kms.KmsSigner`` in the
+service).
 """
 
 from __future__ import annotations
@@ -228,7 +228,14 @@ def _already_written(previous: StoredDigest, account: str, region: str) -> Diges
     doc = previous.document
     start = None if doc.get("period_start") is None else parse_iso(str(doc["period_start"]))
     return DigestResult(
-        previous.key, False, account, region, start, previous.period_end, int(doc.get("record_count", 0)), previous.sha256
+        previous.key,
+        False,
+        account,
+        region,
+        start,
+        previous.period_end,
+        int(doc.get("record_count", 0)),
+        previous.sha256,
     )
 
 

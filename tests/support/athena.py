@@ -114,7 +114,9 @@ class EmulatedAthena:
     @property
     def partitions(self) -> dict[tuple[str, str, str], str]:
         """The compacted table's partitions in the catalog: (account, region, date) -> location."""
-        pages = self.glue.get_paginator("get_partitions").paginate(DatabaseName=self.database, TableName=COMPACTED_TABLE)
+        pages = self.glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.database, TableName=COMPACTED_TABLE
+        )
         return {
             tuple(p["Values"]): p["StorageDescriptor"]["Location"]  # type: ignore[misc]
             for page in pages

@@ -11,6 +11,8 @@ Trino. What sqlglot does not parse, or parses only as an opaque command, is refu
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
@@ -18,15 +20,146 @@ from sqlglot.tokens import Token, TokenType
 
 # Athena's "Reserved keywords to escape in DDL statements" (as listed; CASHE and the rest spelled as AWS spells them)
 DDL_RESERVED = frozenset(
-    """ALL ALTER AND ARRAY AS AUTHORIZATION BETWEEN BIGINT BINARY BOOLEAN BOTH BY CASE CASHE CAST CHAR COLUMN CONF
-    CONSTRAINT COMMIT CREATE CROSS CUBE CURRENT CURRENT_DATE CURRENT_TIMESTAMP CURSOR DATABASE DATE DAYOFWEEK DECIMAL
-    DELETE DESCRIBE DISTINCT DIV DOUBLE DROP ELSE END EXCHANGE EXISTS EXTENDED EXTERNAL EXTRACT FALSE FETCH FLOAT
-    FLOOR FOLLOWING FOR FOREIGN FROM FULL FUNCTION GRANT GROUP GROUPING HAVING IF IMPORT IN INNER INSERT INT INTEGER
-    INTERSECT INTERVAL INTO IS JOIN LATERAL LEFT LESS LIKE LOCAL MACRO MAP MORE NONE NOT NULL NUMERIC OF ON ONLY OR
-    ORDER OUT OUTER OVER PARTIALSCAN PARTITION PERCENT PRECEDING PRECISION PRESERVE PRIMARY PROCEDURE RANGE READS
-    REDUCE REGEXP REFERENCES REVOKE RIGHT RLIKE ROLLBACK ROLLUP ROW ROWS SELECT SET SMALLINT START TABLE TABLESAMPLE
-    THEN TIME TIMESTAMP TO TRANSFORM TRIGGER TRUE TRUNCATE UNBOUNDED UNION UNIQUEJOIN UPDATE USER USING UTC_TIMESTAMP
-    VALUES VARCHAR VIEWS WHEN WHERE WINDOW WITH""".split()
+    [
+        "ALL",
+        "ALTER",
+        "AND",
+        "ARRAY",
+        "AS",
+        "AUTHORIZATION",
+        "BETWEEN",
+        "BIGINT",
+        "BINARY",
+        "BOOLEAN",
+        "BOTH",
+        "BY",
+        "CASE",
+        "CASHE",
+        "CAST",
+        "CHAR",
+        "COLUMN",
+        "CONF",
+        "CONSTRAINT",
+        "COMMIT",
+        "CREATE",
+        "CROSS",
+        "CUBE",
+        "CURRENT",
+        "CURRENT_DATE",
+        "CURRENT_TIMESTAMP",
+        "CURSOR",
+        "DATABASE",
+        "DATE",
+        "DAYOFWEEK",
+        "DECIMAL",
+        "DELETE",
+        "DESCRIBE",
+        "DISTINCT",
+        "DIV",
+        "DOUBLE",
+        "DROP",
+        "ELSE",
+        "END",
+        "EXCHANGE",
+        "EXISTS",
+        "EXTENDED",
+        "EXTERNAL",
+        "EXTRACT",
+        "FALSE",
+        "FETCH",
+        "FLOAT",
+        "FLOOR",
+        "FOLLOWING",
+        "FOR",
+        "FOREIGN",
+        "FROM",
+        "FULL",
+        "FUNCTION",
+        "GRANT",
+        "GROUP",
+        "GROUPING",
+        "HAVING",
+        "IF",
+        "IMPORT",
+        "IN",
+        "INNER",
+        "INSERT",
+        "INT",
+        "INTEGER",
+        "INTERSECT",
+        "INTERVAL",
+        "INTO",
+        "IS",
+        "JOIN",
+        "LATERAL",
+        "LEFT",
+        "LESS",
+        "LIKE",
+        "LOCAL",
+        "MACRO",
+        "MAP",
+        "MORE",
+        "NONE",
+        "NOT",
+        "NULL",
+        "NUMERIC",
+        "OF",
+        "ON",
+        "ONLY",
+        "OR",
+        "ORDER",
+        "OUT",
+        "OUTER",
+        "OVER",
+        "PARTIALSCAN",
+        "PARTITION",
+        "PERCENT",
+        "PRECEDING",
+        "PRECISION",
+        "PRESERVE",
+        "PRIMARY",
+        "PROCEDURE",
+        "RANGE",
+        "READS",
+        "REDUCE",
+        "REGEXP",
+        "REFERENCES",
+        "REVOKE",
+        "RIGHT",
+        "RLIKE",
+        "ROLLBACK",
+        "ROLLUP",
+        "ROW",
+        "ROWS",
+        "SELECT",
+        "SET",
+        "SMALLINT",
+        "START",
+        "TABLE",
+        "TABLESAMPLE",
+        "THEN",
+        "TIME",
+        "TIMESTAMP",
+        "TO",
+        "TRANSFORM",
+        "TRIGGER",
+        "TRUE",
+        "TRUNCATE",
+        "UNBOUNDED",
+        "UNION",
+        "UNIQUEJOIN",
+        "UPDATE",
+        "USER",
+        "USING",
+        "UTC_TIMESTAMP",
+        "VALUES",
+        "VARCHAR",
+        "VIEWS",
+        "WHEN",
+        "WHERE",
+        "WINDOW",
+        "WITH",
+    ]
 )
 DDL_VERBS = frozenset({"ALTER", "CREATE", "DROP", "MSCK", "SHOW", "DESCRIBE"})
 DML_VERBS = frozenset({"SELECT", "WITH", "INSERT"})
@@ -136,3 +269,16 @@ def _tokens(sql: str, dialect: str) -> list[Token]:
         return list(sqlglot.tokenize(sql, read=dialect))
     except TokenError as err:
         raise AthenaSyntaxError(f"{dialect} does not tokenize it: {err}\n{sql[:200]}") from None
+
+
+def parse_what_it_sends(athena: Any) -> list[str]:
+    """Parse every ``StartQueryExecution`` query an Athena client sends (a Stubber's or moto's) before it goes out;
+    returns the list the statements are logged in."""
+    sent: list[str] = []
+
+    def check(params: dict[str, Any], **_kwargs: Any) -> None:
+        parse_athena(params["QueryString"])
+        sent.append(params["QueryString"])
+
+    athena.meta.events.register("provide-client-params.athena.StartQueryExecution", check)
+    return sent

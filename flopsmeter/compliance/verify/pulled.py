@@ -1,4 +1,4 @@
-"""A mirror against its pull manifest: every object ``pull`` copied is still there, and nothing is there it did not copy.
+"""A mirror against its pull manifest: every object ``pull`` copied is still there, nothing there it did not copy.
 
 The digests prove what they list; the pull manifest says what the bucket held when the mirror was pulled. A
 record removed from a mirror whose records no digest lists yet (or a digest removed with its records) is found
@@ -7,6 +7,8 @@ without a manifest (copied by other means) has no such list: the report says so.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from flopsmeter.audit.digests import parse_iso
 from flopsmeter.audit.keys import COMPACTED_PREFIX, DIGESTS_PREFIX, RECORDS_PREFIX
@@ -50,7 +52,7 @@ def check_pulled(source: Source, report: VerifyReport, window: Window) -> None:
     report.pulled_objects_checked = checked
 
 
-def _written(entry: dict[str, object]) -> object:
+def _written(entry: dict[str, object]) -> datetime | None:
     try:
         return parse_iso(str(entry["last_modified"]))
     except (KeyError, ValueError):

@@ -28,13 +28,9 @@ def verified_and_not(report: VerifyReport) -> tuple[list[str], list[str]]:
     if report.pulled_objects_checked is not None:
         done.append(f"{report.pulled_objects_checked} object(s) of the pull manifest: none removed, none added")
     if report.compacted_partitions_checked:
-        done.append(
-            f"{report.compacted_partitions_checked} compacted partition(s): Parquet rows = manifest = records"
-        )
+        done.append(f"{report.compacted_partitions_checked} compacted partition(s): Parquet rows = manifest = records")
     if report.catalog_partitions_checked is not None:
-        done.append(
-            f"{report.catalog_partitions_checked} partition(s) the catalog serves: each its newest generation"
-        )
+        done.append(f"{report.catalog_partitions_checked} partition(s) the catalog serves: each its newest generation")
     return done, _not_verified(report)
 
 
@@ -97,6 +93,8 @@ def verdict_line(report: VerifyReport) -> str:
         return f"FAILED ({len(report.failures)} problem(s))"
     if report.verdict == UNVERIFIED:
         if report.not_yet_covered:
-            return f"UNVERIFIED ({len(report.not_yet_covered)} record(s) not covered by a signed digest; nothing failed)"
+            return (
+                f"UNVERIFIED ({len(report.not_yet_covered)} record(s) not covered by a signed digest; nothing failed)"
+            )
         return "UNVERIFIED (nothing to verify: no record and no digest)"
     return "OK"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -17,6 +18,8 @@ from flopsmeter.audit.record import canonical_json
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.verify import BucketSource, render_text, verify
 from tests.support.trail import BUCKET, T0, Trail, build_trail, make_signing_key, tamper_digest
+
+AUDIT_DOC = (Path(__file__).resolve().parents[3] / "docs" / "audit.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -39,7 +42,12 @@ def test_untouched_trail_is_unverified_while_a_record_awaits_its_digest_then_ok(
     assert report.records_checked == 6 and report.records_covered == 5 and report.digests_checked == 3
     assert report.not_yet_covered == [trail.key("job-f")]
     assert report.verdict == "UNVERIFIED" and not report.ok  # never OK without a digest that lists it
-    assert "Result: UNVERIFIED (1 record(s) not covered by a signed digest; nothing failed)" in render_text(report)
+    text = render_text(report)
+    assert "Result: UNVERIFIED (1 record(s) not covered by a signed digest; nothing failed)" in text
+    shown = AUDIT_DOC.split("(six\nrecords, hourly digests to 12:00, one record written at 12:20):\n\n```\n")[1].split(
+        "```"
+    )[0]
+    assert text.endswith(shown.rstrip("\n")), "docs/audit.md's verify output drifted from what verify prints"
     trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=5))
     covered = run(trail)
     assert covered.ok and covered.records_covered == 6, render_text(covered)

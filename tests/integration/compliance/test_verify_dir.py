@@ -92,7 +92,9 @@ def test_a_mirror_no_digest_covers_is_unverified_and_a_record_removed_from_it_fa
     (mirror / key).unlink()  # the pull manifest still lists it
     assert main(["verify", "--dir", root, "--max-digest-age-hours", "0"]) == 1
     text = capsys.readouterr().out
-    assert f"FAIL {key}: record_missing: listed in the pull manifest" in text and "Result: FAILED (1 problem(s))" in text
+    assert (
+        f"FAIL {key}: record_missing: listed in the pull manifest" in text and "Result: FAILED (1 problem(s))" in text
+    )
 
 
 def test_a_record_no_digest_lists_yet_removed_from_the_mirror_fails(golden, mirror):
@@ -212,3 +214,17 @@ def test_a_flat_folder_of_records_is_not_taken_for_an_empty_mirror(golden, tmp_p
     (tmp_path / "job.json").write_bytes((golden["root"] / key).read_bytes())
     assert main(["verify", "--dir", str(tmp_path)]) == 1
     assert "is not a mirror of the audit bucket" in capsys.readouterr().err
+
+
+def test_the_report_states_what_was_and_was_not_verified(golden, mirror, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    assert main(["report", "--dir", str(mirror), "--out", str(out)]) == 0
+    assert (
+        "integrity UNVERIFIED (1 record(s) not covered by a signed digest; nothing failed)" in capsys.readouterr().out
+    )
+    html = " ".join(out.read_text(encoding="utf-8").split())
+    assert "Integrity NOT fully verified." in html and "Integrity verified." not in html
+    assert "5 of 6 record(s) listed, with the same version and hashes, in a signed digest" in html
+    assert "1 record(s) listed in no digest yet" in html and "no record was altered" not in html
+    assert main(["report", "--dir", str(mirror), "--out", str(out), "--no-verify"]) == 0
+    assert "Integrity not checked." in out.read_text(encoding="utf-8")

@@ -9,11 +9,13 @@ from botocore.stub import Stubber
 from flopsmeter.aws.athena import AthenaTarget, Polling
 from flopsmeter.compliance.query import Preset, preset_sql, run_athena
 from flopsmeter.errors import AthenaError
+from tests.support.athena_sql import parse_what_it_sends
 
 
 def test_athena_path_sends_the_same_sql_and_pages_results():
     athena = boto3.client("athena", region_name="eu-west-1")
     sql = preset_sql(Preset(exceeding=True))
+    sent = parse_what_it_sends(athena)  # Athena's grammar first
     stub = Stubber(athena)
     stub.add_response(
         "start_query_execution",
@@ -56,7 +58,7 @@ def test_athena_path_sends_the_same_sql_and_pages_results():
         result = run_athena(athena, sql, AthenaTarget("flopsmeter", "flopsmeter_audit"), Polling(sleep=sleeps.append))
     stub.assert_no_pending_responses()
     assert result.columns == ["job", "flops"] and result.rows == [("over-1", "5.0E22"), ("over-2", "9.0E23")]
-    assert sleeps == [1.0]
+    assert sleeps == [1.0] and sent == [sql]
 
 
 def test_athena_failure_is_reported_with_its_reason():

@@ -16,6 +16,7 @@ from flopsmeter.cli import query
 from flopsmeter.cli.main import main
 from flopsmeter.compliance.query import Preset, QueryError, connect, preset_sql
 from flopsmeter.compliance.query.compacted import COMBINED, compacted_cte, day_ranges, partitions_sql
+from tests.support.athena_sql import parse_what_it_sends
 from tests.support.records import make_record, write_mirror
 
 A, B = "111122223333", "444455556666"
@@ -103,6 +104,7 @@ def test_a_partition_value_that_is_not_one_is_refused_not_inlined(row) -> None:
 def test_cli_compacted_lists_the_partitions_then_runs_the_preset_over_both_tables(monkeypatch, capsys) -> None:
     """The two Athena calls, as sent (Stubber: the request shapes are botocore's)."""
     athena = boto3.client("athena", region_name="eu-west-1")
+    sent = parse_what_it_sends(athena)  # Athena's grammar first
     stub = Stubber(athena)
     expected_sql = compacted_cte([(A, "eu-west-1", "2026-03-01")]) + preset_sql(
         Preset(exceeding=True), table=COMBINED, engine="athena"
@@ -132,6 +134,7 @@ def test_cli_compacted_lists_the_partitions_then_runs_the_preset_over_both_table
         assert main([*argv, "--format", "csv"]) == 0
     stub.assert_no_pending_responses()
     assert [line for line in capsys.readouterr().out.splitlines() if line] == ["job", "job-001"]
+    assert sent == [partitions_sql(), expected_sql]
 
 
 @pytest.mark.parametrize("argv", [["--compacted"], ["--engine", "athena", "--compacted", "SELECT 1"]])
