@@ -96,6 +96,7 @@ class ServiceMetric(StrEnum):
     DIGESTS_WRITTEN = "DigestsWritten"
     PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
     ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
+    REGION_NOT_SERVED = "RegionNotServed"  # a job event from a region the deployment does not read (dead-lettered)
     PARTITIONS_COMPACTED = "PartitionsCompacted"  # compaction function: partitions given a new Parquet generation
     COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
 
