@@ -46,6 +46,12 @@ IMAGE = "763104351884.dkr.ecr.{region}.amazonaws.com/huggingface-pytorch-trainin
 
 
 _serialized = threading.Lock()
+_lookup_events: list[float] = []  # time.monotonic() of each LookupEvents request the emulator served
+
+
+def lookup_events_times() -> list[float]:
+    """When the emulator in this process answered each CloudTrail LookupEvents call (``time.monotonic()``)."""
+    return list(_lookup_events)
 
 
 def serialize_emulator_requests() -> None:
@@ -55,6 +61,7 @@ def serialize_emulator_requests() -> None:
     threaded server raises ``list.remove(x): x not in list`` and ``Set changed size during iteration`` inside
     moto's SQS model (seen at 5 workers) and answers 500. The server is bound by the GIL anyway, so serving one
     request at a time costs little; workers must not long-poll (``WaitTimeSeconds=0``), or they would hold the lock.
+    Each CloudTrail LookupEvents request is time-stamped on the way (``lookup_events_times``).
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -64,6 +71,8 @@ def serialize_emulator_requests() -> None:
 
     def serialized(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         with _serialized:
+            if str(environ.get("HTTP_X_AMZ_TARGET", "")).endswith(".LookupEvents"):
+                _lookup_events.append(time.monotonic())
             return list(call(self, environ, start_response))
 
     DomainDispatcherApplication.__call__ = serialized  # type: ignore[method-assign]
