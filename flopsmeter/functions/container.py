@@ -69,23 +69,24 @@ class AccountScope:
 
     @property
     def served(self) -> tuple[str, ...]:
+        """The regions jobs are read in: the function's own, and in organization mode the member regions."""
         from flopsmeter.service.regions import served_regions
 
-        return served_regions(self.home_region, self.member_regions) if self.home_region else ()
+        if self.home_region is None:
+            return ()
+        return served_regions(self.home_region, self.member_regions if self.sessions is not None else ())
 
     def deps_for(self, account: str | None, region: str | None = None) -> Dependencies:
-        home_account = self.sessions is None or self.sessions.is_home(account)
-        if self.home_region is None or region in (None, self.home_region):
-            if home_account:
-                return self.deps
-        else:
+        own_account = self.sessions is None or self.sessions.is_home(account)
+        own_region = self.home_region is None or region in (None, self.home_region)
+        if own_account and own_region:
+            return self.deps
+        if not own_region:
             from flopsmeter.service.regions import check_region
 
-            check_region(account, region, self.served)
-        if self.sessions is None:  # single-account mode serves its own region only: not reached
-            return self.deps
-        member = account or self.sessions.home_account
-        return self._member_deps(member, region)
+            check_region(account, str(region), self.served)  # RegionNotServed: single-account mode always
+        assert self.sessions is not None  # single-account mode has returned or raised above
+        return self._member_deps(account or self.sessions.home_account, region)
 
     def _member_deps(self, account: str, region: str | None) -> Dependencies:
         from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
