@@ -188,4 +188,3 @@ def _creds(credentials: dict[str, Any]) -> dict[str, Any]:
         "aws_secret_access_key": credentials["SecretAccessKey"],
         "aws_session_token": credentials["SessionToken"],
     }
-
