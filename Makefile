@@ -177,8 +177,14 @@ bench-accuracy: $(STAMP) ## meter vs FlopCounterMode on short real fine-tuning r
 bench-overhead: $(STAMP) ## step time with and without the meter (JSON)
 	$(BIN)/python -m bench.overhead
 
-bench-load: $(STAMP) ## 10 000 events through EventBridge -> SQS -> handler on a local moto server (JSON)
-	$(BIN)/python -m bench.load
+# bench-load: the deployment the stack recommends (launch calls captured), then the no-trail fallback (LookupEvents at
+# the classifier's documented pace); each JSON is printed and kept in bench/results/ (the README quotes those files).
+BENCH_LOAD_ARGS ?= --events 2000
+BENCH_LOAD_FALLBACK_ARGS ?= --events 200
+bench-load: $(STAMP) ## 2 000 events through EventBridge -> SQS -> handler on moto, with capture; then 200 without (JSON)
+	@mkdir -p bench/results
+	$(BIN)/python -m bench.load $(BENCH_LOAD_ARGS) --out bench/results/load.json
+	$(BIN)/python -m bench.load --fallback $(BENCH_LOAD_FALLBACK_ARGS) --out bench/results/load-fallback.json
 
 bench-query: $(STAMP) ## query presets over 100 000 synthetic records (JSON); BENCH_QUERY_ARGS="--records 1000000 --compacted [--prepare]"
 	$(BIN)/python -m bench.query $(BENCH_QUERY_ARGS)

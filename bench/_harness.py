@@ -20,6 +20,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +47,30 @@ IMAGE = "763104351884.dkr.ecr.{region}.amazonaws.com/huggingface-pytorch-trainin
 
 
 _serialized = threading.Lock()
+_lookup_events: list[float] = []  # time.monotonic() of each LookupEvents request the emulator served
+_requests: Counter[str] = Counter()
+
+
+def _request_kind(environ: dict[str, Any], target: str) -> str:
+    """A request's service and operation, roughly: the JSON target, the query's Action, or method + path depth."""
+    if target:
+        return target.rsplit(".", 1)[-1]
+    query = str(environ.get("QUERY_STRING", ""))
+    action = next((p[7:] for p in query.split("&") if p.startswith("Action=")), None)
+    if action:
+        return action
+    path = str(environ.get("PATH_INFO", ""))
+    return f"{environ.get('REQUEST_METHOD')} {'object' if path.count('/') > 1 else 'bucket'}"
+
+
+def emulator_requests() -> dict[str, int]:
+    """How many requests of each kind the emulator in this process served."""
+    return dict(_requests)
+
+
+def lookup_events_times() -> list[float]:
+    """When the emulator in this process answered each CloudTrail LookupEvents call (``time.monotonic()``)."""
+    return list(_lookup_events)
 
 
 def serialize_emulator_requests() -> None:
@@ -55,6 +80,7 @@ def serialize_emulator_requests() -> None:
     threaded server raises ``list.remove(x): x not in list`` and ``Set changed size during iteration`` inside
     moto's SQS model (seen at 5 workers) and answers 500. The server is bound by the GIL anyway, so serving one
     request at a time costs little; workers must not long-poll (``WaitTimeSeconds=0``), or they would hold the lock.
+    Each CloudTrail LookupEvents request is time-stamped on the way (``lookup_events_times``).
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -64,6 +90,10 @@ def serialize_emulator_requests() -> None:
 
     def serialized(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         with _serialized:
+            target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+            if target.endswith(".LookupEvents"):
+                _lookup_events.append(time.monotonic())
+            _requests[_request_kind(environ, target)] += 1
             return list(call(self, environ, start_response))
 
     DomainDispatcherApplication.__call__ = serialized  # type: ignore[method-assign]

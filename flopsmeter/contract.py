@@ -96,6 +96,7 @@ class ServiceMetric(StrEnum):
     DIGESTS_WRITTEN = "DigestsWritten"
     PROVENANCE_CAPTURED = "ProvenanceCaptured"  # one per launch call stored (provenance function)
     ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
+    REGION_NOT_SERVED = "RegionNotServed"  # a job event from a region the deployment does not read (dead-lettered)
     PARTITIONS_COMPACTED = "PartitionsCompacted"  # compaction function: partitions given a new Parquet generation
     COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
 
@@ -125,7 +126,7 @@ LAMBDA_ENV = (
     "MEMBER_ROLE_NAME",  # organization: the member accounts' reader role (member_reader_role_name(stage))
     "MAX_RECEIVE_COUNT",  # classifier: the queue's maxReceiveCount (the last delivery dead-letters with its reason)
     "MEMBER_ACCOUNTS",  # reconciler, optional: comma-separated account ids (else Organizations ListAccounts)
-    "MEMBER_REGIONS",  # reconciler: comma-separated regions the member stack is deployed to
+    "MEMBER_REGIONS",  # classifier, reconciler: comma-separated regions the member stack is deployed to
     "RECONCILE_CURSOR_PARAMETER",  # reconciler: SSM parameter holding where the round-robin resumes
     # the provider's establishment (Art. 54) and the energy estimate's assumptions (docs/obligations.md)
     "ESTABLISHED_OUTSIDE_EU",

@@ -70,6 +70,17 @@ class MemberRoleUnavailable(TransientError):
         self.code = code
 
 
+class RegionNotServed(PermanentError):
+    """A job in a region this deployment does not read (neither its own region nor a member region): no reconciler
+    looks there either, so it is dead-lettered at once, with this reason and an alert (``service.regions``)."""
+
+    def __init__(self, message: str, *, account: str | None, region: str, served: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.account = account
+        self.region = region
+        self.served = served
+
+
 # --- the audit bucket ---------------------------------------------------------------------------------------------
 
 

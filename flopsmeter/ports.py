@@ -217,9 +217,18 @@ class LogSink(Protocol):
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
 
 
+@dataclass(frozen=True)
+class RotationState:
+    """Where the reconciler's round-robin resumes: the index of the next account, and the accounts whose visit failed
+    in the last run (their job listing refused, throttled or timed out), visited again first."""
+
+    next: int = 0
+    retry: tuple[str, ...] = ()
+
+
 class Cursor(Protocol):
     """Where the reconciler's round-robin over member accounts resumes (``flopsmeter.aws.cursor``)."""
 
-    def load(self) -> int: ...
+    def load(self) -> RotationState: ...
 
-    def save(self, value: int) -> None: ...
+    def save(self, state: RotationState) -> None: ...

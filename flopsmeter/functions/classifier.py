@@ -14,8 +14,10 @@ statuses, call the service. One bad record never fails the others, and nothing i
   One exception (organization mode): a member account's reader role that still cannot be assumed on the last
   delivery (``MAX_RECEIVE_COUNT``) is dead-lettered by the function itself, so the DLQ says which role and why.
 
-The event's ``account`` chooses whose credentials read the job (``ClassifierContainer.deps_for``): the function's
-own in single-account mode and for the compliance account, the member's reader role otherwise.
+The event's ``account`` and ``region`` choose whose credentials read the job, and where
+(``ClassifierContainer.deps_for``): the function's own for its own account and region, the account's reader role
+with clients in the event's region otherwise. A job from a region the deployment does not serve (neither its own
+nor a member region) is dead-lettered at once with that reason, and an alert is sent (``RegionNotServed``).
 
 The reason is always logged.
 """
@@ -33,7 +35,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flopsmeter.contract import ServiceMetric
-from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentError, TransientError
+from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentError, RegionNotServed, TransientError
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
 from flopsmeter.functions.inbound import (
     MAX_REASON,
@@ -130,6 +132,15 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
     except MemberRoleUnavailable as err:
         member_role_unavailable(record, err, log_fields, container)
         return None
+    except RegionNotServed as err:
+        from flopsmeter.service.regions import alert_region_not_served
+
+        alert_region_not_served(err, log_fields.get("job"), container.deps, container.config)
+        logger.error("job in a region this deployment does not serve; dead-lettered", extra=log_fields | {
+            "reason": str(err)[:MAX_REASON], "region": err.region})  # fmt: skip
+        if dead_letter(record, err, log_fields, container):
+            return None
+        raise
     except MalformedEvent as err:
         metrics.add_metric(name=ServiceMetric.MALFORMED_EVENT, unit="Count", value=1)
         logger.error("malformed event; will end in the dead-letter queue", extra=log_fields | {"reason": str(err)})

@@ -9,7 +9,7 @@ that would have to be cleared.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from flopsmeter.functions.settings import (
@@ -25,6 +25,7 @@ from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 
 if TYPE_CHECKING:
     from flopsmeter.aws.dead_letters import DeadLetterQueue
+    from flopsmeter.aws.lookup_budget import LookupBudget
     from flopsmeter.aws.sessions import AccountSessions, ClientBuilder
     from flopsmeter.aws.store import AuditStore
     from flopsmeter.compliance.compaction.athena import CompactionSettings, RunSql, Staging
@@ -48,31 +49,59 @@ def member_client_builder() -> ClientBuilder:
 
 @dataclass(frozen=True)
 class AccountScope:
-    """Whose adapters read a job's facts: the function's own, or (organization mode) a member account's.
+    """Whose adapters read a job's facts, and where: the function's own, or a member account's, in the job's region.
 
-    ``deps_for(account, region)`` is ``deps`` itself in single-account mode and for the compliance account; for a
-    member account the job, metric and CloudTrail readers act through its reader role (``flopsmeter.aws.sessions``,
-    raising ``MemberRoleUnavailable`` when it cannot be assumed), while the store, the publisher and the sinks stay
-    the compliance account's: the record is written where every record is.
+    ``deps_for(account, region)`` is ``deps`` itself for the function's own account in its own region (and in
+    single-account mode). Any other account, or the own account in another member region, is read through that
+    account's reader role (``flopsmeter.aws.sessions``, raising ``MemberRoleUnavailable`` when it cannot be
+    assumed; the member stack creates it once per account with grants in every member region) with clients in the
+    event's region, so a same-named job elsewhere is never read. The store, the publisher and the sinks stay the
+    compliance account's: the record is written where every record is. A region outside the function's own and the
+    member regions raises ``RegionNotServed`` (``flopsmeter.service.regions``). CloudTrail's LookupEvents budget is
+    kept per account and region (its quota's scope), for the life of the execution environment.
     """
 
     deps: Dependencies
     sessions: AccountSessions | None = None  # None: single-account mode
+    home_region: str | None = None  # None: not known (a hand-built scope): every region is read with ``deps``
+    member_regions: tuple[str, ...] = ()
+    budgets: dict[tuple[str, str | None], LookupBudget] = field(default_factory=dict, compare=False)
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """The regions jobs are read in: the function's own, and in organization mode the member regions."""
+        from flopsmeter.service.regions import served_regions
+
+        if self.home_region is None:
+            return ()
+        return served_regions(self.home_region, self.member_regions if self.sessions is not None else ())
 
     def deps_for(self, account: str | None, region: str | None = None) -> Dependencies:
-        if self.sessions is None or self.sessions.is_home(account):
+        own_account = self.sessions is None or self.sessions.is_home(account)
+        own_region = self.home_region is None or region in (None, self.home_region)
+        if own_account and own_region:
             return self.deps
-        assert account is not None  # is_home(None) is True
+        if not own_region:
+            from flopsmeter.service.regions import check_region
+
+            check_region(account, str(region), self.served)  # RegionNotServed: single-account mode always
+        assert self.sessions is not None  # single-account mode has returned or raised above
+        return self._member_deps(account or self.sessions.home_account, region)
+
+    def _member_deps(self, account: str, region: str | None) -> Dependencies:
         from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
+        from flopsmeter.aws.lookup_budget import LookupBudget
         from flopsmeter.aws.metrics import JobMetrics
         from flopsmeter.aws.sagemaker import SageMakerJobs
 
+        assert self.sessions is not None
         clients = self.sessions.clients_for(account, region)
+        budget = self.budgets.setdefault((account, region), LookupBudget())
         return replace(
             self.deps,
             jobs=SageMakerJobs(clients("sagemaker")),
             meter=JobMetrics(clients("cloudwatch")),
-            trail=CreateTrainingJobTrail(clients("cloudtrail")),
+            trail=CreateTrainingJobTrail(clients("cloudtrail"), budget),
             bedrock=None,  # the member role reads SageMaker only; the member stack forwards no Bedrock events
         )
 
@@ -82,7 +111,7 @@ class ClassifierContainer:
     deps: Dependencies
     config: ServiceConfig
     dead_letters: DeadLetterQueue | None  # None: DEAD_LETTER_QUEUE_URL unset, failures go by the redrive policy
-    accounts: AccountScope | None = None  # None: every job is read with ``deps`` (single-account mode)
+    accounts: AccountScope | None = None  # None (a hand-built container): every job is read with ``deps``
     max_receive_count: int | None = None  # the queue's maxReceiveCount, when known (MAX_RECEIVE_COUNT)
 
     def deps_for(self, account: str | None, region: str | None = None) -> Dependencies:
@@ -166,10 +195,12 @@ def classification_dependencies(
 
 def account_scope(
     settings: ClassificationSettings, deps: Dependencies, clients: ClientFactory, member_clients: ClientBuilder | None
-) -> AccountScope | None:
-    """Organization mode's scope over member accounts; None in single-account mode."""
+) -> AccountScope:
+    """Which account and region each job is read in: organization mode's member accounts through their reader role;
+    in single-account mode the function's own account, in its own region only."""
+    home_region = clients("sagemaker").meta.region_name  # the region the function runs in (its clients' region)
     if not settings.is_organization:
-        return None
+        return AccountScope(deps, home_region=home_region)
     from flopsmeter.aws.sessions import AccountSessions, partition_of
 
     sts = clients("sts")
@@ -180,7 +211,7 @@ def account_scope(
         build_client=member_clients or member_client_builder(),
         partition=partition_of(sts.meta.region_name),
     )
-    return AccountScope(deps, sessions)
+    return AccountScope(deps, sessions, home_region=home_region, member_regions=settings.member_regions)
 
 
 def build_classifier(
@@ -213,11 +244,12 @@ def build_reconciler(
     member_clients: ClientBuilder | None = None,
 ) -> ReconcilerContainer:
     deps = classification_dependencies(settings, clients, metrics=metrics, log=log)
-    accounts = account_scope(settings, deps, clients, member_clients)
-    rotation = None
-    if accounts is not None:
+    accounts: AccountScope | None = None
+    rotation: RotationSettings | None = None
+    if settings.is_organization:
         from flopsmeter.aws.cursor import RotationCursor
 
+        accounts = account_scope(settings, deps, clients, member_clients)
         rotation = RotationSettings(
             accounts=settings.member_accounts,
             regions=settings.member_regions or (None,),

@@ -88,6 +88,9 @@ class ClassificationSettings(FunctionSettings):
     # organization mode (docs/organization.md): a job in another account is read through its reader role
     DEPLOYMENT_MODE: DeploymentMode = "single-account"  # contract.SINGLE_ACCOUNT
     MEMBER_ROLE_NAME: str | None = Field(default=None, pattern=IAM_ROLE_NAME)
+    # organization mode: the regions the member stack is deployed to (the classifier reads a job in its event's
+    # region when it is one of them or the function's own; the reconciler visits each); unset: the own region only
+    MEMBER_REGIONS: RegionList = ()
 
     @model_validator(mode="after")
     def _organization_needs_role(self) -> Self:
@@ -98,6 +101,11 @@ class ClassificationSettings(FunctionSettings):
     @property
     def is_organization(self) -> bool:
         return self.DEPLOYMENT_MODE == ORGANIZATION
+
+    @property
+    def member_regions(self) -> tuple[str, ...]:
+        """The member regions in organization mode; none in single-account mode (its own region only)."""
+        return self.MEMBER_REGIONS if self.is_organization else ()
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
@@ -122,7 +130,6 @@ class ReconcilerSettings(ClassificationSettings):
     RECONCILE_LOOKBACK_HOURS: ReconcileLookbackHours = DEFAULT_RECONCILE_LOOKBACK_HOURS
     # organization mode: which accounts and regions, and how much of each per run (flopsmeter.service.rotation)
     MEMBER_ACCOUNTS: AccountList = ()  # unset: Organizations ListAccounts
-    MEMBER_REGIONS: RegionList = ()  # unset: the function's own region
     RECONCILE_JOBS_PER_ACCOUNT: int = Field(default=500, ge=1, le=10_000)  # ListTrainingJobs pages of 100 jobs
     RECONCILE_ACCOUNTS_PER_RUN: int = Field(default=50, ge=1, le=10_000)
     RECONCILE_CURSOR_PARAMETER: str | None = Field(default=None, pattern=SSM_PARAMETER_NAME)
@@ -130,10 +137,6 @@ class ReconcilerSettings(ClassificationSettings):
     @property
     def member_accounts(self) -> tuple[str, ...]:
         return self.MEMBER_ACCOUNTS
-
-    @property
-    def member_regions(self) -> tuple[str, ...]:
-        return self.MEMBER_REGIONS
 
 
 class DigestSettings(FunctionSettings):

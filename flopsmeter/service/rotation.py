@@ -8,6 +8,12 @@ organization larger than ``accounts_per_run`` is covered over several runs, each
 An account whose reader role cannot be assumed is reported (``AssumeRoleFailed``, logged with the reason) and
 skipped; the next rotation tries it again. An account with more ended jobs than its share is logged as truncated
 (the jobs past the share are not checked: raise ``RECONCILE_JOBS_PER_ACCOUNT``).
+
+Whatever one account does, the run goes on and saves its place: an account whose visit fails (ListTrainingJobs
+throttled or refused, a timeout, anything unexpected) is reported in the run's result (``failed_accounts``), counted
+as ``ReconcileFailed`` (the stack's ``ReconcileFailedAlarm`` alerts on it), logged with the reason, and remembered in
+the cursor: the next run visits it again first, on top of its own share, so a passing fault costs that account one
+run, not a whole rotation (which could outlast the lookback window). The others advance as if nothing happened.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from datetime import datetime
 
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.errors import TransientError
-from flopsmeter.ports import Cursor
+from flopsmeter.ports import Cursor, RotationState
 from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.reconcile import ReconcileReport, reconcile
 
@@ -37,6 +43,7 @@ class AccountVisit:
     region: str | None
     report: ReconcileReport | None = None
     unreachable: str | None = None  # why the reader role could not be assumed
+    failed: str | None = None  # why the visit failed (the job listing refused, throttled, timed out): retried
 
 
 @dataclass
@@ -44,7 +51,13 @@ class RotationReport:
     accounts: int = 0
     started_at: int = 0
     next_start: int = 0
+    retried: list[str] = field(default_factory=list)  # accounts that failed in the last run, visited again first
     visits: list[AccountVisit] = field(default_factory=list)
+
+    @property
+    def failed_accounts(self) -> tuple[str, ...]:
+        """Accounts with a failed visit in any region, in visiting order (the next run retries them)."""
+        return tuple(dict.fromkeys(v.account for v in self.visits if v.failed))
 
     def as_dict(self) -> dict[str, object]:
         reports = [v.report for v in self.visits if v.report is not None]
@@ -52,8 +65,10 @@ class RotationReport:
             "accounts": self.accounts,
             "started_at": self.started_at,
             "next_start": self.next_start,
-            "visited": [v.account for v in self.visits],
+            "visited": list(dict.fromkeys(v.account for v in self.visits)),
+            "retried": self.retried,
             "unreachable": {f"{v.account}/{v.region or '-'}": v.unreachable for v in self.visits if v.unreachable},
+            "failed_accounts": {f"{v.account}/{v.region or '-'}": v.failed for v in self.visits if v.failed},
             "truncated": [f"{v.account}/{v.region or '-'}" for v in self.visits if v.report and v.report.truncated],
             "seen": sum(r.seen for r in reports),
             "already_recorded": sum(r.already_recorded for r in reports),
@@ -83,14 +98,20 @@ def reconcile_accounts(
     log_deps: Dependencies,
     now: datetime | None = None,
 ) -> RotationReport:
-    """Reconcile this run's share of ``plan.accounts``; ``log_deps`` carries the compliance account's sinks."""
-    start = cursor.load()
-    visiting, next_start = this_run(plan.accounts, start, plan.accounts_per_run)
-    report = RotationReport(len(plan.accounts), start % max(1, len(plan.accounts)), next_start)
-    for account in visiting:
-        for region in plan.regions:
-            report.visits.append(_visit(deps_for, account, region, plan, config, lookback_hours, log_deps, now))
-    cursor.save(next_start)
+    """Reconcile this run's share of ``plan.accounts`` (after the accounts the last run failed); ``log_deps`` carries
+    the compliance account's sinks. The cursor is saved whatever happens in between."""
+    state = cursor.load()
+    visiting, next_start = this_run(plan.accounts, state.next, plan.accounts_per_run)
+    retried = [a for a in dict.fromkeys(state.retry) if a in plan.accounts and a not in visiting]
+    report = RotationReport(
+        len(plan.accounts), state.next % max(1, len(plan.accounts)), next_start, retried[: plan.accounts_per_run]
+    )
+    try:
+        for account in [*report.retried, *visiting]:
+            for region in plan.regions:
+                report.visits.append(_visit(deps_for, account, region, plan, config, lookback_hours, log_deps, now))
+    finally:  # even if something outside any one account's visit fails: the next run never starts over
+        cursor.save(RotationState(next_start, report.failed_accounts + tuple(retried[plan.accounts_per_run :])))
     return report
 
 
@@ -111,7 +132,12 @@ def _visit(
         log_deps.metrics.add_metric(ServiceMetric.ASSUME_ROLE_FAILED, "Count", 1)
         log_deps.log.warning("member account skipped this run", extra=where | {"reason": str(err)})
         return AccountVisit(account, region, unreachable=str(err))
-    result = reconcile(deps, config, lookback_hours=lookback_hours, now=now, limit=plan.jobs_per_account)
+    except Exception as err:  # noqa: BLE001 - whatever one account does, the others are visited and the cursor saved
+        return _failed(account, region, err, log_deps)
+    try:
+        result = reconcile(deps, config, lookback_hours=lookback_hours, now=now, limit=plan.jobs_per_account)
+    except Exception as err:  # noqa: BLE001 - as above
+        return _failed(account, region, err, log_deps)
     if result.truncated:
         log_deps.log.warning(
             "more ended jobs in the lookback window than this account's share: the rest were not checked "
@@ -119,3 +145,14 @@ def _visit(
             extra=where | {"jobs_per_account": plan.jobs_per_account},
         )
     return AccountVisit(account, region, result)
+
+
+def _failed(account: str, region: str | None, err: Exception, log_deps: Dependencies) -> AccountVisit:
+    """One account's visit failed: counted (``ReconcileFailed``, alarmed), logged with why, retried next run."""
+    reason = f"{type(err).__name__}: {err}"[:1000]
+    log_deps.metrics.add_metric(ServiceMetric.RECONCILE_FAILED, "Count", 1)
+    log_deps.log.error(
+        "member account not reconciled this run (its job listing failed); visited again first in the next run",
+        extra={"account": account, "region": region, "reason": reason, "error": type(err).__name__},
+    )
+    return AccountVisit(account, region, failed=reason)

@@ -121,7 +121,8 @@ class Monitoring(Construct):
               for name, metric in errors.items()],
             ("AuditWriteFailedAlarm", write_failed, 1, "The classifier could not write an audit record."),
             ("ReconcileFailedAlarm", reconcile_failed, 1,
-             "The reconciler could not classify an ended training job that has no record."),
+             "The reconciler could not classify an ended training job that has no record, or could not list a member "
+             "account's jobs (retried first in the next run)."),
             ("ProvenanceDeadLettersAlarm", provenance_dlq_depth, 1,
              "A launch call could not be delivered to the provenance function and is in its dead-letter queue."),
         ]  # fmt: skip

@@ -156,8 +156,9 @@ class ServiceFunctions(Construct):
 
         The right to assume the member role is granted by ``infra.constructs.organization.OrganizationIntake``.
         """
-        for fn in (self.classifier, self.reconciler):
+        for fn in (self.classifier, self.reconciler):  # both read a job in its own account and region
             fn.function.add_environment("MEMBER_ROLE_NAME", member_reader_role_name(cfg.stage))
+            fn.function.add_environment("MEMBER_REGIONS", ",".join(cfg.member_regions))
         cursor = ssm.StringParameter(
             self,
             "ReconcileCursor",
@@ -168,7 +169,6 @@ class ServiceFunctions(Construct):
         cursor.grant_read(self.reconciler.role)
         cursor.grant_write(self.reconciler.role)
         self.reconciler.function.add_environment("RECONCILE_CURSOR_PARAMETER", cursor.parameter_name)
-        self.reconciler.function.add_environment("MEMBER_REGIONS", ",".join(cfg.member_regions))
         if cfg.member_accounts:
             self.reconciler.function.add_environment("MEMBER_ACCOUNTS", ",".join(cfg.member_accounts))
         _allow_any_resource(self.reconciler.role, "ListOrganizationAccounts", "organizations:ListAccounts")

@@ -391,7 +391,7 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
         assert env[name]["MEMBER_ROLE_NAME"] == member_reader_role_name("prod")
     assert "MEMBER_ROLE_NAME" not in env["digest"]
     assert int(env["classifier"]["MAX_RECEIVE_COUNT"]) >= 2
-    assert env["reconciler"]["MEMBER_REGIONS"] == ",".join(REGIONS)
+    assert env["reconciler"]["MEMBER_REGIONS"] == env["classifier"]["MEMBER_REGIONS"] == ",".join(REGIONS)
     assert env["reconciler"]["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT
     table = glue_table(synth)
     parameters = table["Properties"]["TableInput"]["Parameters"]  # Athena sees every member's partitions

@@ -10,7 +10,6 @@ role as AWS does.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -23,79 +22,19 @@ from flopsmeter.aws.dead_letters import DeadLetterQueue
 from flopsmeter.aws.sessions import AccountSessions
 from flopsmeter.functions import classifier
 from flopsmeter.functions.container import AccountScope, ClassifierContainer
-from flopsmeter.local import moto_ext
 from flopsmeter.local.runner import lambda_sqs_event
 from tests.support.lambda_context import lambda_context
 from tests.support.moto_world import ACCOUNT, REGION, state_change
+from tests.support.org_world import ROLE, create_reader_role, forwarded, member_client, member_job
 
 MEMBER, MISSING = "111111111111", "222222222222"
-ROLE = contract.member_reader_role_name("test")
 MAX_RECEIVES = 3  # the moto world's classifier queue redrive policy
-
-
-def as_account(account: str, service: str) -> Any:
-    """A client acting in ``account`` (an administrator there), the way a member account's own team works."""
-    creds = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="admin"
-    )["Credentials"]
-    return boto3.client(
-        service,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
-def member_job(account: str, name: str, aws: Any) -> Any:
-    as_account(account, "sagemaker").create_training_job(
-        TrainingJobName=name,
-        RoleArn=f"arn:aws:iam::{account}:role/SageMakerRole",
-        AlgorithmSpecification={
-            "TrainingImage": "123.dkr.ecr.eu-west-1.amazonaws.com/hf:1",
-            "TrainingInputMode": "File",
-        },
-        OutputDataConfig={"S3OutputPath": "s3://models/out"},
-        ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
-        StoppingCondition={"MaxRuntimeInSeconds": 86400},
-    )
-    end = aws.t0 + timedelta(hours=1)
-    moto_ext.set_training_job_state(
-        name, moto_ext.JobState(status="Completed", start=aws.t0, end=end), account_id=account, region=REGION
-    )
-    return end
-
-
-def create_reader_role(account: str) -> None:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": ACCOUNT}}],
-    }
-    as_account(account, "iam").create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
-
-
-def forwarded(name: str, account: str) -> str:
-    """The state change as the organization bus's rule delivers it: the member's account in the envelope."""
-    event = json.loads(state_change(name))
-    arn = f"arn:aws:sagemaker:{REGION}:{account}:training-job/{name}"
-    event["account"], event["resources"] = account, [arn]
-    event["detail"]["TrainingJobArn"] = arn
-    return json.dumps(event)
 
 
 @pytest.fixture
 def org(aws: Any) -> Any:
-    def build(credentials: dict[str, Any], service: str, region: str | None) -> Any:
-        return boto3.client(
-            service,
-            region_name=region or REGION,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
-
     deps = aws.deps()
-    sessions = AccountSessions(boto3.client("sts", region_name=REGION), role_name=ROLE, build_client=build)
+    sessions = AccountSessions(boto3.client("sts", region_name=REGION), role_name=ROLE, build_client=member_client)
     container = ClassifierContainer(
         deps,
         aws.config,
@@ -198,17 +137,8 @@ def test_the_reconciler_takes_one_member_account_per_run_round_robin(aws: Any) -
     def clients(service: str) -> Any:
         return aws.clients.get(service) or boto3.client(service, region_name=REGION)
 
-    def member(credentials: dict[str, Any], service: str, region: str | None) -> Any:
-        return boto3.client(
-            service,
-            region_name=region or REGION,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
-
     container = build_reconciler(
-        settings, clients, metrics=aws.metrics, log=logging.getLogger("flopsmeter.it"), member_clients=member
+        settings, clients, metrics=aws.metrics, log=logging.getLogger("flopsmeter.it"), member_clients=member_client
     )
     handler = reconciler.handler_for(lambda: container)
     runs = [handler({"source": "aws.events"}, lambda_context()) for _ in range(3)]
@@ -219,4 +149,4 @@ def test_the_reconciler_takes_one_member_account_per_run_round_robin(aws: Any) -
     assert "AccessDenied" in why and f"arn:aws:iam::{MISSING}:role/{ROLE}" in why
     assert runs[2]["recorded"] == [] and runs[2]["already_recorded"] == 1
     stored = boto3.client("ssm", region_name=REGION).get_parameter(Name=cursor)["Parameter"]["Value"]
-    assert json.loads(stored) == {"next": 1}  # the fourth run starts with the second account
+    assert json.loads(stored) == {"next": 1, "retry": []}  # the fourth run starts with the second account

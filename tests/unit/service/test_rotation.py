@@ -13,9 +13,10 @@ import pytest
 from moto import mock_aws
 
 from flopsmeter import contract
-from flopsmeter.aws.cursor import RotationCursor
-from flopsmeter.errors import MemberRoleUnavailable
+from flopsmeter.aws.cursor import MAX_RETRY, RotationCursor
+from flopsmeter.errors import MemberRoleUnavailable, PermanentError, TransientError
 from flopsmeter.functions.settings import ClassificationSettings, ReconcilerSettings, SettingsError
+from flopsmeter.ports import RotationState
 from flopsmeter.service.dependencies import Dependencies
 from flopsmeter.service.rotation import RotationPlan, reconcile_accounts, this_run
 from tests.support.fakes import World
@@ -76,7 +77,7 @@ def test_runs_resume_where_the_last_one_stopped_and_cover_every_account(world: W
     for _ in range(3):
         reconcile_accounts(deps_for, plan, cursor, world.config, lookback_hours=24, log_deps=world.deps)
     assert [a for a, _ in visits] == [*ACCOUNTS, ACCOUNTS[0]]
-    assert cursor.load() == 1
+    assert cursor.load() == RotationState(1)
 
 
 def test_every_member_region_of_each_account_is_visited(world: World) -> None:
@@ -123,11 +124,94 @@ def test_the_cursor_lives_in_an_ssm_parameter() -> None:
 
         ssm = boto3.client("ssm", region_name="eu-west-1")
         cursor = RotationCursor(ssm, "/flopsmeter/test/reconciler/cursor")
-        assert cursor.load() == 0  # no parameter yet
-        cursor.save(3)
-        assert RotationCursor(ssm, "/flopsmeter/test/reconciler/cursor").load() == 3
-        ssm.put_parameter(Name="/flopsmeter/test/reconciler/cursor", Value="garbage", Type="String", Overwrite=True)
-        assert cursor.load() == 0  # unreadable: start over (who goes first changes, never who is visited)
+        assert cursor.load() == RotationState()  # no parameter yet
+        cursor.save(RotationState(3, (ACCOUNTS[1],)))
+        assert RotationCursor(ssm, "/flopsmeter/test/reconciler/cursor").load() == RotationState(3, (ACCOUNTS[1],))
+        for garbage in ("garbage", "[1]", '{"next": -2, "retry": "111111111111"}'):
+            ssm.put_parameter(Name="/flopsmeter/test/reconciler/cursor", Value=garbage, Type="String", Overwrite=True)
+            assert cursor.load() == RotationState()  # unreadable: start over (who goes first changes, never who)
+        ssm.put_parameter(Name="/flopsmeter/test/reconciler/cursor", Value='{"next": 4}', Type="String", Overwrite=True)
+        assert cursor.load() == RotationState(4)  # what the previous version wrote
+        cursor.save(RotationState(0, tuple(f"{i:012d}" for i in range(500))))  # more failures than 4 KB can hold
+        assert len(cursor.load().retry) == MAX_RETRY
+
+
+class FailingListing:
+    """A member's job source whose ListTrainingJobs fails (``error``), after ``first`` summaries."""
+
+    def __init__(self, inner: Any, error: Exception, first: int = 0) -> None:
+        self.inner, self.error, self.first = inner, error, first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def recent_terminal_jobs(self, since: datetime) -> Iterator[Mapping[str, Any]]:
+        yield from list(self.inner.recent_terminal_jobs(since))[: self.first]
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("ListTrainingJobs: ThrottlingException (Rate exceeded)"),
+        PermanentError("ListTrainingJobs: AccessDeniedException (no sagemaker:ListTrainingJobs)"),
+        TimeoutError("read timeout"),  # anything unexpected: still one account's failure, not the run's
+    ],
+    ids=["throttled", "access-denied", "unexpected"],
+)
+def test_an_account_whose_listing_fails_is_reported_and_retried_next_run_while_the_others_advance(
+    world: World, error: Exception
+) -> None:
+    world.jobs.add("job-a")
+    world.trail.add("job-a")
+    failing = dataclasses.replace(world.deps, jobs=FailingListing(world.jobs, error))
+    broken = {ACCOUNTS[0]}
+
+    def deps_for(account: str, region: str | None) -> Dependencies:
+        return failing if account in broken else world.deps
+
+    cursor = RotationCursor()
+    plan = RotationPlan(ACCOUNTS, regions=("eu-west-1", "eu-central-1"), accounts_per_run=2)
+    first = reconcile_accounts(deps_for, plan, cursor, world.config, lookback_hours=24, log_deps=world.deps)
+    summary = first.as_dict()
+    assert summary["visited"] == list(ACCOUNTS[:2])
+    assert set(summary["failed_accounts"]) == {f"{ACCOUNTS[0]}/eu-west-1", f"{ACCOUNTS[0]}/eu-central-1"}  # type: ignore[arg-type]
+    assert str(error) in summary["failed_accounts"][f"{ACCOUNTS[0]}/eu-west-1"]  # type: ignore[index]
+    assert summary["recorded"] == ["job-a"]  # the second account went on
+    assert world.metrics.counts[contract.ServiceMetric.RECONCILE_FAILED] == 2  # alarmed: ReconcileFailedAlarm
+    assert cursor.load() == RotationState(2, (ACCOUNTS[0],))  # saved: the share advanced, the failure remembered
+
+    second = reconcile_accounts(deps_for, plan, cursor, world.config, lookback_hours=24, log_deps=world.deps)
+    assert second.as_dict()["visited"] == [ACCOUNTS[0], *ACCOUNTS[2:4]]  # retried first, on top of its share
+    assert second.as_dict()["retried"] == [ACCOUNTS[0]]
+    assert cursor.load() == RotationState(4, (ACCOUNTS[0],))  # still failing: still remembered
+
+    broken.clear()  # the fault passed
+    third = reconcile_accounts(deps_for, plan, cursor, world.config, lookback_hours=24, log_deps=world.deps)
+    assert third.as_dict()["visited"] == [ACCOUNTS[4], ACCOUNTS[0]]  # its own turn anyway: once, not twice
+    assert third.as_dict()["failed_accounts"] == {}
+    assert cursor.load() == RotationState(1)
+
+
+def test_the_cursor_is_saved_even_when_the_run_itself_breaks(world: World) -> None:
+    """Something outside any one account's visit (here: the account list's own deps_for) raising a BaseException
+    subclass the visit does not catch: the share still advances."""
+
+    class Stop(BaseException):
+        pass
+
+    def deps_for(account: str, region: str | None) -> Dependencies:
+        if account == ACCOUNTS[1]:
+            raise Stop
+        return world.deps
+
+    cursor = RotationCursor()
+    with pytest.raises(Stop):
+        reconcile_accounts(
+            deps_for, RotationPlan(ACCOUNTS, accounts_per_run=3), cursor, world.config, lookback_hours=24,
+            log_deps=world.deps,
+        )  # fmt: skip
+    assert cursor.load() == RotationState(3)
 
 
 def test_organization_settings() -> None:
