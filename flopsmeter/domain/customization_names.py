@@ -37,6 +37,8 @@ _BEDROCK_MODEL_ARN = re.compile(
     r"^arn:(?P<partition>aws(?:-[^:]+)?):bedrock:(?P<region>[a-z0-9-]{1,20}):(?P<account>\d{12})?:"
     r"(?P<kind>foundation-model|custom-model)/(?P<id>.+)$"
 )
+
+
 @dataclass(frozen=True)
 class HubContentRef:
     """A SageMaker hub content ARN, split into its parts."""
@@ -131,7 +133,5 @@ def bedrock_base_model(reference: str) -> BaseModelRef:
     if found and found["kind"] == "custom-model":
         return BaseModelRef(text, found["id"], "bedrock-custom-model", None)
     model_id = found["id"] if found else text
-    source = (
-        "bedrock-foundation-model" if found else "bedrock-model-id" if BEDROCK_MODEL_ID.match(text) else "unparsed"
-    )
+    source = "bedrock-foundation-model" if found else "bedrock-model-id" if BEDROCK_MODEL_ID.match(text) else "unparsed"
     return BaseModelRef(text, model_id, source, match_base_model(bedrock_model_name(model_id)))
