@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter.compliance.query.render import Result
-from flopsmeter.domain.obligations import days_left
+from flopsmeter.domain.obligations import clock_state, days_left
 
 NOTIFICATION = "commission_notification"
 
@@ -61,7 +61,7 @@ def with_days_left(result: Result, now: datetime) -> Result:
     at = result.columns.index("due_at")
     rows = []
     for row in result.rows:
-        left = days_left(parse_moment(row[at]), now)
-        rows.append((*row[: at + 1], round(left, 2), "overdue" if left < 0 else "open", *row[at + 1 :]))
+        due = parse_moment(row[at])
+        rows.append((*row[: at + 1], round(days_left(due, now), 2), clock_state(due, now), *row[at + 1 :]))
     columns = [*result.columns[: at + 1], "days_left", "state", *result.columns[at + 1 :]]
     return Result(columns, rows, result.seconds)
