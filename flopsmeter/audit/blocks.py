@@ -56,8 +56,11 @@ def rate_bound(record: AuditRecord) -> float | None:
     return ceiling.flops / ceiling.seconds
 
 
-def job_obligations(record: AuditRecord, inputs: BlockInputs) -> ObligationsInfo:
-    lowest = lowest_exceeded(_results(record))
+def job_obligations(
+    record: AuditRecord, inputs: BlockInputs, results: list[PolicyResult] | None = None
+) -> ObligationsInfo:
+    """The record's obligations block; ``results`` replaces its classifications (a re-evaluation, issue 23)."""
+    lowest = lowest_exceeded(_results(record) if results is None else results)
     crossing = None
     start = record.job.start_time or record.job.creation_time or record.job.end_time
     if lowest is not None:
