@@ -233,10 +233,11 @@ def sequence_length(value: object) -> int | None:
 def sagemaker_tokens(billable: object, cost: PerTokenCost) -> TokenCount:
     """``BillableTokenCount``, or the bound at which the job's training cost reaches the 1e25 presumption."""
     count = _count(billable)
-    if count is not None:
+    if count:  # a job that trained reports its tokens: 0 is read as "not reported", never as 0 FLOPs (issue 23)
         return TokenCount(count, "BillableTokenCount (DescribeTrainingJob)", known=True)
+    why = "BillableTokenCount 0 (read as not reported)" if count == 0 else "no usable BillableTokenCount"
     bound = math.ceil(SYSTEMIC_RISK_TRAINING_FLOPS / cost.training)
-    return TokenCount(bound, f"no BillableTokenCount; no documented service limit bounds it, so {bound:.3g} tokens, "
+    return TokenCount(bound, f"{why}; no documented service limit bounds it, so {bound:.3g} tokens, "
                       "where the job's training cost reaches 1e25 FLOPs (AI Act Art. 51(2))", known=False)  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from flopsmeter.domain.deadlines import notification_due
+from flopsmeter.domain.deadlines import brussels_text, notification_due
 from flopsmeter.domain.energy import DEFAULT_PUE
 from flopsmeter.functions.settings import ClassifierSettings
 from flopsmeter.ports import MeteredFigures
@@ -54,7 +54,8 @@ def test_systemic_crossing_in_a_lineage_starts_the_clock_and_the_alert_carries_t
     assert child.energy is not None and parent.energy is not None
     assert child.energy.lineage_kwh == pytest.approx((child.energy.kwh or 0) + (parent.energy.kwh or 0))
     subject, message, _attributes = world.publisher.alerts[-1]
-    assert f"notify the Commission by {o.notification_due_at:%Y-%m-%d}" in subject and len(subject) <= 100
+    assert f"notify the Commission by {brussels_text(o.notification_due_at)}" in subject and len(subject) <= 100
+    assert "CET" in subject or "CEST" in subject  # the due date with its zone (issue 23)
     assert "NOTIFICATION DUE" in message and "Art. 52(1)" in message
     assert world.publisher.events[-1]["notification_due_at"].startswith(f"{o.notification_due_at:%Y-%m-%d}")
 
