@@ -96,7 +96,9 @@ def classify_flops(flops: float, base: BaseModel, policy: PolicyChoice) -> Outco
     return Outcomes(report, result, pretrain)
 
 
-def _obligations(result: Classification, pretrain: PretrainCompute, flops: float, policy: PolicyChoice) -> dict:
+def _obligations(
+    result: Classification, pretrain: PretrainCompute, flops: float, policy: PolicyChoice
+) -> dict[str, Any]:
     """Issue 23: what an exceeding pre-flight figure triggers, the Art. 52(1) clock started at the check."""
     now = policy.now or utcnow()
     return preflight_obligations(result, pretrain, flops, now, established_outside_eu=policy.established_outside_eu)

@@ -166,7 +166,7 @@ def reevaluation_clocks(run: ReevaluationRun) -> list[dict[str, Any]]:
         o = r.obligations or {}
         if not o.get("notification_due_at"):
             continue
-        item = next((i for i in o.get("items", []) if i.get("obligation_id") == NOTIFICATION), {})
+        item: dict[str, Any] = next((i for i in o.get("items", []) if i.get("obligation_id") == NOTIFICATION), {})
         clocks.append({"crossed_in_job": o.get("crossed_in_job"), "due_at": o["notification_due_at"],
                        "crossed_at": o.get("crossed_at"), "base_model": r.base_model, "cumulative_flops": r.flops,
                        "status": item.get("status"), "records": 1})  # fmt: skip

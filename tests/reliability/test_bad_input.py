@@ -188,8 +188,11 @@ CLI_CASES = [
     (["query", "--bucket", "b", "--region", "eu-west-1"], 2, "no AWS credentials"),
     (["query", "--dir", "mirror", "--policy", "aws-30pct-2026"], 2, "go with --deadlines"),
     (["query", "--dir", "mirror", "--deadlines", "--policy", "no-such-policy"], 1, "no-such-policy"),
-    (["query", "--dir", "mirror", "--deadlines", "--policy", "aws-30pct-2026", "--policy-file", "junk.pem"], 2,
-     "at most one of --policy"),
+    (
+        ["query", "--dir", "mirror", "--deadlines", "--policy", "aws-30pct-2026", "--policy-file", "junk.pem"],
+        2,
+        "at most one of --policy",
+    ),
 ]
 
 
@@ -225,6 +228,7 @@ def test_the_readme_counts_the_corpus_as_it_is() -> None:
 
 # ---- declared figures and model names on the command line: used, or refused with a warning, never silently ----
 
+PRIVATE_HUB = "arn:aws:sagemaker:us-east-1:123456789012:hub-content/H/Model"
 DECLARED_AND_NAMED = [
     # a pretraining figure no 7B base could need (issue 23): not used; the unknown-base threshold applies
     (["--pretrain-flops", "5e25", "--base-model", "mistralai/Mistral-7B-v0.1"], 3.3e22, "could plausibly need"),
@@ -233,8 +237,7 @@ DECLARED_AND_NAMED = [
     (["--base-model", "unsloth/Meta-Llama-3.1-405B-bnb-4bit"], 3.3e24, "matched catalog entry"),
     (["--base-model", "allenai/Llama-3.1-Tulu-3-405B"], 3.3e24, "declares the family and size"),
     (["--base-model", "meta.llama3-1-405b-instruct-v1:0"], 3.3e24, "matched catalog entry"),
-    (["--base-model", "arn:aws:sagemaker:us-east-1:123456789012:hub-content/H/Model/meta-textgeneration-llama-3-1-405b/1.0.0"],
-     3.3e24, "private SageMaker hub"),
+    (["--base-model", f"{PRIVATE_HUB}/meta-textgeneration-llama-3-1-405b/1.0.0"], 3.3e24, "private SageMaker hub"),
 ]  # fmt: skip
 
 
