@@ -123,3 +123,14 @@ def test_every_published_estimate_in_the_catalog_is_plausible() -> None:
         for estimate in model.estimates:
             if model.parameters:
                 assert estimate.flops <= float(plausible_pretrain_ceiling(model.parameters)), model.model_id
+
+
+def test_the_docs_quote_the_bound_and_the_date_rule_the_code_uses() -> None:
+    from pathlib import Path
+
+    from flopsmeter.domain.pretrain import PLAUSIBILITY_HEADROOM
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "formulas.md").read_text(encoding="utf-8")
+    assert f"6 x N x {LARGEST_PUBLISHED_TRAINING_TOKENS:.0e}".replace("+", "") in docs
+    assert f"tokens x {PLAUSIBILITY_HEADROOM}" in docs
+    assert "Reg. 1182/71 Art. 3(1), 3(2)(c), 3(4)" in docs and "guideline para. 30" in docs
