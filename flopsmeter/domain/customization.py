@@ -112,7 +112,9 @@ class CustomizationEstimate:
 
     @property
     def needs_declaration(self) -> bool:
-        return self.kind is JobKind.FINE_TUNING and self.estimate.needs_declaration
+        """A bound rather than a count, or a private-hub base that may already be modified (issue 23)."""
+        private = self.base.private_hub_account is not None
+        return self.kind is JobKind.FINE_TUNING and (self.estimate.needs_declaration or private)
 
     def warnings(self) -> tuple[str, ...]:
         notes = [*self.base.warnings(), *self.reading.notes]

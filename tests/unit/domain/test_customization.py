@@ -283,3 +283,11 @@ def test_billable_tokens_zero_missing_or_negative_get_the_conservative_bound_not
     est = estimate_serverless_job(_job("SFT", "LORA"), billable)
     assert est.estimate.central >= SYSTEMIC_RISK_TRAINING_FLOPS and not est.estimate.tokens.known
     assert est.needs_declaration
+
+
+def test_a_private_hub_base_is_flagged_and_asks_for_a_declaration() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:hub-content/TeamHub/Model/meta-textgeneration-llama-3-1-8b/1.0.0"
+    config = {"BaseModelArn": arn, "JobType": "FineTuning", "SequenceLength": "4K", "CustomizationTechnique": "SFT"}
+    est = estimate_serverless_job(config, TOKENS)
+    assert est.base.private_hub_account == "123456789012" and est.needs_declaration
+    assert any("private SageMaker hub" in w for w in est.warnings())
