@@ -11,7 +11,7 @@ Two services name the base model of a fine-tune that no training script of ours 
   ``arn:<partition>:bedrock:<region>::foundation-model/<model id>`` (e.g. ``meta.llama3-1-8b-instruct-v1:0``,
   ``amazon.nova-micro-v1:0``) or a custom-model ARN (a customization of an earlier customization).
 
-``match_customization_base`` reduces either to the catalog (``catalog.match_base_model``, which knows JumpStart
+``match_customization_base`` reduces either to the catalog (``catalog_names.match_base_model``, which knows JumpStart
 prefixes and variant words). A name the catalog does not know is returned unmatched and said so; the caller
 stays conservative.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flopsmeter.domain.catalog import CatalogMatch, match_base_model
+from flopsmeter.domain.catalog_names import CatalogMatch, match_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
 from flopsmeter.domain.model_names import BEDROCK_MODEL_ID, bedrock_model_name
 

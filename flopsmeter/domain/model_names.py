@@ -16,7 +16,7 @@ a cross-region prefix or a foundation-model ARN around it) gives its model name 
 An instruction-tuned or quantised variant shares its base's key on purpose: its original model's compute is
 the base's plus post-training, so the base's figure is the lower (conservative) one. A name that shares no key
 (a fine-tuned derivative: ``Hermes-3-Llama-3.1-405B``) is matched by the family and size it declares
-(``catalog.match_base_model``; ``size_tokens``).
+(``catalog_names.match_base_model``; ``size_tokens``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from fractions import Fraction
 
-from flopsmeter.domain.catalog import ESTIMATE_MARGIN, BaseModel, CatalogMatch, match_base_model
+from flopsmeter.domain.catalog import ESTIMATE_MARGIN, BaseModel
+from flopsmeter.domain.catalog_names import CatalogMatch, match_base_model
 from flopsmeter.domain.customization_names import private_hub_account, private_hub_warnings
 from flopsmeter.domain.model_names import MatchMethod, stated_parameters
 from flopsmeter.domain.numbers import exact, parse_flops

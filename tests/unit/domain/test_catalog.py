@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from flopsmeter.domain.catalog import BASE_MODELS, ESTIMATE_MARGIN, BaseModel, ComputeEstimate, match_base_model
+from flopsmeter.domain.catalog import BASE_MODELS, ESTIMATE_MARGIN, BaseModel, ComputeEstimate
+from flopsmeter.domain.catalog_names import match_base_model
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.model_names import MatchMethod
 from flopsmeter.domain.numbers import exact
