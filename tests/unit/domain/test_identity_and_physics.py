@@ -134,3 +134,9 @@ def test_the_docs_quote_the_bound_and_the_date_rule_the_code_uses() -> None:
     assert f"6 x N x {LARGEST_PUBLISHED_TRAINING_TOKENS:.0e}".replace("+", "") in docs
     assert f"tokens x {PLAUSIBILITY_HEADROOM}" in docs
     assert "Reg. 1182/71 Art. 3(1), 3(2)(c), 3(4)" in docs and "guideline para. 30" in docs
+    from datetime import UTC, datetime
+
+    from flopsmeter.domain.deadlines import due_text, notification_due
+
+    example = due_text(notification_due(datetime(2026, 3, 15, 22, 30, tzinfo=UTC)))  # the DST case of the tests
+    assert f"`{example}`" in docs
