@@ -26,6 +26,8 @@ class BlockInputs:
     energy: EnergyAssumptions = field(default_factory=EnergyAssumptions)
     parent_lineage_kwh: float | None = None  # the parent record's energy.lineage_kwh
     parent_crossed_at: datetime | None = None  # the parent record's obligations.crossed_at
+    parent_crossed_threshold: float | None = None  # the threshold that moment is for (its obligations.threshold)
+    parent_lineage_started_at: datetime | None = None  # the earliest start in the parents' lineages
     metered_crossed_at: datetime | None = None  # when the job's meter reported the crossing
 
 
@@ -45,21 +47,35 @@ def _results(record: AuditRecord) -> list[PolicyResult]:
     ]
 
 
-def job_obligations(record: AuditRecord, inputs: BlockInputs) -> ObligationsInfo:
-    lowest = lowest_exceeded(_results(record))
+def rate_bound(record: AuditRecord) -> float | None:
+    """The hardware's peak rate, when the record knows the instances; None when it does not (a managed job whose
+    instances are undisclosed: its ceiling is a placeholder that bounds nothing, so the crossing is the job's start)."""
+    ceiling = record.flops.hardware_ceiling
+    if str(record.flops.method) == ESTIMATE_METHOD or not ceiling.known_instance or ceiling.seconds <= 0:
+        return None
+    return ceiling.flops / ceiling.seconds
+
+
+def job_obligations(
+    record: AuditRecord, inputs: BlockInputs, results: list[PolicyResult] | None = None
+) -> ObligationsInfo:
+    """The record's obligations block; ``results`` replaces its classifications (a re-evaluation, issue 23)."""
+    lowest = lowest_exceeded(_results(record) if results is None else results)
     crossing = None
+    start = record.job.start_time or record.job.creation_time or record.job.end_time
     if lowest is not None:
-        ceiling = record.flops.hardware_ceiling
         timeline = JobTimeline(
             job_name=record.job.name,
-            start=record.job.start_time or record.job.creation_time or record.job.end_time,
+            start=start,
             end=record.job.end_time,
             parent_cumulative_flops=record.lineage.parent_cumulative_flops,
             own_flops=record.lineage.own_flops,
             metered_crossed_at=inputs.metered_crossed_at,
-            rate_bound_flops_per_s=ceiling.flops / ceiling.seconds if ceiling.seconds > 0 else None,
+            rate_bound_flops_per_s=rate_bound(record),
             ancestor_job=record.lineage.parent_job,
             ancestor_crossed_at=inputs.parent_crossed_at,
+            ancestor_crossed_threshold=inputs.parent_crossed_threshold,
+            ancestor_earliest_at=inputs.parent_lineage_started_at,
         )
         crossing = crossing_moment(timeline, *lowest)
     result = obligations_on_crossing(
@@ -69,7 +85,8 @@ def job_obligations(record: AuditRecord, inputs: BlockInputs) -> ObligationsInfo
         base_pretrain_flops=record.base_model.pretrain_flops,
         cumulative_flops=record.lineage.cumulative_flops,
     )
-    return ObligationsInfo.from_result(result)
+    started = min(d for d in (start, inputs.parent_lineage_started_at) if d is not None)
+    return ObligationsInfo.from_result(result).model_copy(update={"lineage_started_at": started})
 
 
 def with_energy_and_obligations(record: AuditRecord, inputs: BlockInputs | None = None) -> AuditRecord:

@@ -81,7 +81,8 @@ class ObligationsInfo(_Block):
     policies: list[str] = Field(default_factory=list)  # every policy that says exceeds
     systemic_risk_base: bool = False
     established_outside_eu: bool = False
-    notification_due_at: datetime | None = None  # Art. 52(1): crossed_at + 14 days, where it applies
+    notification_due_at: datetime | None = None  # Art. 52(1): two weeks after crossed_at (Reg. 1182/71, Brussels)
+    lineage_started_at: datetime | None = None  # issue 23: the earliest start in the lineage (earliest crossing)
     items: list[ObligationItem] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

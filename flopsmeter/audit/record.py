@@ -64,7 +64,8 @@ class BaseModelInfo(_Model):
     basis: str
     systemic_risk: bool = False
     raw_value: str | None = None
-    catalog_match: Literal["exact", "alias", "normalised"] | None = None  # how model_id matched the catalog
+    # how model_id matched the catalog
+    catalog_match: Literal["exact", "alias", "normalised", "family_size"] | None = None
 
 
 class HardwareCeilingInfo(_Model):
@@ -201,7 +202,7 @@ class CustomizationInfo(_Model):
     base_model_reference: str
     base_model_name: str
     base_model_version: str | None = None
-    catalog_match: Literal["exact", "alias", "normalised"] | None = None
+    catalog_match: Literal["exact", "alias", "normalised", "family_size"] | None = None
     adapters: bool
     seq_len: int | None = Field(default=None, ge=1)
     modification_flops: FlopCount  # what counts towards the modification (0 for an evaluation)

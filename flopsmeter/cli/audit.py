@@ -169,7 +169,8 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_dict(), indent=1))
         return 0
     shown = run.results if args.all else run.changes
-    columns = ["job", "flops", "pretrain_flops", "decided", "threshold", "ratio", "outcome", "scenario", "changed"]
+    columns = ["job", "flops", "pretrain_flops", "decided", "threshold", "ratio", "outcome", "scenario", "changed",
+               "notification_due"]  # fmt: skip
     rows = [
         (
             r.job,
@@ -181,6 +182,7 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
             r.outcome,
             r.scenario,
             "yes" if r.changed else "no",
+            (r.obligations or {}).get("notification_due") or "",
         )
         for r in shown
     ]

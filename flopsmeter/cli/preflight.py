@@ -115,7 +115,7 @@ def run_classify(args: argparse.Namespace) -> int:
         output.print_json(outcomes.report)
     else:
         output.print_classification(f"Modification FLOPs {format_flops(flops)}", outcomes.pretrain,
-                                    outcomes.classification)  # fmt: skip
+                                    outcomes.classification, outcomes.report.get("obligations"))  # fmt: skip
     return 0
 
 

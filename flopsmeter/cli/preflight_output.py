@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from flopsmeter.compliance.obligations_view import obligation_lines
 from flopsmeter.domain.classification import Classification
 from flopsmeter.domain.numbers import format_flops
 from flopsmeter.domain.pretrain import PretrainCompute
@@ -22,11 +23,14 @@ def print_json(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, indent=2, allow_nan=False))
 
 
-def print_classification(heading: str, pretrain: PretrainCompute, result: Classification) -> None:
+def print_classification(
+    heading: str, pretrain: PretrainCompute, result: Classification, obligations: dict[str, Any] | None = None
+) -> None:
     out = _Out()
     out.line(heading, bold=True)
     out.line(f"Base model pretraining compute: {format_flops(pretrain.flops)} ({pretrain.source}: {pretrain.basis})")
     _classification_table(out, result)
+    print_obligations(out, obligations)
     for warning in result.warnings:
         out.warning(warning)
 
@@ -62,8 +66,15 @@ def print_estimate(report: dict[str, Any], result: Classification) -> None:
     out.line(f"Base model pretraining compute: {format_flops(pretrain['flops'])} ({pretrain['source']}: "
              f"{pretrain['basis']})")  # fmt: skip
     _classification_table(out, result)
+    print_obligations(out, report.get("obligations"))
     for warning in report["warnings"]:
         out.warning(warning)
+
+
+def print_obligations(out: _Out, obligations: dict[str, Any] | None) -> None:
+    """Issue 23: the obligations, and the Art. 52(1) due date with its zone, wherever a crossing is shown."""
+    for i, text in enumerate(obligation_lines(obligations)):
+        out.line(text, bold=i == 0 or text.startswith("NOTIFY"))
 
 
 def _classification_table(out: _Out, result: Classification) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from flopsmeter.cli import options
@@ -38,6 +39,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         csv=args.format == "csv",
         show_sql=args.show_sql,
         now=options.utcnow(),
+        reevaluate_policy=_policy(args),
     )
     answer = run(request, aws_clients(args), notify=lambda note: print(note, file=sys.stderr))
     if answer.csv_text is not None:
@@ -45,6 +47,18 @@ def cmd_query(args: argparse.Namespace) -> int:
     elif answer.result is not None:
         print(render(answer.result, args.format, width=terminal_width()))
     return 0
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    """``--policy`` / ``--policy-file`` (with ``--deadlines``): the policy whose re-evaluation may open clocks."""
+    if args.policy is None and args.policy_file is None:
+        return None
+    from flopsmeter.compliance.errors import InvalidRequest
+    from flopsmeter.compliance.reevaluate import resolve_policy
+
+    if args.policy is not None and args.policy_file is not None:
+        raise InvalidRequest("give at most one of --policy ID or --policy-file FILE")
+    return resolve_policy(args.policy, args.policy_file)
 
 
 def register(sub: Any) -> None:
@@ -76,8 +90,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--deadlines",
         action="store_true",
-        help="open Art. 52(1) notification clocks: crossing, due date (crossing + 14 days), days left",
+        help="Art. 52(1) notification clocks: crossing, due date (two weeks, Reg. 1182/71, Brussels time), days "
+        "left, open or overdue",
     )
+    p.add_argument("--policy", help="with --deadlines: also the clocks a re-evaluation under this policy id opens")
+    p.add_argument("--policy-file", type=Path, help="with --deadlines: the same for a policy file (JSON)")
     p.add_argument(
         "--by-lineage", action="store_true", help="one row per modified model: lineage compute and energy (kWh)"
     )

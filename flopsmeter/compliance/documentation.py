@@ -19,6 +19,7 @@ from typing import Any
 
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.report import JobView, collect
+from flopsmeter.domain.deadlines import due_text
 from flopsmeter.domain.energy import format_kwh
 from flopsmeter.errors import FlopsMeterError
 
@@ -155,7 +156,7 @@ def _environment(*, autoescape: bool) -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(flops=flops_text, kwh=format_kwh, hours=hours_text, when=when, cell=cell)
+    env.filters.update(flops=flops_text, kwh=format_kwh, hours=hours_text, when=when, cell=cell, due=due_text)
     env.filters["pct"] = lambda v: f"{v * 100:.0f} %"
     return env
 

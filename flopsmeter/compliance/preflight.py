@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from flopsmeter.compliance import preflight_beyond as beyond
 from flopsmeter.compliance.errors import InvalidRequest
+from flopsmeter.compliance.obligations_view import preflight_obligations
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import InvalidModelSpec, UnknownPolicy
 from flopsmeter.domain.flops import FORMULA_VERSION, FlopsPerToken, flops_per_token, trainable_params, training_flops
@@ -29,6 +31,7 @@ from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.reference import aws_sample_flops, six_nd_flops
 from flopsmeter.domain.shape import ModelShape
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY, get_policy
+from flopsmeter.domain.times import utcnow
 from flopsmeter.errors import FlopsMeterError
 
 MAX_CONFIG_BYTES = 1_000_000
@@ -49,6 +52,8 @@ class BaseModel:
 class PolicyChoice:
     primary: str = DEFAULT_PRIMARY_POLICY
     approaching_fraction: float = DEFAULT_APPROACHING_FRACTION
+    established_outside_eu: bool = False  # the provider's establishment: Art. 54 (authorised representative)
+    now: datetime | None = None  # the moment of the check (the Art. 52(1) clock of a pre-flight); None: the clock
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,16 @@ def classify_flops(flops: float, base: BaseModel, policy: PolicyChoice) -> Outco
     pretrain = _pretrain(base, policy)
     result = _classify(flops, pretrain, policy)
     report = {"flops": flops, "pretrain": pretrain_json(pretrain), **classification_json(result)}
+    report["obligations"] = _obligations(result, pretrain, flops, policy)
     return Outcomes(report, result, pretrain)
+
+
+def _obligations(
+    result: Classification, pretrain: PretrainCompute, flops: float, policy: PolicyChoice
+) -> dict[str, Any]:
+    """Issue 23: what an exceeding pre-flight figure triggers, the Art. 52(1) clock started at the check."""
+    now = policy.now or utcnow()
+    return preflight_obligations(result, pretrain, flops, now, established_outside_eu=policy.established_outside_eu)
 
 
 def estimate(run: PlannedRun, base: BaseModel, policy: PolicyChoice) -> Outcomes:
@@ -160,6 +174,7 @@ def _finish(
         warnings.extend(report["hardware_ceiling"]["warnings"])
     result = _classify(report["total_flops"], pretrain, policy, warnings=warnings)
     report["classification"] = classification_json(result)
+    report["obligations"] = _obligations(result, pretrain, report["total_flops"], policy)
     report["warnings"] = list(result.warnings)
     return Outcomes(report, result, pretrain)
 

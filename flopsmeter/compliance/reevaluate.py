@@ -16,9 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flopsmeter.audit.blocks import BlockInputs, job_obligations
 from flopsmeter.audit.record import KNOWN_SCHEMA_VERSIONS, AuditRecord
 from flopsmeter.compliance.layout import record_files
-from flopsmeter.domain.classification import classify_against
+from flopsmeter.compliance.obligations_view import NOTIFICATION
+from flopsmeter.domain.classification import PolicyResult, classify_against
+from flopsmeter.domain.deadlines import due_text
 from flopsmeter.domain.lineage import lineage_floor
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, ThresholdPolicy, get_policy, threshold_for
 from flopsmeter.errors import FlopsMeterError
@@ -71,6 +74,12 @@ class Reevaluation:
     threshold: float
     ratio: float
     outcome: str
+    obligations: dict[str, Any] | None = None  # issue 23: what this outcome triggers, the clock re-dated
+    base_model: str | None = None
+
+    @property
+    def notification_due_at(self) -> str | None:
+        return None if self.obligations is None else self.obligations.get("notification_due_at")
 
     @property
     def changed(self) -> bool:
@@ -145,7 +154,43 @@ def reevaluate_record(
         threshold=result.threshold,
         ratio=result.ratio,
         outcome=result.outcome.value,
+        obligations=reevaluated_obligations(record, result),
+        base_model=record.base_model.model_id,
     )
+
+
+def reevaluation_clocks(run: ReevaluationRun) -> list[dict[str, Any]]:
+    """The Art. 52(1) clocks the re-evaluated outcomes open, in the shape of ``query --deadlines`` rows."""
+    clocks = []
+    for r in run.results:
+        o = r.obligations or {}
+        if not o.get("notification_due_at"):
+            continue
+        item: dict[str, Any] = next((i for i in o.get("items", []) if i.get("obligation_id") == NOTIFICATION), {})
+        clocks.append({"crossed_in_job": o.get("crossed_in_job"), "due_at": o["notification_due_at"],
+                       "crossed_at": o.get("crossed_at"), "base_model": r.base_model, "cumulative_flops": r.flops,
+                       "status": item.get("status"), "records": 1})  # fmt: skip
+    return clocks
+
+
+def reevaluated_obligations(record: AuditRecord, result: PolicyResult) -> dict[str, Any]:
+    """The obligations the re-evaluated outcome triggers, the crossing re-dated from the record's own facts: its
+    earlier crossing only when it was of the same or a lower threshold (``domain.obligations.ancestor_crossing``),
+    else the earliest moment the hardware allows, else the job's (or its lineage's) start."""
+    stored = record.obligations
+    inputs = BlockInputs(
+        established_outside_eu=bool(stored and stored.established_outside_eu),
+        parent_crossed_at=stored.crossed_at if stored and stored.crossed_in_job != record.job.name else None,
+        parent_crossed_threshold=stored.threshold if stored else None,
+        parent_lineage_started_at=stored.lineage_started_at if stored else None,
+    )
+    block = job_obligations(record, inputs, [result])
+    data = block.model_dump(mode="json")
+    due = block.notification_due_at
+    data["notification_due"] = due_text(due) if due else None
+    data["commission_notification"] = any(i.obligation_id == NOTIFICATION for i in block.items)
+    data["reevaluated_under"] = result.policy
+    return data
 
 
 def reevaluate(

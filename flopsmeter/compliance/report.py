@@ -25,6 +25,7 @@ from flopsmeter.compliance.errors import QueryError
 from flopsmeter.compliance.query.flagged import SplitSet, flagged_sets
 from flopsmeter.compliance.reevaluate import read_dir
 from flopsmeter.compliance.verify import VerifyReport, verified_and_not
+from flopsmeter.domain.deadlines import due_text
 from flopsmeter.domain.numbers import format_flops
 
 DETAILED_JOBS_MAX = 40  # per-job sections in a period report: the jobs nearest to or over the line
@@ -238,6 +239,7 @@ def render_report(data: ReportData) -> str:
     )
     env.filters["flops"] = format_flops
     env.filters["when"] = lambda d: "-" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    env.filters["due"] = lambda d: "-" if d is None else due_text(d)
     detailed = data.jobs[:DETAILED_JOBS_MAX]
     for job in detailed:
         job.chart = job_chart_svg(job.record)

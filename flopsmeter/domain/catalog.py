@@ -20,17 +20,16 @@ model weights should be included"); the distillation teacher's own training is e
 small fine-tuning on top is not added (leaving it out keeps the figure, and so the threshold, lower).
 
 Sources: ``shared/research/regulation.md`` Q4 and the model cards and reports named in each entry. Name
-matching (variants, revisions, JumpStart ids, S3 paths) is ``flopsmeter.domain.model_names``.
+matching (variants, formats, revisions, JumpStart and Bedrock ids, S3 paths, derivatives) is
+``flopsmeter.domain.catalog_names`` over ``flopsmeter.domain.model_names``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from flopsmeter.domain.hardware import H100
-from flopsmeter.domain.model_names import MatchMethod, candidate_names, name_key
 from flopsmeter.domain.numbers import exact
 from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 
@@ -95,15 +94,6 @@ class BaseModel:
                 "error margin of 1e+25: the base may be a systemic-risk model; refer to legal review"
             )
         return tuple(notes)
-
-
-@dataclass(frozen=True)
-class CatalogMatch:
-    """A catalog entry found for a name, and how (recorded with the classification)."""
-
-    model: BaseModel
-    method: MatchMethod
-    matched: str  # the name, or the path segment, that matched
 
 
 def _six_nd(params: float, tokens: float, source: str, what: str = "params") -> ComputeEstimate:
@@ -421,53 +411,3 @@ _ORIGINALS: tuple[BaseModel, ...] = (
 )
 
 BASE_MODELS: tuple[BaseModel, ...] = _entries()
-
-
-def _index(
-    models: Iterable[BaseModel],
-) -> tuple[dict[str, BaseModel], dict[str, BaseModel], dict[tuple[str, ...], BaseModel]]:
-    """Three lookup tables; a name or key that would point at two different models is a data error."""
-    ids: dict[str, BaseModel] = {}
-    aliases: dict[str, BaseModel] = {}
-    keys: dict[tuple[str, ...], BaseModel] = {}
-
-    def put(table: dict, key: object, model: BaseModel) -> None:  # type: ignore[type-arg]
-        other = table.setdefault(key, model)
-        if other is not model:
-            raise ValueError(f"catalog name {key!r} would match both {other.model_id} and {model.model_id}")
-
-    for model in models:
-        put(ids, model.model_id.lower(), model)
-        for name in (model.model_id.split("/", 1)[-1], *model.aliases):
-            put(aliases, name.lower(), model)
-            put(keys, name_key(name), model)
-    return ids, aliases, keys
-
-
-_IDS, _ALIASES, _KEYS = _index(BASE_MODELS)
-
-
-def match_base_model(reference: str | None) -> CatalogMatch | None:
-    """The catalog entry for a model id, name, JumpStart id or path, or None (unknown, or ambiguous).
-
-    Exact Hugging Face id first, then the alias table (any case), then ``model_names.name_key`` of each name the
-    reference contains (``model_names.candidate_names``). A path whose segments name two different models is
-    ambiguous and matches nothing. Keys keep size tokens, so a name never matches a model of another size.
-    """
-    text = (reference or "").strip()
-    if not text:
-        return None
-    lower = text.lower()
-    if lower in _IDS:
-        return CatalogMatch(_IDS[lower], MatchMethod.EXACT, text)
-    if lower in _ALIASES:
-        return CatalogMatch(_ALIASES[lower], MatchMethod.ALIAS, text)
-    found: dict[str, tuple[BaseModel, str]] = {}
-    for name in candidate_names(text):
-        model = _KEYS.get(name_key(name))
-        if model is not None:
-            found.setdefault(model.model_id, (model, name))
-    if len(found) != 1:
-        return None
-    model, name = next(iter(found.values()))
-    return CatalogMatch(model, MatchMethod.NORMALISED, name)

@@ -112,7 +112,9 @@ class CustomizationEstimate:
 
     @property
     def needs_declaration(self) -> bool:
-        return self.kind is JobKind.FINE_TUNING and self.estimate.needs_declaration
+        """A bound rather than a count, or a private-hub base that may already be modified (issue 23)."""
+        private = self.base.private_hub_account is not None
+        return self.kind is JobKind.FINE_TUNING and (self.estimate.needs_declaration or private)
 
     def warnings(self) -> tuple[str, ...]:
         notes = [*self.base.warnings(), *self.reading.notes]
@@ -233,10 +235,11 @@ def sequence_length(value: object) -> int | None:
 def sagemaker_tokens(billable: object, cost: PerTokenCost) -> TokenCount:
     """``BillableTokenCount``, or the bound at which the job's training cost reaches the 1e25 presumption."""
     count = _count(billable)
-    if count is not None:
+    if count:  # a job that trained reports its tokens: 0 is read as "not reported", never as 0 FLOPs (issue 23)
         return TokenCount(count, "BillableTokenCount (DescribeTrainingJob)", known=True)
+    why = "BillableTokenCount 0 (read as not reported)" if count == 0 else "no usable BillableTokenCount"
     bound = math.ceil(SYSTEMIC_RISK_TRAINING_FLOPS / cost.training)
-    return TokenCount(bound, f"no BillableTokenCount; no documented service limit bounds it, so {bound:.3g} tokens, "
+    return TokenCount(bound, f"{why}; no documented service limit bounds it, so {bound:.3g} tokens, "
                       "where the job's training cost reaches 1e25 FLOPs (AI Act Art. 51(2))", known=False)  # fmt: skip
 
 

@@ -11,7 +11,7 @@ Two services name the base model of a fine-tune that no training script of ours 
   ``arn:<partition>:bedrock:<region>::foundation-model/<model id>`` (e.g. ``meta.llama3-1-8b-instruct-v1:0``,
   ``amazon.nova-micro-v1:0``) or a custom-model ARN (a customization of an earlier customization).
 
-``match_customization_base`` reduces either to the catalog (``catalog.match_base_model``, which knows JumpStart
+``match_customization_base`` reduces either to the catalog (``catalog_names.match_base_model``, which knows JumpStart
 prefixes and variant words). A name the catalog does not know is returned unmatched and said so; the caller
 stays conservative.
 """
@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flopsmeter.domain.catalog import CatalogMatch, match_base_model
+from flopsmeter.domain.catalog_names import CatalogMatch, match_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
+from flopsmeter.domain.model_names import BEDROCK_MODEL_ID, bedrock_model_name
 
 # SageMaker API reference, ServerlessJobConfig.BaseModelArn (length 1-2048, pattern reproduced field by field).
 MAX_ARN_LENGTH = 2048
@@ -35,11 +36,6 @@ _HUB_CONTENT_ARN = re.compile(
 _BEDROCK_MODEL_ARN = re.compile(
     r"^arn:(?P<partition>aws(?:-[^:]+)?):bedrock:(?P<region>[a-z0-9-]{1,20}):(?P<account>\d{12})?:"
     r"(?P<kind>foundation-model|custom-model)/(?P<id>.+)$"
-)
-# A Bedrock model id: optional cross-region profile prefix (us., eu., apac., global.), provider, name, version.
-_BEDROCK_MODEL_ID = re.compile(
-    r"^(?:(?:us|eu|apac|us-gov|global)\.)?(?P<provider>[a-z0-9-]+)\.(?P<name>[a-z0-9-.]+?)"
-    r"(?:-v\d+(?::\d+)?(?::[a-z0-9]+)?)?$"
 )
 
 
@@ -66,6 +62,7 @@ class BaseModelRef:
     source: str  # sagemaker-hub-content | bedrock-foundation-model | bedrock-model-id | bedrock-custom-model | unparsed
     match: CatalogMatch | None
     version: str | None = None
+    private_hub_account: str | None = None  # a private SageMaker hub's account: the model may already be modified
 
     @property
     def model_id(self) -> str:
@@ -73,6 +70,10 @@ class BaseModelRef:
         return self.match.model.model_id if self.match else self.name
 
     def warnings(self) -> tuple[str, ...]:
+        found = [*private_hub_warnings(self.private_hub_account, self.name), *(self.match_warnings())]
+        return tuple(found)
+
+    def match_warnings(self) -> tuple[str, ...]:
         if self.match is not None:
             return ()
         if self.source == "bedrock-custom-model":
@@ -82,6 +83,26 @@ class BaseModelRef:
             )
         return (f"base model {self.name!r} is not in the bundled catalog: classified as an unknown base "
                 "(conservative); declare PRETRAIN_FLOPS to use its threshold",)  # fmt: skip
+
+
+def private_hub_warnings(account: str | None, name: str) -> tuple[str, ...]:
+    """A base model from a private hub may be a modified copy of the public model its name says it is."""
+    if account is None:
+        return ()
+    return (
+        f"base model {name[:120]!r} comes from a private SageMaker hub (account {account}): it may already be a "
+        "modified model, whose earlier modification compute is not counted here; declare it (FLOPSMETER_PARENT_JOB "
+        "or FLOPSMETER_PARENT_FLOPS for the earlier modification, PRETRAIN_FLOPS for the original)",
+    )
+
+
+def private_hub_account(reference: str | None) -> str | None:
+    """The account of a private-hub content ARN; None for the SageMaker Public Hub or anything else."""
+    try:
+        ref = parse_hub_content_arn(reference or "")
+    except InvalidModelSpec:
+        return None
+    return None if ref.account == "aws" else ref.account
 
 
 def parse_hub_content_arn(arn: str) -> HubContentRef:
@@ -94,12 +115,6 @@ def parse_hub_content_arn(arn: str) -> HubContentRef:
                          found["name"], found["version"])  # fmt: skip
 
 
-def bedrock_model_name(model_id: str) -> str:
-    """``meta.llama3-1-8b-instruct-v1:0`` -> ``llama3-1-8b-instruct``: provider and version dropped."""
-    found = _BEDROCK_MODEL_ID.match(model_id.strip().lower())
-    return found["name"] if found else model_id.strip()
-
-
 def sagemaker_base_model(arn: str) -> BaseModelRef:
     """The base model of a serverless customization job from its ``BaseModelArn``."""
     try:
@@ -107,7 +122,8 @@ def sagemaker_base_model(arn: str) -> BaseModelRef:
     except InvalidModelSpec:
         text = (arn or "").strip()[:MAX_ARN_LENGTH]
         return BaseModelRef(text, text, "unparsed", match_base_model(text))
-    return BaseModelRef(ref.arn, ref.name, "sagemaker-hub-content", match_base_model(ref.name), ref.version)
+    private = None if ref.account == "aws" else ref.account
+    return BaseModelRef(ref.arn, ref.name, "sagemaker-hub-content", match_base_model(ref.name), ref.version, private)
 
 
 def bedrock_base_model(reference: str) -> BaseModelRef:
@@ -117,7 +133,5 @@ def bedrock_base_model(reference: str) -> BaseModelRef:
     if found and found["kind"] == "custom-model":
         return BaseModelRef(text, found["id"], "bedrock-custom-model", None)
     model_id = found["id"] if found else text
-    source = (
-        "bedrock-foundation-model" if found else "bedrock-model-id" if _BEDROCK_MODEL_ID.match(text) else "unparsed"
-    )
+    source = "bedrock-foundation-model" if found else "bedrock-model-id" if BEDROCK_MODEL_ID.match(text) else "unparsed"
     return BaseModelRef(text, model_id, source, match_base_model(bedrock_model_name(model_id)))

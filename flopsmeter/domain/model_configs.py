@@ -11,9 +11,10 @@ import json
 from importlib import resources
 from typing import Any
 
-from flopsmeter.domain.catalog import BaseModel, match_base_model
-from flopsmeter.domain.customization_names import bedrock_model_name
+from flopsmeter.domain.catalog import BaseModel
+from flopsmeter.domain.catalog_names import match_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
+from flopsmeter.domain.model_names import bedrock_model_name
 
 
 def bundled_config_names() -> tuple[str, ...]:

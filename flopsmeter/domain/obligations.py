@@ -14,7 +14,11 @@ two weeks after that requirement is met or it becomes known that it will be met"
 FLOP to two significant figures and the method (para. 31), and Art. 55 applies. The notification can fall due
 before training ends (para. 30): for a running job the clock starts the moment its metered FLOPs cross.
 
-All moments are timezone-aware and handled in UTC; the due date is the crossing moment plus exactly 14 days.
+Above 1e25 FLOP of cumulative compute the modified model is itself presumed to have high-impact capabilities
+(Art. 51(2)), whatever is known about the base: the notification clock and Art. 55 apply as triggered.
+
+All moments are timezone-aware and kept in UTC; the due date is read as EU law reads periods (Reg. 1182/71, Brussels
+time: ``deadlines``). Where a moment cannot be bounded the earliest possible one is used and the basis says so.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flopsmeter.domain.classification import Outcome, PolicyResult
+from flopsmeter.domain.deadlines import LEGAL_BASIS, notification_due
 from flopsmeter.domain.numbers import exact
 from flopsmeter.domain.thresholds import GPAI_PRESUMPTION_TRAINING_FLOPS, SYSTEMIC_RISK_TRAINING_FLOPS
 from flopsmeter.domain.times import to_utc
 
-NOTIFICATION_PERIOD = timedelta(days=14)  # AI Act Art. 52(1): "in any event within two weeks"
+NOTIFICATION_PERIOD = timedelta(days=14)  # AI Act Art. 52(1): "in any event within two weeks" (see deadlines)
 ON_PLACING = "when the modified model is placed on the market (guideline section 3.1.2; Art. 3(63))"
 
 
@@ -72,6 +77,8 @@ class JobTimeline:
     rate_bound_flops_per_s: float | None = None  # the hardware's peak: no job can go faster
     ancestor_job: str | None = None  # nearest ancestor, when the crossing happened before this job
     ancestor_crossed_at: datetime | None = None  # from that ancestor's record, when it states one
+    ancestor_crossed_threshold: float | None = None  # the threshold that record's moment is for (None: unknown)
+    ancestor_earliest_at: datetime | None = None  # the earliest moment the ancestors' compute could have begun
 
 
 @dataclass(frozen=True)
@@ -85,11 +92,6 @@ class ObligationsOnCrossing:
     notes: tuple[str, ...] = ()
 
 
-def notification_due(crossed_at: datetime) -> datetime:
-    """Art. 52(1): the notification is due two weeks (exactly 14 x 24 h, in UTC) after the crossing moment."""
-    return to_utc(crossed_at) + NOTIFICATION_PERIOD
-
-
 def lowest_exceeded(results: Iterable[PolicyResult]) -> tuple[float, tuple[str, ...]] | None:
     """The lowest threshold any policy says is exceeded (it is crossed first), and every exceeding policy."""
     exceeded = [r for r in results if r.outcome is Outcome.EXCEEDS]
@@ -101,19 +103,15 @@ def lowest_exceeded(results: Iterable[PolicyResult]) -> tuple[float, tuple[str, 
 def crossing_moment(timeline: JobTimeline, threshold: float, policies: tuple[str, ...]) -> Crossing | None:
     """When the lineage crossed ``threshold`` (strictly greater), or None when it has not.
 
-    In order of preference: an ancestor already crossed (its record's moment, else this job's start: the clock ran
-    before it); the meter's report; the earliest moment the hardware could have crossed (start + remaining FLOPs /
-    peak rate: never later than the real crossing, so the due date is never late); the job's start.
+    In order of preference: an ancestor already crossed (``ancestor_crossing``); the meter's report; the earliest
+    moment the hardware could have crossed (start + remaining FLOPs / peak rate: never later than the real crossing,
+    so the due date is never late); the job's start (no rate: e.g. a managed job whose instances are undisclosed).
     """
     start, end = to_utc(timeline.start), to_utc(timeline.end)
     limit = exact(threshold)
     if exact(timeline.parent_cumulative_flops) > limit:
-        job = timeline.ancestor_job or "an ancestor"
-        if timeline.ancestor_crossed_at is not None:
-            at, basis = to_utc(timeline.ancestor_crossed_at), f"crossed in {job}; moment from its record"
-        else:
-            at, basis = start, f"crossed in {job} before this job started; its record states no moment (review)"
-        return Crossing(at, basis, job, threshold, policies)
+        at, basis = ancestor_crossing(timeline, threshold)
+        return Crossing(at, basis, timeline.ancestor_job or "an ancestor", threshold, policies)
     if exact(timeline.parent_cumulative_flops) + exact(timeline.own_flops) <= limit:
         return None
     if timeline.metered_crossed_at is not None:
@@ -129,6 +127,26 @@ def crossing_moment(timeline: JobTimeline, threshold: float, policies: tuple[str
         return Crossing(at, basis, timeline.job_name, threshold, policies)
     return Crossing(start, "job start (no rate known to place the crossing later)", timeline.job_name, threshold,
                     policies)  # fmt: skip
+
+
+def ancestor_crossing(timeline: JobTimeline, threshold: float) -> tuple[datetime, str]:
+    """When the lineage crossed ``threshold`` before this job began, and how that moment was found.
+
+    The ancestor's record's moment only when it is for the same or a lower threshold (a lower line is crossed first,
+    so its moment is never late); otherwise the earliest moment the ancestors' compute could have begun (the
+    lineage's first start as the records state it); without either, this job's start, which may be late (review).
+    """
+    job = timeline.ancestor_job or "an ancestor"
+    recorded, line = timeline.ancestor_crossed_at, timeline.ancestor_crossed_threshold
+    if recorded is not None and line is not None and exact(line) <= exact(threshold):
+        return to_utc(recorded), f"crossed in {job}; moment from its record"
+    if timeline.ancestor_earliest_at is not None:
+        why = "states no moment" if recorded is None else f"dates the crossing of another threshold ({line or 0:.2e})"
+        return to_utc(timeline.ancestor_earliest_at), (
+            f"crossed in {job} or before it; its record {why}, so the earliest possible moment is used: the start of "
+            "the lineage's first job (the clock may have started later)"
+        )
+    return to_utc(timeline.start), f"crossed in {job} before this job started; its record states no moment (review)"
 
 
 def _provider_obligations(established_outside_eu: bool) -> list[Obligation]:
@@ -173,6 +191,12 @@ def _systemic_status(
 ) -> tuple[ObligationStatus | None, list[str]]:
     if systemic_risk_base:
         return ObligationStatus.TRIGGERED, []
+    if exact(cumulative_flops) > SYSTEMIC_RISK_TRAINING_FLOPS:
+        return ObligationStatus.TRIGGERED, [
+            f"the lineage's cumulative compute ({cumulative_flops:.2e} FLOP) is above 1e+25: the modified model is "
+            "presumed to have high-impact capabilities (AI Act Art. 51(2)) whatever the base; the clock is dated from "
+            "the crossing of the lowest exceeded threshold, never later than the 1e+25 crossing"
+        ]
     if base_pretrain_flops is not None and exact(base_pretrain_flops) + exact(cumulative_flops) > exact(
         SYSTEMIC_RISK_TRAINING_FLOPS
     ):
@@ -206,6 +230,7 @@ def obligations_on_crossing(
     if status is not None:
         due = notification_due(crossing.at)
         items += _systemic_obligations(status, due)
+        systemic_notes.append(f"due date: {LEGAL_BASIS}")
     return ObligationsOnCrossing(
         True, crossing, systemic_risk_base, established_outside_eu, due, tuple(items), tuple(notes + systemic_notes)
     )
@@ -214,3 +239,9 @@ def obligations_on_crossing(
 def days_left(due_at: datetime, now: datetime) -> float:
     """Days until ``due_at`` (negative when overdue), both read in UTC."""
     return (to_utc(due_at) - to_utc(now)).total_seconds() / 86400.0
+
+
+def clock_state(due_at: datetime, now: datetime) -> str:
+    """``overdue`` once the due moment has passed (the moment itself included), else ``open``: a past clock is never
+    open."""
+    return "overdue" if to_utc(now) >= to_utc(due_at) else "open"

@@ -16,7 +16,14 @@ conservative" lists them with their sources):
   classification uses the catalog's lowest estimate and says so, unless an explicit override reason is recorded
   (``contract.ENV_PRETRAIN_FLOPS_OVERRIDE_REASON`` / its tag), in which case the declared value is used and the
   reason goes into the record's basis.
+* A declared value above what the base's size could plausibly need (``plausible_pretrain_ceiling``: 6·N·D with N
+  the base's parameter count, from the catalog or the size its name states, and D the largest published training
+  set, plus the 30 % margin) is not used without an override reason, whether or not the catalog has an estimate:
+  the catalog's lowest estimate applies if it has one, else the compute is unknown. Such a declaration does not
+  make the base systemic either (it is not believed).
 * A declared value at or above 1e25 marks the base as systemic-risk (AI Act Art. 51(2)), whatever else is known.
+* A name the catalog matched only by the family and size it declares (a fine-tuned derivative) is treated as that
+  base, and the basis says so; a base from a private SageMaker hub is flagged (it may already be modified).
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from fractions import Fraction
 
-from flopsmeter.domain.catalog import ESTIMATE_MARGIN, BaseModel, CatalogMatch, match_base_model
-from flopsmeter.domain.model_names import MatchMethod
+from flopsmeter.domain.catalog import ESTIMATE_MARGIN, BaseModel
+from flopsmeter.domain.catalog_names import CatalogMatch, match_base_model
+from flopsmeter.domain.customization_names import private_hub_account, private_hub_warnings
+from flopsmeter.domain.model_names import MatchMethod, stated_parameters
 from flopsmeter.domain.numbers import exact, parse_flops
 from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 
@@ -35,6 +45,21 @@ from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 PLAUSIBLE_PRETRAIN_FLOPS_MIN = 10**20
 PLAUSIBLE_PRETRAIN_FLOPS_MAX = 10**28
 MAX_OVERRIDE_REASON_LENGTH = 300
+# The largest published pretraining set of a released model: ~40T tokens (Llama 4 Scout; Meta Llama 4 model card,
+# github.com/meta-llama/llama-models, models/llama4/MODEL_CARD.md; Qwen3: 36T, arXiv:2505.09388). With 6·N·D
+# (guideline Annex A.2.2) it bounds what a base of N parameters could plausibly have needed
+# (shared/research/regulation.md Q4; docs/formulas.md "How we stay conservative").
+LARGEST_PUBLISHED_TRAINING_TOKENS = 40 * 10**12
+LARGEST_PUBLISHED_TRAINING_SOURCE = "Llama 4 Scout, ~40T tokens (Meta Llama 4 model card)"
+# Head-room over 6·N·D_max for figures from the hardware method (guideline Annex A.2.1: hours x peak x U counts
+# overhead 6·N·D does not, plus the 30 % margin of para. 120): the guideline's own Annex A.3 Model H (370k
+# H100-hours for a 1.23B model, 6.5e23) is 2.2x 6·N·D_max; 3x keeps every published estimate plausible.
+PLAUSIBILITY_HEADROOM = 3
+
+
+def plausible_pretrain_ceiling(parameters: float) -> Fraction:
+    """The most pretraining compute a base of ``parameters`` could plausibly have needed: 6·N·D_max x 3."""
+    return 6 * exact(parameters) * LARGEST_PUBLISHED_TRAINING_TOKENS * PLAUSIBILITY_HEADROOM
 
 
 class PretrainSource(StrEnum):
@@ -70,6 +95,8 @@ class _Context:
     model: BaseModel | None
     catalog_match: MatchMethod | None
     systemic: bool
+    parameters: float | None = None  # the base's total parameters (catalog, else the size its name states)
+    parameters_basis: str = ""
 
     def result(
         self, flops: float | None, source: PretrainSource, basis: str, *, raw: str | None = None,
@@ -100,7 +127,9 @@ def resolve_pretrain_compute(
         _Declared(PretrainSource.TAG, tag_value, "PRETRAIN_FLOPS (job tag)"),
     )
     declared = next((c for c in candidates if c.raw is not None), None)
-    ctx = _Context(base_model_id, model, match.method if match else None, systemic)
+    notes += private_hub_warnings(private_hub_account(base_model_id), base_model_id or "")
+    parameters, parameters_basis = _parameters(base_model_id, model)
+    ctx = _Context(base_model_id, model, match.method if match else None, systemic, parameters, parameters_basis)
     if declared is not None:
         return _from_declared(declared, ctx, notes, _clean_reason(override_reason))
     if model is not None:
@@ -135,6 +164,15 @@ def _from_declared(
             "base model's pretraining compute (a unit slip?); kept, since a lower figure only makes the "
             "classification stricter - check the value"
         )
+    implausible = _above_physics(parameters=ctx, value=value, label=declared.label, shown=parsed.value)
+    if implausible is not None:
+        if not override_reason:
+            return _not_believed(ctx, notes, implausible, shown)
+        notes.append(f"{implausible}; the declared value is used because an override reason is recorded")
+        basis = f"declared in {declared.label}; override reason: {override_reason}"
+        if value >= SYSTEMIC_RISK_TRAINING_FLOPS:
+            ctx = replace(ctx, systemic=True)
+        return ctx.result(parsed.value, declared.source, basis, raw=shown, warnings=notes)
     if value >= SYSTEMIC_RISK_TRAINING_FLOPS:
         ctx = replace(ctx, systemic=True)
         notes.append(
@@ -162,18 +200,68 @@ def _from_declared(
     return ctx.result(lowest.flops, PretrainSource.CATALOG, basis, raw=shown, warnings=notes)
 
 
+def _parameters(reference: str | None, model: BaseModel | None) -> tuple[float | None, str]:
+    if model is not None and model.parameters:
+        return model.parameters, f"catalog {model.model_id}: {model.parameters:.3g} parameters"
+    stated = stated_parameters(reference or "")
+    return stated, (f"the name {(reference or '')[:120]!r} states {stated:.3g} parameters" if stated else "")
+
+
+def _above_physics(*, parameters: _Context, value: Fraction, label: str, shown: float) -> str | None:
+    """Why ``value`` is more than the base's size could plausibly need (None: it is not, or no size is known)."""
+    if parameters.parameters is None:
+        return None
+    ceiling = plausible_pretrain_ceiling(parameters.parameters)
+    if value <= ceiling:
+        return None
+    tokens = float(value / (6 * exact(parameters.parameters)))
+    return (
+        f"{label}={shown:.2e} is more than a base of this size could plausibly need ({parameters.parameters_basis}; "
+        f"it would take {tokens:.1e} training tokens; 6·N·D with D at most {LARGEST_PUBLISHED_TRAINING_TOKENS:.0e}, "
+        f"{LARGEST_PUBLISHED_TRAINING_SOURCE}, x{PLAUSIBILITY_HEADROOM} head-room: {float(ceiling):.2e})"
+    )
+
+
+def _not_believed(ctx: _Context, notes: list[str], why: str, shown: str | None) -> PretrainCompute:
+    """An implausible declaration without an override reason: the catalog's lowest estimate, else unknown."""
+    advice = "to use the declared value, record why it is right as a pretraining-compute override reason"
+    lowest = ctx.model.used_estimate if ctx.model else None
+    if ctx.model is not None and lowest is not None:
+        notes.append(f"{why}: classified on the catalog figure; {advice}")
+        basis = f"catalog {ctx.model.model_id}: {lowest.method} ({lowest.note}); the declared value is implausible"
+        return ctx.result(lowest.flops, PretrainSource.CATALOG, basis, raw=shown, warnings=notes)
+    notes.append(f"{why}: treated as unknown (the conservative default applies); {advice}")
+    return ctx.result(None, PretrainSource.UNKNOWN, "declared value implausible for the base's size", raw=shown,
+                      warnings=notes)  # fmt: skip
+
+
 def _from_catalog(model: BaseModel, ctx: _Context, notes: list[str]) -> PretrainCompute:
     used = model.used_estimate
+    derived = _family_size_basis(ctx)
     if used is None:
-        basis = f"catalog {model.model_id}: no published estimate"
+        basis = f"{derived}catalog {model.model_id}: no published estimate"
         return ctx.result(None, PretrainSource.UNKNOWN, basis, warnings=(*notes, *model.warnings()))
-    basis = f"catalog {model.model_id}: {used.method} ({used.note}); lowest of {len(model.estimates)} estimates"
+    basis = (
+        f"{derived}catalog {model.model_id}: {used.method} ({used.note}); lowest of {len(model.estimates)} estimates"
+    )
     return ctx.result(used.flops, PretrainSource.CATALOG, basis, warnings=(*notes, *model.warnings()))
+
+
+def _family_size_basis(ctx: _Context) -> str:
+    if ctx.catalog_match is not MatchMethod.FAMILY_SIZE or ctx.model is None:
+        return ""
+    return f"the name {(ctx.base_model_id or '')[:120]!r} declares the family and size of {ctx.model.model_id}; "
 
 
 def _match_notes(reference: str | None, match: CatalogMatch | None) -> tuple[str, ...]:
     if match is None or match.method is MatchMethod.EXACT:
         return ()
+    if match.method is MatchMethod.FAMILY_SIZE:
+        return (
+            f"base model {(reference or '')[:120]!r} is not in the catalog; its name declares the family and size of "
+            f"{match.model.model_id}: treated as that base for the systemic flag and threshold (a derivative carries "
+            "at least its base's compute, guideline para. 117); declare PRETRAIN_FLOPS if it is not",
+        )
     return (
         f"base model {(reference or '')[:120]!r} matched catalog entry {match.model.model_id} "
         f"({match.method}: {match.matched[:120]!r})",

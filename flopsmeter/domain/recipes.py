@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flopsmeter.domain.catalog import CatalogMatch, match_base_model
+from flopsmeter.domain.catalog_names import CatalogMatch, match_base_model
 
 RECIPE_MARKERS = ("config-name", "config_name")  # set by the SDK for every recipe job
 RECIPE_NAME_KEYS = ("recipe", "training_recipe", "training-recipe", "RECIPE", "TRAINING_RECIPE", "recipe_name")

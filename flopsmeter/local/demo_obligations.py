@@ -17,6 +17,7 @@ from rich.table import Table
 
 from flopsmeter import contract
 from flopsmeter.aws.store import AuditStore
+from flopsmeter.domain.deadlines import notification_due
 from flopsmeter.domain.energy import format_kwh
 from flopsmeter.local.demo_jobs import DemoJob
 from flopsmeter.local.demo_session import Demo
@@ -57,10 +58,10 @@ def run_obligations_scenario(demo: Demo) -> None:
         for item in obligations.items:
             demo.out.print(f"  - {item.summary} [dim]({item.article})[/]")
     demo.check(
-        "the systemic-risk crossing is due for notification 14 days after it",
+        "the systemic-risk crossing is due for notification two weeks after it (Reg. 1182/71, Brussels time)",
         obligations is not None
         and obligations.crossed_at is not None
-        and due == obligations.crossed_at + timedelta(days=14)
+        and due == notification_due(obligations.crossed_at)
         and obligations.crossed_in_job == SECOND.name,
     )
     first = records.get(FIRST.name)

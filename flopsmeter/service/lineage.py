@@ -46,6 +46,9 @@ class Lineages:
     # issue 16: from the parents' records, when they have the blocks (None: unknown)
     lineage_kwh: float | None = None  # the parents' lineage energy, summed; None unless every parent has one
     crossed_at: datetime | None = None  # the earliest crossing among the parents
+    # issue 23: the threshold that crossing is for, and the earliest start in the parents' lineages
+    crossed_threshold: float | None = None
+    earliest_start: datetime | None = None
 
     @property
     def first(self) -> ParentLink | None:
@@ -104,7 +107,25 @@ def resolve_lineage(
     kwh, crossed = _energy_and_crossing(parents)
     figures = [p.figure for p in parents]
     declared_flops = _declared_parent_flops(facts, warnings)
-    return Lineages(links, figures, reasons, warnings, chain, declared_flops, unread, kwh, crossed)
+    line, earliest = _ancestor_moments(parents, crossed)
+    return Lineages(links, figures, reasons, warnings, chain, declared_flops, unread, kwh, crossed, line, earliest)
+
+
+def _ancestor_moments(parents: list[Resolved], crossed: datetime | None) -> tuple[float | None, datetime | None]:
+    """The threshold the parents' earliest crossing is for, and the earliest start in their lineages (issue 23)."""
+    records = [p.record for p in parents if p.record is not None]
+    line = next(
+        (r.obligations.threshold for r in records if r.obligations is not None and r.obligations.crossed_at == crossed),
+        None,
+    )
+    starts = [
+        (r.obligations.lineage_started_at if r.obligations is not None else None)
+        or r.job.start_time
+        or r.job.creation_time
+        or r.job.end_time
+        for r in records
+    ]
+    return (line if crossed is not None else None), (min(starts) if starts else None)
 
 
 def _energy_and_crossing(parents: list[Resolved]) -> tuple[float | None, datetime | None]:

@@ -10,6 +10,7 @@ import json
 from flopsmeter.audit.keys import notification_key
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.domain.classification import Outcome
+from flopsmeter.domain.deadlines import brussels_text, due_text
 from flopsmeter.errors import AuditStoreError
 from flopsmeter.service.customization import declaration_needed
 from flopsmeter.service.dependencies import Dependencies, ServiceConfig
@@ -93,7 +94,7 @@ def _mark(deps: Dependencies, marker: str, record: AuditRecord) -> None:
 def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
     due = record.obligations.notification_due_at if record.obligations else None
     if due is not None:  # the deadline first: a long job name must not cut it off
-        return f"FLOPs Meter: notify the Commission by {due:%Y-%m-%d} - {record.job.name} {worst}"[:100]
+        return f"FLOPs Meter: notify the Commission by {brussels_text(due)} - {record.job.name} {worst}"[:100]
     lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
     declare = "; declaration needed" if declaration_needed(record) else ""
     share = f"{ratio:.0%} of the {record.primary_policy} threshold{declare}"
@@ -129,8 +130,8 @@ def obligation_lines(record: AuditRecord) -> list[str]:
         )
         if o.notification_due_at is not None:
             lines.append(
-                f"NOTIFICATION DUE: notify the Commission by {o.notification_due_at:%Y-%m-%d %H:%M} UTC "
-                "(AI Act Art. 52(1): within two weeks of the crossing)."
+                f"NOTIFICATION DUE: notify the Commission by {due_text(o.notification_due_at)} "
+                "(AI Act Art. 52(1): within two weeks of the crossing; Reg. 1182/71, Brussels time)."
             )
         lines += [
             f"- {i.summary} ({i.article}){' - for legal review' if i.status == 'review' else ''}" for i in o.items

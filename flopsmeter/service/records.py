@@ -95,6 +95,8 @@ def _block_inputs(config: ServiceConfig, parents: Lineages, metered_crossed_at: 
         energy=config.energy,
         parent_lineage_kwh=parents.lineage_kwh,
         parent_crossed_at=parents.crossed_at,
+        parent_crossed_threshold=parents.crossed_threshold,
+        parent_lineage_started_at=parents.earliest_start,
         metered_crossed_at=metered_crossed_at,
     )
 

@@ -186,6 +186,13 @@ CLI_CASES = [
     (["query", "--engine", "athena", "--workgroup", "w", "--database", "d"], 2, "no AWS region"),
     (["report", "--bucket", "b", "--region", "eu-west-1"], 2, "no AWS credentials: set AWS_PROFILE"),
     (["query", "--bucket", "b", "--region", "eu-west-1"], 2, "no AWS credentials"),
+    (["query", "--dir", "mirror", "--policy", "aws-30pct-2026"], 2, "go with --deadlines"),
+    (["query", "--dir", "mirror", "--deadlines", "--policy", "no-such-policy"], 1, "no-such-policy"),
+    (
+        ["query", "--dir", "mirror", "--deadlines", "--policy", "aws-30pct-2026", "--policy-file", "junk.pem"],
+        2,
+        "at most one of --policy",
+    ),
 ]
 
 
@@ -217,3 +224,31 @@ def test_the_readme_counts_the_corpus_as_it_is() -> None:
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
     assert f"{len(MANIFEST)} malformed bodies" in readme and f"{len(JOB_CASES)} job-level cases" in readme
     assert "the command line's bad input" in readme and len(CLI_CASES) >= 15
+
+
+# ---- declared figures and model names on the command line: used, or refused with a warning, never silently ----
+
+PRIVATE_HUB = "arn:aws:sagemaker:us-east-1:123456789012:hub-content/H/Model"
+DECLARED_AND_NAMED = [
+    # a pretraining figure no 7B base could need (issue 23): not used; the unknown-base threshold applies
+    (["--pretrain-flops", "5e25", "--base-model", "mistralai/Mistral-7B-v0.1"], 3.3e22, "could plausibly need"),
+    (["--pretrain-flops", "5e25", "--base-model", "acme/chat-7B"], 3.3e22, "could plausibly need"),
+    # a systemic-risk base under the names people use: the systemic threshold and the Art. 52(1) item
+    (["--base-model", "unsloth/Meta-Llama-3.1-405B-bnb-4bit"], 3.3e24, "matched catalog entry"),
+    (["--base-model", "allenai/Llama-3.1-Tulu-3-405B"], 3.3e24, "declares the family and size"),
+    (["--base-model", "meta.llama3-1-405b-instruct-v1:0"], 3.3e24, "matched catalog entry"),
+    (["--base-model", f"{PRIVATE_HUB}/meta-textgeneration-llama-3-1-405b/1.0.0"], 3.3e24, "private SageMaker hub"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "threshold", "says"), DECLARED_AND_NAMED, ids=[c[0][-1] for c in DECLARED_AND_NAMED])
+def test_declared_figures_and_model_names_on_classify(capsys, extra, threshold, says) -> None:
+    from flopsmeter.cli.main import main
+
+    assert main(["classify", "--flops", "4e24", "--json", *extra]) == 0
+    report = json.loads(capsys.readouterr().out)
+    primary = next(c for c in report["classifications"] if c["policy"] == report["primary_policy"])
+    assert primary["threshold"] == pytest.approx(threshold) and primary["outcome"] == "exceeds"
+    assert any(says in w for w in report["warnings"]), report["warnings"]
+    assert report["obligations"]["triggered"] is True
+    assert report["obligations"]["commission_notification"] is (threshold == 3.3e24)

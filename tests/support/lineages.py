@@ -72,6 +72,8 @@ def lineage_job(
         established_outside_eu=outside_eu,
         parent_lineage_kwh=parent.energy.lineage_kwh if parent and parent.energy else None,
         parent_crossed_at=parent.obligations.crossed_at if parent and parent.obligations else None,
+        parent_crossed_threshold=parent.obligations.threshold if parent and parent.obligations else None,
+        parent_lineage_started_at=parent.obligations.lineage_started_at if parent and parent.obligations else None,
     )
     return with_energy_and_obligations(record, inputs)
 

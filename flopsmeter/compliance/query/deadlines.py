@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter.compliance.query.render import Result
-from flopsmeter.domain.obligations import days_left
+from flopsmeter.domain.deadlines import due_text
+from flopsmeter.domain.obligations import clock_state, days_left
 
 NOTIFICATION = "commission_notification"
 
@@ -57,11 +58,33 @@ def parse_moment(value: Any) -> datetime:
 
 
 def with_days_left(result: Result, now: datetime) -> Result:
-    """The deadlines result with ``days_left`` and ``state`` (``open`` / ``overdue``) after ``due_at``."""
+    """The deadlines result with ``due_at`` in ISO 8601 UTC (``Z``), then ``due`` (Brussels time and UTC, each with
+    its zone), ``days_left`` and ``state`` (``open`` / ``overdue``: a clock already past is never open)."""
     at = result.columns.index("due_at")
     rows = []
     for row in result.rows:
-        left = days_left(parse_moment(row[at]), now)
-        rows.append((*row[: at + 1], round(left, 2), "overdue" if left < 0 else "open", *row[at + 1 :]))
-    columns = [*result.columns[: at + 1], "days_left", "state", *result.columns[at + 1 :]]
+        due = parse_moment(row[at])
+        shown = due.isoformat().replace("+00:00", "Z")
+        extra = (due_text(due), round(days_left(due, now), 2), clock_state(due, now))
+        rows.append((*row[:at], shown, *extra, *row[at + 1 :]))
+    columns = [*result.columns[: at + 1], "due", "days_left", "state", *result.columns[at + 1 :]]
     return Result(columns, rows, result.seconds)
+
+
+def with_reevaluated_clocks(result: Result, clocks: list[dict[str, Any]], policy: str) -> Result:
+    """The stored clocks (``opened_by`` = ``record``) and those a re-evaluation under ``policy`` opens (issue 23):
+    one per crossing, the earliest due date; a clock the records already hold at that date is not repeated."""
+    stored = {(row[0], str(parse_moment(row[1]))) for row in result.rows}
+    earliest: dict[str, dict[str, Any]] = {}
+    for clock in clocks:
+        job = clock["crossed_in_job"]
+        if job not in earliest or parse_moment(clock["due_at"]) < parse_moment(earliest[job]["due_at"]):
+            earliest[job] = clock
+    rows = [(*row, "record") for row in result.rows]
+    for job, c in sorted(earliest.items(), key=lambda item: parse_moment(item[1]["due_at"])):
+        if (job, str(parse_moment(c["due_at"]))) in stored:
+            continue
+        values = {**c, "records": c.get("records", 1)}
+        rows.append((*(values.get(name) for name in result.columns), f"reevaluate:{policy}"))
+    rows.sort(key=lambda row: (parse_moment(row[1]), str(row[0])))
+    return Result([*result.columns, "opened_by"], rows, result.seconds)

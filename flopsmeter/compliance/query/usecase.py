@@ -13,13 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from flopsmeter.compliance.accounts import AccountSelection
 from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.compliance.query.presets import Preset, preset_sql
 from flopsmeter.compliance.query.render import Result
 from flopsmeter.compliance.source import Aws, TrailSource, local_trail, pull_note
+
+if TYPE_CHECKING:
+    from flopsmeter.domain.thresholds import ThresholdPolicy
 
 PRESET_FLAGS = (
     "--exceeding, --job, --since, --until, --by-base-model, --by-principal, --by-package-group, --by-sweep, "
@@ -49,6 +52,7 @@ class QueryRequest:
     csv: bool = False  # the caller wants CSV: DuckDB writes it itself when every column is plain
     show_sql: bool = False
     now: datetime | None = None  # the clock ``--deadlines`` counts days left against
+    reevaluate_policy: ThresholdPolicy | None = None  # --deadlines: add the clocks a re-evaluation opens (issue 23)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,19 @@ def run(request: QueryRequest, aws: Aws, notify: Callable[[str], None] = lambda 
         text = run_duckdb_csv(trail.root, sql)
         if text is not None:
             return QueryAnswer(csv_text=text, root=trail.root)
-    return QueryAnswer(_with_days_left(request, run_duckdb(trail.root, sql)), root=trail.root)
+    result = _with_reevaluation(request, trail.root, run_duckdb(trail.root, sql))
+    return QueryAnswer(_with_days_left(request, result), root=trail.root)
+
+
+def _with_reevaluation(request: QueryRequest, root: Path, result: Result) -> Result:
+    policy = request.reevaluate_policy
+    if policy is None or not request.preset.deadlines:
+        return result
+    from flopsmeter.compliance.query.deadlines import with_reevaluated_clocks
+    from flopsmeter.compliance.reevaluate import read_dir, reevaluate, reevaluation_clocks
+
+    clocks = reevaluation_clocks(reevaluate(read_dir(root), policy))
+    return with_reevaluated_clocks(result, clocks, policy.policy_id)
 
 
 def _check(request: QueryRequest, preset: Preset, filtered: bool) -> None:
@@ -100,6 +116,8 @@ def _check(request: QueryRequest, preset: Preset, filtered: bool) -> None:
             "--compacted is for the presets on Athena (locally the cache reads compacted files already; in your own "
             "SQL read records_compacted)"
         )
+    if request.reevaluate_policy is not None and (not p.deadlines or request.engine != "duckdb"):
+        raise InvalidRequest("--policy / --policy-file go with --deadlines on the local engine (duckdb)")
     if p.limit is not None and p.limit < 1:
         raise InvalidRequest(f"--limit must be a whole number >= 1, got {p.limit}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +15,7 @@ from flopsmeter.compliance.documentation import (
     render_markdown,
     sig2,
 )
+from flopsmeter.domain.deadlines import due_text, notification_due
 from tests.support.lineages import systemic_lineage
 from tests.support.records import key_of, write_mirror
 
@@ -61,9 +62,9 @@ def test_markdown_states_the_notification_due_date_on_a_systemic_crossing(tmp_pa
     assert second.obligations is not None and second.obligations.triggered
     due = second.obligations.notification_due_at
     assert due is not None and second.obligations.crossed_at is not None
-    assert due == second.obligations.crossed_at + timedelta(days=14)
+    assert due == notification_due(second.obligations.crossed_at)
     text = render_markdown(build(root, "ft-405b-2"))
-    assert f"Notification to the Commission due by {due.strftime('%Y-%m-%d %H:%M UTC')}" in text
+    assert f"Notification to the Commission due by {due_text(due)}" in text and "Europe/Brussels" in text
     assert "Art. 52(1)" in text and "Art. 53(1)(a)" in text
 
 

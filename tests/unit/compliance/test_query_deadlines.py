@@ -51,7 +51,7 @@ def test_parse_moment_reads_both_engines() -> None:
     assert parse_moment("2026-03-26 22:12:13") == expected
     assert parse_moment("2026-03-26T22:12:13Z") == expected
     assert parse_moment(datetime(2026, 3, 26, 22, 12, 13)) == expected
-    assert with_days_left(Result(["due_at"], [], 0.0), expected).columns == ["due_at", "days_left", "state"]
+    assert with_days_left(Result(["due_at"], [], 0.0), expected).columns == ["due_at", "due", "days_left", "state"]
 
 
 def test_by_lineage_lists_modified_models_with_their_energy(mirror) -> None:  # type: ignore[no-untyped-def]

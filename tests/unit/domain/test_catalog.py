@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from flopsmeter.domain.catalog import BASE_MODELS, ESTIMATE_MARGIN, BaseModel, ComputeEstimate, match_base_model
+from flopsmeter.domain.catalog import BASE_MODELS, ESTIMATE_MARGIN, BaseModel, ComputeEstimate
+from flopsmeter.domain.catalog_names import match_base_model
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.model_names import MatchMethod
 from flopsmeter.domain.numbers import exact
@@ -131,7 +132,8 @@ ALIASES = [
     ("llama3.1:8b", "meta-llama/Llama-3.1-8B", MatchMethod.NORMALISED),
     ("meta-textgeneration-llama-3-8b", "meta-llama/Meta-Llama-3-8B", MatchMethod.NORMALISED),
     ("meta-llama/Llama-3.3-70B-Instruct", "meta-llama/Llama-3.3-70B", MatchMethod.NORMALISED),
-    ("mistralai/Mistral-7B-Instruct-v0.1", None, None),  # "-Instruct-v0.1": the variant is not at the end
+    # "-Instruct-v0.1": the variant is not at the end; the family and size still name the base (issue 23)
+    ("mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-v0.1", MatchMethod.FAMILY_SIZE),
     ("mistralai/Mistral-Small-24B-Instruct-2501", "mistralai/Mistral-Small-24B-Base-2501", MatchMethod.NORMALISED),
     ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "mistralai/Mistral-Small-24B-Base-2501",
      MatchMethod.NORMALISED),
@@ -143,6 +145,29 @@ ALIASES = [
     ("microsoft/Phi-4-reasoning-plus", "microsoft/Phi-4-reasoning", MatchMethod.NORMALISED),
     ("deepseek-llm-r1-distill-llama-70b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", MatchMethod.NORMALISED),
     ("deepseek-ai/DeepSeek-R1-0528", "deepseek-ai/DeepSeek-R1", MatchMethod.NORMALISED),
+    # issue 23: quantisation and format suffixes, conversion repos, Bedrock ids, derivatives
+    ("meta-llama/Llama-3.1-405B-Instruct-AWQ-INT4", LLAMA_405B, MatchMethod.NORMALISED),
+    ("hugging-quants/Meta-Llama-3.1-405B-Instruct-AWQ-INT4", LLAMA_405B, MatchMethod.NORMALISED),
+    ("hugging-quants/Meta-Llama-3.1-405B-Instruct-GPTQ-INT4", LLAMA_405B, MatchMethod.NORMALISED),
+    ("unsloth/Meta-Llama-3.1-405B-bnb-4bit", LLAMA_405B, MatchMethod.NORMALISED),
+    ("neuralmagic/Meta-Llama-3.1-405B-Instruct-FP8-dynamic", LLAMA_405B, MatchMethod.NORMALISED),
+    ("RedHatAI/Meta-Llama-3.1-405B-Instruct-quantized.w4a16", LLAMA_405B, MatchMethod.NORMALISED),
+    ("bartowski/Meta-Llama-3.1-405B-Instruct-GGUF", LLAMA_405B, MatchMethod.NORMALISED),
+    ("s3://models/gguf/Meta-Llama-3.1-405B-Instruct-Q4_K_M.gguf", LLAMA_405B, MatchMethod.NORMALISED),
+    ("mlx-community/Meta-Llama-3.1-405B-Instruct-4bit", LLAMA_405B, MatchMethod.NORMALISED),
+    ("s3://my-bucket/quantised/Meta-Llama-3.1-405B-Instruct-AWQ-INT4/", LLAMA_405B, MatchMethod.NORMALISED),
+    ("meta.llama3-1-405b-instruct-v1:0", LLAMA_405B, MatchMethod.NORMALISED),
+    ("us.meta.llama3-1-405b-instruct-v1:0", LLAMA_405B, MatchMethod.NORMALISED),
+    ("arn:aws:bedrock:us-west-2::foundation-model/meta.llama3-1-405b-instruct-v1:0", LLAMA_405B,
+     MatchMethod.NORMALISED),
+    ("arn:aws:sagemaker:us-east-1:aws:hub-content/SageMakerPublicHub/Model/meta-textgeneration-llama-3-1-405b-instruct-fp8/2.0.0",
+     LLAMA_405B, MatchMethod.NORMALISED),
+    ("NousResearch/Hermes-3-Llama-3.1-405B", LLAMA_405B, MatchMethod.FAMILY_SIZE),
+    ("NousResearch/Hermes-3-Llama-3.1-405B-FP8", LLAMA_405B, MatchMethod.FAMILY_SIZE),
+    ("allenai/Llama-3.1-Tulu-3-405B", LLAMA_405B, MatchMethod.FAMILY_SIZE),
+    ("s3://finetunes/Llama-3.1-Tulu-3-405B/checkpoint-100/", LLAMA_405B, MatchMethod.FAMILY_SIZE),
+    ("NousResearch/Hermes-3-Llama-3.1-8B", "meta-llama/Llama-3.1-8B", MatchMethod.FAMILY_SIZE),
+    ("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "meta-llama/Llama-3.1-70B", MatchMethod.FAMILY_SIZE),
 ]  # fmt: skip
 
 
@@ -159,7 +184,8 @@ def test_models_are_recognised_by_any_name_and_the_method_is_recorded(name, mode
     "name",
     ["meta-llama/Llama-3.1-40B", "llama-3-18b", "meta-textgeneration-llama-3-1-70b-instruct-405b-distilled",
      "Qwen/Qwen3-30B", "Qwen/Qwen3-235B", "google/gemma-3-270m", "meta-llama/Llama-3.2-11B-Vision-Instruct",
-     "gpt-oss-12b", "s3://bucket/llama-3.1-8b/llama-3.1-70b/", "NousResearch/Hermes-3-Llama-3.1-8B", "", None,
+     "gpt-oss-12b", "s3://bucket/llama-3.1-8b/llama-3.1-70b/", "s3://b/Hermes-3-Llama-3.1-8B/Hermes-3-Llama-3.1-70B/",
+     "mistral.unknown-model-v1:0", "", None,
      "x" * 5000],
 )  # fmt: skip
 def test_a_name_never_matches_another_size_and_ambiguity_matches_nothing(name) -> None:

@@ -275,3 +275,19 @@ def test_bedrock_model_of_unpublished_size_uses_a_stand_in_and_asks_for_a_declar
     assert not est.estimate.cost_known
     assert est.estimate.central == pytest.approx(6 * STAND_IN_PARAMETERS * 2**31)
     assert est.estimate.as_dict()["cost_known"] is False
+
+
+@pytest.mark.parametrize("billable", [0, "0", None, -5, "abc", 1.5])
+def test_billable_tokens_zero_missing_or_negative_get_the_conservative_bound_not_zero_flops(billable) -> None:
+    # issue 23: BillableTokenCount 0 was recorded as 0 FLOPs and "below"
+    est = estimate_serverless_job(_job("SFT", "LORA"), billable)
+    assert est.estimate.central >= SYSTEMIC_RISK_TRAINING_FLOPS and not est.estimate.tokens.known
+    assert est.needs_declaration
+
+
+def test_a_private_hub_base_is_flagged_and_asks_for_a_declaration() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:hub-content/TeamHub/Model/meta-textgeneration-llama-3-1-8b/1.0.0"
+    config = {"BaseModelArn": arn, "JobType": "FineTuning", "SequenceLength": "4K", "CustomizationTechnique": "SFT"}
+    est = estimate_serverless_job(config, TOKENS)
+    assert est.base.private_hub_account == "123456789012" and est.needs_declaration
+    assert any("private SageMaker hub" in w for w in est.warnings())

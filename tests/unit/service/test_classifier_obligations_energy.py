@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from flopsmeter.domain.deadlines import brussels_text, notification_due
 from flopsmeter.domain.energy import DEFAULT_PUE
 from flopsmeter.functions.settings import ClassifierSettings
 from flopsmeter.ports import MeteredFigures
@@ -49,11 +50,12 @@ def test_systemic_crossing_in_a_lineage_starts_the_clock_and_the_alert_carries_t
     assert start is not None and o.crossed_at is not None
     # earliest moment the hardware could have crossed 3.3e24: (3.3e24 - 2.0e24) / peak rate after the start
     assert (o.crossed_at - start).total_seconds() == pytest.approx(1.3e24 / P5_RATE, rel=1e-6)
-    assert o.notification_due_at == o.crossed_at + timedelta(days=14)
+    assert o.notification_due_at == notification_due(o.crossed_at)
     assert child.energy is not None and parent.energy is not None
     assert child.energy.lineage_kwh == pytest.approx((child.energy.kwh or 0) + (parent.energy.kwh or 0))
     subject, message, _attributes = world.publisher.alerts[-1]
-    assert f"notify the Commission by {o.notification_due_at:%Y-%m-%d}" in subject and len(subject) <= 100
+    assert f"notify the Commission by {brussels_text(o.notification_due_at)}" in subject and len(subject) <= 100
+    assert "CET" in subject or "CEST" in subject  # the due date with its zone (issue 23)
     assert "NOTIFICATION DUE" in message and "Art. 52(1)" in message
     assert world.publisher.events[-1]["notification_due_at"].startswith(f"{o.notification_due_at:%Y-%m-%d}")
 
@@ -109,4 +111,4 @@ def test_the_meters_crossing_report_is_read_back_and_places_the_clock(world) -> 
     record = _run(world, "sr-metered")
     o = record.obligations
     assert o is not None and o.crossed_at == figures.threshold_crossed_at and "meter" in (o.crossed_at_basis or "")
-    assert o.notification_due_at == figures.threshold_crossed_at + timedelta(days=14)
+    assert o.notification_due_at == notification_due(figures.threshold_crossed_at)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from flopsmeter import contract
+from flopsmeter.domain.deadlines import notification_due
 from flopsmeter.domain.pretrain import resolve_pretrain_compute
 from flopsmeter.training.crossing import CrossingWatch
 from flopsmeter.training.emitters import METRIC_DEFINITIONS
@@ -30,7 +31,7 @@ def test_systemic_base_alerts_once_above_the_lowest_threshold_with_the_due_date(
     assert watch.observe(3.3e24) is None  # equal does not cross
     alert = watch.observe(math.nextafter(3.3e24, math.inf))
     assert alert is not None and alert.crossed_at == NOW
-    assert alert.notification_due_at == NOW + timedelta(days=14)
+    assert alert.notification_due_at == notification_due(NOW)
     assert watch.observe(5e24) is None  # once per run
 
 
@@ -51,7 +52,7 @@ def test_alert_line_and_metric() -> None:
     assert alert is not None
     line = alert.line()
     assert line.startswith("flopsmeter: threshold_crossed=1 ")
-    assert "crossed_at=2026-03-10T09:30:00Z" in line and "notification_due_at=2026-03-24T09:30:00Z" in line
+    assert "crossed_at=2026-03-10T09:30:00Z" in line and "notification_due_at=2026-03-24T23:00:00Z" in line
     # the totals' MetricDefinitions must not read numbers off the alert line
     assert not any(re.search(d["Regex"], line) for d in METRIC_DEFINITIONS)
     (datum,) = alert.metric_data("job-1")
