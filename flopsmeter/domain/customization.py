@@ -321,7 +321,7 @@ def estimate_serverless_job(
     tokens = sagemaker_tokens(billable_tokens, cost, count)
     kind = JobKind.EVALUATION if evaluation else JobKind.FINE_TUNING
     estimate = estimate_customization_flops(cost, reading.technique, tokens)
-    reading = _with_note(reading, declared_warning)
+    reading = _with_note(reading, _declared_note(tokens, declared_warning))
     return CustomizationEstimate(SAGEMAKER_SERVERLESS, kind, base, reading, used, estimate)
 
 
@@ -337,8 +337,15 @@ def estimate_bedrock_job(job: Mapping[str, Any], declared: object = None) -> Cus
     count, declared_warning = declared_tokens(declared)
     tokens = bedrock_tokens(reading.technique, hyper, rft, count)
     estimate = estimate_customization_flops(cost, reading.technique, tokens)
-    return CustomizationEstimate(BEDROCK, JobKind.FINE_TUNING, base, _with_note(reading, declared_warning), used,
-                                 estimate)  # fmt: skip
+    reading = _with_note(reading, _declared_note(tokens, declared_warning))
+    return CustomizationEstimate(BEDROCK, JobKind.FINE_TUNING, base, reading, used, estimate)
+
+
+def _declared_note(tokens: TokenCount, warning: str | None) -> str | None:
+    """What the record says of a declared token count: unusable (ignored), or used and on whose word."""
+    if warning is not None:
+        return warning
+    return f"token count {tokens.tokens:,}: {tokens.basis}" if DECLARED_SOURCE in tokens.basis else None
 
 
 def _with_note(reading: TechniqueReading, note: str | None) -> TechniqueReading:

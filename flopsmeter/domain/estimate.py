@@ -92,7 +92,7 @@ class PerTokenCost:
 
 def attention_width_bound(total_parameters: float) -> float:
     """An upper bound on layers x attention width (query heads x head dim) of a model of ``total_parameters``."""
-    return ATTENTION_WIDTH_BOUND * float(total_parameters) ** (2.0 / 3.0)
+    return ATTENTION_WIDTH_BOUND * math.pow(float(total_parameters), 2.0 / 3.0)
 
 
 def per_token_cost_from_parameters(
