@@ -6,6 +6,9 @@ The record side runs the service's real record builder over fakes of DescribeTra
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +159,30 @@ def test_cli_estimate_managed_blocks_on_the_bound_without_tokens(capsys: pytest.
 def test_cli_managed_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, err = _cli(capsys, *argv)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ---- the docs' managed pre-flight commands run as written -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[3]
+DOC_COMMAND = re.compile(r"(flopsmeter (?:estimate|gate) --managed[^`]*?)(?:`|\n```)", re.DOTALL)
+
+
+def doc_commands() -> list[str]:
+    found = []
+    for doc in (REPO / "README.md", REPO / "docs" / "formulas.md", REPO / "docs" / "service.md"):
+        for command in DOC_COMMAND.findall(doc.read_text(encoding="utf-8")):
+            found.append(" ".join(command.replace("\\\n", " ").split()))
+    return found
+
+
+def test_the_docs_show_managed_pre_flights() -> None:
+    assert len(doc_commands()) >= 4
+
+
+@pytest.mark.parametrize("command", doc_commands())
+def test_each_documented_managed_pre_flight_runs(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    argv = [word for word in shlex.split(command)[1:] if word != "--json"]
+    code, out, err = _cli(capsys, *argv, "--json")
+    assert code in (0, 1), err
+    body = json.loads(out)
+    assert body["total_flops"] == body["managed"]["modification_flops"]
