@@ -260,3 +260,13 @@ def training_launch_pattern() -> dict[str, object]:
             "errorCode": [{"exists": False}],
         },
     }
+
+
+# Managed customization (issue 23 point 6): the token count of a SageMaker serverless customization or Amazon Bedrock
+# job, declared where AWS reports none (Bedrock never does; a serverless job's BillableTokenCount may be absent or 0),
+# so the record's bound can be corrected. Read like BillableTokenCount: every token of the training data, once per
+# epoch (for RL, prompts and generated tokens); the estimate's conservative readings (a DPO pair's prompt run twice,
+# every RL token generated and trained on) still apply. A whole number > 0; beside a reported count the larger is
+# used (flopsmeter.domain.customization). Environment first, then the tag, as for the other settings.
+ENV_DECLARED_TOKENS = "FLOPSMETER_DECLARED_TOKENS"
+TAG_DECLARED_TOKENS = "flopsmeter:declared-tokens"

@@ -14,6 +14,7 @@ from typing import Any
 
 from flopsmeter.cli import preflight_output as output
 from flopsmeter.compliance import preflight
+from flopsmeter.compliance import preflight_managed as managed
 from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.domain.classification import Outcome
 from flopsmeter.domain.methods import (
@@ -29,6 +30,7 @@ from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_P
 from flopsmeter.errors import FlopsMeterError
 
 EXIT_PASS, EXIT_BLOCK = 0, 1
+DEFAULT_TUNING = FineTuning()  # its LoRA rank and targets are the defaults of --lora-rank and --lora-targets
 
 
 def register(sub: Any) -> None:
@@ -76,20 +78,18 @@ def _add_estimate_args(p: argparse.ArgumentParser) -> None:
     names = ", ".join(bundled_config_names())
     p.add_argument(
         "--config",
-        required=True,
         help=f"path to a Hugging Face config.json, or a model id (catalog, Hugging Face, JumpStart or Bedrock id) "
-        f"whose architecture is bundled ({names})",
+        f"whose architecture is bundled ({names}); required unless --managed",
     )
-    p.add_argument("--seq-len", required=True, help="tokens per sequence (padding included)")
-    p.add_argument("--tokens", required=True, help="tokens the run will process (e.g. 2e9)")
-    p.add_argument("--method", choices=METHODS, default="full")
-    p.add_argument("--lora-rank", type=int, default=16)
-    p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
+    p.add_argument("--seq-len", help="tokens per sequence (padding included); --managed: SequenceLength, e.g. 32K")
+    p.add_argument("--tokens", help="tokens the run will process (e.g. 2e9); --managed: see --managed")
+    p.add_argument("--method", choices=METHODS, help="full (default), lora, qlora or spectrum")
+    p.add_argument("--lora-rank", type=int, help="LoRA rank (default 16)")
+    p.add_argument("--lora-targets", help="comma-separated module names, or all-linear (default q_proj,v_proj)")
     p.add_argument("--trainable-layers", help="spectrum: layer indices, e.g. 0,1,28-31")
     p.add_argument(
         "--gradient-checkpointing",
         choices=[m.value for m in GradientCheckpointing],
-        default=GradientCheckpointing.UNKNOWN.value,
         help="how the run checkpoints activations; unknown (default) assumes reentrant, the costlier case",
     )
     p.add_argument(
@@ -97,12 +97,30 @@ def _add_estimate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="multimodal config, run feeds text only: count the language model (the tower never runs)",
     )
-    p.add_argument("--images", default="0", help="vision-language config: images the run feeds (its tower per image)")
+    p.add_argument("--images", help="vision-language config: images the run feeds (its tower per image)")
     p.add_argument("--patches-per-image", help="patches per image (default: the config's image size, CLIP / SigLIP)")
     p.add_argument("--decoder-len", help="encoder-decoder config: decoder tokens per sequence (default: --seq-len)")
     p.add_argument("--instance-type", help="SageMaker instance type for the hardware ceiling, e.g. ml.p5.48xlarge")
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--hours", type=float, help="planned training hours (for the hardware ceiling)")
+    _add_managed_args(p)
+
+
+def _add_managed_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "managed customization (SageMaker AI serverless customization, Amazon Bedrock): the service's own estimate, "
+        "the figure the record will classify; the base model is --base-model (hub content ARN, JumpStart or "
+        "Bedrock id), --seq-len its SequenceLength, --tokens the BillableTokenCount expected (Bedrock: the count "
+        "declared with the flopsmeter:declared-tokens tag); without --tokens, the bound the record would use"
+    )
+    group.add_argument("--managed", choices=managed.SERVICES, help="the service that will run the job")
+    group.add_argument(
+        "--technique",
+        help="CustomizationTechnique (SFT, DPO, RLVR, RLAIF) or Bedrock customizationType (FINE_TUNING, "
+        "CONTINUED_PRE_TRAINING, DISTILLATION, REINFORCEMENT_FINE_TUNING); not given: read as the service reads it",
+    )
+    group.add_argument("--peft", choices=managed.PEFT_CHOICES, help="serverless Peft; not given: full fine-tuning")
+    group.add_argument("--epochs", help="Bedrock epochCount (not given: its documented maximum)")
 
 
 # ---- commands ----------------------------------------------------------------------------------------------
@@ -120,22 +138,29 @@ def run_classify(args: argparse.Namespace) -> int:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    outcomes = preflight.estimate(_planned_run(args), _base_model(args), _policy(args))
+    run = _run(args)
+    if isinstance(run, managed.ManagedRun):
+        outcomes = preflight.estimate_managed(run, _base_model(args), _policy(args))
+    else:
+        outcomes = preflight.estimate(run, _base_model(args), _policy(args))
+    _print_estimate(args, outcomes)
+    return 0
+
+
+def _print_estimate(args: argparse.Namespace, outcomes: preflight.Outcomes) -> None:
     if args.json:
         output.print_json(outcomes.report)
+    elif "managed" in outcomes.report:
+        output.print_managed(outcomes.report, outcomes.classification)
     else:
         output.print_estimate(outcomes.report, outcomes.classification)
-    return 0
 
 
 def run_gate(args: argparse.Namespace) -> int:
     mode: preflight.GateMode = "strict" if args.strict else "primary-only" if args.primary_only else "any-policy"
-    outcomes = preflight.gate(_planned_run(args), _base_model(args), _policy(args), mode)
+    outcomes = preflight.gate(_run(args), _base_model(args), _policy(args), mode)
     report, result = outcomes.report, outcomes.classification
-    if args.json:
-        output.print_json(report)
-    else:
-        output.print_estimate(report, result)
+    _print_estimate(args, outcomes)
     blocking = report["gate"]["blocking_policies"]
     if not blocking and result.worst is not Outcome.BELOW:
         worst = ", ".join(f"{r.policy}: {r.outcome}" for r in result.results if r.outcome is not Outcome.BELOW)
@@ -163,7 +188,40 @@ def _policy(args: argparse.Namespace) -> preflight.PolicyChoice:
     return preflight.PolicyChoice(args.policy, args.approaching_fraction)
 
 
+# Options of a run whose model the user describes; a managed job's service chooses them itself.
+NOT_MANAGED = ("config", "method", "lora_rank", "lora_targets", "trainable_layers", "gradient_checkpointing",
+               "images", "patches_per_image", "decoder_len", "instance_type", "hours")  # fmt: skip
+
+
+def _run(args: argparse.Namespace) -> preflight.PlannedRun | managed.ManagedRun:
+    return _managed_run(args) if args.managed else _planned_run(args)
+
+
+def _managed_run(args: argparse.Namespace) -> managed.ManagedRun:
+    given = [name for name in NOT_MANAGED if getattr(args, name) is not None]
+    given += ["text_only"] if args.text_only else []
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise InvalidRequest(f"{flags}: not for --managed; the service chooses them (it assumes full fine-tuning, or "
+                             "LoRA rank 64 on every linear layer with --peft), and so does this estimate")  # fmt: skip
+    return managed.ManagedRun(
+        service=args.managed,
+        base_model=args.base_model or "",
+        technique=args.technique.strip().upper() if args.technique else None,
+        peft=args.peft,
+        sequence_length=args.seq_len,
+        tokens=None if args.tokens is None else _count_arg(args.tokens, "--tokens", minimum=1),
+        epochs=_optional_count(args.epochs, "--epochs"),
+    )
+
+
 def _planned_run(args: argparse.Namespace) -> preflight.PlannedRun:
+    for name in ("technique", "peft", "epochs"):
+        if getattr(args, name) is not None:
+            raise InvalidRequest(f"--{name} describes a managed customization job: it needs --managed")
+    for name in ("config", "seq_len", "tokens"):
+        if getattr(args, name) is None:
+            raise InvalidRequest(f"--{name.replace('_', '-')} is required (or --managed for a managed job)")
     seq_len = _count_arg(args.seq_len, "--seq-len", minimum=1)
     tokens = _count_arg(args.tokens, "--tokens", minimum=0)
     try:
@@ -175,10 +233,10 @@ def _planned_run(args: argparse.Namespace) -> preflight.PlannedRun:
         seq_len=seq_len,
         tokens=tokens,
         tuning=tuning,
-        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing=_checkpointing(args),
         text_only=args.text_only,
         instances=_instances(args),
-        images=_count_arg(args.images, "--images", minimum=0),
+        images=_count_arg(args.images or "0", "--images", minimum=0),
         patches_per_image=_optional_count(args.patches_per_image, "--patches-per-image"),
         decoder_len=_optional_count(args.decoder_len, "--decoder-len"),
     )
@@ -206,13 +264,18 @@ def _tuning(args: argparse.Namespace) -> FineTuning:
         layers = _layer_set(args.trainable_layers)
     elif args.method == "spectrum":
         raise InvalidRequest("--method spectrum needs --trainable-layers")
+    method = args.method or "full"
     return FineTuning(
-        method=args.method,
-        lora_rank=args.lora_rank,
-        lora_targets=lora_targets_from(args.lora_targets),
+        method=method,
+        lora_rank=DEFAULT_TUNING.lora_rank if args.lora_rank is None else args.lora_rank,
+        lora_targets=lora_targets_from(args.lora_targets or DEFAULT_TUNING.lora_targets),
         trainable_layers=layers,
-        input_requires_grad=args.method != "full" and input_grads_in_every_layer(args.gradient_checkpointing),
+        input_requires_grad=method != "full" and input_grads_in_every_layer(_checkpointing(args)),
     )
+
+
+def _checkpointing(args: argparse.Namespace) -> str:
+    return args.gradient_checkpointing or GradientCheckpointing.UNKNOWN.value
 
 
 def _layer_set(text: str) -> frozenset[int]:

@@ -77,6 +77,34 @@ def print_obligations(out: _Out, obligations: dict[str, Any] | None) -> None:
         out.line(text, bold=i == 0 or text.startswith("NOTIFY"))
 
 
+def print_managed(report: dict[str, Any], result: Classification) -> None:
+    """A managed customization job's pre-flight: the service's estimate, as the record will hold it."""
+    out = _Out()
+    block = report["managed"]
+    est = block["estimate"]
+    out.line(
+        f"{block['service']}: {block['base_model_name']}",
+        bold=True,
+        rest=f" ({est['technique']}, {'adapters' if block['adapters'] else 'full fine-tuning'}, seq_len "
+        f"{report['seq_len']}, {report['tokens']:,} tokens: {est['tokens_basis']})",
+    )
+    rows: list[tuple[str, ...]] = [(name, format_flops(value)) for name, value in report["breakdown"].items()]
+    rows += [
+        ("central", format_flops(est["central"])),
+        (f"classified (upper end of +/-{est['uncertainty']:.0%})", format_flops(report["total_flops"])),
+    ]
+    out.table("Estimated FLOPs (as the record will classify them)", ("component", "FLOPs"), rows,
+              right=("FLOPs",))  # fmt: skip
+    out.line(f"Per-token cost: {est['cost_basis']}")
+    pretrain = report["pretrain"]
+    out.line(f"Base model pretraining compute: {format_flops(pretrain['flops'])} ({pretrain['source']}: "
+             f"{pretrain['basis']})")  # fmt: skip
+    _classification_table(out, result)
+    print_obligations(out, report.get("obligations"))
+    for warning in report["warnings"]:
+        out.warning(warning)
+
+
 def _classification_table(out: _Out, result: Classification) -> None:
     rows = []
     for r in result.results:

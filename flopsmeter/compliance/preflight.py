@@ -1,7 +1,8 @@
 """Pre-flight compliance, no AWS needed: classify a FLOP count, estimate a planned fine-tuning run, gate it in CI.
 
 ``classify_flops`` puts a FLOP count against every threshold policy. ``estimate`` computes a planned run's training
-FLOPs from a model config (and, given instances and hours, the hardware ceiling) and classifies it. ``gate`` is
+FLOPs from a model config (and, given instances and hours, the hardware ceiling) and classifies it;
+``estimate_managed`` does it for a managed customization job with the service's own estimate. ``gate`` is
 ``estimate`` for CI: the run is blocked when any evaluated policy says it would exceed its threshold (the strictest
 reading; ``primary-only`` narrows that to the primary policy, ``strict`` widens it to anything but ``below`` under any
 policy). Each returns the JSON document the CLI prints with ``--json`` and the classification its tables show.
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flopsmeter.compliance import preflight_beyond as beyond
+from flopsmeter.compliance import preflight_managed as managed
 from flopsmeter.compliance.errors import InvalidRequest
 from flopsmeter.compliance.obligations_view import preflight_obligations
+from flopsmeter.compliance.preflight_managed import ManagedRun
 from flopsmeter.domain.classification import Classification, Outcome, classify
 from flopsmeter.domain.errors import InvalidModelSpec, UnknownPolicy
 from flopsmeter.domain.flops import FORMULA_VERSION, FlopsPerToken, flops_per_token, trainable_params, training_flops
@@ -158,12 +161,23 @@ def estimate(run: PlannedRun, base: BaseModel, policy: PolicyChoice) -> Outcomes
     return _finish(run, base, policy, report, warnings)
 
 
+def estimate_managed(run: ManagedRun, base: BaseModel, policy: PolicyChoice) -> Outcomes:
+    """A planned managed customization job: the service's own estimate (``flopsmeter.domain.customization``), its
+    upper end classified, the base model read from the job as the service reads it (issue 23 point 5)."""
+    try:
+        found = managed.managed_estimate(run)
+    except FlopsMeterError as err:
+        raise InvalidRequest(str(err)) from err
+    report, warnings = managed.managed_report(found, run)
+    return _finish(run, replace(base, model_id=found.base.model_id), policy, report, warnings)
+
+
 def _beyond(run: PlannedRun) -> beyond.Beyond:
     return beyond.Beyond(run.seq_len, run.tokens, run.tuning, run.images, run.patches_per_image, run.decoder_len)
 
 
 def _finish(
-    run: PlannedRun, base: BaseModel, policy: PolicyChoice, report: dict[str, Any], warnings: list[str]
+    run: PlannedRun | ManagedRun, base: BaseModel, policy: PolicyChoice, report: dict[str, Any], warnings: list[str]
 ) -> Outcomes:
     """What every estimate adds to its figure: the base model, the hardware ceiling and the classification."""
     pretrain = _pretrain(base, policy)
@@ -179,9 +193,12 @@ def _finish(
     return Outcomes(report, result, pretrain)
 
 
-def gate(run: PlannedRun, base: BaseModel, policy: PolicyChoice, mode: GateMode = "any-policy") -> Outcomes:
-    """``estimate`` plus the decision (``report["gate"]``): block or pass, and which policies block."""
-    outcomes = estimate(run, base, policy)
+def gate(
+    run: PlannedRun | ManagedRun, base: BaseModel, policy: PolicyChoice, mode: GateMode = "any-policy"
+) -> Outcomes:
+    """``estimate`` (``estimate_managed`` for a managed job) plus the decision (``report["gate"]``): block or pass,
+    and which policies block."""
+    outcomes = estimate_managed(run, base, policy) if isinstance(run, ManagedRun) else estimate(run, base, policy)
     blocking = blocking_policies(outcomes.classification, mode)
     outcomes.report["gate"] = {
         "decision": "block" if blocking else "pass",

@@ -4,17 +4,22 @@ Neither service runs our meter or exposes accelerators, so these jobs are classi
 method (``flopsmeter.domain.estimate``): base model (``customization_names``) x technique x tokens. This module
 reads each service's fields into those three inputs and states every assumption:
 
-* technique: SageMaker ``CustomizationTechnique`` (SFT | DPO | RLVR | RLAIF) and ``Peft`` (LORA); Bedrock
-  ``customizationType`` (FINE_TUNING | CONTINUED_PRE_TRAINING | DISTILLATION | REINFORCEMENT_FINE_TUNING). A
-  technique not stated or not known is read as the costliest per token (RLAIF); no ``Peft`` is read as full
-  fine-tuning (6N per token, not 4N). Bedrock does not say whether it trains adapters: full is assumed.
+* technique: SageMaker ``CustomizationTechnique`` (SFT | DPO | RLVR | RLAIF) and ``Peft`` (LORA; QLORA read as
+  LoRA: a 4-bit base is dequantised for each matmul, the FLOPs are LoRA's); Bedrock ``customizationType``
+  (FINE_TUNING | CONTINUED_PRE_TRAINING | DISTILLATION | REINFORCEMENT_FINE_TUNING). A technique not stated or not
+  known is read as the costliest per token (RLAIF); no ``Peft`` is read as full fine-tuning (6N per token, not
+  4N). Bedrock does not say whether it trains adapters: full is assumed.
 * per-token cost: the base model's bundled architecture (``configs/*.json``) at the job's ``SequenceLength``
-  ("32K" = 32 x 1024 tokens; at the model's longest context when not stated), else its catalog parameter count,
-  else a stand-in (a model whose size is not public) with a declaration asked for.
+  ("32K" = 32 x 1024 tokens; at the model's longest context when not stated), else its catalog parameter count
+  with the attention products at the job's ``SequenceLength`` (at the longest the API accepts, 1024K, when not
+  stated), else a stand-in (a model whose size is not public) with a declaration asked for.
 * tokens: SageMaker ``BillableTokenCount``. Bedrock exposes no token count (GetModelCustomizationJob: loss
   metrics only), so the documented training-data file-size limit bounds it, at most one token per byte, times
   ``epochCount`` (its documented maximum when not given); a declaration is asked for. A serverless job without a
-  token count is bounded at the count that takes its training cost to the AI Act's 1e25 presumption.
+  token count (or with 0: the field is filled "for eligible jobs" only) is bounded at the count that takes its
+  training cost to the AI Act's 1e25 presumption. The job's ``flopsmeter:declared-tokens`` tag
+  (``contract.TAG_DECLARED_TOKENS``) declares the count where AWS reports none, and replaces the bound; beside a
+  reported count, the larger of the two is used.
 * ``JobType: Evaluation`` jobs are evaluations: their compute is estimated and kept, and excluded from the
   modification's compute (guideline para. 118: diagnostic processes), so they never classify as a crossing.
 """
@@ -57,6 +62,8 @@ BEDROCK_TECHNIQUES = {
     "REINFORCEMENT_FINE_TUNING": Technique.RLVR,  # graded by a Lambda function (rftConfig.graderConfig.lambdaGrader)
 }
 COSTLIEST_TECHNIQUE = Technique.RLAIF  # the most passes per token: the reading when the technique is not known
+QLORA_NOTE = ("Peft QLORA: a 4-bit base dequantised for each matmul, so LoRA's FLOPs (the quantisation saves memory, "
+              "not matmuls)")  # fmt: skip
 # LoRA as the service runs it is not described: adapters on every linear layer at rank 64, input gradients
 # through every layer (the costlier reading on each count).
 ASSUMED_LORA = FineTuning(method="lora", lora_rank=64, lora_targets=frozenset({ALL_LINEAR}), input_requires_grad=True)
@@ -76,9 +83,13 @@ BEDROCK_MAX_EPOCHS = 10
 # generated tokens. A JSON Lines record is at least 16 bytes, so a file of B bytes holds at most B / 16 prompts.
 MIN_RECORD_BYTES = 16
 RFT_STAND_IN = {"trainingSamplePerPrompt": 16, "inferenceMaxTokens": 16384}  # used when the job does not say
+DECLARED_SOURCE = "the job's flopsmeter:declared-tokens tag, not verified by AWS"
 
 
-# SageMaker API reference, ServerlessJobConfig.SequenceLength: a string matching \d+K, "1K" to "1024K".
+# SageMaker API reference, ServerlessJobConfig.SequenceLength: a string matching \d+K, "1K" to "1024K". Without a
+# bundled config (no longest context to read) an unstated length is read as the longest the API accepts; Bedrock
+# states none, and is read the same way.
+MAX_SEQUENCE_LENGTH = 1024 * 1024
 _SEQUENCE_LENGTH = re.compile(r"^\s*(?P<n>\d{1,5})\s*[kK]\s*$")
 
 
@@ -117,7 +128,8 @@ class CustomizationEstimate:
         return self.kind is JobKind.FINE_TUNING and (self.estimate.needs_declaration or private)
 
     def warnings(self) -> tuple[str, ...]:
-        notes = [*self.base.warnings(), *self.reading.notes]
+        """What the record says: the base model, the readings, and the basis of every figure in the estimate."""
+        notes = [*self.base.warnings(), *self.reading.notes, *self.estimate.assumptions]
         if self.kind is JobKind.EVALUATION:
             notes.append(f"evaluation job: its compute ({self.estimate.flops:.2e} FLOPs) is recorded and excluded "
                          "from the modification's compute (guideline para. 118: diagnostic processes)")  # fmt: skip
@@ -153,8 +165,11 @@ def sagemaker_technique(technique: object, peft: object) -> TechniqueReading:
         found = COSTLIEST_TECHNIQUE
         what = f"CustomizationTechnique {name!r} is not known" if name else "CustomizationTechnique not stated"
         notes.append(f"{what}: read as {found.value.upper()}, the costliest per token (conservative)")
-    adapters = str(peft).strip().upper() == "LORA" if peft else False
-    if peft and not adapters:
+    peft_name = str(peft).strip().upper() if peft else ""
+    adapters = peft_name in ("LORA", "QLORA")
+    if peft_name == "QLORA":
+        notes.append(QLORA_NOTE)
+    elif peft and not adapters:
         notes.append(f"Peft {peft!r} is not known: read as full fine-tuning (conservative)")
     return TechniqueReading(found, adapters, tuple(notes))
 
@@ -191,14 +206,18 @@ def per_token_cost(base: BaseModelRef, *, adapters: bool, seq_len: int | None) -
         if adapters:
             cost = replace(cost, basis=f"{cost.basis}; LoRA assumed on every linear layer at rank 64")
         return cost, used
+    used = seq_len or MAX_SEQUENCE_LENGTH
     parameters = (model.active_parameters or model.parameters) if model else None
-    if parameters:
-        return per_token_cost_from_parameters(parameters, adapters=adapters), seq_len
-    stand_in = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=adapters)
+    if model is not None and parameters:
+        cost = per_token_cost_from_parameters(parameters, adapters=adapters, seq_len=used,
+                                              total_parameters=model.parameters)  # fmt: skip
+        return cost, used
+    stand_in = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=adapters, seq_len=used)
     basis = (
-        f"stand-in: {STAND_IN_PARAMETERS:.3g} parameters (the largest dense catalog model); {base.name} size unknown"
+        f"stand-in: {STAND_IN_PARAMETERS:.3g} parameters (the largest dense catalog model); {base.name} size "
+        f"unknown; {stand_in.basis}"
     )
-    return replace(stand_in, basis=basis, known=False), seq_len
+    return replace(stand_in, basis=basis, known=False), used
 
 
 def _longest_context(config: Mapping[str, Any]) -> int:
@@ -232,19 +251,42 @@ def sequence_length(value: object) -> int | None:
     return _count(value) or None
 
 
-def sagemaker_tokens(billable: object, cost: PerTokenCost) -> TokenCount:
-    """``BillableTokenCount``, or the bound at which the job's training cost reaches the 1e25 presumption."""
-    count = _count(billable)
-    if count:  # a job that trained reports its tokens: 0 is read as "not reported", never as 0 FLOPs (issue 23)
+def declared_tokens(value: object) -> tuple[int | None, str | None]:
+    """The ``flopsmeter:declared-tokens`` tag: a whole count > 0, or None (with a warning when it is unusable)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    count = _count(value)
+    if not count:
+        shown = str(value)[:40]
+        return None, f"declared token count {shown!r} is not a whole number > 0; ignored (the bound is kept)"
+    return count, None
+
+
+def sagemaker_tokens(billable: object, cost: PerTokenCost, declared: int | None = None) -> TokenCount:
+    """``BillableTokenCount`` (the larger with a declared count), else the declared count, else the bound at which
+    the job's training cost reaches the 1e25 presumption. A count of 0 reports nothing (filled for eligible jobs)."""
+    count = _count(billable) or None
+    if count is not None:
+        if declared is not None and declared > count:
+            return TokenCount(declared, f"declared ({DECLARED_SOURCE}), above BillableTokenCount {count:,}: the "
+                              "larger is used", known=True)  # fmt: skip
         return TokenCount(count, "BillableTokenCount (DescribeTrainingJob)", known=True)
-    why = "BillableTokenCount 0 (read as not reported)" if count == 0 else "no usable BillableTokenCount"
+    if declared is not None:
+        return TokenCount(declared, f"declared ({DECLARED_SOURCE}); DescribeTrainingJob reports no "
+                          "BillableTokenCount", known=True)  # fmt: skip
     bound = math.ceil(SYSTEMIC_RISK_TRAINING_FLOPS / cost.training)
-    return TokenCount(bound, f"{why}; no documented service limit bounds it, so {bound:.3g} tokens, "
-                      "where the job's training cost reaches 1e25 FLOPs (AI Act Art. 51(2))", known=False)  # fmt: skip
+    why = "no BillableTokenCount" if _count(billable) is None else "BillableTokenCount 0 (reported for eligible jobs)"
+    return TokenCount(bound, f"{why}; no documented service limit bounds it, so {bound:.3g} tokens, where the job's "
+                      "training cost reaches 1e25 FLOPs (AI Act Art. 51(2))", known=False)  # fmt: skip
 
 
-def bedrock_tokens(technique: Technique, hyper_parameters: Mapping[str, Any], rft: Mapping[str, Any]) -> TokenCount:
-    """Bedrock exposes no token count: the documented dataset size limit (<= 1 token per byte) x epochs."""
+def bedrock_tokens(
+    technique: Technique, hyper_parameters: Mapping[str, Any], rft: Mapping[str, Any], declared: int | None = None
+) -> TokenCount:
+    """Bedrock exposes no token count: the declared count, else the documented dataset size limit (<= 1 token per
+    byte) x epochs."""
+    if declared is not None:
+        return TokenCount(declared, f"declared ({DECLARED_SOURCE}); Bedrock reports no token count", known=True)
     limit = BEDROCK_DATASET_BYTES.get(technique, BEDROCK_DATASET_BYTES_OTHER)
     epochs = _count(rft.get("epochCount", hyper_parameters.get("epochCount")))
     how = f"epochCount {epochs}" if epochs else f"epochCount not stated: its documented maximum {BEDROCK_MAX_EPOCHS}"
@@ -263,9 +305,12 @@ def bedrock_tokens(technique: Technique, hyper_parameters: Mapping[str, Any], rf
 # ---- the two services ------------------------------------------------------------------------------------------
 
 
-def estimate_serverless_job(config: Mapping[str, Any], billable_tokens: object) -> CustomizationEstimate:
+def estimate_serverless_job(
+    config: Mapping[str, Any], billable_tokens: object, declared: object = None
+) -> CustomizationEstimate:
     """A SageMaker AI serverless customization job from DescribeTrainingJob's ``ServerlessJobConfig`` and
-    ``BillableTokenCount``."""
+    ``BillableTokenCount`` (and the job's declared token count, ``flopsmeter:declared-tokens``, if any). The
+    pre-flight (``flopsmeter estimate|gate --managed``) calls this with the planned job's config."""
     base = sagemaker_base_model(str(config.get("BaseModelArn") or ""))
     evaluation = str(config.get("JobType") or "").strip().lower() == "evaluation"
     if evaluation:
@@ -274,23 +319,39 @@ def estimate_serverless_job(config: Mapping[str, Any], billable_tokens: object) 
         reading = sagemaker_technique(config.get("CustomizationTechnique"), config.get("Peft"))
     seq_len = sequence_length(config.get("SequenceLength"))
     cost, used = _cost(base, reading, seq_len)
-    tokens = sagemaker_tokens(billable_tokens, cost)
+    count, declared_warning = declared_tokens(declared)
+    tokens = sagemaker_tokens(billable_tokens, cost, count)
     kind = JobKind.EVALUATION if evaluation else JobKind.FINE_TUNING
     estimate = estimate_customization_flops(cost, reading.technique, tokens)
+    reading = _with_note(reading, _declared_note(tokens, declared_warning))
     return CustomizationEstimate(SAGEMAKER_SERVERLESS, kind, base, reading, used, estimate)
 
 
-def estimate_bedrock_job(job: Mapping[str, Any]) -> CustomizationEstimate:
-    """An Amazon Bedrock model customization job from GetModelCustomizationJob (or its event's detail)."""
+def estimate_bedrock_job(job: Mapping[str, Any], declared: object = None) -> CustomizationEstimate:
+    """An Amazon Bedrock model customization job from GetModelCustomizationJob (or its event's detail), and the
+    job's declared token count (``flopsmeter:declared-tokens``), if any."""
     base = bedrock_base_model(str(job.get("baseModelArn") or ""))
     reading = bedrock_technique(job.get("customizationType"))
     hyper = job.get("hyperParameters")
     hyper = hyper if isinstance(hyper, Mapping) else {}
     rft = _rft_hyper_parameters(job)
     cost, used = _cost(base, reading, None)
-    tokens = bedrock_tokens(reading.technique, hyper, rft)
+    count, declared_warning = declared_tokens(declared)
+    tokens = bedrock_tokens(reading.technique, hyper, rft, count)
     estimate = estimate_customization_flops(cost, reading.technique, tokens)
+    reading = _with_note(reading, _declared_note(tokens, declared_warning))
     return CustomizationEstimate(BEDROCK, JobKind.FINE_TUNING, base, reading, used, estimate)
+
+
+def _declared_note(tokens: TokenCount, warning: str | None) -> str | None:
+    """What the record says of a declared token count: unusable (ignored), or used and on whose word."""
+    if warning is not None:
+        return warning
+    return f"token count {tokens.tokens:,}: {tokens.basis}" if DECLARED_SOURCE in tokens.basis else None
+
+
+def _with_note(reading: TechniqueReading, note: str | None) -> TechniqueReading:
+    return reading if note is None else replace(reading, notes=(*reading.notes, note))
 
 
 def _cost(base: BaseModelRef, reading: TechniqueReading, seq_len: int | None) -> tuple[PerTokenCost, int | None]:

@@ -137,7 +137,7 @@ def classify_bedrock_job(request: ClassifyRequest, deps: Dependencies, config: S
 def build_bedrock_record(
     facts: BedrockFacts, source: BedrockSource, request: ClassifyRequest, config: ServiceConfig, now: datetime
 ) -> AuditRecord:
-    estimate = estimate_bedrock_job(facts.job)
+    estimate = estimate_bedrock_job(facts.job, facts.tags.get(contract.TAG_DECLARED_TOKENS))
     warnings = [*facts.warnings, *estimate.warnings(), NO_INSTANCES]
     if request.reconciled:
         warnings.insert(0, f"reconciled: {RECONCILED}")

@@ -46,11 +46,14 @@ def customization_block(estimate: CustomizationEstimate) -> CustomizationInfo:
     return CustomizationInfo.model_validate(estimate.as_dict())
 
 
-def serverless_estimate(serverless: Mapping[str, Any] | None, billable_tokens: object) -> CustomizationEstimate | None:
-    """The estimate of a serverless customization job (DescribeTrainingJob has ``ServerlessJobConfig``), else None."""
+def serverless_estimate(
+    serverless: Mapping[str, Any] | None, billable_tokens: object, declared_tokens: str | None = None
+) -> CustomizationEstimate | None:
+    """The estimate of a serverless customization job (DescribeTrainingJob has ``ServerlessJobConfig``), else None.
+    ``declared_tokens``: the job's ``FLOPSMETER_DECLARED_TOKENS`` / ``flopsmeter:declared-tokens``."""
     if not serverless:
         return None
-    return estimate_serverless_job(serverless, billable_tokens)
+    return estimate_serverless_job(serverless, billable_tokens, declared_tokens)
 
 
 def apply_serverless(

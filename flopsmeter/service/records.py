@@ -43,7 +43,9 @@ def build_record(
         warnings.insert(
             0, "reconciled: no state-change event was processed for this job; the scheduled reconciler classified it"
         )
-    managed = serverless_estimate(facts.serverless, facts.billable_tokens)  # issue 17: serverless customization
+    env_tokens, tag_tokens = facts.setting(contract.ENV_DECLARED_TOKENS, contract.TAG_DECLARED_TOKENS)
+    declared_tokens = env_tokens if env_tokens is not None else tag_tokens  # issue 23: where AWS reports none
+    managed = serverless_estimate(facts.serverless, facts.billable_tokens, declared_tokens)  # issue 17
     pretrain, pretrain_warnings = _pretrain(facts, managed.base.model_id if managed else None)
     warnings += pretrain_warnings
     ceiling, ceiling_warnings = job_ceiling(facts)

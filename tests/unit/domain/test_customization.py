@@ -8,6 +8,7 @@ import pytest
 from flopsmeter.domain.customization import (
     ASSUMED_LORA,
     BEDROCK_MAX_EPOCHS,
+    MAX_SEQUENCE_LENGTH,
     MIN_RECORD_BYTES,
     STAND_IN_PARAMETERS,
     JobKind,
@@ -19,7 +20,12 @@ from flopsmeter.domain.customization import (
 )
 from flopsmeter.domain.customization_names import bedrock_base_model, parse_hub_content_arn, sagemaker_base_model
 from flopsmeter.domain.errors import InvalidModelSpec
-from flopsmeter.domain.estimate import ARCHITECTURE_UNCERTAINTY, PARAMETER_UNCERTAINTY, Technique
+from flopsmeter.domain.estimate import (
+    ARCHITECTURE_UNCERTAINTY,
+    PARAMETER_UNCERTAINTY,
+    Technique,
+    per_token_cost_from_parameters,
+)
 from flopsmeter.domain.flops import flops_per_token
 from flopsmeter.domain.methods import FineTuning
 from flopsmeter.domain.model_configs import bundled_config_for, load_bundled_config
@@ -128,8 +134,8 @@ def test_sagemaker_techniques(technique: str, peft: str | None, expected: Techni
 
 def test_unknown_or_missing_technique_reads_as_the_costliest() -> None:
     assert sagemaker_technique(None, None).technique is Technique.RLAIF
-    assert sagemaker_technique("PPO", "QLORA").technique is Technique.RLAIF
-    assert sagemaker_technique("PPO", "QLORA").adapters is False  # unknown Peft: full (costlier)
+    assert sagemaker_technique("PPO", "IA3").technique is Technique.RLAIF
+    assert sagemaker_technique("PPO", "IA3").adapters is False  # unknown Peft: full (costlier)
     assert bedrock_technique("SOMETHING_NEW").technique is Technique.RLAIF
 
 
@@ -166,25 +172,27 @@ def test_sft_full_costs_more_than_lora() -> None:
     assert full.estimate.flops > estimate_serverless_job(_job("SFT", "LORA"), TOKENS).estimate.flops
 
 
-def test_dpo_adds_the_reference_forward() -> None:
+def test_dpo_adds_the_reference_forward_over_twice_the_billed_tokens() -> None:
     est = estimate_serverless_job(_job("DPO"), TOKENS)
     fpt = flops_per_token(LLAMA_8B, SEQ, FineTuning())
-    assert est.estimate.breakdown["reference"] == pytest.approx(fpt.forward * TOKENS)
-    assert est.estimate.flops == pytest.approx(_upper((fpt.total + fpt.forward) * TOKENS))
+    assert est.estimate.breakdown["reference"] == pytest.approx(fpt.forward * 2 * TOKENS)
+    assert est.estimate.flops == pytest.approx(_upper((fpt.total + fpt.forward) * 2 * TOKENS))
 
 
 def test_rlvr_counts_each_token_as_generated_and_trained() -> None:
     est = estimate_serverless_job(_job("RLVR"), TOKENS)
     fpt = flops_per_token(LLAMA_8B, SEQ, FineTuning())
-    assert est.estimate.flops == pytest.approx(_upper((fpt.total + 2 * fpt.forward) * TOKENS))
+    assert est.estimate.flops == pytest.approx(_upper((fpt.total + 3 * fpt.forward) * TOKENS))
     assert any("conservative reading" in note for note in est.estimate.assumptions)
 
 
-def test_catalog_model_without_bundled_config_uses_its_parameters() -> None:
+def test_catalog_model_without_bundled_config_uses_its_parameters_at_the_longest_sequence_the_api_accepts() -> None:
     est = estimate_serverless_job({"BaseModelArn": f"{HUB}/huggingface-llm-qwen3-8b", "JobType": "FineTuning",
                                    "CustomizationTechnique": "SFT"}, TOKENS)  # fmt: skip
     assert est.base.model_id == "Qwen/Qwen3-8B"
-    assert est.estimate.flops == pytest.approx(6 * 8.2e9 * TOKENS * (1 + PARAMETER_UNCERTAINTY))
+    assert est.seq_len == MAX_SEQUENCE_LENGTH == 1024 * 1024
+    cost = per_token_cost_from_parameters(8.2e9, adapters=False, seq_len=MAX_SEQUENCE_LENGTH)
+    assert est.estimate.flops == pytest.approx(cost.training * TOKENS * (1 + PARAMETER_UNCERTAINTY))
 
 
 def test_missing_sequence_length_uses_the_longest_context() -> None:
@@ -273,7 +281,8 @@ def test_bedrock_model_of_unpublished_size_uses_a_stand_in_and_asks_for_a_declar
         _bedrock(baseModelArn="arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0")
     )
     assert not est.estimate.cost_known
-    assert est.estimate.central == pytest.approx(6 * STAND_IN_PARAMETERS * 2**31)
+    cost = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=False, seq_len=MAX_SEQUENCE_LENGTH)
+    assert est.estimate.central == pytest.approx(cost.training * 2**31)
     assert est.estimate.as_dict()["cost_known"] is False
 
 
