@@ -9,7 +9,11 @@ order. The signing key's public half: ``digests/v1/public-keys/<sha256 of the DE
 18): ``index/v1/artifacts/<sha256 of the normalised S3 location>/<job end, YYYYMMDDTHHMMSSZ>-<job>.json`` (one
 object per job that wrote there, so a checkpoint prefix several jobs resumed from keeps each writer, in time
 order), ``index/v1/model-packages/<sha256 of the package ARN>.json`` and ``index/v1/jobs/<sha256 of the job
-ARN>.json``. Compacted (Parquet) copies of one date partition of records, generation N:
+ARN>.json``; issue 23 adds ``index/v1/contains/<sha256 of a prefix>/<job end>-<job>.json`` (a job wrote somewhere
+under that prefix), ``index/v1/reads/<sha256 of a location>/<job start>-<job>.json`` (a job read exactly there) and
+``index/v1/reads-under/<sha256 of a prefix>/<job start>-<job>.json`` (a job read somewhere under it), so a parent
+recorded late finds the children that read its artifacts. An addendum (a re-assessment of a recorded job, issue 23)
+sits beside its original: ``…/<job>.addendum-<16 hex>.json`` (the hex digests the ancestors it counts). Compacted (Parquet) copies of one date partition of records, generation N:
 ``compacted/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/gen-NNNNNN/`` (the data objects) and
 ``…/date=<YYYY-MM-DD>/manifest-NNNNNN.json`` (what they hold); a later generation supersedes an earlier one.
 Provenance (capture at launch): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``.
@@ -47,6 +51,12 @@ JOB_INDEX_PREFIX = f"{INDEX_PREFIX}jobs/"
 _ARTIFACT_INDEX_KEY = re.compile(r"^index/v1/artifacts/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
 _SINGLE_INDEX_KEY = re.compile(r"^index/v1/(model-packages|jobs)/([0-9a-f]{64})\.json$")
 _INDEX_TIME = "%Y%m%dT%H%M%SZ"
+CONTAINS_INDEX_PREFIX = f"{INDEX_PREFIX}contains/"
+READS_INDEX_PREFIX = f"{INDEX_PREFIX}reads/"
+READS_UNDER_INDEX_PREFIX = f"{INDEX_PREFIX}reads-under/"
+_TIMED_INDEX_KEY = re.compile(r"^index/v1/(?:contains|reads|reads-under)/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
+ADDENDUM_MARK = ".addendum-"
+_ADDENDUM_DIGEST = re.compile(r"^[0-9a-f]{16}$")
 
 
 def valid_job_name(name: str) -> bool:
@@ -210,6 +220,46 @@ def parse_artifact_index_key(key: str) -> tuple[str, datetime, str]:
     if not m or not valid_job_name(m.group(3)):
         raise ValueError(f"not an artifact index key: {key!r}")
     return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+
+
+def timed_index_prefix(kind: str, location: str) -> str:
+    """Where the ``contains``, ``reads`` or ``reads-under`` entries of one location or prefix live."""
+    roots = {"contains": CONTAINS_INDEX_PREFIX, "reads": READS_INDEX_PREFIX, "reads-under": READS_UNDER_INDEX_PREFIX}
+    return f"{roots[kind]}{location_digest(location)}/"
+
+
+def timed_index_key(kind: str, location: str, moment: datetime, job_name: str) -> str:
+    """One ``contains`` (moment: the writer's end) or ``reads``/``reads-under`` (the reader's start) entry."""
+    if not valid_job_name(job_name):
+        raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
+    return f"{timed_index_prefix(kind, location)}{moment.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
+
+
+def parse_timed_index_key(key: str) -> tuple[str, datetime, str]:
+    """``(location digest, moment, job name)`` of a ``contains``/``reads``/``reads-under`` key, else ValueError."""
+    m = _TIMED_INDEX_KEY.match(key)
+    if not m or not valid_job_name(m.group(3)):
+        raise ValueError(f"not a timed index key: {key!r}")
+    return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+
+
+def addendum_key(original_key: str, digest: str) -> str:
+    """The key of an addendum to the record at ``original_key`` (beside it, so digests and mirrors carry it)."""
+    parse_record_key(original_key)
+    if ADDENDUM_MARK in original_key or not _ADDENDUM_DIGEST.match(digest):
+        raise ValueError(f"not an original record key and ancestry digest: {original_key[:120]!r}, {digest!r}")
+    return f"{original_key.removesuffix('.json')}{ADDENDUM_MARK}{digest}.json"
+
+
+def addenda_prefix(original_key: str) -> str:
+    """The prefix under which the addenda of one original record are listed."""
+    return f"{original_key.removesuffix('.json')}{ADDENDUM_MARK}"
+
+
+def original_of(key: str) -> str:
+    """The original record's key of an addendum key (a record key is its own original)."""
+    stem, mark, _ = key.rpartition(ADDENDUM_MARK)
+    return f"{stem}.json" if mark else key
 
 
 def model_package_index_key(model_package_arn: str) -> str:
