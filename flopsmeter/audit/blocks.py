@@ -38,7 +38,7 @@ def job_energy(record: AuditRecord, assumptions: EnergyAssumptions) -> EnergyEst
     )
 
 
-def _results(record: AuditRecord) -> list[PolicyResult]:
+def policy_results(record: AuditRecord) -> list[PolicyResult]:
     return [
         PolicyResult(c.policy, Scenario(c.scenario), c.threshold, c.ratio, Outcome(c.outcome), c.basis)
         for c in record.classifications
@@ -46,7 +46,7 @@ def _results(record: AuditRecord) -> list[PolicyResult]:
 
 
 def job_obligations(record: AuditRecord, inputs: BlockInputs) -> ObligationsInfo:
-    lowest = lowest_exceeded(_results(record))
+    lowest = lowest_exceeded(policy_results(record))
     crossing = None
     if lowest is not None:
         ceiling = record.flops.hardware_ceiling

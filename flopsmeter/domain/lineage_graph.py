@@ -113,7 +113,7 @@ def union(self_id: str, sets: Iterable[tuple[Sequence[Ancestor], str]]) -> Ances
     cycles: list[str] = []
     for nodes, via in sets:
         for node in nodes:
-            if node.node_id == self_id or node.node_id == f"not_itemised:{self_id}":
+            if node.node_id == self_id:
                 cycles.append(cycle_warning(self_id, via))
                 continue
             known = merged.get(node.node_id)
