@@ -128,6 +128,11 @@ def declared_parent_names(text: str) -> list[str]:
     return list(dict.fromkeys(part for part in re.split(r"[,\s]+", text.strip()) if part))
 
 
+def declared_location(account_id: str, region: str, job_name: str) -> str:
+    """What a declared parent is indexed under as a read (so the parent, recorded late, finds its child)."""
+    return f"job:{account_id}:{region}:{job_name.lower()}"
+
+
 def s3_uris_in(text: str) -> list[str]:
     """Normalised S3 URIs found in a hyper-parameter or environment value (a bare URI, a quoted one, a list)."""
     found = (normalise_s3_uri(m.group(0)) for m in _S3_IN_TEXT.finditer(text[: MAX_URI_LENGTH * MAX_LOCATIONS]))

@@ -39,6 +39,7 @@ from flopsmeter.domain.lineage import (
     LineageStatus,
     ParentSource,
     apply_lineage_rule,
+    declared_location,
     prefix_candidates,
 )
 from flopsmeter.domain.lineage_graph import Ancestry, node_id, union
@@ -112,6 +113,8 @@ def _readers(facts: JobFacts, deps: Dependencies) -> dict[str, IndexEntry]:
                 found.setdefault(entry.record_key, entry)
 
     whole = frozenset(s.value for s in WHOLE_PREFIX_SOURCES)
+    declared = frozenset({ParentSource.DECLARED.value})
+    add("reads", declared_location(facts.account_id, facts.region, facts.name), declared)
     for written in facts.lineage_io.writes:
         if written.role is ArtifactRole.MODEL_PACKAGE:
             add("reads", written.location, frozenset({ParentSource.MODEL_PACKAGE.value}))

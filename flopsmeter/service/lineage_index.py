@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flopsmeter import contract
 from flopsmeter.audit.keys import (
     artifact_index_prefix,
     job_index_key,
@@ -26,9 +27,17 @@ from flopsmeter.audit.keys import (
     parse_artifact_index_key,
     parse_timed_index_key,
     timed_index_prefix,
+    valid_job_name,
 )
 from flopsmeter.audit.lineage_index import IndexEntry
-from flopsmeter.domain.lineage import MAX_CONTAINED_WRITERS, ArtifactRole, ParentSource, prefix_candidates
+from flopsmeter.domain.lineage import (
+    MAX_CONTAINED_WRITERS,
+    ArtifactRole,
+    ParentSource,
+    declared_location,
+    declared_parent_names,
+    prefix_candidates,
+)
 from flopsmeter.errors import PermanentStoreError
 from flopsmeter.ports import IndexStore
 from flopsmeter.service.facts import JobFacts
@@ -81,7 +90,24 @@ def read_entries(facts: JobFacts, io: LineageIO, common: dict[str, Any]) -> list
                 start_time=start, **common,
             )  # fmt: skip
             found.setdefault(under.key(), under)
+    for location in declared_reads(facts):
+        entry = IndexEntry(kind="read", role="declared", location=location, start_time=start, **common)
+        found.setdefault(entry.key(), entry)
     return list(found.values())
+
+
+def declared_reads(facts: JobFacts) -> list[str]:
+    """The declared parents as indexed reads (``declared_location``); what is not a job name or ARN is left out."""
+    env_value, tag_value = facts.setting(contract.ENV_PARENT_JOB, contract.TAG_PARENT_JOB)
+    raw = env_value if env_value is not None else tag_value
+    found = []
+    for text in declared_parent_names(raw or ""):
+        parts = text.split(":", 5)
+        if len(parts) == 6 and parts[0] == "arn" and parts[5].startswith("training-job/"):
+            found.append(declared_location(parts[4], parts[3], parts[5].removeprefix("training-job/")))
+        elif valid_job_name(text):
+            found.append(declared_location(facts.account_id, facts.region, text))
+    return found
 
 
 def write_index(facts: JobFacts, io: LineageIO, store: IndexStore) -> int:

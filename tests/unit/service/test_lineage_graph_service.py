@@ -190,3 +190,16 @@ def test_a_reader_still_being_classified_makes_the_parent_retry(world):
     assert run(world, "sft").status == "duplicate"
     dpo = [r for r in world.store.records().values() if r.job.name == "dpo"]
     assert len(dpo) == 1 and dpo[0].lineage.cumulative_flops == pytest.approx(3.5e22)
+
+
+def test_a_declared_parent_recorded_after_the_wait_re_assesses_the_child_with_its_ancestors(world):
+    recorded(world, "base-sft", 3.5e22, end=END - 2 * DAY)
+    job(world, "sft", 1e21, end=END - DAY, tags={"flopsmeter:parent-job": "base-sft"})  # its event is late
+    world.now = END + timedelta(hours=2)  # past the wait: sft's ceiling stands in, its ancestors unknown
+    child = recorded(world, "dpo", 1e19, tags={"flopsmeter:parent-job": "sft"})
+    assert child.lineage.parents[0].status == "ceiling" and child.lineage.status == "incomplete"
+    assert child.outcome == "approaching"  # sft's ceiling (8 x 312e12 x 2 h) is far below; base-sft was missed
+    run(world, "sft")
+    (latest,) = [r for r in world.store.records().values() if r.job.name == "dpo" and r.addendum]
+    assert latest.outcome == "exceeds" and latest.addendum.late_parents == ["sft"]
+    assert {a.job for a in latest.lineage.ancestors} == {"sft", "base-sft"}
