@@ -9,16 +9,18 @@ order. The signing key's public half: ``digests/v1/public-keys/<sha256 of the DE
 18): ``index/v1/artifacts/<sha256 of the normalised S3 location>/<job end, YYYYMMDDTHHMMSSZ>-<job>.json`` (one
 object per job that wrote there, so a checkpoint prefix several jobs resumed from keeps each writer, in time
 order), ``index/v1/model-packages/<sha256 of the package ARN>.json`` and ``index/v1/jobs/<sha256 of the job
-ARN>.json``; issue 23 adds ``index/v1/contains/<sha256 of a prefix>/<job end>-<job>.json`` (a job wrote somewhere
-under that prefix), ``index/v1/reads/<sha256 of a location>/<job start>-<job>.json`` (a job read exactly there) and
-``index/v1/reads-under/<sha256 of a prefix>/<job start>-<job>.json`` (a job read somewhere under it), so a parent
-recorded late finds the children that read its artifacts. An addendum (a re-assessment of a recorded job, issue 23)
-sits beside its original: ``…/<job>.addendum-<16 hex>.json`` (the hex digests the ancestors it counts). Compacted (Parquet) copies of one date partition of records, generation N:
+ARN>.json``. Compacted (Parquet) copies of one date partition of records, generation N:
 ``compacted/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/gen-NNNNNN/`` (the data objects) and
 ``…/date=<YYYY-MM-DD>/manifest-NNNNNN.json`` (what they hold); a later generation supersedes an earlier one.
 Provenance (capture at launch): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``.
 Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
 tests/unit/audit/test_index_keys.py).
+
+Issue 23 adds ``index/v1/contains/<sha256 of a prefix>/<job end>-<job>.json`` (a job wrote somewhere under that
+prefix), ``index/v1/reads/<sha256 of a location>/<job start>-<job>.json`` (a job read exactly there) and
+``index/v1/reads-under/<sha256 of a prefix>/<job start>-<job>.json`` (a job read somewhere under it), so a parent
+recorded late finds the children that read its artifacts. An addendum (a re-assessment of a recorded job, issue 23)
+sits beside its original: ``…/<job>.addendum-<16 hex>.json`` (the hex digests the ancestors it counts).
 """
 
 from __future__ import annotations

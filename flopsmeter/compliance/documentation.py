@@ -1,14 +1,17 @@
 """``flopsmeter report --documentation --job JOB``: the training-compute and energy section of the technical
 documentation of one modified model, drafted from its audit records (Markdown and HTML).
 
-The modified model is the lineage that ends in JOB: JOB and every ancestor whose compute is in its figure
-(``lineage.ancestors``, each once; ``lineage.chain`` and ``lineage.parents`` for a record written before them). A
-job re-assessed after a late parent is drafted from its latest addendum (issue 23). The section covers what AI Act Art. 53(1)(a) and Annex XI 2(d)-(e) ask, limited to the
+The modified model is the lineage that ends in JOB: JOB and the jobs whose checkpoints it continues
+(``lineage.chain``). The section covers what AI Act Art. 53(1)(a) and Annex XI 2(d)-(e) ask, limited to the
 modification (guideline para. 65): the compute in FLOP to two significant figures with the method of estimation
 (para. 31), the assumptions and uncertainty (Annex A.2: accurate within 30 %), the training time, the known or
 estimated energy, the base model's compute and its source, the policy readings, the provenance of each job
 (CloudTrail, record hash, signed digest) and, on a crossing, the obligations and the Art. 52(1) due date.
 It is a draft for a person to complete and sign off, never filed as is.
+
+Every ancestor whose compute is in the figure is a job of the lineage (``lineage.ancestors``, each once; for a
+record written before issue 23, ``lineage.chain`` and every counted parent); a job re-assessed after a late parent
+is drafted from its latest addendum.
 """
 
 from __future__ import annotations

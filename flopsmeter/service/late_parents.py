@@ -188,7 +188,9 @@ def _addendum(original: AuditRecord, child_key: str, latest: AuditRecord, builds
         approaching_fraction=config.approaching_fraction,
     )
     result = never_lower(apply_lineage_rule(result, status, lineage.incomplete_reasons), policy_results(latest))
-    late_parents = list(dict.fromkeys([*(latest.addendum.late_parents if latest.addendum else []), late.record.job.name]))
+    late_parents = list(
+        dict.fromkeys([*(latest.addendum.late_parents if latest.addendum else []), late.record.job.name])
+    )
     late_keys = [*(latest.addendum.late_parent_record_keys if latest.addendum else []), late.key]
     reason = (
         f"re-assessed: {late.record.job.name} was recorded after this job, which read its work "
@@ -205,8 +207,12 @@ def _addendum(original: AuditRecord, child_key: str, latest: AuditRecord, builds
             "outcome": result.primary.outcome.value,
             "warnings": list(dict.fromkeys([*latest.warnings, reason, *ancestry.cycles, *result.warnings])),
             "addendum": AddendumInfo(
-                of_record_key=child_key, of_record_sha256=original.sha256, builds_on=builds_on, reason=reason,
-                late_parents=late_parents, late_parent_record_keys=list(dict.fromkeys(late_keys)),
+                of_record_key=child_key,
+                of_record_sha256=original.sha256,
+                builds_on=builds_on,
+                reason=reason,
+                late_parents=late_parents,
+                late_parent_record_keys=list(dict.fromkeys(late_keys)),
             ),  # fmt: skip
             "energy": None,
             "obligations": None,

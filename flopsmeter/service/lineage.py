@@ -168,11 +168,12 @@ def _declared(facts: JobFacts) -> tuple[list[ParentLink], list[str]]:
     if len(names) > MAX_DECLARED_PARENTS or NO_PARENT in (n.lower() for n in names):
         problem = f"declared parents {shown!r}: more than {MAX_DECLARED_PARENTS}, or 'none' among job names"
         return [replace_link(link, status=ParentStatus.UNRESOLVED, reason=problem)], [problem]
-    links, warnings = [], []
+    links: list[ParentLink] = []
+    warnings: list[str] = []
     for text in names:
-        one, problem = _declared_one(facts, text, link)
+        one, why = _declared_one(facts, text, link)
         links.append(one)
-        warnings += [problem] if problem else []
+        warnings += [why] if why else []
     return links, warnings
 
 

@@ -50,7 +50,6 @@ class JobLineage:
             output_model_package_arn=facts.lineage_io.output_model_package_arn,
         )
 
-
     def ancestors(self, facts: JobFacts) -> list[AncestorLink]:
         """Every ancestor once, and the declared stand-in when a declaration covers what could not be read; their
         figures add up to the cumulative figure less the job's own."""

@@ -179,8 +179,8 @@ def test_a_grandchild_reads_its_parent_s_current_assessment(world):
 def test_a_reader_still_being_classified_makes_the_parent_retry(world):
     job(world, "sft", 2.0e22, end=END - DAY)
     job(world, "dpo", 1.5e22, reads=(model_of("sft"),))
-    from flopsmeter.service.lineage_index import write_index
     from flopsmeter.service.facts import facts_from_description
+    from flopsmeter.service.lineage_index import write_index
 
     facts = facts_from_description(world.jobs.describe("dpo"), {})
     write_index(facts, facts.lineage_io, world.store)  # dpo's reads are indexed; its record is not written yet

@@ -136,7 +136,7 @@ def test_an_input_that_no_job_wrote_is_not_a_parent(world):
 
 
 def test_a_declared_parent_and_an_inferred_one_are_both_counted(world):
-    """Issue 23: a merge declared on one side and read on the other: today's rule dropped the inferred parent (-48 %)."""
+    """Issue 23: a merge declared on one side and read on the other (the old rule dropped the inferred one)."""
     job(world, "other", 3.0e22, end=END - timedelta(days=2))
     run(world, "other")
     fields = {
@@ -150,7 +150,9 @@ def test_a_declared_parent_and_an_inferred_one_are_both_counted(world):
         ("other", "declared", "resolved"),
         ("sft-1", "input_channel", "resolved"),
     }
-    assert any("sft-1 (input_channel), which its declared parent(s) leave out: counted too" in w for w in record.warnings)
+    assert any(
+        "sft-1 (input_channel), which its declared parent(s) leave out: counted too" in w for w in record.warnings
+    )
 
 
 def test_declaring_no_parent_overrides_inference(world):
