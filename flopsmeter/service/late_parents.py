@@ -103,18 +103,28 @@ def _source(entry: IndexEntry) -> str:
 
 
 def _readers(facts: JobFacts, deps: Dependencies) -> dict[str, IndexEntry]:
-    """The jobs that read a location the parent wrote, one under it, or (a whole-prefix input) one above it."""
-    since = facts.end_time
+    """The jobs that read a location the parent wrote, one under it, or (a whole-prefix input) one above it; each
+    index prefix listed once."""
     found: dict[str, IndexEntry] = {}
-
-    def add(kind: str, location: str, sources: frozenset[str] | None = None) -> None:
-        for entry in find_readers(deps.store, kind, location, since=since, exclude_job=facts.name):
+    for (kind, location), sources in reader_lookups(facts).items():
+        for entry in find_readers(deps.store, kind, location, since=facts.end_time, exclude_job=facts.name):
             if sources is None or entry.role in sources:
                 found.setdefault(entry.record_key, entry)
+    return found
+
+
+Lookups = dict[tuple[str, str], frozenset[str] | None]  # (index kind, location) -> the read sources that count
+
+
+def reader_lookups(facts: JobFacts) -> Lookups:
+    lookups: Lookups = {}
+
+    def add(kind: str, location: str, sources: frozenset[str] | None = None) -> None:
+        known = lookups.get((kind, location), frozenset())
+        lookups[(kind, location)] = None if sources is None or known is None else known | sources
 
     whole = frozenset(s.value for s in WHOLE_PREFIX_SOURCES)
-    declared = frozenset({ParentSource.DECLARED.value})
-    add("reads", declared_location(facts.account_id, facts.region, facts.name), declared)
+    add("reads", declared_location(facts.account_id, facts.region, facts.name), frozenset({"declared"}))
     for written in facts.lineage_io.writes:
         if written.role is ArtifactRole.MODEL_PACKAGE:
             add("reads", written.location, frozenset({ParentSource.MODEL_PACKAGE.value}))
@@ -123,7 +133,7 @@ def _readers(facts: JobFacts, deps: Dependencies) -> dict[str, IndexEntry]:
         add("reads-under", written.location)
         for prefix in prefix_candidates(written.location)[1:]:
             add("reads", prefix, whole)
-    return found
+    return lookups
 
 
 def _reassess(entry: IndexEntry, late: Late, deps: Dependencies, config: ServiceConfig) -> list[str]:
