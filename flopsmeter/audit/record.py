@@ -273,7 +273,7 @@ class AuditRecord(_Model):
         """Every field but ``sha256``, as JSON-ready values (an absent optional block stays absent, so a record
         written before the block existed hashes as it did)."""
         absent = {name for name in _OPTIONAL_BLOCKS if getattr(self, name) is None}
-        exclude: dict[str, Any] = {name: True for name in ("sha256", *absent)}
+        exclude: dict[str, Any] = dict.fromkeys(("sha256", *absent), True)
         if self.lineage.ancestors is None:  # a record before issue 23 hashes as it did
             exclude["lineage"] = {"ancestors": True}
         return self.model_dump(mode="json", exclude=exclude)
