@@ -51,7 +51,7 @@ from flopsmeter.service.facts import JobFacts
 from flopsmeter.service.lineage_index import find_readers
 from flopsmeter.service.notifications import announce, announced
 
-MAX_LATE_CHILDREN = 64  # children re-assessed per parent record; more are logged (a reconciler run picks them up)
+MAX_LATE_CHILDREN = 64  # children re-assessed per parent record; more are logged as a warning, not re-assessed
 SETTLE_ROUNDS = 3  # looks at a child's addenda after writing one (two late parents at once converge in two)
 
 
@@ -64,8 +64,9 @@ class Late:
     link: ParentLink
 
 
-def reassess_after(record: AuditRecord | None, key: str | None, facts: JobFacts, deps: Dependencies,
-                   config: ServiceConfig) -> list[str]:  # fmt: skip
+def reassess_after(
+    record: AuditRecord | None, key: str | None, facts: JobFacts, deps: Dependencies, config: ServiceConfig
+) -> list[str]:
     """After a job's record is written (or found written: a retry resumes the re-assessment), re-assess its late
     children; a record that cannot be read is left alone (it was announced as unreadable)."""
     if key is None:
@@ -78,8 +79,9 @@ def reassess_after(record: AuditRecord | None, key: str | None, facts: JobFacts,
     return reassess_children(record, key, facts, deps, config)
 
 
-def reassess_children(parent: AuditRecord, parent_key: str, facts: JobFacts, deps: Dependencies,
-                      config: ServiceConfig) -> list[str]:  # fmt: skip
+def reassess_children(
+    parent: AuditRecord, parent_key: str, facts: JobFacts, deps: Dependencies, config: ServiceConfig
+) -> list[str]:
     """Re-assess every job that read what ``parent`` wrote after it ended; the addenda written (keys)."""
     try:
         readers = _readers(facts, deps)
@@ -91,9 +93,14 @@ def reassess_children(parent: AuditRecord, parent_key: str, facts: JobFacts, dep
     written: list[str] = []
     for entry in list(readers.values())[:MAX_LATE_CHILDREN]:
         link = ParentLink(
-            job=parent.job.name, job_arn=parent.job.arn, source=_source(entry), location=entry.location,
-            record_key=parent_key, cumulative_flops=parent.lineage.cumulative_flops, status="resolved",
-        )  # fmt: skip
+            job=parent.job.name,
+            job_arn=parent.job.arn,
+            source=_source(entry),
+            location=entry.location,
+            record_key=parent_key,
+            cumulative_flops=parent.lineage.cumulative_flops,
+            status="resolved",
+        )
         written += _reassess(entry, Late(parent, parent_key, link), deps, config)
     return written
 
@@ -145,8 +152,10 @@ def _reassess(entry: IndexEntry, late: Late, deps: Dependencies, config: Service
         deps.log.warning("reader has no record; not re-assessed", extra={"job": entry.job_name})
         return []
     original = deps.store.get_record(entry.record_key)
-    if any(p.source == ParentSource.DECLARED.value and p.job is None and p.status == "resolved"
-           for p in original.lineage.parents):  # fmt: skip
+    if any(
+        p.source == ParentSource.DECLARED.value and p.job is None and p.status == "resolved"
+        for p in original.lineage.parents
+    ):
         return []  # the job declares that it starts from no earlier job
     written = []
     for _ in range(SETTLE_ROUNDS):
@@ -157,8 +166,9 @@ def _reassess(entry: IndexEntry, late: Late, deps: Dependencies, config: Service
     return written
 
 
-def _settle(child_key: str, original: AuditRecord, late: Late, deps: Dependencies, config: ServiceConfig,
-            now: datetime) -> str | None:  # fmt: skip
+def _settle(
+    child_key: str, original: AuditRecord, late: Late, deps: Dependencies, config: ServiceConfig, now: datetime
+) -> str | None:
     """Write the addendum of everything counted so far plus ``late``, unless an assessment already counts it."""
     assessments = [(child_key, original), *addenda(deps.store, child_key)]
     self_id = node_id(original.job.arn, original.job.name)
@@ -186,8 +196,16 @@ def _settle(child_key: str, original: AuditRecord, late: Late, deps: Dependencie
     return key
 
 
-def _addendum(original: AuditRecord, child_key: str, latest: AuditRecord, builds_on: list[str], ancestry: Ancestry,
-              late: Late, config: ServiceConfig, now: datetime) -> AuditRecord:  # fmt: skip
+def _addendum(
+    original: AuditRecord,
+    child_key: str,
+    latest: AuditRecord,
+    builds_on: list[str],
+    ancestry: Ancestry,
+    late: Late,
+    config: ServiceConfig,
+    now: datetime,
+) -> AuditRecord:
     lineage = _lineage(original, latest, ancestry, late)
     status = LineageStatus(lineage.status or LineageStatus.COMPLETE.value)
     result = classify(
@@ -223,7 +241,7 @@ def _addendum(original: AuditRecord, child_key: str, latest: AuditRecord, builds
                 reason=reason,
                 late_parents=late_parents,
                 late_parent_record_keys=list(dict.fromkeys(late_keys)),
-            ),  # fmt: skip
+            ),
             "energy": None,
             "obligations": None,
             "sha256": "",
