@@ -50,13 +50,21 @@ INDEX_PREFIX = "index/v1/"
 ARTIFACT_INDEX_PREFIX = f"{INDEX_PREFIX}artifacts/"
 MODEL_PACKAGE_INDEX_PREFIX = f"{INDEX_PREFIX}model-packages/"
 JOB_INDEX_PREFIX = f"{INDEX_PREFIX}jobs/"
-_ARTIFACT_INDEX_KEY = re.compile(r"^index/v1/artifacts/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
 _SINGLE_INDEX_KEY = re.compile(r"^index/v1/(model-packages|jobs)/([0-9a-f]{64})\.json$")
 _INDEX_TIME = "%Y%m%dT%H%M%SZ"
 CONTAINS_INDEX_PREFIX = f"{INDEX_PREFIX}contains/"
 READS_INDEX_PREFIX = f"{INDEX_PREFIX}reads/"
 READS_UNDER_INDEX_PREFIX = f"{INDEX_PREFIX}reads-under/"
-_TIMED_INDEX_KEY = re.compile(r"^index/v1/(?:contains|reads|reads-under)/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
+# Entries filed under one location by a moment and a job: writers (artifacts, contains) and readers (reads, …-under).
+_TIMED_INDEX_ROOTS = {
+    "artifacts": ARTIFACT_INDEX_PREFIX,
+    "contains": CONTAINS_INDEX_PREFIX,
+    "reads": READS_INDEX_PREFIX,
+    "reads-under": READS_UNDER_INDEX_PREFIX,
+}
+_TIMED_INDEX_KEY = re.compile(
+    r"^index/v1/(artifacts|contains|reads|reads-under)/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$"
+)
 ADDENDUM_MARK = ".addendum-"
 _ADDENDUM_DIGEST = re.compile(r"^[0-9a-f]{16}$")
 
@@ -205,44 +213,39 @@ def location_digest(location: str) -> str:
 
 def artifact_index_prefix(location: str) -> str:
     """Where the index entries of one normalised S3 location live (one per job that wrote there)."""
-    return f"{ARTIFACT_INDEX_PREFIX}{location_digest(location)}/"
+    return timed_index_prefix("artifacts", location)
 
 
 def artifact_index_key(location: str, end_time: datetime, job_name: str) -> str:
     """The index entry saying that ``job_name`` (ended at ``end_time``) wrote at ``location``; key order is
     the writers' end-time order."""
-    if not valid_job_name(job_name):
-        raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
-    return f"{artifact_index_prefix(location)}{end_time.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
+    return timed_index_key("artifacts", location, end_time, job_name)
 
 
 def parse_artifact_index_key(key: str) -> tuple[str, datetime, str]:
     """``(location digest, job end time, job name)`` of an artifact index key, else ValueError."""
-    m = _ARTIFACT_INDEX_KEY.match(key)
-    if not m or not valid_job_name(m.group(3)):
-        raise ValueError(f"not an artifact index key: {key!r}")
-    return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+    return parse_timed_index_key(key, "artifacts")
 
 
 def timed_index_prefix(kind: str, location: str) -> str:
-    """Where the ``contains``, ``reads`` or ``reads-under`` entries of one location or prefix live."""
-    roots = {"contains": CONTAINS_INDEX_PREFIX, "reads": READS_INDEX_PREFIX, "reads-under": READS_UNDER_INDEX_PREFIX}
-    return f"{roots[kind]}{location_digest(location)}/"
+    """Where the ``artifacts``, ``contains``, ``reads`` or ``reads-under`` entries of one location or prefix live."""
+    return f"{_TIMED_INDEX_ROOTS[kind]}{location_digest(location)}/"
 
 
 def timed_index_key(kind: str, location: str, moment: datetime, job_name: str) -> str:
-    """One ``contains`` (moment: the writer's end) or ``reads``/``reads-under`` (the reader's start) entry."""
+    """One entry: ``artifacts``/``contains`` (moment: the writer's end) or ``reads``/``reads-under`` (the reader's
+    start); key order under a location is the moments' order."""
     if not valid_job_name(job_name):
         raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
     return f"{timed_index_prefix(kind, location)}{moment.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
 
 
-def parse_timed_index_key(key: str) -> tuple[str, datetime, str]:
-    """``(location digest, moment, job name)`` of a ``contains``/``reads``/``reads-under`` key, else ValueError."""
+def parse_timed_index_key(key: str, kind: str | None = None) -> tuple[str, datetime, str]:
+    """``(location digest, moment, job name)`` of an entry key (of ``kind`` when given), else ValueError."""
     m = _TIMED_INDEX_KEY.match(key)
-    if not m or not valid_job_name(m.group(3)):
-        raise ValueError(f"not a timed index key: {key!r}")
-    return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+    if not m or not valid_job_name(m.group(4)) or (kind is not None and m.group(1) != kind):
+        raise ValueError(f"not {'a' if kind is None else 'an ' + kind} index key: {key!r}")
+    return m.group(2), datetime.strptime(m.group(3), _INDEX_TIME).replace(tzinfo=UTC), m.group(4)
 
 
 def addendum_key(original_key: str, digest: str) -> str:

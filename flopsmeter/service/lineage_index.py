@@ -24,7 +24,6 @@ from flopsmeter.audit.keys import (
     artifact_index_prefix,
     job_index_key,
     model_package_index_key,
-    parse_artifact_index_key,
     parse_timed_index_key,
     timed_index_prefix,
     valid_job_name,
@@ -137,33 +136,30 @@ def find_writer(store: IndexStore, location: str, *, before: datetime, exclude_j
 
 
 def _latest_writer(store: IndexStore, prefix: str, before: datetime, exclude_job: str) -> str | None:
-    latest: str | None = None
+    writers = _writers_before(store, prefix, before, exclude_job)
+    return writers[-1][1] if writers else None
+
+
+def _writers_before(store: IndexStore, prefix: str, before: datetime, exclude_job: str) -> list[tuple[str, str]]:
+    """``(job, key)`` of the writer entries under an index prefix that ended before ``before``, in end-time order."""
+    found = []
     for item in store.list_keys(prefix):
         try:
-            _, end, job = parse_artifact_index_key(str(item.get("Key")))
+            _, end, job = parse_timed_index_key(str(item.get("Key")))
         except ValueError:
             continue
         if end > before:
             break  # keys are in end-time order
         if job != exclude_job:
-            latest = str(item["Key"])
-    return latest
+            found.append((job, str(item["Key"])))
+    return found
 
 
 def find_contained(store: IndexStore, prefix: str, *, before: datetime, exclude_job: str) -> list[Lookup]:
     """The jobs that wrote somewhere under ``prefix`` and ended before ``before`` (one lookup each, latest entry per
     job). More than ``MAX_CONTAINED_WRITERS`` of them: one Lookup without an entry (the tool cannot decide)."""
-    jobs: dict[str, str] = {}
     try:
-        for item in store.list_keys(timed_index_prefix("contains", prefix)):
-            try:
-                _, end, job = parse_timed_index_key(str(item.get("Key")))
-            except ValueError:
-                continue
-            if end > before:
-                break  # keys are in end-time order
-            if job != exclude_job:
-                jobs[job] = str(item["Key"])
+        jobs = dict(_writers_before(store, timed_index_prefix("contains", prefix), before, exclude_job))
     except PermanentStoreError as err:
         return [Lookup(None, f"the lineage index under {prefix} could not be listed ({err})")]
     if len(jobs) > MAX_CONTAINED_WRITERS:
