@@ -60,6 +60,11 @@ class ParentRecordPending(TransientError):
     """The parent job of a lineage chain has no audit record yet; retry until the wait limit."""
 
 
+class ChildRecordPending(TransientError):
+    """A job that read a late parent's artifacts has no audit record yet (it is being classified): the parent's
+    message is retried so the child is re-assessed once its record exists (issue 23)."""
+
+
 class MemberRoleUnavailable(TransientError):
     """AssumeRole into a member account's reader role failed: retried; the reason names the role and the error."""
 

@@ -40,7 +40,7 @@ def job_energy(record: AuditRecord, assumptions: EnergyAssumptions) -> EnergyEst
     )
 
 
-def _results(record: AuditRecord) -> list[PolicyResult]:
+def policy_results(record: AuditRecord) -> list[PolicyResult]:
     return [
         PolicyResult(c.policy, Scenario(c.scenario), c.threshold, c.ratio, Outcome(c.outcome), c.basis)
         for c in record.classifications
@@ -60,7 +60,7 @@ def job_obligations(
     record: AuditRecord, inputs: BlockInputs, results: list[PolicyResult] | None = None
 ) -> ObligationsInfo:
     """The record's obligations block; ``results`` replaces its classifications (a re-evaluation, issue 23)."""
-    lowest = lowest_exceeded(_results(record) if results is None else results)
+    lowest = lowest_exceeded(policy_results(record) if results is None else results)
     crossing = None
     start = record.job.start_time or record.job.creation_time or record.job.end_time
     if lowest is not None:

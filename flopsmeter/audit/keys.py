@@ -15,6 +15,12 @@ ARN>.json``. Compacted (Parquet) copies of one date partition of records, genera
 Provenance (capture at launch): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``.
 Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
 tests/unit/audit/test_index_keys.py).
+
+Issue 23 adds ``index/v1/contains/<sha256 of a prefix>/<job end>-<job>.json`` (a job wrote somewhere under that
+prefix), ``index/v1/reads/<sha256 of a location>/<job start>-<job>.json`` (a job read exactly there) and
+``index/v1/reads-under/<sha256 of a prefix>/<job start>-<job>.json`` (a job read somewhere under it), so a parent
+recorded late finds the children that read its artifacts. An addendum (a re-assessment of a recorded job, issue 23)
+sits beside its original: ``…/<job>.addendum-<16 hex>.json`` (the hex digests the ancestors it counts).
 """
 
 from __future__ import annotations
@@ -44,9 +50,23 @@ INDEX_PREFIX = "index/v1/"
 ARTIFACT_INDEX_PREFIX = f"{INDEX_PREFIX}artifacts/"
 MODEL_PACKAGE_INDEX_PREFIX = f"{INDEX_PREFIX}model-packages/"
 JOB_INDEX_PREFIX = f"{INDEX_PREFIX}jobs/"
-_ARTIFACT_INDEX_KEY = re.compile(r"^index/v1/artifacts/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$")
 _SINGLE_INDEX_KEY = re.compile(r"^index/v1/(model-packages|jobs)/([0-9a-f]{64})\.json$")
 _INDEX_TIME = "%Y%m%dT%H%M%SZ"
+CONTAINS_INDEX_PREFIX = f"{INDEX_PREFIX}contains/"
+READS_INDEX_PREFIX = f"{INDEX_PREFIX}reads/"
+READS_UNDER_INDEX_PREFIX = f"{INDEX_PREFIX}reads-under/"
+# Entries filed under one location by a moment and a job: writers (artifacts, contains) and readers (reads, …-under).
+_TIMED_INDEX_ROOTS = {
+    "artifacts": ARTIFACT_INDEX_PREFIX,
+    "contains": CONTAINS_INDEX_PREFIX,
+    "reads": READS_INDEX_PREFIX,
+    "reads-under": READS_UNDER_INDEX_PREFIX,
+}
+_TIMED_INDEX_KEY = re.compile(
+    r"^index/v1/(artifacts|contains|reads|reads-under)/([0-9a-f]{64})/(\d{8}T\d{6}Z)-([^/]+)\.json$"
+)
+ADDENDUM_MARK = ".addendum-"
+_ADDENDUM_DIGEST = re.compile(r"^[0-9a-f]{16}$")
 
 
 def valid_job_name(name: str) -> bool:
@@ -193,23 +213,58 @@ def location_digest(location: str) -> str:
 
 def artifact_index_prefix(location: str) -> str:
     """Where the index entries of one normalised S3 location live (one per job that wrote there)."""
-    return f"{ARTIFACT_INDEX_PREFIX}{location_digest(location)}/"
+    return timed_index_prefix("artifacts", location)
 
 
 def artifact_index_key(location: str, end_time: datetime, job_name: str) -> str:
     """The index entry saying that ``job_name`` (ended at ``end_time``) wrote at ``location``; key order is
     the writers' end-time order."""
-    if not valid_job_name(job_name):
-        raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
-    return f"{artifact_index_prefix(location)}{end_time.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
+    return timed_index_key("artifacts", location, end_time, job_name)
 
 
 def parse_artifact_index_key(key: str) -> tuple[str, datetime, str]:
     """``(location digest, job end time, job name)`` of an artifact index key, else ValueError."""
-    m = _ARTIFACT_INDEX_KEY.match(key)
-    if not m or not valid_job_name(m.group(3)):
-        raise ValueError(f"not an artifact index key: {key!r}")
-    return m.group(1), datetime.strptime(m.group(2), _INDEX_TIME).replace(tzinfo=UTC), m.group(3)
+    return parse_timed_index_key(key, "artifacts")
+
+
+def timed_index_prefix(kind: str, location: str) -> str:
+    """Where the ``artifacts``, ``contains``, ``reads`` or ``reads-under`` entries of one location or prefix live."""
+    return f"{_TIMED_INDEX_ROOTS[kind]}{location_digest(location)}/"
+
+
+def timed_index_key(kind: str, location: str, moment: datetime, job_name: str) -> str:
+    """One entry: ``artifacts``/``contains`` (moment: the writer's end) or ``reads``/``reads-under`` (the reader's
+    start); key order under a location is the moments' order."""
+    if not valid_job_name(job_name):
+        raise ValueError(f"not a SageMaker training job name: {job_name[:80]!r}")
+    return f"{timed_index_prefix(kind, location)}{moment.astimezone(UTC):{_INDEX_TIME}}-{job_name}.json"
+
+
+def parse_timed_index_key(key: str, kind: str | None = None) -> tuple[str, datetime, str]:
+    """``(location digest, moment, job name)`` of an entry key (of ``kind`` when given), else ValueError."""
+    m = _TIMED_INDEX_KEY.match(key)
+    if not m or not valid_job_name(m.group(4)) or (kind is not None and m.group(1) != kind):
+        raise ValueError(f"not {'a' if kind is None else 'an ' + kind} index key: {key!r}")
+    return m.group(2), datetime.strptime(m.group(3), _INDEX_TIME).replace(tzinfo=UTC), m.group(4)
+
+
+def addendum_key(original_key: str, digest: str) -> str:
+    """The key of an addendum to the record at ``original_key`` (beside it, so digests and mirrors carry it)."""
+    parse_record_key(original_key)
+    if ADDENDUM_MARK in original_key or not _ADDENDUM_DIGEST.match(digest):
+        raise ValueError(f"not an original record key and ancestry digest: {original_key[:120]!r}, {digest!r}")
+    return f"{original_key.removesuffix('.json')}{ADDENDUM_MARK}{digest}.json"
+
+
+def addenda_prefix(original_key: str) -> str:
+    """The prefix under which the addenda of one original record are listed."""
+    return f"{original_key.removesuffix('.json')}{ADDENDUM_MARK}"
+
+
+def original_of(key: str) -> str:
+    """The original record's key of an addendum key (a record key is its own original)."""
+    stem, mark, _ = key.rpartition(ADDENDUM_MARK)
+    return f"{stem}.json" if mark else key
 
 
 def model_package_index_key(model_package_arn: str) -> str:

@@ -154,6 +154,17 @@ class ParentLink(_Model):
     reason: str | None = None
 
 
+class AncestorLink(_Model):
+    """One ancestor of a job, counted once (issue 23, ``flopsmeter.domain.lineage_graph``): the compute this node
+    alone adds to the job's cumulative figure."""
+
+    id: str  # the job's ARN (else its name); a stand-in: "declared:<job>" or "not_itemised:<job>"
+    job: str | None = None
+    record_key: str | None = None
+    flops: FlopCount
+    basis: Literal["record", "ceiling", "declared", "not_itemised"]
+
+
 class Lineage(_Model):
     parent_job: str | None = None
     parent_record_key: str | None = None
@@ -168,6 +179,9 @@ class Lineage(_Model):
     declared_parent_flops: FlopCount | None = None  # FLOPSMETER_PARENT_FLOPS / flopsmeter:parent-flops
     model_package_group_arn: str | None = None  # ModelPackageConfig.ModelPackageGroupArn (splitting presets)
     output_model_package_arn: str | None = None  # the model package the job produced
+    # --- lineage as a graph (issue 23): every ancestor once; cumulative_flops = own_flops + sum of their flops.
+    # None: a record written before it (its ancestors are not itemised; readers count them as one figure). ---
+    ancestors: list[AncestorLink] | None = None
 
 
 # ---- managed customization jobs and recipes (issue 17; issue 16 item 4: Bedrock) ------------------------------
@@ -219,6 +233,19 @@ class RecipeInfo(_Model):
     found_in: list[str] = Field(default_factory=list)
 
 
+class AddendumInfo(_Model):
+    """An addendum re-assesses a recorded job (issue 23): a parent recorded after the job that read its artifacts
+    (the parent's event was late) is counted now. Records are write-once, so the addendum is a new record at its own
+    key (``flopsmeter.audit.keys.addendum_key``) that names the original; the original stays as written."""
+
+    of_record_key: str  # the original record
+    of_record_sha256: str
+    builds_on: list[str] = Field(default_factory=list)  # earlier addenda of the same job whose ancestors it includes
+    reason: str
+    late_parents: list[str] = Field(default_factory=list)  # the jobs recorded late that this addendum counts
+    late_parent_record_keys: list[str] = Field(default_factory=list)
+
+
 class AuditRecord(_Model):
     schema_version: Literal[1] = 1
     record_id: str
@@ -239,13 +266,18 @@ class AuditRecord(_Model):
     # --- issue 17 / issue 16 item 4 (managed customization jobs, recipes): optional blocks, absent on other jobs ---
     customization: CustomizationInfo | None = None
     recipe: RecipeInfo | None = None
+    # --- issue 23: present only on an addendum (a re-assessment of a recorded job) ---
+    addendum: AddendumInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
         """Every field but ``sha256``, as JSON-ready values (an absent optional block stays absent, so a record
         written before the block existed hashes as it did)."""
         absent = {name for name in _OPTIONAL_BLOCKS if getattr(self, name) is None}
-        return self.model_dump(mode="json", exclude={"sha256", *absent})
+        exclude: dict[str, Any] = dict.fromkeys(("sha256", *absent), True)
+        if self.lineage.ancestors is None:  # a record before issue 23 hashes as it did
+            exclude["lineage"] = {"ancestors": True}
+        return self.model_dump(mode="json", exclude=exclude)
 
     def sealed(self) -> AuditRecord:
         """A copy with ``sha256`` set from the canonical JSON of the body."""
@@ -255,7 +287,7 @@ class AuditRecord(_Model):
         return canonical_json({**self.body(), "sha256": self.sha256})
 
 
-_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe")
+_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe", "addendum")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

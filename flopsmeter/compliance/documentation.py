@@ -8,6 +8,10 @@ modification (guideline para. 65): the compute in FLOP to two significant figure
 estimated energy, the base model's compute and its source, the policy readings, the provenance of each job
 (CloudTrail, record hash, signed digest) and, on a crossing, the obligations and the Art. 52(1) due date.
 It is a draft for a person to complete and sign off, never filed as is.
+
+Every ancestor whose compute is in the figure is a job of the lineage (``lineage.ancestors``, each once; for a
+record written before issue 23, ``lineage.chain`` and every counted parent); a job re-assessed after a late parent
+is drafted from its latest addendum.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flopsmeter.audit.keys import original_of
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.report import JobView, collect
 from flopsmeter.domain.deadlines import due_text
@@ -120,24 +125,63 @@ def when(moment: datetime | None) -> str:
 def build(root: Path, job: str, *, source: str | None = None, now: datetime | None = None) -> LineageDoc:
     """The lineage that ends in ``job``, from the records under ``root`` (a mirror or a folder of records)."""
     views, _errors = collect(root)
-    leaf = next((v for v in views if v.record.job.name == job), None)
+    current = current_views(views)
+    leaf = next((v for v in current if v.record.job.name == job), None)
     if leaf is None:
         raise DocumentationError(f"no record for job {job!r} under {root}")
+    by_key = {original_of(v.key): v for v in current}
     same_account = {
         v.record.job.name: v
-        for v in views
+        for v in current
         if (v.record.job.account_id, v.record.job.region) == (leaf.record.job.account_id, leaf.record.job.region)
     }
-    chain = [*leaf.record.lineage.chain, job]
-    jobs = [same_account[name] for name in chain if name in same_account]
-    missing = [name for name in chain if name not in same_account]
+    jobs, missing = [], []
+    for name, key in ancestor_jobs(leaf.record):
+        view = (by_key.get(original_of(key)) if key else None) or same_account.get(name)
+        if view is None:
+            missing.append(name)
+        else:
+            jobs.append(view)
+    jobs.append(leaf)
     notes = []
     if missing:
         notes.append(
             f"no record found for {', '.join(missing)} (ancestor(s) of {job}): their compute is included in the "
             "cumulative figure from the records' lineage, but their details are not shown"
         )
+    if leaf.record.addendum is not None:
+        notes.append(
+            f"{job} was re-assessed after a parent was recorded late: its figures come from the addendum {leaf.key}, "
+            f"which supersedes the figure of the original record {leaf.record.addendum.of_record_key} (kept as written)"
+        )
     return LineageDoc(job, leaf, jobs, missing, now or datetime.now(UTC), source or str(root), notes)
+
+
+def current_views(views: list[JobView]) -> list[JobView]:
+    """One view per job: its latest addendum by figure (then time), else its record."""
+    best: dict[str, JobView] = {}
+    for view in views:
+        original = original_of(view.key)
+        known = best.get(original)
+        rank = (view.record.lineage.cumulative_flops, view.record.recorded_at)
+        if known is None or rank > (known.record.lineage.cumulative_flops, known.record.recorded_at):
+            best[original] = view
+    return list(best.values())
+
+
+def ancestor_jobs(record: AuditRecord) -> list[tuple[str, str | None]]:
+    """``(job, record key)`` of every ancestor whose compute is in the record's figure, each once: its listed
+    ancestors (stand-ins left out), else (a record before issue 23) its chain and every counted parent."""
+    lineage = record.lineage
+    if lineage.ancestors is not None:
+        listed = [(a.job, a.record_key) for a in lineage.ancestors if a.job and a.basis in ("record", "ceiling")]
+    else:
+        counted = [p for p in lineage.parents if p.job and p.status in ("resolved", "ceiling")]
+        listed = [*((name, None) for name in lineage.chain), *((p.job, p.record_key) for p in counted if p.job)]
+    found: dict[str, str | None] = {}
+    for name, key in listed:
+        found[name] = found.get(name) or key
+    return [(name, key) for name, key in found.items() if name != record.job.name]
 
 
 def cell(text: object) -> str:

@@ -3,8 +3,11 @@ lineage that cannot be read completely is classified as.
 
 A fine-tune split into several jobs must add up (guideline Annex A.1, ¶117: compute of weights a model starts
 from is included in its cumulative compute). A job's parents are the jobs whose artifacts it starts from: named
-explicitly (``FLOPSMETER_PARENT_JOB`` / ``flopsmeter:parent-job``), or inferred from the S3 locations and model
-packages it reads. Their cumulative FLOPs come from their audit records.
+explicitly (``FLOPSMETER_PARENT_JOB`` / ``flopsmeter:parent-job``: one job or several, comma-separated, for a merge),
+or inferred from the S3 locations and model packages it reads (an input channel or checkpoint prefix that contains
+other jobs' outputs links to each of them). Declared and inferred parents are counted together; only ``none``
+removes the inferred ones. Their compute comes from their audit records, each ancestor once
+(``flopsmeter.domain.lineage_graph``).
 
 The incomplete-lineage rule. A parent that cannot be read (unknown to SageMaker, in another account or region
 without a record there, an unreadable record, a parent whose own lineage is incomplete, or a parent without a
@@ -29,6 +32,8 @@ from flopsmeter.domain.classification import Classification, Outcome, PolicyResu
 
 MAX_PREFIX_DEPTH = 16  # ancestors of one input looked up in the index (longest first)
 MAX_LOCATIONS = 32  # S3 locations and model packages looked up per job; more makes the lineage incomplete
+MAX_CONTAINED_WRITERS = 8  # jobs whose outputs one input prefix may contain before the tool cannot decide
+MAX_DECLARED_PARENTS = 8  # FLOPSMETER_PARENT_JOB=a,b,...: more is refused (one unresolved parent)
 MAX_URI_LENGTH = 1100  # "s3://" + 63-character bucket + 1024-byte key
 NO_PARENT = "none"  # FLOPSMETER_PARENT_JOB=none: the job declares that it starts from no earlier job
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$", re.IGNORECASE)
@@ -46,6 +51,12 @@ class ParentSource(StrEnum):
     MODEL_PACKAGE = "model_package"  # ModelPackageConfig.SourceModelPackageArn (serverless customization)
 
 
+# Sources whose whole prefix the job receives (SageMaker copies an S3Prefix channel and the checkpoint prefix in):
+# a prefix that contains other jobs' outputs gives the job those outputs. A hyper-parameter or environment value is
+# read selectively by the script, so only the location it names (or one inside a written location) links.
+WHOLE_PREFIX_SOURCES = frozenset({ParentSource.INPUT_CHANNEL, ParentSource.CHECKPOINT})
+
+
 class ArtifactRole(StrEnum):
     """What a producing job wrote at an indexed location."""
 
@@ -59,7 +70,7 @@ class ParentStatus(StrEnum):
     RESOLVED = "resolved"  # its record was read: its cumulative FLOPs are counted
     CEILING = "ceiling"  # no record: its hardware ceiling counts for its own compute, its ancestors are unknown
     UNRESOLVED = "unresolved"  # nothing could be read: counted by the incomplete-lineage rule, never as zero
-    OVERRIDDEN = "overridden"  # inferred, but the job declares its parent explicitly (the declaration wins)
+    OVERRIDDEN = "overridden"  # inferred, but the job declares that it starts from no earlier job (``none``)
 
 
 class LineageStatus(StrEnum):
@@ -112,6 +123,16 @@ def prefix_candidates(uri: str, depth: int = MAX_PREFIX_DEPTH) -> list[str]:
     return [*found, f"s3://{bucket}"][:depth]
 
 
+def declared_parent_names(text: str) -> list[str]:
+    """The parents a declaration names (comma- or whitespace-separated), each once, in order."""
+    return list(dict.fromkeys(part for part in re.split(r"[,\s]+", text.strip()) if part))
+
+
+def declared_location(account_id: str, region: str, job_name: str) -> str:
+    """What a declared parent is indexed under as a read (so the parent, recorded late, finds its child)."""
+    return f"job:{account_id}:{region}:{job_name.lower()}"
+
+
 def s3_uris_in(text: str) -> list[str]:
     """Normalised S3 URIs found in a hyper-parameter or environment value (a bare URI, a quoted one, a list)."""
     found = (normalise_s3_uri(m.group(0)) for m in _S3_IN_TEXT.finditer(text[: MAX_URI_LENGTH * MAX_LOCATIONS]))
@@ -124,14 +145,17 @@ def lineage_flops(
     declared_parent_flops: float | None = None,
     *,
     unread_inputs: bool = False,
+    ancestry_flops: float | None = None,
 ) -> LineageFigure:
     """The job's cumulative FLOPs and its lineage status (the incomplete-lineage rule in the module docstring).
 
-    Parents add up: two parents that share an ancestor count it twice (over, never under). A declaration is used
-    only when something is missing, and never below what could be read. ``unread_inputs``: some of what the job
-    reads was not looked up, so a parent may be missing even when none was found.
+    ``ancestry_flops``: the parents' compute with each ancestor counted once (``lineage_graph.merge_ancestry``);
+    without it the parents' cumulative figures are summed (a shared ancestor twice: over, never under). A
+    declaration is used only when something is missing, and never below what could be read. ``unread_inputs``: some
+    of what the job reads was not looked up, so a parent may be missing even when none was found.
     """
-    known = sum(p.cumulative_flops for p in parents if p.cumulative_flops is not None)
+    summed = sum(p.cumulative_flops for p in parents if p.cumulative_flops is not None)
+    known = summed if ancestry_flops is None else ancestry_flops
     missing = unread_inputs or any(p.cumulative_flops is None or not p.complete for p in parents)
     if not parents and not missing:
         return LineageFigure(own_flops, 0.0, LineageStatus.NONE)

@@ -4,6 +4,7 @@
 meter's CloudWatch metrics; the hardware ceiling; CloudTrail's CreateTrainingJob; the parent's record for
 lineage), builds the record (``flopsmeter.service.records``), writes it once (``If-None-Match: *`` + Object Lock)
 and then announces it (``flopsmeter.service.notifications``: EventBridge, and SNS when approaching or exceeding).
+Jobs that read its work and were recorded before it are then re-assessed (``flopsmeter.service.late_parents``).
 
 Everything it talks to comes in through ``Dependencies``, so tests hand it fakes. It raises only
 ``flopsmeter.errors`` types: ``TransientError`` (retry later) or ``PermanentError`` (dead-letter), its ports'
@@ -22,6 +23,7 @@ from flopsmeter.domain.classification import Outcome
 from flopsmeter.errors import AuditStoreError, PermanentStoreError
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import facts_from_description
+from flopsmeter.service.late_parents import reassess_after
 from flopsmeter.service.lineage_index import write_index
 from flopsmeter.service.notifications import announce, announced, worst_outcome
 from flopsmeter.service.records import build_record
@@ -52,7 +54,9 @@ def classify_and_record(request: ClassifyRequest, deps: Dependencies, config: Se
         write_index(tagged, tagged.lineage_io, deps.store)  # issue 18: before the record, so none lacks its entries
         return build_record(tagged, request, deps, config, deps.clock())
 
-    return record_job(request, deps, config, facts.name, facts.record_key, build)
+    result = record_job(request, deps, config, facts.name, facts.record_key, build)
+    reassess_after(result.record, result.key, facts, deps, config)  # issue 23: children that read it before it
+    return result
 
 
 def record_job(

@@ -19,14 +19,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flopsmeter import contract
 from flopsmeter.audit.keys import (
     artifact_index_prefix,
     job_index_key,
     model_package_index_key,
-    parse_artifact_index_key,
+    parse_timed_index_key,
+    timed_index_prefix,
+    valid_job_name,
 )
 from flopsmeter.audit.lineage_index import IndexEntry
-from flopsmeter.domain.lineage import ArtifactRole, prefix_candidates
+from flopsmeter.domain.lineage import (
+    MAX_CONTAINED_WRITERS,
+    ArtifactRole,
+    ParentSource,
+    declared_location,
+    declared_parent_names,
+    prefix_candidates,
+)
 from flopsmeter.errors import PermanentStoreError
 from flopsmeter.ports import IndexStore
 from flopsmeter.service.facts import JobFacts
@@ -52,10 +62,51 @@ def index_entries(facts: JobFacts, io: LineageIO) -> list[IndexEntry]:
         "record_key": facts.record_key,
     }
     entries = [IndexEntry(kind="job", role="job", location=facts.arn, **common)]
+    contained: dict[str, IndexEntry] = {}
     for written in io.writes:
         kind = "model_package" if written.role is ArtifactRole.MODEL_PACKAGE else "artifact"
         entries.append(IndexEntry(kind=kind, role=written.role.value, location=written.location, **common))
-    return entries
+        for prefix in [] if kind == "model_package" else prefix_candidates(written.location)[1:]:
+            entry = IndexEntry(
+                kind="contains", role=written.role.value, location=written.location, indexed_location=prefix, **common
+            )
+            contained.setdefault(prefix, entry)  # one entry per prefix: any of the job's writes under it
+    return [*entries, *contained.values(), *read_entries(facts, io, common)]
+
+
+def read_entries(facts: JobFacts, io: LineageIO, common: dict[str, Any]) -> list[IndexEntry]:
+    """What the job read (issue 23): exactly there, and under each ancestor prefix, with its start time."""
+    start = facts.start_time or facts.creation_time or facts.end_time
+    found: dict[str, IndexEntry] = {}
+    for read in io.reads:
+        exact = IndexEntry(kind="read", role=read.source.value, location=read.location, start_time=start, **common)
+        found.setdefault(exact.key(), exact)
+        if read.source is ParentSource.MODEL_PACKAGE:
+            continue
+        for prefix in prefix_candidates(read.location)[1:]:
+            under = IndexEntry(
+                kind="read_under", role=read.source.value, location=read.location, indexed_location=prefix,
+                start_time=start, **common,
+            )  # fmt: skip
+            found.setdefault(under.key(), under)
+    for location in declared_reads(facts):
+        entry = IndexEntry(kind="read", role="declared", location=location, start_time=start, **common)
+        found.setdefault(entry.key(), entry)
+    return list(found.values())
+
+
+def declared_reads(facts: JobFacts) -> list[str]:
+    """The declared parents as indexed reads (``declared_location``); what is not a job name or ARN is left out."""
+    env_value, tag_value = facts.setting(contract.ENV_PARENT_JOB, contract.TAG_PARENT_JOB)
+    raw = env_value if env_value is not None else tag_value
+    found = []
+    for text in declared_parent_names(raw or ""):
+        parts = text.split(":", 5)
+        if len(parts) == 6 and parts[0] == "arn" and parts[5].startswith("training-job/"):
+            found.append(declared_location(parts[4], parts[3], parts[5].removeprefix("training-job/")))
+        elif valid_job_name(text):
+            found.append(declared_location(facts.account_id, facts.region, text))
+    return found
 
 
 def write_index(facts: JobFacts, io: LineageIO, store: IndexStore) -> int:
@@ -85,17 +136,58 @@ def find_writer(store: IndexStore, location: str, *, before: datetime, exclude_j
 
 
 def _latest_writer(store: IndexStore, prefix: str, before: datetime, exclude_job: str) -> str | None:
-    latest: str | None = None
+    writers = _writers_before(store, prefix, before, exclude_job)
+    return writers[-1][1] if writers else None
+
+
+def _writers_before(store: IndexStore, prefix: str, before: datetime, exclude_job: str) -> list[tuple[str, str]]:
+    """``(job, key)`` of the writer entries under an index prefix that ended before ``before``, in end-time order."""
+    found = []
     for item in store.list_keys(prefix):
         try:
-            _, end, job = parse_artifact_index_key(str(item.get("Key")))
+            _, end, job = parse_timed_index_key(str(item.get("Key")))
         except ValueError:
             continue
         if end > before:
             break  # keys are in end-time order
         if job != exclude_job:
-            latest = str(item["Key"])
-    return latest
+            found.append((job, str(item["Key"])))
+    return found
+
+
+def find_contained(store: IndexStore, prefix: str, *, before: datetime, exclude_job: str) -> list[Lookup]:
+    """The jobs that wrote somewhere under ``prefix`` and ended before ``before`` (one lookup each, latest entry per
+    job). More than ``MAX_CONTAINED_WRITERS`` of them: one Lookup without an entry (the tool cannot decide)."""
+    try:
+        jobs = dict(_writers_before(store, timed_index_prefix("contains", prefix), before, exclude_job))
+    except PermanentStoreError as err:
+        return [Lookup(None, f"the lineage index under {prefix} could not be listed ({err})")]
+    if len(jobs) > MAX_CONTAINED_WRITERS:
+        return [
+            Lookup(
+                None,
+                f"input {prefix} contains the outputs of {len(jobs)} recorded jobs (more than "
+                f"{MAX_CONTAINED_WRITERS}): could not decide which the job started from",
+            )
+        ]
+    return [_read_entry(store, key) for key in jobs.values()]
+
+
+def find_readers(store: IndexStore, kind: str, location: str, *, since: datetime, exclude_job: str) -> list[IndexEntry]:
+    """The jobs that read ``location`` (``kind`` "reads") or under it ("reads-under") and started at or after
+    ``since``; unreadable entries are skipped (the readers found are still re-assessed)."""
+    found = []
+    for item in store.list_keys(timed_index_prefix(kind, location)):
+        try:
+            _, start, job = parse_timed_index_key(str(item.get("Key")))
+        except ValueError:
+            continue
+        if start < since or job == exclude_job:
+            continue
+        lookup = _read_entry(store, str(item["Key"]))
+        if lookup.entry is not None:
+            found.append(lookup.entry)
+    return found
 
 
 def find_model_package(store: IndexStore, model_package_arn: str) -> Lookup | None:

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flopsmeter import contract
-from flopsmeter.audit.record import AuditRecord, Lineage
+from flopsmeter.audit.record import AncestorLink, AuditRecord, Lineage
 from flopsmeter.domain.classification import Classification
 from flopsmeter.domain.lineage import LineageFigure, LineageStatus, apply_lineage_rule, lineage_flops
+from flopsmeter.domain.lineage_graph import declared_stand_in, node_id
+from flopsmeter.service.ancestry import ancestor_links
 from flopsmeter.service.dependencies import Dependencies, ServiceConfig
 from flopsmeter.service.facts import JobFacts
 from flopsmeter.service.lineage import Lineages, resolve_lineage
@@ -39,6 +41,7 @@ class JobLineage:
             parent_cumulative_flops=self.figure.parent_flops,
             cumulative_flops=self.figure.cumulative_flops,
             chain=self.found.chain,
+            ancestors=self.ancestors(facts),
             status=self.figure.status.value,
             parents=self.found.links,
             incomplete_reasons=self.found.reasons if incomplete else [],
@@ -46,6 +49,15 @@ class JobLineage:
             model_package_group_arn=facts.lineage_io.model_package_group_arn,
             output_model_package_arn=facts.lineage_io.output_model_package_arn,
         )
+
+    def ancestors(self, facts: JobFacts) -> list[AncestorLink]:
+        """Every ancestor once, and the declared stand-in when a declaration covers what could not be read; their
+        figures add up to the cumulative figure less the job's own."""
+        links = ancestor_links(self.found.ancestry)
+        stand_in = self.figure.parent_flops - self.found.ancestry.flops
+        if self.figure.status is LineageStatus.DECLARED and stand_in > 0:
+            links += ancestor_links((declared_stand_in(node_id(facts.arn, facts.name), stand_in),))
+        return links
 
 
 def job_lineage(
@@ -59,7 +71,13 @@ def job_lineage(
         now=now,
         max_wait_seconds=config.parent_max_wait_seconds,
     )
-    figure = lineage_flops(own_flops, found.figures, found.declared_parent_flops, unread_inputs=found.unread_inputs)
+    figure = lineage_flops(
+        own_flops,
+        found.figures,
+        found.declared_parent_flops,
+        unread_inputs=found.unread_inputs,
+        ancestry_flops=found.ancestry.flops,
+    )
     return JobLineage(found, figure, own_flops)
 
 

@@ -96,6 +96,7 @@ def alert_subject(record: AuditRecord, worst: str, ratio: float) -> str:
     if due is not None:  # the deadline first: a long job name must not cut it off
         return f"FLOPs Meter: notify the Commission by {brussels_text(due)} - {record.job.name} {worst}"[:100]
     lineage = ", lineage incomplete" if lineage_alert_lines(record) else ""
+    lineage += ", re-assessed" if record.addendum is not None else ""
     declare = "; declaration needed" if declaration_needed(record) else ""
     share = f"{ratio:.0%} of the {record.primary_policy} threshold{declare}"
     return f"FLOPs Meter: {record.job.name} {worst}{lineage} ({share})"[:100]
@@ -112,11 +113,22 @@ def alert_message(record: AuditRecord, detail: dict[str, object]) -> str:
             for c in record.classifications
         ),
         *lineage_alert_lines(record),
+        *addendum_lines(record),
         *obligation_lines(record),
         f"Audit record: s3://{detail['bucket']}/{detail['record_key']} (sha256 {record.sha256})",
         *([DECLARATION_REQUEST] if declaration_needed(record) else []),
     ]
     return "\n".join(lines) + "\n\n" + json.dumps(detail, sort_keys=True)
+
+
+def addendum_lines(record: AuditRecord) -> list[str]:
+    """An addendum (issue 23): why the job was re-assessed, and the original record it supersedes the figure of."""
+    if record.addendum is None:
+        return []
+    return [
+        f"RE-ASSESSED: {record.addendum.reason}.",
+        f"Original record: {record.addendum.of_record_key} (sha256 {record.addendum.of_record_sha256}).",
+    ]
 
 
 def obligation_lines(record: AuditRecord) -> list[str]:

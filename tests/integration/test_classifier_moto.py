@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from flopsmeter import contract
-from flopsmeter.audit.keys import notification_key, record_key
+from flopsmeter.audit.keys import addenda_prefix, notification_key, record_key
 from flopsmeter.aws.dead_letters import DeadLetterQueue
 from flopsmeter.functions import classifier
 from flopsmeter.functions.container import ClassifierContainer
@@ -265,7 +265,9 @@ def test_lineage_inferred_from_an_input_channel_and_a_model_package_without_tags
     parent = wired.store.get_record(key("job-sft", parent_end))
     assert parent.lineage.output_model_package_arn == f"{group.replace('-group', '')}/1"
     index = [o["Key"] for o in wired.store.list_keys("index/v1/")]
-    assert len(index) == 4  # the job, its model artifact, its output prefix, its model package
+    entries = [k for k in index if not k.startswith(("index/v1/contains/", "index/v1/reads"))]
+    assert len(entries) == 4  # the job, its model artifact, its output prefix, its model package
+    assert any(k.startswith("index/v1/contains/") for k in index)  # issue 23: what an input prefix may contain
     head = wired["s3"].head_object(Bucket=BUCKET, Key=index[0])
     assert head["ObjectLockMode"] == "COMPLIANCE"  # immutable, like the records
     source = {"S3DataType": "S3Prefix", "S3Uri": "s3://models/out/job-sft/output/model.tar.gz"}
@@ -287,6 +289,35 @@ def test_lineage_inferred_from_an_input_channel_and_a_model_package_without_tags
         assert child.lineage.parents[0].source == ("input_channel" if name == "job-dpo" else "model_package")
         assert child.lineage.status == "complete" and child.lineage.parent_cumulative_flops == 2.0e22
         assert child.lineage.cumulative_flops == pytest.approx(2.0e22 + child.lineage.own_flops)
+
+
+def test_a_parent_whose_event_arrives_after_its_child_s_re_assesses_the_child_by_an_addendum(wired):
+    """Issue 23: order of arrival never lowers a figure. The child is recorded first (its parent unknown: below);
+    the parent's late event re-assesses it: a locked addendum beside the untouched original, and an alert."""
+    wired.job("job-sft", hours=1)
+    wired.meter("job-sft", [3.4e22])
+    source = {"S3DataType": "S3Prefix", "S3Uri": "s3://models/out/job-sft/output/model.tar.gz"}
+    channel = [{"ChannelName": "model", "DataSource": {"S3DataSource": source}}]
+    end = wired.job("job-dpo", hours=1, started_after_hours=1.5, extra={"InputDataConfig": channel})  # its ceiling
+    send(wired, state_change("job-dpo"))
+    drain(wired)
+    original = wired.store.get_record(key("job-dpo", end))
+    assert original.outcome == "below" and original.lineage.status == "none"
+    assert wired.messages(wired.alerts_queue) == []
+    send(wired, state_change("job-sft"))  # the parent's event, late (retried, or redriven from the DLQ)
+    drain(wired)
+    (addendum_key,) = [o["Key"] for o in wired.store.list_keys(addenda_prefix(key("job-dpo", end)))]
+    addendum = wired.store.get_record(addendum_key)
+    assert addendum.addendum.of_record_key == key("job-dpo", end) and addendum.addendum.late_parents == ["job-sft"]
+    assert addendum.lineage.cumulative_flops == pytest.approx(3.4e22 + G5_PEAK * 3600)
+    assert addendum.outcome == "exceeds" and addendum.lineage.parents[0].job == "job-sft"
+    assert wired.store.get_record(key("job-dpo", end)).sha256 == original.sha256  # the original, as written
+    head = wired["s3"].head_object(Bucket=BUCKET, Key=addendum_key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    (alert,) = [a for a in wired.messages(wired.alerts_queue) if "job-dpo" in a["Subject"]]
+    assert alert["MessageAttributes"]["outcome"]["Value"] == "exceeds" and "RE-ASSESSED" in alert["Message"]
+    events = [e for e in wired.messages(wired.recorded_queue) if e["detail"]["record_key"] == addendum_key]
+    assert len(events) == 1
 
 
 def test_meter_incomplete_job_is_classified_on_its_ceiling(wired):

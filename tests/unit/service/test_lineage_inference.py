@@ -135,7 +135,8 @@ def test_an_input_that_no_job_wrote_is_not_a_parent(world):
     assert record.lineage.status == "none" and record.lineage.parents == [] and record.outcome == "below"
 
 
-def test_a_declared_parent_wins_over_an_inferred_one(world):
+def test_a_declared_parent_and_an_inferred_one_are_both_counted(world):
+    """Issue 23: a merge declared on one side and read on the other (the old rule dropped the inferred one)."""
     job(world, "other", 3.0e22, end=END - timedelta(days=2))
     run(world, "other")
     fields = {
@@ -144,12 +145,14 @@ def test_a_declared_parent_wins_over_an_inferred_one(world):
     }
     _, record = parent_then_child(world, fields)
     assert record.lineage.parent_job == "other"
-    assert record.lineage.cumulative_flops == pytest.approx(4.5e22)  # other + own, not sft-1
+    assert record.lineage.cumulative_flops == pytest.approx(6.5e22)  # other + sft-1 + own
     assert {(p.job, p.source, p.status) for p in record.lineage.parents} == {
         ("other", "declared", "resolved"),
-        ("sft-1", "input_channel", "overridden"),
+        ("sft-1", "input_channel", "resolved"),
     }
-    assert any("wins over the inferred parent(s) sft-1 (input_channel)" in w for w in record.warnings)
+    assert any(
+        "sft-1 (input_channel), which its declared parent(s) leave out: counted too" in w for w in record.warnings
+    )
 
 
 def test_declaring_no_parent_overrides_inference(world):
