@@ -98,6 +98,8 @@ class ServiceMetric(StrEnum):
     ASSUME_ROLE_FAILED = "AssumeRoleFailed"  # organization mode: a member account's reader role could not be assumed
     PARTITIONS_COMPACTED = "PartitionsCompacted"  # compaction function: partitions given a new Parquet generation
     COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
+    SESSIONS_ASSESSED = "SessionsAssessed"  # issue 26: running training sessions re-assessed by the scheduled pass
+    SESSION_CROSSED_WHILE_RUNNING = "SessionCrossedWhileRunning"  # issue 26: a crossing marker written (alerted)
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
@@ -241,6 +243,7 @@ CREATED_ARN_FIELD = {
     "StartPipelineExecution": "pipelineExecutionArn",
     "CreateAutoMLJob": "autoMLJobArn",
     "CreateAutoMLJobV2": "autoMLJobArn",
+    "CreateTrainingSession": "trainingSessionArn",  # issue 26: who opened a training session
 }
 LAUNCH_EVENT_NAMES = tuple(CREATED_ARN_FIELD)
 # Tags SageMaker Pipelines puts on the jobs a pipeline step starts (the step's execution, the step's name).
@@ -259,3 +262,70 @@ def training_launch_pattern() -> dict[str, object]:
             "errorCode": [{"exists": False}],
         },
     }
+
+
+# ---- SageMaker training sessions (issue 26 item 1) ---------------------------------------------------------------
+# No state-change event: the control-plane calls are CloudTrail management events. CreateTrainingSession is captured
+# as provenance (who opened it); StopTrainingSession / DeleteTrainingSession go to the classifier queue; a session
+# that fails or expires is found by the scheduled pass (flopsmeter.service.session_watch), which also re-assesses
+# running sessions. Statuses are DescribeTrainingSession's (botocore 1.44 TrainingSessionStatus).
+SESSION_STATUSES = (
+    "Created", "Blocked", "Running", "Failed", "Scheduled", "Stopping", "Stopped", "Expired", "Deleting",
+    "DeletionFailed",
+)  # fmt: skip
+SESSION_ENDED_STATUSES = ("Stopped", "Failed", "Expired", "Deleting", "DeletionFailed")  # no more compute
+SESSION_ACTIVE_STATUSES = ("Running", "Blocked")  # holding the model on accelerators: re-assessed while running
+SESSION_END_CALLS = ("StopTrainingSession", "DeleteTrainingSession")
+CREATE_TRAINING_SESSION = "CreateTrainingSession"
+
+
+def training_session_end_pattern() -> dict[str, object]:
+    """The pattern of the rule that sends a successful Stop/DeleteTrainingSession call to the classifier queue."""
+    return {
+        "source": [SAGEMAKER_EVENT_SOURCE],
+        "detail-type": [CLOUDTRAIL_API_CALL],
+        "detail": {
+            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
+            "eventName": list(SESSION_END_CALLS),
+            "errorCode": [{"exists": False}],
+        },
+    }
+
+
+# ---- AWS Batch service jobs (issue 26 item 2) --------------------------------------------------------------------
+# AWS Batch User Guide, "Service job state change events": source aws.batch, detail-type "Batch Service Job State
+# Change", detail shaped like DescribeServiceJob (no tags, no serviceRequestPayload). Each attempt is its own
+# SageMaker training job (detail.attempts[].serviceResourceId, name "TrainingJobArn"). Submission is SubmitServiceJob
+# (CloudTrail, eventSource batch.amazonaws.com).
+BATCH_EVENT_SOURCE = "aws.batch"
+BATCH_SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
+BATCH_SERVICE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING", "SUCCEEDED",
+                              "FAILED")  # fmt: skip
+BATCH_TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
+BATCH_API_EVENT_SOURCE = "batch.amazonaws.com"
+SUBMIT_SERVICE_JOB = "SubmitServiceJob"
+
+
+def batch_service_job_state_change_pattern() -> dict[str, object]:
+    """The pattern of the rule that sends a Batch service job's terminal state change to the classifier queue."""
+    return {
+        "source": [BATCH_EVENT_SOURCE],
+        "detail-type": [BATCH_SERVICE_JOB_STATE_CHANGE],
+        "detail": {"status": list(BATCH_TERMINAL_STATUSES), "serviceJobType": ["SAGEMAKER_TRAINING"]},
+    }
+
+
+def work_launch_patterns() -> tuple[dict[str, object], ...]:
+    """Every provenance rule's pattern: SageMaker launch calls (training work and training sessions) and AWS Batch
+    SubmitServiceJob (its own event source)."""
+    batch: dict[str, object] = {
+        "source": [BATCH_EVENT_SOURCE],
+        "detail-type": [CLOUDTRAIL_API_CALL],
+        "detail": {"eventSource": [BATCH_API_EVENT_SOURCE], "eventName": [SUBMIT_SERVICE_JOB],
+                   "errorCode": [{"exists": False}]},
+    }  # fmt: skip
+    return training_launch_pattern(), batch
+
+
+# What AWS Batch's SubmitServiceJob created (CloudTrail ``responseElements``): the service job's ARN.
+BATCH_CREATED_ARN_FIELD = {SUBMIT_SERVICE_JOB: "jobArn"}

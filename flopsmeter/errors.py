@@ -60,6 +60,10 @@ class ParentRecordPending(TransientError):
     """The parent job of a lineage chain has no audit record yet; retry until the wait limit."""
 
 
+class JobNotSettled(TransientError):
+    """A job's facts are not final yet (a training session still Stopping, a Batch attempt not recorded yet)."""
+
+
 class MemberRoleUnavailable(TransientError):
     """AssumeRole into a member account's reader role failed: retried; the reason names the role and the error."""
 

@@ -46,6 +46,9 @@ class Technique(StrEnum):
     RLAIF = "rlaif"  # as RLVR, plus a reward model's inference over every rollout (counted, flagged ambiguous)
     DISTILLATION = "distillation"  # teacher generates/forwards, student trains: teacher passes counted
     EVALUATION = "evaluation"  # forward passes only (scoring and generation); a diagnostic, not a modification
+    # a training session (issue 26): the user's code calls forward_backward, forward and sample; counted from the
+    # session's own token usage (flopsmeter.domain.sessions), never through ``estimate_customization_flops``
+    SESSION_OPERATIONS = "session_operations"
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,20 @@ from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentEr
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
 from flopsmeter.functions.inbound import (
     MAX_REASON,
+    BatchServiceJobStateChange,
     JobStateChange,
     ModelCustomizationJobStateChange,
     TrainingJobStateChange,
+    TrainingSessionEnded,
     parse_inbound,
 )
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ClassifierSettings
+from flopsmeter.service.batch import classify_batch_service_job
 from flopsmeter.service.bedrock import classify_bedrock_job
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.sessions import classify_training_session
 
 Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
 Classify = Callable[[ClassifyRequest, Dependencies, ServiceConfig], ClassifyResult]
@@ -102,6 +106,8 @@ def dead_letter(
 CLASSIFIERS: dict[type[JobStateChange], Classify] = {
     TrainingJobStateChange: classify_and_record,
     ModelCustomizationJobStateChange: classify_bedrock_job,
+    TrainingSessionEnded: classify_training_session,  # issue 26: Stop/DeleteTrainingSession calls
+    BatchServiceJobStateChange: classify_batch_service_job,  # issue 26: AWS Batch service jobs
 }
 
 
@@ -126,7 +132,8 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
         log_fields["account"] = event.account
         deps = container.deps_for(event.account, event.region)
         classify = CLASSIFIERS[type(event)]
-        return classify(ClassifyRequest(event.job_name, event.id), deps, container.config)
+        request = ClassifyRequest(event.job_name, event.id, arn=getattr(event, "session_arn", None))
+        return classify(request, deps, container.config)
     except MemberRoleUnavailable as err:
         member_role_unavailable(record, err, log_fields, container)
         return None

@@ -65,7 +65,9 @@ class AccountScope:
         assert account is not None  # is_home(None) is True
         from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
         from flopsmeter.aws.metrics import JobMetrics
+        from flopsmeter.aws.batch import BatchServiceJobs
         from flopsmeter.aws.sagemaker import SageMakerJobs
+        from flopsmeter.aws.training_sessions import TrainingSessions
 
         clients = self.sessions.clients_for(account, region)
         return replace(
@@ -74,6 +76,8 @@ class AccountScope:
             meter=JobMetrics(clients("cloudwatch")),
             trail=CreateTrainingJobTrail(clients("cloudtrail")),
             bedrock=None,  # the member role reads SageMaker only; the member stack forwards no Bedrock events
+            sessions=TrainingSessions(clients("sagemaker")),  # issue 26: read through the member's reader role
+            batch=BatchServiceJobs(clients("batch")),
         )
 
 
@@ -140,11 +144,13 @@ def classification_dependencies(
     settings: ClassificationSettings, clients: ClientFactory, *, metrics: MetricSink, log: LogSink
 ) -> Dependencies:
     """The classifier service's adapters over boto3 clients from ``clients``."""
+    from flopsmeter.aws.batch import BatchServiceJobs
     from flopsmeter.aws.bedrock import BedrockJobs
     from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
     from flopsmeter.aws.metrics import JobMetrics
     from flopsmeter.aws.notifier import Notifier
     from flopsmeter.aws.sagemaker import SageMakerJobs
+    from flopsmeter.aws.training_sessions import TrainingSessions
 
     return Dependencies(
         jobs=SageMakerJobs(clients("sagemaker")),
@@ -160,6 +166,8 @@ def classification_dependencies(
         metrics=metrics,
         log=log,
         bedrock=BedrockJobs(clients("bedrock"), clients("cloudtrail")),
+        sessions=TrainingSessions(clients("sagemaker")),
+        batch=BatchServiceJobs(clients("batch")),
     )
 
 
