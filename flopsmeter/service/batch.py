@@ -145,6 +145,7 @@ class AttemptFigures:
     attempt: BatchAttempt
     ceiling: HardwareCeilingInfo
     record: AuditRecord | None
+    instances: tuple[str, int] = ("unknown", 1)  # instance type and count
 
 
 def attempt_figures(
@@ -156,7 +157,8 @@ def attempt_figures(
         if found is not None and found.entry is not None:
             record = deps.store.get_record(found.entry.record_key)
             attempt = _attempt(ref, record.flops.classified_flops, record.flops.method, "record", found.entry.record_key)
-            return AttemptFigures(attempt, record.flops.hardware_ceiling, record)
+            instances = (record.job.instance_type, record.job.instance_count)
+            return AttemptFigures(attempt, record.flops.hardware_ceiling, record, instances)
     waited = (deps.clock() - facts.ended).total_seconds()
     if waited < config.parent_max_wait_seconds:
         raise JobNotSettled(f"attempt {ref.arn} of service job {facts.job_id} has no record yet ({waited:.0f}s)")
@@ -169,7 +171,8 @@ def attempt_figures(
         ceiling, source = _requested_ceiling(ref, facts), "submitted_request"
     warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {ceiling.flops:.2e} ({source})")
     info = HardwareCeilingInfo.from_ceiling(ceiling)
-    return AttemptFigures(_attempt(ref, ceiling.flops, "hardware_ceiling", source, None), info, None)
+    instances = (ceiling.instance_type, ceiling.instance_count)
+    return AttemptFigures(_attempt(ref, ceiling.flops, "hardware_ceiling", source, None), info, None, instances)
 
 
 def _requested_ceiling(ref: AttemptRef, facts: ServiceJobFacts) -> Any:
@@ -220,6 +223,7 @@ def build_batch_record(
         if f.attempt.started_at and f.attempt.stopped_at
     )
     ceiling = _summed_ceiling(figures, seconds)
+    instance_type, instance_count = figures[-1].instances if figures else ("unknown", 1)
     methods = {f.attempt.method for f in figures}
     record = AuditRecord(
         record_id=record_id_for(facts.arn),
@@ -228,8 +232,8 @@ def build_batch_record(
                     account_id=facts.account_id, region=facts.region,
                     status=RECORD_STATUS.get(facts.status, "Failed"),  # type: ignore[arg-type]
                     failure_reason=facts.status_reason if facts.status == "FAILED" else None,
-                    creation_time=facts.created, end_time=facts.ended, instance_type=ceiling.instance_type,
-                    instance_count=max(1, ceiling.instance_count), training_seconds=max(0.0, seconds),
+                    creation_time=facts.created, end_time=facts.ended, instance_type=instance_type,
+                    instance_count=max(1, instance_count), training_seconds=max(0.0, seconds),
                     training_seconds_source="sum of the attempts' startedAt..stoppedAt (DescribeServiceJob)"),
         base_model=base,
         flops=FlopsInfo(method="metered" if methods == {"metered"} else "hardware_ceiling", classified_flops=own,
