@@ -302,16 +302,21 @@ BATCH_SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
 BATCH_SERVICE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING", "SUCCEEDED",
                               "FAILED")  # fmt: skip
 BATCH_TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
+# The statuses whose events are read: the terminal ones (the service job's record), and those at which an attempt
+# starts or ends (SCHEDULED: the training job is created; RUNNABLE: back in the queue after a preemption), so each
+# attempt's own record can name its service job (flopsmeter.service.batch_attempts).
+BATCH_READ_STATUSES = ("SCHEDULED", "STARTING", "RUNNING", "RUNNABLE", *BATCH_TERMINAL_STATUSES)
 BATCH_API_EVENT_SOURCE = "batch.amazonaws.com"
 SUBMIT_SERVICE_JOB = "SubmitServiceJob"
 
 
 def batch_service_job_state_change_pattern() -> dict[str, object]:
-    """The pattern of the rule that sends a Batch service job's terminal state change to the classifier queue."""
+    """The pattern of the rule that sends a Batch service job's state changes to the classifier queue (an attempt
+    started or ended, or the job ended)."""
     return {
         "source": [BATCH_EVENT_SOURCE],
         "detail-type": [BATCH_SERVICE_JOB_STATE_CHANGE],
-        "detail": {"status": list(BATCH_TERMINAL_STATUSES), "serviceJobType": ["SAGEMAKER_TRAINING"]},
+        "detail": {"status": list(BATCH_READ_STATUSES), "serviceJobType": ["SAGEMAKER_TRAINING"]},
     }
 
 

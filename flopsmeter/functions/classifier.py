@@ -125,7 +125,7 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
         event = parse_event(record.body)
         logger.set_correlation_id(event.id)
         log_fields |= {"job": event.job_name, "event_status": event.status, "event_source": event.source}
-        if not event.is_terminal:
+        if not event.is_terminal and not getattr(event, "READ_BEFORE_END", False):
             metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
             logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
             return None

@@ -292,6 +292,7 @@ class BatchServiceJobStateChange(EventBridgeModel):
     """An EventBridge event from ``aws.batch`` with detail-type "Batch Service Job State Change"."""
 
     DETAIL_TYPE: ClassVar[str] = contract.BATCH_SERVICE_JOB_STATE_CHANGE
+    READ_BEFORE_END: ClassVar[bool] = True  # a running job's event indexes its attempts (service.batch_attempts)
 
     id: EventId
     account: AccountId

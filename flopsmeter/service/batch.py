@@ -41,6 +41,7 @@ from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.pretrain import resolve_pretrain_compute
 from flopsmeter.domain.times import as_utc
 from flopsmeter.errors import JobNotFound, JobNotSettled, PermanentError
+from flopsmeter.service.batch_attempts import AttemptRef, attempts_of, index_attempts
 from flopsmeter.service.classifier import ClassifyResult, record_job
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import clean_text, facts_from_description, job_ceiling
@@ -49,16 +50,6 @@ from flopsmeter.service.lineage_index import find_job
 from flopsmeter.service.records import base_model_info
 
 RECORD_STATUS = {"SUCCEEDED": "Completed", "FAILED": "Failed"}
-TRAINING_JOB_ARN = "TrainingJobArn"  # ServiceResourceId.name (botocore's ServiceResourceIdName)
-
-
-@dataclass(frozen=True)
-class AttemptRef:
-    arn: str
-    started_at: datetime | None
-    stopped_at: datetime | None
-    status_reason: str | None
-    preempted: bool
 
 
 @dataclass(frozen=True)
@@ -103,38 +94,16 @@ def service_job_facts(job: Mapping[str, Any]) -> ServiceJobFacts:
     )  # fmt: skip
 
 
-def attempts_of(job: Mapping[str, Any]) -> tuple[AttemptRef, ...]:
-    """Every attempt the job names, once: ``attempts`` and ``preemptionSummary.recentPreemptedAttempts``."""
-    preemption = job.get("preemptionSummary")
-    preempted_list = preemption.get("recentPreemptedAttempts") if isinstance(preemption, Mapping) else None
-    preempted = {a for a in (_arn(item) for item in preempted_list or []) if a}
-    seen: dict[str, AttemptRef] = {}
-    for item in [*(job.get("attempts") or []), *(preempted_list or [])]:
-        arn = _arn(item)
-        if not arn or arn.lower() in seen:
-            continue
-        reason = clean_text(item.get("statusReason"), "statusReason", 512)[0]
-        seen[arn.lower()] = AttemptRef(arn, as_utc(item.get("startedAt")), as_utc(item.get("stoppedAt")), reason,
-                                       arn in preempted or "preempt" in (reason or "").lower())  # fmt: skip
-    return tuple(sorted(seen.values(), key=lambda a: (a.started_at is None, a.started_at or datetime.min)))
-
-
-def _arn(item: object) -> str | None:
-    ref = item.get("serviceResourceId") if isinstance(item, Mapping) else None
-    if isinstance(ref, Mapping) and ref.get("name") == TRAINING_JOB_ARN and isinstance(ref.get("value"), str):
-        return str(ref["value"])
-    return None
-
-
 def classify_batch_service_job(request: ClassifyRequest, deps: Dependencies, config: ServiceConfig) -> ClassifyResult:
     """Classify one ended AWS Batch service job (``request.job_name``: its job id) and write its record."""
     if deps.batch is None:
         raise PermanentError("an AWS Batch event arrived but the classifier has no Batch client configured")
     job = deps.batch.describe_service_job(request.job_name)
     status = str(job.get("status"))
-    if status not in contract.BATCH_TERMINAL_STATUSES:
-        return ClassifyResult("ignored", request.job_name, reason=f"DescribeServiceJob says {status}")
     facts = service_job_facts(job)
+    index_attempts(deps.store, facts.arn, facts.job_id, facts.name, [a.arn for a in facts.attempts])
+    if status not in contract.BATCH_TERMINAL_STATUSES:
+        return ClassifyResult("ignored", request.job_name, reason=f"DescribeServiceJob says {status}; attempts indexed")
     name = facts.name if len(facts.name) <= 63 else facts.job_id
     return record_job(request, deps, config, name, facts.record_key,
                       lambda: build_batch_record(facts, request, deps, config))  # fmt: skip
@@ -156,7 +125,8 @@ def attempt_figures(
         found = find_job(deps.store, arn)
         if found is not None and found.entry is not None:
             record = deps.store.get_record(found.entry.record_key)
-            attempt = _attempt(ref, record.flops.classified_flops, record.flops.method, "record", found.entry.record_key)
+            key = found.entry.record_key
+            attempt = _attempt(ref, record.flops.classified_flops, record.flops.method, "record", key)
             instances = (record.job.instance_type, record.job.instance_count)
             return AttemptFigures(attempt, record.flops.hardware_ceiling, record, instances)
     waited = (deps.clock() - facts.ended).total_seconds()

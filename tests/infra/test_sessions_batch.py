@@ -38,7 +38,7 @@ def test_the_patterns_are_the_documented_ones() -> None:
     assert session["errorCode"] == [{"exists": False}]
     batch = batch_service_job_state_change_pattern()
     assert (batch["source"], batch["detail-type"]) == (["aws.batch"], ["Batch Service Job State Change"])
-    assert batch["detail"]["status"] == ["SUCCEEDED", "FAILED"]
+    assert batch["detail"]["status"] == ["SCHEDULED", "STARTING", "RUNNING", "RUNNABLE", "SUCCEEDED", "FAILED"]
     assert "CreateTrainingSession" in training_launch_pattern()["detail"]["eventName"]
     _, submit = work_launch_patterns()
     assert submit["detail"]["eventSource"] == ["batch.amazonaws.com"]

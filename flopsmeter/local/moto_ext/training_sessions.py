@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter import contract
+from flopsmeter.local.moto_ext.cloudtrail import retime_cloudtrail_event
 from flopsmeter.local.moto_ext.common import (
     CONTROL_PREFIX,
     EmulatorError,
@@ -134,7 +135,7 @@ class SessionState:
     sample_tokens: int | None = None
     error: str | None = None  # ErrorDetails
     end: datetime | None = None
-    creation: datetime | None = None  # backdates the session (its CloudTrail event stays as recorded)
+    creation: datetime | None = None  # backdates the session and its CreateTrainingSession event
     checkpoints: int = 0  # model package versions to publish to its group now
     gone: bool = False  # deletion completed: the session no longer exists
 
@@ -163,8 +164,10 @@ def apply_session_state(body: dict[str, Any]) -> dict[str, Any]:
     if status is not None and status not in contract.SESSION_STATUSES:
         raise EmulatorError(f"unknown training session status {status!r}; one of {', '.join(contract.SESSION_STATUSES)}")
     now = datetime.now(UTC)
-    if body.get("creation"):
+    if body.get("creation"):  # backdated: its CreateTrainingSession event moves with it
         session["CreationTime"] = parse_time(body["creation"])
+        retime_cloudtrail_event(session["TrainingSessionArn"], session["CreationTime"], account_id=body["account_id"],
+                                region=body["region"])  # fmt: skip
     if status:
         session["TrainingSessionStatus"] = status
         if status in contract.SESSION_ENDED_STATUSES:
