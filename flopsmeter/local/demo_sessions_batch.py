@@ -135,18 +135,18 @@ def run_batch(demo: Demo) -> None:
     )  # fmt: skip
     job_id = str(submitted["jobId"])
     now = datetime.now(UTC)
-    first = _attempt(demo, f"AWSBatch{SERVICE_JOB}a1", status="Stopped", start=now - timedelta(hours=5),
-                     end=now - timedelta(hours=3))  # fmt: skip
-    _service_job(demo, job_id, status="RUNNING", attempt_started=first)
-    _service_job(demo, job_id, status="RUNNABLE", preempted=True,
+    _service_job(demo, job_id, status="RUNNABLE", created=now - timedelta(hours=6))  # queued for an hour
+    starts, ends = (now - timedelta(hours=5), now - timedelta(hours=2, minutes=30)), (now - timedelta(hours=3), now)
+    first = _attempt(demo, f"AWSBatch{SERVICE_JOB}a1", status="Stopped", start=starts[0], end=ends[0])
+    _service_job(demo, job_id, status="RUNNING", attempt_started=first, at=starts[0])
+    _service_job(demo, job_id, status="RUNNABLE", preempted=True, at=ends[0],
                  attempt_stopped_reason="Preempted by a job of a higher-priority share; checkpoint lost")  # fmt: skip
-    second = _attempt(demo, f"AWSBatch{SERVICE_JOB}a2", status="Completed", start=now - timedelta(hours=2, minutes=30),
-                      end=now - timedelta(minutes=5))  # fmt: skip
-    _service_job(demo, job_id, status="RUNNING", attempt_started=second)
+    second = _attempt(demo, f"AWSBatch{SERVICE_JOB}a2", status="Completed", start=starts[1], end=ends[1])
+    _service_job(demo, job_id, status="RUNNING", attempt_started=second, at=starts[1])
     for name in (f"AWSBatch{SERVICE_JOB}a1", f"AWSBatch{SERVICE_JOB}a2"):
         put_state_change(demo.resources, demo.state_change_event(name))
     demo.run_classifier("the service job's two attempts (training jobs)")
-    _service_job(demo, job_id, status="SUCCEEDED",
+    _service_job(demo, job_id, status="SUCCEEDED", at=ends[1],
                  attempt_stopped_reason="Received status from SageMaker: Training job completed")  # fmt: skip
     demo.run_classifier("the service job ended (aws.batch 'Batch Service Job State Change')")
     records = _records(demo, f"AWSBatch{SERVICE_JOB}", f"/batch.{job_id}.json")

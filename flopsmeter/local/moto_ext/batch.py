@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter import contract
-from flopsmeter.local.moto_ext.common import CONTROL_PREFIX, EmulatorError, default_account, default_region, post
+from flopsmeter.local.moto_ext.cloudtrail import retime_cloudtrail_event
+from flopsmeter.local.moto_ext.common import (
+    CONTROL_PREFIX,
+    EmulatorError,
+    default_account,
+    default_region,
+    parse_time,
+    post,
+)
 from flopsmeter.local.moto_ext.launches import record_launch_event
 from flopsmeter.local.moto_ext.shapes import shaped
 
@@ -82,6 +90,8 @@ class ServiceJobState:
     attempt_stopped_reason: str | None = None  # the latest attempt stopped, with this statusReason
     preempted: bool = False  # ... because it was preempted (it moves to preemptionSummary)
     status_reason: str | None = None
+    at: datetime | None = None  # when this change happened (default: now): attempts' startedAt / stoppedAt
+    created: datetime | None = None  # backdates the submission (createdAt) and its SubmitServiceJob event
 
 
 def set_service_job_state(
@@ -105,7 +115,11 @@ def apply_service_job_state(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status")
     if status is not None and status not in contract.BATCH_SERVICE_JOB_STATUSES:
         raise EmulatorError(f"unknown service job status {status!r}")
-    now = _ms(datetime.now(UTC))
+    now = _ms(parse_time(body.get("at")) or datetime.now(UTC))
+    if body.get("created"):
+        created = parse_time(body["created"]) or datetime.now(UTC)
+        job["createdAt"] = job["startedAt"] = _ms(created)
+        retime_cloudtrail_event(job["jobArn"], created, account_id=body["account_id"], region=body["region"])
     if body.get("attempt_stopped_reason") and job["attempts"]:
         _stop_attempt(job, str(body["attempt_stopped_reason"]), bool(body.get("preempted")), now)
     if body.get("attempt_started"):
