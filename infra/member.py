@@ -36,8 +36,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from flopsmeter.contract import (
-    member_reader_role_name,
     batch_service_job_state_change_pattern,
+    member_reader_role_name,
     model_customization_job_state_change_pattern,
     training_job_state_change_pattern,
     training_launch_pattern,
@@ -101,7 +101,8 @@ class MemberStack(Stack):
             # issue 26: training sessions (opened: provenance above; ended: classifier) and AWS Batch service jobs
             ("ForwardTrainingSessionEnded", "SageMaker training sessions stopped or deleted",
              training_session_end_pattern()),
-            ("ForwardBatchServiceJobEnded", "AWS Batch service jobs that ended", batch_service_job_state_change_pattern()),
+            ("ForwardBatchServiceJobEnded", "AWS Batch service jobs (attempts, end)",
+             batch_service_job_state_change_pattern()),
             ("ForwardBatchLaunchCalls", "AWS Batch SubmitServiceJob calls (provenance)", work_launch_patterns()[1]),
         )  # fmt: skip
         return [

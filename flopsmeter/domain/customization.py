@@ -187,9 +187,7 @@ def per_token_cost(base: BaseModelRef, *, adapters: bool, seq_len: int | None) -
     return parameter_cost(base, adapters=adapters), seq_len
 
 
-def bundled_cost(
-    base: BaseModelRef, fine_tuning: FineTuning, seq_len: int | None
-) -> tuple[PerTokenCost, int] | None:
+def bundled_cost(base: BaseModelRef, fine_tuning: FineTuning, seq_len: int | None) -> tuple[PerTokenCost, int] | None:
     """The bundled architecture's cost at ``seq_len`` (its longest context when None), or None when not bundled."""
     model = base.match.model if base.match else None
     config_name = bundled_config_for(model) if model else None

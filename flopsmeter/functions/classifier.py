@@ -129,7 +129,7 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
             metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
             logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
             return None
-        log_fields["account"] = event.account
+        log_fields["account"] = event.account or ""
         deps = container.deps_for(event.account, event.region)
         classify = CLASSIFIERS[type(event)]
         request = ClassifyRequest(event.job_name, event.id, arn=getattr(event, "session_arn", None))

@@ -63,9 +63,9 @@ class AccountScope:
         if self.sessions is None or self.sessions.is_home(account):
             return self.deps
         assert account is not None  # is_home(None) is True
+        from flopsmeter.aws.batch import BatchServiceJobs
         from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
         from flopsmeter.aws.metrics import JobMetrics
-        from flopsmeter.aws.batch import BatchServiceJobs
         from flopsmeter.aws.sagemaker import SageMakerJobs
         from flopsmeter.aws.training_sessions import TrainingSessions
 

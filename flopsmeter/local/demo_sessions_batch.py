@@ -59,7 +59,9 @@ def _records(demo: Demo, *markers: str) -> dict[str, AuditRecord]:
         if any(marker in str(obj["Key"]) for marker in markers):
             record = store.get_record(str(obj["Key"]))
             service_job = record.batch is not None and record.batch.role == "service_job"
-            found[f"batch:{record.batch.service_job_name}" if service_job and record.batch else record.job.name] = record
+            found[f"batch:{record.batch.service_job_name}" if service_job and record.batch else record.job.name] = (
+                record
+            )
     return found
 
 

@@ -130,8 +130,10 @@ def provision(
     _rule_to_queue(
         c["events"], c["sqs"], f"{PREFIX}-bedrock-customization-state", bedrock_pattern, queue_url, queue_arn
     )
-    for name, pattern in (("training-session-ended", contract.training_session_end_pattern()),  # issue 26
-                          ("batch-service-job-state", contract.batch_service_job_state_change_pattern())):
+    for name, pattern in (
+        ("training-session-ended", contract.training_session_end_pattern()),  # issue 26
+        ("batch-service-job-state", contract.batch_service_job_state_change_pattern()),
+    ):
         _rule_to_queue(c["events"], c["sqs"], f"{PREFIX}-{name}", pattern, queue_url, queue_arn)  # fmt: skip
     topic_arn = c["sns"].create_topic(Name=f"{PREFIX}-alerts")["TopicArn"]
     alert_inbox_url, alert_inbox_arn = _queue(c["sqs"], f"{PREFIX}-local-alert-inbox", {})

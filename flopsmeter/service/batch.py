@@ -157,7 +157,7 @@ def _requested_ceiling(ref: AttemptRef, facts: ServiceJobFacts) -> Any:
 def _attempt(ref: AttemptRef, flops: float, method: str, source: str, key: str | None) -> BatchAttempt:
     return BatchAttempt(training_job_arn=ref.arn, started_at=ref.started_at, stopped_at=ref.stopped_at,
                         status_reason=ref.status_reason, preempted=ref.preempted, flops=flops, method=method,
-                        source=source, record_key=key)  # type: ignore[arg-type]  # fmt: skip
+                        source=source, record_key=key)  # fmt: skip
 
 
 def build_batch_record(
@@ -200,7 +200,7 @@ def build_batch_record(
         recorded_at=now,
         job=JobInfo(name=facts.name if len(facts.name) <= 63 else facts.job_id, arn=facts.arn,
                     account_id=facts.account_id, region=facts.region,
-                    status=RECORD_STATUS.get(facts.status, "Failed"),  # type: ignore[arg-type]
+                    status=RECORD_STATUS.get(facts.status, "Failed"),
                     failure_reason=facts.status_reason if facts.status == "FAILED" else None,
                     creation_time=facts.created, end_time=facts.ended, instance_type=instance_type,
                     instance_count=max(1, instance_count), training_seconds=max(0.0, seconds),

@@ -61,8 +61,6 @@ def _arn(item: object) -> str | None:
     return None
 
 
-
-
 def index_attempts(store: IndexStore, arn: str, job_id: str, name: str, attempts: list[str]) -> int:
     """One entry per attempt (first write wins); how many were new."""
     body = json.dumps({"service_job_arn": arn, "service_job_id": job_id, "service_job_name": name},

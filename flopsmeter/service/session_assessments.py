@@ -10,7 +10,7 @@ record reads it, so the clock runs from the crossing, never from the session's e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,7 +19,7 @@ from flopsmeter.audit.record import canonical_json
 from flopsmeter.errors import PermanentStoreError
 from flopsmeter.ports import IndexStore
 
-ASSESSMENT_FORMAT = "flopsmeter-session-assessment/1"
+ASSESSMENT_FORMAT: Final = "flopsmeter-session-assessment/1"
 
 
 class SessionAssessment(BaseModel):

@@ -232,11 +232,20 @@ def build_session_record(
     record = AuditRecord(
         record_id=record_id_for(facts.arn),
         recorded_at=now,
-        job=JobInfo(name=facts.name, arn=facts.arn, account_id=facts.account_id, region=facts.region,
-                    status=RECORD_STATUS.get(facts.status, "Stopped"),  # type: ignore[arg-type]
-                    failure_reason=facts.failure_reason, creation_time=facts.creation_time, end_time=facts.end_time,
-                    instance_type=INSTANCE_PLACEHOLDER, instance_count=1, training_seconds=seconds,
-                    training_seconds_source="CreationTime..EndTime (DescribeTrainingSession)"),  # fmt: skip
+        job=JobInfo(
+            name=facts.name,
+            arn=facts.arn,
+            account_id=facts.account_id,
+            region=facts.region,
+            status=RECORD_STATUS.get(facts.status, "Stopped"),
+            failure_reason=facts.failure_reason,
+            creation_time=facts.creation_time,
+            end_time=facts.end_time,
+            instance_type=INSTANCE_PLACEHOLDER,
+            instance_count=1,
+            training_seconds=seconds,
+            training_seconds_source="CreationTime..EndTime (DescribeTrainingSession)",
+        ),  # fmt: skip
         base_model=base_model_info(assessed.pretrain),
         flops=estimated_flops(assessed.estimate, ceiling),
         classifications=[PolicyClassification.from_result(r) for r in assessed.result.results],

@@ -27,8 +27,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.contract import (
-    max_receive_count,
     batch_service_job_state_change_pattern,
+    max_receive_count,
     model_customization_job_state_change_pattern,
     training_job_state_change_pattern,
     training_session_end_pattern,

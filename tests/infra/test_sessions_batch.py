@@ -64,5 +64,5 @@ def test_sessions_and_service_jobs_are_read_with_the_narrowest_grant(synth: Synt
     for broader in ("batch:*", "sagemaker:*", "sagemaker:Describe*", "batch:Describe*", "sagemaker:List*"):
         assert f'"{broader}"' not in text
     assert not any(a.startswith("batch:") and a != "batch:DescribeServiceJob" for a, _ in pairs)
-    assert not any("TrainingSession" in a and a not in ("sagemaker:DescribeTrainingSession",
-                                                        "sagemaker:ListTrainingSessions") for a, _ in pairs)  # fmt: skip
+    sessions_reads = ("sagemaker:DescribeTrainingSession", "sagemaker:ListTrainingSessions")
+    assert not any("TrainingSession" in a and a not in sessions_reads for a, _ in pairs)

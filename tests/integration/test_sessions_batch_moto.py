@@ -72,8 +72,9 @@ def test_session_crossing_while_running_alerts_once_and_dates_the_clock(aws: Aws
     assert "still running" in alerts[0]["Message"]
     # the session ends: StopTrainingSession reaches the queue as a CloudTrail call
     aws["sagemaker"].stop_training_session(TrainingSessionName="rl-session")
-    moto_ext.set_training_session_state("rl-session", moto_ext.SessionState(end=aws.t0 + timedelta(hours=3)),
-                                        region=REGION)  # the emulator stops it now; the simulated clock is later
+    moto_ext.set_training_session_state(
+        "rl-session", moto_ext.SessionState(end=aws.t0 + timedelta(hours=3)), region=REGION
+    )  # the emulator stops it now; the simulated clock is later
     result = classify_training_session(ClassifyRequest("rl-session", "ev-1", arn=arn), deps, config)
     record = result.record
     assert result.status == "recorded" and record is not None and record.session is not None

@@ -58,9 +58,22 @@ def _submit(self: Any) -> str:
     job_id = str(uuid.uuid4())
     arn = f"arn:aws:batch:{self.region}:{self.current_account}:service-job/{job_id}"
     now = datetime.now(UTC)
-    params = {k: self._get_param(k) for k in ("jobName", "jobQueue", "retryStrategy", "schedulingPriority",
-                                              "serviceRequestPayload", "serviceJobType", "shareIdentifier",
-                                              "quotaShareName", "preemptionConfiguration", "timeoutConfig", "tags")}
+    params = {
+        k: self._get_param(k)
+        for k in (
+            "jobName",
+            "jobQueue",
+            "retryStrategy",
+            "schedulingPriority",
+            "serviceRequestPayload",
+            "serviceJobType",
+            "shareIdentifier",
+            "quotaShareName",
+            "preemptionConfiguration",
+            "timeoutConfig",
+            "tags",
+        )
+    }
     _jobs(self.batch_backend)[job_id] = {
         **{k: v for k, v in params.items() if v is not None}, "jobId": job_id, "jobArn": arn, "status": "SUBMITTED",
         "createdAt": _ms(now), "startedAt": _ms(now), "attempts": [], "account": self.current_account,
@@ -68,7 +81,9 @@ def _submit(self: Any) -> str:
     }  # fmt: skip
     request = {k: params[k] for k in ("jobName", "jobQueue", "serviceJobType", "shareIdentifier") if params[k]}
     answer = {"jobArn": arn, "jobName": params["jobName"], "jobId": job_id}
-    record_launch_event(self, contract.SUBMIT_SERVICE_JOB, request, answer, event_source=contract.BATCH_API_EVENT_SOURCE)
+    record_launch_event(
+        self, contract.SUBMIT_SERVICE_JOB, request, answer, event_source=contract.BATCH_API_EVENT_SOURCE
+    )
     return json.dumps(shaped("batch", "SubmitServiceJob", answer))
 
 

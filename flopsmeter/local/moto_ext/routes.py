@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flopsmeter.local.moto_ext.batch import SERVICE_JOB_STATE_PATH, apply_service_job_state
 from flopsmeter.local.moto_ext.bedrock import BEDROCK_STATE_PATH, apply_bedrock_state
 from flopsmeter.local.moto_ext.cloudtrail import clear_route, set_lag_route
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
-from flopsmeter.local.moto_ext.batch import SERVICE_JOB_STATE_PATH, apply_service_job_state
 from flopsmeter.local.moto_ext.sagemaker import apply_state
 from flopsmeter.local.moto_ext.training_sessions import SESSION_STATE_PATH, apply_session_state
 

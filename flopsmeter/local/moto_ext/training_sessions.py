@@ -162,7 +162,9 @@ def apply_session_state(body: dict[str, Any]) -> dict[str, Any]:
         raise EmulatorError(f"no training session {body['name']!r} in {body['account_id']}/{body['region']}")
     status = body.get("status")
     if status is not None and status not in contract.SESSION_STATUSES:
-        raise EmulatorError(f"unknown training session status {status!r}; one of {', '.join(contract.SESSION_STATUSES)}")
+        raise EmulatorError(
+            f"unknown training session status {status!r}; one of {', '.join(contract.SESSION_STATUSES)}"
+        )
     now = datetime.now(UTC)
     if body.get("creation"):  # backdated: its CreateTrainingSession event moves with it
         session["CreationTime"] = parse_time(body["creation"])
@@ -188,7 +190,8 @@ def apply_session_state(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("gone"):
         del sessions[body["name"]]
         return {}
-    return shaped("sagemaker", "DescribeTrainingSession", {"TrainingSessionDetail": session})["TrainingSessionDetail"]
+    described = shaped("sagemaker", "DescribeTrainingSession", {"TrainingSessionDetail": session})
+    return dict(described["TrainingSessionDetail"])
 
 
 def _publish_checkpoints(backend: Any, session: dict[str, Any], count: int) -> None:

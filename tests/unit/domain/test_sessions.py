@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flopsmeter.domain.sessions import DEFAULT_RANK, estimate_training_session, session_cost
 from flopsmeter.domain.customization_names import sagemaker_base_model
+from flopsmeter.domain.sessions import DEFAULT_RANK, estimate_training_session, session_cost
 
 LLAMA_8B = "arn:aws:sagemaker:us-east-1:aws:hub-content/SageMakerPublicHub/Model/meta-textgeneration-llama-3-1-8b/2.0.0"
 

@@ -25,8 +25,10 @@ DOCUMENTED = {
     ModelCustomizationJobStateChange: event_text("bedrock_model_customization_job_state_change_aws_docs.json"),
     LaunchCall: json.dumps(launch_event("CreateHyperParameterTuningJob", {"hyperParameterTuningJobArn": SWEEP})),
     TrainingSessionEnded: json.dumps(
-        {**(stop := launch_event("StopTrainingSession", {})),
-         "detail": {**stop["detail"], "requestParameters": {"trainingSessionName": "rl-session"}}}
+        {
+            **(stop := launch_event("StopTrainingSession", {})),
+            "detail": {**stop["detail"], "requestParameters": {"trainingSessionName": "rl-session"}},
+        }
     ),  # fmt: skip
     # AWS Batch User Guide, "Service job state change events" (its example, completed from DescribeServiceJob)
     BatchServiceJobStateChange: event_text("batch_service_job_state_change_aws_docs.json"),
@@ -72,7 +74,11 @@ def test_what_is_not_a_successful_sagemaker_launch_call_is_malformed(event: dict
 
 def test_the_documented_batch_event_names_its_job_by_id_and_is_terminal() -> None:
     event = parse_inbound(DOCUMENTED[BatchServiceJobStateChange])
-    assert (event.job_name, event.status, event.is_terminal) == ("0bb17543-ece6-4480-b1a7-a556d344746b", "SUCCEEDED", True)
+    assert (event.job_name, event.status, event.is_terminal) == (
+        "0bb17543-ece6-4480-b1a7-a556d344746b",
+        "SUCCEEDED",
+        True,
+    )
     assert event.detail.attempts[0]["serviceResourceId"]["name"] == "TrainingJobArn"
 
 
