@@ -253,14 +253,15 @@ TAG_PIPELINE_STEP_NAME = "sagemaker:pipeline-step-name"
 
 def training_launch_pattern() -> dict[str, object]:
     """The EventBridge pattern of the provenance rule: a successful SageMaker call that creates training work."""
+    return cloudtrail_calls_pattern(SAGEMAKER_EVENT_SOURCE, SAGEMAKER_API_EVENT_SOURCE, LAUNCH_EVENT_NAMES)
+
+
+def cloudtrail_calls_pattern(source: str, event_source: str, names: tuple[str, ...]) -> dict[str, object]:
+    """Successful calls ``names`` of one service, as EventBridge delivers them from CloudTrail."""
     return {
-        "source": [SAGEMAKER_EVENT_SOURCE],
+        "source": [source],
         "detail-type": [CLOUDTRAIL_API_CALL],
-        "detail": {
-            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
-            "eventName": list(LAUNCH_EVENT_NAMES),
-            "errorCode": [{"exists": False}],
-        },
+        "detail": {"eventSource": [event_source], "eventName": list(names), "errorCode": [{"exists": False}]},
     }
 
 
@@ -281,15 +282,7 @@ CREATE_TRAINING_SESSION = "CreateTrainingSession"
 
 def training_session_end_pattern() -> dict[str, object]:
     """The pattern of the rule that sends a successful Stop/DeleteTrainingSession call to the classifier queue."""
-    return {
-        "source": [SAGEMAKER_EVENT_SOURCE],
-        "detail-type": [CLOUDTRAIL_API_CALL],
-        "detail": {
-            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
-            "eventName": list(SESSION_END_CALLS),
-            "errorCode": [{"exists": False}],
-        },
-    }
+    return cloudtrail_calls_pattern(SAGEMAKER_EVENT_SOURCE, SAGEMAKER_API_EVENT_SOURCE, SESSION_END_CALLS)
 
 
 # ---- AWS Batch service jobs (issue 26 item 2) --------------------------------------------------------------------
@@ -323,12 +316,7 @@ def batch_service_job_state_change_pattern() -> dict[str, object]:
 def work_launch_patterns() -> tuple[dict[str, object], ...]:
     """Every provenance rule's pattern: SageMaker launch calls (training work and training sessions) and AWS Batch
     SubmitServiceJob (its own event source)."""
-    batch: dict[str, object] = {
-        "source": [BATCH_EVENT_SOURCE],
-        "detail-type": [CLOUDTRAIL_API_CALL],
-        "detail": {"eventSource": [BATCH_API_EVENT_SOURCE], "eventName": [SUBMIT_SERVICE_JOB],
-                   "errorCode": [{"exists": False}]},
-    }  # fmt: skip
+    batch = cloudtrail_calls_pattern(BATCH_EVENT_SOURCE, BATCH_API_EVENT_SOURCE, (SUBMIT_SERVICE_JOB,))
     return training_launch_pattern(), batch
 
 
