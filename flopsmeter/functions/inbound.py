@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from flopsmeter import contract
+from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.domain.times import as_utc
 from flopsmeter.errors import MalformedEvent
 from flopsmeter.ports import LaunchCall as LaunchCallValue
@@ -255,8 +256,8 @@ class TrainingSessionEnded(BaseModel):
     @property
     def job_name(self) -> str:
         name = self.detail.requestParameters.get("trainingSessionName")
-        if not isinstance(name, str) or not name:
-            raise MalformedEvent("the call names no trainingSessionName")
+        if not isinstance(name, str) or not valid_job_name(name):
+            raise MalformedEvent("the call names no valid trainingSessionName")
         return name
 
     @property

@@ -96,3 +96,11 @@ def test_the_documented_batch_event_detail_is_describe_service_job_shaped() -> N
 
     detail = json.loads(DOCUMENTED[BatchServiceJobStateChange])["detail"]
     assert shaped("batch", "DescribeServiceJob", detail) == detail  # every field is botocore's, none dropped
+
+
+def test_a_session_call_with_an_invalid_session_name_is_malformed_without_echoing_it() -> None:
+    event = json.loads(DOCUMENTED[TrainingSessionEnded])
+    event["detail"]["requestParameters"] = {"trainingSessionName": "../../etc/passwd"}
+    with pytest.raises(MalformedEvent, match="no valid trainingSessionName") as refused:
+        _ = parse_inbound(event).job_name
+    assert "passwd" not in str(refused.value)
