@@ -99,6 +99,8 @@ class ServiceMetric(StrEnum):
     REGION_NOT_SERVED = "RegionNotServed"  # a job event from a region the deployment does not read (dead-lettered)
     PARTITIONS_COMPACTED = "PartitionsCompacted"  # compaction function: partitions given a new Parquet generation
     COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
+    SESSIONS_ASSESSED = "SessionsAssessed"  # issue 26: running training sessions re-assessed by the scheduled pass
+    SESSION_CROSSED_WHILE_RUNNING = "SessionCrossedWhileRunning"  # issue 26: a crossing marker written (alerted)
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
@@ -242,6 +244,7 @@ CREATED_ARN_FIELD = {
     "StartPipelineExecution": "pipelineExecutionArn",
     "CreateAutoMLJob": "autoMLJobArn",
     "CreateAutoMLJobV2": "autoMLJobArn",
+    "CreateTrainingSession": "trainingSessionArn",  # issue 26: who opened a training session
 }
 LAUNCH_EVENT_NAMES = tuple(CREATED_ARN_FIELD)
 # Tags SageMaker Pipelines puts on the jobs a pipeline step starts (the step's execution, the step's name).
@@ -251,14 +254,15 @@ TAG_PIPELINE_STEP_NAME = "sagemaker:pipeline-step-name"
 
 def training_launch_pattern() -> dict[str, object]:
     """The EventBridge pattern of the provenance rule: a successful SageMaker call that creates training work."""
+    return cloudtrail_calls_pattern(SAGEMAKER_EVENT_SOURCE, SAGEMAKER_API_EVENT_SOURCE, LAUNCH_EVENT_NAMES)
+
+
+def cloudtrail_calls_pattern(source: str, event_source: str, names: tuple[str, ...]) -> dict[str, object]:
+    """Successful calls ``names`` of one service, as EventBridge delivers them from CloudTrail."""
     return {
-        "source": [SAGEMAKER_EVENT_SOURCE],
+        "source": [source],
         "detail-type": [CLOUDTRAIL_API_CALL],
-        "detail": {
-            "eventSource": [SAGEMAKER_API_EVENT_SOURCE],
-            "eventName": list(LAUNCH_EVENT_NAMES),
-            "errorCode": [{"exists": False}],
-        },
+        "detail": {"eventSource": [event_source], "eventName": list(names), "errorCode": [{"exists": False}]},
     }
 
 
@@ -270,3 +274,62 @@ def training_launch_pattern() -> dict[str, object]:
 # used (flopsmeter.domain.customization). Environment first, then the tag, as for the other settings.
 ENV_DECLARED_TOKENS = "FLOPSMETER_DECLARED_TOKENS"
 TAG_DECLARED_TOKENS = "flopsmeter:declared-tokens"
+
+
+# ---- SageMaker training sessions (issue 26 item 1) ---------------------------------------------------------------
+# No state-change event: the control-plane calls are CloudTrail management events. CreateTrainingSession is captured
+# as provenance (who opened it); StopTrainingSession / DeleteTrainingSession go to the classifier queue; a session
+# that fails or expires is found by the scheduled pass (flopsmeter.service.session_watch), which also re-assesses
+# running sessions. Statuses are DescribeTrainingSession's (botocore 1.44 TrainingSessionStatus).
+SESSION_STATUSES = (
+    "Created", "Blocked", "Running", "Failed", "Scheduled", "Stopping", "Stopped", "Expired", "Deleting",
+    "DeletionFailed",
+)  # fmt: skip
+SESSION_ENDED_STATUSES = ("Stopped", "Failed", "Expired", "Deleting", "DeletionFailed")  # no more compute
+SESSION_ACTIVE_STATUSES = ("Running", "Blocked")  # holding the model on accelerators: re-assessed while running
+SESSION_END_CALLS = ("StopTrainingSession", "DeleteTrainingSession")
+CREATE_TRAINING_SESSION = "CreateTrainingSession"
+
+
+def training_session_end_pattern() -> dict[str, object]:
+    """The pattern of the rule that sends a successful Stop/DeleteTrainingSession call to the classifier queue."""
+    return cloudtrail_calls_pattern(SAGEMAKER_EVENT_SOURCE, SAGEMAKER_API_EVENT_SOURCE, SESSION_END_CALLS)
+
+
+# ---- AWS Batch service jobs (issue 26 item 2) --------------------------------------------------------------------
+# AWS Batch User Guide, "Service job state change events": source aws.batch, detail-type "Batch Service Job State
+# Change", detail shaped like DescribeServiceJob (no tags, no serviceRequestPayload). Each attempt is its own
+# SageMaker training job (detail.attempts[].serviceResourceId, name "TrainingJobArn"). Submission is SubmitServiceJob
+# (CloudTrail, eventSource batch.amazonaws.com).
+BATCH_EVENT_SOURCE = "aws.batch"
+BATCH_SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
+BATCH_SERVICE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING", "SUCCEEDED",
+                              "FAILED")  # fmt: skip
+BATCH_TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
+# The statuses whose events are read: the terminal ones (the service job's record), and those at which an attempt
+# starts or ends (SCHEDULED: the training job is created; RUNNABLE: back in the queue after a preemption), so each
+# attempt's own record can name its service job (flopsmeter.service.batch_attempts).
+BATCH_READ_STATUSES = ("SCHEDULED", "STARTING", "RUNNING", "RUNNABLE", *BATCH_TERMINAL_STATUSES)
+BATCH_API_EVENT_SOURCE = "batch.amazonaws.com"
+SUBMIT_SERVICE_JOB = "SubmitServiceJob"
+
+
+def batch_service_job_state_change_pattern() -> dict[str, object]:
+    """The pattern of the rule that sends a Batch service job's state changes to the classifier queue (an attempt
+    started or ended, or the job ended)."""
+    return {
+        "source": [BATCH_EVENT_SOURCE],
+        "detail-type": [BATCH_SERVICE_JOB_STATE_CHANGE],
+        "detail": {"status": list(BATCH_READ_STATUSES), "serviceJobType": ["SAGEMAKER_TRAINING"]},
+    }
+
+
+def work_launch_patterns() -> tuple[dict[str, object], ...]:
+    """Every provenance rule's pattern: SageMaker launch calls (training work and training sessions) and AWS Batch
+    SubmitServiceJob (its own event source)."""
+    batch = cloudtrail_calls_pattern(BATCH_EVENT_SOURCE, BATCH_API_EVENT_SOURCE, (SUBMIT_SERVICE_JOB,))
+    return training_launch_pattern(), batch
+
+
+# What AWS Batch's SubmitServiceJob created (CloudTrail ``responseElements``): the service job's ARN.
+BATCH_CREATED_ARN_FIELD = {SUBMIT_SERVICE_JOB: "jobArn"}

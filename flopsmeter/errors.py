@@ -65,6 +65,10 @@ class ChildRecordPending(TransientError):
     message is retried so the child is re-assessed once its record exists (issue 23)."""
 
 
+class JobNotSettled(TransientError):
+    """A job's facts are not final yet (a training session still Stopping, a Batch attempt not recorded yet)."""
+
+
 class MemberRoleUnavailable(TransientError):
     """AssumeRole into a member account's reader role failed: retried; the reason names the role and the error."""
 

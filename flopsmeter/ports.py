@@ -127,6 +127,30 @@ class BedrockSource(Protocol):
         ...
 
 
+class SessionSource(Protocol):
+    """SageMaker training sessions (issue 26 item 1): ``flopsmeter.aws.training_sessions.TrainingSessions``."""
+
+    def describe_session(self, name: str) -> Mapping[str, Any]:
+        """DescribeTrainingSession's ``TrainingSessionDetail``; raises ``JobNotFound`` for an unknown session."""
+        ...
+
+    def sessions(self, statuses: tuple[str, ...], since: datetime | None = None) -> Iterator[Mapping[str, Any]]:
+        """ListTrainingSessions summaries in ``statuses`` (created after ``since`` when given)."""
+        ...
+
+    def checkpoints(self, group_arn: str, start: datetime, end: datetime) -> list[str]:
+        """ARNs of the model package versions created in ``group_arn`` between ``start`` and ``end``."""
+        ...
+
+
+class BatchSource(Protocol):
+    """AWS Batch service jobs (issue 26 item 2): ``flopsmeter.aws.batch.BatchServiceJobs``."""
+
+    def describe_service_job(self, job_id: str) -> Mapping[str, Any]:
+        """DescribeServiceJob; raises ``JobNotFound`` for an unknown job."""
+        ...
+
+
 # --- the audit bucket ---------------------------------------------------------------------------------------------
 
 

@@ -36,13 +36,17 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from flopsmeter.contract import (
+    batch_service_job_state_change_pattern,
     member_reader_role_name,
     model_customization_job_state_change_pattern,
     training_job_state_change_pattern,
     training_launch_pattern,
+    training_session_end_pattern,
+    work_launch_patterns,
 )
 from infra.constructs.nag import acknowledge
 from infra.constructs.pipeline import event_pattern
+from infra.constructs.service import UNSCOPED_ISSUE26_READS
 
 # The member template's parameters, filled in by the StackSet (infra/constructs/organization.py).
 ORGANIZATION_BUS_ARN = "OrganizationBusArn"
@@ -94,6 +98,12 @@ class MemberStack(Stack):
             ("ForwardModelCustomizationJobEnded", "Bedrock model customization jobs that reached a terminal status",
              model_customization_job_state_change_pattern()),
             ("ForwardLaunchCalls", "SageMaker calls that create training work (provenance)", training_launch_pattern()),
+            # issue 26: training sessions (opened: provenance above; ended: classifier) and AWS Batch service jobs
+            ("ForwardTrainingSessionEnded", "SageMaker training sessions stopped or deleted",
+             training_session_end_pattern()),
+            ("ForwardBatchServiceJobEnded", "AWS Batch service jobs (attempts, end)",
+             batch_service_job_state_change_pattern()),
+            ("ForwardBatchLaunchCalls", "AWS Batch SubmitServiceJob calls (provenance)", work_launch_patterns()[1]),
         )  # fmt: skip
         return [
             events.Rule(
@@ -150,6 +160,8 @@ _SCOPED_READS = (
     ("CustomizationJobFacts", ("bedrock:GetModelCustomizationJob", "bedrock:ListTagsForResource"), "bedrock",
      "model-customization-job/*",
      "Every Bedrock model customization job in the member account is in scope (read-only)."),
+    ("TrainingSessionFacts", ("sagemaker:DescribeTrainingSession",), "sagemaker", "training-session/*",
+     "Every training session in the member account is in scope (read-only)."),
 )  # fmt: skip
 
 
@@ -173,6 +185,7 @@ def _reads(regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
                 "cloudwatch:GetMetricData",
                 "cloudwatch:GetMetricStatistics",
                 "cloudtrail:LookupEvents",
+                *UNSCOPED_ISSUE26_READS,
             ],
             resources=["*"],
         )
@@ -184,8 +197,8 @@ def _acknowledge_reads(reader: iam.Role, regions: tuple[str, ...]) -> None:
     acknowledge(
         reader,
         "AwsSolutions-IAM5[Resource::*]",
-        "ListTrainingJobs, ListModelCustomizationJobs, CloudWatch metric reads and CloudTrail LookupEvents have no "
-        "resource-level scope.",
+        "ListTrainingJobs, ListModelCustomizationJobs, ListTrainingSessions, ListModelPackages, Batch "
+        "DescribeServiceJob, CloudWatch metric reads and CloudTrail LookupEvents have no resource-level scope.",
     )
     for _, _, service, resource, reason in _SCOPED_READS:
         for region in regions:

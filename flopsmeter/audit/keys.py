@@ -92,6 +92,55 @@ def bedrock_record_key(account_id: str, region: str, end_time: datetime | date, 
     return f"{records_prefix(account_id, region, day)}{BEDROCK_RECORD_PREFIX}{job_name}.json"
 
 
+SESSION_RECORD_PREFIX = "session."  # issue 26: a SageMaker training session's record (``session.<name>.json``)
+BATCH_RECORD_PREFIX = "batch."  # issue 26: an AWS Batch service job's record (``batch.<job id>.json``)
+_BATCH_JOB_ID = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,127}$")
+
+
+def session_record_key(account_id: str, region: str, end_time: datetime | date, session_name: str) -> str:
+    """The record key of a training session (its names follow the training job name pattern)."""
+    if not valid_job_name(session_name):
+        raise ValueError(f"not a SageMaker training session name: {session_name[:80]!r}")
+    day = end_time.date() if isinstance(end_time, datetime) else end_time
+    return f"{records_prefix(account_id, region, day)}{SESSION_RECORD_PREFIX}{session_name}.json"
+
+
+def batch_record_key(account_id: str, region: str, end_time: datetime | date, job_id: str) -> str:
+    """The record key of an AWS Batch service job, by its job id (a name may repeat; an id does not)."""
+    if not _BATCH_JOB_ID.match(job_id):
+        raise ValueError(f"not an AWS Batch job id: {job_id[:80]!r}")
+    day = end_time.date() if isinstance(end_time, datetime) else end_time
+    return f"{records_prefix(account_id, region, day)}{BATCH_RECORD_PREFIX}{job_id}.json"
+
+
+# A running training session's assessments (issue 26): one immutable object per scheduled pass, and one crossing
+# marker written once, the first time a pass finds it over a threshold (``index/v1/sessions/<sha256 of ARN>/``).
+SESSION_INDEX_PREFIX = f"{INDEX_PREFIX}sessions/"
+SESSION_CROSSING = "crossed.json"
+
+
+def session_index_prefix(session_arn: str) -> str:
+    return f"{SESSION_INDEX_PREFIX}{location_digest(session_arn.lower())}/"
+
+
+def session_assessment_key(session_arn: str, assessed_at: datetime) -> str:
+    """One pass's assessment; key order is time order."""
+    return f"{session_index_prefix(session_arn)}{assessed_at.astimezone(UTC):{_INDEX_TIME}}.json"
+
+
+def session_crossing_key(session_arn: str) -> str:
+    return f"{session_index_prefix(session_arn)}{SESSION_CROSSING}"
+
+
+# An AWS Batch attempt's service job (issue 26): one entry per attempt's training job, written from the service
+# job's state-change events, read when the attempt's own record is built (``index/v1/batch-attempts/<sha256>``).
+BATCH_ATTEMPT_INDEX_PREFIX = f"{INDEX_PREFIX}batch-attempts/"
+
+
+def batch_attempt_index_key(training_job_arn: str) -> str:
+    return f"{BATCH_ATTEMPT_INDEX_PREFIX}{location_digest(training_job_arn.lower())}.json"
+
+
 def records_prefix(account_id: str | None = None, region: str | None = None, day: date | None = None) -> str:
     prefix = RECORDS_PREFIX
     if account_id is None:
@@ -291,7 +340,10 @@ def parse_index_key(key: str) -> tuple[str, str]:
 # ARN alone, so the writer (from the CloudTrail event) and the reader (from DescribeTrainingJob) meet on one key.
 # Names are lowercased, as SageMaker writes them in ARNs; a pipeline execution is ``<pipeline>/<execution id>``.
 PROVENANCE_PREFIX = "provenance/v1/"
-PROVENANCE_KINDS = ("training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job")
+PROVENANCE_KINDS = (
+    "training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job", "training-session",
+    "batch-service-job",
+)  # fmt: skip
 _NAME = r"[a-z0-9](?:-*[a-z0-9]){0,255}"
 _PROVENANCE_KEY = re.compile(
     rf"^provenance/v1/account=([0-9]{{12}})/region=([a-z0-9-]+)/({'|'.join(PROVENANCE_KINDS)})/"
@@ -299,16 +351,24 @@ _PROVENANCE_KEY = re.compile(
 )
 _SAGEMAKER_ARN = re.compile(
     rf"^arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):([0-9]{{12}}):"
-    rf"(?:(training-job|hyper-parameter-tuning-job|automl-job)/({_NAME})|pipeline/({_NAME})/execution/({_NAME}))$"
+    rf"(?:(training-job|hyper-parameter-tuning-job|automl-job|training-session)/({_NAME})"
+    rf"|pipeline/({_NAME})/execution/({_NAME}))$"
 )
+# AWS Batch service jobs (issue 26): ``arn:aws:batch:<region>:<account>:service-job/<job id>``.
+_BATCH_SERVICE_JOB_ARN = re.compile(rf"^arn:aws[a-z-]*:batch:([a-z0-9-]+):([0-9]{{12}}):service-job/({_NAME})$")
 
 
 def parse_launch_arn(arn: str) -> tuple[str, str, str, str]:
-    """``(account, region, kind, name)`` of a training job, tuning job, AutoML job or pipeline execution ARN."""
+    """``(account, region, kind, name)`` of a training job, tuning job, AutoML job, pipeline execution, training
+    session or AWS Batch service job ARN."""
+    batch = _BATCH_SERVICE_JOB_ARN.match(arn.lower())
+    if batch:
+        return batch.group(2), batch.group(1), "batch-service-job", batch.group(3)
     m = _SAGEMAKER_ARN.match(arn.lower())
     if not m:
         raise ValueError(
-            f"not a SageMaker training job, tuning job, AutoML job or pipeline execution ARN: {arn[:160]!r}"
+            "not a SageMaker training job, tuning job, AutoML job, pipeline execution, training session or AWS Batch "
+            f"service job ARN: {arn[:160]!r}"
         )
     region, account, kind, name, pipeline, execution = m.groups()
     if kind is None:

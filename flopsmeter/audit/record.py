@@ -45,7 +45,7 @@ class JobInfo(_Model):
     arn: str
     account_id: str
     region: str
-    status: Literal["Completed", "Failed", "Stopped"]
+    status: Literal["Completed", "Failed", "Stopped", "Expired", "Deleted"]  # Expired, Deleted: training sessions
     failure_reason: str | None = None
     creation_time: datetime | None = None
     start_time: datetime | None = None
@@ -119,7 +119,10 @@ class PolicyClassification(_Model):
 class LaunchLink(_Model):
     """One step of a launch chain: what was created, and the CloudTrail call that created it (when known)."""
 
-    kind: Literal["training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job"]
+    kind: Literal[
+        "training-job", "hyper-parameter-tuning-job", "pipeline-execution", "automl-job", "training-session",
+        "batch-service-job",
+    ]  # fmt: skip
     arn: str
     event_name: str | None = None
     event_id: str | None = None
@@ -211,7 +214,7 @@ class EstimateInfo(_Model):
 class CustomizationInfo(_Model):
     """A managed customization job: what it was read from, and its estimate (``CustomizationEstimate.as_dict()``)."""
 
-    service: Literal["sagemaker-serverless", "bedrock"]
+    service: Literal["sagemaker-serverless", "bedrock", "sagemaker-training-session"]
     kind: Literal["fine_tuning", "evaluation"]  # an evaluation's compute is kept, not counted (guideline para. 118)
     base_model_reference: str
     base_model_name: str
@@ -246,6 +249,56 @@ class AddendumInfo(_Model):
     late_parent_record_keys: list[str] = Field(default_factory=list)
 
 
+# ---- issue 26: SageMaker training sessions and AWS Batch service jobs -------------------------------------------
+
+
+class SessionInfo(_Model):
+    """A SageMaker training session (DescribeTrainingSession): what its estimate was read from, and how it was
+    watched while it ran."""
+
+    status: str  # DescribeTrainingSession's own status (Stopped, Failed, Expired, Deleting, DeletionFailed)
+    base_model_arn: str | None = None
+    lora_rank: int | None = None
+    lora_alpha: int | None = None
+    training_tokens: int | None = Field(default=None, ge=0)
+    prefill_tokens: int | None = Field(default=None, ge=0)
+    sample_tokens: int | None = Field(default=None, ge=0)
+    model_package_group_arn: str | None = None
+    checkpoints: list[str] = Field(default_factory=list)  # model packages published to the group while it ran
+    running_assessments: int = Field(default=0, ge=0)  # scheduled passes that re-assessed it while it ran
+    crossed_while_running_at: datetime | None = None  # the first pass's crossing moment (Art. 52(1) clock)
+
+
+class BatchAttempt(_Model):
+    """One attempt of an AWS Batch service job: its SageMaker training job and the FLOPs counted for it."""
+
+    training_job_arn: str
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    status_reason: str | None = None
+    preempted: bool = False
+    flops: FlopCount
+    method: str  # the attempt record's method, or "hardware_ceiling" when read here
+    source: Literal["record", "describe_training_job", "submitted_request"]
+    record_key: str | None = None
+
+
+class BatchInfo(_Model):
+    """An AWS Batch service job: every attempt summed into one modification (``role``: this record is the
+    service job's own, or one attempt's, naming the service job and its siblings)."""
+
+    role: Literal["service_job", "attempt"]
+    service_job_arn: str
+    service_job_id: str
+    service_job_name: str
+    job_queue: str | None = None
+    status: str | None = None
+    attempts: list[BatchAttempt] = Field(default_factory=list)
+    siblings: list[str] = Field(default_factory=list)  # the other attempts' training-job ARNs
+    preempted_attempts: int = Field(default=0, ge=0)
+    summed_flops: FlopCount | None = None
+
+
 class AuditRecord(_Model):
     schema_version: Literal[1] = 1
     record_id: str
@@ -268,6 +321,9 @@ class AuditRecord(_Model):
     recipe: RecipeInfo | None = None
     # --- issue 23: present only on an addendum (a re-assessment of a recorded job) ---
     addendum: AddendumInfo | None = None
+    # --- issue 26 (training sessions, AWS Batch service jobs): optional blocks, absent on other jobs ------------
+    session: SessionInfo | None = None
+    batch: BatchInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
@@ -287,7 +343,7 @@ class AuditRecord(_Model):
         return canonical_json({**self.body(), "sha256": self.sha256})
 
 
-_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe", "addendum")
+_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe", "addendum", "session", "batch")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

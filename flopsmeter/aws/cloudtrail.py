@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flopsmeter.aws.errors import is_throttling, translate
 from flopsmeter.aws.lookup_budget import LookupAllowance, LookupBudget
-from flopsmeter.contract import CREATED_ARN_FIELD
+from flopsmeter.contract import BATCH_CREATED_ARN_FIELD, CREATED_ARN_FIELD
 from flopsmeter.domain.times import as_utc
 from flopsmeter.ports import TrailHit
 
@@ -119,7 +119,8 @@ def match_launch_event(event: dict[str, Any], event_name: str, resource_arn: str
     if not isinstance(detail, dict) or detail.get("errorCode") or detail.get("eventName") != event_name:
         return None
     response = detail.get("responseElements")
-    created = response.get(CREATED_ARN_FIELD.get(event_name, ""), "") if isinstance(response, dict) else ""
+    field = {**CREATED_ARN_FIELD, **BATCH_CREATED_ARN_FIELD}.get(event_name, "")
+    created = response.get(field, "") if isinstance(response, dict) else ""
     if not isinstance(created, str) or created.lower() != resource_arn.lower():
         return None
     return _hit(event, detail)

@@ -195,29 +195,43 @@ def bedrock_technique(customization_type: object) -> TechniqueReading:
 
 def per_token_cost(base: BaseModelRef, *, adapters: bool, seq_len: int | None) -> tuple[PerTokenCost, int | None]:
     """Architecture at ``seq_len`` if bundled, else parameters, else a stand-in; and the sequence length used."""
-    model = base.match.model if base.match else None
-    config_name = bundled_config_for(model) if model else None
-    if config_name is not None:
-        config = load_bundled_config(config_name)
-        shape = ModelShape.from_hf_config(config)
-        used = seq_len or _longest_context(config)
-        fpt = flops_per_token(shape, used, ASSUMED_LORA if adapters else FineTuning())
-        cost = per_token_cost_from_architecture(fpt.forward, fpt.total, config=config_name, seq_len=used)
+    bundled = bundled_cost(base, ASSUMED_LORA if adapters else FineTuning(), seq_len)
+    if bundled is not None:
+        cost, used = bundled
         if adapters:
             cost = replace(cost, basis=f"{cost.basis}; LoRA assumed on every linear layer at rank 64")
         return cost, used
     used = seq_len or MAX_SEQUENCE_LENGTH
+    return parameter_cost(base, adapters=adapters, seq_len=used), used
+
+
+def bundled_cost(base: BaseModelRef, fine_tuning: FineTuning, seq_len: int | None) -> tuple[PerTokenCost, int] | None:
+    """The bundled architecture's cost at ``seq_len`` (its longest context when None), or None when not bundled."""
+    model = base.match.model if base.match else None
+    config_name = bundled_config_for(model) if model else None
+    if config_name is None:
+        return None
+    config = load_bundled_config(config_name)
+    shape = ModelShape.from_hf_config(config)
+    used = seq_len or _longest_context(config)
+    fpt = flops_per_token(shape, used, fine_tuning)
+    return per_token_cost_from_architecture(fpt.forward, fpt.total, config=config_name, seq_len=used), used
+
+
+def parameter_cost(base: BaseModelRef, *, adapters: bool, seq_len: int = MAX_SEQUENCE_LENGTH) -> PerTokenCost:
+    """From the catalog's (active) parameter count with the attention term at ``seq_len``, else the stand-in (size
+    not public; ``known`` False)."""
+    model = base.match.model if base.match else None
     parameters = (model.active_parameters or model.parameters) if model else None
     if model is not None and parameters:
-        cost = per_token_cost_from_parameters(parameters, adapters=adapters, seq_len=used,
+        return per_token_cost_from_parameters(parameters, adapters=adapters, seq_len=seq_len,
                                               total_parameters=model.parameters)  # fmt: skip
-        return cost, used
-    stand_in = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=adapters, seq_len=used)
+    stand_in = per_token_cost_from_parameters(STAND_IN_PARAMETERS, adapters=adapters, seq_len=seq_len)
     basis = (
         f"stand-in: {STAND_IN_PARAMETERS:.3g} parameters (the largest dense catalog model); {base.name} size "
         f"unknown; {stand_in.basis}"
     )
-    return replace(stand_in, basis=basis, known=False), used
+    return replace(stand_in, basis=basis, known=False)
 
 
 def _longest_context(config: Mapping[str, Any]) -> int:

@@ -64,6 +64,9 @@ class Technique(StrEnum):
     RLAIF = "rlaif"  # as RLVR, plus a reward model's inference over every rollout (counted, flagged ambiguous)
     DISTILLATION = "distillation"  # teacher generates/forwards, student trains: teacher passes counted
     EVALUATION = "evaluation"  # forward passes only (scoring and generation); a diagnostic, not a modification
+    # a training session (issue 26): the user's code calls forward_backward, forward and sample; counted from the
+    # session's own token usage (flopsmeter.domain.sessions), never through ``estimate_customization_flops``
+    SESSION_OPERATIONS = "session_operations"
 
 
 PAIRED_TECHNIQUES = frozenset({Technique.DPO})
@@ -237,6 +240,14 @@ def _breakdown(cost: PerTokenCost, tokens: TokenCount, technique: Technique) -> 
 def estimate_customization_flops(cost: PerTokenCost, technique: Technique, tokens: TokenCount) -> Estimate:
     """FLOPs of a customization job from its per-token cost, technique and token count (upper end classified)."""
     parts, notes = _breakdown(cost, tokens, technique)
+    return upper_end_estimate(cost, technique, tokens, parts, notes)
+
+
+def upper_end_estimate(
+    cost: PerTokenCost, technique: Technique, tokens: TokenCount, parts: dict[str, float], notes: list[str]
+) -> Estimate:
+    """The estimate of ``parts`` (FLOPs per pass), classified on the upper end of the cost basis's uncertainty, with
+    what is unknown (tokens, the model's size) said in ``notes``."""
     central = sum(parts.values())
     if not tokens.known:
         notes.append(f"token count unknown: bounded by {tokens.basis}; a declaration is needed")

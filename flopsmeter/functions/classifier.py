@@ -39,16 +39,20 @@ from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentEr
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
 from flopsmeter.functions.inbound import (
     MAX_REASON,
+    BatchServiceJobStateChange,
     JobStateChange,
     ModelCustomizationJobStateChange,
     TrainingJobStateChange,
+    TrainingSessionEnded,
     parse_inbound,
 )
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ClassifierSettings
+from flopsmeter.service.batch import classify_batch_service_job
 from flopsmeter.service.bedrock import classify_bedrock_job
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
+from flopsmeter.service.sessions import classify_training_session
 
 Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
 Classify = Callable[[ClassifyRequest, Dependencies, ServiceConfig], ClassifyResult]
@@ -104,6 +108,8 @@ def dead_letter(
 CLASSIFIERS: dict[type[JobStateChange], Classify] = {
     TrainingJobStateChange: classify_and_record,
     ModelCustomizationJobStateChange: classify_bedrock_job,
+    TrainingSessionEnded: classify_training_session,  # issue 26: Stop/DeleteTrainingSession calls
+    BatchServiceJobStateChange: classify_batch_service_job,  # issue 26: AWS Batch service jobs
 }
 
 
@@ -121,14 +127,15 @@ def record_handler(record: SQSRecord, container: ClassifierContainer) -> Classif
         event = parse_event(record.body)
         logger.set_correlation_id(event.id)
         log_fields |= {"job": event.job_name, "event_status": event.status, "event_source": event.source}
-        if not event.is_terminal:
+        if not event.is_terminal and not getattr(event, "READ_BEFORE_END", False):
             metrics.add_metric(name=ServiceMetric.NON_TERMINAL_IGNORED, unit="Count", value=1)
             logger.info("non-terminal status; acknowledged and ignored", extra=log_fields)
             return None
-        log_fields["account"] = event.account
+        log_fields["account"] = event.account or ""
         deps = container.deps_for(event.account, event.region)
         classify = CLASSIFIERS[type(event)]
-        return classify(ClassifyRequest(event.job_name, event.id), deps, container.config)
+        request = ClassifyRequest(event.job_name, event.id, arn=getattr(event, "session_arn", None))
+        return classify(request, deps, container.config)
     except MemberRoleUnavailable as err:
         member_role_unavailable(record, err, log_fields, container)
         return None

@@ -89,10 +89,12 @@ class AccountScope:
         return self._member_deps(account or self.sessions.home_account, region)
 
     def _member_deps(self, account: str, region: str | None) -> Dependencies:
+        from flopsmeter.aws.batch import BatchServiceJobs
         from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
         from flopsmeter.aws.lookup_budget import LookupBudget
         from flopsmeter.aws.metrics import JobMetrics
         from flopsmeter.aws.sagemaker import SageMakerJobs
+        from flopsmeter.aws.training_sessions import TrainingSessions
 
         assert self.sessions is not None
         clients = self.sessions.clients_for(account, region)
@@ -103,6 +105,8 @@ class AccountScope:
             meter=JobMetrics(clients("cloudwatch")),
             trail=CreateTrainingJobTrail(clients("cloudtrail"), budget),
             bedrock=None,  # the member role reads SageMaker only; the member stack forwards no Bedrock events
+            sessions=TrainingSessions(clients("sagemaker")),  # issue 26: read through the member's reader role
+            batch=BatchServiceJobs(clients("batch")),
         )
 
 
@@ -170,11 +174,13 @@ def classification_dependencies(
     settings: ClassificationSettings, clients: ClientFactory, *, metrics: MetricSink, log: LogSink
 ) -> Dependencies:
     """The classifier service's adapters over boto3 clients from ``clients``."""
+    from flopsmeter.aws.batch import BatchServiceJobs
     from flopsmeter.aws.bedrock import BedrockJobs
     from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
     from flopsmeter.aws.metrics import JobMetrics
     from flopsmeter.aws.notifier import Notifier
     from flopsmeter.aws.sagemaker import SageMakerJobs
+    from flopsmeter.aws.training_sessions import TrainingSessions
 
     return Dependencies(
         jobs=SageMakerJobs(clients("sagemaker")),
@@ -190,6 +196,8 @@ def classification_dependencies(
         metrics=metrics,
         log=log,
         bedrock=BedrockJobs(clients("bedrock"), clients("cloudtrail")),
+        sessions=TrainingSessions(clients("sagemaker")),
+        batch=BatchServiceJobs(clients("batch")),
     )
 
 

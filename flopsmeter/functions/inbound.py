@@ -7,7 +7,11 @@
   Bedrock User Guide, "How EventBridge for Amazon Bedrock works"; its sample's ``id`` "UUID" and ``version`` "0.0"
   are accepted);
 * ``LaunchCall``: "AWS API Call via CloudTrail" for a successful SageMaker call that creates training work
-  (``contract.training_launch_pattern``).
+  (``contract.training_launch_pattern``, CreateTrainingSession included) or AWS Batch's SubmitServiceJob;
+* ``TrainingSessionEnded``: "AWS API Call via CloudTrail" for a successful StopTrainingSession or
+  DeleteTrainingSession (told apart from launch calls by ``eventName``);
+* ``BatchServiceJobStateChange``: AWS Batch's "Batch Service Job State Change" (shape: AWS Batch User Guide,
+  "Service job state change events"; ``detail`` like DescribeServiceJob without tags and payload).
 
 Only what the service needs is validated (a job's name, ARN and status; a launch call's source, name and success):
 DescribeTrainingJob and GetModelCustomizationJob are authoritative for the rest, and fields the service does not
@@ -36,6 +40,7 @@ from pydantic import (
 )
 
 from flopsmeter import contract
+from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.domain.times import as_utc
 from flopsmeter.errors import MalformedEvent
 from flopsmeter.ports import LaunchCall as LaunchCallValue
@@ -174,8 +179,8 @@ class LaunchCallDetail(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    eventSource: Annotated[str, _one_of((contract.SAGEMAKER_API_EVENT_SOURCE,))]
-    eventName: Annotated[str, _one_of(contract.LAUNCH_EVENT_NAMES)]
+    eventSource: Annotated[str, _one_of((contract.SAGEMAKER_API_EVENT_SOURCE, contract.BATCH_API_EVENT_SOURCE))]
+    eventName: Annotated[str, _one_of((*contract.LAUNCH_EVENT_NAMES, contract.SUBMIT_SERVICE_JOB))]
     errorCode: Annotated[object, AfterValidator(_absent)] = None
     eventID: object = None
     eventTime: object = None
@@ -215,32 +220,138 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+# --- issue 26: training sessions ended by a call, AWS Batch service jobs -------------------------------------------
+
+SESSION_ENDED_TAG = "Training Session Ended via CloudTrail"  # our tag: a CloudTrail call that ends a session
+
+
+class SessionEndCallDetail(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    eventSource: Annotated[str, _one_of((contract.SAGEMAKER_API_EVENT_SOURCE,))]
+    eventName: Annotated[str, _one_of(contract.SESSION_END_CALLS)]
+    errorCode: Annotated[object, AfterValidator(_absent)] = None
+    eventID: object = None
+    requestParameters: dict[str, Any]
+    recipientAccountId: AccountId | None = None
+    awsRegion: str | None = Field(default=None, max_length=32)
+
+
+class TrainingSessionEnded(BaseModel):
+    """An "AWS API Call via CloudTrail" event of a successful StopTrainingSession or DeleteTrainingSession."""
+
+    DETAIL_TYPE: ClassVar[str] = SESSION_ENDED_TAG
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    id: EventId = "unknown"
+    account: AccountId | None = None
+    region: str | None = Field(default=None, max_length=32)
+    detail_type: Annotated[str, _one_of((contract.CLOUDTRAIL_API_CALL,))] = Field(alias="detail-type")
+    detail: SessionEndCallDetail
+
+    is_terminal: ClassVar[bool] = True  # the call ends the session (a Stopping one is retried until Stopped)
+    source: ClassVar[str] = contract.SAGEMAKER_EVENT_SOURCE
+
+    @property
+    def job_name(self) -> str:
+        name = self.detail.requestParameters.get("trainingSessionName")
+        if not isinstance(name, str) or not valid_job_name(name):
+            raise MalformedEvent("the call names no valid trainingSessionName")
+        return name
+
+    @property
+    def status(self) -> str:
+        return self.detail.eventName
+
+    @property
+    def session_arn(self) -> str | None:
+        account = self.detail.recipientAccountId or self.account
+        region = self.detail.awsRegion or self.region
+        if not account or not region:
+            return None
+        return f"arn:aws:sagemaker:{region}:{account}:training-session/{self.job_name}"
+
+
+BatchStatus = Annotated[str, _one_of(contract.BATCH_SERVICE_JOB_STATUSES)]
+
+
+class BatchServiceJobDetail(BaseModel):
+    """The event's ``detail``: DescribeServiceJob-shaped (no tags, no serviceRequestPayload)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    jobId: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9-]+$")]
+    jobName: str = Field(min_length=1, max_length=128)
+    jobArn: str | None = Field(default=None, max_length=1011)
+    status: BatchStatus
+    serviceJobType: str | None = None
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchServiceJobStateChange(EventBridgeModel):
+    """An EventBridge event from ``aws.batch`` with detail-type "Batch Service Job State Change"."""
+
+    DETAIL_TYPE: ClassVar[str] = contract.BATCH_SERVICE_JOB_STATE_CHANGE
+    READ_BEFORE_END: ClassVar[bool] = True  # a running job's event indexes its attempts (service.batch_attempts)
+
+    id: EventId
+    account: AccountId
+    source: Annotated[str, _one_of((contract.BATCH_EVENT_SOURCE,))]
+    detail_type: Annotated[str, _one_of((DETAIL_TYPE,))] = Field(alias="detail-type")
+    detail: BatchServiceJobDetail
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.detail.status in contract.BATCH_TERMINAL_STATUSES
+
+    @property
+    def job_name(self) -> str:
+        return self.detail.jobId  # DescribeServiceJob takes the id; names may repeat
+
+    @property
+    def status(self) -> str:
+        return self.detail.status
+
+
 # --- the union ----------------------------------------------------------------------------------------------------
 
 
 def _detail_type(value: object) -> str | None:
-    """The tag of an event: its ``detail-type`` (None, and a "malformed" reason, when there is none)."""
+    """The tag of an event: its ``detail-type`` (None, and a "malformed" reason, when there is none); a CloudTrail
+    call that ends a training session is told apart by its ``eventName``."""
     tag = value.get("detail-type") if isinstance(value, Mapping) else getattr(value, "detail_type", None)
+    if tag == contract.CLOUDTRAIL_API_CALL:
+        detail = value.get("detail") if isinstance(value, Mapping) else getattr(value, "detail", None)
+        name = detail.get("eventName") if isinstance(detail, Mapping) else getattr(detail, "eventName", None)
+        if name in contract.SESSION_END_CALLS:
+            return SESSION_ENDED_TAG
     return tag if isinstance(tag, str) else None
 
 
 InboundEvent = Annotated[
     Annotated[TrainingJobStateChange, Tag(TrainingJobStateChange.DETAIL_TYPE)]
     | Annotated[ModelCustomizationJobStateChange, Tag(ModelCustomizationJobStateChange.DETAIL_TYPE)]
-    | Annotated[LaunchCall, Tag(LaunchCall.DETAIL_TYPE)],
+    | Annotated[LaunchCall, Tag(LaunchCall.DETAIL_TYPE)]
+    | Annotated[TrainingSessionEnded, Tag(SESSION_ENDED_TAG)]
+    | Annotated[BatchServiceJobStateChange, Tag(BatchServiceJobStateChange.DETAIL_TYPE)],
     Discriminator(
         _detail_type,
         custom_error_type="unknown_event",
         custom_error_message="unknown or missing detail-type",
     ),
 ]
-JobStateChange = TrainingJobStateChange | ModelCustomizationJobStateChange
+JobStateChange = (
+    TrainingJobStateChange | ModelCustomizationJobStateChange | TrainingSessionEnded | BatchServiceJobStateChange
+)
 
 
 TAGS: dict[type[BaseModel], str] = {
     TrainingJobStateChange: TrainingJobStateChange.DETAIL_TYPE,
     ModelCustomizationJobStateChange: ModelCustomizationJobStateChange.DETAIL_TYPE,
     LaunchCall: LaunchCall.DETAIL_TYPE,
+    TrainingSessionEnded: SESSION_ENDED_TAG,
+    BatchServiceJobStateChange: BatchServiceJobStateChange.DETAIL_TYPE,
 }
 
 

@@ -30,6 +30,7 @@ from flopsmeter.local.demo_next import next_steps
 from flopsmeter.local.demo_obligations import run_obligations_scenario
 from flopsmeter.local.demo_provenance import run_provenance_scenario
 from flopsmeter.local.demo_session import Demo
+from flopsmeter.local.demo_sessions_batch import run_sessions_and_batch_scenario
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.show import console
 
@@ -57,6 +58,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         trail.records(demo)
         run_customization_scenario(demo)
         run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
+        run_sessions_and_batch_scenario(demo)  # issue 26: a session crossing while running, a preempted Batch job
         run_lineage_scenario(demo)
         run_provenance_scenario(demo)
         trail.digest_and_verify(demo)  # after the last record: the final digest covers every one, then the mirror

@@ -130,6 +130,11 @@ def provision(
     _rule_to_queue(
         c["events"], c["sqs"], f"{PREFIX}-bedrock-customization-state", bedrock_pattern, queue_url, queue_arn
     )
+    for name, pattern in (
+        ("training-session-ended", contract.training_session_end_pattern()),  # issue 26
+        ("batch-service-job-state", contract.batch_service_job_state_change_pattern()),
+    ):
+        _rule_to_queue(c["events"], c["sqs"], f"{PREFIX}-{name}", pattern, queue_url, queue_arn)  # fmt: skip
     topic_arn = c["sns"].create_topic(Name=f"{PREFIX}-alerts")["TopicArn"]
     alert_inbox_url, alert_inbox_arn = _queue(c["sqs"], f"{PREFIX}-local-alert-inbox", {})
     c["sns"].subscribe(
@@ -141,9 +146,8 @@ def provision(
     key_id, alias = _signing_key(c["kms"], f"alias/{PREFIX}-digest-signing")
     provenance_url, provenance_arn = _queue(c["sqs"], f"{PREFIX}-local-provenance", {})
     launch_rule = f"{PREFIX}-provenance-launch-calls"
-    _rule_to_queue(
-        c["events"], c["sqs"], launch_rule, contract.training_launch_pattern(), provenance_url, provenance_arn
-    )
+    for suffix, pattern in zip(("", "-batch"), contract.work_launch_patterns(), strict=True):
+        _rule_to_queue(c["events"], c["sqs"], launch_rule + suffix, pattern, provenance_url, provenance_arn)
     trail = _management_trail(c["s3"], c["cloudtrail"], f"{PREFIX}-trail-{account}-{region}", region)
     return LocalResources(
         provenance_queue_url=provenance_url,

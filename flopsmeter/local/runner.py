@@ -171,8 +171,11 @@ def _identity(body: str) -> tuple[str | None, str | None]:
     try:
         event = json.loads(body)
         detail = event.get("detail") or {}
-        # a training job's name, or a Bedrock customization job's (``detail.jobName``)
-        name = (detail.get("TrainingJobName") or detail.get("jobName")) if isinstance(detail, dict) else None
+        # a training job's name, a Bedrock customization job's or a Batch service job's (``detail.jobName``), or the
+        # training session a CloudTrail call ended (``requestParameters.trainingSessionName``)
+        request = detail.get("requestParameters") if isinstance(detail, dict) else None
+        session = request.get("trainingSessionName") if isinstance(request, dict) else None
+        name = (detail.get("TrainingJobName") or detail.get("jobName") or session) if isinstance(detail, dict) else None
         return (str(name) if name is not None else None), (str(event["id"]) if event.get("id") else None)
     except (ValueError, AttributeError, TypeError):
         return None, None

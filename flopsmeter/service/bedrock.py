@@ -31,14 +31,14 @@ from flopsmeter.audit.record import (
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.customization import estimate_bedrock_job
 from flopsmeter.domain.hardware import hardware_ceiling
-from flopsmeter.domain.pretrain import resolve_pretrain_compute
 from flopsmeter.domain.times import as_utc
-from flopsmeter.errors import CloudTrailPending, PermanentError
+from flopsmeter.errors import PermanentError
 from flopsmeter.ports import BedrockSource
 from flopsmeter.service.classifier import ClassifyResult, record_job
-from flopsmeter.service.customization import NO_INSTANCES, customization_block, estimated_flops
+from flopsmeter.service.customization import NO_INSTANCES, customization_block, estimated_flops, tagged_pretrain
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
-from flopsmeter.service.facts import clean_text, parse_bool
+from flopsmeter.service.facts import clean_text
+from flopsmeter.service.launch_lookup import captured_or_looked_up
 from flopsmeter.service.records import base_model_info
 
 INSTANCE_PLACEHOLDER = "bedrock"  # no instance type: the hardware ceiling's unknown-instance placeholder
@@ -141,18 +141,8 @@ def build_bedrock_record(
     warnings = [*facts.warnings, *estimate.warnings(), NO_INSTANCES]
     if request.reconciled:
         warnings.insert(0, f"reconciled: {RECONCILED}")
-    systemic, systemic_warning = parse_bool(facts.tags.get(contract.TAG_SYSTEMIC_RISK_BASE), "systemic-risk flag")
-    base_id, base_warning = clean_text(facts.tags.get(contract.TAG_BASE_MODEL) or estimate.base.model_id, "base model")
-    reason, reason_warning = clean_text(
-        facts.tags.get(contract.TAG_PRETRAIN_FLOPS_OVERRIDE_REASON), "override reason", 512
-    )
-    pretrain = resolve_pretrain_compute(
-        tag_value=facts.tags.get(contract.TAG_PRETRAIN_FLOPS),
-        base_model_id=base_id,
-        systemic_risk_base=systemic,
-        override_reason=reason,
-    )
-    warnings += [w for w in (systemic_warning, base_warning, reason_warning) if w] + list(pretrain.warnings)
+    pretrain, pretrain_warnings = tagged_pretrain(facts.tags, estimate.base.model_id)
+    warnings += pretrain_warnings
     ceiling = hardware_ceiling(INSTANCE_PLACEHOLDER, 1, facts.seconds)
     flops = estimate.modification_flops
     cloudtrail = _provenance(facts, source, config, now, warnings)
@@ -195,21 +185,13 @@ def _provenance(
     facts: BedrockFacts, source: BedrockSource, config: ServiceConfig, now: datetime, warnings: list[str]
 ) -> CloudTrailRef:
     """The job's CreateModelCustomizationJob event; wait for CloudTrail's delivery lag, then say it was not found."""
-    try:
-        hit = source.find_create_job(facts.name, facts.arn, facts.creation_time)
-    except PermanentError as err:  # e.g. AccessDenied: the record is still written, saying why
-        warnings.append(f"CloudTrail lookup failed: {err}")
-        return CloudTrailRef(status="not_found", reason=f"lookup failed: {str(err)[:300]}")
-    if hit is not None:
-        return CloudTrailRef(status="found", event_id=hit.event_id, event_time=hit.event_time,
-                             principal_arn=hit.principal_arn, source_ip=hit.source_ip,
-                             user_agent=hit.user_agent)  # fmt: skip
-    waited = (now - facts.end_time).total_seconds()
-    if waited < config.cloudtrail_max_wait_seconds:
-        raise CloudTrailPending(
-            f"{contract.CREATE_MODEL_CUSTOMIZATION_JOB} for {facts.name} not in CloudTrail yet ({waited:.0f}s after "
-            f"the job's end; waiting up to {config.cloudtrail_max_wait_seconds:.0f}s)"
-        )
-    reason = f"no {contract.CREATE_MODEL_CUSTOMIZATION_JOB} event for {facts.name} {waited:.0f}s after the job ended"
-    warnings.append(f"CloudTrail: {reason}")
-    return CloudTrailRef(status="not_found", reason=reason)
+    return captured_or_looked_up(
+        None,
+        facts.arn,
+        lambda: source.find_create_job(facts.name, facts.arn, facts.creation_time),
+        (contract.CREATE_MODEL_CUSTOMIZATION_JOB, facts.name),
+        facts.end_time,
+        now,
+        config,
+        warnings,
+    )

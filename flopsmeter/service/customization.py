@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flopsmeter import contract
 from flopsmeter.audit.record import AuditRecord, CustomizationInfo, FlopsInfo, HardwareCeilingInfo, RecipeInfo
 from flopsmeter.domain.customization import CustomizationEstimate, JobKind, estimate_serverless_job
+from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.domain.recipes import recipe_from_job
+from flopsmeter.service.facts import clean_text, parse_bool
 
 NO_INSTANCES = (
     "a managed service runs this job on instances it does not disclose: the hardware-ceiling field holds the "
@@ -77,3 +80,20 @@ def declaration_needed(record: AuditRecord) -> bool:
     """Does this record rest on a bound rather than a count (tokens or model size), so a person must declare?"""
     block = record.customization
     return block is not None and block.kind == JobKind.FINE_TUNING.value and block.estimate.needs_declaration
+
+
+def tagged_pretrain(tags: Mapping[str, str], base_model_id: str | None) -> tuple[PretrainCompute, list[str]]:
+    """The base model's pretraining compute of a job whose only settings are its tags (Bedrock jobs, training
+    sessions): ``flopsmeter:pretrain-flops``, ``flopsmeter:base-model`` (else ``base_model_id``, the base the job
+    itself names), ``flopsmeter:systemic-risk-base`` and the override reason."""
+    systemic, systemic_warning = parse_bool(tags.get(contract.TAG_SYSTEMIC_RISK_BASE), "systemic-risk flag")
+    base_id, base_warning = clean_text(tags.get(contract.TAG_BASE_MODEL) or base_model_id, "base model")
+    reason, reason_warning = clean_text(tags.get(contract.TAG_PRETRAIN_FLOPS_OVERRIDE_REASON), "override reason", 512)
+    pretrain = resolve_pretrain_compute(
+        tag_value=tags.get(contract.TAG_PRETRAIN_FLOPS),
+        base_model_id=base_id,
+        systemic_risk_base=systemic,
+        override_reason=reason,
+    )
+    warnings = [w for w in (systemic_warning, base_warning, reason_warning) if w] + list(pretrain.warnings)
+    return pretrain, warnings

@@ -15,6 +15,7 @@ from flopsmeter.domain.energy import EnergyAssumptions
 from flopsmeter.domain.thresholds import DEFAULT_APPROACHING_FRACTION, DEFAULT_PRIMARY_POLICY
 from flopsmeter.domain.times import utcnow
 from flopsmeter.ports import (
+    BatchSource,
     BedrockSource,
     JobSource,
     LogSink,
@@ -22,6 +23,7 @@ from flopsmeter.ports import (
     MetricSink,
     Publisher,
     RecordStore,
+    SessionSource,
     TrailSource,
 )
 
@@ -51,6 +53,8 @@ class Dependencies:
     log: LogSink
     clock: Callable[[], datetime] = utcnow
     bedrock: BedrockSource | None = None  # None: Bedrock customization events are refused (permanent error)
+    sessions: SessionSource | None = None  # None: training-session calls are refused (permanent error)
+    batch: BatchSource | None = None  # None: Batch service-job events are refused (permanent error)
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,4 @@ class ClassifyRequest:
     job_name: str
     eventbridge_event_id: str | None = None
     reconciled: bool = False
+    arn: str | None = None  # issue 26: a training session's ARN, when the event names it (a deleted one's assessments)

@@ -31,6 +31,7 @@ PARENT_EVENT = {
     "hyper-parameter-tuning-job": "CreateHyperParameterTuningJob",
     "pipeline-execution": "StartPipelineExecution",
     "automl-job": "CreateAutoMLJobV2",
+    "batch-service-job": "SubmitServiceJob",  # issue 26: an AWS Batch attempt -> the person who submitted
 }
 
 

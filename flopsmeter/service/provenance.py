@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopsmeter.audit.keys import parse_launch_arn, provenance_key_for_arn
 from flopsmeter.audit.record import body_sha256, canonical_json
-from flopsmeter.contract import CREATED_ARN_FIELD
+from flopsmeter.contract import BATCH_CREATED_ARN_FIELD, CREATED_ARN_FIELD
 from flopsmeter.domain.times import utcnow
 from flopsmeter.errors import MalformedEvent, PermanentStoreError
 from flopsmeter.ports import IndexStore, LaunchCall, RecordStore
@@ -38,7 +38,10 @@ REQUEST_FIELDS = {
     "StartPipelineExecution": ("pipelineName", "pipelineExecutionDisplayName"),
     "CreateAutoMLJob": ("autoMLJobName", "roleArn"),
     "CreateAutoMLJobV2": ("autoMLJobName", "roleArn"),
-}
+    "CreateTrainingSession": ("trainingSessionName", "roleArn", "modelConfig.baseModelArn", "loraConfig.rank",
+                              "modelPackageGroupArn"),
+    "SubmitServiceJob": ("jobName", "jobQueue", "serviceJobType", "shareIdentifier", "quotaShareName"),
+}  # fmt: skip
 PROVENANCE_SCHEMA_VERSION = 1
 
 
@@ -93,9 +96,10 @@ def capture_launch(call: LaunchCall, store: IndexStore, now: datetime | None = N
 def provenance_from_call(call: LaunchCall, now: datetime) -> Provenance:
     """The sealed ``Provenance`` of one launch call; ``MalformedEvent`` when it names no resource it created."""
     name = call.event_name
-    if name not in CREATED_ARN_FIELD:
-        raise MalformedEvent(f"not a SageMaker launch call: {name[:64]!r}")
-    arn = str(call.response.get(CREATED_ARN_FIELD[name]) or "")
+    created_field = {**CREATED_ARN_FIELD, **BATCH_CREATED_ARN_FIELD}.get(name)
+    if created_field is None:
+        raise MalformedEvent(f"not a launch call: {name[:64]!r}")
+    arn = str(call.response.get(created_field) or "")
     try:
         account, region, kind, _ = parse_launch_arn(arn)
     except ValueError as err:

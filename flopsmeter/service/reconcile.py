@@ -23,6 +23,7 @@ from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedr
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import summary_record_key
+from flopsmeter.service.session_watch import watch_sessions
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ReconcileReport:
     deferred: dict[str, str] = field(default_factory=dict)  # job -> reason (transient; next run retries)
     failed: dict[str, str] = field(default_factory=dict)  # job -> reason (permanent)
     truncated: bool = False  # ``limit`` training jobs were looked at and there may be more (organization mode)
+    sessions: dict[str, object] = field(default_factory=dict)  # issue 26: the training-session pass
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -41,6 +43,7 @@ class ReconcileReport:
             "recorded": self.recorded,
             "deferred": self.deferred,
             "failed": self.failed,
+            **({"sessions": self.sessions} if self.sessions else {}),
         }
 
 
@@ -67,6 +70,8 @@ def reconcile(
                 continue
             name = str(summary.get("jobName"))
             _reconcile_one(name, partial(_bedrock_key, summary), classify_bedrock_job, deps, config, report)
+    if deps.sessions is not None:  # issue 26: running sessions re-assessed, ended ones recorded
+        report.sessions = watch_sessions(deps, config, lookback_hours=lookback_hours, now=now).as_dict()
     return report
 
 

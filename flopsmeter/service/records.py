@@ -4,6 +4,7 @@ CloudTrail provenance, lineage, and the classification under every policy (pure 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -23,6 +24,7 @@ from flopsmeter.domain.hardware import HardwareCeiling
 from flopsmeter.domain.numbers import parse_flops
 from flopsmeter.domain.pretrain import PretrainCompute, resolve_pretrain_compute
 from flopsmeter.ports import MeteredFigures
+from flopsmeter.service.batch_attempts import attempt_block
 from flopsmeter.service.customization import apply_serverless, recipe_block, serverless_estimate
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.facts import JobFacts, clean_text, job_ceiling, parse_bool
@@ -59,7 +61,9 @@ def build_record(
         flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
     lineage = job_lineage(facts, own_flops, deps, config, now)
     warnings += lineage.found.warnings
-    cloudtrail = resolve_launcher(facts, deps, config, now, warnings)  # provenance by key, else LookupEvents
+    batch = attempt_block(facts, deps, config, now, warnings)  # issue 26: an AWS Batch attempt names its service job
+    launched = replace(facts, launched_by=(batch.service_job_arn,)) if batch else facts  # -> SubmitServiceJob
+    cloudtrail = resolve_launcher(launched, deps, config, now, warnings)  # provenance by key, else LookupEvents
     result = classify(
         lineage.cumulative_flops,
         pretrain.flops,
@@ -84,6 +88,7 @@ def build_record(
         warnings=_dedupe(result.warnings),
         customization=customization,
         recipe=recipe_block(facts.hyperparameters, facts.environment),
+        batch=batch,
     )
     inputs = _block_inputs(
         config, lineage.found, figures.threshold_crossed_at if flops_info.method == "metered" else None

@@ -21,7 +21,7 @@ from constructs import Construct
 from flopsmeter.contract import member_reader_role_name
 from infra.config import DeployConfig
 from infra.constructs.nag import acknowledge
-from infra.constructs.pipeline import BEDROCK_SOURCE, ClassifierQueue
+from infra.constructs.pipeline import EXTRA_SOURCES, ClassifierQueue
 from infra.constructs.provenance import LaunchProvenance
 
 
@@ -43,7 +43,8 @@ class OrganizationIntake(Construct):
         org_id = config.organization_id
         self.bus = self._bus(config.stage, org_id)
         intake.add_source(self.bus, "OrganizationTrainingJobEnded")
-        intake.add_source(self.bus, "OrganizationModelCustomizationJobEnded", BEDROCK_SOURCE)
+        for rule_id, source in EXTRA_SOURCES:
+            intake.add_source(self.bus, f"Organization{rule_id}", source)
         provenance.add_bus(self.bus, "OrganizationLaunchCalls")
         for role in readers:
             self._grant_assume_member_reader(role, config.stage, org_id)

@@ -27,9 +27,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.contract import (
+    batch_service_job_state_change_pattern,
     max_receive_count,
     model_customization_job_state_change_pattern,
     training_job_state_change_pattern,
+    training_session_end_pattern,
 )
 from infra.constructs.functions import ServiceFunction
 from infra.constructs.messaging import EVENTS, MessagingKey, RuleTarget, from_rules
@@ -71,6 +73,15 @@ class EventSource:
 
 TRAINING_SOURCE = EventSource("SageMaker training jobs", training_job_state_change_pattern)
 BEDROCK_SOURCE = EventSource("Amazon Bedrock model customization jobs", model_customization_job_state_change_pattern)
+# issue 26: a training session ends by a call (Stop/DeleteTrainingSession, CloudTrail); a Batch service job by its event
+SESSION_SOURCE = EventSource("SageMaker training sessions stopped or deleted", training_session_end_pattern)
+BATCH_SOURCE = EventSource("AWS Batch service jobs", batch_service_job_state_change_pattern)
+# every source of the classifier queue besides training jobs (the default), with the rule ids per bus
+EXTRA_SOURCES = (
+    ("ModelCustomizationJobEnded", BEDROCK_SOURCE),
+    ("TrainingSessionEnded", SESSION_SOURCE),
+    ("BatchServiceJobEnded", BATCH_SOURCE),
+)
 
 
 class ClassifierQueue(Construct):
@@ -105,7 +116,9 @@ class ClassifierQueue(Construct):
         )
         self._key = self.messaging_key = key
         self.rule = self.add_source(None, "TrainingJobEnded")
-        self.bedrock_rule = self.add_source(None, "ModelCustomizationJobEnded", BEDROCK_SOURCE)
+        self.bedrock_rule, self.session_rule, self.batch_rule = (
+            self.add_source(None, rule_id, source) for rule_id, source in EXTRA_SOURCES
+        )
 
     def add_source(
         self, bus: events.IEventBus | None, construct_id: str, source: EventSource | None = None

@@ -28,7 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.audit.keys import PROVENANCE_PREFIX
-from flopsmeter.contract import training_launch_pattern
+from flopsmeter.contract import work_launch_patterns
 from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.messaging import MessagingKey
@@ -93,22 +93,31 @@ class LaunchProvenance(Construct):
         self.trail = _management_trail(self, audit, trail, removal_policy) if trail.create else None
 
     def add_bus(self, bus: events.IEventBus | None, construct_id: str) -> events.Rule:
-        """A rule on ``bus`` (None: the account's default bus) sending launch calls to the provenance function."""
-        return events.Rule(
-            self,
-            construct_id,
-            event_bus=bus,
-            description="FLOPs Meter: SageMaker calls that create training work -> provenance function",
-            event_pattern=event_pattern(training_launch_pattern()),
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    retry_attempts=2,
-                    max_event_age=Duration.hours(6),
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            ],
-        )
+        """Rules on ``bus`` (None: the account's default bus) sending launch calls to the provenance function: the
+        SageMaker calls (``construct_id``, returned) and AWS Batch's SubmitServiceJob (``<construct_id>Batch``)."""
+        sagemaker, batch = work_launch_patterns()
+        rules = [
+            events.Rule(
+                self,
+                rule_id,
+                event_bus=bus,
+                description=f"FLOPs Meter: {what} -> provenance function",
+                event_pattern=event_pattern(pattern),
+                targets=[
+                    targets.LambdaFunction(
+                        self.function.function,
+                        retry_attempts=2,
+                        max_event_age=Duration.hours(6),
+                        dead_letter_queue=self.dead_letter_queue,
+                    )
+                ],
+            )
+            for rule_id, what, pattern in (
+                (construct_id, "SageMaker calls that create training work or open a training session", sagemaker),
+                (f"{construct_id}Batch", "AWS Batch SubmitServiceJob calls", batch),
+            )
+        ]
+        return rules[0]
 
     @property
     def trail_output(self) -> str:

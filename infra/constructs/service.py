@@ -195,12 +195,15 @@ class ServiceFunctions(Construct):
             acknowledge(
                 fn.role,
                 "AwsSolutions-IAM5[Resource::*]",
-                "ListTrainingJobs, CloudWatch metric reads, CloudTrail LookupEvents and X-Ray trace writes have no "
-                "resource-level scope.",
+                "ListTrainingJobs, ListTrainingSessions, ListModelPackages, Batch DescribeServiceJob, CloudWatch "
+                "metric reads, CloudTrail LookupEvents and X-Ray trace writes have no resource-level scope.",
             )
 
 
 _READ_VERSIONS = ("s3:GetObject", "s3:GetObjectVersion")
+# issue 26: list and describe calls with no resource-level scope (running sessions, a session's checkpoints in its
+# model package group, a Batch service job's attempts). The member accounts' reader role grants the same.
+UNSCOPED_ISSUE26_READS = ("sagemaker:ListTrainingSessions", "sagemaker:ListModelPackages", "batch:DescribeServiceJob")
 
 
 def _base_options(
@@ -318,6 +321,15 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
         "model-customization-job/*",
         "Every Bedrock model customization job in this account is in scope.",
     )
+    _allow_in_account(
+        role,
+        "TrainingSessionFacts",  # issue 26: a session's token usage, LoRA rank and base model
+        ["sagemaker:DescribeTrainingSession"],
+        "sagemaker",
+        "training-session/*",
+        "Every training session in this account is in scope.",
+    )
+    _allow_any_resource(role, "SessionsAndServiceJobs", *UNSCOPED_ISSUE26_READS)
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
     _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")
     role.add_to_principal_policy(

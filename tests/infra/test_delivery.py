@@ -140,13 +140,15 @@ def test_every_service_principal_allow_is_conditioned_on_its_source(synth: Synth
 
 def test_only_the_schedules_may_invoke_the_scheduled_functions(synth: Synthesized) -> None:
     permissions = [p["Properties"] for p in synth.of_type("AWS::Lambda::Permission").values()]
-    # reconciler, digest and compaction schedules, and the provenance rule; the classifier is fed by its event source
-    assert len(permissions) == 4
+    # reconciler, digest and compaction schedules, and the provenance rules (SageMaker launch calls, AWS Batch
+    # SubmitServiceJob); the classifier is fed by its event source
+    assert len(permissions) == 5
     rules = {
         f"<{k}.Arn>": r["Properties"]
         for k, r in synth.of_type("AWS::Events::Rule").items()
         if "ScheduleExpression" in r["Properties"]
-        or r["Properties"].get("EventPattern", {}).get("detail", {}).get("eventSource") == ["sagemaker.amazonaws.com"]
+        or r["Properties"].get("EventPattern", {}).get("detail", {}).get("eventSource")
+        in (["sagemaker.amazonaws.com"], ["batch.amazonaws.com"])
     }
     for permission in permissions:
         assert permission["Principal"] == "events.amazonaws.com" and permission["Action"] == "lambda:InvokeFunction"

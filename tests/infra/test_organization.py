@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from flopsmeter.contract import (
+    batch_service_job_state_change_pattern,
     member_reader_role_name,
     model_customization_job_state_change_pattern,
     training_job_state_change_pattern,
     training_launch_pattern,
+    training_session_end_pattern,
+    work_launch_patterns,
 )
 from infra.config import cdk_json_context
 from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
@@ -265,6 +268,10 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
             ),
             ("bedrock:GetModelCustomizationJob", customization_jobs),
             ("bedrock:ListTagsForResource", customization_jobs),
+            (
+                "sagemaker:DescribeTrainingSession",
+                f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:training-session/*",
+            ),
         }
     assert pairs == scoped | {
         ("sagemaker:ListTrainingJobs", "*"),
@@ -272,6 +279,9 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
         ("cloudwatch:GetMetricData", "*"),
         ("cloudwatch:GetMetricStatistics", "*"),
         ("cloudtrail:LookupEvents", "*"),
+        ("sagemaker:ListTrainingSessions", "*"),
+        ("sagemaker:ListModelPackages", "*"),
+        ("batch:DescribeServiceJob", "*"),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in _policy_of(member, "Reader"))
 
@@ -348,7 +358,12 @@ def test_the_organization_bus_feeds_bedrock_jobs_to_the_queue_and_launch_calls_t
     on_bus = [r for r in on_bus if r.get("EventBusName") == {"Ref": bus_id}]
     patterns = [r["EventPattern"] for r in on_bus]
     assert model_customization_job_state_change_pattern() in patterns
-    (launch,) = [r for r in on_bus if r["EventPattern"].get("detail-type") == ["AWS API Call via CloudTrail"]]
+    (launch,) = [
+        r
+        for r in on_bus
+        if r["EventPattern"].get("detail-type") == ["AWS API Call via CloudTrail"]
+        and "CreateTrainingJob" in r["EventPattern"]["detail"]["eventName"]
+    ]
     assert launch["EventPattern"] == training_launch_pattern()
     (target,) = launch["Targets"]
     function = synth.resources[target["Arn"]["Fn::GetAtt"][0]]
@@ -419,3 +434,25 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     assert not single.of_type("AWS::SSM::Parameter")
     table = glue_table(single)
     assert table["Properties"]["TableInput"]["Parameters"]["projection.account.values"] == {"Ref": "AWS::AccountId"}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "pattern"),
+    [
+        ("ForwardTrainingSessionEnded", training_session_end_pattern),
+        ("ForwardBatchServiceJobEnded", batch_service_job_state_change_pattern),
+        ("ForwardBatchLaunchCalls", lambda: work_launch_patterns()[1]),
+    ],
+)
+def test_the_member_forwards_training_sessions_and_batch_service_jobs(
+    org: tuple[Synthesized, dict[str, Any]], rule_id: str, pattern: Any
+) -> None:
+    """Issue 26: session calls, Batch service-job events and SubmitServiceJob reach the organization bus, where the
+    compliance stack's rules send them on (queue, provenance function)."""
+    synth, member = org
+    rule = _member_resource(member, "AWS::Events::Rule", rule_id)["Properties"]
+    assert rule["EventPattern"] == pattern() and rule["Targets"][0]["Arn"] == {"Ref": ORGANIZATION_BUS_ARN}
+    bus_id, _ = _bus(synth)
+    on_bus = [r["Properties"]["EventPattern"] for r in synth.of_type("AWS::Events::Rule").values()
+              if r["Properties"].get("EventBusName") == {"Ref": bus_id}]  # fmt: skip
+    assert pattern() in on_bus

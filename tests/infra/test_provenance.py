@@ -33,6 +33,7 @@ def _rule(synth: Synthesized) -> dict:
         if "EventPattern" in r["Properties"]
         and r["Properties"]["EventPattern"].get("detail-type") == ["AWS API Call via CloudTrail"]
         and r["Properties"]["EventPattern"].get("source") == ["aws.sagemaker"]
+        and "CreateTrainingJob" in r["Properties"]["EventPattern"]["detail"]["eventName"]  # not a session's end
     ]
     assert len(found) == 1
     return found[0]

@@ -47,6 +47,10 @@ def test_classifier_role_has_exactly_the_actions_it_needs(synth: Synthesized) ->
         "sagemaker:ListPipelineExecutionSteps",  # confirms a pipeline tag (service.launcher)
         "bedrock:GetModelCustomizationJob",
         "bedrock:ListTagsForResource",
+        "sagemaker:DescribeTrainingSession",  # issue 26: training sessions
+        "sagemaker:ListTrainingSessions",
+        "sagemaker:ListModelPackages",  # a session's checkpoints in its group (lineage)
+        "batch:DescribeServiceJob",  # issue 26: AWS Batch service jobs
         "cloudwatch:GetMetricData",
         "cloudwatch:GetMetricStatistics",
         "cloudtrail:LookupEvents",

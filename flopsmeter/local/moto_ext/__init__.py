@@ -25,6 +25,10 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   keeps its ``customizationConfig``, is found by ARN too, and records its ``CreateModelCustomizationJob`` CloudTrail
   event; ``set_model_customization_job_state`` moves it on. SageMaker serverless customization:
   ``ServerlessJobConfig`` is kept and ``JobState.billable_tokens`` sets ``BillableTokenCount``.
+* SageMaker training sessions (``moto_ext.training_sessions``) and AWS Batch service jobs (``moto_ext.batch``),
+  which moto lacks: served from botocore 1.44's output shapes (``moto_ext.shapes``), their control-plane calls
+  recorded in CloudTrail; ``set_training_session_state`` and ``set_service_job_state`` move them on (a Batch job's
+  state change puts its "Batch Service Job State Change" event on the default bus).
 
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
@@ -35,7 +39,18 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker, sts
+from flopsmeter.local.moto_ext import (
+    batch,
+    bedrock,
+    cloudtrail,
+    eventbridge,
+    launches,
+    routes,
+    sagemaker,
+    sts,
+    training_sessions,
+)
+from flopsmeter.local.moto_ext.batch import ServiceJobState, set_service_job_state
 from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
@@ -46,12 +61,15 @@ from flopsmeter.local.moto_ext.cloudtrail import (
 )
 from flopsmeter.local.moto_ext.common import EmulatorError, utc
 from flopsmeter.local.moto_ext.sagemaker import JobState, set_training_job_state
+from flopsmeter.local.moto_ext.training_sessions import SessionState, set_training_session_state
 
 __all__ = [
     "CustomizationJobState",
     "EmulatorError",
     "JobState",
     "ManagementEvent",
+    "ServiceJobState",
+    "SessionState",
     "clear_cloudtrail_events",
     "install",
     "installed",
@@ -59,7 +77,9 @@ __all__ = [
     "record_cloudtrail_event",
     "set_cloudtrail_lag",
     "set_model_customization_job_state",
+    "set_service_job_state",
     "set_training_job_state",
+    "set_training_session_state",
     "utc",
 ]
 
@@ -75,6 +95,8 @@ def install() -> None:
             return
         sagemaker.patch()
         bedrock.patch()
+        training_sessions.patch()
+        batch.patch()
 
         launches.patch()
         cloudtrail.patch()

@@ -93,7 +93,13 @@ def _recording(original: Any, event_name: str, result_key: str, response_key: st
     return call
 
 
-def record_launch_event(response: Any, event_name: str, request: dict[str, Any], elements: dict[str, Any]) -> None:
+def record_launch_event(
+    response: Any,
+    event_name: str,
+    request: dict[str, Any],
+    elements: dict[str, Any] | None,
+    event_source: str = "sagemaker.amazonaws.com",
+) -> None:
     """Record the caller's ``event_name`` call as CloudTrail would (principal from moto's STS, source IP, agent)."""
     account_id, region = response.current_account, response.region
     access_key = response.get_access_key() or "AKIAIOSFODNN7EXAMPLE"
@@ -102,7 +108,7 @@ def record_launch_event(response: Any, event_name: str, request: dict[str, Any],
     record_cloudtrail_event(
         ManagementEvent(
             event_name=event_name,
-            event_source="sagemaker.amazonaws.com",
+            event_source=event_source,
             account_id=account_id,
             region=region,
             principal_arn=arn,

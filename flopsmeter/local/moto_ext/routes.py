@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flopsmeter.local.moto_ext.batch import SERVICE_JOB_STATE_PATH, apply_service_job_state
 from flopsmeter.local.moto_ext.bedrock import BEDROCK_STATE_PATH, apply_bedrock_state
 from flopsmeter.local.moto_ext.cloudtrail import clear_route, set_lag_route
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
 from flopsmeter.local.moto_ext.sagemaker import apply_state
+from flopsmeter.local.moto_ext.training_sessions import SESSION_STATE_PATH, apply_session_state
 
 
 def _route(apply: Any) -> Any:
@@ -34,3 +36,5 @@ def add_control_routes() -> None:
     urls.url_paths.setdefault("{0}" + LAG_PATH, _route(set_lag_route))
     urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(clear_route))
     urls.url_paths.setdefault("{0}" + BEDROCK_STATE_PATH, _route(apply_bedrock_state))
+    urls.url_paths.setdefault("{0}" + SESSION_STATE_PATH, _route(apply_session_state))
+    urls.url_paths.setdefault("{0}" + SERVICE_JOB_STATE_PATH, _route(apply_service_job_state))

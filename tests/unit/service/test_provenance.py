@@ -28,6 +28,7 @@ def test_capture_rule_pattern_is_successful_sagemaker_launch_calls() -> None:
                 "StartPipelineExecution",
                 "CreateAutoMLJob",
                 "CreateAutoMLJobV2",
+                "CreateTrainingSession",  # issue 26: who opened a training session
             ],
             "errorCode": [{"exists": False}],
         },
