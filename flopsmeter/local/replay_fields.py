@@ -70,8 +70,9 @@ def _shape_fits(operation: str, service: str, base: Mapping[str, Any], member: s
     import botocore.session
     from botocore.validate import ParamValidator
 
-    model = botocore.session.get_session().get_service_model(service).operation_model(operation)
-    report = ParamValidator().validate({**base, member: value}, model.input_shape)
+    shape = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
+    assert shape is not None  # every create call has an input
+    report = ParamValidator().validate({**base, member: value}, shape)
     return report.generate_report().splitlines()[-1][:200] if report.has_errors() else None
 
 
@@ -199,8 +200,8 @@ def parse_time(value: Any) -> datetime | None:
 def _create_members(service: str, operation: str) -> tuple[str, ...]:
     import botocore.session
 
-    model = botocore.session.get_session().get_service_model(service).operation_model(operation)
-    return tuple(model.input_shape.members)
+    shape = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
+    return tuple(shape.members) if shape is not None else ()
 
 
 def register_bedrock_job(resources: LocalResources, detail: Mapping[str, Any]) -> Registration:

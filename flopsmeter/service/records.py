@@ -12,6 +12,7 @@ from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
+    CloudTrailRef,
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
@@ -36,8 +37,15 @@ METRICS_WINDOW_AFTER = timedelta(minutes=15)  # the meter's last datapoint may l
 
 
 def build_record(
-    facts: JobFacts, request: ClassifyRequest, deps: Dependencies, config: ServiceConfig, now: datetime
+    facts: JobFacts,
+    request: ClassifyRequest,
+    deps: Dependencies,
+    config: ServiceConfig,
+    now: datetime,
+    *,
+    provenance: CloudTrailRef | None = None,
 ) -> AuditRecord:
+    """``provenance``: who launched the job when no CloudTrail call created it (a HyperPod job's report)."""
     warnings: list[str] = list(facts.warnings)
     if request.reconciled:
         warnings.insert(
@@ -57,7 +65,7 @@ def build_record(
         flops_info, own_flops, customization = apply_serverless(managed, flops_info, warnings)
     lineage = job_lineage(facts, own_flops, deps, config, now)
     warnings += lineage.found.warnings
-    cloudtrail = resolve_launcher(facts, deps, config, now, warnings)  # provenance by key, else LookupEvents
+    cloudtrail = provenance or resolve_launcher(facts, deps, config, now, warnings)  # by key, else LookupEvents
     result = classify(
         lineage.cumulative_flops,
         pretrain.flops,

@@ -80,8 +80,13 @@ def _register_directly(r: LocalResources, end: datetime) -> None:
         baseModelIdentifier="meta.llama3-1-8b-instruct-v1:0", hyperParameters={"epochCount": "3"},
         trainingDataConfig={"s3Uri": "s3://replay-data/train.jsonl"}, outputDataConfig={"s3Uri": "s3://replay-out/"},
     )  # fmt: skip
-    moto_ext.set_model_customization_job_state(BEDROCK, moto_ext.CustomizationJobState(status="Completed", end=end),
-                                               account_id=r.account_id, region=r.region, endpoint=r.endpoint)  # fmt: skip
+    moto_ext.set_model_customization_job_state(
+        BEDROCK,
+        moto_ext.CustomizationJobState(status="Completed", end=end),
+        account_id=r.account_id,
+        region=r.region,
+        endpoint=r.endpoint,
+    )
 
 
 def _finish(r: LocalResources, name: str, start: datetime, end: datetime, **reported: Any) -> None:
@@ -103,10 +108,13 @@ def training_event(r: LocalResources, name: str) -> dict[str, Any]:
     job = {k: v for k, v in sm.describe_training_job(TrainingJobName=name).items() if k != "ResponseMetadata"}
     tags = sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
     detail = json.loads(json.dumps({k: _ms(v) for k, v in job.items()}, default=_ms))
-    detail["FinalMetricDataList"] = [{**m, "Timestamp": _ms(m["Timestamp"])} for m in job.get("FinalMetricDataList", [])]
+    detail["FinalMetricDataList"] = [
+        {**m, "Timestamp": _ms(m["Timestamp"])} for m in job.get("FinalMetricDataList", [])
+    ]
     detail["Tags"] = {t["Key"]: t["Value"] for t in tags}
+    envelope = {"account": r.account_id, "region": r.region, "resources": [job["TrainingJobArn"]]}
     return {"source": contract.SAGEMAKER_EVENT_SOURCE, "detail-type": contract.TRAINING_JOB_STATE_CHANGE,
-            "account": r.account_id, "region": r.region, "resources": [job["TrainingJobArn"]], "detail": detail}  # fmt: skip
+            **envelope, "detail": detail}  # fmt: skip
 
 
 def bedrock_event(r: LocalResources, name: str) -> dict[str, Any]:

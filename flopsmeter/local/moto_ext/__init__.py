@@ -26,6 +26,9 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   event; ``set_model_customization_job_state`` moves it on. SageMaker serverless customization:
   ``ServerlessJobConfig`` is kept and ``JobState.billable_tokens`` sets ``BillableTokenCount``.
 
+* SageMaker HyperPod and the reports queue (``moto_ext.hyperpod``): EC2-style node ids, the cluster's
+  ``Orchestrator``, backdated nodes (``set_cluster_nodes``), and SQS ``SenderId`` set from the caller's credentials.
+
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
 driven like the in-process ``mock_aws``.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import threading
 
-from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, launches, routes, sagemaker, sts
+from flopsmeter.local.moto_ext import bedrock, cloudtrail, eventbridge, hyperpod, launches, routes, sagemaker, sts
 from flopsmeter.local.moto_ext.bedrock import CustomizationJobState, set_model_customization_job_state
 from flopsmeter.local.moto_ext.cloudtrail import (
     ManagementEvent,
@@ -80,6 +83,7 @@ def install() -> None:
         cloudtrail.patch()
         eventbridge.patch()
         sts.patch()
+        hyperpod.patch()
         routes.add_control_routes()
         _installed = True
 

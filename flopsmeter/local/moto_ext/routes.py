@@ -9,6 +9,7 @@ from typing import Any
 from flopsmeter.local.moto_ext.bedrock import BEDROCK_STATE_PATH, apply_bedrock_state
 from flopsmeter.local.moto_ext.cloudtrail import clear_route, set_lag_route
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
+from flopsmeter.local.moto_ext.hyperpod import CLUSTER_STATE_PATH, apply_cluster_nodes
 from flopsmeter.local.moto_ext.sagemaker import apply_state
 
 
@@ -34,3 +35,4 @@ def add_control_routes() -> None:
     urls.url_paths.setdefault("{0}" + LAG_PATH, _route(set_lag_route))
     urls.url_paths.setdefault("{0}" + CLEAR_PATH, _route(clear_route))
     urls.url_paths.setdefault("{0}" + BEDROCK_STATE_PATH, _route(apply_bedrock_state))
+    urls.url_paths.setdefault("{0}" + CLUSTER_STATE_PATH, _route(apply_cluster_nodes))
