@@ -81,6 +81,7 @@ class ServiceFunctions(Construct):
         # the provenance and compaction functions (provenance.py, compaction.py) run the same way
         self.base = _base_options(self, config, resources.audit, asset_dir, self.log_key, removal_policy)
         classification = _classification_environment(self.base.environment, config, resources)
+        self.classification_environment = classification  # the HyperPod function classifies too (hyperpod.py)
         self.classifier = ServiceFunction(
             self,
             "Classifier",
