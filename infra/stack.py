@@ -94,7 +94,11 @@ class FlopsMeterStack(Stack):
                 config=cfg,
                 intake=intake,
                 provenance=parts.provenance,
-                readers=(parts.functions.classifier.role, parts.functions.reconciler.role),
+                readers=(
+                    parts.functions.classifier.role,
+                    parts.functions.reconciler.role,
+                    parts.hyperpod.function.role,
+                ),
             )
             outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
             outputs["MemberStackSetName"] = member_stack_name(cfg.stage)  # in the stack FlopsMeter-<stage>-Members

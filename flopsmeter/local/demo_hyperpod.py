@@ -26,7 +26,6 @@ from flopsmeter.audit.keys import CLUSTERS_PREFIX, HYPERPOD_RECORD_PREFIX
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStore
 from flopsmeter.domain.hardware import hardware_ceiling
-from flopsmeter.local import moto_ext
 from flopsmeter.local.demo_session import Demo, quiet
 from flopsmeter.local.hyperpod import (
     ReportsQueue,
@@ -61,8 +60,9 @@ def _roles(demo: Demo) -> dict[str, str]:
 
 def _cluster(demo: Demo, node_role: str, launched: datetime) -> list[str]:
     sagemaker = demo.aws("sagemaker")
-    group = {"InstanceGroupName": "workers", "InstanceType": INSTANCE, "InstanceCount": NODES, "ExecutionRole": node_role,
-             "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-demo-lifecycle/", "OnCreate": "on_create.sh"}}  # fmt: skip
+    lifecycle = {"SourceS3Uri": "s3://sagemaker-demo-lifecycle/", "OnCreate": "on_create.sh"}
+    group = {"InstanceGroupName": "workers", "InstanceType": INSTANCE, "InstanceCount": NODES,
+             "ExecutionRole": node_role, "LifeCycleConfig": lifecycle}  # fmt: skip
     sagemaker.create_cluster(ClusterName=CLUSTER, InstanceGroups=[group])
     r = demo.resources
     set_cluster_nodes(CLUSTER, ClusterNodes(launched), account_id=r.account_id, region=r.region, endpoint=r.endpoint)
@@ -124,8 +124,9 @@ def _period_table(periods: list[ClusterPeriodRecord]) -> Table:
     table = Table("cluster", "day", "instance-hours", "ceiling", "reported", "unreported (gap)", "coverage", "status",
                   title="HyperPod cluster periods (clusters/)")  # fmt: skip
     for p in periods:
-        table.add_row(p.cluster_name, f"{p.period_start:%Y-%m-%d}", f"{p.instance_hours:.1f}", f"{p.ceiling_flops:.2e}",
-                      f"{p.reported_flops:.2e}", f"{p.unreported_flops:.2e}", f"{p.coverage:.1%}", p.status)  # fmt: skip
+        figures = (p.ceiling_flops, p.reported_flops, p.unreported_flops)
+        table.add_row(p.cluster_name, f"{p.period_start:%Y-%m-%d}", f"{p.instance_hours:.1f}",
+                      *(f"{f:.2e}" for f in figures), f"{p.coverage:.1%}", p.status)  # fmt: skip
     return table
 
 

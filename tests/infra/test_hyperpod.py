@@ -83,8 +83,9 @@ def test_the_function_gets_the_new_read_calls_and_writes_only_its_records_and_cl
     writes = {str(r) for a, r in pairs if a == "s3:PutObject"}
     assert writes == {f"<{bucket_id}.Arn>/records/*/hyperpod.*", f"<{bucket_id}.Arn>/{CLUSTERS_ROOT}*"}
     assert not {a for a, _ in pairs} & {"cloudwatch:GetMetricData", "cloudtrail:LookupEvents", "s3:DeleteObject"}
-    assert not identity_allows(statements, Request(f"<{role_of(synth, 'hyperpod')}.Arn>", "s3:PutObject",
-                               f"<{bucket_id}.Arn>/records/v1/account={ACCOUNT}/region=r/date=2026-01-01/job.json"))  # fmt: skip
+    training_record = f"<{bucket_id}.Arn>/records/v1/account={ACCOUNT}/region=r/date=2026-01-01/job.json"
+    own = f"<{role_of(synth, 'hyperpod')}.Arn>"
+    assert not identity_allows(statements, Request(own, "s3:PutObject", training_record))
 
 
 def test_no_other_function_gains_the_new_read_calls(synth: Synthesized) -> None:

@@ -17,7 +17,13 @@ from flopsmeter.contract import (
     training_launch_pattern,
 )
 from infra.config import cdk_json_context
-from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
+from infra.member import (
+    CLASSIFIER_ROLE_ARN,
+    HYPERPOD_ROLE_ARN,
+    ORGANIZATION_BUS_ARN,
+    ORGANIZATION_ID,
+    RECONCILER_ROLE_ARN,
+)
 from infra.stackset import stack_set_stack_name
 from infra.synth import build_app, write_member_template
 from tests.infra.policy import Request, allows, resolve
@@ -143,6 +149,7 @@ def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
         ORGANIZATION_BUS_ARN: {"Fn::GetAtt": [bus_id, "Arn"]},
         CLASSIFIER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "classifier"), "Arn"]},
         RECONCILER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "reconciler"), "Arn"]},
+        HYPERPOD_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "hyperpod"), "Arn"]},
         ORGANIZATION_ID: ORG,
     }
     assert set(member["Parameters"]) == set(parameters)  # nothing else to fill in, no bootstrap version
@@ -265,8 +272,13 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
             ),
             ("bedrock:GetModelCustomizationJob", customization_jobs),
             ("bedrock:ListTagsForResource", customization_jobs),
+            # issue 26: HyperPod clusters compared with their reports
+            ("sagemaker:DescribeCluster", f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:cluster/*"),
+            ("sagemaker:ListClusterNodes", f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:cluster/*"),
         }
     assert pairs == scoped | {
+        ("iam:GetRole", "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*"),  # a HyperPod report's sender
+        ("sagemaker:ListClusters", "*"),
         ("sagemaker:ListTrainingJobs", "*"),
         ("bedrock:ListModelCustomizationJobs", "*"),
         ("cloudwatch:GetMetricData", "*"),
