@@ -159,7 +159,7 @@ def run_hyperpod_scenario(demo: Demo) -> None:
 
 def _checks(demo: Demo, records: dict[str, AuditRecord], periods: list[ClusterPeriodRecord],
             dead: list[dict[str, str]], passed: dict[str, Any]) -> None:  # fmt: skip
-    [job] = [r for r in records.values() if r.job.name == JOB_ID] or [None]
+    job = next((r for r in records.values() if r.job.name == JOB_ID), None)
     demo.check(
         "a HyperPod job's meter report is recorded with the reported method, its sender confirmed (node instance role)",
         job is not None and job.flops.method == "reported" and job.hyperpod is not None
@@ -170,7 +170,7 @@ def _checks(demo: Demo, records: dict[str, AuditRecord], periods: list[ClusterPe
         any(d["job"] == FORGED_JOB_ID and "not tied to cluster" in d["reason"] for d in dead)
         and all(r.job.name != FORGED_JOB_ID for r in records.values()),
     )  # fmt: skip
-    [period] = [p for p in periods if p.cluster_name == CLUSTER] or [None]
+    period = next((p for p in periods if p.cluster_name == CLUSTER), None)
     demo.check(
         "the cluster's day is compared with its ceiling: compute no job reported is a recorded gap",
         period is not None and period.status == "gap" and 0 < period.reported_flops < period.ceiling_flops

@@ -91,6 +91,6 @@ def role_clients(resources: LocalResources, role_arn: str, session: str) -> Any:
     )
 
     def make(service: str, region_name: str | None = None) -> Any:
-        return boto.client(service, region_name=region_name or resources.region, endpoint_url=resources.endpoint)
+        return boto.client(service, region_name=region_name or resources.region, endpoint_url=resources.endpoint)  # type: ignore[call-overload]
 
     return make
