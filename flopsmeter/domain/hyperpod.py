@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from flopsmeter.contract import TAG_HYPERPOD_CLUSTER
 from flopsmeter.domain.hardware import hardware_ceiling
 
 INSTANCE_SESSION = re.compile(r"^i-[0-9a-f]{8,17}$")  # EC2 names an instance role's session after the instance
@@ -93,13 +92,15 @@ class ClusterInventory:
     creation_time: datetime | None = None
 
 
-def link_to_cluster(sender: Sender, role_tags: dict[str, str], cluster: ClusterInventory) -> ClusterLink | None:
-    """How the sender belongs to the cluster (None: it does not, as far as the service can tell)."""
+def link_to_cluster(sender: Sender, role_cluster_tag: str | None, cluster: ClusterInventory) -> ClusterLink | None:
+    """How the sender belongs to the cluster (None: it does not, as far as the service can tell). ``role_cluster_tag``:
+    the value of the role's ``flopsmeter:hyperpod-cluster`` tag (``contract.TAG_HYPERPOD_CLUSTER``), if any."""
     if INSTANCE_SESSION.match(sender.session) and sender.session in {n.instance_id for n in cluster.nodes}:
         return ClusterLink.NODE
     if sender.role_arn in cluster.execution_roles:
         return ClusterLink.EXECUTION_ROLE
-    if role_tags.get(TAG_HYPERPOD_CLUSTER, "").strip() in {cluster.name, cluster.arn}:
+    tag = (role_cluster_tag or "").strip()
+    if tag and tag in {cluster.name, cluster.arn}:
         return ClusterLink.ROLE_TAG
     return None
 

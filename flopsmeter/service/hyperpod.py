@@ -94,7 +94,7 @@ def verified_sender(message: ReportMessage, clusters: ClusterSource) -> tuple[Se
             "report's caller_arn is not its sender"
         )
     cluster = clusters.cluster(message.report.cluster)
-    link = link_to_cluster(sender, tags, cluster)
+    link = link_to_cluster(sender, tags.get(contract.TAG_HYPERPOD_CLUSTER), cluster)
     if link is None:
         raise UntrustedReport(
             f"{sender.principal_arn} is not tied to cluster {cluster.name}: its session is none of the cluster's "

@@ -55,12 +55,12 @@ def test_the_sender_is_linked_by_node_then_execution_role_then_tag() -> None:
     pod, _ = sender_from(f"{ROLE_ID}:botocore-session-1", CALLER.replace("i-0123456789abcdef0", "botocore-session-1"))
     other, _ = sender_from(f"{ROLE_ID}:x1", "arn:aws:sts::123456789012:assumed-role/PodRole/x1")
     assert node is not None and pod is not None and other is not None
-    assert link_to_cluster(node, {}, CLUSTER) is ClusterLink.NODE
-    assert link_to_cluster(pod, {}, CLUSTER) is ClusterLink.EXECUTION_ROLE
-    assert link_to_cluster(other, {"flopsmeter:hyperpod-cluster": "research"}, CLUSTER) is ClusterLink.ROLE_TAG
-    assert link_to_cluster(other, {"flopsmeter:hyperpod-cluster": CLUSTER.arn}, CLUSTER) is ClusterLink.ROLE_TAG
-    assert link_to_cluster(other, {"flopsmeter:hyperpod-cluster": "another"}, CLUSTER) is None
-    assert link_to_cluster(other, {}, CLUSTER) is None
+    assert link_to_cluster(node, None, CLUSTER) is ClusterLink.NODE
+    assert link_to_cluster(pod, None, CLUSTER) is ClusterLink.EXECUTION_ROLE
+    assert link_to_cluster(other, "research", CLUSTER) is ClusterLink.ROLE_TAG
+    assert link_to_cluster(other, CLUSTER.arn, CLUSTER) is ClusterLink.ROLE_TAG
+    assert link_to_cluster(other, "another", CLUSTER) is None
+    assert link_to_cluster(other, None, CLUSTER) is None and link_to_cluster(other, "", CLUSTER) is None
 
 
 def test_a_day_counts_every_node_second_and_the_reported_share_of_jobs_spanning_it() -> None:
