@@ -105,3 +105,18 @@ def test_the_bucket_lets_the_function_write_cluster_periods_and_nobody_else(synt
     denied = {who: any(allows(d, Request(who, "s3:PutObject", key, context)) for d in denies)
               for who in (hyperpod, classifier)}  # fmt: skip
     assert denied == {hyperpod: False, classifier: True}
+
+
+def test_docs_quote_the_figures_the_template_and_code_use(synth: Synthesized) -> None:
+    from pathlib import Path
+
+    from flopsmeter.service.hyperpod_clusters import MAX_LOOKAHEAD_DAYS
+    from infra.constructs.hyperpod import REPORTS_MAX_CONCURRENCY
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "hyperpod.md").read_text().split())
+    props = event_source(synth, "hyperpod")["Properties"]
+    assert SCHEDULE.expression_string == "cron(20 0 * * ? *)" and "Once a day (00:20 UTC)" in text
+    assert f"a dead-letter queue after {REPORTS_MAX_RECEIVE_COUNT} receives" in text
+    assert f"in batches of {props['BatchSize']} with at most {props['ScalingConfig']['MaximumConcurrency']}" in text
+    assert props["ScalingConfig"]["MaximumConcurrency"] == REPORTS_MAX_CONCURRENCY
+    assert f"longer than {MAX_LOOKAHEAD_DAYS} days (`MAX_LOOKAHEAD_DAYS`)" in text
