@@ -176,4 +176,5 @@ def as_reported(record: AuditRecord, block: HyperPodInfo) -> AuditRecord:
                 ),
             }
         )
-    return record.model_copy(update={"flops": flops, "hyperpod": block})
+    updated = record.model_copy(update={"flops": flops, "hyperpod": block})
+    return updated.sealed() if record.sha256 else updated  # a sealed record is sealed again over what changed

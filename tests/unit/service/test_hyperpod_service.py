@@ -10,6 +10,7 @@ import pytest
 
 from flopsmeter.audit.cluster_record import ClusterPeriodRecord
 from flopsmeter.audit.keys import parse_cluster_period_key
+from flopsmeter.audit.record import stored_sha256_matches
 from flopsmeter.contract import ENV_BASE_MODEL, ServiceMetric
 from flopsmeter.domain.hyperpod import ClusterInventory
 from flopsmeter.errors import ClusterNotFound
@@ -39,6 +40,7 @@ def test_a_report_from_a_cluster_node_is_recorded_with_the_reported_method(world
     assert record.hyperpod.sender_id == f"{NODE_ROLE_ID}:{NODES[0]}" and record.hyperpod.submitted_by == "dana"
     assert record.job.arn.endswith(":cluster/abc123/job/4242") and record.job.instance_count == 2
     assert record.cloudtrail.status == "not_found" and "HyperPod" in (record.cloudtrail.reason or "")
+    assert stored_sha256_matches(json.loads(world.store.objects[result.key]))  # sealed over what it says
     again = record_report(message(START, END), world.deps, clusters, world.config)
     assert again.status == "duplicate" and len([k for k in world.store.objects if k.startswith("records/")]) == 1
 
