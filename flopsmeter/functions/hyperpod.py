@@ -24,6 +24,7 @@ from flopsmeter.contract import ServiceMetric
 from flopsmeter.domain.hyperpod import CALLER_ARN
 from flopsmeter.errors import PermanentError, TransientError
 from flopsmeter.functions.container import AccountScope, ClientFactory, account_scope, aws_client
+from flopsmeter.functions.dead_lettering import send_to_dead_letters
 from flopsmeter.functions.hyperpod_models import MAX_REASON, parse_report
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import HyperPodSettings
@@ -111,37 +112,11 @@ def record_handler(record: SQSRecord, container: HyperPodContainer) -> None:
         metrics.add_metric(name=ServiceMetric.HYPERPOD_REPORT_REFUSED, unit="Count", value=1)
         logger.error("hyperpod report refused", extra=fields | {"reason": str(err)[:MAX_REASON],
                                                                "error": type(err).__name__})  # fmt: skip
-        if not _dead_letter(record, err, fields, container):
+        if not send_to_dead_letters(record, err, fields, container.dead_letters, metrics=metrics, logger=logger):
             raise
     except TransientError as err:
         logger.warning("transient failure; the report will be retried", extra=fields | {"reason": str(err)[:200]})
         raise
-
-
-def _dead_letter(record: SQSRecord, err: PermanentError, fields: dict[str, Any], container: HyperPodContainer) -> bool:
-    from flopsmeter.aws.dead_letters import DeadLetter
-
-    if container.dead_letters is None:
-        return False
-    try:
-        container.dead_letters.send(
-            record.body,
-            DeadLetter(
-                reason=str(err)[:MAX_REASON],
-                error=type(err).__name__,
-                source_message_id=record.message_id,
-                receive_count=int(record.attributes.approximate_receive_count or 0),
-                failed_at=datetime.now(UTC),
-                source_queue_arn=record.get("eventSourceARN"),
-                job_name=fields.get("job"),
-            ),
-        )
-    except Exception as send_err:  # noqa: BLE001 - the redrive policy still moves it: nothing lost
-        metrics.add_metric(name=ServiceMetric.DEAD_LETTER_SEND_FAILED, unit="Count", value=1)
-        logger.warning("dead-letter send failed", extra=fields | {"send_error": str(send_err)[:200]})
-        return False
-    metrics.add_metric(name=ServiceMetric.DEAD_LETTERED, unit="Count", value=1)
-    return True
 
 
 def cluster_pass(container: HyperPodContainer, now: datetime) -> dict[str, object]:

@@ -26,11 +26,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.audit.keys import CLUSTERS_PREFIX, HYPERPOD_RECORD_PREFIX
-from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE
 from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
 from infra.constructs.nag import acknowledge, skip_checkov
+from infra.constructs.service import grant_announce
 
 CLUSTERS_ROOT = CLUSTERS_PREFIX.split("/", 1)[0] + "/"  # "clusters/"
 HYPERPOD_RECORDS = f"{RECORDS_ROOT}*/{HYPERPOD_RECORD_PREFIX}"  # records/…/hyperpod.<cluster>.<job>.json
@@ -149,20 +149,7 @@ class HyperPodReports(Construct):
         )
         for sid, actions, resources in statements:
             role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="RecordedEvents",
-                actions=["events:PutEvents"],
-                resources=[f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"],
-                conditions={
-                    "StringEquals": {
-                        "events:source": RECORDED_EVENT_SOURCE,
-                        "events:detail-type": RECORDED_EVENT_DETAIL_TYPE,
-                    }
-                },
-            )
-        )
-        alerts.grant_publish(role)
+        grant_announce(role, alerts)
         for resource, reason in (
             ("*", "ListClusters and X-Ray trace writes have no resource-level scope."),
             ("arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:cluster/*",

@@ -321,6 +321,12 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
     )
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
     _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")
+    grant_announce(role, res.alerts)
+
+
+def grant_announce(role: iam.IRole, alerts: AlertTopic) -> None:
+    """What announcing a record takes: "FLOPs Classification Recorded" on the default bus (its source and
+    detail-type only) and the alert topic (the classifier, the reconciler and the HyperPod function)."""
     role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="RecordedEvents",
@@ -334,7 +340,7 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
             },
         )
     )
-    res.alerts.grant_publish(role)
+    alerts.grant_publish(role)
 
 
 def _allow_in_account(role: iam.IRole, sid: str, actions: list[str], service: str, resources: str, reason: str) -> None:
