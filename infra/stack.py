@@ -143,7 +143,7 @@ class FlopsMeterStack(Stack):
             environment=functions.classification_environment,
             audit=audit,
             alerts=resources.alerts,
-            organization_id=cfg.organization_id if cfg.is_organization else None,
+            organization=cfg if cfg.is_organization else None,
             removal_policy=ephemeral,
         )
         audit.restrict_writes_to(

@@ -108,7 +108,7 @@ def replay(
     matched = _depth(resources) > 0
     if not matched:
         notes.append(
-            f"no rule into the classifier queue matched (the rules forward only terminal "
+            f"the rules into the classifier queue did not match (they forward only terminal "
             f"{', '.join(sorted(contract.TERMINAL_STATUSES))} state changes of {', '.join(REGISTRARS)}): "
             "nothing to classify"
         )

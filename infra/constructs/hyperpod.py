@@ -26,6 +26,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from flopsmeter.audit.keys import CLUSTERS_PREFIX, HYPERPOD_RECORD_PREFIX
+from flopsmeter.contract import member_reader_role_name
+from infra.config import DeployConfig
 from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT, RECORDS_ROOT, AuditBucket
 from infra.constructs.functions import FunctionOptions, ServiceFunction
 from infra.constructs.monitoring import AlertTopic
@@ -52,7 +54,7 @@ class HyperPodReports(Construct):
         environment: Mapping[str, str],
         audit: AuditBucket,
         alerts: AlertTopic,
-        organization_id: str | None,
+        organization: DeployConfig | None,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -76,8 +78,15 @@ class HyperPodReports(Construct):
             ),
             removal_policy=removal_policy,
         )
-        self._senders(organization_id)
+        self._senders(organization.organization_id if organization else None)
         acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3", "This is the reports queue's dead-letter queue.")
+        for queue in (self.queue, self.dead_letter_queue):
+            skip_checkov(
+                queue,
+                "CKV_AWS_27",
+                "Encrypted at rest with SQS-managed keys (SSE-SQS): a job's role in any account of the organization "
+                "sends without a grant on a customer key; reports carry FLOPs figures, no personal or secret data.",
+            )
         self.function = ServiceFunction(
             self,
             "Function",
@@ -96,6 +105,8 @@ class HyperPodReports(Construct):
         )
         self.function.run_on_schedule(SCHEDULE, "FLOPs Meter HyperPod: compare every cluster's day with its reports")
         self._grant(audit, alerts)
+        if organization is not None:
+            self._organization(organization)
         self.retention_writer = (self.function.role, (RECORDS_ROOT, CLUSTERS_ROOT))
         skip_checkov(
             self.function.function,
@@ -103,6 +114,21 @@ class HyperPodReports(Construct):
             "SQS event source (its queue has a redrive DLQ; refused reports are dead-lettered with the reason) and a "
             "daily idempotent schedule; a Lambda DLQ applies to asynchronous invocations only.",
         )
+
+    def _organization(self, cfg: DeployConfig) -> None:
+        """Organization mode: the member accounts and regions whose clusters the daily pass compares, through the member
+        reader role (``sts:AssumeRole`` on it is granted by ``OrganizationIntake``, which trusts this role)."""
+        fn = self.function.function
+        fn.add_environment("MEMBER_ROLE_NAME", member_reader_role_name(cfg.stage))
+        fn.add_environment("MEMBER_REGIONS", ",".join(cfg.member_regions))
+        if cfg.member_accounts:
+            fn.add_environment("MEMBER_ACCOUNTS", ",".join(cfg.member_accounts))
+        else:
+            self.function.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ListOrganizationAccounts", actions=["organizations:ListAccounts"], resources=["*"]
+                )
+            )
 
     def _senders(self, organization_id: str | None) -> None:
         """Who may send: role sessions of this account, or of the organization; nobody else."""
@@ -151,7 +177,7 @@ class HyperPodReports(Construct):
             role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
         grant_announce(role, alerts)
         for resource, reason in (
-            ("*", "ListClusters and X-Ray trace writes have no resource-level scope."),
+            ("*", "ListClusters, organizations:ListAccounts and X-Ray trace writes have no resource-level scope."),
             ("arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:cluster/*",
              "Every HyperPod cluster in this account is compared with its reports (read-only)."),
             ("arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*",

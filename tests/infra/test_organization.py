@@ -431,3 +431,23 @@ def test_the_functions_are_told_the_mode_the_member_role_and_where_the_rotation_
     assert not single.of_type("AWS::SSM::Parameter")
     table = glue_table(single)
     assert table["Properties"]["TableInput"]["Parameters"]["projection.account.values"] == {"Ref": "AWS::AccountId"}
+
+
+def test_the_hyperpod_function_reads_member_clusters_through_the_reader_role(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    """Issue 26: the daily pass compares every member account's clusters, and a member's report is confirmed there."""
+    from flopsmeter.functions.settings import HyperPodSettings
+
+    synth, _ = org
+    env = function(synth, "hyperpod")[1]["Properties"]["Environment"]["Variables"]
+    assert env["DEPLOYMENT_MODE"] == "organization" and env["MEMBER_ROLE_NAME"] == "FlopsMeterMemberReader-prod"
+    assert env["MEMBER_REGIONS"] == ",".join(REGIONS)
+    assert set(env) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
+        HyperPodSettings.model_fields
+    )  # organization mode's settings, all read (MEMBER_ROLE_NAME is what HyperPodSettings requires there)
+    statements = role_statements(synth, role_of(synth, "hyperpod"))
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "sts:AssumeRole" in actions
+    # member_accounts is configured here: the pass uses it, and needs no organizations:ListAccounts
+    assert env["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT and "organizations:ListAccounts" not in actions

@@ -131,6 +131,7 @@ def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str
         "reconciler": settings.ReconcilerSettings,
         "digest": settings.DigestSettings,
         "compaction": settings.CompactorSettings,
+        "hyperpod": settings.HyperPodSettings,
     }.get(name, settings.FunctionSettings)
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
@@ -172,6 +173,7 @@ def test_reconciler_digest_and_compaction_run_on_schedules(synth: Synthesized) -
         function(synth, "reconciler")[0]: "rate(1 hour)",
         function(synth, "digest")[0]: "cron(5 * * * ? *)",
         function(synth, "compaction")[0]: "cron(20 0/6 * * ? *)",
+        function(synth, "hyperpod")[0]: "cron(20 0 * * ? *)",
     }
 
 
