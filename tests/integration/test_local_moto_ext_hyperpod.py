@@ -6,7 +6,6 @@ role session as SQS sets it. In-process and over HTTP to a server."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,12 +13,10 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from flopsmeter.aws.hyperpod import HyperPodClusters
-from flopsmeter.local import moto_ext
 from flopsmeter.local.moto_ext.hyperpod import ClusterNodes, set_cluster_nodes
+from tests.support.moto_endpoints import MODES, emulated
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/HyperPodNodeRole"
@@ -28,21 +25,10 @@ GROUP = {"InstanceGroupName": "workers", "InstanceType": "ml.p5.48xlarge", "Inst
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
 
 
-@pytest.fixture(params=["in_process", "server"])
+@pytest.fixture(params=MODES)
 def endpoint(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    moto_ext.install()
-    if request.param == "in_process":
-        with mock_aws():
-            yield None
-        return
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with emulated(request.param) as url:
+        yield url
 
 
 def client(service: str, endpoint: str | None, **credentials: Any) -> Any:
