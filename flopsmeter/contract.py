@@ -101,6 +101,8 @@ class ServiceMetric(StrEnum):
     COMPACTION_DEFERRED = "CompactionDeferred"  # compaction function: days/partitions left for the next run
     SESSIONS_ASSESSED = "SessionsAssessed"  # issue 26: running training sessions re-assessed by the scheduled pass
     SESSION_CROSSED_WHILE_RUNNING = "SessionCrossedWhileRunning"  # issue 26: a crossing marker written (alerted)
+    HYPERPOD_REPORT_REFUSED = "HyperPodReportRefused"  # a HyperPod report whose sender could not be confirmed
+    CLUSTER_UNREPORTED_FLOPS = "ClusterUnreportedFlops"  # per cluster period: ceiling minus reported jobs (the gap)
 
 
 # Audit digests are signed by an asymmetric KMS key (RSA_2048, SIGN_VERIFY) with this algorithm.
@@ -333,3 +335,17 @@ def work_launch_patterns() -> tuple[dict[str, object], ...]:
 
 # What AWS Batch's SubmitServiceJob created (CloudTrail ``responseElements``): the service job's ARN.
 BATCH_CREATED_ARN_FIELD = {SUBMIT_SERVICE_JOB: "jobArn"}
+
+
+# ---- SageMaker HyperPod (issue 26 point 3): jobs outside SageMaker's job APIs, reported by their own meter --------
+# The meter inside a HyperPod job (Slurm or EKS) sends one report when the job ends to the service's reports queue
+# (FLOPSMETER_REPORT_QUEUE_URL), signed with the job's own IAM credentials. The service reads who sent it from SQS's
+# SenderId (set by SQS from the authenticated request: "<role unique id>:<session name>"), never from the body, and
+# ties the sender to the cluster the body names (docs/hyperpod.md). The body's own fields are claims.
+HYPERPOD_REPORT_KIND = "FlopsMeter HyperPod Job Report"
+HYPERPOD_REPORT_VERSION = 1
+ENV_REPORT_QUEUE_URL = "FLOPSMETER_REPORT_QUEUE_URL"  # set on the job: where the meter sends its report
+ENV_HYPERPOD_CLUSTER = "FLOPSMETER_HYPERPOD_CLUSTER"  # set on the job: the cluster's name (or ARN)
+# An IAM role that EKS pods use (IRSA / EKS Pod Identity) is tied to its cluster by this tag, set by whoever administers
+# IAM (a Slurm node's instance role needs none: it is the cluster's instance-group ExecutionRole).
+TAG_HYPERPOD_CLUSTER = "flopsmeter:hyperpod-cluster"

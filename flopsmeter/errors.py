@@ -48,6 +48,14 @@ class JobNotFound(PermanentError):
     """The service does not know the job (an event for a job that no longer exists)."""
 
 
+class ClusterNotFound(PermanentError):
+    """A HyperPod report names a cluster that DescribeCluster does not know (in the sender's account)."""
+
+
+class RoleNotFound(PermanentError):
+    """A HyperPod report names a role that IAM GetRole does not know (in the sender's account)."""
+
+
 class CloudTrailPending(TransientError):
     """The job's launch call is not in CloudTrail yet (it lags ~15 min); retry until the wait limit."""
 

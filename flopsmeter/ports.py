@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flopsmeter.audit.record import AuditRecord
+from flopsmeter.domain.hyperpod import ClusterInventory
 
 # --- values -------------------------------------------------------------------------------------------------------
 
@@ -148,6 +149,21 @@ class BatchSource(Protocol):
 
     def describe_service_job(self, job_id: str) -> Mapping[str, Any]:
         """DescribeServiceJob; raises ``JobNotFound`` for an unknown job."""
+
+
+class ClusterSource(Protocol):
+    """SageMaker HyperPod clusters and the IAM roles that report for them (issue 26): ``flopsmeter.aws.hyperpod``."""
+
+    def cluster(self, name: str) -> ClusterInventory:
+        """DescribeCluster + ListClusterNodes; raises ``ClusterNotFound`` for an unknown cluster."""
+        ...
+
+    def cluster_names(self) -> list[str]:
+        """ListClusters: every cluster's name."""
+        ...
+
+    def role(self, name: str) -> tuple[str, dict[str, str]]:
+        """IAM GetRole: (RoleId, tags); raises ``RoleNotFound`` for an unknown role."""
         ...
 
 

@@ -52,6 +52,7 @@ from infra.constructs.service import UNSCOPED_ISSUE26_READS
 ORGANIZATION_BUS_ARN = "OrganizationBusArn"
 CLASSIFIER_ROLE_ARN = "ClassifierRoleArn"
 RECONCILER_ROLE_ARN = "ReconcilerRoleArn"
+HYPERPOD_ROLE_ARN = "HyperPodRoleArn"  # the HyperPod function: clusters and reporting roles (issue 26)
 ORGANIZATION_ID = "OrganizationId"
 READER_REGION_CONDITION = "IsReaderRegion"  # true in the one member region that creates the reader role
 # The StackSet's CloudFormation inline template limit.
@@ -75,9 +76,10 @@ class MemberStack(Stack):
         bus_arn = self._parameter(ORGANIZATION_BUS_ARN, "The compliance account's organization event bus")
         classifier = self._parameter(CLASSIFIER_ROLE_ARN, "The compliance account's classifier role")
         reconciler = self._parameter(RECONCILER_ROLE_ARN, "The compliance account's reconciler role")
+        hyperpod = self._parameter(HYPERPOD_ROLE_ARN, "The compliance account's HyperPod function role")
         org_id = self._parameter(ORGANIZATION_ID, "The organization (o-...)", pattern=r"^o-[a-z0-9]{10,32}$")
         self.forward_rules = self._forwarders(bus_arn)
-        self.reader = self._reader(stage, regions, trusted=(classifier, reconciler), org_id=org_id)
+        self.reader = self._reader(stage, regions, trusted=(classifier, reconciler, hyperpod), org_id=org_id)
 
     def _parameter(self, name: str, description: str, *, pattern: str = "^arn:aws[a-z-]*:.+$") -> str:
         return CfnParameter(self, name, type="String", description=description, allowed_pattern=pattern).value_as_string
@@ -116,11 +118,11 @@ class MemberStack(Stack):
             for rule_id, what, pattern in forwarded
         ]
 
-    def _reader(self, stage: str, regions: tuple[str, ...], *, trusted: tuple[str, str], org_id: str) -> iam.Role:
+    def _reader(self, stage: str, regions: tuple[str, ...], *, trusted: tuple[str, str, str], org_id: str) -> iam.Role:
         """The reader role, created only by the instance in ``regions[0]`` (IAM is global: one role per account, a
         fixed name no other instance takes), and granted the job reads in every member region."""
         in_organization = {"StringEquals": {"aws:PrincipalOrgID": org_id}}
-        classifier, reconciler = trusted
+        classifier, *others = trusted
         reader = iam.Role(
             self,
             "Reader",
@@ -133,7 +135,9 @@ class MemberStack(Stack):
         assert reader.assume_role_policy is not None
         reader.assume_role_policy.add_statements(
             iam.PolicyStatement(
-                actions=["sts:AssumeRole"], principals=[iam.ArnPrincipal(reconciler)], conditions=in_organization
+                actions=["sts:AssumeRole"],
+                principals=[iam.ArnPrincipal(arn) for arn in others],
+                conditions=in_organization,
             )
         )
         home = CfnCondition(
@@ -162,6 +166,8 @@ _SCOPED_READS = (
      "Every Bedrock model customization job in the member account is in scope (read-only)."),
     ("TrainingSessionFacts", ("sagemaker:DescribeTrainingSession",), "sagemaker", "training-session/*",
      "Every training session in the member account is in scope (read-only)."),
+    ("HyperPodClusters", ("sagemaker:DescribeCluster", "sagemaker:ListClusterNodes"), "sagemaker", "cluster/*",
+     "Every HyperPod cluster in the member account is compared with its reports (read-only)."),
 )  # fmt: skip
 
 
@@ -181,6 +187,7 @@ def _reads(regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
             sid="NoResourceLevelPermissions",
             actions=[
                 "sagemaker:ListTrainingJobs",
+                "sagemaker:ListClusters",
                 "bedrock:ListModelCustomizationJobs",
                 "cloudwatch:GetMetricData",
                 "cloudwatch:GetMetricStatistics",
@@ -190,6 +197,13 @@ def _reads(regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
             resources=["*"],
         )
     )
+    statements.append(  # IAM is global: the role a HyperPod report came from (its unique id) is read here
+        iam.PolicyStatement(
+            sid="ReportingRoles",
+            actions=["iam:GetRole"],
+            resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
+        )
+    )
     return statements
 
 
@@ -197,8 +211,13 @@ def _acknowledge_reads(reader: iam.Role, regions: tuple[str, ...]) -> None:
     acknowledge(
         reader,
         "AwsSolutions-IAM5[Resource::*]",
-        "ListTrainingJobs, ListModelCustomizationJobs, ListTrainingSessions, ListModelPackages, Batch "
+        "ListTrainingJobs, ListClusters, ListModelCustomizationJobs, ListTrainingSessions, ListModelPackages, Batch "
         "DescribeServiceJob, CloudWatch metric reads and CloudTrail LookupEvents have no resource-level scope.",
+    )
+    acknowledge(
+        reader,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*]",
+        "A HyperPod report may come from any role of the member account; GetRole confirms its unique id (read-only).",
     )
     for _, _, service, resource, reason in _SCOPED_READS:
         for region in regions:

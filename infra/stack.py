@@ -27,6 +27,7 @@ from constructs import Construct
 from infra.config import DeployConfig
 from infra.constructs.audit_bucket import AuditBucket
 from infra.constructs.compaction import RecordsCompaction
+from infra.constructs.hyperpod import HyperPodReports
 from infra.constructs.messaging import MessagingKey
 from infra.constructs.monitoring import AlertTopic, Monitoring
 from infra.constructs.organization import OrganizationIntake
@@ -93,7 +94,11 @@ class FlopsMeterStack(Stack):
                 config=cfg,
                 intake=intake,
                 provenance=parts.provenance,
-                readers=(parts.functions.classifier.role, parts.functions.reconciler.role),
+                readers=(
+                    parts.functions.classifier.role,
+                    parts.functions.reconciler.role,
+                    parts.hyperpod.function.role,
+                ),
             )
             outputs["OrganizationBusArn"] = self.organization.bus.event_bus_arn
             outputs["MemberStackSetName"] = member_stack_name(cfg.stage)  # in the stack FlopsMeter-<stage>-Members
@@ -131,16 +136,27 @@ class FlopsMeterStack(Stack):
             removal_policy=ephemeral,
         )
         compaction = RecordsCompaction(self, "Compaction", base=functions.base, audit=audit, query=query)
+        hyperpod = HyperPodReports(
+            self,
+            "HyperPod",
+            base=functions.base,
+            environment=functions.classification_environment,
+            audit=audit,
+            alerts=resources.alerts,
+            organization=cfg if cfg.is_organization else None,
+            removal_policy=ephemeral,
+        )
         audit.restrict_writes_to(
             [
                 *functions.retention_writers,
                 (provenance.function.role, (PROVENANCE_ROOT,)),
                 compaction.retention_writer,
+                hyperpod.retention_writer,
             ],
             break_glass_role_name=cfg.break_glass_role_name,
             legal_hold_role_name=cfg.legal_hold_role_name,
         )
-        return _ServiceParts(functions, provenance, query, compaction)
+        return _ServiceParts(functions, provenance, query, compaction, hyperpod)
 
     def _readers(self, resources: ServiceResources, query: RecordsQuery) -> iam.ManagedPolicy:
         """``AuditReadPolicy``: people read, verify and query the records; no writes, no deletes."""
@@ -164,6 +180,7 @@ class _ServiceParts:
     provenance: LaunchProvenance
     query: RecordsQuery
     compaction: RecordsCompaction
+    hyperpod: HyperPodReports
 
 
 def _outputs(
@@ -186,4 +203,6 @@ def _outputs(
         "DashboardName": monitoring.dashboard.dashboard_name,
         "ClassifierFunctionName": parts.functions.classifier.function.function_name,
         "ProvenanceTrailRequirement": parts.provenance.trail_output,
+        "HyperPodReportQueueUrl": parts.hyperpod.queue.queue_url,  # FLOPSMETER_REPORT_QUEUE_URL (docs/hyperpod.md)
+        "HyperPodDeadLetterQueueUrl": parts.hyperpod.dead_letter_queue.queue_url,
     }

@@ -33,6 +33,7 @@ from infra.config import DeployConfig
 from infra.constructs.organization import OrganizationIntake
 from infra.member import (
     CLASSIFIER_ROLE_ARN,
+    HYPERPOD_ROLE_ARN,
     ORGANIZATION_BUS_ARN,
     ORGANIZATION_ID,
     RECONCILER_ROLE_ARN,
@@ -70,7 +71,7 @@ class MemberStackSetStack(Stack):
         body = json.dumps(self.member_template, separators=(",", ":"))
         if len(body) > TEMPLATE_BODY_LIMIT:
             raise ValueError(f"the member template is {len(body)} bytes; a StackSet takes {TEMPLATE_BODY_LIMIT} inline")
-        classifier, reconciler = intake.readers
+        classifier, reconciler, hyperpod = intake.readers
         self.stack_set = cloudformation.CfnStackSet(
             self,
             "MemberStackSet",
@@ -101,6 +102,7 @@ class MemberStackSetStack(Stack):
                 _parameter(ORGANIZATION_BUS_ARN, intake.bus.event_bus_arn),
                 _parameter(CLASSIFIER_ROLE_ARN, classifier.role_arn),
                 _parameter(RECONCILER_ROLE_ARN, reconciler.role_arn),
+                _parameter(HYPERPOD_ROLE_ARN, hyperpod.role_arn),
                 _parameter(ORGANIZATION_ID, config.organization_id),
             ],
             template_body=body,

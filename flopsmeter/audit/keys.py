@@ -13,6 +13,8 @@ ARN>.json``. Compacted (Parquet) copies of one date partition of records, genera
 ``compacted/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/gen-NNNNNN/`` (the data objects) and
 ``…/date=<YYYY-MM-DD>/manifest-NNNNNN.json`` (what they hold); a later generation supersedes an earlier one.
 Provenance (capture at launch): ``provenance/v1/account=<id>/region=<r>/<kind>/<name>.json``.
+SageMaker HyperPod (issue 26): a reported job's record is ``records/…/date=<end>/hyperpod.<cluster>.<job id>.json``;
+a cluster's period comparison is ``clusters/v1/account=<id>/region=<r>/date=<YYYY-MM-DD>/<cluster>.json``.
 Every builder has a parser that gives back the same parts (tests/unit/audit/test_keys.py,
 tests/unit/audit/test_index_keys.py).
 
@@ -46,6 +48,13 @@ _PARTITION = r"account=([^/]+)/region=([^/]+)/date=(\d{4}-\d{2}-\d{2})"
 _COMPACTION_MANIFEST_KEY = re.compile(rf"^compacted/v1/{_PARTITION}/manifest-(\d{{6}})\.json$")
 _COMPACTION_DATA_KEY = re.compile(rf"^compacted/v1/{_PARTITION}/gen-(\d{{6}})/([^/]+)$")
 _HOUR = timedelta(hours=1)
+HYPERPOD_RECORD_PREFIX = "hyperpod."
+CLUSTERS_PREFIX = "clusters/v1/"
+# HyperPod cluster names (CreateCluster ClusterName) and the job ids the meter may report (Slurm job ids, array tasks
+# "123_4", Kubernetes job names without dots): no "." in either, so ``hyperpod.<cluster>.<job>`` parses one way.
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_HYPERPOD_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_CLUSTER_PERIOD_KEY = re.compile(rf"^clusters/v1/{_PARTITION}/([^/]+)\.json$")
 INDEX_PREFIX = "index/v1/"
 ARTIFACT_INDEX_PREFIX = f"{INDEX_PREFIX}artifacts/"
 MODEL_PACKAGE_INDEX_PREFIX = f"{INDEX_PREFIX}model-packages/"
@@ -393,3 +402,37 @@ def parse_provenance_key(key: str) -> dict[str, str]:
     if not m:
         raise ValueError(f"not a provenance key: {key!r}")
     return dict(zip(("account", "region", "kind", "name"), m.groups(), strict=True))
+
+
+def valid_cluster_name(name: str) -> bool:
+    return bool(_CLUSTER_NAME.match(name))
+
+
+def valid_hyperpod_job_id(job_id: str) -> bool:
+    return bool(_HYPERPOD_JOB_ID.match(job_id))
+
+
+def hyperpod_record_name(cluster: str, job_id: str) -> str:
+    """The file name (without ``.json``) of a HyperPod job's record: ``hyperpod.<cluster>.<job id>``."""
+    if not valid_cluster_name(cluster) or not valid_hyperpod_job_id(job_id):
+        raise ValueError(f"not a HyperPod cluster name and job id: {cluster[:64]!r}, {job_id[:64]!r}")
+    return f"{HYPERPOD_RECORD_PREFIX}{cluster}.{job_id}"
+
+
+def hyperpod_record_key(account_id: str, region: str, end_time: datetime | date, cluster: str, job_id: str) -> str:
+    day = end_time.date() if isinstance(end_time, datetime) else end_time
+    return f"{records_prefix(account_id, region, day)}{hyperpod_record_name(cluster, job_id)}.json"
+
+
+def cluster_period_key(account_id: str, region: str, day: date, cluster: str) -> str:
+    if not valid_cluster_name(cluster):
+        raise ValueError(f"not a HyperPod cluster name: {cluster[:64]!r}")
+    return f"{CLUSTERS_PREFIX}account={account_id}/region={region}/date={day.isoformat()}/{cluster}.json"
+
+
+def parse_cluster_period_key(key: str) -> tuple[str, str, date, str] | None:
+    """(account, region, day, cluster) of a cluster period key; None for any other key."""
+    match = _CLUSTER_PERIOD_KEY.match(key)
+    if match is None:
+        return None
+    return match.group(1), match.group(2), date.fromisoformat(match.group(3)), match.group(4)

@@ -33,7 +33,8 @@ def _finite_non_negative(value: float) -> float:
 
 FlopCount = Annotated[float, AfterValidator(_finite_non_negative)]
 Outcome = Literal["below", "approaching", "exceeds"]
-FlopsMethod = Literal["metered", "hardware_ceiling", "declared", "estimated"]  # estimated: managed customization
+# estimated: managed customization; reported: a HyperPod job's own meter, reported under the job's IAM identity
+FlopsMethod = Literal["metered", "hardware_ceiling", "declared", "estimated", "reported"]
 
 
 class _Model(BaseModel):
@@ -99,7 +100,8 @@ class FlopsInfo(_Model):
     uncertainty: str
     # Where ``metered`` came from: the meter's CloudWatch series, or (when that series is missing) the last values of
     # its stdout metrics that SageMaker keeps in DescribeTrainingJob's FinalMetricDataList. None: nothing metered.
-    metered_channel: Literal["cloudwatch", "final_metric_data"] | None = None
+    # hyperpod_report: a HyperPod job's report on the service's reports queue (issue 26; ``hyperpod`` block).
+    metered_channel: Literal["cloudwatch", "final_metric_data", "hyperpod_report"] | None = None
 
 
 class PolicyClassification(_Model):
@@ -299,6 +301,23 @@ class BatchInfo(_Model):
     summed_flops: FlopCount | None = None
 
 
+class HyperPodInfo(_Model):
+    """A SageMaker HyperPod job reported by its own meter (issue 26 point 3; ``flopsmeter.service.hyperpod``): who
+    sent it (SQS SenderId, checked against IAM) and how the sender was tied to the cluster. Other fields are the
+    report's claims."""
+
+    cluster_name: str
+    cluster_arn: str
+    orchestrator: Literal["slurm", "eks"]
+    job_id: str
+    sender_id: str  # SQS SenderId: <role unique id>:<session name>, set by SQS from the signed request
+    role_arn: str  # the role whose unique id is the SenderId's (IAM GetRole)
+    session: str
+    link: Literal["node", "execution_role", "role_tag"]
+    submitted_by: str | None = None  # the orchestrator's user (Slurm SLURM_JOB_USER, Kubernetes namespace): a claim
+    message_id: str | None = None
+
+
 class AuditRecord(_Model):
     schema_version: Literal[1] = 1
     record_id: str
@@ -324,6 +343,8 @@ class AuditRecord(_Model):
     # --- issue 26 (training sessions, AWS Batch service jobs): optional blocks, absent on other jobs ------------
     session: SessionInfo | None = None
     batch: BatchInfo | None = None
+    # --- issue 26 (HyperPod jobs reported by their meter): optional, absent on other jobs ---
+    hyperpod: HyperPodInfo | None = None
     sha256: str = ""
 
     def body(self) -> dict[str, Any]:
@@ -343,7 +364,7 @@ class AuditRecord(_Model):
         return canonical_json({**self.body(), "sha256": self.sha256})
 
 
-_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe", "addendum", "session", "batch")
+_OPTIONAL_BLOCKS = ("energy", "obligations", "customization", "recipe", "addendum", "session", "batch", "hyperpod")
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -37,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentError, RegionNotServed, TransientError
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
+from flopsmeter.functions.dead_lettering import send_to_dead_letters
 from flopsmeter.functions.inbound import (
     MAX_REASON,
     BatchServiceJobStateChange,
@@ -73,35 +73,7 @@ def dead_letter(
     container: ClassifierContainer,
 ) -> bool:
     """Send ``record`` to the DLQ with why it failed; False (and logged) when it could not be sent."""
-    from flopsmeter.aws.dead_letters import DeadLetter
-
-    reason = str(err)[:MAX_REASON]
-    try:
-        if container.dead_letters is None:
-            raise LookupError("DEAD_LETTER_QUEUE_URL is not set")
-        letter = DeadLetter(
-            reason=reason,
-            error=type(err).__name__,
-            source_message_id=record.message_id,
-            receive_count=int(record.attributes.approximate_receive_count or 0),
-            failed_at=datetime.now(UTC),
-            source_queue_arn=record.get("eventSourceARN"),
-            job_name=log_fields.get("job"),
-        )
-        dead_letter_id = container.dead_letters.send(record.body, letter)
-    except Exception as send_err:  # noqa: BLE001 - any failure here falls back to the redrive policy: nothing lost
-        metrics.add_metric(name=ServiceMetric.DEAD_LETTER_SEND_FAILED, unit="Count", value=1)
-        logger.warning(
-            "dead-letter send failed; the message is left to the queue's redrive policy",
-            extra=log_fields | {"send_error": f"{type(send_err).__name__}: {send_err}"[:MAX_REASON]},
-        )
-        return False
-    metrics.add_metric(name=ServiceMetric.DEAD_LETTERED, unit="Count", value=1)
-    logger.warning(
-        "sent to the dead-letter queue",
-        extra=log_fields | {"dead_letter_message_id": dead_letter_id, "error": type(err).__name__, "reason": reason},
-    )
-    return True
+    return send_to_dead_letters(record, err, log_fields, container.dead_letters, metrics=metrics, logger=logger)
 
 
 # The events this function reads, and the use case that classifies each kind (one line per kind).

@@ -139,6 +139,15 @@ class ReconcilerSettings(ClassificationSettings):
         return self.MEMBER_ACCOUNTS
 
 
+class HyperPodSettings(ClassificationSettings):
+    """The HyperPod function (``flopsmeter.functions.hyperpod``): reports off its queue, and the daily cluster pass
+    over this account and (organization mode) the member accounts and regions."""
+
+    DEAD_LETTER_QUEUE_URL: str | None = Field(default=None, pattern=SQS_QUEUE_URL)  # the reports queue's DLQ
+    MEMBER_ACCOUNTS: AccountList = ()  # organization mode, unset: Organizations ListAccounts
+    MEMBER_REGIONS: RegionList = ()  # unset: the function's own region
+
+
 class DigestSettings(FunctionSettings):
     DIGEST_SIGNING_KEY_ID: str = Field(min_length=1, max_length=2048)
 

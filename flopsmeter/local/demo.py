@@ -25,6 +25,7 @@ from rich.panel import Panel
 from flopsmeter.local import demo_pipeline as pipeline
 from flopsmeter.local import demo_trail as trail
 from flopsmeter.local.demo_customization import run_customization_scenario
+from flopsmeter.local.demo_hyperpod import run_hyperpod_scenario
 from flopsmeter.local.demo_lineage import run_lineage_scenario
 from flopsmeter.local.demo_next import next_steps
 from flopsmeter.local.demo_obligations import run_obligations_scenario
@@ -60,6 +61,7 @@ def run_demo(*, out_dir: Path = Path(".local/demo"), train: bool = True) -> int:
         run_obligations_scenario(demo)  # issue 16: systemic crossing, due date, energy, documentation draft
         run_sessions_and_batch_scenario(demo)  # issue 26: a session crossing while running, a preempted Batch job
         run_lineage_scenario(demo)
+        run_hyperpod_scenario(demo)  # issue 26: a HyperPod job reports itself; the rest of the cluster is a gap
         run_provenance_scenario(demo)
         trail.digest_and_verify(demo)  # after the last record: the final digest covers every one, then the mirror
         trail.tamper(demo)

@@ -1,22 +1,22 @@
 """``flopsmeter local replay EVENT.json``: one EventBridge event through EventBridge -> SQS -> the real handler.
 
-The event is taken as it is (the AWS documentation's example works unchanged). DescribeTrainingJob is
-authoritative for the service, so a job the emulator does not know is first registered from the event's
-``detail`` (name, role, image, instance type/count, times, status), and the output says so.
+The event is taken as it is (the AWS documentation's example works unchanged). The service reads the job back
+(DescribeTrainingJob, GetModelCustomizationJob), so a job the emulator does not know is first registered from the
+event's ``detail`` with every field the service would read (``flopsmeter.local.replay_fields``), and the output
+says which fields were registered, assumed or left out.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flopsmeter import contract
 from flopsmeter.errors import FlopsMeterError
-from flopsmeter.local import moto_ext
 from flopsmeter.local.provision import LocalResources
+from flopsmeter.local.replay_fields import REGISTRARS, Registration
 from flopsmeter.local.runner import DrainReport, drain, put_state_change
 
 DOCS_EXAMPLE = Path(__file__).with_name("events") / "aws_docs_training_job_state_change.json"
@@ -35,6 +35,7 @@ class ReplayResult:
     report: DrainReport
     record_keys: list[str]
     notes: list[str]
+    registration: Registration | None = None  # what the job was registered with (None: it existed, or no kind)
 
 
 def load_event(path: Path | str) -> dict[str, Any]:
@@ -49,93 +50,22 @@ def load_event(path: Path | str) -> dict[str, Any]:
     return event
 
 
-def _clients(resources: LocalResources) -> tuple[Any, Any]:
+def _s3(resources: LocalResources) -> Any:
     from flopsmeter.local.clients import client
 
-    return (
-        client("sagemaker", resources.endpoint, resources.region),
-        client("s3", resources.endpoint, resources.region),
-    )
-
-
-def _epoch_ms_or_iso(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value) / 1000.0, UTC)
-    except (TypeError, ValueError):
-        try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def job_exists(sagemaker: Any, name: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        sagemaker.describe_training_job(TrainingJobName=name)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in {"ValidationException", "ResourceNotFound"}:
-            return False
-        raise
-    return True
-
-
-def register_job_from_detail(resources: LocalResources, detail: dict[str, Any]) -> str:
-    """Create the event's job in the emulator and move it to the event's status and times."""
-    sagemaker, _ = _clients(resources)
-    name = str(detail["TrainingJobName"])
-    algorithm = detail.get("AlgorithmSpecification") or {}
-    resource = detail.get("ResourceConfig") or {}
-    output = detail.get("OutputDataConfig") or {}
-    tags = detail.get("Tags") or {}
-    sagemaker.create_training_job(
-        TrainingJobName=name,
-        RoleArn=str(detail.get("RoleArn") or f"arn:aws:iam::{resources.account_id}:role/SageMakerRole"),
-        AlgorithmSpecification={
-            "TrainingImage": str(algorithm.get("TrainingImage") or "replayed"),
-            "TrainingInputMode": str(algorithm.get("TrainingInputMode") or "File"),
-        },
-        OutputDataConfig={"S3OutputPath": str(output.get("S3OutputPath") or "s3://replayed/output")},
-        ResourceConfig={
-            "InstanceType": str(resource.get("InstanceType") or "ml.m5.large"),
-            "InstanceCount": int(resource.get("InstanceCount") or 1),
-            "VolumeSizeInGB": int(resource.get("VolumeSizeInGB") or 1),
-        },
-        StoppingCondition={
-            "MaxRuntimeInSeconds": int((detail.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 86400)
-        },
-        Tags=[{"Key": str(k), "Value": str(v)} for k, v in tags.items()] if isinstance(tags, dict) else [],
-        Environment={str(k): str(v) for k, v in (detail.get("Environment") or {}).items()},
-    )
-    status = str(detail.get("TrainingJobStatus") or "Completed")
-    moto_ext.set_training_job_state(
-        name,
-        moto_ext.JobState(
-            status=status if status in contract.JOB_STATUSES else None,
-            creation=_epoch_ms_or_iso(detail.get("CreationTime")),
-            start=_epoch_ms_or_iso(detail.get("TrainingStartTime")),
-            end=_epoch_ms_or_iso(detail.get("TrainingEndTime")),
-            failure_reason=detail.get("FailureReason"),
-        ),
-        account_id=resources.account_id,
-        region=resources.region,
-        endpoint=resources.endpoint,
-    )
-    return name
+    return client("s3", resources.endpoint, resources.region)
 
 
 def record_keys_for(resources: LocalResources, job_name: str) -> list[str]:
-    from flopsmeter.audit.keys import records_prefix
+    from flopsmeter.audit.keys import BEDROCK_RECORD_PREFIX, records_prefix
 
-    _, s3 = _clients(resources)
+    s3 = _s3(resources)
+    names = {f"{job_name}.json", f"{BEDROCK_RECORD_PREFIX}{job_name}.json"}
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=resources.audit_bucket, Prefix=records_prefix(resources.account_id, resources.region)
     ):
-        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(f"/{job_name}.json")]
+        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].rsplit("/", 1)[-1] in names]
     return keys
 
 
@@ -148,41 +78,44 @@ def replay(
     deadline_s: float = 90.0,
 ) -> ReplayResult:
     detail = event.get("detail")
-    name = detail.get("TrainingJobName") if isinstance(detail, dict) else None
+    registrar = REGISTRARS.get(str(event.get("detail-type")))
+    name = detail.get(registrar.name_field) if registrar and isinstance(detail, dict) else None
     notes: list[str] = []
-    registered = False
-    if isinstance(name, str) and register_missing:
-        sagemaker, _ = _clients(resources)
+    registration = None
+    if registrar is None:
+        notes.append(
+            f"no job kind registers from a {event.get('detail-type')!r} event (known: {', '.join(REGISTRARS)}): "
+            "put on the bus as it is"
+        )
+    elif isinstance(name, str) and register_missing:
         try:
-            exists = job_exists(sagemaker, name)
+            exists = registrar.exists(resources, name)
         except Exception:  # noqa: BLE001 - an odd name is the handler's to judge
             exists = True
         if not exists:
-            register_job_from_detail(resources, detail)  # type: ignore[arg-type]
-            registered = True
+            registration = registrar.register(resources, detail)  # type: ignore[arg-type]
             notes.append(
-                f"training job {name!r} did not exist in the emulator: registered it from the event's "
-                f"detail first (DescribeTrainingJob is authoritative for the classifier) in "
-                f"{resources.account_id}/{resources.region}"
+                f"{registration.kind} {name!r} did not exist in the emulator: registered it from the event's detail "
+                f"first (the service reads the job back, not the event) in {resources.account_id}/{resources.region}"
             )
+            notes += registration.lines()
     if event.get("region") and event.get("region") != resources.region:
         notes.append(
             f"the event names region {event['region']}; the emulator runs {resources.region} "
             "(EventBridge stamps its own region, account, id and time on the envelope)"
         )
     event_id = put_state_change(resources, event)
-    queued = _depth(resources)
-    matched = queued > 0
+    matched = _depth(resources) > 0
     if not matched:
-        status = detail.get("TrainingJobStatus") if isinstance(detail, dict) else None
         notes.append(
-            f"the rule {resources.rule_name!r} did not match (status {status!r}; it forwards only "
-            f"{', '.join(sorted(contract.TERMINAL_STATUSES))} {contract.TRAINING_JOB_STATE_CHANGE} events): "
+            f"the rules into the classifier queue did not match (they forward only terminal "
+            f"{', '.join(sorted(contract.TERMINAL_STATUSES))} state changes of {', '.join(REGISTRARS)}): "
             "nothing to classify"
         )
     report = drain(resources, log_path=log_path, deadline_s=deadline_s)
     keys = record_keys_for(resources, name) if isinstance(name, str) else []
-    return ReplayResult(event_id, name if isinstance(name, str) else None, registered, matched, report, keys, notes)
+    named = name if isinstance(name, str) else None
+    return ReplayResult(event_id, named, registration is not None, matched, report, keys, notes, registration)
 
 
 def _depth(resources: LocalResources) -> int:

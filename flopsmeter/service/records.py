@@ -13,6 +13,7 @@ from flopsmeter.audit.blocks import BlockInputs, with_energy_and_obligations
 from flopsmeter.audit.record import (
     AuditRecord,
     BaseModelInfo,
+    CloudTrailRef,
     FlopsInfo,
     HardwareCeilingInfo,
     JobInfo,
@@ -38,8 +39,15 @@ METRICS_WINDOW_AFTER = timedelta(minutes=15)  # the meter's last datapoint may l
 
 
 def build_record(
-    facts: JobFacts, request: ClassifyRequest, deps: Dependencies, config: ServiceConfig, now: datetime
+    facts: JobFacts,
+    request: ClassifyRequest,
+    deps: Dependencies,
+    config: ServiceConfig,
+    now: datetime,
+    *,
+    provenance: CloudTrailRef | None = None,
 ) -> AuditRecord:
+    """``provenance``: who launched the job when no CloudTrail call created it (a HyperPod job's report)."""
     warnings: list[str] = list(facts.warnings)
     if request.reconciled:
         warnings.insert(
@@ -63,7 +71,9 @@ def build_record(
     warnings += lineage.found.warnings
     batch = attempt_block(facts, deps, config, now, warnings)  # issue 26: an AWS Batch attempt names its service job
     launched = replace(facts, launched_by=(batch.service_job_arn,)) if batch else facts  # -> SubmitServiceJob
-    cloudtrail = resolve_launcher(launched, deps, config, now, warnings)  # provenance by key, else LookupEvents
+    cloudtrail = provenance or resolve_launcher(
+        launched, deps, config, now, warnings
+    )  # provenance by key, else LookupEvents
     result = classify(
         lineage.cumulative_flops,
         pretrain.flops,

@@ -15,6 +15,7 @@ from flopsmeter.training.distributed import World
 from flopsmeter.training.emitters import CloudWatchEmitter, FileEmitter, Snapshot, StdoutEmitter
 from flopsmeter.training.environment import JobEnvironment
 from flopsmeter.training.guard import Budget
+from flopsmeter.training.hyperpod_report import send_report
 from flopsmeter.training.model import ModelProfile
 from flopsmeter.training.options import MeterOptions
 from flopsmeter.training.readings import Readings
@@ -280,3 +281,5 @@ def publish(meter: MeterView, stdout: StdoutEmitter | None, *, final: bool = Fal
         if final:
             meter.cloudwatch.close(timeout_s=meter.final_flush_s)
             meter.file.write(document(meter))
+    if final:  # a HyperPod job's report to the service (FLOPSMETER_REPORT_QUEUE_URL set): issue 26
+        send_report(snap, meter.status, meter.env.output_dir)

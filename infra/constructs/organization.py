@@ -26,7 +26,8 @@ from infra.constructs.provenance import LaunchProvenance
 
 
 class OrganizationIntake(Construct):
-    """Exposes ``bus`` and ``readers`` (the classifier's and the reconciler's roles, which the member role trusts)."""
+    """Exposes ``bus`` and ``readers`` (the classifier's, the reconciler's and the HyperPod function's roles, which the
+    member role trusts)."""
 
     def __init__(
         self,
@@ -36,7 +37,7 @@ class OrganizationIntake(Construct):
         config: DeployConfig,
         intake: ClassifierQueue,
         provenance: LaunchProvenance,
-        readers: tuple[iam.IRole, iam.IRole],
+        readers: tuple[iam.IRole, iam.IRole, iam.IRole],
     ) -> None:
         super().__init__(scope, construct_id)
         assert config.organization_id is not None, "DeployConfig validates organization mode"

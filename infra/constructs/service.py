@@ -81,6 +81,7 @@ class ServiceFunctions(Construct):
         # the provenance and compaction functions (provenance.py, compaction.py) run the same way
         self.base = _base_options(self, config, resources.audit, asset_dir, self.log_key, removal_policy)
         classification = _classification_environment(self.base.environment, config, resources)
+        self.classification_environment = classification  # the HyperPod function classifies too (hyperpod.py)
         self.classifier = ServiceFunction(
             self,
             "Classifier",
@@ -332,6 +333,12 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
     _allow_any_resource(role, "SessionsAndServiceJobs", *UNSCOPED_ISSUE26_READS)
     _allow_any_resource(role, "MeteredFlops", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics")
     _allow_any_resource(role, "CreateTrainingJobEvent", "cloudtrail:LookupEvents")
+    grant_announce(role, res.alerts)
+
+
+def grant_announce(role: iam.IRole, alerts: AlertTopic) -> None:
+    """What announcing a record takes: "FLOPs Classification Recorded" on the default bus (its source and
+    detail-type only) and the alert topic (the classifier, the reconciler and the HyperPod function)."""
     role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="RecordedEvents",
@@ -345,7 +352,7 @@ def _grant_classify(role: iam.IRole, res: ServiceResources) -> None:
             },
         )
     )
-    res.alerts.grant_publish(role)
+    alerts.grant_publish(role)
 
 
 def _allow_in_account(role: iam.IRole, sid: str, actions: list[str], service: str, resources: str, reason: str) -> None:

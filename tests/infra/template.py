@@ -36,6 +36,7 @@ HANDLERS = {
     "digest": "lambdas.digest.handler.lambda_handler",
     "provenance": "lambdas.provenance.handler.lambda_handler",
     "compaction": "lambdas.compaction.handler.lambda_handler",
+    "hyperpod": "lambdas.hyperpod.handler.lambda_handler",
 }
 
 
@@ -127,11 +128,26 @@ def role_arn(synth: Synthesized, name: str) -> str:
     return f"<{role_of(synth, name)}.Arn>"
 
 
-def classifier_queue(synth: Synthesized) -> dict[str, Any]:
-    """The queue the classifier consumes (found through its event source)."""
-    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+def event_source(synth: Synthesized, name: str) -> dict[str, Any]:
+    """Function ``name``'s one event source mapping."""
+    function_id, _ = function(synth, name)
+    (mapping,) = [
+        m for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]  # fmt: skip
+    return mapping
+
+
+def consumed_queue(synth: Synthesized, name: str) -> dict[str, Any]:
+    """The queue function ``name`` consumes (found through its event source)."""
+    mapping = event_source(synth, name)
     properties: dict[str, Any] = synth.resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
     return properties
+
+
+def classifier_queue(synth: Synthesized) -> dict[str, Any]:
+    """The queue the classifier consumes (found through its event source)."""
+    return consumed_queue(synth, "classifier")
 
 
 def dead_letter_queue_id(synth: Synthesized) -> str:

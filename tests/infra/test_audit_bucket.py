@@ -227,6 +227,7 @@ OWNERS = {  # each prefix of the audit bucket and the functions that own it
     "provenance/": ("provenance",),
     "digests/": ("digest",),
     "compacted/": ("compaction",),
+    "clusters/": ("hyperpod",),  # HyperPod periods (its records/ keys: tests/infra/test_hyperpod.py)
 }
 POWER_USER = "arn:aws:iam::111122223333:role/PowerUserAccess"  # identity policy: s3:* on every bucket
 ROOT = "arn:aws:iam::111122223333:root"

@@ -140,8 +140,8 @@ def test_every_service_principal_allow_is_conditioned_on_its_source(synth: Synth
 
 def test_only_the_schedules_may_invoke_the_scheduled_functions(synth: Synthesized) -> None:
     permissions = [p["Properties"] for p in synth.of_type("AWS::Lambda::Permission").values()]
-    # reconciler, digest and compaction schedules, and the provenance rules (SageMaker launch calls, AWS Batch
-    # SubmitServiceJob); the classifier is fed by its event source
+    # reconciler, digest, compaction and HyperPod schedules, and the provenance rules (SageMaker launch calls, AWS
+    # Batch SubmitServiceJob); the classifier and the HyperPod function's reports are fed by event sources
     assert len(permissions) == 5
     rules = {
         f"<{k}.Arn>": r["Properties"]

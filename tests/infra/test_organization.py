@@ -20,7 +20,13 @@ from flopsmeter.contract import (
     work_launch_patterns,
 )
 from infra.config import cdk_json_context
-from infra.member import CLASSIFIER_ROLE_ARN, ORGANIZATION_BUS_ARN, ORGANIZATION_ID, RECONCILER_ROLE_ARN
+from infra.member import (
+    CLASSIFIER_ROLE_ARN,
+    HYPERPOD_ROLE_ARN,
+    ORGANIZATION_BUS_ARN,
+    ORGANIZATION_ID,
+    RECONCILER_ROLE_ARN,
+)
 from infra.stackset import stack_set_stack_name
 from infra.synth import build_app, write_member_template
 from tests.infra.policy import Request, allows, resolve
@@ -146,6 +152,7 @@ def test_a_service_managed_stackset_deploys_the_member_stack_everywhere(
         ORGANIZATION_BUS_ARN: {"Fn::GetAtt": [bus_id, "Arn"]},
         CLASSIFIER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "classifier"), "Arn"]},
         RECONCILER_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "reconciler"), "Arn"]},
+        HYPERPOD_ROLE_ARN: {"Fn::GetAtt": [role_of(synth, "hyperpod"), "Arn"]},
         ORGANIZATION_ID: ORG,
     }
     assert set(member["Parameters"]) == set(parameters)  # nothing else to fill in, no bootstrap version
@@ -272,8 +279,13 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
                 "sagemaker:DescribeTrainingSession",
                 f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:training-session/*",
             ),
+            # issue 26: HyperPod clusters compared with their reports
+            ("sagemaker:DescribeCluster", f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:cluster/*"),
+            ("sagemaker:ListClusterNodes", f"arn:<AWS::Partition>:sagemaker:{region}:<AWS::AccountId>:cluster/*"),
         }
     assert pairs == scoped | {
+        ("iam:GetRole", "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*"),  # a HyperPod report's sender
+        ("sagemaker:ListClusters", "*"),
         ("sagemaker:ListTrainingJobs", "*"),
         ("bedrock:ListModelCustomizationJobs", "*"),
         ("cloudwatch:GetMetricData", "*"),
@@ -456,3 +468,23 @@ def test_the_member_forwards_training_sessions_and_batch_service_jobs(
     on_bus = [r["Properties"]["EventPattern"] for r in synth.of_type("AWS::Events::Rule").values()
               if r["Properties"].get("EventBusName") == {"Ref": bus_id}]  # fmt: skip
     assert pattern() in on_bus
+
+
+def test_the_hyperpod_function_reads_member_clusters_through_the_reader_role(
+    org: tuple[Synthesized, dict[str, Any]],
+) -> None:
+    """Issue 26: the daily pass compares every member account's clusters, and a member's report is confirmed there."""
+    from flopsmeter.functions.settings import HyperPodSettings
+
+    synth, _ = org
+    env = function(synth, "hyperpod")[1]["Properties"]["Environment"]["Variables"]
+    assert env["DEPLOYMENT_MODE"] == "organization" and env["MEMBER_ROLE_NAME"] == "FlopsMeterMemberReader-prod"
+    assert env["MEMBER_REGIONS"] == ",".join(REGIONS)
+    assert set(env) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
+        HyperPodSettings.model_fields
+    )  # organization mode's settings, all read (MEMBER_ROLE_NAME is what HyperPodSettings requires there)
+    statements = role_statements(synth, role_of(synth, "hyperpod"))
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "sts:AssumeRole" in actions
+    # member_accounts is configured here: the pass uses it, and needs no organizations:ListAccounts
+    assert env["MEMBER_ACCOUNTS"] == MEMBER_ACCOUNT and "organizations:ListAccounts" not in actions

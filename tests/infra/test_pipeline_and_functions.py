@@ -24,6 +24,7 @@ from tests.infra.template import (
     audit_bucket,
     classifier_queue,
     dead_letter_queue_id,
+    event_source,
     function,
 )
 
@@ -71,7 +72,7 @@ def test_bedrock_customization_jobs_reach_the_same_queue_and_only_through_their_
 
 
 def test_queue_has_dlq_and_a_visibility_timeout_of_six_function_timeouts(synth: Synthesized) -> None:
-    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    mapping = event_source(synth, "classifier")
     queue = classifier_queue(synth)["Properties"]
     _, classifier = function(synth, "classifier")
     assert mapping["Properties"]["FunctionName"] == {"Ref": function(synth, "classifier")[0]}
@@ -100,7 +101,7 @@ def test_dlq_depth_alarm_notifies_the_alert_topic(synth: Synthesized) -> None:
 
 
 def test_classifier_consumes_in_batches_throttled_by_the_event_source(synth: Synthesized) -> None:
-    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    mapping = event_source(synth, "classifier")
     props = mapping["Properties"]
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["ScalingConfig"] == {"MaximumConcurrency": MAX_CONCURRENCY}
@@ -130,6 +131,7 @@ def test_functions_get_the_settings_the_code_reads(synth: Synthesized, name: str
         "reconciler": settings.ReconcilerSettings,
         "digest": settings.DigestSettings,
         "compaction": settings.CompactorSettings,
+        "hyperpod": settings.HyperPodSettings,
     }.get(name, settings.FunctionSettings)
     _, fn = function(synth, name)
     env = fn["Properties"]["Environment"]["Variables"]
@@ -171,6 +173,7 @@ def test_reconciler_digest_and_compaction_run_on_schedules(synth: Synthesized) -
         function(synth, "reconciler")[0]: "rate(1 hour)",
         function(synth, "digest")[0]: "cron(5 * * * ? *)",
         function(synth, "compaction")[0]: "cron(20 0/6 * * ? *)",
+        function(synth, "hyperpod")[0]: "cron(20 0 * * ? *)",
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 from flopsmeter.contract import RECORDED_EVENT_DETAIL_TYPE, RECORDED_EVENT_SOURCE, SIGNING_ALGORITHM, SIGNING_KEY_SPEC
 from infra.constructs.audit_bucket import INDEX_ROOT, NOTIFICATIONS_ROOT
 from infra.constructs.compaction import COMPACTED_ROOT
+from infra.constructs.hyperpod import CLUSTERS_ROOT, HYPERPOD_RECORDS
 from infra.constructs.provenance import PROVENANCE_ROOT
 from tests.infra.policy import resolve
 from tests.infra.template import (
@@ -129,6 +130,8 @@ def test_no_iam_policy_grants_delete_or_wildcard_writes_on_the_audit_bucket(synt
         "digests/*",
         PROVENANCE_ROOT + "*",
         COMPACTED_ROOT + "*",
+        HYPERPOD_RECORDS + "*",  # the HyperPod function: its own records only (tests/infra/test_hyperpod.py)
+        CLUSTERS_ROOT + "*",
     )
     documents = [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::Policy").values()]
     documents += [p["Properties"]["PolicyDocument"] for p in synth.of_type("AWS::IAM::ManagedPolicy").values()]

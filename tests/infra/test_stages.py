@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from tests.infra.template import NO_BUNDLING, Synthesized
+from tests.infra.template import NO_BUNDLING, Synthesized, event_source
 
 pytestmark = pytest.mark.infra
 
@@ -83,7 +83,7 @@ def test_cdk_json_reserves_no_concurrency(dev: tuple[Synthesized, str]) -> None:
     synth, _ = dev
     for fn in synth.of_type("AWS::Lambda::Function").values():
         assert "ReservedConcurrentExecutions" not in fn["Properties"]
-    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    mapping = event_source(synth, "classifier")
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 

@@ -6,19 +6,17 @@ at creation with a made-up failure message. Each test runs in-process (mock_aws)
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from flopsmeter.aws.bedrock import BedrockJobs
 from flopsmeter.local import moto_ext
 from flopsmeter.local.moto_ext import CustomizationJobState, JobState
+from tests.support.moto_endpoints import MODES, emulated
 
 REGION = "us-east-1"
 HUB = "arn:aws:sagemaker:us-east-1:aws:hub-content/SageMakerPublicHub/Model"
@@ -26,21 +24,10 @@ SERVERLESS = {"BaseModelArn": f"{HUB}/meta-textgeneration-llama-3-1-8b-instruct/
               "CustomizationTechnique": "SFT", "Peft": "LORA", "SequenceLength": "4K"}  # fmt: skip
 
 
-@pytest.fixture(params=["in_process", "server"])
+@pytest.fixture(params=MODES)
 def endpoint(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    moto_ext.install()
-    if request.param == "in_process":
-        with mock_aws():
-            yield None
-        return
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with emulated(request.param) as url:
+        yield url
 
 
 def client(service: str, endpoint: str | None) -> Any:

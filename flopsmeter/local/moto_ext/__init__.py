@@ -30,6 +30,9 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
   recorded in CloudTrail; ``set_training_session_state`` and ``set_service_job_state`` move them on (a Batch job's
   state change puts its "Batch Service Job State Change" event on the default bus).
 
+* SageMaker HyperPod and the reports queue (``moto_ext.hyperpod``): EC2-style node ids, the cluster's
+  ``Orchestrator``, backdated nodes (``set_cluster_nodes``), and SQS ``SenderId`` set from the caller's credentials.
+
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
 driven like the in-process ``mock_aws``.
@@ -44,6 +47,7 @@ from flopsmeter.local.moto_ext import (
     bedrock,
     cloudtrail,
     eventbridge,
+    hyperpod,
     launches,
     routes,
     sagemaker,
@@ -102,6 +106,7 @@ def install() -> None:
         cloudtrail.patch()
         eventbridge.patch()
         sts.patch()
+        hyperpod.patch()
         routes.add_control_routes()
         _installed = True
 

@@ -117,6 +117,8 @@ class CustomizationJobState:
     creation: datetime | None = None
     end: datetime | None = None  # default for a terminal status: now
     failure_message: str | None = None
+    job_arn: str | None = None  # the job's own ARN (a replayed event's; default: moto's)
+    base_model_arn: str | None = None  # the base model's ARN as AWS reports it (default: from the identifier)
 
 
 def set_model_customization_job_state(
@@ -160,5 +162,9 @@ def apply_bedrock_state(body: dict[str, Any]) -> dict[str, Any]:
             job.end_time = aware(end or now).isoformat()
     if body.get("failure_message") is not None:
         job.failure_message = body["failure_message"]
+    if body.get("job_arn"):
+        job.job_arn = str(body["job_arn"])
+    if body.get("base_model_arn"):
+        job.base_model_arn = str(body["base_model_arn"])
     job.last_modified_time = now.isoformat()
     return job_view(job)

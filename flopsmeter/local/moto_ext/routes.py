@@ -10,6 +10,7 @@ from flopsmeter.local.moto_ext.batch import SERVICE_JOB_STATE_PATH, apply_servic
 from flopsmeter.local.moto_ext.bedrock import BEDROCK_STATE_PATH, apply_bedrock_state
 from flopsmeter.local.moto_ext.cloudtrail import clear_route, set_lag_route
 from flopsmeter.local.moto_ext.common import CLEAR_PATH, LAG_PATH, STATE_PATH, EmulatorError
+from flopsmeter.local.moto_ext.hyperpod import CLUSTER_STATE_PATH, apply_cluster_nodes
 from flopsmeter.local.moto_ext.sagemaker import apply_state
 from flopsmeter.local.moto_ext.training_sessions import SESSION_STATE_PATH, apply_session_state
 
@@ -38,3 +39,4 @@ def add_control_routes() -> None:
     urls.url_paths.setdefault("{0}" + BEDROCK_STATE_PATH, _route(apply_bedrock_state))
     urls.url_paths.setdefault("{0}" + SESSION_STATE_PATH, _route(apply_session_state))
     urls.url_paths.setdefault("{0}" + SERVICE_JOB_STATE_PATH, _route(apply_service_job_state))
+    urls.url_paths.setdefault("{0}" + CLUSTER_STATE_PATH, _route(apply_cluster_nodes))

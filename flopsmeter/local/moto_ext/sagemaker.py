@@ -156,6 +156,8 @@ class JobState:
     billable_tokens: int | None = None  # BillableTokenCount (serverless customization jobs)
     launched_by: str | None = None  # a tuning job's or AutoML job's ARN: DescribeTrainingJob reports it
     pipeline_execution: str | None = None  # the execution whose step ran it: ListPipelineExecutionSteps reports it
+    model_artifacts: str | None = None  # ModelArtifacts.S3ModelArtifacts (default: moto's <output>/<job>/output/...)
+    output_model_package: str | None = None  # OutputModelPackageArn (default: the next version in its group)
 
 
 def set_training_job_state(
@@ -243,6 +245,10 @@ def _apply_reported(job: Any, body: dict[str, Any], now: datetime | None) -> Non
         job.flopsmeter_launched_by = str(body["launched_by"])
     if body.get("pipeline_execution"):
         job.flopsmeter_pipeline_execution = str(body["pipeline_execution"])
+    if body.get("model_artifacts"):
+        job.model_artifacts = {"S3ModelArtifacts": str(body["model_artifacts"])}
+    if body.get("output_model_package"):
+        job.output_model_package_arn = str(body["output_model_package"])
 
 
 def _retime_create_event(account_id: str, region: str, job_name: str, when: datetime) -> None:
