@@ -22,6 +22,7 @@ from rich.table import Table
 
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.aws.store import AuditStore
+from flopsmeter.domain.deadlines import notification_due
 from flopsmeter.local import moto_ext
 from flopsmeter.local.demo_session import Demo, drain_inbox
 from flopsmeter.local.runner import local_clients, put_state_change
@@ -75,8 +76,8 @@ def run_session(demo: Demo) -> None:
         OutputConfig={"S3Location": {"Path": "s3://demo-session-output/"}},
         ModelPackageGroupArn=f"arn:aws:sagemaker:{region}:{account}:model-package-group/demo-session-checkpoints",
     )  # fmt: skip
-    _session_state(demo, status="Running", creation=datetime.now(UTC) - timedelta(hours=6), training_tokens=10**11,
-                   sample_tokens=10**10)  # fmt: skip
+    _session_state(demo, status="Running", creation=datetime.now(UTC) - timedelta(hours=6), training_tokens=10**9,
+                   sample_tokens=10**8)  # fmt: skip
     first = _watch(demo)
     _session_state(demo, training_tokens=15 * 10**11, sample_tokens=2 * 10**11, prefill_tokens=10**11, checkpoints=1)
     second = _watch(demo)
@@ -103,7 +104,7 @@ def run_session(demo: Demo) -> None:
         record is not None and block is not None and record.flops.method == "estimated"
         and block.crossed_while_running_at is not None and obligations is not None
         and obligations.crossed_at == block.crossed_while_running_at
-        and obligations.notification_due_at == block.crossed_while_running_at + timedelta(days=14)
+        and obligations.notification_due_at == notification_due(block.crossed_while_running_at)
         and len(block.checkpoints) == 1 and record.cloudtrail.status == "found" and WHO in str(
             record.cloudtrail.principal_arn),
     )  # fmt: skip
