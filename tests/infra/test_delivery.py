@@ -142,7 +142,7 @@ def test_only_the_schedules_may_invoke_the_scheduled_functions(synth: Synthesize
     permissions = [p["Properties"] for p in synth.of_type("AWS::Lambda::Permission").values()]
     # reconciler, digest, compaction and HyperPod schedules, and the provenance rules (SageMaker launch calls, AWS
     # Batch SubmitServiceJob); the classifier and the HyperPod function's reports are fed by event sources
-    assert len(permissions) == 5
+    assert len(permissions) == 6
     rules = {
         f"<{k}.Arn>": r["Properties"]
         for k, r in synth.of_type("AWS::Events::Rule").items()

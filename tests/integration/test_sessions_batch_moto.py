@@ -15,6 +15,7 @@ import pytest
 from flopsmeter import contract
 from flopsmeter.aws.batch import BatchServiceJobs
 from flopsmeter.aws.training_sessions import TrainingSessions
+from flopsmeter.domain.deadlines import notification_due
 from flopsmeter.errors import JobNotSettled
 from flopsmeter.functions.inbound import BatchServiceJobStateChange, TrainingSessionEnded, parse_inbound
 from flopsmeter.local import moto_ext
@@ -80,7 +81,7 @@ def test_session_crossing_while_running_alerts_once_and_dates_the_clock(aws: Aws
     assert result.status == "recorded" and record is not None and record.session is not None
     assert record.session.crossed_while_running_at == aws.t0 + timedelta(hours=1)  # the last pass below it
     assert record.obligations is not None and record.obligations.crossed_at == aws.t0 + timedelta(hours=1)
-    assert record.obligations.notification_due_at == aws.t0 + timedelta(hours=1, days=14)
+    assert record.obligations.notification_due_at == notification_due(aws.t0 + timedelta(hours=1))  # Brussels-time end of day
     assert record.session.running_assessments == 2 and record.flops.method == "estimated"
     assert record.customization is not None and record.customization.service == "sagemaker-training-session"
     breakdown = record.customization.estimate.breakdown
