@@ -81,7 +81,8 @@ def test_session_crossing_while_running_alerts_once_and_dates_the_clock(aws: Aws
     assert result.status == "recorded" and record is not None and record.session is not None
     assert record.session.crossed_while_running_at == aws.t0 + timedelta(hours=1)  # the last pass below it
     assert record.obligations is not None and record.obligations.crossed_at == aws.t0 + timedelta(hours=1)
-    assert record.obligations.notification_due_at == notification_due(aws.t0 + timedelta(hours=1))  # Brussels-time end of day
+    # the due date: the Brussels-time end of the day, fourteen days on
+    assert record.obligations.notification_due_at == notification_due(aws.t0 + timedelta(hours=1))
     assert record.session.running_assessments == 2 and record.flops.method == "estimated"
     assert record.customization is not None and record.customization.service == "sagemaker-training-session"
     breakdown = record.customization.estimate.breakdown
