@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     replay.add_argument(
         "--no-register",
         action="store_true",
-        help="do not create the event's training job in the emulator when it is missing",
+        help="do not register the event's job (training job, Bedrock job, training session, Batch service job) in "
+        "the emulator when it is missing",
     )
     replay.set_defaults(func=cmd_replay)
 

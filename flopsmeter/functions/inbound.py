@@ -317,7 +317,7 @@ class BatchServiceJobStateChange(EventBridgeModel):
 # --- the union ----------------------------------------------------------------------------------------------------
 
 
-def _detail_type(value: object) -> str | None:
+def event_tag(value: object) -> str | None:
     """The tag of an event: its ``detail-type`` (None, and a "malformed" reason, when there is none); a CloudTrail
     call that ends a training session is told apart by its ``eventName``."""
     tag = value.get("detail-type") if isinstance(value, Mapping) else getattr(value, "detail_type", None)
@@ -336,7 +336,7 @@ InboundEvent = Annotated[
     | Annotated[TrainingSessionEnded, Tag(SESSION_ENDED_TAG)]
     | Annotated[BatchServiceJobStateChange, Tag(BatchServiceJobStateChange.DETAIL_TYPE)],
     Discriminator(
-        _detail_type,
+        event_tag,
         custom_error_type="unknown_event",
         custom_error_message="unknown or missing detail-type",
     ),

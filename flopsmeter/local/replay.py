@@ -9,17 +9,49 @@ says which fields were registered, assumed or left out.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flopsmeter import contract
 from flopsmeter.errors import FlopsMeterError
+from flopsmeter.functions.inbound import SESSION_ENDED_TAG, event_tag
+from flopsmeter.local import replay_fields as jobs
+from flopsmeter.local import replay_sessions_batch as others
 from flopsmeter.local.provision import LocalResources
-from flopsmeter.local.replay_fields import REGISTRARS, Registration
+from flopsmeter.local.replay_fields import Registration
 from flopsmeter.local.runner import DrainReport, drain, put_state_change
 
 DOCS_EXAMPLE = Path(__file__).with_name("events") / "aws_docs_training_job_state_change.json"
+
+
+@dataclass(frozen=True)
+class Registrar:
+    """How to find and register the job of one kind of event."""
+
+    name_of: Callable[[Mapping[str, Any]], Any]  # the job's name (or id) in the event's detail
+    exists: Callable[[LocalResources, str], bool]
+    register: Callable[[LocalResources, Mapping[str, Any]], Registration]
+
+
+def _field(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda detail: detail.get(name)
+
+
+# The event's tag (its detail-type; a CloudTrail call that ends a training session has its own) -> its registrar.
+REGISTRARS: dict[str, Registrar] = {
+    contract.TRAINING_JOB_STATE_CHANGE: Registrar(
+        _field("TrainingJobName"), jobs.training_job_exists, jobs.register_training_job
+    ),
+    contract.MODEL_CUSTOMIZATION_JOB_STATE_CHANGE: Registrar(
+        _field("jobName"), jobs.bedrock_job_exists, jobs.register_bedrock_job
+    ),
+    SESSION_ENDED_TAG: Registrar(others.session_name, others.training_session_exists, others.register_training_session),
+    contract.BATCH_SERVICE_JOB_STATE_CHANGE: Registrar(
+        _field("jobId"), others.service_job_exists, others.register_batch_service_job
+    ),
+}
 
 
 class ReplayError(FlopsMeterError):
@@ -57,10 +89,11 @@ def _s3(resources: LocalResources) -> Any:
 
 
 def record_keys_for(resources: LocalResources, job_name: str) -> list[str]:
-    from flopsmeter.audit.keys import BEDROCK_RECORD_PREFIX, records_prefix
+    from flopsmeter.audit.keys import BATCH_RECORD_PREFIX, BEDROCK_RECORD_PREFIX, SESSION_RECORD_PREFIX, records_prefix
 
     s3 = _s3(resources)
-    names = {f"{job_name}.json", f"{BEDROCK_RECORD_PREFIX}{job_name}.json"}
+    names = {f"{prefix}{job_name}.json" for prefix in ("", BEDROCK_RECORD_PREFIX, SESSION_RECORD_PREFIX,
+                                                       BATCH_RECORD_PREFIX)}  # fmt: skip
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=resources.audit_bucket, Prefix=records_prefix(resources.account_id, resources.region)
@@ -78,8 +111,8 @@ def replay(
     deadline_s: float = 90.0,
 ) -> ReplayResult:
     detail = event.get("detail")
-    registrar = REGISTRARS.get(str(event.get("detail-type")))
-    name = detail.get(registrar.name_field) if registrar and isinstance(detail, dict) else None
+    registrar = REGISTRARS.get(str(event_tag(event)))
+    name = registrar.name_of(detail) if registrar and isinstance(detail, dict) else None
     notes: list[str] = []
     registration = None
     if registrar is None:
@@ -108,9 +141,10 @@ def replay(
     matched = _depth(resources) > 0
     if not matched:
         notes.append(
-            f"the rules into the classifier queue did not match (they forward only terminal "
-            f"{', '.join(sorted(contract.TERMINAL_STATUSES))} state changes of {', '.join(REGISTRARS)}): "
-            "nothing to classify"
+            "the rules into the classifier queue did not match (they forward training and Bedrock jobs' "
+            f"{', '.join(sorted(contract.TERMINAL_STATUSES))} state changes, a successful "
+            f"{' or '.join(contract.SESSION_END_CALLS)} call, and an AWS Batch SAGEMAKER_TRAINING service job's "
+            f"{', '.join(contract.BATCH_READ_STATUSES)} changes): nothing to classify"
         )
     report = drain(resources, log_path=log_path, deadline_s=deadline_s)
     keys = record_keys_for(resources, name) if isinstance(name, str) else []

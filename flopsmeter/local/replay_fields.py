@@ -8,8 +8,8 @@ tokens, final metrics, model artifacts, the model package produced, the tuning o
 
 ``Registration`` says, field by field, what was registered from the event, what had to be assumed (a required
 member the event lacks) and what was left out (a member whose value does not fit the API's shape). Each kind of job
-is one ``Registrar`` in ``REGISTRARS``, found by the event's ``detail-type``: a new kind (a training session, an
-AWS Batch service job) is one more entry there.
+is one ``Registrar`` in ``flopsmeter.local.replay.REGISTRARS``; training sessions and AWS Batch service jobs register
+in ``flopsmeter.local.replay_sessions_batch``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class Registration:
     assumed: list[str] = field(default_factory=list)  # "Field (value): why"
     left_out: list[str] = field(default_factory=list)  # "Field: why"
     absent: list[str] = field(default_factory=list)  # read by the service, not in the event
+    said: list[str] = field(default_factory=list)  # what else the replay must say about this kind
+    caveat: str = NOT_IN_AN_EVENT  # what no event of this kind can carry
 
     def lines(self) -> list[str]:
         out = [f"registered {self.kind} {self.name!r} from the event: {', '.join(self.registered) or 'nothing'}"]
@@ -61,8 +63,7 @@ class Registration:
         out += [f"left out {item}" for item in self.left_out]
         if self.absent:
             out.append(f"not in the event (the service reads them; the job has none): {', '.join(self.absent)}")
-        out.append(NOT_IN_AN_EVENT)
-        return out
+        return [*out, *self.said, self.caveat]
 
 
 def _shape_fits(operation: str, service: str, base: Mapping[str, Any], member: str, value: Any) -> str | None:
@@ -76,7 +77,7 @@ def _shape_fits(operation: str, service: str, base: Mapping[str, Any], member: s
     return report.generate_report().splitlines()[-1][:200] if report.has_errors() else None
 
 
-def _tags_list(raw: Any) -> list[dict[str, str]]:
+def tags_list(raw: Any) -> list[dict[str, str]]:
     if isinstance(raw, Mapping):
         return [{"Key": str(k), "Value": str(v)} for k, v in raw.items()]
     if isinstance(raw, list):
@@ -84,7 +85,7 @@ def _tags_list(raw: Any) -> list[dict[str, str]]:
     return []
 
 
-def _fitted(
+def fitted(
     reg: Registration, operation: str, service: str, required: dict[str, Any], candidates: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``required`` (event values, else assumed) plus every candidate that fits the input shape."""
@@ -98,7 +99,7 @@ def _fitted(
     return request
 
 
-def _required(
+def required_members(
     reg: Registration, detail: Mapping[str, Any], defaults: Mapping[str, tuple[str, Any]], why: str
 ) -> dict[str, Any]:
     """Each required member from the event (``defaults``: member -> (event field, assumed value))."""
@@ -120,7 +121,7 @@ def register_training_job(resources: LocalResources, detail: Mapping[str, Any]) 
     name = str(detail["TrainingJobName"])
     reg = Registration("training job", name)
     account = resources.account_id
-    required = _required(
+    required = required_members(
         reg,
         detail,
         {
@@ -130,11 +131,11 @@ def register_training_job(resources: LocalResources, detail: Mapping[str, Any]) 
         "the service does not read it",
     )
     required["TrainingJobName"] = name
-    create_members = _create_members("sagemaker", "CreateTrainingJob")
-    candidates = {k: v for k, v in detail.items() if k in create_members and k not in required and k != "Tags"}
+    members = create_members("sagemaker", "CreateTrainingJob")
+    candidates = {k: v for k, v in detail.items() if k in members and k not in required and k != "Tags"}
     if "Tags" in detail:
-        candidates["Tags"] = _tags_list(detail["Tags"])
-    request = _fitted(reg, "CreateTrainingJob", "sagemaker", required, candidates)
+        candidates["Tags"] = tags_list(detail["Tags"])
+    request = fitted(reg, "CreateTrainingJob", "sagemaker", required, candidates)
     if "ResourceConfig" not in request and "ServerlessJobConfig" not in request:
         reg.left_out.append(
             "ResourceConfig: the event names no instances; the job is registered without them (the classifier's "
@@ -197,7 +198,7 @@ def parse_time(value: Any) -> datetime | None:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _create_members(service: str, operation: str) -> tuple[str, ...]:
+def create_members(service: str, operation: str) -> tuple[str, ...]:
     import botocore.session
 
     shape = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
@@ -215,7 +216,7 @@ def register_bedrock_job(resources: LocalResources, detail: Mapping[str, Any]) -
     base_arn = str(detail.get("baseModelArn") or "")
     identifier = base_arn.split("foundation-model/", 1)[-1] if base_arn else ""
     renamed = {**detail, "baseModelIdentifier": identifier, "customModelName": detail.get("outputModelName")}
-    required = _required(
+    required = required_members(
         reg,
         renamed,
         {
@@ -228,9 +229,9 @@ def register_bedrock_job(resources: LocalResources, detail: Mapping[str, Any]) -
         "the Bedrock classifier does not read it (a base model the event lacks stays unknown: conservative)",
     )
     required["jobName"] = name
-    members = _create_members("bedrock", "CreateModelCustomizationJob")
+    members = create_members("bedrock", "CreateModelCustomizationJob")
     candidates = {k: v for k, v in detail.items() if k in members and k not in required}
-    request = _fitted(reg, "CreateModelCustomizationJob", "bedrock", required, candidates)
+    request = fitted(reg, "CreateModelCustomizationJob", "bedrock", required, candidates)
     client("bedrock", resources.endpoint, resources.region).create_model_customization_job(**request)
     status = str(detail.get("jobStatus") or "Completed")
     moto_ext.set_model_customization_job_state(
@@ -253,30 +254,21 @@ def register_bedrock_job(resources: LocalResources, detail: Mapping[str, Any]) -
     return reg
 
 
-@dataclass(frozen=True)
-class Registrar:
-    """How to find and register the job of one kind of event."""
-
-    name_field: str
-    exists: Callable[[LocalResources, str], bool]
-    register: Callable[[LocalResources, Mapping[str, Any]], Registration]
-
-
-def _training_job_exists(resources: LocalResources, name: str) -> bool:
+def training_job_exists(resources: LocalResources, name: str) -> bool:
     from flopsmeter.local.clients import client
 
-    return _exists(lambda: client("sagemaker", resources.endpoint, resources.region).describe_training_job(
+    return exists(lambda: client("sagemaker", resources.endpoint, resources.region).describe_training_job(
         TrainingJobName=name))  # fmt: skip
 
 
-def _bedrock_job_exists(resources: LocalResources, name: str) -> bool:
+def bedrock_job_exists(resources: LocalResources, name: str) -> bool:
     from flopsmeter.local.clients import client
 
-    return _exists(lambda: client("bedrock", resources.endpoint, resources.region).get_model_customization_job(
+    return exists(lambda: client("bedrock", resources.endpoint, resources.region).get_model_customization_job(
         jobIdentifier=name))  # fmt: skip
 
 
-def _exists(describe: Callable[[], Any]) -> bool:
+def exists(describe: Callable[[], Any]) -> bool:
     from botocore.exceptions import ClientError
 
     try:
@@ -287,11 +279,3 @@ def _exists(describe: Callable[[], Any]) -> bool:
             return False
         raise
     return True
-
-
-# detail-type -> how its job is registered. Training sessions and AWS Batch service jobs (issue 26 points 1-2) are
-# not event kinds on this branch: each becomes one entry here (its name field, its describe, its create + state).
-REGISTRARS: dict[str, Registrar] = {
-    contract.TRAINING_JOB_STATE_CHANGE: Registrar("TrainingJobName", _training_job_exists, register_training_job),
-    contract.MODEL_CUSTOMIZATION_JOB_STATE_CHANGE: Registrar("jobName", _bedrock_job_exists, register_bedrock_job),
-}

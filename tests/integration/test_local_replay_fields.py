@@ -11,7 +11,6 @@ CloudTrail provenance of the call that created the job (the emulator's caller, n
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,18 +20,17 @@ from typing import Any
 import pytest
 
 from flopsmeter import contract
-from flopsmeter.audit.record import AuditRecord
 from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
-from flopsmeter.local.replay import record_keys_for, replay
+from flopsmeter.local.replay import replay
 from flopsmeter.local.replay_fields import BEDROCK_JOB_READS, TRAINING_JOB_READS
 from flopsmeter.local.runner import drain, put_state_change
+from tests.support.replay_events import bedrock_event, keys_read, records, training_event
 
 HUB = "arn:aws:sagemaker:{region}:aws:hub-content/SageMakerPublicHub/Model/meta-textgeneration-llama-3-1-8b-instruct"
 PARENT, CHILD, SERVERLESS, BEDROCK = "replay-parent", "replay-child", "replay-serverless", "replay-bedrock"
-NOT_CARRIED = {"recorded_at", "eventbridge_event_id", "cloudtrail", "sha256"}
 
 
 @pytest.fixture(scope="module")
@@ -98,44 +96,6 @@ def _finish(r: LocalResources, name: str, start: datetime, end: datetime, **repo
                                     account_id=r.account_id, region=r.region, endpoint=r.endpoint)  # fmt: skip
 
 
-def _ms(value: Any) -> Any:
-    return str(int(value.timestamp() * 1000)) if isinstance(value, datetime) else value
-
-
-def training_event(r: LocalResources, name: str) -> dict[str, Any]:
-    """SageMaker's event: ``detail`` is the job as DescribeTrainingJob reports it, times in epoch ms, tags a map."""
-    sm = _sm(r)
-    job = {k: v for k, v in sm.describe_training_job(TrainingJobName=name).items() if k != "ResponseMetadata"}
-    tags = sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
-    detail = json.loads(json.dumps({k: _ms(v) for k, v in job.items()}, default=_ms))
-    detail["FinalMetricDataList"] = [
-        {**m, "Timestamp": _ms(m["Timestamp"])} for m in job.get("FinalMetricDataList", [])
-    ]
-    detail["Tags"] = {t["Key"]: t["Value"] for t in tags}
-    envelope = {"account": r.account_id, "region": r.region, "resources": [job["TrainingJobArn"]]}
-    return {"source": contract.SAGEMAKER_EVENT_SOURCE, "detail-type": contract.TRAINING_JOB_STATE_CHANGE,
-            **envelope, "detail": detail}  # fmt: skip
-
-
-def bedrock_event(r: LocalResources, name: str) -> dict[str, Any]:
-    job = client("bedrock", r.endpoint, r.region).get_model_customization_job(jobIdentifier=name)
-    detail = {("jobStatus" if k == "status" else k): v for k, v in job.items() if k != "ResponseMetadata"}
-    detail = json.loads(json.dumps(detail, default=lambda t: t.isoformat()))
-    return {"source": contract.BEDROCK_EVENT_SOURCE, "detail-type": contract.MODEL_CUSTOMIZATION_JOB_STATE_CHANGE,
-            "account": r.account_id, "region": r.region, "resources": [job["jobArn"]], "detail": detail}  # fmt: skip
-
-
-def _records(r: LocalResources, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    s3 = client("s3", r.endpoint, r.region)
-    found = {}
-    for name in names:
-        [key] = record_keys_for(r, name)
-        document = json.loads(s3.get_object(Bucket=r.audit_bucket, Key=key)["Body"].read())
-        AuditRecord.model_validate(document)
-        found[name] = {k: v for k, v in document.items() if k not in NOT_CARRIED}
-    return found
-
-
 @pytest.fixture(scope="module")
 def worlds(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
     log = tmp_path_factory.mktemp("replay") / "classifier.log"
@@ -147,13 +107,13 @@ def worlds(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> tupl
     for event in events:
         put_state_change(a, event)
         drain(a, log_path=log, deadline_s=60)
-    direct = _records(a, names)
+    direct = records(a, names)
     emulator.reset()
     b = emulator.provision()
     results = {}
     for name, event in zip(names, events, strict=True):
         results[name] = replay(b, json.loads(json.dumps(event)), log_path=log, deadline_s=60)
-    return direct, _records(b, names), results
+    return direct, records(b, names), results
 
 
 @pytest.mark.parametrize("name", [SERVERLESS, CHILD, BEDROCK])
@@ -203,23 +163,11 @@ def test_a_field_that_does_not_fit_the_api_is_left_out_and_said(emulator: Emulat
     assert result.record_keys
 
 
-def _keys_read(path: Path, receivers: set[str]) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
-            owner = node.func.value
-            if isinstance(owner, ast.Name) and owner.id in receivers and node.args:
-                arg = node.args[0]
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    found.add(arg.value)
-    return found
-
-
 def test_the_lists_of_fields_the_service_reads_follow_the_service() -> None:
     package = Path(contract.__file__).parent
-    training = set().union(*(_keys_read(package / "service" / f, {"job", "description"})
+    training = set().union(*(keys_read(package / "service" / f, {"job", "description"})
                              for f in ("facts.py", "lineage_io.py")))  # fmt: skip
-    bedrock = _keys_read(package / "service" / "bedrock.py", {"job"}) | _keys_read(
+    bedrock = keys_read(package / "service" / "bedrock.py", {"job"}) | keys_read(
         package / "domain" / "customization.py", {"job"}
     )
 

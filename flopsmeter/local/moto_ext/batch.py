@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter import contract
-from flopsmeter.local.moto_ext.cloudtrail import retime_cloudtrail_event
+from flopsmeter.local.moto_ext.cloudtrail import repoint_cloudtrail_event, retime_cloudtrail_event
 from flopsmeter.local.moto_ext.common import (
     CONTROL_PREFIX,
     EmulatorError,
@@ -107,6 +107,8 @@ class ServiceJobState:
     status_reason: str | None = None
     at: datetime | None = None  # when this change happened (default: now): attempts' startedAt / stoppedAt
     created: datetime | None = None  # backdates the submission (createdAt) and its SubmitServiceJob event
+    replayed: dict[str, Any] | None = None  # a replayed event's detail: the job takes its id, ARN, attempts, times
+    emit: bool = True  # put the state-change event on the bus (a replay puts the event it was given instead)
 
 
 def set_service_job_state(
@@ -124,9 +126,12 @@ def set_service_job_state(
 def apply_service_job_state(body: dict[str, Any]) -> dict[str, Any]:
     from moto.batch.models import batch_backends
 
-    job = _jobs(batch_backends[body["account_id"]][body["region"]]).get(body["job_id"])
+    store = _jobs(batch_backends[body["account_id"]][body["region"]])
+    job = store.get(body["job_id"])
     if job is None:
         raise EmulatorError(f"no service job {body['job_id']!r} in {body['account_id']}/{body['region']}")
+    if body.get("replayed"):
+        job = _adopt(store, job, body["replayed"])
     status = body.get("status")
     if status is not None and status not in contract.BATCH_SERVICE_JOB_STATUSES:
         raise EmulatorError(f"unknown service job status {status!r}")
@@ -148,8 +153,30 @@ def apply_service_job_state(body: dict[str, Any]) -> dict[str, Any]:
             job["isTerminated"] = False
     if body.get("status_reason"):
         job["statusReason"] = str(body["status_reason"])
-    _emit(job)
+    if body.get("emit", True):
+        _emit(job)
     return shaped("batch", "DescribeServiceJob", job)
+
+
+def _adopt(store: dict[str, dict[str, Any]], job: dict[str, Any], detail: dict[str, Any]) -> dict[str, Any]:
+    """``job`` takes a replayed event's id, ARN and state (the DescribeServiceJob members the event carries); the
+    SubmitServiceJob call recorded for it follows to the event's ARN."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("batch").operation_model("DescribeServiceJob")
+    members = set(shape.output_shape.members) - set(NOT_IN_EVENT)  # type: ignore[union-attr]
+    old_id, old_arn = job["jobId"], job["jobArn"]
+    job.update({k: v for k, v in detail.items() if k in members and v is not None})
+    if "jobArn" not in detail:
+        job["jobArn"] = f"arn:aws:batch:{job['region']}:{job['account']}:service-job/{job['jobId']}"
+    del store[old_id]
+    store[job["jobId"]] = job
+    where = {"account_id": job["account"], "region": job["region"]}
+    repoint_cloudtrail_event(old_arn, job["jobArn"], {old_id: job["jobId"]}, **where)
+    submitted = parse_time(float(job["createdAt"]) / 1000.0) if isinstance(job.get("createdAt"), int | float) else None
+    if submitted is not None:  # the submission's CloudTrail event at the event's createdAt
+        retime_cloudtrail_event(job["jobArn"], submitted, **where)
+    return job
 
 
 def _stop_attempt(job: dict[str, Any], reason: str, preempted: bool, now: int) -> None:

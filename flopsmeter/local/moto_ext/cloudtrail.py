@@ -197,6 +197,25 @@ def retime_cloudtrail_event(
     return moved
 
 
+def repoint_cloudtrail_event(
+    old_arn: str, new_arn: str, replacements: dict[str, str] | None = None, *, account_id: str | None = None,
+    region: str | None = None,
+) -> int:  # fmt: skip
+    """The stored event(s) that created ``old_arn`` now name ``new_arn`` (and each ``replacements`` key its value):
+    a job the emulator created under its own id takes a replayed event's id."""
+    moved = 0
+    swaps = {old_arn: new_arn, **(replacements or {})}
+    for event in stored_events(cloudtrail_backend(account_id or default_account(), region or default_region())):
+        if old_arn in event.get("_arns", []):
+            event["_arns"] = [swaps.get(a, a) for a in event["_arns"]]
+            text = event["CloudTrailEvent"]
+            for old, new in swaps.items():
+                text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
+            event["CloudTrailEvent"] = text
+            moved += 1
+    return moved
+
+
 def trail_logging(account_id: str, region: str) -> bool:
     """Is a trail logging in this account and region? EventBridge sees API calls only then."""
     trails = getattr(cloudtrail_backend(account_id, region), "trails", {})
