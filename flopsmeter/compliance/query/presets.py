@@ -56,6 +56,9 @@ LIST_COLUMNS = (
     "filter(classifications, c -> c.policy = primary_policy)[1].ratio AS ratio",
     "outcome",
     "energy.kwh AS energy_kwh",  # issue 16: estimated energy of the job (NULL: unknown or not recorded)
+    # issue 23: an addendum's row names the record it re-assesses (a parent recorded late is counted now; the
+    # original stays as written and is listed too): the job's current figure is the addendum's
+    "addendum.of_record_key AS re_assesses",
 )
 
 

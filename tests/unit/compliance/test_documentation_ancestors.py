@@ -9,6 +9,7 @@ import pytest
 
 from flopsmeter.audit.record import Lineage
 from flopsmeter.compliance.documentation import build, render_markdown
+from flopsmeter.compliance.query import Preset, preset_sql, run_duckdb
 from flopsmeter.ports import MeteredFigures
 from flopsmeter.service.classifier import classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest
@@ -86,3 +87,17 @@ def test_a_re_assessed_job_is_drafted_from_its_addendum(tmp_path) -> None:  # ty
     assert [j.record.job.name for j in doc.jobs] == ["sft", "dpo"]
     assert doc.record.addendum is not None and doc.record.lineage.cumulative_flops == pytest.approx(3.5e22)
     assert any("re-assessed after a parent was recorded late" in n for n in doc.notes)
+
+
+def test_a_query_listing_says_which_row_re_assesses_which_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world = World()
+    _job(world, "sft", 2e22, END - timedelta(days=1))
+    _job(world, "dpo", 1.5e22, END, reads=("sft",))
+    _run(world, "dpo", "sft")  # the parent's event arrives after the child's: the child's record gets an addendum
+    result = run_duckdb(_mirror(world, tmp_path), preset_sql(Preset(job="dpo")), cache=False)
+    rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+    original = next(r for r in rows if r["re_assesses"] is None)
+    addendum = next(r for r in rows if r["re_assesses"] is not None)
+    assert len(rows) == 2 and addendum["re_assesses"].endswith("/dpo.json")
+    assert addendum["cumulative_flops"] == pytest.approx(3.5e22) and original["cumulative_flops"] < 3.5e22
