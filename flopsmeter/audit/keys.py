@@ -436,3 +436,21 @@ def parse_cluster_period_key(key: str) -> tuple[str, str, date, str] | None:
     if match is None:
         return None
     return match.group(1), match.group(2), date.fromisoformat(match.group(3)), match.group(4)
+
+
+# What the digests seal, per account/region chain: the job records and the HyperPod cluster-period records.
+SEALED_PREFIXES = (RECORDS_PREFIX, CLUSTERS_PREFIX)
+
+
+def sealed_prefixes(account_id: str, region: str) -> tuple[str, ...]:
+    """Where one chain's sealed objects live (each prefix of ``SEALED_PREFIXES`` for that account and region)."""
+    return tuple(f"{prefix}account={account_id}/region={region}/" for prefix in SEALED_PREFIXES)
+
+
+def parse_sealed_key(key: str) -> tuple[str, str]:
+    """(account, region) of an object the digests seal (a record or a cluster-period record), else ValueError."""
+    cluster = parse_cluster_period_key(key)
+    if cluster is not None:
+        return cluster[0], cluster[1]
+    parsed = parse_record_key(key)
+    return parsed["account"], parsed["region"]

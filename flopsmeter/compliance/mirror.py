@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flopsmeter.audit.keys import COMPACTED_PREFIX, DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.audit.keys import COMPACTED_PREFIX, DIGESTS_PREFIX, SEALED_PREFIXES
 from flopsmeter.aws.store import AuditStore
 
 MANIFEST_NAME = ".flopsmeter-mirror.json"
@@ -67,7 +67,7 @@ def pull(
     store: AuditStore,
     root: Path,
     *,
-    prefixes: tuple[str, ...] = (RECORDS_PREFIX, DIGESTS_PREFIX, COMPACTED_PREFIX),
+    prefixes: tuple[str, ...] = (*SEALED_PREFIXES, DIGESTS_PREFIX, COMPACTED_PREFIX),
     now: datetime | None = None,
 ) -> PullStats:
     """Bring ``root`` up to date with the bucket's current objects under ``prefixes``."""

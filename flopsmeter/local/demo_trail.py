@@ -95,15 +95,16 @@ def digest_and_verify(demo: Demo) -> None:
     report = verify(source)
     demo.out.print(render_text(report))
     demo.check("the trail verifies against its signed digest: every record covered (OK)", report.ok)
-    from flopsmeter.audit.keys import RECORDS_PREFIX
+    from flopsmeter.audit.keys import CLUSTERS_PREFIX, SEALED_PREFIXES
     from flopsmeter.compliance.mirror import pull, read_manifest
 
     pulled = pull(store, demo.out_dir / "mirror")  # after the final digest, before the next step tampers
     pulled_keys = (read_manifest(demo.out_dir / "mirror") or {}).get("objects", {})
-    records = sum(1 for key in pulled_keys if key.startswith(RECORDS_PREFIX))
+    records = sum(1 for key in pulled_keys if key.startswith(SEALED_PREFIXES))
+    clusters = sum(1 for key in pulled_keys if key.startswith(CLUSTERS_PREFIX))
     demo.out.print(
         f"local mirror of the bucket with its digests: {demo.out_dir / 'mirror'} ({pulled.total} objects, "
-        f"{records} of the bucket's {report.records_checked} records)"
+        f"{records} of the bucket's {report.records_checked} records, {clusters} of them HyperPod cluster days)"
     )
     demo.check("the mirror holds every record, each covered by the final digest", records == report.records_checked)
 

@@ -34,14 +34,15 @@ from flopsmeter.audit.digests import (
 )
 from flopsmeter.audit.keys import (
     DIGESTS_PREFIX,
+    SEALED_PREFIXES,
     chain_prefix,
     digest_key,
     on_demand_digest_key,
     parse_chain,
     parse_digest_key,
-    parse_record_key,
+    parse_sealed_key,
     public_key_object_key,
-    records_prefix,
+    sealed_prefixes,
 )
 from flopsmeter.ports import DigestStore
 
@@ -101,23 +102,24 @@ def latest_digest(
 
 
 def record_versions(store: DigestStore, account_id: str, region: str) -> list[RecordVersion]:
-    """Every record object version (no delete markers) of one account/region."""
+    """Every sealed object version (no delete markers) of one account/region: its records and its HyperPod
+    cluster-period records."""
     return [
         RecordVersion(v["Key"], v.get("VersionId"), v["LastModified"].astimezone(UTC))
-        for v in store.list_versions(records_prefix(account_id, region))
+        for prefix in sealed_prefixes(account_id, region)
+        for v in store.list_versions(prefix)
         if not v.get("IsDeleteMarker") and v["Key"].endswith(".json")
     ]
 
 
 def discover_chains(store: DigestStore) -> list[tuple[str, str]]:
-    """Every (account, region) that has records or digests in the bucket."""
+    """Every (account, region) that has records, cluster-period records or digests in the bucket."""
     chains: set[tuple[str, str]] = set()
-    for obj in store.list_keys(records_prefix()):
+    for obj in (o for prefix in SEALED_PREFIXES for o in store.list_keys(prefix)):
         try:
-            parsed = parse_record_key(obj["Key"])
+            chains.add(parse_sealed_key(obj["Key"]))
         except ValueError:
             continue
-        chains.add((parsed["account"], parsed["region"]))
     for obj in store.list_keys(DIGESTS_PREFIX):
         chain = parse_chain(obj["Key"])
         if chain:

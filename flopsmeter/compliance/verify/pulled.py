@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from flopsmeter.audit.digests import parse_iso
-from flopsmeter.audit.keys import COMPACTED_PREFIX, DIGESTS_PREFIX, RECORDS_PREFIX
+from flopsmeter.audit.keys import CLUSTERS_PREFIX, COMPACTED_PREFIX, DIGESTS_PREFIX, RECORDS_PREFIX
 from flopsmeter.compliance.verify.findings import VerifyReport, Window
 from flopsmeter.compliance.verify.sources import Source
 
-MISSING = {RECORDS_PREFIX: "record_missing", DIGESTS_PREFIX: "digest_missing", COMPACTED_PREFIX: "compaction_missing"}
+MISSING = {RECORDS_PREFIX: "record_missing", CLUSTERS_PREFIX: "record_missing", DIGESTS_PREFIX: "digest_missing",
+           COMPACTED_PREFIX: "compaction_missing"}  # fmt: skip
 NO_MANIFEST_NOTE = (
     "no pull manifest: a file removed from this folder is found only where a digest or compaction manifest lists it"
 )

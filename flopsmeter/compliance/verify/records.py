@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flopsmeter.audit.digests import LATE_LOOKBACK, MAX_WRITE_LANDING, iso, parse_iso, sha256_hex
-from flopsmeter.audit.keys import parse_record_key
+from flopsmeter.audit.keys import parse_sealed_key
 from flopsmeter.audit.record import stored_sha256_matches
 from flopsmeter.compliance.verify.chains import Chain, Entries, chain_name
 from flopsmeter.compliance.verify.compaction import SeenRecord
@@ -102,9 +102,9 @@ def check_record(
     """Every check of one record key (all its versions), in the order a reader would ask them."""
     key = versions[0].key
     try:
-        parsed_key = parse_record_key(key)
+        account, region = parse_sealed_key(key)
     except ValueError:
-        report.fail(key, "unexpected_object", "object under records/ that is not a record key")
+        report.fail(key, "unexpected_object", "object under records/ or clusters/ that is not a record key")
         return
     objects = sorted((v for v in versions if not v.is_delete_marker), key=lambda v: v.last_modified or datetime.min)
     latest = next((v for v in versions if v.is_latest), versions[-1])
@@ -134,7 +134,7 @@ def check_record(
             f"digested in {listed[0][1]}",
         )
         return
-    name = chain_name(parsed_key["account"], parsed_key["region"])
+    name = chain_name(account, region)
     _check_coverage(source, report, name, chains.get(name), stored, window)
 
 

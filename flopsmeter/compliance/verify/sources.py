@@ -12,7 +12,7 @@ from flopsmeter.audit.digests import load_public_key, parse_iso, public_key_der,
 from flopsmeter.audit.keys import (
     COMPACTED_PREFIX,
     DIGESTS_PREFIX,
-    RECORDS_PREFIX,
+    SEALED_PREFIXES,
     parse_public_key_object_key,
     public_key_object_key,
 )
@@ -24,7 +24,7 @@ from flopsmeter.errors import AuditStoreError
 from flopsmeter.ports import PartitionCatalog
 
 KeyLookup = tuple[Any | None, str]  # (public key or None, how it was found or why not)
-MIRRORED_PREFIXES = (RECORDS_PREFIX, DIGESTS_PREFIX, COMPACTED_PREFIX)
+MIRRORED_PREFIXES = (*SEALED_PREFIXES, DIGESTS_PREFIX, COMPACTED_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class BucketSource:
         ]
 
     def record_versions(self) -> list[ObjectVersion]:
-        return self._versions(RECORDS_PREFIX)
+        return [v for prefix in SEALED_PREFIXES for v in self._versions(prefix)]
 
     def digest_keys(self) -> list[str]:
         return [o["Key"] for o in self.store.list_keys(DIGESTS_PREFIX) if not _is_public_key(o["Key"])]
@@ -233,7 +233,7 @@ class DirSource:
 
     def record_versions(self) -> list[ObjectVersion]:
         out = []
-        for key in self._keys_under(RECORDS_PREFIX):
+        for key in (k for prefix in SEALED_PREFIXES for k in self._keys_under(prefix)):
             meta = self.objects.get(key, {})
             modified = parse_iso(meta["last_modified"]) if meta.get("last_modified") else None
             out.append(ObjectVersion(key, meta.get("version_id"), modified))

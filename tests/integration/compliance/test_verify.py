@@ -251,3 +251,54 @@ def test_cli_verify_exits_3_while_unverified_0_when_ok_and_1_naming_the_object_w
     assert main(["verify", "--bucket", BUCKET]) == 1
     text = capsys.readouterr().out
     assert f"FAIL {key}: record_deleted" in text and "Result: FAILED" in text
+
+
+def _cluster_day(trail: Trail, at) -> str:  # type: ignore[no-untyped-def]
+    """A HyperPod cluster's day (its ceiling against its reported jobs), written as the service writes it."""
+    from flopsmeter.audit.cluster_record import ClusterPeriodRecord, JobShare
+    from flopsmeter.audit.keys import cluster_period_key
+    from tests.support.trail import ACCOUNT, REGION
+
+    trail.clock.set(at)
+    start = T0.replace(hour=0, minute=0) - timedelta(days=1)
+    record = ClusterPeriodRecord(
+        recorded_at=at, account_id=ACCOUNT, region=REGION, cluster_name="research",
+        cluster_arn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:cluster/abc123", orchestrator="slurm",
+        period_start=start, period_end=start + timedelta(days=1), ceiling_flops=4e21, instance_hours=48,
+        reported_flops=1e21, unreported_flops=3e21, coverage=0.25, status="gap",
+        jobs=[JobShare(job_id="4242", flops=1e21)],
+    ).sealed()  # fmt: skip
+    key = cluster_period_key(ACCOUNT, REGION, start.date(), "research")
+    assert trail.store.put_immutable(key, record.to_json_bytes())[0]
+    return key
+
+
+def test_a_hyperpod_clusters_day_is_sealed_by_the_digest_and_a_forged_gap_is_caught(trail):
+    key = _cluster_day(trail, T0 + timedelta(hours=3, minutes=25))  # in hour 12, after job-f
+    pending = run(trail)
+    assert key in pending.not_yet_covered and pending.verdict == "UNVERIFIED", render_text(pending)
+    [written] = trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=5))
+    assert key in {e["key"] for e in json.loads(trail.store.get(written).body)["records"]}
+    assert run(trail).ok
+
+    document = json.loads(trail.store.get(key).body)
+    document.update(unreported_flops=0.0, coverage=1.0, status="covered")  # hide the gap
+    trail.clock.set(T0 + timedelta(hours=4, minutes=20))
+    trail.s3.put_object(Bucket=BUCKET, Key=key, Body=canonical_json(document))
+    report = run(trail)
+    assert {(key, "record_altered"), (key, "record_overwritten")} <= problems(report) and not report.ok
+
+
+def test_a_mirror_carries_the_clusters_days_and_misses_a_removed_one(trail, tmp_path):
+    from flopsmeter.compliance.mirror import pull
+    from flopsmeter.compliance.verify import DirSource
+
+    key = _cluster_day(trail, T0 + timedelta(hours=3, minutes=25))
+    trail.digest(T0 + timedelta(hours=3), T0 + timedelta(hours=4, minutes=5))
+    pull(trail.store, tmp_path, now=trail.clock.now)
+    assert (tmp_path / key).is_file()
+    assert verify(DirSource(tmp_path)).verdict != "FAILED"
+
+    (tmp_path / key).unlink()
+    report = verify(DirSource(tmp_path))
+    assert (key, "record_missing") in problems(report) and report.verdict == "FAILED"
