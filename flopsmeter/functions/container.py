@@ -81,10 +81,14 @@ class AccountScope:
         own_region = self.home_region is None or region in (None, self.home_region)
         if own_account and own_region:
             return self.deps
-        if not own_region:
-            from flopsmeter.service.regions import check_region
+        from flopsmeter.service.regions import check_region
 
+        if not own_region:
             check_region(account, str(region), self.served)  # RegionNotServed: single-account mode always
+        if not own_account and self.home_region is not None and self.member_regions:
+            # a member account is read through its reader role, granted in the member regions only: its job in the
+            # compliance region (not a member region) would end in an AccessDenied nobody follows up
+            check_region(account, str(region or self.home_region), self.member_regions)
         assert self.sessions is not None  # single-account mode has returned or raised above
         return self._member_deps(account or self.sessions.home_account, region)
 

@@ -188,3 +188,26 @@ def _creds(credentials: dict[str, Any]) -> dict[str, Any]:
         "aws_secret_access_key": credentials["SecretAccessKey"],
         "aws_session_token": credentials["SessionToken"],
     }
+
+
+def test_a_member_accounts_job_in_the_compliance_region_outside_member_regions_is_not_served(aws: Any) -> None:
+    deps = aws.deps()
+    sessions = AccountSessions(
+        boto3.client("sts", region_name=REGION), role_name=ROLE, build_client=member_client, home_account=ACCOUNT
+    )
+    scope = AccountScope(deps, sessions, home_region=REGION, member_regions=(OTHER,))  # members in OTHER only
+    container = ClassifierContainer(deps, aws.config, DeadLetterQueue(aws["sqs"], aws.dlq), accounts=scope)
+    aws.handler = classifier.handler_for(lambda: container)
+    create_reader_role(MEMBERS[0])
+    member_job(MEMBERS[0], "home-region-job", aws, region=REGION)
+
+    assert deliver(aws, forwarded("home-region-job", MEMBERS[0], REGION)) == []  # dead-lettered at once
+
+    (letter,) = aws["sqs"].receive_message(QueueUrl=aws.dlq, MessageAttributeNames=["All"])["Messages"]
+    attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert attributes[contract.DLQ_ATTR_ERROR] == "RegionNotServed"  # not an AccessDenied retried to the DLQ
+    assert (
+        f"({OTHER})" in attributes[contract.DLQ_ATTR_REASON]
+        and "member_regions" in attributes[contract.DLQ_ATTR_REASON]
+    )
+    assert not list(aws.store.list_keys("records/"))
