@@ -48,7 +48,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "flopsmeter", source / "flopsmeter", ignore=shutil.ignore_patterns("__pycache__"))
     wheelhouse = tmp_path_factory.mktemp("wheelhouse")
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    # the base install has no dependencies: this builds this project's wheel only
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-index"]
     _run([*pip_wheel, "-w", wheelhouse, source], cwd=wheelhouse)
     (built,) = wheelhouse.glob("*.whl")
     return built
@@ -100,6 +101,8 @@ def test_the_training_job_example_installs_the_wheel_shipped_beside_it(wheel: Pa
     shutil.copy2(REPO / "examples" / "requirements.txt", source_dir)
     shutil.copy2(wheel, source_dir / "wheels")
     report = tmp_path / "report.json"
+    # which distribution the example's `./wheels/aiact_flopsmeter-…whl[training]` line resolves to (the wheel, never the
+    # index's unrelated `flopsmeter`); its dependencies are the lock's, resolved in the tests above
     pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index", "--report", report]
     _run([*pip, "-r", "requirements.txt"], cwd=source_dir)
     (item,) = json.loads(report.read_text())["install"]
@@ -114,6 +117,7 @@ def test_local_and_training_run_the_whole_demo(wheel: Path, tmp_path: Path) -> N
     empty = tmp_path / "empty"
     empty.mkdir()
     torch_pin = (REPO / "requirements" / "torch-cpu.txt").read_text().split("torch==", 1)[1].split()[0]
+    # as the README's install does: the CPU torch build first (its dependencies come with the lock below)
     _run([bin_ / "python", "-m", "pip", "install", "-q", "--no-deps", f"torch=={torch_pin}"], cwd=empty, timeout=900)
     _run([bin_ / "python", "-m", "pip", "install", "-q", "-c", LOCK, f"{wheel}[local,training]"], cwd=empty,
          timeout=1200)  # fmt: skip
