@@ -23,7 +23,7 @@ from typing import Any
 
 from flopsmeter.audit.keys import original_of
 from flopsmeter.audit.record import AuditRecord
-from flopsmeter.compliance.report import JobView, collect
+from flopsmeter.compliance.report import JobView, collect, current_views
 from flopsmeter.domain.deadlines import due_text
 from flopsmeter.domain.energy import format_kwh
 from flopsmeter.errors import FlopsMeterError
@@ -155,18 +155,6 @@ def build(root: Path, job: str, *, source: str | None = None, now: datetime | No
             f"which supersedes the figure of the original record {leaf.record.addendum.of_record_key} (kept as written)"
         )
     return LineageDoc(job, leaf, jobs, missing, now or datetime.now(UTC), source or str(root), notes)
-
-
-def current_views(views: list[JobView]) -> list[JobView]:
-    """One view per job: its latest addendum by figure (then time), else its record."""
-    best: dict[str, JobView] = {}
-    for view in views:
-        original = original_of(view.key)
-        known = best.get(original)
-        rank = (view.record.lineage.cumulative_flops, view.record.recorded_at)
-        if known is None or rank > (known.record.lineage.cumulative_flops, known.record.recorded_at):
-            best[original] = view
-    return list(best.values())
 
 
 def ancestor_jobs(record: AuditRecord) -> list[tuple[str, str | None]]:

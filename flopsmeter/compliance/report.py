@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flopsmeter.audit.digests import DIGEST_FORMAT
-from flopsmeter.audit.keys import DIGESTS_PREFIX
+from flopsmeter.audit.keys import DIGESTS_PREFIX, original_of
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.accounts import only_accounts
 from flopsmeter.compliance.errors import QueryError
@@ -215,19 +215,36 @@ def collect(
     return jobs, errors
 
 
+def current_views(views: list[JobView]) -> list[JobView]:
+    """One view per job: its latest addendum by figure (then time), else its record."""
+    best: dict[str, JobView] = {}
+    for view in views:
+        original = original_of(view.key)
+        known = best.get(original)
+        rank = (view.record.lineage.cumulative_flops, view.record.recorded_at)
+        if known is None or rank > (known.record.lineage.cumulative_flops, known.record.recorded_at):
+            best[original] = view
+    return list(best.values())
+
+
 def summary(jobs: list[JobView]) -> dict[str, Any]:
+    """Counts over each job's current assessment (a re-assessed job once, by its latest addendum); ``covered`` over
+    every record listed (originals and addenda alike are evidence)."""
+    current = current_views(jobs)
     outcomes = {"exceeds": 0, "approaching": 0, "below": 0}
-    for job in jobs:
+    for job in current:
         outcomes[job.record.outcome] = outcomes.get(job.record.outcome, 0) + 1
     methods: dict[str, int] = {}
-    for job in jobs:
+    for job in current:
         methods[job.record.flops.method] = methods.get(job.record.flops.method, 0) + 1
     return {
-        "jobs": len(jobs),
+        "jobs": len(current),
+        "records": len(jobs),
+        "re_assessed": sum(1 for j in jobs if j.record.addendum is not None),
         "outcomes": outcomes,
         "methods": methods,
         "covered": sum(1 for j in jobs if j.digest),
-        "total_flops": sum(j.record.flops.classified_flops for j in jobs),
+        "total_flops": sum(j.record.flops.classified_flops for j in current),
     }
 
 

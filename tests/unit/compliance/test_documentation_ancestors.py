@@ -101,3 +101,18 @@ def test_a_query_listing_says_which_row_re_assesses_which_record(tmp_path) -> No
     addendum = next(r for r in rows if r["re_assesses"] is not None)
     assert len(rows) == 2 and addendum["re_assesses"].endswith("/dpo.json")
     assert addendum["cumulative_flops"] == pytest.approx(3.5e22) and original["cumulative_flops"] < 3.5e22
+
+
+def test_the_period_report_counts_a_re_assessed_job_once_by_its_addendum(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flopsmeter.compliance.report import collect, summary
+
+    world = World()
+    _job(world, "sft", 2e22, END - timedelta(days=1))
+    _job(world, "dpo", 1.5e22, END, reads=("sft",))
+    _run(world, "dpo", "sft")  # dpo alone: 1.5e22 (below 3.3e22); with its late parent: 3.5e22 (exceeds)
+    jobs, errors = collect(_mirror(world, tmp_path))
+    stats = summary(jobs)
+
+    assert not errors and stats["records"] == 3 and stats["re_assessed"] == 1
+    assert stats["jobs"] == 2 and stats["outcomes"] == {"exceeds": 1, "approaching": 0, "below": 1}
+    assert stats["total_flops"] == pytest.approx(2e22 + 1.5e22)  # each job's own compute once
