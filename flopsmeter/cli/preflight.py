@@ -71,6 +71,12 @@ def _add_base_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=DEFAULT_PRIMARY_POLICY, help=f"primary policy ({', '.join(POLICIES)})")
     p.add_argument("--approaching-fraction", type=float, default=DEFAULT_APPROACHING_FRACTION,
                    help="'approaching' from this fraction of the threshold (default 0.8)")  # fmt: skip
+    p.add_argument(
+        "--established-outside-eu",
+        action="store_true",
+        help="the provider (you, once the run makes you one) is established outside the EU: a crossing then also "
+        "lists Art. 54, an authorised representative (the service's established_outside_eu setting)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -185,7 +191,9 @@ def _base_model(args: argparse.Namespace) -> preflight.BaseModel:
 
 
 def _policy(args: argparse.Namespace) -> preflight.PolicyChoice:
-    return preflight.PolicyChoice(args.policy, args.approaching_fraction)
+    return preflight.PolicyChoice(
+        args.policy, args.approaching_fraction, established_outside_eu=args.established_outside_eu
+    )
 
 
 # Options of a run whose model the user describes; a managed job's service chooses them itself.

@@ -26,6 +26,10 @@ PREFLIGHT_BASIS = (
     "guideline para. 30): the clock starts at this check"
 )
 PLANNED_RUN = "planned run"
+ESTABLISHMENT_ASSUMED = (
+    "the provider is taken to be established in the EU, so Art. 54 (an authorised representative) is not listed; "
+    "pass --established-outside-eu if it is established outside the EU"
+)
 
 
 def preflight_obligations(
@@ -41,7 +45,10 @@ def preflight_obligations(
         base_pretrain_flops=pretrain.flops,
         cumulative_flops=flops,
     )
-    return obligations_json(found)
+    shown = obligations_json(found)
+    if found.triggered and not established_outside_eu:
+        shown["notes"].append(ESTABLISHMENT_ASSUMED)
+    return shown
 
 
 def obligations_json(found: ObligationsOnCrossing) -> dict[str, Any]:
