@@ -19,7 +19,7 @@ CROSSING_TOKENS = "2e13"  # ~1e24 FLOPs: above every policy's threshold for a 1.
 BELOW_TOKENS = "2e9"  # ~1e20 FLOPs: below every threshold
 
 
-def _preflight(capsys: pytest.CaptureFixture[str], command: str, tokens: str, *flags: str) -> tuple[int, dict[str, Any]]:
+def _preflight(capsys: pytest.CaptureFixture[str], command: str, tokens: str, *flags: str) -> tuple[int, Any]:
     code = main([command, *RUN, "--tokens", tokens, *flags])
     return code, json.loads(capsys.readouterr().out)
 
