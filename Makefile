@@ -94,7 +94,7 @@ format: $(STAMP) ## ruff format + autofix
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP) ## mypy (strict on flopsmeter/domain)
-	$(BIN)/mypy flopsmeter lambdas infra
+	$(BIN)/mypy flopsmeter lambdas infra bench
 
 test-unit: $(STAMP) ## unit tests (pure domain, handlers with fakes)
 	$(BIN)/pytest -q tests/unit -m "not slow and not e2e"

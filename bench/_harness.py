@@ -6,7 +6,6 @@
   ``flopsmeter.contract.LAMBDA_ENV``), pointed at the emulator, with fake credentials.
 * ``register_jobs()``: training jobs created through the SageMaker API (CreateTrainingJob over HTTP, so
   moto_ext records the CloudTrail event) and moved to their final state with ``moto_ext.set_training_job_state``.
-* ``sqs_event()`` (from ``flopsmeter.local.runner``): an SQS batch in the shape Lambda's event source mapping sends it.
 * ``percentile()``.
 
 Everything here is emulation: moto stands in for AWS, Lambda's SQS poller is played by the caller.
@@ -32,7 +31,6 @@ from flopsmeter.local import moto_ext
 from flopsmeter.local.clients import client
 from flopsmeter.local.emulator import Emulator
 from flopsmeter.local.provision import LocalResources
-from flopsmeter.local.runner import sqs_event  # noqa: F401  (re-exported for bench/load.py and bench/coldstart.py)
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 ROLE = "arn:aws:iam::{account}:role/SageMakerExecutionRole"

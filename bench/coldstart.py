@@ -39,7 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._harness import JobSpec, emulator, function_env, percentile, register_jobs, sqs_event, state_change_event
+from bench._harness import JobSpec, emulator, function_env, percentile, register_jobs, state_change_event
+from flopsmeter.local.runner import sqs_event
 
 REPO = Path(__file__).resolve().parents[1]
 LAYER = REPO / ".local" / "layer"

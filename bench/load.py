@@ -63,7 +63,6 @@ from bench._harness import (
     lookup_events_times,
     percentile,
     register_jobs,
-    sqs_event,
 )
 from bench.load_checks import bucket_check, dlq_check, log_counts, lookup_rate
 from bench.load_plan import Plan, dead_letters_expected, make_plan
@@ -71,7 +70,7 @@ from flopsmeter.aws.lookup_budget import LookupBudget
 from flopsmeter.functions.fields import DEFAULT_CLOUDTRAIL_MAX_WAIT_SECONDS
 from flopsmeter.local.clients import client
 from flopsmeter.local.provision import LocalResources
-from flopsmeter.local.runner import LocalLambdaContext
+from flopsmeter.local.runner import LocalLambdaContext, sqs_event
 
 VISIBILITY_TIMEOUT_S = 60  # the classifier's function timeout: no batch outlives its own invisibility
 MAX_RECEIVE_COUNT = 3

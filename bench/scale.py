@@ -29,10 +29,10 @@ import json
 import logging
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from flopsmeter import contract
 from flopsmeter.aws.cloudtrail import CreateTrainingJobTrail
@@ -59,7 +59,8 @@ BATCH_SIZE = 5  # the stack's event source batch size
 TRIALS_PER_SWEEP = 20
 STEPS_PER_EXECUTION = 2
 PEOPLE = ("alice", "bob", "carol")
-SERVICES = ("sagemaker", "cloudtrail", "s3", "cloudwatch", "events", "sns", "sqs", "sts", "iam")
+Service = Literal["sagemaker", "cloudtrail", "s3", "cloudwatch", "events", "sns", "sqs", "sts", "iam"]
+SERVICES: tuple[Service, ...] = get_args(Service)
 
 
 class SimulatedClock:
@@ -112,7 +113,7 @@ class Run:
     retries: int = 0
 
     def count(self, event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
+        _hook, service, operation = event_name.split(".", 2)
         self.calls[f"{service}.{operation}"] += 1
 
 
@@ -146,7 +147,7 @@ def run_bench(options: Options) -> dict[str, Any]:
 def _setup(options: Options) -> Run:
     import boto3
 
-    clients = {name: boto3.client(name, region_name=REGION) for name in SERVICES}
+    clients: dict[str, Any] = {name: boto3.client(name, region_name=REGION) for name in SERVICES}
     clock = SimulatedClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=options.hours + 2))
     run = Run(options, clients, clock)
     run.account = clients["sts"].get_caller_identity()["Account"]
@@ -385,7 +386,7 @@ KMS_CALLS_PER_S3_CALL = {"s3.PutObject": 1, "s3.GetObject": 1}
 
 def dollars_per_1000_jobs(per_1000: dict[str, float]) -> dict[str, float]:
     """Estimated USD per 1 000 classified jobs, per service, from the counted (and derived) calls."""
-    cost: Counter[str] = Counter()
+    cost: defaultdict[str, float] = defaultdict(float)
     for call, count in per_1000.items():
         service = call.split(".", 1)[0]
         if call in PRICE_PER_CALL:

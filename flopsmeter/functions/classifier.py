@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.errors import MalformedEvent, MemberRoleUnavailable, PermanentError, RegionNotServed, TransientError
 from flopsmeter.functions.container import ClassifierContainer, build_classifier
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.functions.dead_lettering import send_to_dead_letters
 from flopsmeter.functions.inbound import (
     MAX_REASON,
@@ -54,7 +55,7 @@ from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
 from flopsmeter.service.sessions import classify_training_session
 
-Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
+Handler = Callable[[dict[str, Any], InvocationContext], PartialItemFailureResponse]
 Classify = Callable[[ClassifyRequest, Dependencies, ServiceConfig], ClassifyResult]
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -19,11 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.functions.container import CompactionContainer, build_compaction
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.schedule import scheduled_time
 from flopsmeter.functions.settings import CompactorSettings
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
+Handler = Callable[[dict[str, Any], InvocationContext], dict[str, object]]
 
 
 class CompactionRefused(RuntimeError):

@@ -24,6 +24,7 @@ from flopsmeter.contract import ServiceMetric
 from flopsmeter.domain.hyperpod import CALLER_ARN
 from flopsmeter.errors import PermanentError, TransientError
 from flopsmeter.functions.container import AccountScope, ClientFactory, account_scope, aws_client
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.functions.dead_lettering import send_to_dead_letters
 from flopsmeter.functions.hyperpod_models import MAX_REASON, parse_report
 from flopsmeter.functions.observability import logger, metrics, tracer
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from flopsmeter.aws.sessions import ClientBuilder
 
 processor = BatchProcessor(event_type=EventType.SQS)
-Handler = Callable[[dict[str, Any], LambdaContext], Any]
+Handler = Callable[[dict[str, Any], InvocationContext], Any]
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.errors import MalformedEvent
 from flopsmeter.functions.container import ProvenanceContainer, build_provenance
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.functions.inbound import LaunchCall, parse_inbound
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import FunctionSettings
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
+Handler = Callable[[dict[str, Any], InvocationContext], dict[str, object]]
 
 
 @functools.cache

@@ -9,12 +9,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flopsmeter.functions.container import ReconcilerContainer, build_reconciler
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.functions.observability import logger, metrics, tracer
 from flopsmeter.functions.settings import ReconcilerSettings
 from flopsmeter.service.reconcile import reconcile
 from flopsmeter.service.rotation import RotationPlan, reconcile_accounts
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, object]]
+Handler = Callable[[dict[str, Any], InvocationContext], dict[str, object]]
 
 
 @functools.cache

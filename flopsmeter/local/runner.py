@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from flopsmeter import contract
+from flopsmeter.functions.context import InvocationContext
 from flopsmeter.local.clients import client
 from flopsmeter.local.provision import LOCAL_BATCH_SIZE, LocalResources
 
-Handler = Callable[[dict[str, Any], Any], Any]
+Handler = Callable[[dict[str, Any], InvocationContext], Any]
 _log_stream: io.TextIOBase | None = None
 
 

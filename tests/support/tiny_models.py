@@ -75,7 +75,9 @@ def add_lora(model: Any, *, rank: int = 4, targets: tuple[str, ...] = ("q_proj",
     return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets)))
 
 
-def batches(count: int, *, batch: int = 4, seq: int = 32, pad_from: int | None = None, seed: int = 0) -> list[dict]:
+def batches(
+    count: int, *, batch: int = 4, seq: int = 32, pad_from: int | None = None, seed: int = 0
+) -> list[dict[str, Any]]:
     """``count`` batches of random token ids with labels; if ``pad_from`` is set, positions from there on in
     the second row of each batch are padding (attention_mask 0)."""
     import torch
@@ -107,6 +109,6 @@ class TokenDataset:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         ids, mask = self.ids[i], self.mask[i]
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}

@@ -110,7 +110,7 @@ def peft_model(method: str, *, attention: str = "eager") -> Callable[[], Any]:
         import peft
 
         causal = peft.TaskType.CAUSAL_LM
-        configs = {
+        configs: dict[str, Callable[[], peft.PeftConfig]] = {
             "prompt_tuning": lambda: peft.PromptTuningConfig(task_type=causal, num_virtual_tokens=8),
             "prefix_tuning": lambda: peft.PrefixTuningConfig(task_type=causal, num_virtual_tokens=8),
             "p_tuning": lambda: peft.PromptEncoderConfig(task_type=causal, num_virtual_tokens=8,
@@ -154,7 +154,8 @@ def t5_model(attention: str = "eager") -> Any:
 
     torch.manual_seed(0)
     config = T5Config(vocab_size=VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, decoder_start_token_id=0, pad_token_id=0)  # fmt: skip
+                      num_heads=4, pad_token_id=0)  # fmt: skip
+    config.decoder_start_token_id = 0  # not a declared field of T5Config (a generation setting it keeps)
     return T5ForConditionalGeneration._from_config(config, attn_implementation=attention)
 
 
