@@ -96,6 +96,7 @@ def obligation_lines(obligations: dict[str, Any] | None) -> list[str]:
         lines.append(f"  - {item['obligation_id']}{review}: {item['article']}{due}")
     if obligations.get("notification_due"):
         lines.append(f"NOTIFY THE COMMISSION by {obligations['notification_due']} (AI Act Art. 52(1)).")
+    lines += [f"Note: {note}" for note in obligations.get("notes") or []]  # what the pre-flight assumed
     return lines
 
 

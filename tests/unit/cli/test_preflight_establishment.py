@@ -72,3 +72,9 @@ def test_the_table_and_classify_show_art_54(capsys) -> None:
     assert f"{ART_54}: AI Act Art. 54" in capsys.readouterr().out
     assert main(["classify", "--flops", "1e24", "--pretrain-flops", "1.5e24", "--established-outside-eu"]) == 0
     assert f"{ART_54}: AI Act Art. 54" in capsys.readouterr().out
+
+
+def test_the_table_says_what_the_pre_flight_assumed(capsys) -> None:
+    assert main(["estimate", *RUN[:-1], "--tokens", CROSSING_TOKENS]) == 0
+    out = capsys.readouterr().out
+    assert "Note:" in out and "--established-outside-eu" in out  # the EU-establishment assumption, on the table too
