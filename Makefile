@@ -93,7 +93,7 @@ format: $(STAMP) ## ruff format + autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-typecheck: $(STAMP) ## mypy (strict on flopsmeter/domain)
+typecheck: $(STAMP) ## mypy, strict, over flopsmeter, lambdas, infra and bench
 	$(BIN)/mypy flopsmeter lambdas infra bench
 
 test-unit: $(STAMP) ## unit tests (pure domain, handlers with fakes)
