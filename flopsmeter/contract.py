@@ -313,6 +313,8 @@ BATCH_TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
 # attempt's own record can name its service job (flopsmeter.service.batch_attempts).
 BATCH_READ_STATUSES = ("SCHEDULED", "STARTING", "RUNNING", "RUNNABLE", *BATCH_TERMINAL_STATUSES)
 BATCH_API_EVENT_SOURCE = "batch.amazonaws.com"
+# A SageMaker training service job's serviceJobType, and the jobQueueType of the queues that hold them.
+BATCH_SAGEMAKER_TRAINING = "SAGEMAKER_TRAINING"
 SUBMIT_SERVICE_JOB = "SubmitServiceJob"
 
 
@@ -322,7 +324,7 @@ def batch_service_job_state_change_pattern() -> dict[str, object]:
     return {
         "source": [BATCH_EVENT_SOURCE],
         "detail-type": [BATCH_SERVICE_JOB_STATE_CHANGE],
-        "detail": {"status": list(BATCH_READ_STATUSES), "serviceJobType": ["SAGEMAKER_TRAINING"]},
+        "detail": {"status": list(BATCH_READ_STATUSES), "serviceJobType": [BATCH_SAGEMAKER_TRAINING]},
     }
 
 

@@ -150,6 +150,14 @@ class BatchSource(Protocol):
     def describe_service_job(self, job_id: str) -> Mapping[str, Any]:
         """DescribeServiceJob; raises ``JobNotFound`` for an unknown job."""
 
+    def sagemaker_training_queues(self) -> list[str]:
+        """The ARNs of the job queues of type SAGEMAKER_TRAINING (DescribeJobQueues)."""
+        ...
+
+    def service_jobs(self, queue: str, status: str) -> Iterator[Mapping[str, Any]]:
+        """ListServiceJobs summaries of one queue in one status."""
+        ...
+
 
 class ClusterSource(Protocol):
     """SageMaker HyperPod clusters and the IAM roles that report for them (issue 26): ``flopsmeter.aws.hyperpod``."""

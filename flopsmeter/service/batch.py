@@ -123,7 +123,8 @@ def attempt_figures(
     """One attempt's FLOPs: its record, else (after the wait) its hardware ceiling."""
     for arn in dict.fromkeys((ref.arn, ref.arn.lower())):
         found = find_job(deps.store, arn)
-        if found is not None and found.entry is not None:
+        # the index entry goes first: an attempt still waiting (CloudTrail, its service job) has one and no record
+        if found is not None and found.entry is not None and deps.store.exists(found.entry.record_key):
             record = deps.store.get_record(found.entry.record_key)
             key = found.entry.record_key
             attempt = _attempt(ref, record.flops.classified_flops, record.flops.method, "record", key)

@@ -1,10 +1,12 @@
 """The reconciler: a lost event never means a lost record.
 
-Lists the training jobs (and Amazon Bedrock model customization jobs) that reached Completed, Failed or Stopped in
-the lookback window and classifies every one that has no record yet, through the same ``classify_and_record``
-(``classify_bedrock_job``) (no EventBridge event id; the record says
-it was reconciled). A job whose facts are not settled yet (CloudTrail lag, a parent without a record, throttling)
-is left for the next run; the lookback window is much longer than those waits.
+Lists the training jobs (and Amazon Bedrock model customization jobs, and AWS Batch service jobs) that reached
+Completed, Failed or Stopped (SUCCEEDED or FAILED) in the lookback window and classifies every one that has no record
+yet, through the same ``classify_and_record`` (``classify_bedrock_job``, ``classify_batch_service_job``) (no
+EventBridge event id; the record says it was reconciled). A job whose facts are not settled yet (CloudTrail lag, a
+parent or an attempt without a record, throttling) is left for the next run; the lookback window is much longer than
+those waits. AWS Batch service jobs are listed (their attempts indexed) before the training-job pass and classified
+after it, so an attempt recorded there names its service job and is summed in the same run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.domain.times import as_utc
 from flopsmeter.errors import PermanentError, TransientError
+from flopsmeter.service.batch import classify_batch_service_job
+from flopsmeter.service.batch_reconcile import EndedServiceJobs, ended_service_jobs, service_job_record_key
 from flopsmeter.service.bedrock import bedrock_summary_record_key, classify_bedrock_job
 from flopsmeter.service.classifier import ClassifyResult, classify_and_record
 from flopsmeter.service.dependencies import ClassifyRequest, Dependencies, ServiceConfig
@@ -35,6 +39,7 @@ class ReconcileReport:
     failed: dict[str, str] = field(default_factory=dict)  # job -> reason (permanent)
     truncated: bool = False  # ``limit`` training jobs were looked at and there may be more (organization mode)
     sessions: dict[str, object] = field(default_factory=dict)  # issue 26: the training-session pass
+    batch: dict[str, object] = field(default_factory=dict)  # issue 26: the AWS Batch service-job pass
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -44,6 +49,7 @@ class ReconcileReport:
             "deferred": self.deferred,
             "failed": self.failed,
             **({"sessions": self.sessions} if self.sessions else {}),
+            **({"batch": self.batch} if self.batch else {}),
         }
 
 
@@ -59,6 +65,7 @@ def reconcile(
     now = now or deps.clock()
     since = now - timedelta(hours=lookback_hours)
     report = ReconcileReport()
+    service_jobs = ended_service_jobs(deps, since, limit)  # issue 26: listed (attempts indexed) before training jobs
     for summary in islice(deps.jobs.recent_terminal_jobs(since), limit):
         name = str(summary.get("TrainingJobName"))
         _reconcile_one(name, partial(summary_record_key, summary), classify_and_record, deps, config, report)
@@ -70,9 +77,27 @@ def reconcile(
                 continue
             name = str(summary.get("jobName"))
             _reconcile_one(name, partial(_bedrock_key, summary), classify_bedrock_job, deps, config, report)
+    if service_jobs is not None:  # issue 26: AWS Batch service jobs whose terminal event was lost
+        report.batch = _reconcile_service_jobs(*service_jobs, deps, config, limit)
     if deps.sessions is not None:  # issue 26: running sessions re-assessed, ended ones recorded
         report.sessions = watch_sessions(deps, config, lookback_hours=lookback_hours, now=now).as_dict()
     return report
+
+
+def _reconcile_service_jobs(
+    listing: EndedServiceJobs,
+    summaries: list[Mapping[str, Any]],
+    deps: Dependencies,
+    config: ServiceConfig,
+    limit: int | None,
+) -> dict[str, object]:
+    """Every listed service job with no record yet, classified as its terminal event would have been."""
+    report = ReconcileReport()
+    for summary in summaries:
+        name = str(summary.get("jobId"))
+        _reconcile_one(name, partial(service_job_record_key, summary), classify_batch_service_job, deps, config, report)
+    truncated = limit is not None and report.seen >= limit
+    return {"queues": listing.queues, **report.as_dict(), "unreadable": listing.unreadable, "truncated": truncated}
 
 
 def _bedrock_key(summary: Mapping[str, Any]) -> str:

@@ -236,6 +236,69 @@ class FakeBedrock:
                                            "endTime", "baseModelArn", "customizationType") if k in job}  # fmt: skip
 
 
+class FakeBatch:
+    """AWS Batch service jobs (DescribeServiceJob-shaped, times in epoch milliseconds as the API gives them) in
+    SAGEMAKER_TRAINING job queues; ``other_queues`` are queues of another type (their jobs are never listed)."""
+
+    QUEUE = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/sm-training"
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.queues: list[str] = [self.QUEUE]
+        self.other_queues: list[str] = [f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/ecs"]
+        self.faults = Faults()
+        self.listed: list[tuple[str, str]] = []  # (queue, status) of every ListServiceJobs listing
+
+    def add(
+        self, job_id: str, attempts: list[str], *, status: str = "SUCCEEDED", end: datetime = END,
+        hours_per_attempt: float = 1.0, queue: str | None = None, preempted: tuple[str, ...] = (),
+    ) -> dict[str, Any]:  # fmt: skip
+        """A service job whose attempts ran the named training jobs back to back, ending at ``end``."""
+        start = end - timedelta(hours=hours_per_attempt * len(attempts))
+        runs = []
+        for i, name in enumerate(attempts):
+            began = start + timedelta(hours=hours_per_attempt * i)
+            runs.append({"serviceResourceId": {"name": "TrainingJobArn",
+                                               "value": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"},
+                         "startedAt": _ms(began), "stoppedAt": _ms(began + timedelta(hours=hours_per_attempt)),
+                         "statusReason": "Preempted" if name in preempted else "Training job completed"})  # fmt: skip
+        job: dict[str, Any] = {
+            "jobId": job_id, "jobArn": f"arn:aws:batch:{REGION}:{ACCOUNT}:service-job/{job_id}",
+            "jobName": f"ft-{job_id}", "jobQueue": queue or self.QUEUE, "serviceJobType": "SAGEMAKER_TRAINING",
+            "status": status, "createdAt": _ms(start - timedelta(minutes=5)), "startedAt": _ms(start),
+            "attempts": runs, "serviceRequestPayload": json.dumps({"ResourceConfig": {"InstanceType":
+                                                                   "ml.p4d.24xlarge", "InstanceCount": 1}}),
+        }  # fmt: skip
+        if status in contract.BATCH_TERMINAL_STATUSES:
+            job["stoppedAt"] = _ms(end)
+        self.jobs[job_id] = job
+        return job
+
+    def describe_service_job(self, job_id: str) -> Mapping[str, Any]:
+        self.faults.check("describe_service_job")
+        if job_id not in self.jobs:
+            raise JobNotFound(f"AWS Batch service job {job_id} is not known")
+        return copy.deepcopy(self.jobs[job_id])
+
+    def sagemaker_training_queues(self) -> list[str]:
+        self.faults.check("sagemaker_training_queues")
+        return list(self.queues)
+
+    def service_jobs(self, queue: str, status: str) -> Iterator[Mapping[str, Any]]:
+        """ListServiceJobs' summary members only (no attempts, no payload)."""
+        self.listed.append((queue, status))
+        self.faults.check("service_jobs")
+        summary = ("jobId", "jobArn", "jobName", "serviceJobType", "status", "statusReason", "createdAt",
+                   "startedAt", "stoppedAt")  # fmt: skip
+        for job in self.jobs.values():
+            if job["jobQueue"] == queue and job["status"] == status:
+                yield {k: job[k] for k in summary if k in job}
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 class FakeStore:
     """AuditStore semantics in memory: If-None-Match (first write wins), nothing replaced or deleted."""
 
