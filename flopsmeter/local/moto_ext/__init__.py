@@ -28,7 +28,8 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
 * SageMaker training sessions (``moto_ext.training_sessions``) and AWS Batch service jobs (``moto_ext.batch``),
   which moto lacks: served from botocore 1.44's output shapes (``moto_ext.shapes``), their control-plane calls
   recorded in CloudTrail; ``set_training_session_state`` and ``set_service_job_state`` move them on (a Batch job's
-  state change puts its "Batch Service Job State Change" event on the default bus).
+  state change puts its "Batch Service Job State Change" event on the default bus). ``ListServiceJobs`` lists a
+  queue in a status, and ``SAGEMAKER_TRAINING`` job queues are created and described (``moto_ext.batch_queues``).
 
 * SageMaker HyperPod and the reports queue (``moto_ext.hyperpod``): EC2-style node ids, the cluster's
   ``Orchestrator``, backdated nodes (``set_cluster_nodes``), and SQS ``SenderId`` set from the caller's credentials.

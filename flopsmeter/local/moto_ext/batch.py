@@ -3,11 +3,14 @@ operations only need their methods).
 
 After ``patch()``: ``SubmitServiceJob`` stores a ``SAGEMAKER_TRAINING`` service job (``SUBMITTED``) and records its
 CloudTrail management event (eventSource ``batch.amazonaws.com``: the person who submitted); ``DescribeServiceJob``
-answers with botocore 1.44's output shape. ``set_service_job_state`` moves a job on as Batch would: a new attempt
-names the SageMaker training job that ran it (the caller creates that job, as Batch's service role does), a
-preempted attempt moves to ``preemptionSummary``, and every change puts a "Batch Service Job State Change" event
-on the default bus, its ``detail`` the DescribeServiceJob shape without ``tags`` and ``serviceRequestPayload``
-(AWS Batch User Guide, "Service job state change events").
+answers with botocore 1.44's output shape, and ``ListServiceJobs`` lists one job queue (by name or ARN: required
+here) in one ``jobStatus`` (RUNNING when none is given, as AWS Batch does), newest first, paged by ``maxResults`` /
+``nextToken``; its ``filters`` are not emulated (refused, never ignored). SAGEMAKER_TRAINING job queues:
+``moto_ext.batch_queues``. ``set_service_job_state`` moves a job on as Batch would: a new attempt names the
+SageMaker training job that ran it (the caller creates that job, as Batch's service role does), a preempted attempt
+moves to ``preemptionSummary``, and every change puts a "Batch Service Job State Change" event on the default bus,
+its ``detail`` the DescribeServiceJob shape without ``tags`` and ``serviceRequestPayload`` (AWS Batch User Guide,
+"Service job state change events").
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flopsmeter import contract
+from flopsmeter.local.moto_ext.batch_queues import patch as patch_queues
+from flopsmeter.local.moto_ext.batch_queues import queue_name
 from flopsmeter.local.moto_ext.cloudtrail import repoint_cloudtrail_event, retime_cloudtrail_event
 from flopsmeter.local.moto_ext.common import (
     CONTROL_PREFIX,
@@ -52,6 +57,8 @@ def patch() -> None:
 
     BatchResponse.submit_service_job = _submit  # type: ignore[attr-defined]
     BatchResponse.describe_service_job = _describe  # type: ignore[attr-defined]
+    BatchResponse.list_service_jobs = _list  # type: ignore[attr-defined]
+    patch_queues()
 
 
 def _submit(self: Any) -> str:
@@ -94,6 +101,27 @@ def _describe(self: Any) -> str:
     if job is None:
         raise ClientException(f"Service job {self._get_param('jobId')} not found")
     return json.dumps(shaped("batch", "DescribeServiceJob", job))
+
+
+def _list(self: Any) -> str:
+    from moto.batch.exceptions import ClientException
+
+    queue, status = self._get_param("jobQueue"), self._get_param("jobStatus") or "RUNNING"
+    if not queue:
+        raise ClientException("jobQueue must be provided")
+    if self._get_param("filters"):
+        raise ClientException("ListServiceJobs filters are not emulated")
+    wanted = queue_name(str(queue))
+    found = sorted(
+        (j for j in _jobs(self.batch_backend).values()
+         if queue_name(str(j.get("jobQueue", ""))) == wanted and j["status"] == status),
+        key=lambda j: -int(j["createdAt"]),
+    )  # fmt: skip
+    start, size = int(self._get_param("nextToken") or 0), int(self._get_param("maxResults") or 100)
+    page: dict[str, Any] = {"jobSummaryList": found[start : start + size]}
+    if start + size < len(found):
+        page["nextToken"] = str(start + size)
+    return json.dumps(shaped("batch", "ListServiceJobs", page))
 
 
 @dataclass(frozen=True)
