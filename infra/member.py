@@ -46,7 +46,7 @@ from flopsmeter.contract import (
 )
 from infra.constructs.nag import acknowledge
 from infra.constructs.pipeline import event_pattern
-from infra.constructs.service import UNSCOPED_ISSUE26_READS
+from infra.constructs.service import RECONCILER_BATCH_READS, UNSCOPED_ISSUE26_READS
 
 # The member template's parameters, filled in by the StackSet (infra/constructs/organization.py).
 ORGANIZATION_BUS_ARN = "OrganizationBusArn"
@@ -193,6 +193,7 @@ def _reads(regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
                 "cloudwatch:GetMetricStatistics",
                 "cloudtrail:LookupEvents",
                 *UNSCOPED_ISSUE26_READS,
+                *RECONCILER_BATCH_READS,  # the reconciler's AWS Batch pass in this account
             ],
             resources=["*"],
         )

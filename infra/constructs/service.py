@@ -179,7 +179,11 @@ class ServiceFunctions(Construct):
             _grant_classify(fn.role, res)
         res.intake.grant_dead_letter(self.classifier.role)  # consuming the queue: granted by the event source
         _allow_any_resource(
-            self.reconciler.role, "ListEndedJobs", "sagemaker:ListTrainingJobs", "bedrock:ListModelCustomizationJobs"
+            self.reconciler.role,
+            "ListEndedJobs",
+            "sagemaker:ListTrainingJobs",
+            "bedrock:ListModelCustomizationJobs",
+            *RECONCILER_BATCH_READS,
         )
         res.audit.grant_read(
             self.digest.role, "ReadRecordsAndDigests", RECORDS_ROOT, DIGESTS_ROOT, actions=_READ_VERSIONS
@@ -196,8 +200,9 @@ class ServiceFunctions(Construct):
             acknowledge(
                 fn.role,
                 "AwsSolutions-IAM5[Resource::*]",
-                "ListTrainingJobs, ListTrainingSessions, ListModelPackages, Batch DescribeServiceJob, CloudWatch "
-                "metric reads, CloudTrail LookupEvents and X-Ray trace writes have no resource-level scope.",
+                "ListTrainingJobs, ListTrainingSessions, ListModelPackages, Batch DescribeServiceJob, "
+                "DescribeJobQueues and ListServiceJobs, CloudWatch metric reads, CloudTrail LookupEvents and X-Ray "
+                "trace writes have no resource-level scope.",
             )
 
 
@@ -205,6 +210,9 @@ _READ_VERSIONS = ("s3:GetObject", "s3:GetObjectVersion")
 # issue 26: list and describe calls with no resource-level scope (running sessions, a session's checkpoints in its
 # model package group, a Batch service job's attempts). The member accounts' reader role grants the same.
 UNSCOPED_ISSUE26_READS = ("sagemaker:ListTrainingSessions", "sagemaker:ListModelPackages", "batch:DescribeServiceJob")
+# issue 26: the reconciler's pass over ended AWS Batch service jobs: the SAGEMAKER_TRAINING job queues, and the jobs
+# each holds in a status (granted on "*" like DescribeServiceJob; the member accounts' reader role grants the same).
+RECONCILER_BATCH_READS = ("batch:DescribeJobQueues", "batch:ListServiceJobs")
 
 
 def _base_options(

@@ -294,6 +294,8 @@ def test_the_member_role_may_read_job_facts_and_nothing_else(org: tuple[Synthesi
         ("sagemaker:ListTrainingSessions", "*"),
         ("sagemaker:ListModelPackages", "*"),
         ("batch:DescribeServiceJob", "*"),
+        ("batch:DescribeJobQueues", "*"),  # the reconciler's AWS Batch pass in the member account
+        ("batch:ListServiceJobs", "*"),
     }
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in _policy_of(member, "Reader"))
 

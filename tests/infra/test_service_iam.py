@@ -99,7 +99,12 @@ def test_classifier_may_send_only_to_its_dead_letter_queue_with_its_key(synth: S
 def test_reconciler_role_is_the_classifier_set_plus_listing_jobs_minus_the_queue(synth: Synthesized) -> None:
     classifier = {a for a, _ in allowed(role_statements(synth, role_of(synth, "classifier")))}
     reconciler = {a for a, _ in allowed(role_statements(synth, role_of(synth, "reconciler")))}
-    assert reconciler - classifier == {"sagemaker:ListTrainingJobs", "bedrock:ListModelCustomizationJobs"}
+    assert reconciler - classifier == {
+        "sagemaker:ListTrainingJobs",
+        "bedrock:ListModelCustomizationJobs",
+        "batch:DescribeJobQueues",  # issue 26: the AWS Batch pass (SAGEMAKER_TRAINING queues, their ended jobs)
+        "batch:ListServiceJobs",
+    }
     assert classifier - reconciler == {a for a in classifier if a.startswith("sqs:")}
 
 

@@ -14,6 +14,7 @@ from flopsmeter.contract import (
     training_session_end_pattern,
     work_launch_patterns,
 )
+from infra.constructs.service import RECONCILER_BATCH_READS
 from tests.infra.template import Synthesized, allowed, classifier_queue, function, role_of, role_statements
 
 pytestmark = pytest.mark.infra
@@ -58,11 +59,20 @@ def test_sessions_and_service_jobs_are_read_with_the_narrowest_grant(synth: Synt
     pairs = allowed(role_statements(synth, role_of(synth, name)))
     sessions = {r for a, r in pairs if a == "sagemaker:DescribeTrainingSession"}
     assert sessions == {"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-session/*"}
-    for unscoped in ("sagemaker:ListTrainingSessions", "sagemaker:ListModelPackages", "batch:DescribeServiceJob"):
-        assert {r for a, r in pairs if a == unscoped} == {"*"}  # no resource-level permissions for these
+    unscoped = ("sagemaker:ListTrainingSessions", "sagemaker:ListModelPackages", "batch:DescribeServiceJob")
+    for action in (*unscoped, *({"reconciler": RECONCILER_BATCH_READS}.get(name, ()))):
+        assert {r for a, r in pairs if a == action} == {"*"}  # no resource-level permissions for these
     text = json.dumps(role_statements(synth, role_of(synth, name)))
-    for broader in ("batch:*", "sagemaker:*", "sagemaker:Describe*", "batch:Describe*", "sagemaker:List*"):
+    for broader in (
+        "batch:*",
+        "sagemaker:*",
+        "sagemaker:Describe*",
+        "batch:Describe*",
+        "batch:List*",
+        "sagemaker:List*",
+    ):
         assert f'"{broader}"' not in text
-    assert not any(a.startswith("batch:") and a != "batch:DescribeServiceJob" for a, _ in pairs)
+    lists = {"reconciler": {"batch:DescribeJobQueues", "batch:ListServiceJobs"}}.get(name, set())
+    assert {a for a, _ in pairs if a.startswith("batch:")} == {"batch:DescribeServiceJob", *lists}
     sessions_reads = ("sagemaker:DescribeTrainingSession", "sagemaker:ListTrainingSessions")
     assert not any("TrainingSession" in a and a not in sessions_reads for a, _ in pairs)
