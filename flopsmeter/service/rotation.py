@@ -75,6 +75,10 @@ class RotationReport:
             "recorded": [job for r in reports for job in r.recorded],
             "deferred": {job: why for r in reports for job, why in r.deferred.items()},
             "failed": {job: why for r in reports for job, why in r.failed.items()},
+            # issue 26: each visit's AWS Batch pass (what it recorded, and any listing it could not read)
+            "batch": {
+                f"{v.account}/{v.region or '-'}": v.report.batch for v in self.visits if v.report and v.report.batch
+            },
         }
 
 

@@ -12,12 +12,14 @@ from botocore.stub import Stubber
 
 from flopsmeter.audit.keys import batch_record_key
 from flopsmeter.aws.batch import BatchServiceJobs
+from flopsmeter.aws.cursor import RotationCursor
 from flopsmeter.contract import ServiceMetric
 from flopsmeter.errors import JobNotSettled, PermanentError, TransientError
 from flopsmeter.service.batch import classify_batch_service_job
 from flopsmeter.service.batch_reconcile import DESCRIBE_JOB_QUEUES
 from flopsmeter.service.dependencies import ClassifyRequest
 from flopsmeter.service.reconcile import reconcile
+from flopsmeter.service.rotation import RotationPlan, reconcile_accounts
 from tests.support.fakes import ACCOUNT, END, REGION, FakeBatch, World
 
 ATTEMPTS = ["AWSBatchft-j1-a1", "AWSBatchft-j1-a2"]
@@ -132,6 +134,16 @@ def test_the_pass_is_bounded_by_the_limit_and_says_so() -> None:
 def test_without_a_batch_client_there_is_no_batch_pass() -> None:
     world = World()
     assert "batch" not in reconcile(world.deps, world.config, lookback_hours=24).as_dict()
+
+
+def test_organization_mode_reports_each_member_accounts_batch_pass() -> None:
+    world = _world()
+    world.batch.faults.add("service_jobs", PermanentError("AccessDeniedException (an older reader role)"))  # type: ignore
+    plan = RotationPlan(("111111111111",))
+    report = reconcile_accounts(lambda a, r: world.deps, plan, RotationCursor(), world.config, lookback_hours=24,
+                                log_deps=world.deps).as_dict()  # fmt: skip
+    (unreadable,) = report["batch"]["111111111111/-"]["unreadable"].values()  # type: ignore[index]
+    assert "older reader role" in unreadable
 
 
 # ---- the adapter over botocore's own shapes ----------------------------------------------------------------------
