@@ -227,10 +227,22 @@ def current_views(views: list[JobView]) -> list[JobView]:
     return list(best.values())
 
 
+def without_summed_attempts(views: list[JobView]) -> list[JobView]:
+    """Drop the AWS Batch attempts whose service job is listed: its record sums them (an attempt whose service job
+    is not recorded yet stays, so no recorded compute is left out). As ``compliance.query.current`` does in SQL."""
+    service_jobs = {v.record.job.arn for v in views if v.record.batch and v.record.batch.role == "service_job"}
+    return [
+        v
+        for v in views
+        if not (v.record.batch and v.record.batch.role == "attempt" and v.record.batch.service_job_arn in service_jobs)
+    ]
+
+
 def summary(jobs: list[JobView]) -> dict[str, Any]:
-    """Counts over each job's current assessment (a re-assessed job once, by its latest addendum); ``covered`` over
-    every record listed (originals and addenda alike are evidence)."""
-    current = current_views(jobs)
+    """Counts over each modification's current assessment (a re-assessed job once, by its latest addendum; an AWS
+    Batch service job once, not again in its attempts); ``covered`` over every record listed (originals, addenda
+    and attempts alike are evidence)."""
+    current = without_summed_attempts(current_views(jobs))
     outcomes = {"exceeds": 0, "approaching": 0, "below": 0}
     for job in current:
         outcomes[job.record.outcome] = outcomes.get(job.record.outcome, 0) + 1

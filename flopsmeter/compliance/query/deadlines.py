@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flopsmeter.compliance.query.current import current_records
 from flopsmeter.compliance.query.render import Result
 from flopsmeter.domain.deadlines import due_text
 from flopsmeter.domain.obligations import clock_state, days_left
@@ -30,14 +31,14 @@ DEADLINES_SQL = (
     "GROUP BY obligations.crossed_in_job ORDER BY due_at, crossed_in_job"
 )
 
-# A modified model is a job no other job continues from; its record carries the lineage's totals.
+# A modified model is a job no other job continues from; its current record (compliance.query.current: a job
+# re-assessed by an addendum once, at its current figure) carries the lineage's totals.
+NO_CHILD = "job.name NOT IN (SELECT lineage.parent_job FROM {table} WHERE lineage.parent_job IS NOT NULL)"
 BY_LINEAGE_SQL = (
     "SELECT job.name AS model_job, base_model.model_id AS base_model, lineage.cumulative_flops AS cumulative_flops, "
     "energy.lineage_kwh AS lineage_energy_kwh, energy.kwh AS last_job_energy_kwh, outcome, "
     "CAST(obligations.notification_due_at AS VARCHAR) AS notification_due_at "
-    "FROM {table} WHERE job.name NOT IN "
-    "(SELECT lineage.parent_job FROM {table} WHERE lineage.parent_job IS NOT NULL) "
-    "ORDER BY cumulative_flops DESC, model_job"
+    "FROM {current} ORDER BY cumulative_flops DESC, model_job"
 )
 
 
@@ -46,7 +47,7 @@ def deadlines_sql(table: str = "records") -> str:
 
 
 def by_lineage_sql(table: str = "records") -> str:
-    return BY_LINEAGE_SQL.format(table=table)
+    return BY_LINEAGE_SQL.format(current=current_records(table, [NO_CHILD.format(table=table)]))
 
 
 def parse_moment(value: Any) -> datetime:

@@ -13,6 +13,7 @@ from datetime import datetime
 from flopsmeter.audit.keys import valid_job_name
 from flopsmeter.audit.record import AuditRecord
 from flopsmeter.compliance.errors import QueryError
+from flopsmeter.compliance.query.current import current_records
 from flopsmeter.compliance.query.splitting import (
     BY_PACKAGE_GROUP,
     BY_PRINCIPAL_BASE_MODEL,
@@ -131,7 +132,7 @@ def preset_sql(preset: Preset, *, table: str = "records", engine: Engine = "duck
             "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END) AS exceeding, "
             "sum(CASE WHEN outcome = 'approaching' THEN 1 ELSE 0 END) AS approaching, "
             "sum(energy.kwh) AS energy_kwh "
-            f"FROM {table}{clause} GROUP BY 1 ORDER BY total_flops DESC{limit}"
+            f"FROM {current_records(table, where)} GROUP BY 1 ORDER BY total_flops DESC{limit}"
         )
     source = table + clause
     if limit:  # pick the rows first, then compute the listed columns for those only (not for every record)

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from flopsmeter.compliance.query.current import current_records
+
 SPLIT_FLAG = "split: each below, together above"
 Engine = Literal["duckdb", "athena"]
 TUNING_JOB_LINK = "hyper-parameter-tuning-job"  # audit.record.LaunchLink.kind of a tuning job
@@ -67,13 +69,12 @@ def by_sweep(engine: Engine = "duckdb") -> Grouping:
 def splitting_sql(grouping: Grouping, where: list[str], *, table: str = "records") -> str:
     """Totals per group, the strictest threshold, and the splitting flag; flagged groups first."""
     conditions = [*where, *([grouping.where] if grouping.where else [])]
-    clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     names = [name for _, name in grouping.columns]
     inner = (
         f"SELECT {', '.join(f'{expr} AS {name}' for expr, name in grouping.columns)}, "
         "flops.classified_flops AS own_flops, outcome, "
         "filter(classifications, c -> c.policy = primary_policy)[1].threshold AS threshold "
-        f"FROM {table}{clause}"
+        f"FROM {current_records(table, conditions)}"
     )
     exceeding = "sum(CASE WHEN outcome = 'exceeds' THEN 1 ELSE 0 END)"
     return (
