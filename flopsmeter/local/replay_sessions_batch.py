@@ -180,8 +180,8 @@ def _attempts_without_jobs(resources: LocalResources, detail: Mapping[str, Any])
         name = attempt.arn.rsplit("/", 1)[-1]
         if not exists(lambda n=name: sagemaker.describe_training_job(TrainingJobName=n)):  # type: ignore[misc]
             lines.append(
-                f"attempt {name}: the emulator has no such training job, so the service counts it at its hardware "
-                "ceiling (unknown instances: the placeholder bound); replay the attempt's own SageMaker event first "
-                "to have it recorded and summed"
+                f"attempt {name}: the emulator has no such training job, so the service counts it from the "
+                "submitted request (none here: no instance count, so at the AI Act's 1e25 presumption); replay the "
+                "attempt's own SageMaker event first to have it recorded and summed"
             )
     return lines

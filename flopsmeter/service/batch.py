@@ -39,6 +39,7 @@ from flopsmeter.audit.record import (
 from flopsmeter.domain.classification import classify
 from flopsmeter.domain.hardware import hardware_ceiling
 from flopsmeter.domain.pretrain import resolve_pretrain_compute
+from flopsmeter.domain.thresholds import SYSTEMIC_RISK_TRAINING_FLOPS
 from flopsmeter.domain.times import as_utc
 from flopsmeter.errors import JobNotFound, JobNotSettled, PermanentError
 from flopsmeter.service.batch_attempts import AttemptRef, attempts_of, index_attempts
@@ -139,20 +140,38 @@ def attempt_figures(
         ceiling, _ = job_ceiling(job)
         source = "describe_training_job"
     except JobNotFound:
-        ceiling, source = _requested_ceiling(ref, facts), "submitted_request"
-    warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {ceiling.flops:.2e} ({source})")
+        ceiling, source = _requested_ceiling(ref, facts, name, warnings), "submitted_request"
+    flops = ceiling.flops
+    if source == "submitted_request" and not _requested_count(facts):
+        flops = max(flops, float(SYSTEMIC_RISK_TRAINING_FLOPS))
+        warnings.append(
+            f"attempt {name}: the submitted request names no instance count (ResourceConfig.InstanceCount), so its "
+            f"compute has no upper bound: counted at {flops:.2e}, the AI Act's Art. 51(2) presumption, never below"
+        )
+    warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {flops:.2e} ({source})")
     info = HardwareCeilingInfo.from_ceiling(ceiling)
     instances = (ceiling.instance_type, ceiling.instance_count)
-    return AttemptFigures(_attempt(ref, ceiling.flops, "hardware_ceiling", source, None), info, None, instances)
+    return AttemptFigures(_attempt(ref, flops, "hardware_ceiling", source, None), info, None, instances)
 
 
-def _requested_ceiling(ref: AttemptRef, facts: ServiceJobFacts) -> Any:
+def _requested_count(facts: ServiceJobFacts) -> int | None:
+    """The instance count of the submitted CreateTrainingJob request, when it names a valid one."""
+    resources = facts.payload.get("ResourceConfig")
+    count = resources.get("InstanceCount") if isinstance(resources, Mapping) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+
+
+def _requested_ceiling(ref: AttemptRef, facts: ServiceJobFacts, name: str, warnings: list[str]) -> Any:
+    """The attempt's ceiling from the submitted request: its instances over the attempt's run, a time it does not
+    state bounded by the service job's own (createdAt..stoppedAt: the attempt ran within them), never zero."""
     resources = facts.payload.get("ResourceConfig")
     resources = resources if isinstance(resources, Mapping) else {}
-    seconds = (ref.stopped_at - ref.started_at).total_seconds() if ref.started_at and ref.stopped_at else 0.0
-    count = resources.get("InstanceCount")
-    return hardware_ceiling(str(resources.get("InstanceType") or "unknown"),
-                            count if isinstance(count, int) and count > 0 else 1, max(0.0, seconds))  # fmt: skip
+    started, stopped = ref.started_at or facts.created, ref.stopped_at or facts.ended
+    if ref.started_at is None or ref.stopped_at is None:
+        warnings.append(f"attempt {name} states no start or stop time: bounded by the service job's createdAt.."
+                        "stoppedAt")  # fmt: skip
+    seconds = max(0.0, (stopped - started).total_seconds())
+    return hardware_ceiling(str(resources.get("InstanceType") or "unknown"), _requested_count(facts) or 1, seconds)
 
 
 def _attempt(ref: AttemptRef, flops: float, method: str, source: str, key: str | None) -> BatchAttempt:

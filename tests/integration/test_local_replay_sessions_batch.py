@@ -125,7 +125,7 @@ def test_the_documented_batch_example_replays_and_says_its_attempt_is_bounded(
     reg = result.registration
     assert reg is not None and result.matched_rule and len(result.record_keys) == 1
     assert "/batch.0bb17543-ece6-4480-b1a7-a556d344746b.json" in result.record_keys[0]
-    assert any("has no such training job" in line and "hardware ceiling" in line for line in reg.said)
+    assert any("has no such training job" in line and "1e25 presumption" in line for line in reg.said)
     assert any("account 210987654321 in eu-west-1" in line for line in reg.said)
     document = json.loads(
         client("s3", r.endpoint, r.region).get_object(Bucket=r.audit_bucket, Key=result.record_keys[0])["Body"].read()
@@ -133,6 +133,8 @@ def test_the_documented_batch_example_replays_and_says_its_attempt_is_bounded(
     [attempt] = document["batch"]["attempts"]
     assert attempt["method"] == "hardware_ceiling" and attempt["source"] == "submitted_request"
     assert document["job"]["account_id"] == r.account_id
+    # the event carries no request (no instance count): unbounded, so counted at the presumption, never below
+    assert document["outcome"] == "exceeds" and attempt["flops"] == pytest.approx(1e25)
 
 
 def _stop_call(name: str, when: datetime) -> dict[str, Any]:
