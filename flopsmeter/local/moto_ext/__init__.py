@@ -34,6 +34,9 @@ What moto does not do, and what ``install()`` adds (emulated behaviour, not AWS'
 * SageMaker HyperPod and the reports queue (``moto_ext.hyperpod``): EC2-style node ids, the cluster's
   ``Orchestrator``, backdated nodes (``set_cluster_nodes``), and SQS ``SenderId`` set from the caller's credentials.
 
+* S3 listings with a prefix read only the keys under it (``moto_ext.s3_listing``): moto reads every key of the
+  bucket for each listing; what it returns is unchanged.
+
 The same state is reachable from another process over HTTP (``endpoint=`` on every helper), through
 routes added to moto's own ``/moto-api/`` control plane, so a detached ``flopsmeter local up`` server can be
 driven like the in-process ``mock_aws``.
@@ -51,6 +54,7 @@ from flopsmeter.local.moto_ext import (
     hyperpod,
     launches,
     routes,
+    s3_listing,
     sagemaker,
     sts,
     training_sessions,
@@ -108,6 +112,7 @@ def install() -> None:
         eventbridge.patch()
         sts.patch()
         hyperpod.patch()
+        s3_listing.patch()
         routes.add_control_routes()
         _installed = True
 
