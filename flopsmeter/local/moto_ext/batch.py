@@ -28,6 +28,7 @@ from flopsmeter.local.moto_ext.cloudtrail import repoint_cloudtrail_event, retim
 from flopsmeter.local.moto_ext.common import (
     CONTROL_PREFIX,
     EmulatorError,
+    backend_store,
     default_account,
     default_region,
     parse_time,
@@ -42,10 +43,7 @@ NOT_IN_EVENT = ("tags", "serviceRequestPayload")  # the documented event leaves 
 
 
 def _jobs(backend: Any) -> dict[str, dict[str, Any]]:
-    if not hasattr(backend, _STORE):
-        setattr(backend, _STORE, {})
-    found: dict[str, dict[str, Any]] = getattr(backend, _STORE)
-    return found
+    return backend_store(backend, _STORE)
 
 
 def _ms(moment: datetime) -> int:

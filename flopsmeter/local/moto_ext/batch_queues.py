@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from flopsmeter import contract
+from flopsmeter.local.moto_ext.common import backend_store
 from flopsmeter.local.moto_ext.shapes import shaped
 
 _STORE = "flopsmeter_service_job_queues"
@@ -21,10 +22,7 @@ PAGE_SIZE = 100  # DescribeJobQueues' default (and largest) page
 
 def queues(backend: Any) -> dict[str, dict[str, Any]]:
     """The SAGEMAKER_TRAINING queues of one moto Batch backend, by ARN."""
-    if not hasattr(backend, _STORE):
-        setattr(backend, _STORE, {})
-    found: dict[str, dict[str, Any]] = getattr(backend, _STORE)
-    return found
+    return backend_store(backend, _STORE)
 
 
 def queue_name(name_or_arn: str) -> str:

@@ -71,3 +71,11 @@ def post(endpoint: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 def utc(value: datetime | None = None, **delta: float) -> datetime:
     """A timezone-aware UTC time (now by default), shifted by ``timedelta(**delta)``: handy for job times."""
     return (value or datetime.now(UTC)) + timedelta(**delta)
+
+
+def backend_store(backend: Any, name: str) -> dict[str, dict[str, Any]]:
+    """What moto_ext keeps on a moto backend under ``name`` (created empty on first use; reset with the backend)."""
+    if not hasattr(backend, name):
+        setattr(backend, name, {})
+    found: dict[str, dict[str, Any]] = getattr(backend, name)
+    return found

@@ -22,6 +22,7 @@ from flopsmeter.local.moto_ext.common import (
     CONTROL_PREFIX,
     EmulatorError,
     aware,
+    backend_store,
     default_account,
     default_region,
     parse_time,
@@ -35,10 +36,7 @@ _STORE = "flopsmeter_training_sessions"
 
 
 def _sessions(backend: Any) -> dict[str, dict[str, Any]]:
-    if not hasattr(backend, _STORE):
-        setattr(backend, _STORE, {})
-    found: dict[str, dict[str, Any]] = getattr(backend, _STORE)
-    return found
+    return backend_store(backend, _STORE)
 
 
 def _not_found(name: str) -> Exception:
