@@ -142,12 +142,11 @@ def attempt_figures(
     except JobNotFound:
         ceiling, source = _requested_ceiling(ref, facts, name, warnings), "submitted_request"
     flops = ceiling.flops
-    if source == "submitted_request" and not _requested_count(facts):
+    unbounded = _unbounded(ref, facts, ceiling.seconds) if source == "submitted_request" else None
+    if unbounded:
         flops = max(flops, float(SYSTEMIC_RISK_TRAINING_FLOPS))
-        warnings.append(
-            f"attempt {name}: the submitted request names no instance count (ResourceConfig.InstanceCount), so its "
-            f"compute has no upper bound: counted at {flops:.2e}, the AI Act's Art. 51(2) presumption, never below"
-        )
+        warnings.append(f"attempt {name}: {unbounded}, so its compute has no upper bound: counted at {flops:.2e}, "
+                        "the AI Act's Art. 51(2) presumption, never below")  # fmt: skip
     warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {flops:.2e} ({source})")
     info = HardwareCeilingInfo.from_ceiling(ceiling)
     instances = (ceiling.instance_type, ceiling.instance_count)
@@ -161,9 +160,18 @@ def _requested_count(facts: ServiceJobFacts) -> int | None:
     return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
 
 
+def _unbounded(ref: AttemptRef, facts: ServiceJobFacts, seconds: float) -> str | None:
+    """Why the submitted request cannot bound the attempt's compute, or None when it can."""
+    if not _requested_count(facts):
+        return "the submitted request names no instance count (ResourceConfig.InstanceCount)"
+    if seconds <= 0 and (ref.started_at is None or ref.stopped_at is None):
+        return "neither the attempt nor its service job states how long it ran"
+    return None
+
+
 def _requested_ceiling(ref: AttemptRef, facts: ServiceJobFacts, name: str, warnings: list[str]) -> Any:
     """The attempt's ceiling from the submitted request: its instances over the attempt's run, a time it does not
-    state bounded by the service job's own (createdAt..stoppedAt: the attempt ran within them), never zero."""
+    state bounded by the service job's own (createdAt..stoppedAt: the attempt ran within them)."""
     resources = facts.payload.get("ResourceConfig")
     resources = resources if isinstance(resources, Mapping) else {}
     started, stopped = ref.started_at or facts.created, ref.stopped_at or facts.ended

@@ -55,3 +55,11 @@ def test_a_request_with_its_instance_count_is_counted_at_that_count() -> None:
     assert record is not None and record.batch is not None
     assert record.flops.classified_flops == pytest.approx(hardware_ceiling("ml.p4d.24xlarge", 4, 7200.0).flops)
     assert not any("instance count" in w for w in record.warnings)
+
+
+def test_an_attempt_whose_run_nothing_dates_counts_at_the_presumption() -> None:
+    world = _world_with("j-undated", no_stoppedAt=True)
+    del world.deps.batch.jobs["j-undated"]["stoppedAt"]  # type: ignore[union-attr]  # a terminal service job that states no stop either
+    record = classify_batch_service_job(ClassifyRequest("j-undated", "ev"), world.deps, world.config).record
+    assert record is not None and record.flops.classified_flops == pytest.approx(1e25)
+    assert any("states how long it ran" in w and "never below" in w for w in record.warnings)
