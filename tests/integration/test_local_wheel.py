@@ -22,6 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "requirements" / "dev.txt"
+TORCH_CPU = REPO / "requirements" / "torch-cpu.txt"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 ESTIMATE = ["--config", "meta-llama/Llama-3.1-8B", "--seq-len", "4096", "--tokens", "2e9", "--method", "lora"]
 
@@ -101,13 +102,16 @@ def test_the_training_job_example_installs_the_wheel_shipped_beside_it(wheel: Pa
     shutil.copy2(REPO / "examples" / "requirements.txt", source_dir)
     shutil.copy2(wheel, source_dir / "wheels")
     report = tmp_path / "report.json"
-    # which distribution the example's `./wheels/aiact_flopsmeter-…whl[training]` line resolves to (the wheel, never the
-    # index's unrelated `flopsmeter`); its dependencies are the lock's, resolved in the tests above
-    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index", "--report", report]
-    _run([*pip, "-r", "requirements.txt"], cwd=source_dir)
-    (item,) = json.loads(report.read_text())["install"]
-    assert item["metadata"]["name"] == PROJECT["name"] and item["download_info"]["url"].endswith(wheel.name)
-    assert item["requested_extras"] == ["training"]
+    # a fresh environment resolves the example's `./wheels/aiact_flopsmeter-…whl[training]` line with every dependency
+    # (constrained to the lock and its CPU torch), as pip in the job would: the wheel, never the index's unrelated
+    # `flopsmeter`. A dry run: the same resolution, without writing the ~50 packages (the slow test below installs them)
+    pip = [_fresh_venv(tmp_path) / "python", "-m", "pip", "install", "-q", "--dry-run", "--report", report]
+    _run([*pip, "-c", LOCK, "-c", TORCH_CPU, "-r", "requirements.txt"], cwd=source_dir, timeout=600)
+    resolved = {item["metadata"]["name"]: item for item in json.loads(report.read_text())["install"]}
+    ours = resolved[PROJECT["name"]]
+    assert ours["download_info"]["url"].endswith(wheel.name) and ours["requested_extras"] == ["training"]
+    assert "flopsmeter" not in resolved and resolved["torch"]["metadata"]["version"].endswith("+cpu")
+    assert {"transformers", "peft", "boto3"} <= set(resolved)  # the [training] extra came with it
 
 
 @pytest.mark.slow
@@ -117,8 +121,8 @@ def test_local_and_training_run_the_whole_demo(wheel: Path, tmp_path: Path) -> N
     empty = tmp_path / "empty"
     empty.mkdir()
     torch_pin = (REPO / "requirements" / "torch-cpu.txt").read_text().split("torch==", 1)[1].split()[0]
-    # as the README's install does: the CPU torch build first (its dependencies come with the lock below)
-    _run([bin_ / "python", "-m", "pip", "install", "-q", "--no-deps", f"torch=={torch_pin}"], cwd=empty, timeout=900)
+    # as the README's install does: the CPU torch build first, its dependencies resolved within the lock
+    _run([bin_ / "python", "-m", "pip", "install", "-q", "-c", LOCK, f"torch=={torch_pin}"], cwd=empty, timeout=900)
     _run([bin_ / "python", "-m", "pip", "install", "-q", "-c", LOCK, f"{wheel}[local,training]"], cwd=empty,
          timeout=1200)  # fmt: skip
     out = _run([bin_ / "flopsmeter", "demo", "--out", "demo"], cwd=empty, timeout=900)
