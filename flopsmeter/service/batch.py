@@ -145,9 +145,10 @@ def attempt_figures(
     unbounded = _unbounded(ref, facts, ceiling.seconds) if source == "submitted_request" else None
     if unbounded:
         flops = max(flops, float(SYSTEMIC_RISK_TRAINING_FLOPS))
-        warnings.append(f"attempt {name}: {unbounded}, so its compute has no upper bound: counted at {flops:.2e}, "
-                        "the AI Act's Art. 51(2) presumption, never below")  # fmt: skip
-    warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {flops:.2e} ({source})")
+        warnings.append(f"attempt {name} has no record and {unbounded}, so its compute has no upper bound: counted "
+                        f"at {flops:.2e}, the AI Act's Art. 51(2) presumption, never below ({source})")  # fmt: skip
+    else:
+        warnings.append(f"attempt {name} has no record: counted at its hardware ceiling {flops:.2e} ({source})")
     info = HardwareCeilingInfo.from_ceiling(ceiling)
     instances = (ceiling.instance_type, ceiling.instance_count)
     return AttemptFigures(_attempt(ref, flops, "hardware_ceiling", source, None), info, None, instances)

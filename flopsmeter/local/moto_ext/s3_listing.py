@@ -7,7 +7,7 @@ a bucket of 20 000 keys each listing took ~16 ms and the load benchmark's emulat
 After ``patch()`` a listing with a prefix hands moto's own ``list_objects`` a view of the bucket whose keys are
 those under the prefix (picked from the key names at C speed, their version lists untouched), so everything moto
 does after that - delete markers, delimiters, sorting, markers, truncation - is moto's, on the same keys.
-``tests/unit/local/test_moto_s3_listing.py`` compares both on versioned buckets.
+``tests/integration/test_local_moto_s3_listing.py`` compares both on a versioned bucket.
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ class _PrefixedBucket:
         from moto.s3.utils import _VersionedKeyStore
 
         store = bucket.keys
-        narrowed: dict[str, list[Any]] = {}
-        for name in [k for k in list(dict.keys(store)) if k.startswith(prefix)]:
-            versions = dict.get(store, name)  # a key deleted meanwhile is skipped, as a later listing would
-            if versions:
-                narrowed[name] = versions
-        self.keys = _VersionedKeyStore(narrowed)  # dict's constructor: the version lists as they are
+        # the names copied first (a write meanwhile cannot break the loop); a key deleted meanwhile is skipped
+        picked = ((name, dict.get(store, name)) for name in list(dict.keys(store)) if name.startswith(prefix))
+        self.keys = _VersionedKeyStore({name: versions for name, versions in picked if versions})  # lists as they are
         self._bucket = bucket
 
     def __getattr__(self, name: str) -> Any:
